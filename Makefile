@@ -1,0 +1,20 @@
+# The one test command: README.md names it and .ci/run calls it.
+GO ?= go
+
+.PHONY: test build demo bench vet
+
+test: vet
+	$(GO) test -race -count=1 -timeout 30m ./...
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+	$(GO) vet ./...
+
+build:
+	$(GO) build -o bin/gatehouse ./cmd/gatehouse
+
+demo:
+	$(GO) run ./cmd/gatehouse demo
+
+bench: build
+	scripts/bench/run.sh

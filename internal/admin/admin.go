@@ -1,0 +1,45 @@
+// Package admin serves the admin listener: Prometheus metrics and health.
+package admin
+
+import (
+	"net/http"
+
+	"github.com/gatehouse/gatehouse/internal/telemetry"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Options are what the admin handler serves.
+type Options struct {
+	// Metrics are exposed at /metrics. Required.
+	Metrics *telemetry.Metrics
+	// Ready reports readiness for /readyz. Nil: always ready.
+	Ready func() bool
+}
+
+// Handler returns the admin API:
+//
+//	GET /metrics  Prometheus text exposition
+//	GET /healthz  200 while the process serves (liveness)
+//	GET /readyz   200 when the gateway takes traffic, 503 while starting or draining
+func Handler(opt Options) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(opt.Metrics.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		plain(w, http.StatusOK, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if opt.Ready != nil && !opt.Ready() {
+			plain(w, http.StatusServiceUnavailable, "not ready\n")
+			return
+		}
+		plain(w, http.StatusOK, "ready\n")
+	})
+	return mux
+}
+
+func plain(w http.ResponseWriter, status int, body string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(body))
+}

@@ -1,0 +1,210 @@
+package clientip
+
+import (
+	"net/http"
+	"net/netip"
+	"testing"
+)
+
+func prefixes(t testing.TB, ss ...string) []netip.Prefix {
+	t.Helper()
+	out := make([]netip.Prefix, len(ss))
+	for i, s := range ss {
+		out[i] = netip.MustParsePrefix(s)
+	}
+	return out
+}
+
+func TestResolve(t *testing.T) {
+	// The gateway sits behind a load balancer in 10.0.0.0/8 and, on IPv6,
+	// behind proxies in fd00::/8.
+	trusted := prefixes(t, "10.0.0.0/8", "fd00::/8")
+
+	tests := []struct {
+		name   string
+		remote string
+		xff    []string
+		fwd    []string
+		want   string // "" = invalid
+	}{
+		// The TCP peer alone.
+		{name: "untrusted peer", remote: "203.0.113.7:5555", want: "203.0.113.7"},
+		{name: "trusted peer, no headers", remote: "10.1.1.1:443", want: "10.1.1.1"},
+		{name: "ipv6 peer", remote: "[2001:db8::7]:5555", want: "2001:db8::7"},
+		{name: "ipv6 peer zone stripped", remote: "[fe80::1%eth0]:5555", want: "fe80::1"},
+		{name: "ipv4-mapped peer unmapped", remote: "[::ffff:203.0.113.7]:5555", want: "203.0.113.7"},
+		{name: "ipv4-mapped trusted peer", remote: "[::ffff:10.0.0.1]:5555", xff: []string{"198.51.100.1"}, want: "198.51.100.1"},
+		{name: "peer without port", remote: "203.0.113.7", want: "203.0.113.7"},
+		{name: "peer not an address", remote: "@", want: ""},
+		{name: "empty peer", remote: "", xff: []string{"198.51.100.1"}, want: ""},
+
+		// Spoofing: headers from an untrusted peer are the client's words.
+		{name: "spoof xff from untrusted peer", remote: "203.0.113.7:5555", xff: []string{"10.9.9.9"}, want: "203.0.113.7"},
+		{name: "spoof xff chain from untrusted peer", remote: "203.0.113.7:5555", xff: []string{"1.1.1.1, 10.0.0.1"}, want: "203.0.113.7"},
+		{name: "spoof forwarded from untrusted peer", remote: "203.0.113.7:5555", fwd: []string{"for=192.0.2.1"}, want: "203.0.113.7"},
+		// Spoofing through a trusted proxy: the client prepends entries, the
+		// proxy appends the real address; the rightmost untrusted wins.
+		{name: "client-supplied entries left of the real one", remote: "10.0.0.1:1", xff: []string{"127.0.0.1, 10.0.0.5, 198.51.100.9"}, want: "198.51.100.9"},
+		{name: "client pretends to be a trusted proxy", remote: "10.0.0.1:1", xff: []string{"1.2.3.4", "10.0.0.2, 198.51.100.9"}, want: "198.51.100.9"},
+
+		// X-Forwarded-For walking.
+		{name: "single entry", remote: "10.0.0.1:1", xff: []string{"198.51.100.1"}, want: "198.51.100.1"},
+		{name: "skip trusted hops", remote: "10.0.0.1:1", xff: []string{"198.51.100.1, 10.0.0.7 ,10.0.0.8"}, want: "198.51.100.1"},
+		{name: "several lines in order", remote: "10.0.0.1:1", xff: []string{"198.51.100.1", "10.0.0.7", "10.0.0.8"}, want: "198.51.100.1"},
+		{name: "line order matters", remote: "10.0.0.1:1", xff: []string{"10.0.0.7", "198.51.100.2, 10.0.0.8"}, want: "198.51.100.2"},
+		{name: "all trusted gives leftmost", remote: "10.0.0.1:1", xff: []string{"10.0.0.3, 10.0.0.7"}, want: "10.0.0.3"},
+		{name: "entry with port", remote: "10.0.0.1:1", xff: []string{"198.51.100.1:4711"}, want: "198.51.100.1"},
+		{name: "bracketed ipv6 with port", remote: "10.0.0.1:1", xff: []string{"[2001:db8::1]:4711"}, want: "2001:db8::1"},
+		{name: "bracketed ipv6", remote: "10.0.0.1:1", xff: []string{"[2001:db8::1]"}, want: "2001:db8::1"},
+		{name: "bare ipv6", remote: "[fd00::1]:1", xff: []string{"2001:db8::1, fd00::2"}, want: "2001:db8::1"},
+		{name: "mapped entry unmapped", remote: "10.0.0.1:1", xff: []string{"::ffff:198.51.100.1"}, want: "198.51.100.1"},
+		{name: "mapped trusted entry skipped", remote: "10.0.0.1:1", xff: []string{"198.51.100.1, ::ffff:10.0.0.9"}, want: "198.51.100.1"},
+		{name: "empty elements skipped", remote: "10.0.0.1:1", xff: []string{" , 198.51.100.1,, "}, want: "198.51.100.1"},
+		{name: "tabs are whitespace", remote: "10.0.0.1:1", xff: []string{"\t198.51.100.1\t"}, want: "198.51.100.1"},
+
+		// Garbage stops the walk; nothing to its left is believed.
+		{name: "garbage rightmost gives peer", remote: "10.0.0.1:1", xff: []string{"198.51.100.1, bogus"}, want: "10.0.0.1"},
+		{name: "garbage after trusted hop", remote: "10.0.0.1:1", xff: []string{"198.51.100.1, unknown, 10.0.0.7"}, want: "10.0.0.7"},
+		{name: "garbage left of client is ignored", remote: "10.0.0.1:1", xff: []string{"<script>, 198.51.100.1"}, want: "198.51.100.1"},
+		{name: "out of range octet", remote: "10.0.0.1:1", xff: []string{"198.51.100.300"}, want: "10.0.0.1"},
+		{name: "bad port", remote: "10.0.0.1:1", xff: []string{"198.51.100.1:99999"}, want: "10.0.0.1"},
+		{name: "unbracketed ipv6 with port is garbage", remote: "10.0.0.1:1", xff: []string{"2001:db8::1:4711:x"}, want: "10.0.0.1"},
+
+		// Forwarded, when there is no X-Forwarded-For.
+		{name: "forwarded ipv4", remote: "10.0.0.1:1", fwd: []string{"for=192.0.2.60;proto=http;by=203.0.113.43"}, want: "192.0.2.60"},
+		{name: "forwarded key case-insensitive", remote: "10.0.0.1:1", fwd: []string{"For=192.0.2.60"}, want: "192.0.2.60"},
+		{name: "forwarded quoted ipv6 with port", remote: "10.0.0.1:1", fwd: []string{`for="[2001:db8:cafe::17]:4711"`}, want: "2001:db8:cafe::17"},
+		{name: "forwarded quoted ipv4 with port", remote: "10.0.0.1:1", fwd: []string{`for="192.0.2.43:47011"`}, want: "192.0.2.43"},
+		{name: "forwarded chain", remote: "10.0.0.1:1", fwd: []string{"for=192.0.2.43, for=10.0.0.9"}, want: "192.0.2.43"},
+		{name: "forwarded several lines", remote: "10.0.0.1:1", fwd: []string{"for=192.0.2.43", "for=10.0.0.9;proto=https"}, want: "192.0.2.43"},
+		{name: "forwarded quoted comma is not a separator", remote: "10.0.0.1:1", fwd: []string{`for=192.0.2.43;ext="a,for=10.0.0.3", for=10.0.0.9`}, want: "192.0.2.43"},
+		{name: "forwarded quoted-pair", remote: "10.0.0.1:1", fwd: []string{`for="\[2001:db8::9\]"`}, want: "2001:db8::9"},
+		{name: "forwarded unknown stops", remote: "10.0.0.1:1", fwd: []string{"for=192.0.2.43, for=unknown, for=10.0.0.9"}, want: "10.0.0.9"},
+		{name: "forwarded obfuscated stops", remote: "10.0.0.1:1", fwd: []string{"for=192.0.2.43, for=_hidden"}, want: "10.0.0.1"},
+		{name: "forwarded obfuscated port is fine", remote: "10.0.0.1:1", fwd: []string{`for="192.0.2.43:_p1"`}, want: "192.0.2.43"},
+		{name: "forwarded element without for stops", remote: "10.0.0.1:1", fwd: []string{"for=192.0.2.43, proto=https"}, want: "10.0.0.1"},
+		{name: "forwarded unbracketed ipv6 is garbage", remote: "10.0.0.1:1", fwd: []string{`for="2001:db8::1"`}, want: "10.0.0.1"},
+		{name: "forwarded unquoted port is garbage", remote: "10.0.0.1:1", fwd: []string{"for=192.0.2.43:80"}, want: "10.0.0.1"},
+		{name: "forwarded unterminated quote", remote: "10.0.0.1:1", fwd: []string{`for="192.0.2.43`}, want: "10.0.0.1"},
+		{name: "forwarded duplicate for is garbage", remote: "10.0.0.1:1", fwd: []string{"for=192.0.2.43;for=192.0.2.44"}, want: "10.0.0.1"},
+		{name: "forwarded garbage left of client ignored", remote: "10.0.0.1:1", fwd: []string{"for=\"oops, for=192.0.2.9", "for=198.51.100.4"}, want: "198.51.100.4"},
+		{name: "forwarded empty elements", remote: "10.0.0.1:1", fwd: []string{" ,for=192.0.2.43;;, "}, want: "192.0.2.43"},
+		{name: "forwarded all trusted gives leftmost", remote: "10.0.0.1:1", fwd: []string{"for=10.0.0.3, for=10.0.0.4"}, want: "10.0.0.3"},
+
+		// Both headers: X-Forwarded-For wins.
+		{name: "xff wins over forwarded", remote: "10.0.0.1:1", xff: []string{"198.51.100.1"}, fwd: []string{"for=192.0.2.60"}, want: "198.51.100.1"},
+		{name: "empty xff falls back to forwarded", remote: "10.0.0.1:1", xff: []string{" , "}, fwd: []string{"for=192.0.2.60"}, want: "192.0.2.60"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := http.Header{}
+			if tt.xff != nil {
+				h["X-Forwarded-For"] = tt.xff
+			}
+			if tt.fwd != nil {
+				h["Forwarded"] = tt.fwd
+			}
+			got := Resolve(tt.remote, h, trusted)
+			var want netip.Addr
+			if tt.want != "" {
+				want = netip.MustParseAddr(tt.want)
+			}
+			if got != want {
+				t.Errorf("Resolve(%q, xff=%q, fwd=%q) = %v, want %v", tt.remote, tt.xff, tt.fwd, got, want)
+			}
+		})
+	}
+}
+
+func TestResolveNoTrustedProxies(t *testing.T) {
+	h := http.Header{"X-Forwarded-For": {"198.51.100.1"}, "Forwarded": {"for=192.0.2.1"}}
+	for _, trusted := range [][]netip.Prefix{nil, {}} {
+		if got, want := Resolve("10.0.0.1:1", h, trusted), netip.MustParseAddr("10.0.0.1"); got != want {
+			t.Errorf("Resolve with trusted=%v = %v, want the peer %v", trusted, got, want)
+		}
+	}
+}
+
+func TestTrusted(t *testing.T) {
+	trusted := prefixes(t, "10.0.0.0/8", "192.168.1.1/32", "2001:db8::/32")
+	tests := []struct {
+		addr string
+		want bool
+	}{
+		{"10.1.2.3", true},
+		{"11.0.0.0", false},
+		{"192.168.1.1", true},
+		{"192.168.1.2", false},
+		{"::ffff:10.1.2.3", true},
+		{"2001:db8::1", true},
+		{"2001:db8::1%eth0", true},
+		{"2001:db9::1", false},
+		{"::1", false},
+	}
+	for _, tt := range tests {
+		if got := Trusted(netip.MustParseAddr(tt.addr), trusted); got != tt.want {
+			t.Errorf("Trusted(%s) = %v, want %v", tt.addr, got, tt.want)
+		}
+	}
+	if Trusted(netip.MustParseAddr("10.0.0.1"), nil) {
+		t.Error("Trusted with no prefixes = true")
+	}
+	if Trusted(netip.Addr{}, prefixes(t, "0.0.0.0/0", "::/0")) {
+		t.Error("the invalid address is trusted")
+	}
+}
+
+func FuzzResolve(f *testing.F) {
+	f.Add("10.0.0.1:1", "198.51.100.1, 10.0.0.2", `for="[2001:db8::1]:80"`)
+	f.Add("10.0.0.1:1", "", `for=192.0.2.1;proto=http, for=unknown`)
+	f.Fuzz(func(t *testing.T, remote, xff, fwd string) {
+		trusted := prefixes(t, "10.0.0.0/8")
+		h := http.Header{}
+		if xff != "" {
+			h["X-Forwarded-For"] = []string{xff}
+		}
+		if fwd != "" {
+			h["Forwarded"] = []string{fwd}
+		}
+		got := Resolve(remote, h, trusted)
+		peer := parsePeer(remote)
+		if !Trusted(peer, trusted) && got != peer {
+			t.Fatalf("untrusted peer %v, got %v", peer, got)
+		}
+		if got.Zone() != "" || got.Is4In6() {
+			t.Fatalf("got unnormalized %v", got)
+		}
+	})
+}
+
+func BenchmarkResolve(b *testing.B) {
+	trusted := prefixes(b, "10.0.0.0/8", "172.16.0.0/12", "fd00::/8")
+	cases := []struct {
+		name   string
+		remote string
+		h      http.Header
+	}{
+		{"untrusted-peer", "203.0.113.7:5555", http.Header{"X-Forwarded-For": {"1.2.3.4"}}},
+		{"trusted-no-xff", "10.0.0.1:5555", http.Header{"User-Agent": {"x"}}},
+		{"xff-3-hops", "10.0.0.1:5555", http.Header{"X-Forwarded-For": {"203.0.113.7, 10.0.0.9, 172.16.0.3"}}},
+		{"forwarded-2-hops", "10.0.0.1:5555", http.Header{"Forwarded": {`for="[2001:db8::1]:4711";proto=https, for=10.0.0.9`}}},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				Resolve(c.remote, c.h, trusted)
+			}
+		})
+	}
+}
+
+func TestResolveNoAllocs(t *testing.T) {
+	trusted := prefixes(t, "10.0.0.0/8")
+	h := http.Header{"User-Agent": {"x"}}
+	for _, remote := range []string{"203.0.113.7:5555", "10.0.0.1:5555", "[2001:db8::1]:443"} {
+		if n := testing.AllocsPerRun(100, func() { Resolve(remote, h, trusted) }); n != 0 {
+			t.Errorf("Resolve(%q) without forwarding headers: %v allocs, want 0", remote, n)
+		}
+	}
+}

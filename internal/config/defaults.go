@@ -1,0 +1,52 @@
+package config
+
+import "strconv"
+
+// applyDefaults fills in every field the file left at its zero value and
+// that has a default. A zero Duration or ByteSize means "not set", so
+// `read_header_timeout: 0` also gets the default; settings whose zero means
+// "none" (read_timeout, write_timeout, upstream timeout) have no default.
+//
+//	shutdown_timeout                       30s
+//	listeners[N].name                      listener-N
+//	listeners[N].read_header_timeout       10s
+//	listeners[N].idle_timeout              120s
+//	listeners[N].max_header_bytes          64KiB
+//	listeners[N].tls.min_version           "1.2"
+//	listeners[N].tls.client_auth           none
+//	admin.address                          127.0.0.1:9901
+//	access_log.output                      stdout
+//	routes[N].upstream.connect_timeout     5s
+//	routes[N].upstream.response_header_timeout  60s
+//	routes[N].upstream.idle_conn_timeout   90s
+//	routes[N].upstream.max_idle_conns_per_host  256
+func applyDefaults(c *Config) {
+	setDefault(&c.ShutdownTimeout, Duration(DefaultShutdownTimeout))
+	setDefault(&c.Admin.Address, DefaultAdminAddress)
+	setDefault(&c.AccessLog.Output, "stdout")
+	for i := range c.Listeners {
+		l := &c.Listeners[i]
+		setDefault(&l.Name, "listener-"+strconv.Itoa(i))
+		setDefault(&l.ReadHeaderTimeout, Duration(DefaultReadHeaderTimeout))
+		setDefault(&l.IdleTimeout, Duration(DefaultIdleTimeout))
+		setDefault(&l.MaxHeaderBytes, ByteSize(DefaultMaxHeaderBytes))
+		if l.TLS != nil {
+			setDefault(&l.TLS.MinVersion, "1.2")
+			setDefault(&l.TLS.ClientAuth, "none")
+		}
+	}
+	for i := range c.Routes {
+		u := &c.Routes[i].Upstream
+		setDefault(&u.ConnectTimeout, Duration(DefaultConnectTimeout))
+		setDefault(&u.ResponseHeaderTimeout, Duration(DefaultResponseHeaderTimeout))
+		setDefault(&u.IdleConnTimeout, Duration(DefaultIdleConnTimeout))
+		setDefault(&u.MaxIdleConnsPerHost, DefaultMaxIdleConnsPerHost)
+	}
+}
+
+func setDefault[T comparable](p *T, def T) {
+	var zero T
+	if *p == zero {
+		*p = def
+	}
+}

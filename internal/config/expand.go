@@ -1,0 +1,118 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// expandTree replaces ${NAME} references in every scalar value of the
+// document, in place, before anything is decoded (so `port: ${PORT}` can
+// fill an int). Mapping keys are left alone. Each node is expanded once,
+// however many aliases point at it. A plain (unquoted, untagged) scalar is
+// re-resolved after expansion, as if its value had been written in the file;
+// a quoted one stays a string. Nodes that fail are reported and marked bad.
+func expandTree(root *yaml.Node, d *doc) Errors {
+	var errs Errors
+	seen := make(map[*yaml.Node]bool)
+	var walk func(n *yaml.Node, path string)
+	walk = func(n *yaml.Node, path string) {
+		n = resolveAlias(n)
+		if seen[n] {
+			return
+		}
+		seen[n] = true
+		switch n.Kind {
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k := resolveAlias(n.Content[i])
+				walk(n.Content[i+1], joinPath(path, keySeg(k.Value)))
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				walk(c, path+indexSeg(i))
+			}
+		case yaml.ScalarNode:
+			if !strings.Contains(n.Value, "$") {
+				return
+			}
+			v, err := expandEnv(n.Value, d.lookupEnv)
+			if err != nil {
+				d.bad[n] = true
+				errs = append(errs, &Error{File: d.file, Line: n.Line, Column: n.Column,
+					Path: strings.TrimPrefix(path, "."), Msg: err.Error()})
+				return
+			}
+			if v == n.Value {
+				return
+			}
+			n.Value = v
+			d.expanded[n] = true
+			if n.Style == 0 { // plain: no quotes, no block style, no explicit tag
+				n.Tag = ""
+				n.Tag = n.ShortTag()
+			}
+		}
+	}
+	walk(root, "")
+	return errs
+}
+
+// expandEnv expands ${NAME} and ${NAME:-default} in s with lookupEnv; "$$"
+// is a literal "$", and a "$" followed by anything else is kept as is (so
+// regular expressions such as "^/api$" need no escaping). The default is
+// used when NAME is unset or empty and is taken literally up to the first
+// "}". An unset NAME without a default is an error.
+func expandEnv(s string, lookupEnv func(string) (string, bool)) (string, error) {
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(s, '$')
+		if i < 0 || i+1 == len(s) {
+			b.WriteString(s)
+			return b.String(), nil
+		}
+		b.WriteString(s[:i])
+		switch s[i+1] {
+		case '$':
+			b.WriteByte('$')
+			s = s[i+2:]
+			continue
+		case '{':
+		default:
+			b.WriteByte('$')
+			s = s[i+1:]
+			continue
+		}
+		end := strings.IndexByte(s[i:], '}')
+		if end < 0 {
+			return "", fmt.Errorf("unterminated ${ in %q (write $$ for a literal $)", s[i:])
+		}
+		ref := s[i+2 : i+end]
+		s = s[i+end+1:]
+		name, def, hasDef := strings.Cut(ref, ":-")
+		if !validEnvName(name) {
+			return "", fmt.Errorf("invalid environment variable reference ${%s} (want ${NAME} or ${NAME:-default})", ref)
+		}
+		v, ok := lookupEnv(name)
+		switch {
+		case hasDef && v == "":
+			v = def
+		case !ok:
+			return "", fmt.Errorf("environment variable %s is not set", name)
+		}
+		b.WriteString(v)
+	}
+}
+
+func validEnvName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, r := range s {
+		if !(r == '_' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || i > 0 && r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,135 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"reflect"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Load reads the config file at path and loads it with LoadBytes, taking
+// environment variables from the process.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return LoadBytes(path, data, os.LookupEnv)
+}
+
+// LoadBytes parses data as a config file named file, expands environment
+// variables with lookupEnv (nil means none is set), decodes it strictly,
+// fills in defaults and validates it. file is used in error messages and as
+// the base of relative secret file paths; it is not read.
+//
+// On failure it returns nil and an Errors holding every problem found,
+// sorted by line, each with the file, line, column and field path. TLS
+// files are not read here: the gateway does that and reports with
+// Config.Errorf.
+func LoadBytes(file string, data []byte, lookupEnv func(string) (string, bool)) (*Config, error) {
+	d := newDoc(file, lookupEnv)
+	root, errs := parseDocument(file, data, false)
+	if root == nil {
+		return nil, errs.err()
+	}
+	if root.Kind != yaml.MappingNode {
+		return nil, Errors{{File: file, Line: root.Line, Column: root.Column,
+			Msg: "the top level must be a mapping, got " + describe(root)}}.err()
+	}
+	errs = append(errs, expandTree(root, d)...)
+
+	var c Config
+	dc := &decoder{d: d}
+	dc.value(root, nil, "", reflect.ValueOf(&c).Elem())
+	errs = append(errs, dc.errs...)
+	c.root = &Node{y: root, d: d}
+
+	applyDefaults(&c)
+	// A value that failed to decode was left unset, so validation would
+	// complain again ("url is required" after "expected a string"). Drop
+	// validation errors at or below a place that already has one.
+	for _, e := range c.validate() {
+		if !overlapsAny(e.Path, errs) {
+			errs = append(errs, e)
+		}
+	}
+	if err := errs.err(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func overlapsAny(path string, errs Errors) bool {
+	for _, e := range errs {
+		if pathWithin(path, e.Path) {
+			return true
+		}
+	}
+	return false
+}
+
+// pathWithin reports whether path is inner or below it.
+func pathWithin(path, inner string) bool {
+	if !strings.HasPrefix(path, inner) {
+		return false
+	}
+	rest := path[len(inner):]
+	return rest == "" || inner == "" || rest[0] == '.' || rest[0] == '['
+}
+
+// Errorf returns a *Error at path, a dotted path from the document root
+// such as "routes[2].upstream.url" or "listeners[0].tls.cert_file", with
+// the file, line and column of that place in the loaded file (or of its
+// nearest existing ancestor). The gateway uses it for problems found while
+// building from a valid config: an unreadable certificate, ambiguous
+// routes. On a Config not made by Load, the error has the path only. When an
+// argument is an error, it becomes the *Error's cause for errors.Is.
+func (c *Config) Errorf(path, format string, args ...any) error {
+	if c == nil || c.root == nil {
+		return &Error{Path: path, Msg: fmt.Sprintf(format, args...), cause: errorArg(args)}
+	}
+	return c.root.Errorf(path, format, args...)
+}
+
+// TrustedPrefixes returns TrustedProxies parsed: CIDRs as written (IPv4 in
+// IPv6 unmapped), single addresses as /32 or /128. Entries that do not
+// parse are skipped; Load has refused them already, so after a successful
+// Load every entry is there. Nil when none is trusted.
+func (c *Config) TrustedPrefixes() []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range c.TrustedProxies {
+		if p, err := parseTrustedProxy(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// parseTrustedProxy parses a CIDR or a single IP address.
+func parseTrustedProxy(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("invalid CIDR %q", s)
+		}
+		if m := p.Masked(); m != p {
+			return netip.Prefix{}, fmt.Errorf("CIDR %q has bits set beyond its mask: did you mean %s?", s, m)
+		}
+		if p.Addr().Is4In6() && p.Bits() >= 96 {
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
+		return p, nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("invalid IP address or CIDR %q", s)
+	}
+	if a.Zone() != "" {
+		return netip.Prefix{}, fmt.Errorf("IP address %q must not have a zone", s)
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}

@@ -1,0 +1,252 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"regexp"
+	"strconv"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// maxNodes bounds the size of a document after alias expansion. A config
+// with a few hundred routes has a few tens of thousands of nodes; a
+// "billion laughs" document of a few hundred bytes has billions.
+const maxNodes = 100_000
+
+func newDoc(file string, lookupEnv func(string) (string, bool)) *doc {
+	if lookupEnv == nil {
+		lookupEnv = func(string) (string, bool) { return "", false }
+	}
+	dir := "."
+	if file != "" {
+		dir = filepath.Dir(file)
+	}
+	return &doc{file: file, dir: dir, lookupEnv: lookupEnv,
+		bad: make(map[*yaml.Node]bool), expanded: make(map[*yaml.Node]bool)}
+}
+
+// parseDocument parses data as exactly one YAML document and returns its
+// top node, checked against alias bombs and cycles. With allowEmpty, an
+// empty document gives a null node instead of an error. A nil node means
+// the problems in errs are fatal.
+func parseDocument(file string, data []byte, allowEmpty bool) (*yaml.Node, Errors) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var d yaml.Node
+	err := dec.Decode(&d)
+	empty := errors.Is(err, io.EOF) ||
+		err == nil && (len(d.Content) == 0 || isNull(d.Content[0]))
+	switch {
+	case err != nil && !errors.Is(err, io.EOF):
+		return nil, Errors{yamlError(file, err)}
+	case empty && !allowEmpty:
+		return nil, Errors{{File: file, Msg: "empty config"}}
+	}
+	root := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Line: 1, Column: 1}
+	if err == nil && len(d.Content) > 0 {
+		root = d.Content[0]
+	}
+	if err == nil {
+		var extra yaml.Node
+		switch err := dec.Decode(&extra); {
+		case err == nil:
+			return nil, Errors{{File: file, Line: extra.Line, Column: extra.Column,
+				Msg: "multiple YAML documents in one file are not supported"}}
+		case !errors.Is(err, io.EOF):
+			return nil, Errors{yamlError(file, err)}
+		}
+	}
+	if e := checkSize(root); e != nil {
+		e.File = file
+		return nil, Errors{e}
+	}
+	return root, nil
+}
+
+var yamlLineRe = regexp.MustCompile(`^yaml: line (\d+): (?:column (\d+): )?`)
+
+// yamlError turns a yaml.v3 syntax error, "yaml: line 3: did not find
+// expected key", into an *Error at that line.
+func yamlError(file string, err error) *Error {
+	msg := err.Error()
+	e := &Error{File: file, cause: err}
+	if m := yamlLineRe.FindStringSubmatch(msg); m != nil {
+		e.Line, _ = strconv.Atoi(m[1])
+		if m[2] != "" {
+			e.Column, _ = strconv.Atoi(m[2])
+		}
+		msg = msg[len(m[0]):]
+	} else if len(msg) > 6 && msg[:6] == "yaml: " {
+		msg = msg[6:]
+	}
+	e.Msg = "invalid YAML: " + msg
+	return e
+}
+
+// checkSize computes the alias-expanded node count of the document with
+// memoization, so it runs in time linear in the unexpanded document, and
+// fails at the first (innermost) node whose expansion exceeds maxNodes.
+// It also refuses an alias inside the node it refers to, which yaml.v3
+// accepts and which would make every walk loop forever.
+func checkSize(root *yaml.Node) *Error {
+	size := make(map[*yaml.Node]int)
+	const inProgress = -1
+	var walk func(n *yaml.Node) (int, *Error)
+	walk = func(n *yaml.Node) (int, *Error) {
+		if s, ok := size[n]; ok && s != inProgress {
+			return s, nil
+		}
+		size[n] = inProgress
+		total := 1
+		if n.Kind == yaml.AliasNode {
+			if n.Alias == nil {
+				return 0, &Error{Line: n.Line, Column: n.Column, Msg: "alias without an anchor"}
+			}
+			if size[n.Alias] == inProgress {
+				return 0, &Error{Line: n.Line, Column: n.Column,
+					Msg: fmt.Sprintf("alias *%s refers to a node containing it", n.Value)}
+			}
+			s, err := walk(n.Alias)
+			if err != nil {
+				return 0, err
+			}
+			total = s
+		}
+		for _, c := range n.Content {
+			s, err := walk(c)
+			if err != nil {
+				return 0, err
+			}
+			total += s
+			if total > maxNodes {
+				break
+			}
+		}
+		if total > maxNodes {
+			return 0, &Error{Line: n.Line, Column: n.Column,
+				Msg: fmt.Sprintf("document expands to more than %d nodes through aliases", maxNodes)}
+		}
+		size[n] = total
+		return total, nil
+	}
+	_, err := walk(root)
+	return err
+}
+
+// resolveAlias follows aliases to the node they name. checkSize has
+// refused cycles, so this ends.
+func resolveAlias(n *yaml.Node) *yaml.Node {
+	for n != nil && n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	return n
+}
+
+func isNull(n *yaml.Node) bool {
+	return n == nil || n.Kind == 0 || n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
+}
+
+func isMergeKey(k *yaml.Node) bool {
+	return k.Kind == yaml.ScalarNode && k.Value == "<<" && k.ShortTag() == "!!merge"
+}
+
+// pair is one key and value of a mapping, aliases resolved in the key.
+type pair struct{ k, v *yaml.Node }
+
+// mappingPairs returns the effective entries of mapping n: its own, in
+// order, then those merged in with "<<" (YAML merge keys) that it does not
+// set itself, earlier merge sources winning. Non-scalar keys, duplicate keys
+// and malformed merges are reported to errs when it is non-nil (and the
+// offending entries dropped); path is n's path, for those reports.
+func mappingPairs(n *yaml.Node, errs *Errors, file, path string) []pair {
+	// Problems are reported at the key's path, not the mapping's: a
+	// problem at the mapping's path would hide (see LoadBytes) every
+	// validation error below it.
+	report := func(at *yaml.Node, seg string, format string, args ...any) {
+		if errs != nil {
+			*errs = append(*errs, &Error{File: file, Line: at.Line, Column: at.Column,
+				Path: joinPath(path, seg), Msg: fmt.Sprintf(format, args...)})
+		}
+	}
+	var own, merged []pair
+	first := make(map[string]*yaml.Node, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := resolveAlias(n.Content[i]), n.Content[i+1]
+		if isMergeKey(k) {
+			merged = append(merged, mergeSources(v, errs, file, path, report)...)
+			continue
+		}
+		if k.Kind != yaml.ScalarNode {
+			report(k, indexSeg(i/2), "mapping keys must be scalars, got a %s", kindName(k))
+			continue
+		}
+		if f, dup := first[k.Value]; dup {
+			report(k, keySeg(k.Value), "duplicate key %q (first at line %d)", k.Value, f.Line)
+			continue
+		}
+		first[k.Value] = k
+		own = append(own, pair{k, v})
+	}
+	for _, p := range merged {
+		if _, set := first[p.k.Value]; !set {
+			first[p.k.Value] = p.k
+			own = append(own, p)
+		}
+	}
+	return own
+}
+
+func mergeSources(v *yaml.Node, errs *Errors, file, path string, report func(*yaml.Node, string, string, ...any)) []pair {
+	src := resolveAlias(v)
+	switch src.Kind {
+	case yaml.MappingNode:
+		return mappingPairs(src, errs, file, path)
+	case yaml.SequenceNode:
+		var out []pair
+		for _, item := range src.Content {
+			m := resolveAlias(item)
+			if m.Kind != yaml.MappingNode {
+				report(item, keySeg("<<"), "a merge key (<<) takes a mapping or a sequence of mappings")
+				continue
+			}
+			out = append(out, mappingPairs(m, errs, file, path)...)
+		}
+		return out
+	}
+	report(v, keySeg("<<"), "a merge key (<<) takes a mapping or a sequence of mappings")
+	return nil
+}
+
+// kindName names what n is, for "expected X, got Y" messages.
+func kindName(n *yaml.Node) string {
+	n = resolveAlias(n)
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "mapping"
+	case yaml.SequenceNode:
+		return "sequence"
+	case yaml.ScalarNode:
+		switch n.ShortTag() {
+		case "!!str":
+			return "string"
+		case "!!int":
+			return "integer"
+		case "!!float":
+			return "number"
+		case "!!bool":
+			return "boolean"
+		case "!!null":
+			return "null"
+		case "!!timestamp":
+			return "timestamp"
+		case "!!binary":
+			return "binary"
+		default:
+			return "value tagged " + n.Tag
+		}
+	}
+	return "nothing"
+}

@@ -1,0 +1,171 @@
+package config
+
+import "time"
+
+// Config is the whole gateway configuration, decoded strictly from YAML.
+// Zero values mean "use the default" unless a field says otherwise; defaults
+// are filled in by Load (see defaults.go).
+type Config struct {
+	// Listeners accept client traffic. At least one is required.
+	Listeners []Listener `yaml:"listeners"`
+	// Admin is the admin listener (metrics, health). Default 127.0.0.1:9901.
+	Admin Admin `yaml:"admin"`
+	// TrustedProxies are the CIDRs of proxies in front of Gatehouse whose
+	// X-Forwarded-For, Forwarded and X-Request-Id headers are believed.
+	// Empty: none is trusted and the client IP is the TCP peer.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// AccessLog configures the per-request JSON log.
+	AccessLog AccessLog `yaml:"access_log"`
+	// ShutdownTimeout bounds the drain on SIGTERM. Default 30s.
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// Routes are matched by host, path and method; order does not matter
+	// (the most specific match wins; ambiguous routes fail the load).
+	Routes []Route `yaml:"routes"`
+
+	// root is the parsed document, for Errorf; nil when not loaded.
+	root *Node
+}
+
+// Listener is one address the gateway serves clients on.
+type Listener struct {
+	// Name identifies the listener in logs and metrics. Default "listener-N".
+	Name string `yaml:"name"`
+	// Address is host:port. Required.
+	Address string `yaml:"address"`
+	// TLS, when set, makes this an HTTPS listener (HTTP/1.1 and h2).
+	TLS *ServerTLS `yaml:"tls"`
+	// H2C enables HTTP/2 over cleartext (prior knowledge) on a plain listener.
+	H2C bool `yaml:"h2c"`
+	// ReadHeaderTimeout bounds reading request headers (slowloris). Default 10s.
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
+	// ReadTimeout bounds reading a whole request, body included. 0: none.
+	ReadTimeout Duration `yaml:"read_timeout"`
+	// WriteTimeout bounds writing a response. 0: none (streaming friendly).
+	WriteTimeout Duration `yaml:"write_timeout"`
+	// IdleTimeout closes idle keep-alive connections. Default 120s.
+	IdleTimeout Duration `yaml:"idle_timeout"`
+	// MaxHeaderBytes caps the request line plus headers. Default 64KiB.
+	MaxHeaderBytes ByteSize `yaml:"max_header_bytes"`
+}
+
+// ServerTLS is a listener's TLS settings.
+type ServerTLS struct {
+	// CertFile and KeyFile are PEM files. Required.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// MinVersion is "1.2" (default) or "1.3". TLS 1.3 is always preferred.
+	MinVersion string `yaml:"min_version"`
+	// ClientAuth is one of none (default), request, require,
+	// verify_if_given, require_and_verify. The verifying modes need ClientCAFile.
+	ClientAuth string `yaml:"client_auth"`
+	// ClientCAFile holds the PEM CA certificates client certificates are
+	// verified against.
+	ClientCAFile string `yaml:"client_ca_file"`
+}
+
+// Admin is the admin listener.
+type Admin struct {
+	// Address is host:port. Default 127.0.0.1:9901. "off" disables it.
+	Address string `yaml:"address"`
+}
+
+// AccessLog configures the access log.
+type AccessLog struct {
+	// Disabled turns the access log off.
+	Disabled bool `yaml:"disabled"`
+	// Output is "stdout" (default), "stderr" or a file path.
+	Output string `yaml:"output"`
+}
+
+// Route sends matching requests through its policies to its upstream.
+type Route struct {
+	// Name identifies the route in logs, metrics and errors. Required, unique.
+	Name string `yaml:"name"`
+	// Match says which requests this route takes.
+	Match Match `yaml:"match"`
+	// Upstream is where allowed requests go. Required.
+	Upstream Upstream `yaml:"upstream"`
+	// SOAP marks a SOAP route ("1.1" or "1.2"): denials are SOAP Faults of
+	// that version. Empty: a REST route, denials are problem+json.
+	SOAP string `yaml:"soap"`
+	// Policies run in order; each entry is a one-key mapping from the
+	// policy's type to its settings, e.g. `- ipfilter: {allow: [10.0.0.0/8]}`.
+	Policies []PolicySpec `yaml:"policies"`
+}
+
+// Match selects requests. Exactly one of Path and PathPrefix is required.
+type Match struct {
+	// Hosts are exact host names or "*.example.com" wildcards (one label or
+	// more). Empty: any host. Ports in the Host header are ignored.
+	Hosts []string `yaml:"hosts"`
+	// Path is an exact path, or a template whose segments may be
+	// parameters: /product/{id}.
+	Path string `yaml:"path"`
+	// PathPrefix matches the path and everything below it on a segment
+	// boundary: /api matches /api and /api/x, not /apix.
+	PathPrefix string `yaml:"path_prefix"`
+	// Methods limits the route to these methods. Empty: any method.
+	Methods []string `yaml:"methods"`
+}
+
+// Upstream is the backend a route proxies to.
+type Upstream struct {
+	// URL is http:// or https://, with an optional base path that request
+	// paths are appended to. Required.
+	URL string `yaml:"url"`
+	// PreserveHost sends the client's Host header instead of the upstream's.
+	PreserveHost bool `yaml:"preserve_host"`
+	// H2C speaks HTTP/2 with prior knowledge to an http:// upstream.
+	H2C bool `yaml:"h2c"`
+	// TLS configures https:// upstreams.
+	TLS *UpstreamTLS `yaml:"tls"`
+	// ConnectTimeout bounds dialing (and the TLS handshake). Default 5s.
+	ConnectTimeout Duration `yaml:"connect_timeout"`
+	// ResponseHeaderTimeout bounds waiting for the response headers after the
+	// request is sent. Default 60s.
+	ResponseHeaderTimeout Duration `yaml:"response_header_timeout"`
+	// Timeout bounds the whole exchange with the upstream, body included.
+	// 0: none.
+	Timeout Duration `yaml:"timeout"`
+	// IdleConnTimeout closes idle pooled connections. Default 90s.
+	IdleConnTimeout Duration `yaml:"idle_conn_timeout"`
+	// MaxIdleConnsPerHost sizes the keep-alive pool. Default 256.
+	MaxIdleConnsPerHost int `yaml:"max_idle_conns_per_host"`
+}
+
+// UpstreamTLS is the TLS client side of an https:// upstream.
+type UpstreamTLS struct {
+	// CAFile holds PEM CA certificates to verify the upstream against.
+	// Empty: the system roots.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are the client certificate for mTLS to the
+	// upstream. Both or neither.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ServerName overrides the name verified in the upstream's certificate.
+	ServerName string `yaml:"server_name"`
+	// InsecureSkipVerify disables verification. For tests only; logged loudly.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+}
+
+// PolicySpec is one entry of a route's policies: the policy type and its
+// raw settings, decoded strictly later by that policy's factory.
+type PolicySpec struct {
+	// Type is the policy's registered name (the mapping's only key).
+	Type string
+	// Config is the raw settings node, with its place in the file.
+	Config *Node
+}
+
+// Default values, used by applyDefaults and documented in docs/config.md.
+const (
+	DefaultAdminAddress          = "127.0.0.1:9901"
+	DefaultShutdownTimeout       = 30 * time.Second
+	DefaultReadHeaderTimeout     = 10 * time.Second
+	DefaultIdleTimeout           = 120 * time.Second
+	DefaultMaxHeaderBytes        = 64 << 10
+	DefaultConnectTimeout        = 5 * time.Second
+	DefaultResponseHeaderTimeout = 60 * time.Second
+	DefaultIdleConnTimeout       = 90 * time.Second
+	DefaultMaxIdleConnsPerHost   = 256
+)

@@ -1,0 +1,390 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"encoding/hex"
+	"errors"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+
+	"path"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/clientip"
+	"github.com/gatehouse/gatehouse/internal/policy"
+	"github.com/gatehouse/gatehouse/internal/render"
+	"github.com/gatehouse/gatehouse/internal/router"
+)
+
+// exchange is the pooled per-request state: the policy Exchange, the
+// response writer wrapper and fixed buffers, so a request through an empty
+// chain allocates nothing of its own.
+type exchange struct {
+	policy.Exchange
+	w       responseWriter
+	route   *route
+	params  [8]router.Param
+	timings [16]policy.Timing
+
+	// decision is what the gateway did: allow, deny, error, no_route.
+	decision string
+	code     string // stable error code of a denial or gateway error
+	denier   string // the policy that denied
+	cause    error  // internal cause, for the log only
+	upstream bool   // the response (or its failure) came from the upstream
+}
+
+var exchanges = sync.Pool{New: func() any {
+	x := new(exchange)
+	x.Params = x.params[:0]
+	x.Timings = x.timings[:0]
+	x.w.x = x
+	return x
+}}
+
+func getExchange() *exchange { return exchanges.Get().(*exchange) }
+
+func putExchange(x *exchange) {
+	x.Exchange.Reset()
+	x.route, x.decision, x.code, x.denier, x.cause, x.upstream = nil, "", "", "", nil, false
+	x.w.reset()
+	exchanges.Put(x)
+}
+
+// ServeHTTP handles one client request: route, run the chain, proxy.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rt := g.acquire()
+	defer rt.release()
+	g.metrics.Inflight().Inc()
+	defer g.metrics.Inflight().Dec()
+
+	x := getExchange()
+	defer putExchange(x)
+	x.Start = g.now()
+	x.Request = r
+	x.TLS = r.TLS != nil
+	x.ClientIP = clientip.Resolve(r.RemoteAddr, r.Header, rt.trusted)
+	x.RequestID = requestID(r, x, rt)
+	x.w.ResponseWriter = w
+	w.Header()["X-Request-Id"] = []string{x.RequestID}
+	r.Header["X-Request-Id"] = []string{x.RequestID}
+
+	g.handle(rt, x, r)
+
+	status := x.w.status
+	if status == 0 {
+		// Nothing was written (the client went away mid-request): count
+		// it as nginx does, as 499.
+		status = 499
+	}
+	metrics := rt.noRoute
+	if x.route != nil {
+		metrics = x.route.metrics
+	}
+	metrics.Count(status)
+	metrics.Duration.Observe(g.now().Sub(x.Start).Seconds())
+	g.logAccess(r, x, status)
+}
+
+func (g *Gateway) handle(rt *runtime, x *exchange, r *http.Request) {
+	p, ok := cleanPath(r)
+	if !ok {
+		x.decision, x.code = "error", "invalid_path"
+		render.Error(&x.w, r, policy.REST, x.RequestID, http.StatusBadRequest, "invalid_path", "the request path is not acceptable")
+		return
+	}
+	m, params := rt.router.Match(r.Host, r.Method, p, x.params[:0])
+	switch m.Result {
+	case router.NotFound:
+		x.decision, x.code = "no_route", "no_route"
+		render.Error(&x.w, r, policy.REST, x.RequestID, http.StatusNotFound, "no_route", "no route matches this request")
+		return
+	case router.MethodNotAllowed:
+		x.decision, x.code = "no_route", "method_not_allowed"
+		x.w.Header().Set("Allow", m.Allow)
+		render.Error(&x.w, r, policy.REST, x.RequestID, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this path")
+		return
+	}
+	rte := m.Value
+	x.route = rte
+	x.Route = &rte.info
+	x.Params = params
+	x.w.response = rte.response
+	if p != r.URL.Path {
+		r.URL.Path, r.URL.RawPath = p, ""
+	}
+
+	ctx := r.Context()
+	for _, l := range rte.chain {
+		t0 := time.Now()
+		err := l.policy.Apply(ctx, &x.Exchange)
+		d := time.Since(t0)
+		l.duration.Observe(d.Seconds())
+		if err == nil {
+			x.record(l.name, d, "allow")
+			continue
+		}
+		if den, ok := policy.AsDenial(err); ok {
+			x.record(l.name, d, "deny")
+			x.decision, x.code, x.denier, x.cause = "deny", den.Code, l.name, den.Err
+			g.metrics.Denied(rte.info.Name, l.name, den.Code)
+			render.Denial(&x.w, r, rte.info.Protocol, x.RequestID, den)
+			return
+		}
+		x.record(l.name, d, "error")
+		x.decision, x.code, x.denier, x.cause = "error", "internal_error", l.name, err
+		render.Error(&x.w, r, rte.info.Protocol, x.RequestID, http.StatusInternalServerError, "internal_error", "the gateway could not process this request")
+		return
+	}
+	x.decision = "allow"
+	x.upstream = true
+	rte.upstream.ServeHTTP(&x.w, r)
+}
+
+func (x *exchange) record(name string, d time.Duration, verdict string) {
+	x.Timings = append(x.Timings, policy.Timing{Policy: name, Duration: d, Verdict: verdict})
+}
+
+// proxyError renders a failed upstream exchange for the proxy. w is always
+// the exchange's responseWriter, which is how the error finds its request
+// without passing state through the context.
+func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	rw, ok := w.(*responseWriter)
+	if !ok {
+		http.Error(w, "bad gateway", http.StatusBadGateway)
+		return
+	}
+	x := rw.x
+	status, code, kind := http.StatusBadGateway, "upstream_unavailable", "other"
+	var mbe *http.MaxBytesError
+	var nerr net.Error
+	switch {
+	case errors.Is(err, policy.ErrBodyTooLarge) || errors.As(err, &mbe):
+		status, code, kind = http.StatusRequestEntityTooLarge, "body_too_large", ""
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		// The client went away; nobody reads what we write.
+		status, code, kind = 499, "client_closed_request", "canceled"
+	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &nerr) && nerr.Timeout()):
+		status, code, kind = http.StatusGatewayTimeout, "upstream_timeout", "timeout"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		kind = "connect"
+	case errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+		kind = "reset"
+	}
+	if kind != "" {
+		g.metrics.UpstreamError(x.route.info.Name, kind)
+	}
+	x.decision, x.code, x.cause = "error", code, err
+	if status == 499 {
+		x.w.status = 499
+		return
+	}
+	if rw.wroteHeader {
+		// The upstream's response had begun; it cannot be replaced. Abort
+		// so the client sees a truncated response, not a complete one.
+		panic(http.ErrAbortHandler)
+	}
+	render.Error(rw, r, x.route.info.Protocol, x.RequestID, status, code, upstreamDetail(status))
+}
+
+func upstreamDetail(status int) string {
+	switch status {
+	case http.StatusGatewayTimeout:
+		return "the upstream did not answer in time"
+	case http.StatusRequestEntityTooLarge:
+		return "request body too large"
+	}
+	return "the upstream is unavailable"
+}
+
+// cleanPath returns the path to route and forward. It refuses encoded
+// slashes and backslashes, NUL bytes and paths not starting with "/" (so
+// that the gateway and the upstream cannot disagree on which resource is
+// meant), and resolves "." and ".." segments and repeated slashes, keeping a
+// trailing slash. It allocates only when the path needs cleaning.
+func cleanPath(r *http.Request) (string, bool) {
+	p := r.URL.Path
+	if p == "" || p[0] != '/' {
+		return "", false
+	}
+	if raw := r.URL.RawPath; raw != "" && containsFoldEscapedSlash(raw) {
+		return "", false
+	}
+	dirty := false
+	for i := 0; i < len(p); i++ {
+		switch c := p[i]; c {
+		case 0, '\\':
+			return "", false
+		case '/':
+			if i+1 < len(p) && (p[i+1] == '/' || p[i+1] == '.') {
+				dirty = true
+			}
+		}
+	}
+	if !dirty {
+		return p, true
+	}
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c, true
+}
+
+func containsFoldEscapedSlash(raw string) bool {
+	for i := 0; i+2 < len(raw); i++ {
+		if raw[i] != '%' {
+			continue
+		}
+		h, l := raw[i+1], raw[i+2]|0x20
+		if (h == '2' && l == 'f') || (h == '5' && l == 'c') || (h == '0' && l == '0') {
+			return true
+		}
+	}
+	return false
+}
+
+// requestID keeps a trusted proxy's X-Request-Id and otherwise makes one.
+func requestID(r *http.Request, x *exchange, rt *runtime) string {
+	if v := r.Header.Get("X-Request-Id"); v != "" && len(rt.trusted) > 0 && validRequestID(v) {
+		if peer, err := netipAddr(r.RemoteAddr); err == nil && inPrefixes(peer, rt.trusted) {
+			return v
+		}
+	}
+	var raw [16]byte
+	var out [32]byte
+	a, b := rand.Uint64(), rand.Uint64()
+	for i := range 8 {
+		raw[i], raw[8+i] = byte(a>>(8*i)), byte(b>>(8*i))
+	}
+	hex.Encode(out[:], raw[:])
+	return string(out[:])
+}
+
+func validRequestID(v string) bool {
+	if len(v) > 128 {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x21 || c > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// logAccess writes the access log line of a finished request.
+func (g *Gateway) logAccess(r *http.Request, x *exchange, status int) {
+	if g.access == nil {
+		return
+	}
+	routeName := ""
+	if x.route != nil {
+		routeName = x.route.info.Name
+	}
+	attrs := [...]slog.Attr{
+		slog.String("request_id", x.RequestID),
+		slog.String("client_ip", x.ClientIP.String()),
+		slog.String("method", r.Method),
+		slog.String("host", r.Host),
+		slog.String("path", r.URL.Path),
+		slog.String("proto", r.Proto),
+		slog.String("route", routeName),
+		slog.Int("status", status),
+		slog.Bool("upstream", x.upstream && x.cause == nil),
+		slog.Int64("bytes_out", x.w.bytes),
+		slog.Float64("duration_ms", float64(g.now().Sub(x.Start).Microseconds())/1000),
+		slog.String("principal", principalName(x.Principal)),
+		slog.String("decision", x.decision),
+		slog.String("code", x.code),
+		slog.String("policy", x.denier),
+	}
+	n := len(attrs)
+	var cause slog.Attr
+	if x.cause != nil {
+		cause = slog.String("cause", x.cause.Error())
+	}
+	if x.cause != nil {
+		g.access.LogAttrs(context.Background(), slog.LevelInfo, "request", append(attrs[:n:n], cause)...)
+		return
+	}
+	g.access.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs[:]...)
+}
+
+func principalName(p *policy.Principal) string {
+	if p == nil {
+		return ""
+	}
+	return p.Subject
+}
+
+// responseWriter wraps the client's writer to record the status and bytes
+// and to run the route's response policies just before headers go out.
+type responseWriter struct {
+	http.ResponseWriter
+	x           *exchange
+	response    []policy.ResponsePolicy
+	status      int
+	bytes       int64
+	wroteHeader bool
+}
+
+func (w *responseWriter) reset() {
+	w.ResponseWriter, w.response, w.status, w.bytes, w.wroteHeader = nil, nil, 0, 0, false
+}
+
+func (w *responseWriter) WriteHeader(code int) {
+	if w.wroteHeader {
+		return
+	}
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		// Informational responses (103 Early Hints) pass through.
+		w.ResponseWriter.WriteHeader(code)
+		return
+	}
+	w.wroteHeader = true
+	w.status = code
+	h := w.ResponseWriter.Header()
+	for _, p := range w.response {
+		p.ApplyResponse(&w.x.Exchange, code, h)
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *responseWriter) Write(b []byte) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// Flush sends buffered data to the client (streaming responses, SSE).
+func (w *responseWriter) Flush() {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+// Hijack hands the connection over for a protocol upgrade (WebSocket).
+func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err == nil {
+		w.wroteHeader, w.status = true, http.StatusSwitchingProtocols
+	}
+	return conn, brw, err
+}
+
+// Unwrap lets http.ResponseController reach the server's writer.
+func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+

@@ -1,0 +1,235 @@
+package gateway
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/policy"
+	"github.com/gatehouse/gatehouse/internal/proxy"
+	"github.com/gatehouse/gatehouse/internal/router"
+	"github.com/gatehouse/gatehouse/internal/telemetry"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// runtime is everything one config load builds: the router, each route's
+// chain and upstream, and the listeners' TLS settings. It is immutable once
+// built and swapped in as a whole; requests hold a reference while they run
+// so that retiring it closes its resources only after the last one ends.
+type runtime struct {
+	cfg       *config.Config
+	router    *router.Router[*route]
+	routes    []*route
+	noRoute   *telemetry.RouteMetrics
+	trusted   []netip.Prefix
+	tls       map[string]*tls.Config // by listener name
+	listeners []config.Listener
+
+	refs      atomic.Int64 // the gateway's own reference plus one per request
+	closeOnce sync.Once
+}
+
+// route is one compiled route.
+type route struct {
+	info     policy.Route
+	chain    []link
+	response []policy.ResponsePolicy
+	upstream *proxy.Upstream
+	metrics  *telemetry.RouteMetrics
+	closers  []policy.Closer
+}
+
+// link is one policy in a chain with its pre-resolved metrics.
+type link struct {
+	name     string
+	policy   policy.Policy
+	duration prometheus.Observer
+}
+
+// build compiles cfg. Every problem is returned as a config error naming the
+// file, line and field; on error nothing built is left open.
+func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
+	rt := &runtime{
+		cfg:       cfg,
+		trusted:   cfg.TrustedPrefixes(),
+		tls:       make(map[string]*tls.Config),
+		listeners: cfg.Listeners,
+		noRoute:   g.metrics.Route(""),
+	}
+	rt.refs.Store(1)
+	var errs []error
+	defer func() {
+		if err != nil {
+			rt.close()
+		}
+	}()
+
+	routes := make([]router.Route[*route], 0, len(cfg.Routes))
+	for i, rc := range cfg.Routes {
+		r := &route{
+			info:    policy.Route{Name: rc.Name, Protocol: protocolOf(rc.SOAP)},
+			metrics: g.metrics.Route(rc.Name),
+		}
+		rt.routes = append(rt.routes, r)
+		for _, spec := range rc.Policies {
+			env := &policy.Env{
+				Route:          r.info,
+				Logger:         g.log.With("route", rc.Name, "policy", spec.Type),
+				Now:            g.now,
+				TrustedProxies: rt.trusted,
+			}
+			p, err := g.registry.Build(spec, env)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if c, ok := p.(policy.Closer); ok {
+				r.closers = append(r.closers, c)
+			}
+			r.chain = append(r.chain, link{name: spec.Type, policy: p, duration: g.metrics.PolicyObserver(rc.Name, spec.Type)})
+			if rp, ok := p.(policy.ResponsePolicy); ok {
+				r.response = append(r.response, rp)
+			}
+		}
+		up, err := proxy.New(rc.Upstream, proxy.Options{
+			TrustedProxies: rt.trusted,
+			OnError:        g.proxyError,
+			ErrorLog:       slog.NewLogLogger(g.log.With("route", rc.Name).Handler(), slog.LevelDebug),
+			BaseDir:        g.baseDir,
+		})
+		if err != nil {
+			var fe *proxy.FieldError
+			if errors.As(err, &fe) {
+				err = cfg.Errorf(fmt.Sprintf("routes[%d].upstream.%s", i, fe.Field), "%v", fe.Err)
+			}
+			errs = append(errs, err)
+		} else {
+			r.upstream = up
+		}
+		routes = append(routes, router.Route[*route]{
+			Name:       rc.Name,
+			Hosts:      rc.Match.Hosts,
+			Path:       rc.Match.Path,
+			PathPrefix: rc.Match.PathPrefix,
+			Methods:    rc.Match.Methods,
+			Value:      r,
+		})
+	}
+	rtr, err := router.New(routes)
+	if err != nil {
+		var ae *router.AmbiguousError
+		var re *router.RouteError
+		switch {
+		case errors.As(err, &ae):
+			err = cfg.Errorf(fmt.Sprintf("routes[%d].match", ae.B), "%v", err)
+		case errors.As(err, &re):
+			err = cfg.Errorf(fmt.Sprintf("routes[%d].match.%s", re.Index, re.Field), "%v", err)
+		}
+		errs = append(errs, err)
+	}
+	rt.router = rtr
+
+	for i, lc := range cfg.Listeners {
+		if lc.TLS == nil {
+			continue
+		}
+		tc, err := g.serverTLS(cfg, i, lc.TLS)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		rt.tls[lc.Name] = tc
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return rt, nil
+}
+
+func protocolOf(soap string) policy.Protocol {
+	switch soap {
+	case "1.1":
+		return policy.SOAP11
+	case "1.2":
+		return policy.SOAP12
+	}
+	return policy.REST
+}
+
+// serverTLS loads a listener's certificate and client CAs.
+func (g *Gateway) serverTLS(cfg *config.Config, i int, tc *config.ServerTLS) (*tls.Config, error) {
+	field := func(f string) string { return fmt.Sprintf("listeners[%d].tls.%s", i, f) }
+	cert, err := tls.LoadX509KeyPair(g.path(tc.CertFile), g.path(tc.KeyFile))
+	if err != nil {
+		return nil, cfg.Errorf(field("cert_file"), "loading key pair: %v", err)
+	}
+	c := &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		MinVersion:   tls.VersionTLS12,
+		NextProtos:   []string{"h2", "http/1.1"},
+	}
+	if tc.MinVersion == "1.3" {
+		c.MinVersion = tls.VersionTLS13
+	}
+	switch tc.ClientAuth {
+	case "request":
+		c.ClientAuth = tls.RequestClientCert
+	case "require":
+		c.ClientAuth = tls.RequireAnyClientCert
+	case "verify_if_given":
+		c.ClientAuth = tls.VerifyClientCertIfGiven
+	case "require_and_verify":
+		c.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	if tc.ClientCAFile != "" {
+		pemBytes, err := os.ReadFile(g.path(tc.ClientCAFile))
+		if err != nil {
+			return nil, cfg.Errorf(field("client_ca_file"), "%v", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pemBytes) {
+			return nil, cfg.Errorf(field("client_ca_file"), "no PEM certificate found")
+		}
+		c.ClientCAs = pool
+	}
+	return c, nil
+}
+
+func (g *Gateway) path(p string) string {
+	if p == "" || filepath.IsAbs(p) || g.baseDir == "" {
+		return p
+	}
+	return filepath.Join(g.baseDir, p)
+}
+
+// release drops one reference; the last one closes the runtime.
+func (rt *runtime) release() {
+	if rt.refs.Add(-1) == 0 {
+		rt.close()
+	}
+}
+
+// close releases the runtime's upstream connections and policy resources.
+func (rt *runtime) close() {
+	rt.closeOnce.Do(func() {
+		for _, r := range rt.routes {
+			if r.upstream != nil {
+				r.upstream.Close()
+			}
+			for _, c := range r.closers {
+				if err := c.Close(); err != nil {
+					log.Printf("gateway: closing policy of route %s: %v", r.info.Name, err)
+				}
+			}
+		}
+	})
+}

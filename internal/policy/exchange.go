@@ -1,0 +1,156 @@
+package policy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/router"
+)
+
+// Protocol is what a route speaks, which decides how denials are rendered.
+type Protocol uint8
+
+const (
+	// REST routes answer denials with RFC 9457 problem+json.
+	REST Protocol = iota
+	// SOAP11 routes answer denials with a SOAP 1.1 Fault.
+	SOAP11
+	// SOAP12 routes answer denials with a SOAP 1.2 Fault.
+	SOAP12
+)
+
+func (p Protocol) String() string {
+	switch p {
+	case SOAP11:
+		return "soap1.1"
+	case SOAP12:
+		return "soap1.2"
+	default:
+		return "rest"
+	}
+}
+
+// Route is what a policy knows of the route it runs on.
+type Route struct {
+	Name     string
+	Protocol Protocol
+}
+
+// Principal is the authenticated caller of a request.
+type Principal struct {
+	// Subject is who the caller is (a user, or a client for machine calls).
+	Subject string
+	// ClientID is the OAuth client or API consumer the call came through.
+	ClientID string
+	// Consumer names the consumer used for limits and quotas.
+	Consumer string
+	// Scopes are the granted scopes.
+	Scopes []string
+	// Claims are further attributes (token claims, SAML attributes).
+	Claims map[string]any
+	// Method says how the identity was proven: "jwt", "introspection",
+	// "apikey", "mtls", "wss-username", "wss-x509", "saml".
+	Method string
+}
+
+// Exchange is one request on its way through a route's chain. It is owned by
+// one goroutine at a time and must not be kept after the request ends.
+type Exchange struct {
+	// Request is the client's request; policies may change its headers and
+	// URL query. Its Body streams unless a policy called Body.
+	Request *http.Request
+	// Route is the matched route.
+	Route *Route
+	// Principal is the authenticated caller; nil until a policy proves one.
+	Principal *Principal
+	// ClientIP is the client's address, taking trusted proxies into account.
+	ClientIP netip.Addr
+	// TLS reports whether the client connection is TLS.
+	TLS bool
+	// RequestID identifies the request in logs and the X-Request-Id header.
+	RequestID string
+	// Params are the route's path template parameters.
+	Params []router.Param
+	// Start is when the gateway received the request.
+	Start time.Time
+	// Timings records each policy's verdict and duration, in chain order.
+	Timings []Timing
+
+	body     []byte
+	bodyRead bool
+}
+
+// PathParam returns the value of the path template parameter name, or "".
+func (ex *Exchange) PathParam(name string) string {
+	for _, p := range ex.Params {
+		if p.Key == name {
+			return p.Value
+		}
+	}
+	return ""
+}
+
+// ErrBodyTooLarge is the cause of the Denial returned by Body when the body
+// exceeds the limit.
+var ErrBodyTooLarge = errors.New("request body too large")
+
+// Body buffers the request body, up to limit bytes, and returns it. The
+// request's Body is replaced so that the upstream still receives it in full.
+// A body over limit is refused with a 413 Denial (code body_too_large).
+// Calling Body again returns the same bytes; a later call with a smaller
+// limit than the buffered size also refuses.
+func (ex *Exchange) Body(limit int64) ([]byte, error) {
+	if ex.bodyRead {
+		if int64(len(ex.body)) > limit {
+			return nil, tooLarge(limit)
+		}
+		return ex.body, nil
+	}
+	r := ex.Request
+	if r.ContentLength > limit {
+		return nil, tooLarge(limit)
+	}
+	if r.Body == nil || r.Body == http.NoBody {
+		ex.bodyRead = true
+		return nil, nil
+	}
+	var buf bytes.Buffer
+	if r.ContentLength > 0 {
+		buf.Grow(int(r.ContentLength))
+	}
+	n, err := buf.ReadFrom(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("policy: reading request body: %w", err)
+	}
+	if n > limit {
+		return nil, tooLarge(limit)
+	}
+	r.Body.Close()
+	ex.body = buf.Bytes()
+	ex.bodyRead = true
+	r.Body = io.NopCloser(bytes.NewReader(ex.body))
+	r.ContentLength = n
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(ex.body)), nil }
+	return ex.body, nil
+}
+
+func tooLarge(limit int64) *Denial {
+	return &Denial{
+		Status: http.StatusRequestEntityTooLarge,
+		Code:   "body_too_large",
+		Detail: fmt.Sprintf("request body exceeds %d bytes", limit),
+		Err:    ErrBodyTooLarge,
+	}
+}
+
+// Reset clears ex for reuse from a pool.
+func (ex *Exchange) Reset() {
+	timings := ex.Timings[:0]
+	params := ex.Params[:0]
+	*ex = Exchange{Timings: timings, Params: params}
+}

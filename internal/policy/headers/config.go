@@ -1,0 +1,337 @@
+package headers
+
+import (
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+)
+
+// Config is the headers policy's settings. Every part is optional.
+//
+//	headers:
+//	  request:  {set: {X-Gateway: gatehouse}, add: {}, remove: [X-Debug]}
+//	  response: {remove: [Server, X-Powered-By]}
+//	  security:
+//	    hsts: {max_age: 8760h, include_subdomains: true}
+//	    content_type_options: true
+//	    frame_options: DENY
+//	    referrer_policy: no-referrer
+type Config struct {
+	// Request edits the request headers before they reach the upstream.
+	Request Ops `yaml:"request"`
+	// Response edits the response headers before they reach the client,
+	// for upstream responses and the gateway's own (denials, errors) alike.
+	Response Ops `yaml:"response"`
+	// Security sets well-known security headers on responses.
+	Security Security `yaml:"security"`
+}
+
+// Ops edits one header section. Remove runs first, then Set, then Add.
+// Names are HTTP field names (case-insensitive); values must not contain
+// control characters other than tab. Hop-by-hop and framing headers
+// (Connection, Transfer-Encoding, Content-Length, Host, Upgrade,
+// Keep-Alive, TE, Trailer, Proxy-*) belong to the gateway and are refused.
+type Ops struct {
+	// Set replaces every value of a header with the one given.
+	Set map[string]string `yaml:"set"`
+	// Add appends a value to a header, keeping those already there.
+	Add map[string]string `yaml:"add"`
+	// Remove deletes headers.
+	Remove []string `yaml:"remove"`
+}
+
+// Security holds the response security headers. Each is sent only when
+// set, and replaces whatever the upstream sent for that header.
+type Security struct {
+	// HSTS sends Strict-Transport-Security, on TLS connections only (RFC
+	// 6797 §7.2: browsers ignore it over plain HTTP).
+	HSTS *HSTS `yaml:"hsts"`
+	// ContentTypeOptions sends X-Content-Type-Options: nosniff.
+	ContentTypeOptions bool `yaml:"content_type_options"`
+	// FrameOptions sends X-Frame-Options: DENY or SAMEORIGIN.
+	FrameOptions string `yaml:"frame_options"`
+	// ReferrerPolicy sends Referrer-Policy: one W3C Referrer Policy token,
+	// or a comma-separated list of them (fallbacks, last one supported
+	// wins).
+	ReferrerPolicy string `yaml:"referrer_policy"`
+	// ContentSecurityPolicy sends Content-Security-Policy as given.
+	ContentSecurityPolicy string `yaml:"content_security_policy"`
+	// CrossOriginResourcePolicy sends Cross-Origin-Resource-Policy:
+	// same-site, same-origin or cross-origin.
+	CrossOriginResourcePolicy string `yaml:"cross_origin_resource_policy"`
+	// PermissionsPolicy sends Permissions-Policy as given.
+	PermissionsPolicy string `yaml:"permissions_policy"`
+}
+
+// HSTS configures Strict-Transport-Security.
+type HSTS struct {
+	// MaxAge is how long browsers remember to use HTTPS only, in whole
+	// seconds. 0 or absent: 8760h (365 days).
+	MaxAge config.Duration `yaml:"max_age"`
+	// IncludeSubdomains adds includeSubDomains.
+	IncludeSubdomains bool `yaml:"include_subdomains"`
+	// Preload adds preload. The browsers' preload list requires
+	// includeSubDomains and a max-age of at least a year.
+	Preload bool `yaml:"preload"`
+}
+
+// DefaultHSTSMaxAge is the HSTS max-age when none is given.
+const DefaultHSTSMaxAge = 365 * 24 * time.Hour
+
+// minPreloadMaxAge is the preload list's minimum max-age (hstspreload.org).
+const minPreloadMaxAge = 365 * 24 * time.Hour
+
+// referrerPolicies are the tokens of W3C Referrer Policy §3.
+var referrerPolicies = []string{
+	"no-referrer", "no-referrer-when-downgrade", "same-origin", "origin",
+	"strict-origin", "origin-when-cross-origin",
+	"strict-origin-when-cross-origin", "unsafe-url",
+}
+
+var corpValues = []string{"same-site", "same-origin", "cross-origin"}
+
+// field is one header to write.
+type field struct {
+	key, value string
+}
+
+// ops is a compiled Ops: canonical names, sorted for a stable order.
+type ops struct {
+	remove   []string
+	set, add []field
+}
+
+func (o *ops) empty() bool { return len(o.remove) == 0 && len(o.set) == 0 && len(o.add) == 0 }
+
+// compiled is a validated Config.
+type compiled struct {
+	req, resp ops
+	hsts      string // Strict-Transport-Security value; "" none
+}
+
+func decode(cfg *config.Node) (*compiled, error) {
+	var c Config
+	if err := cfg.Decode(&c); err != nil {
+		return nil, err
+	}
+	var out compiled
+	var err error
+	if out.req, err = compileOps(cfg, "request", c.Request); err != nil {
+		return nil, err
+	}
+	if out.resp, err = compileOps(cfg, "response", c.Response); err != nil {
+		return nil, err
+	}
+	if err := compileSecurity(cfg, &c.Security, &out); err != nil {
+		return nil, err
+	}
+	if out.req.empty() && out.resp.empty() && out.hsts == "" {
+		return nil, cfg.Errorf("", "headers needs request, response or security settings")
+	}
+	return &out, nil
+}
+
+func compileOps(cfg *config.Node, side string, o Ops) (ops, error) {
+	var out ops
+	for i, name := range o.Remove {
+		at := side + ".remove[" + strconv.Itoa(i) + "]"
+		key, err := checkName(cfg, at, name)
+		if err != nil {
+			return out, err
+		}
+		if slices.Contains(out.remove, key) {
+			return out, cfg.Errorf(at, "%s is removed twice", key)
+		}
+		out.remove = append(out.remove, key)
+	}
+	var err error
+	if out.set, err = compileFields(cfg, side+".set", o.Set); err != nil {
+		return out, err
+	}
+	if out.add, err = compileFields(cfg, side+".add", o.Add); err != nil {
+		return out, err
+	}
+	slices.Sort(out.remove)
+	return out, nil
+}
+
+func compileFields(cfg *config.Node, at string, m map[string]string) ([]field, error) {
+	names := make([]string, 0, len(m))
+	for name := range m {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	out := make([]field, 0, len(m))
+	for _, name := range names {
+		path := at + keySeg(name)
+		key, err := checkName(cfg, path, name)
+		if err != nil {
+			return nil, err
+		}
+		if i := slices.IndexFunc(out, func(f field) bool { return f.key == key }); i >= 0 {
+			return nil, cfg.Errorf(path, "%s is given twice (header names are case-insensitive)", key)
+		}
+		if err := checkValue(cfg, path, m[name]); err != nil {
+			return nil, err
+		}
+		out = append(out, field{key, m[name]})
+	}
+	slices.SortFunc(out, func(a, b field) int { return strings.Compare(a.key, b.key) })
+	return out, nil
+}
+
+func compileSecurity(cfg *config.Node, s *Security, out *compiled) error {
+	var sec []field
+	put := func(at, key, value string) error {
+		if err := checkValue(cfg, at, value); err != nil {
+			return err
+		}
+		if slices.ContainsFunc(out.resp.set, func(f field) bool { return f.key == key }) {
+			return cfg.Errorf(at, "%s is also in response.set; give it once", key)
+		}
+		sec = append(sec, field{key, value})
+		return nil
+	}
+	if s.ContentTypeOptions {
+		if err := put("security.content_type_options", "X-Content-Type-Options", "nosniff"); err != nil {
+			return err
+		}
+	}
+	if s.FrameOptions != "" {
+		v := strings.ToUpper(s.FrameOptions)
+		if v != "DENY" && v != "SAMEORIGIN" {
+			return cfg.Errorf("security.frame_options", "invalid value %q (want DENY or SAMEORIGIN)", s.FrameOptions)
+		}
+		if err := put("security.frame_options", "X-Frame-Options", v); err != nil {
+			return err
+		}
+	}
+	if s.ReferrerPolicy != "" {
+		for _, tok := range strings.Split(s.ReferrerPolicy, ",") {
+			if tok = strings.TrimSpace(tok); !slices.Contains(referrerPolicies, tok) {
+				return cfg.Errorf("security.referrer_policy", "invalid referrer policy %q (want one of %s)", tok, strings.Join(referrerPolicies, ", "))
+			}
+		}
+		if err := put("security.referrer_policy", "Referrer-Policy", s.ReferrerPolicy); err != nil {
+			return err
+		}
+	}
+	if s.ContentSecurityPolicy != "" {
+		if err := put("security.content_security_policy", "Content-Security-Policy", s.ContentSecurityPolicy); err != nil {
+			return err
+		}
+	}
+	if s.CrossOriginResourcePolicy != "" {
+		if !slices.Contains(corpValues, s.CrossOriginResourcePolicy) {
+			return cfg.Errorf("security.cross_origin_resource_policy", "invalid value %q (want one of %s)", s.CrossOriginResourcePolicy, strings.Join(corpValues, ", "))
+		}
+		if err := put("security.cross_origin_resource_policy", "Cross-Origin-Resource-Policy", s.CrossOriginResourcePolicy); err != nil {
+			return err
+		}
+	}
+	if s.PermissionsPolicy != "" {
+		if err := put("security.permissions_policy", "Permissions-Policy", s.PermissionsPolicy); err != nil {
+			return err
+		}
+	}
+	if h := s.HSTS; h != nil {
+		maxAge := h.MaxAge.Std()
+		if maxAge == 0 {
+			maxAge = DefaultHSTSMaxAge
+		}
+		if maxAge%time.Second != 0 {
+			return cfg.Errorf("security.hsts.max_age", "must be whole seconds, got %s", maxAge)
+		}
+		if h.Preload {
+			if !h.IncludeSubdomains {
+				return cfg.Errorf("security.hsts.preload", "preload requires include_subdomains: true (HSTS preload list rule)")
+			}
+			if maxAge < minPreloadMaxAge {
+				return cfg.Errorf("security.hsts.max_age", "preload requires a max_age of at least 8760h (one year), got %s", maxAge)
+			}
+		}
+		if slices.ContainsFunc(out.resp.set, func(f field) bool { return f.key == "Strict-Transport-Security" }) {
+			return cfg.Errorf("security.hsts", "Strict-Transport-Security is also in response.set; give it once")
+		}
+		v := "max-age=" + strconv.FormatInt(int64(maxAge/time.Second), 10)
+		if h.IncludeSubdomains {
+			v += "; includeSubDomains"
+		}
+		if h.Preload {
+			v += "; preload"
+		}
+		out.hsts = v
+	}
+	// Security headers are response sets: they replace upstream values.
+	out.resp.set = append(out.resp.set, sec...)
+	slices.SortFunc(out.resp.set, func(a, b field) int { return strings.Compare(a.key, b.key) })
+	return nil
+}
+
+// reserved reports whether the canonical header key belongs to the
+// gateway's handling of the connection and message framing; editing one
+// would desynchronise framing (request smuggling) or break proxying.
+func reserved(key string) bool {
+	switch key {
+	case "Connection", "Transfer-Encoding", "Content-Length", "Host",
+		"Upgrade", "Keep-Alive", "Te", "Trailer":
+		return true
+	}
+	return strings.HasPrefix(key, "Proxy-")
+}
+
+// checkName validates a header name and returns its canonical form.
+func checkName(cfg *config.Node, at, name string) (string, error) {
+	if !validToken(name) {
+		return "", cfg.Errorf(at, "invalid header name %q (want an RFC 9110 token)", name)
+	}
+	key := http.CanonicalHeaderKey(name)
+	if reserved(key) {
+		return "", cfg.Errorf(at, "%s is a hop-by-hop or framing header managed by the gateway and cannot be changed", key)
+	}
+	return key, nil
+}
+
+// checkValue refuses control characters other than tab: CR and LF would
+// inject headers, NUL and the rest are refused by HTTP/1.1 and HTTP/2
+// parsers, so the request would fail later instead of at load.
+func checkValue(cfg *config.Node, at, v string) error {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 && c != '\t' || c == 0x7f {
+			return cfg.Errorf(at, "header value contains control character %q at byte %d (CR, LF and NUL could inject headers)", c, i)
+		}
+	}
+	return nil
+}
+
+// validToken reports whether s is an RFC 9110 token.
+func validToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
+			continue
+		}
+		if strings.IndexByte("!#$%&'*+-.^_`|~", c) < 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// keySeg is the config path segment of a mapping key, spelled the way the
+// config package does: ".k" for plain keys, `["k"]` for others.
+func keySeg(k string) string {
+	if k != "" && strings.IndexFunc(k, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-')
+	}) < 0 {
+		return "." + k
+	}
+	return "[" + strconv.Quote(k) + "]"
+}

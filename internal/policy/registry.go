@@ -1,0 +1,81 @@
+package policy
+
+import (
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+)
+
+// Env is what a factory may use to build a policy.
+type Env struct {
+	// Route is the route the policy is built for.
+	Route Route
+	// Logger logs with the route and policy attached.
+	Logger *slog.Logger
+	// Now is the clock. Never nil when built by the gateway.
+	Now func() time.Time
+	// TrustedProxies are the gateway-wide trusted proxy prefixes.
+	TrustedProxies []netip.Prefix
+}
+
+// A Factory builds a policy from its raw config. It decodes strictly
+// (cfg.Decode), applies defaults, validates and provisions; every problem is
+// returned as a config error naming the file, the line and the field
+// (cfg.Errorf), so a bad config fails at load time, never per request.
+type Factory func(cfg *config.Node, env *Env) (Policy, error)
+
+// Unit is a named policy type.
+type Unit struct {
+	// Name is the key used in config, e.g. "ipfilter".
+	Name string
+	// New builds one instance.
+	New Factory
+}
+
+// Registry maps policy type names to their units. It is built once from an
+// explicit, ordered list and read-only afterwards.
+type Registry struct {
+	units map[string]Unit
+	names []string
+}
+
+// NewRegistry returns a registry of units. A duplicate or empty name is a
+// programming error and panics.
+func NewRegistry(units ...Unit) *Registry {
+	r := &Registry{units: make(map[string]Unit, len(units))}
+	for _, u := range units {
+		if u.Name == "" || u.New == nil {
+			panic("policy: unit with empty name or nil factory")
+		}
+		if _, dup := r.units[u.Name]; dup {
+			panic("policy: duplicate unit " + u.Name)
+		}
+		r.units[u.Name] = u
+		r.names = append(r.names, u.Name)
+	}
+	return r
+}
+
+// Names returns the registered unit names in registration order.
+func (r *Registry) Names() []string { return slices.Clone(r.names) }
+
+// Build builds the policy a spec names. An unknown type is a config error at
+// the spec's place in the file.
+func (r *Registry) Build(spec config.PolicySpec, env *Env) (Policy, error) {
+	u, ok := r.units[spec.Type]
+	if !ok {
+		return nil, spec.Config.Errorf("", "unknown policy type %q (known: %v)", spec.Type, r.names)
+	}
+	p, err := u.New(spec.Config, env)
+	if err != nil {
+		return nil, err
+	}
+	if p == nil {
+		return nil, fmt.Errorf("policy: unit %s returned a nil policy", spec.Type)
+	}
+	return p, nil
+}

@@ -1,0 +1,290 @@
+// Package proxy forwards allowed requests to a route's upstream with
+// httputil.ReverseProxy in Rewrite mode: hop-by-hop headers are removed,
+// X-Forwarded-* and Forwarded (RFC 7239) are rebuilt from what the gateway
+// saw and what trusted proxies said, bodies stream both ways, and protocol
+// upgrades (WebSocket) pass through.
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+)
+
+// ErrorHandler is called when the exchange with the upstream fails before a
+// response was forwarded. w is the writer the gateway handed to ServeHTTP.
+type ErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
+
+// Upstream proxies to one backend. It is safe for concurrent use.
+type Upstream struct {
+	target       *url.URL
+	preserveHost bool
+	timeout      time.Duration
+	trusted      []netip.Prefix
+	transport    *http.Transport
+	rp           *httputil.ReverseProxy
+}
+
+// Options are what New needs besides the upstream's config.
+type Options struct {
+	// TrustedProxies are the peers whose forwarding headers are kept and
+	// appended to. Others' are replaced.
+	TrustedProxies []netip.Prefix
+	// OnError renders a failed exchange. Required.
+	OnError ErrorHandler
+	// ErrorLog receives the reverse proxy's own diagnostics. Nil: discarded.
+	ErrorLog *log.Logger
+	// BaseDir resolves relative certificate paths. Empty: the working directory.
+	BaseDir string
+}
+
+// New builds the proxy of an upstream. Certificate files are read now, so a
+// bad file fails the config load, not a request. The returned error names
+// the field at fault (as "field: cause") for the caller to place in the file.
+func New(cfg config.Upstream, opt Options) (*Upstream, error) {
+	target, err := url.Parse(cfg.URL)
+	if err != nil {
+		return nil, &FieldError{Field: "url", Err: err}
+	}
+	tr, err := newTransport(cfg, target, opt.BaseDir)
+	if err != nil {
+		return nil, err
+	}
+	u := &Upstream{
+		target:       target,
+		preserveHost: cfg.PreserveHost,
+		timeout:      cfg.Timeout.Std(),
+		trusted:      opt.TrustedProxies,
+		transport:    tr,
+	}
+	errLog := opt.ErrorLog
+	if errLog == nil {
+		errLog = log.New(io.Discard, "", 0)
+	}
+	u.rp = &httputil.ReverseProxy{
+		Rewrite:      u.rewrite,
+		Transport:    tr,
+		ErrorHandler: opt.OnError,
+		ErrorLog:     errLog,
+		BufferPool:   bufferPool{},
+		// -1 would flush after every write; 0 lets the server buffer, and
+		// ReverseProxy already flushes streaming responses (SSE, unknown
+		// length) at once.
+		FlushInterval: 0,
+	}
+	return u, nil
+}
+
+// FieldError is a problem with one field of the upstream config.
+type FieldError struct {
+	Field string
+	Err   error
+}
+
+func (e *FieldError) Error() string { return "proxy: " + e.Field + ": " + e.Err.Error() }
+func (e *FieldError) Unwrap() error { return e.Err }
+
+func newTransport(cfg config.Upstream, target *url.URL, baseDir string) (*http.Transport, error) {
+	dialer := &net.Dialer{Timeout: cfg.ConnectTimeout.Std(), KeepAlive: 30 * time.Second}
+	tr := &http.Transport{
+		// Never honour HTTP_PROXY and friends: where upstream traffic goes
+		// is the gateway's config, not the environment's.
+		Proxy:                 nil,
+		DialContext:           dialer.DialContext,
+		TLSHandshakeTimeout:   cfg.ConnectTimeout.Std(),
+		ResponseHeaderTimeout: cfg.ResponseHeaderTimeout.Std(),
+		IdleConnTimeout:       cfg.IdleConnTimeout.Std(),
+		MaxIdleConns:          0,
+		MaxIdleConnsPerHost:   cfg.MaxIdleConnsPerHost,
+		ExpectContinueTimeout: time.Second,
+		// The client's Accept-Encoding goes through untouched and the body
+		// comes back as the upstream sent it.
+		DisableCompression: true,
+	}
+	switch {
+	case target.Scheme == "https":
+		tc, err := clientTLS(cfg.TLS, target, baseDir)
+		if err != nil {
+			return nil, err
+		}
+		tr.TLSClientConfig = tc
+		tr.ForceAttemptHTTP2 = true
+	case cfg.H2C:
+		var p http.Protocols
+		p.SetUnencryptedHTTP2(true)
+		tr.Protocols = &p
+	}
+	return tr, nil
+}
+
+func clientTLS(cfg *config.UpstreamTLS, target *url.URL, baseDir string) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg == nil {
+		return tc, nil
+	}
+	tc.ServerName = cfg.ServerName
+	tc.InsecureSkipVerify = cfg.InsecureSkipVerify
+	if cfg.CAFile != "" {
+		pemBytes, err := os.ReadFile(resolve(baseDir, cfg.CAFile))
+		if err != nil {
+			return nil, &FieldError{Field: "tls.ca_file", Err: err}
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pemBytes) {
+			return nil, &FieldError{Field: "tls.ca_file", Err: errors.New("no PEM certificate found")}
+		}
+		tc.RootCAs = pool
+	}
+	if cfg.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(resolve(baseDir, cfg.CertFile), resolve(baseDir, cfg.KeyFile))
+		if err != nil {
+			return nil, &FieldError{Field: "tls.cert_file", Err: err}
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	_ = target
+	return tc, nil
+}
+
+func resolve(baseDir, p string) string {
+	if baseDir == "" || p == "" || strings.HasPrefix(p, "/") {
+		return p
+	}
+	return baseDir + "/" + p
+}
+
+// ServeHTTP forwards r to the upstream and copies the response to w. The
+// request's URL path must already be cleaned by the gateway.
+func (u *Upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if u.timeout > 0 {
+		ctx, cancel := context.WithTimeout(r.Context(), u.timeout)
+		defer cancel()
+		r = r.WithContext(ctx)
+	}
+	u.rp.ServeHTTP(w, r)
+}
+
+// Close releases the upstream's idle connections. Requests in flight finish.
+func (u *Upstream) Close() { u.transport.CloseIdleConnections() }
+
+func (u *Upstream) rewrite(pr *httputil.ProxyRequest) {
+	pr.SetURL(u.target)
+	if u.preserveHost {
+		pr.Out.Host = pr.In.Host
+	}
+	setForwarded(pr.In, pr.Out, u.trusted)
+}
+
+// setForwarded rebuilds the forwarding headers. ReverseProxy's Rewrite mode
+// has already removed the inbound ones from out; a trusted peer's are put
+// back and extended, an untrusted peer's are dropped, so a client cannot
+// forge its address for the upstream.
+func setForwarded(in, out *http.Request, trusted []netip.Prefix) {
+	peer, err := netip.ParseAddrPort(in.RemoteAddr)
+	if err != nil {
+		return
+	}
+	ip := peer.Addr().Unmap().WithZone("")
+	trustedPeer := inPrefixes(ip, trusted)
+	proto := "http"
+	if in.TLS != nil {
+		proto = "https"
+	}
+
+	xff := ip.String()
+	if trustedPeer {
+		if prior := in.Header["X-Forwarded-For"]; len(prior) > 0 {
+			xff = strings.Join(prior, ", ") + ", " + xff
+		}
+	}
+	out.Header["X-Forwarded-For"] = []string{xff}
+
+	host, fproto := in.Host, proto
+	if trustedPeer {
+		if v := in.Header.Get("X-Forwarded-Host"); v != "" {
+			host = v
+		}
+		if v := in.Header.Get("X-Forwarded-Proto"); v != "" {
+			fproto = v
+		}
+	}
+	out.Header["X-Forwarded-Host"] = []string{host}
+	out.Header["X-Forwarded-Proto"] = []string{fproto}
+
+	elem := forwardedElement(ip, in.Host, proto)
+	if trustedPeer {
+		if prior := in.Header["Forwarded"]; len(prior) > 0 {
+			elem = strings.Join(prior, ", ") + ", " + elem
+		}
+	}
+	out.Header["Forwarded"] = []string{elem}
+}
+
+// forwardedElement is one RFC 7239 forwarded-element for this hop.
+func forwardedElement(ip netip.Addr, host, proto string) string {
+	var b strings.Builder
+	b.WriteString("for=")
+	if ip.Is6() {
+		b.WriteString(`"[` + ip.String() + `]"`)
+	} else {
+		b.WriteString(ip.String())
+	}
+	if host != "" {
+		b.WriteString(";host=")
+		b.WriteString(quoteIfNeeded(host))
+	}
+	b.WriteString(";proto=")
+	b.WriteString(proto)
+	return b.String()
+}
+
+// quoteIfNeeded returns v as an RFC 7239 value: a token as is, anything else
+// as a quoted-string.
+func quoteIfNeeded(v string) string {
+	for i := 0; i < len(v); i++ {
+		if !isTokenChar(v[i]) {
+			return fmt.Sprintf("%q", v)
+		}
+	}
+	return v
+}
+
+func isTokenChar(c byte) bool {
+	switch {
+	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+}
+
+func inPrefixes(ip netip.Addr, prefixes []netip.Prefix) bool {
+	for _, p := range prefixes {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// bufferPool recycles the 32 KiB copy buffers of ReverseProxy.
+type bufferPool struct{}
+
+var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (bufferPool) Get() []byte  { return *(buffers.Get().(*[]byte)) }
+func (bufferPool) Put(b []byte) { buffers.Put(&b) }

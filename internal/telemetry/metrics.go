@@ -1,0 +1,134 @@
+// Package telemetry holds the gateway's Prometheus metrics and its loggers.
+package telemetry
+
+import (
+	"strconv"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics are the gateway's Prometheus collectors, registered on their own
+// registry (never the global one, so tests and several gateways in one
+// process do not collide). One Metrics lives for the whole process and
+// outlives config reloads.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	requests       *prometheus.CounterVec
+	duration       *prometheus.HistogramVec
+	policyDuration *prometheus.HistogramVec
+	denials        *prometheus.CounterVec
+	upstreamErrors *prometheus.CounterVec
+	inflight       prometheus.Gauge
+	reloads        *prometheus.CounterVec
+	lastReload     prometheus.Gauge
+}
+
+// NewMetrics creates and registers the gateway metrics, plus the Go runtime
+// and process collectors.
+func NewMetrics() *Metrics {
+	reg := prometheus.NewRegistry()
+	m := &Metrics{
+		Registry: reg,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_requests_total",
+			Help: "Requests handled, by route and response status code. Route is \"\" when none matched.",
+		}, []string{"route", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "gatehouse_request_duration_seconds",
+			Help:    "Time from receiving a request to writing its response headers, by route.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"route"}),
+		policyDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "gatehouse_policy_duration_seconds",
+			Help:    "Time spent in one policy of a route's chain.",
+			Buckets: []float64{.00001, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .05, .25},
+		}, []string{"route", "policy"}),
+		denials: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_denials_total",
+			Help: "Requests refused, by route, policy and stable error code.",
+		}, []string{"route", "policy", "code"}),
+		upstreamErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_upstream_errors_total",
+			Help: "Failed exchanges with upstreams, by route and kind (connect, timeout, reset, canceled, other).",
+		}, []string{"route", "kind"}),
+		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "gatehouse_inflight_requests",
+			Help: "Requests being handled now.",
+		}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_config_reloads_total",
+			Help: "Config reloads by result (success, failure).",
+		}, []string{"result"}),
+		lastReload: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "gatehouse_config_last_reload_success_timestamp_seconds",
+			Help: "Unix time of the last successful config load.",
+		}),
+	}
+	reg.MustRegister(m.requests, m.duration, m.policyDuration, m.denials, m.upstreamErrors,
+		m.inflight, m.reloads, m.lastReload,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Inflight is the gauge of requests in progress.
+func (m *Metrics) Inflight() prometheus.Gauge { return m.inflight }
+
+// Reloaded records a config load attempt; unixTime is used on success.
+func (m *Metrics) Reloaded(ok bool, unixTime float64) {
+	if ok {
+		m.reloads.WithLabelValues("success").Inc()
+		m.lastReload.Set(unixTime)
+		return
+	}
+	m.reloads.WithLabelValues("failure").Inc()
+}
+
+// Denied counts a denial.
+func (m *Metrics) Denied(route, policy, code string) {
+	m.denials.WithLabelValues(route, policy, code).Inc()
+}
+
+// UpstreamError counts a failed upstream exchange.
+func (m *Metrics) UpstreamError(route, kind string) {
+	m.upstreamErrors.WithLabelValues(route, kind).Inc()
+}
+
+// PolicyObserver returns the duration histogram of one policy on one route,
+// resolved once at build time so the request path does no label lookup.
+func (m *Metrics) PolicyObserver(route, policy string) prometheus.Observer {
+	return m.policyDuration.WithLabelValues(route, policy)
+}
+
+// RouteMetrics are one route's request counters and latency histogram,
+// resolved once per config load.
+type RouteMetrics struct {
+	route    string
+	vec      *prometheus.CounterVec
+	Duration prometheus.Observer
+	// codes caches the counter of each status code, filled on first use,
+	// so that counting a request is an atomic load and an add.
+	codes [600]atomic.Pointer[prometheus.Counter]
+}
+
+// Route returns the metrics of route ("" for requests no route matched).
+func (m *Metrics) Route(route string) *RouteMetrics {
+	return &RouteMetrics{route: route, vec: m.requests, Duration: m.duration.WithLabelValues(route)}
+}
+
+// Count counts one request answered with status.
+func (rm *RouteMetrics) Count(status int) {
+	if status < 100 || status >= len(rm.codes) {
+		rm.vec.WithLabelValues(rm.route, strconv.Itoa(status)).Inc()
+		return
+	}
+	if c := rm.codes[status].Load(); c != nil {
+		(*c).Inc()
+		return
+	}
+	c := rm.vec.WithLabelValues(rm.route, strconv.Itoa(status))
+	rm.codes[status].Store(&c)
+	c.Inc()
+}
