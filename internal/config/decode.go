@@ -381,7 +381,9 @@ func addFields(fs *fieldSet, t reflect.Type, prefix []int, visiting map[reflect.
 	for i := range t.NumField() {
 		f := t.Field(i)
 		tag, ok := f.Tag.Lookup("yaml")
-		if !ok || !f.IsExported() {
+		// An embedded struct of an unexported type may still be inlined:
+		// its exported fields are settable, as in encoding/json.
+		if !ok || !f.IsExported() && !(f.Anonymous && f.Type.Kind() == reflect.Struct) {
 			continue
 		}
 		name, opts, _ := strings.Cut(tag, ",")

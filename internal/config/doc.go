@@ -27,8 +27,8 @@
 // never "abc" or 1.5. Null (`key:` or `key: ~`) means "not set".
 //
 // Anchors, aliases and merge keys (<<: *defaults) are supported; a
-// document whose alias expansion exceeds 100,000 nodes is refused, as is
-// an alias inside the node it names.
+// document whose aliases, expanded, add more than 100,000 nodes is refused
+// (a "billion laughs" attack), as is an alias inside the node it names.
 //
 // # Environment variables
 //

@@ -16,6 +16,9 @@ import (
 // A nil *Node, and a Node holding YAML null (`- size_limit:`), are empty:
 // Decode leaves its target unchanged and Errorf still works (with the
 // position of the nearest known place).
+//
+// A Node is read-only and safe for concurrent use: factories may decode
+// their settings in parallel.
 type Node struct {
 	y    *yaml.Node // the value; nil for "no value at all"
 	key  *yaml.Node // the mapping key y is the value of, if any, for positions

@@ -12,10 +12,10 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// maxNodes bounds the size of a document after alias expansion. A config
-// with a few hundred routes has a few tens of thousands of nodes; a
-// "billion laughs" document of a few hundred bytes has billions.
-const maxNodes = 100_000
+// maxAliasNodes bounds how many nodes aliases may add to a document when
+// expanded. A real config reuses a few anchors a few times; a "billion
+// laughs" document of a few hundred bytes expands to billions of nodes.
+const maxAliasNodes = 100_000
 
 func newDoc(file string, lookupEnv func(string) (string, bool)) *doc {
 	if lookupEnv == nil {
@@ -88,10 +88,12 @@ func yamlError(file string, err error) *Error {
 
 // checkSize computes the alias-expanded node count of the document with
 // memoization, so it runs in time linear in the unexpanded document, and
-// fails at the first (innermost) node whose expansion exceeds maxNodes.
-// It also refuses an alias inside the node it refers to, which yaml.v3
-// accepts and which would make every walk loop forever.
+// fails at the first (innermost) node whose expansion exceeds the
+// document's own node count plus maxAliasNodes. It also refuses an alias
+// inside the node it refers to, which yaml.v3 accepts and which would make
+// every walk loop forever.
 func checkSize(root *yaml.Node) *Error {
+	limit := maxAliasNodes + countNodes(root)
 	size := make(map[*yaml.Node]int)
 	const inProgress = -1
 	var walk func(n *yaml.Node) (int, *Error)
@@ -121,19 +123,29 @@ func checkSize(root *yaml.Node) *Error {
 				return 0, err
 			}
 			total += s
-			if total > maxNodes {
+			if total > limit {
 				break
 			}
 		}
-		if total > maxNodes {
+		if total > limit {
 			return 0, &Error{Line: n.Line, Column: n.Column,
-				Msg: fmt.Sprintf("document expands to more than %d nodes through aliases", maxNodes)}
+				Msg: fmt.Sprintf("aliases expand the document by more than %d nodes", maxAliasNodes)}
 		}
 		size[n] = total
 		return total, nil
 	}
 	_, err := walk(root)
 	return err
+}
+
+// countNodes counts the nodes of the document as written, aliases counting
+// as one.
+func countNodes(n *yaml.Node) int {
+	c := 1
+	for _, k := range n.Content {
+		c += countNodes(k)
+	}
+	return c
 }
 
 // resolveAlias follows aliases to the node they name. checkSize has

@@ -219,15 +219,15 @@ const redacted = "[redacted]"
 // only Value returns the secret. The zero Secret is "not set" and Value
 // returns "".
 type Secret struct {
-	// The value sits behind a pointer: fmt prints the unexported fields of
-	// a struct without calling their methods, and a pointer shows as an
-	// address, where a string would show as itself.
-	p *secretData
+	// The value sits behind a pointer to a string: fmt prints the
+	// unexported fields of a struct holding a Secret without calling
+	// Secret's methods, and there a *string shows as an address where a
+	// string (or a pointer to a struct) would show its content.
+	v      *string
+	source string
 }
 
-type secretData struct{ value, source string }
-
-func newSecret(value, source string) Secret { return Secret{&secretData{value, source}} }
+func newSecret(value, source string) Secret { return Secret{&value, source} }
 
 // maxSecretFile bounds what a {file: PATH} secret reads, so a mistake like
 // {file: /dev/zero} fails instead of exhausting memory.
@@ -244,20 +244,15 @@ func NewSecret(value string) Secret {
 
 // Value returns the secret itself; "" when not set.
 func (s Secret) Value() string {
-	if s.p == nil {
+	if s.v == nil {
 		return ""
 	}
-	return s.p.value
+	return *s.v
 }
 
 // Source says where the secret came from without revealing it, for logs:
 // "env:NAME", "file:PATH", "inline", or "" when not set.
-func (s Secret) Source() string {
-	if s.p == nil {
-		return ""
-	}
-	return s.p.source
-}
+func (s Secret) Source() string { return s.source }
 
 // String returns "[redacted]".
 func (s Secret) String() string { return redacted }

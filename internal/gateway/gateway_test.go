@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -76,7 +77,7 @@ func (s *syncBuffer) String() string {
 }
 
 // load parses a YAML config, expanding ${NAME} from vars.
-func load(t *testing.T, yaml string, vars map[string]string) *config.Config {
+func load(t testing.TB, yaml string, vars map[string]string) *config.Config {
 	t.Helper()
 	cfg, err := config.LoadBytes("test.yaml", []byte(yaml), func(k string) (string, bool) {
 		v, ok := vars[k]
@@ -921,3 +922,6 @@ func TestCleanPath(t *testing.T) {
 		})
 	}
 }
+
+// trusted0 is the client IP the benchmarks pretend to come from.
+func (rt *runtime) trusted0() netip.Addr { return netip.MustParseAddr("127.0.0.1") }

@@ -121,8 +121,28 @@ func (g *Gateway) handle(rt *runtime, x *exchange, r *http.Request) {
 		r.URL.Path, r.URL.RawPath = p, ""
 	}
 
-	ctx := r.Context()
-	for _, l := range rte.chain {
+	if err := x.runChain(r.Context(), rte.chain); err != nil {
+		if den, ok := policy.AsDenial(err); ok {
+			x.decision, x.code, x.cause = "deny", den.Code, den.Err
+			g.metrics.Denied(rte.info.Name, x.denier, den.Code)
+			render.Denial(&x.w, r, rte.info.Protocol, x.RequestID, den)
+			return
+		}
+		x.decision, x.code, x.cause = "error", "internal_error", err
+		render.Error(&x.w, r, rte.info.Protocol, x.RequestID, http.StatusInternalServerError, "internal_error", "the gateway could not process this request")
+		return
+	}
+	x.decision = "allow"
+	x.upstream = true
+	rte.upstream.ServeHTTP(&x.w, r)
+}
+
+// runChain runs the policies in order and returns the first refusal (a
+// *Denial) or failure, with x.denier naming the policy; nil when all allow.
+// Each policy's verdict and time are recorded in x.Timings and its histogram.
+func (x *exchange) runChain(ctx context.Context, chain []link) error {
+	for i := range chain {
+		l := &chain[i]
 		t0 := time.Now()
 		err := l.policy.Apply(ctx, &x.Exchange)
 		d := time.Since(t0)
@@ -131,21 +151,15 @@ func (g *Gateway) handle(rt *runtime, x *exchange, r *http.Request) {
 			x.record(l.name, d, "allow")
 			continue
 		}
-		if den, ok := policy.AsDenial(err); ok {
+		x.denier = l.name
+		if _, ok := policy.AsDenial(err); ok {
 			x.record(l.name, d, "deny")
-			x.decision, x.code, x.denier, x.cause = "deny", den.Code, l.name, den.Err
-			g.metrics.Denied(rte.info.Name, l.name, den.Code)
-			render.Denial(&x.w, r, rte.info.Protocol, x.RequestID, den)
-			return
+		} else {
+			x.record(l.name, d, "error")
 		}
-		x.record(l.name, d, "error")
-		x.decision, x.code, x.denier, x.cause = "error", "internal_error", l.name, err
-		render.Error(&x.w, r, rte.info.Protocol, x.RequestID, http.StatusInternalServerError, "internal_error", "the gateway could not process this request")
-		return
+		return err
 	}
-	x.decision = "allow"
-	x.upstream = true
-	rte.upstream.ServeHTTP(&x.w, r)
+	return nil
 }
 
 func (x *exchange) record(name string, d time.Duration, verdict string) {
@@ -386,5 +400,3 @@ func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 
 // Unwrap lets http.ResponseController reach the server's writer.
 func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-

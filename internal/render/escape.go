@@ -64,9 +64,14 @@ func appendJSONString(dst []byte, s string) []byte {
 
 // jsonSafe reports whether the ASCII byte b can appear unescaped in a JSON
 // string under encoding/json's default HTML-safe escaping.
-func jsonSafe(b byte) bool {
-	return b >= 0x20 && b != '"' && b != '\\' && b != '<' && b != '>' && b != '&'
-}
+func jsonSafe(b byte) bool { return jsonSafeSet[b] }
+
+var jsonSafeSet = func() (t [utf8.RuneSelf]bool) {
+	for b := 0x20; b < utf8.RuneSelf; b++ {
+		t[b] = b != '"' && b != '\\' && b != '<' && b != '>' && b != '&'
+	}
+	return t
+}()
 
 // appendXMLText appends s to dst escaped as XML character data or attribute
 // value, byte for byte what encoding/xml's EscapeText writes: the five

@@ -68,10 +68,13 @@ func Denial(w http.ResponseWriter, r *http.Request, proto policy.Protocol, reque
 	bp := bufPool.Get().(*[]byte)
 	body := appendBody((*bp)[:0], proto, status, d.Code, d.Detail, requestID)
 
-	h.Set("Content-Type", contentType(proto))
-	h.Set("Content-Length", strconv.Itoa(len(body)))
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
+	// One allocation for the four values; each key gets a capacity-1
+	// window so a later append reallocates instead of overwriting the next.
+	vs := []string{contentType(proto), strconv.Itoa(len(body)), "no-store", "nosniff"}
+	h["Content-Type"] = vs[0:1:1]
+	h["Content-Length"] = vs[1:2:2]
+	h["Cache-Control"] = vs[2:3:3]
+	h["X-Content-Type-Options"] = vs[3:4:4]
 	// A body is rendered fresh here; whatever encoding an earlier writer
 	// announced does not apply to it.
 	h.Del("Content-Encoding")

@@ -54,7 +54,6 @@ cat >"$tmp/Caddyfile" <<CADDY
 {
 	admin off
 	auto_https off
-	persist_config off
 }
 http://$CADDY {
 	reverse_proxy $REST

@@ -3,6 +3,7 @@ package ipfilter
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -182,5 +183,42 @@ func BenchmarkApply(b *testing.B) {
 				f.Apply(ctx, ex)
 			}
 		})
+	}
+}
+
+// TestPrefixSetMatchesNetip holds the mask-based lookup to
+// netip.Prefix.Contains on random prefixes and addresses of both families.
+func TestPrefixSetMatchesNetip(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	randAddr := func(v4 bool) netip.Addr {
+		if v4 {
+			return netip.AddrFrom4([4]byte{byte(rng.IntN(4)), byte(rng.IntN(256)), byte(rng.IntN(256)), byte(rng.IntN(256))})
+		}
+		var b [16]byte
+		b[0] = byte(rng.IntN(2))
+		for i := 1; i < 16; i++ {
+			b[i] = byte(rng.IntN(256))
+		}
+		return netip.AddrFrom16(b)
+	}
+	for range 2000 {
+		v4 := rng.IntN(2) == 0
+		a := randAddr(v4)
+		bits := rng.IntN(a.BitLen() + 1)
+		p, err := randAddr(v4).Prefix(bits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rng.IntN(2) == 0 { // often a prefix of a itself
+			p, _ = a.Prefix(bits)
+		}
+		var s prefixSet
+		s.add(p)
+		for _, c := range []netip.Addr{a, randAddr(!v4)} {
+			_, got := s.match(c)
+			if want := p.Contains(c); got != want {
+				t.Fatalf("match(%v in %v) = %v, want %v", c, p, got, want)
+			}
+		}
 	}
 }

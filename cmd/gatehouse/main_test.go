@@ -1,0 +1,319 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCheck(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	writeFile(t, good, `
+listeners: [{address: "127.0.0.1:0"}]
+routes:
+  - name: a
+    match: {path: /a}
+    upstream: {url: "http://127.0.0.1:1"}
+`)
+	unknown := filepath.Join(dir, "unknown.yaml")
+	writeFile(t, unknown, `
+listeners: [{address: "127.0.0.1:0"}]
+routes:
+  - name: a
+    match: {path: /a}
+    upstream: {url: "http://127.0.0.1:1", retries: 3}
+`)
+	ambiguous := filepath.Join(dir, "ambiguous.yaml")
+	writeFile(t, ambiguous, `
+listeners: [{address: "127.0.0.1:0"}]
+routes:
+  - name: a
+    match: {path: /a}
+    upstream: {url: "http://127.0.0.1:1"}
+  - name: b
+    match: {path: /a}
+    upstream: {url: "http://127.0.0.1:2"}
+`)
+	tests := []struct {
+		name   string
+		args   []string
+		code   int
+		stdout string
+		stderr string
+	}{
+		{"valid", []string{"check", "--config", good}, 0, "ok (1 listeners, 1 routes)", ""},
+		{"unknown field", []string{"check", "--config", unknown}, 1, "", unknown + ":6:"},
+		{"ambiguous routes", []string{"check", "--config", ambiguous}, 1, "", ambiguous + ":8:"},
+		{"missing file", []string{"check", "--config", filepath.Join(dir, "nope.yaml")}, 1, "", "nope.yaml"},
+		{"no config flag", []string{"check"}, 2, "", "usage"},
+		{"unknown command", []string{"frobnicate"}, 2, "", "unknown command"},
+		{"version", []string{"version"}, 0, "gatehouse", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(tc.args, &stdout, &stderr)
+			if code != tc.code || !strings.Contains(stdout.String(), tc.stdout) || !strings.Contains(stderr.String(), tc.stderr) {
+				t.Errorf("run(%v) = %d\nstdout: %s\nstderr: %s\nwant %d, stdout containing %q, stderr containing %q",
+					tc.args, code, &stdout, &stderr, tc.code, tc.stdout, tc.stderr)
+			}
+		})
+	}
+}
+
+// buildBinary builds gatehouse once for the subprocess tests.
+var buildBinary = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "gatehouse-bin")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "gatehouse")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return bin, nil
+})
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if bin, err := buildBinary(); err == nil {
+		os.RemoveAll(filepath.Dir(bin))
+	}
+	os.Exit(code)
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// process is a gatehouse subprocess with its output captured.
+type process struct {
+	cmd    *exec.Cmd
+	stderr *safeBuffer
+	done   chan error
+}
+
+type safeBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *safeBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *safeBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func start(t *testing.T, args ...string) *process {
+	t.Helper()
+	bin, err := buildBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &process{cmd: exec.Command(bin, args...), stderr: &safeBuffer{}, done: make(chan error, 1)}
+	p.cmd.Stdout = io.Discard
+	p.cmd.Stderr = p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.done
+	})
+	return p
+}
+
+// eventually polls f every 20 ms for up to 10 s until it returns "".
+func eventually(t *testing.T, what string, f func() string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	var last string
+	for time.Now().Before(deadline) {
+		if last = f(); last == "" {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s: %s", what, last)
+}
+
+func get(url string) (int, string, error) {
+	c := &http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+func bodyIs(url, want string) func() string {
+	return func() string {
+		code, body, err := get(url)
+		if err != nil {
+			return err.Error()
+		}
+		if code != 200 || body != want {
+			return fmt.Sprintf("got %d %q, want 200 %q", code, body, want)
+		}
+		return ""
+	}
+}
+
+func TestServeReloadsAndDrains(t *testing.T) {
+	upstream := func(body string) string {
+		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, body) }))
+		t.Cleanup(s.Close)
+		return s.URL
+	}
+	upA, upB, upC := upstream("A"), upstream("B"), upstream("C")
+	addr := freeAddr(t)
+	admin := freeAddr(t)
+	cfgFile := filepath.Join(t.TempDir(), "gatehouse.yaml")
+	config := func(up string) string {
+		return fmt.Sprintf(`
+listeners: [{name: main, address: "%s"}]
+admin: {address: "%s"}
+access_log: {disabled: true}
+routes:
+  - name: r
+    match: {path: /r}
+    upstream: {url: "%s"}
+`, addr, admin, up)
+	}
+	writeFile(t, cfgFile, config(upA))
+	p := start(t, "serve", "--config", cfgFile)
+	eventually(t, "first config", bodyIs("http://"+addr+"/r", "A"))
+
+	// A change to the file is picked up.
+	writeFile(t, cfgFile, config(upB))
+	eventually(t, "reload on file change", bodyIs("http://"+addr+"/r", "B"))
+
+	// A broken file is reported and the old config keeps serving.
+	writeFile(t, cfgFile, config(upC)+"    bogus: true\n")
+	eventually(t, "failed reload reported", func() string {
+		if !strings.Contains(p.stderr.String(), "config reload failed") {
+			return "no failure logged yet"
+		}
+		return ""
+	})
+	if f := bodyIs("http://"+addr+"/r", "B")(); f != "" {
+		t.Fatalf("after a broken reload: %s", f)
+	}
+	if !strings.Contains(p.stderr.String(), "gatehouse.yaml:9:") {
+		t.Errorf("the failure does not name the file and line:\n%s", p.stderr.String())
+	}
+
+	// SIGHUP reloads too.
+	writeFile(t, cfgFile, config(upC))
+	eventually(t, "reload after fix", bodyIs("http://"+addr+"/r", "C"))
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "SIGHUP reload logged", func() string {
+		if !strings.Contains(p.stderr.String(), `"trigger":"SIGHUP"`) {
+			return "no SIGHUP reload logged"
+		}
+		return ""
+	})
+	if code, body, err := get("http://" + admin + "/readyz"); err != nil || code != 200 {
+		t.Errorf("readyz = %d %q %v", code, body, err)
+	}
+
+	// SIGTERM drains and exits 0.
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-p.done:
+		p.done <- err // for the cleanup
+		if err != nil {
+			t.Errorf("exit after SIGTERM: %v\n%s", err, p.stderr.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("no exit within 15s of SIGTERM")
+	}
+}
+
+func TestDemo(t *testing.T) {
+	addr, admin := freeAddr(t), freeAddr(t)
+	p := start(t, "demo", "--listen", addr, "--admin-listen", admin)
+	base := "http://" + addr
+	eventually(t, "demo up", func() string {
+		code, body, err := get(base + "/product/p-1001")
+		if err != nil || code != 200 || !strings.Contains(body, "Espresso") {
+			return fmt.Sprintf("%d %q %v", code, body, err)
+		}
+		return ""
+	})
+	code, body, err := get(base + "/soap/products?wsdl")
+	if err != nil || code != 200 || !strings.Contains(body, `location="`+base+`/soap/products"`) {
+		t.Errorf("WSDL through the gateway: %d %v\n%s", code, err, body)
+	}
+	req, _ := http.NewRequest("POST", base+"/soap/products", strings.NewReader(
+		`<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>`+
+			`<GetProduct xmlns="urn:gatehouse:demo:products"><id>p-1002</id></GetProduct></soap:Body></soap:Envelope>`))
+	req.Header.Set("Content-Type", "text/xml; charset=utf-8")
+	req.Header.Set("SOAPAction", `"urn:gatehouse:demo:products/GetProduct"`)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), "<name>Coffee Grinder</name>") {
+		t.Errorf("SOAP GetProduct: %d %s", resp.StatusCode, b)
+	}
+	if code, _, _ := get(base + "/nowhere"); code != 404 {
+		t.Errorf("unknown path: %d", code)
+	}
+	if code, body, _ := get("http://" + admin + "/metrics"); code != 200 || !strings.Contains(body, `gatehouse_requests_total{code="200",route="product-by-id"}`) {
+		t.Errorf("metrics: %d", code)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-p.done:
+		p.done <- err
+		if err != nil {
+			t.Errorf("exit after SIGINT: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("no exit within 15s of SIGINT")
+	}
+}
