@@ -3,6 +3,7 @@ package admin
 
 import (
 	"net/http"
+	"net/http/pprof"
 
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -21,8 +22,17 @@ type Options struct {
 //	GET /metrics  Prometheus text exposition
 //	GET /healthz  200 while the process serves (liveness)
 //	GET /readyz   200 when the gateway takes traffic, 503 while starting or draining
+//	GET /debug/pprof/...  Go profiles (CPU, heap, goroutines) for diagnosis
+//
+// The admin listener binds to loopback by default; it must not be exposed
+// without protection (profiles reveal internals and cost CPU).
 func Handler(opt Options) http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(opt.Metrics.Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		plain(w, http.StatusOK, "ok\n")

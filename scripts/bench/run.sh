@@ -12,7 +12,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-DURATION=${DURATION:-10s}
+DURATION=${DURATION:-5s}
+ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-16}
 THREADS=${THREADS:-2}
 URLPATH=${URLPATH:-/product/p-1001}
@@ -46,10 +47,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-bin/gatehouse demo --listen "$DEMO" --admin-listen "$ADMIN" --rest-listen "$REST" >"$tmp/demo.out" 2>"$tmp/demo.err" &
+bin/gatehouse demo --listen "$DEMO" --admin-listen "$ADMIN" --rest-listen "$REST" >/dev/null 2>"$tmp/demo.err" &
 pids+=($!)
+demo_pid=$!
 BENCH_LISTEN=$PLAIN BENCH_UPSTREAM=http://$REST bin/gatehouse serve --config scripts/bench/plain.yaml >/dev/null 2>"$tmp/plain.err" &
 pids+=($!)
+plain_pid=$!
 cat >"$tmp/Caddyfile" <<CADDY
 {
 	admin off
@@ -61,6 +64,7 @@ http://$CADDY {
 CADDY
 XDG_DATA_HOME=$tmp XDG_CONFIG_HOME=$tmp caddy run --config "$tmp/Caddyfile" --adapter caddyfile >/dev/null 2>"$tmp/caddy.err" &
 pids+=($!)
+caddy_pid=$!
 
 wait_up() {
 	for _ in $(seq 100); do
@@ -73,31 +77,53 @@ wait_up() {
 }
 for a in "$REST" "$DEMO" "$PLAIN" "$CADDY"; do wait_up "$a"; done
 
-declare -A rps p50 p99
-run() {
-	local name=$1 addr=$2
-	# Warm up connections and caches, then measure.
-	wrk -t"$THREADS" -c"$CONNS" -d2s "http://$addr$URLPATH" >/dev/null
-	local out
-	out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "http://$addr$URLPATH")
-	rps[$name]=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
-	p50[$name]=$(awk '$1=="50%" {print $2}' <<<"$out")
-	p99[$name]=$(awk '$1=="99%" {print $2}' <<<"$out")
-	if grep -q 'Non-2xx' <<<"$out"; then
-		echo "bench: $name answered non-2xx responses:" >&2
-		grep 'Non-2xx' <<<"$out" >&2
-	fi
-}
-run direct "$REST"
-run gatehouse-plain "$PLAIN"
-run gatehouse-demo "$DEMO"
-run caddy "$CADDY"
+# CPU time (user+system, in clock ticks) a process has used so far.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+HZ=$(getconf CLK_TCK)
+
+# Each round runs every target once, interleaved, so that drift in the
+# machine's load hits all targets alike; the median round is reported.
+declare -A rps p50 p99 cpu
+targets=(direct gatehouse-plain gatehouse-demo caddy)
+declare -A addr=([direct]=$REST [gatehouse-plain]=$PLAIN [gatehouse-demo]=$DEMO [caddy]=$CADDY)
+# The proxy process whose CPU per request is measured; the demo process
+# holds both the upstream and its gateway, so it has no proxy-only figure.
+declare -A proc=([gatehouse-plain]=$plain_pid [caddy]=$caddy_pid)
+for n in "${targets[@]}"; do wrk -t"$THREADS" -c"$CONNS" -d2s "http://${addr[$n]}$URLPATH" >/dev/null; done
+for round in $(seq "$ROUNDS"); do
+	for n in "${targets[@]}"; do
+		before=0
+		[ -n "${proc[$n]:-}" ] && before=$(ticks "${proc[$n]}")
+		out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "http://${addr[$n]}$URLPATH")
+		r=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
+		total=$(awk '/requests in/ {print $1}' <<<"$out")
+		rps[$n]+="$r "
+		p50[$n]+="$(awk '$1=="50%" {print $2}' <<<"$out") "
+		p99[$n]+="$(awk '$1=="99%" {print $2}' <<<"$out") "
+		if [ -n "${proc[$n]:-}" ]; then
+			cpu[$n]+="$(awk -v t="$(( $(ticks "${proc[$n]}") - before ))" -v hz="$HZ" -v n="$total" 'BEGIN{printf "%.1f", t/hz*1e6/n}') "
+		fi
+		if grep -q 'Non-2xx' <<<"$out"; then
+			echo "bench: $n answered non-2xx responses:" >&2
+			grep 'Non-2xx' <<<"$out" >&2
+		fi
+	done
+done
+
+# median picks the middle of a list of numbers (with units kept, by value).
+median() { tr ' ' '\n' | grep -v '^$' | awk '{v=$1; u=$1; sub(/[0-9.]+/, "", u); x=v+0; if (u=="ms") x*=1000; if (u=="s") x*=1e6; print x, v}' | sort -n | awk '{a[NR]=$2} END{print a[int((NR+1)/2)]}'; }
 
 echo
-echo "cores: $(nproc)   wrk: -t$THREADS -c$CONNS -d$DURATION   GET $URLPATH"
-printf '%-18s %12s %10s %10s %10s %10s\n' target req/s p50 p99 vs-direct vs-caddy
-for n in direct gatehouse-plain gatehouse-demo caddy; do
-	printf '%-18s %12s %10s %10s %10s %10s\n' "$n" "${rps[$n]}" "${p50[$n]}" "${p99[$n]}" \
-		"$(awk -v a="${rps[$n]}" -v b="${rps[direct]}" 'BEGIN{printf "%.2fx", a/b}')" \
-		"$(awk -v a="${rps[$n]}" -v b="${rps[caddy]}" 'BEGIN{printf "%.2fx", a/b}')"
+echo "cores: $(nproc)   wrk: -t$THREADS -c$CONNS -d$DURATION x $ROUNDS rounds (median)   GET $URLPATH"
+printf '%-16s %10s %10s %10s %10s %10s %14s\n' target req/s p50 p99 vs-direct vs-caddy proxy-cpu/req
+declare -A med
+for n in "${targets[@]}"; do med[$n]=$(median <<<"${rps[$n]}"); done
+for n in "${targets[@]}"; do
+	c="-"
+	[ -n "${cpu[$n]:-}" ] && c="$(median <<<"${cpu[$n]}")us"
+	printf '%-16s %10s %10s %10s %10s %10s %14s\n' "$n" "${med[$n]}" "$(median <<<"${p50[$n]}")" "$(median <<<"${p99[$n]}")" \
+		"$(awk -v a="${med[$n]}" -v b="${med[direct]}" 'BEGIN{printf "%.2fx", a/b}')" \
+		"$(awk -v a="${med[$n]}" -v b="${med[caddy]}" 'BEGIN{printf "%.2fx", a/b}')" "$c"
 done
+echo "all rounds (req/s):"
+for n in "${targets[@]}"; do echo "  $n: ${rps[$n]}"; done
