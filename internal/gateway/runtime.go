@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"log"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -33,6 +32,7 @@ type runtime struct {
 	trusted   []netip.Prefix
 	tls       map[string]*tls.Config // by listener name
 	listeners []config.Listener
+	log       *slog.Logger
 
 	refs      atomic.Int64 // the gateway's own reference plus one per request
 	closeOnce sync.Once
@@ -64,6 +64,7 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 		tls:       make(map[string]*tls.Config),
 		listeners: cfg.Listeners,
 		noRoute:   g.metrics.Route(""),
+		log:       g.log,
 	}
 	rt.refs.Store(1)
 	var errs []error
@@ -227,7 +228,7 @@ func (rt *runtime) close() {
 			}
 			for _, c := range r.closers {
 				if err := c.Close(); err != nil {
-					log.Printf("gateway: closing policy of route %s: %v", r.info.Name, err)
+					rt.log.Warn("closing a policy", "route", r.info.Name, "err", err)
 				}
 			}
 		}

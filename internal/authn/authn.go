@@ -1,0 +1,243 @@
+// Package authn is the contract of authenticators: the parts of the
+// `authenticate` policy that each prove a caller from one kind of
+// credential (JWT, introspected token, API key, client certificate).
+//
+// An authenticator keeps three answers apart, so that the policy can
+// compose several of them:
+//
+//   - ErrNoCredentials: the request carries no credential of its kind; the
+//     next authenticator is tried ("not mine").
+//   - a *policy.Denial: it carries one and it is not good (401
+//     invalid_token, 400 invalid_request, 403 ...); the request is refused
+//     and no other authenticator is tried.
+//   - any other error: an internal failure (a key server unreachable with
+//     no keys cached); the request fails closed.
+package authn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/policy"
+)
+
+// ErrNoCredentials is returned by an Authenticator when the request carries
+// none of the credentials it reads.
+var ErrNoCredentials = errors.New("authn: no credentials")
+
+// An Authenticator proves who is calling. Built once per config load, safe
+// for concurrent use.
+type Authenticator interface {
+	// Authenticate returns the caller, ErrNoCredentials, a *policy.Denial
+	// or an internal error, as the package doc says.
+	Authenticate(ctx context.Context, ex *policy.Exchange) (*policy.Principal, error)
+	// Challenge returns this authenticator's WWW-Authenticate challenge for
+	// a request that carried no credentials at all, e.g.
+	// `Bearer realm="api"`, or "" when its scheme has none (mTLS, API keys).
+	Challenge() string
+}
+
+// Env is what an authenticator's factory may use.
+type Env struct {
+	*policy.Env
+	// Realm names the protection space in challenges.
+	Realm string
+}
+
+// A Factory builds an authenticator from its raw config, strictly and
+// completely at load time (see policy.Factory).
+type Factory func(cfg *config.Node, env *Env) (Authenticator, error)
+
+// Unit is a named authenticator type.
+type Unit struct {
+	Name string
+	New  Factory
+}
+
+// Registry maps authenticator type names to units; built once, read-only.
+type Registry struct {
+	units map[string]Unit
+	names []string
+}
+
+// NewRegistry returns a registry of units. A duplicate or empty name panics.
+func NewRegistry(units ...Unit) *Registry {
+	r := &Registry{units: make(map[string]Unit, len(units))}
+	for _, u := range units {
+		if u.Name == "" || u.New == nil {
+			panic("authn: unit with empty name or nil factory")
+		}
+		if _, dup := r.units[u.Name]; dup {
+			panic("authn: duplicate unit " + u.Name)
+		}
+		r.units[u.Name] = u
+		r.names = append(r.names, u.Name)
+	}
+	return r
+}
+
+// Names returns the registered names in registration order.
+func (r *Registry) Names() []string { return slices.Clone(r.names) }
+
+// Build builds the authenticator a spec names.
+func (r *Registry) Build(spec config.PolicySpec, env *Env) (Authenticator, error) {
+	u, ok := r.units[spec.Type]
+	if !ok {
+		return nil, spec.Config.Errorf("", "unknown authenticator %q (known: %v)", spec.Type, r.names)
+	}
+	a, err := u.New(spec.Config, env)
+	if err != nil {
+		return nil, err
+	}
+	if a == nil {
+		return nil, fmt.Errorf("authn: unit %s returned a nil authenticator", spec.Type)
+	}
+	return a, nil
+}
+
+// Token is an access token found in a request.
+type Token struct {
+	// Scheme is "Bearer" or "DPoP" (RFC 9449), as the client sent it,
+	// normalised to that spelling.
+	Scheme string
+	// Value is the token itself.
+	Value string
+}
+
+// AuthorizationToken returns the Bearer or DPoP token of the Authorization
+// header (RFC 6750 §2.1, RFC 9449 §7.1). It returns ErrNoCredentials when
+// there is no such header or it uses another scheme (Basic belongs to some
+// other authenticator), and a 400 invalid_request Denial when the header
+// appears more than once or is malformed, since a request must not carry
+// two credentials the gateway and the upstream could read differently.
+func AuthorizationToken(r *http.Request, realm string) (Token, error) {
+	vals := r.Header.Values("Authorization")
+	if len(vals) == 0 {
+		return Token{}, ErrNoCredentials
+	}
+	if len(vals) > 1 {
+		return Token{}, InvalidRequest(realm, "Bearer", "more than one Authorization header", nil)
+	}
+	scheme, value, ok := strings.Cut(vals[0], " ")
+	switch {
+	case strings.EqualFold(scheme, "Bearer"):
+		scheme = "Bearer"
+	case strings.EqualFold(scheme, "DPoP"):
+		scheme = "DPoP"
+	default:
+		return Token{}, ErrNoCredentials
+	}
+	value = strings.TrimLeft(value, " ")
+	if !ok || value == "" || !isToken68(value) {
+		return Token{}, InvalidRequest(realm, scheme, "malformed Authorization header", nil)
+	}
+	return Token{Scheme: scheme, Value: value}, nil
+}
+
+// isToken68 reports whether v is an RFC 9110 token68: the alphabet of
+// base64url and base64 with trailing '='.
+func isToken68(v string) bool {
+	i := 0
+	for ; i < len(v); i++ {
+		c := v[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/') {
+			break
+		}
+	}
+	if i == 0 {
+		return false
+	}
+	for ; i < len(v); i++ {
+		if v[i] != '=' {
+			return false
+		}
+	}
+	return true
+}
+
+// Challenge formats an RFC 6750 §3 challenge: scheme realm="…" plus the
+// given error attributes (pairs of name and value, values quoted).
+func Challenge(scheme, realm string, attrs ...string) string {
+	var b strings.Builder
+	b.WriteString(scheme)
+	b.WriteString(` realm="`)
+	b.WriteString(quoteEscape(realm))
+	b.WriteByte('"')
+	for i := 0; i+1 < len(attrs); i += 2 {
+		if attrs[i+1] == "" {
+			continue
+		}
+		b.WriteString(", ")
+		b.WriteString(attrs[i])
+		b.WriteString(`="`)
+		b.WriteString(quoteEscape(attrs[i+1]))
+		b.WriteByte('"')
+	}
+	return b.String()
+}
+
+// quoteEscape makes s safe inside a quoted-string: backslash and quote are
+// escaped, control characters dropped (they would split the header).
+func quoteEscape(s string) string {
+	if !strings.ContainsAny(s, "\"\\\r\n\x00") {
+		return s
+	}
+	var b strings.Builder
+	for _, c := range s {
+		switch {
+		case c == '"' || c == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(c)
+		case c < 0x20 || c == 0x7f:
+		default:
+			b.WriteRune(c)
+		}
+	}
+	return b.String()
+}
+
+// InvalidToken is the RFC 6750 refusal of a token that is expired, revoked,
+// malformed or otherwise not good: 401 invalid_token with a challenge in
+// the token's scheme. desc is shown to the client (keep it generic: never
+// echo the token); cause is logged.
+func InvalidToken(realm, scheme, desc string, cause error) *policy.Denial {
+	return denial(http.StatusUnauthorized, "invalid_token", realm, scheme, desc, cause)
+}
+
+// InvalidRequest is the RFC 6750 refusal of a malformed request: 400
+// invalid_request.
+func InvalidRequest(realm, scheme, desc string, cause error) *policy.Denial {
+	return denial(http.StatusBadRequest, "invalid_request", realm, scheme, desc, cause)
+}
+
+// InsufficientScope is the RFC 6750 refusal of a token without the scopes
+// the request needs: 403 insufficient_scope naming them.
+func InsufficientScope(realm, scheme string, scopes []string) *policy.Denial {
+	want := strings.Join(scopes, " ")
+	d := &policy.Denial{
+		Status: http.StatusForbidden,
+		Code:   "insufficient_scope",
+		Detail: "the token lacks the scope this request needs: " + want,
+		Header: http.Header{"Www-Authenticate": {Challenge(scheme, realm, "error", "insufficient_scope", "scope", want)}},
+	}
+	return d
+}
+
+func denial(status int, code, realm, scheme, desc string, cause error) *policy.Denial {
+	if scheme == "" {
+		scheme = "Bearer"
+	}
+	return &policy.Denial{
+		Status: status,
+		Code:   code,
+		Detail: desc,
+		Header: http.Header{"Www-Authenticate": {Challenge(scheme, realm, "error", code, "error_description", desc)}},
+		Err:    cause,
+	}
+}

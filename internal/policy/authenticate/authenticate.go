@@ -1,0 +1,115 @@
+// Package authenticate is the `authenticate` policy: it runs a route's
+// authenticators in order and sets the request's Principal from the first
+// that recognises the request.
+package authenticate
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/gatehouse/gatehouse/internal/authn"
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/policy"
+)
+
+// Config is the policy's settings.
+type Config struct {
+	// Realm names the protection space in WWW-Authenticate challenges.
+	// Default "gatehouse".
+	Realm string `yaml:"realm"`
+	// Optional lets a request without any credential through as anonymous
+	// (Principal stays nil). A bad credential is refused all the same.
+	Optional bool `yaml:"optional"`
+	// With lists the authenticators, each a one-key mapping from its type
+	// to its settings. The first that recognises the request decides.
+	With []config.PolicySpec `yaml:"with"`
+}
+
+// Policy runs authenticators in order.
+type Policy struct {
+	realm      string
+	optional   bool
+	auths      []authn.Authenticator
+	names      []string
+	challenges []string
+}
+
+var _ policy.Policy = (*Policy)(nil)
+var _ policy.Closer = (*Policy)(nil)
+
+// Unit returns the `authenticate` policy unit over the given authenticator
+// types.
+func Unit(reg *authn.Registry) policy.Unit {
+	return policy.Unit{Name: "authenticate", New: func(cfg *config.Node, env *policy.Env) (policy.Policy, error) {
+		return New(cfg, env, reg)
+	}}
+}
+
+// New builds the policy from its config.
+func New(cfg *config.Node, env *policy.Env, reg *authn.Registry) (*Policy, error) {
+	var c Config
+	if err := cfg.Decode(&c); err != nil {
+		return nil, err
+	}
+	if c.Realm == "" {
+		c.Realm = "gatehouse"
+	}
+	if len(c.With) == 0 {
+		return nil, cfg.Errorf("with", "at least one authenticator is required (known: %v)", reg.Names())
+	}
+	p := &Policy{realm: c.Realm, optional: c.Optional}
+	aenv := &authn.Env{Env: env, Realm: c.Realm}
+	for _, spec := range c.With {
+		a, err := reg.Build(spec, aenv)
+		if err != nil {
+			p.Close()
+			return nil, err
+		}
+		p.auths = append(p.auths, a)
+		p.names = append(p.names, spec.Type)
+		if ch := a.Challenge(); ch != "" {
+			p.challenges = append(p.challenges, ch)
+		}
+	}
+	return p, nil
+}
+
+// Apply authenticates the request.
+func (p *Policy) Apply(ctx context.Context, ex *policy.Exchange) error {
+	for _, a := range p.auths {
+		pr, err := a.Authenticate(ctx, ex)
+		if errors.Is(err, authn.ErrNoCredentials) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		ex.Principal = pr
+		return nil
+	}
+	if p.optional {
+		return nil
+	}
+	d := &policy.Denial{
+		Status: http.StatusUnauthorized,
+		Code:   "missing_credentials",
+		Detail: "this request needs credentials",
+	}
+	if len(p.challenges) > 0 {
+		// RFC 6750 §3.1: no error code when the request had no credentials.
+		d.Header = http.Header{"Www-Authenticate": p.challenges}
+	}
+	return d
+}
+
+// Close releases the authenticators' resources (key refreshers, caches).
+func (p *Policy) Close() error {
+	var errs []error
+	for _, a := range p.auths {
+		if c, ok := a.(policy.Closer); ok {
+			errs = append(errs, c.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
