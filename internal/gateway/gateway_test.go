@@ -925,3 +925,30 @@ func TestCleanPath(t *testing.T) {
 
 // trusted0 is the client IP the benchmarks pretend to come from.
 func (rt *runtime) trusted0() netip.Addr { return netip.MustParseAddr("127.0.0.1") }
+
+func TestUpstreamH2CAndRequestIDEcho(t *testing.T) {
+	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Add("X-Request-Id", "upstream-made-this")
+		io.WriteString(w, r.Proto)
+	}))
+	up.Config.Protocols = new(http.Protocols)
+	up.Config.Protocols.SetHTTP1(true)
+	up.Config.Protocols.SetUnencryptedHTTP2(true)
+	up.Start()
+	defer up.Close()
+	g := startGateway(t, `
+listeners: [{name: main, address: "127.0.0.1:0"}]
+admin: {address: "off"}
+routes:
+  - name: h2c
+    match: {path: /h2c}
+    upstream: {url: "`+up.URL+`", h2c: true}
+`, nil)
+	resp, b := do(t, nil, newReq(t, "GET", g.base+"/h2c", nil))
+	if string(b) != "HTTP/2.0" {
+		t.Errorf("upstream saw %q, want HTTP/2.0", b)
+	}
+	if ids := resp.Header.Values("X-Request-Id"); len(ids) != 1 || len(ids[0]) != 32 {
+		t.Errorf("X-Request-Id = %q, want the gateway's one id", ids)
+	}
+}

@@ -366,6 +366,11 @@ func (w *responseWriter) WriteHeader(code int) {
 	w.wroteHeader = true
 	w.status = code
 	h := w.ResponseWriter.Header()
+	if v := h["X-Request-Id"]; len(v) != 1 || v[0] != w.x.RequestID {
+		// The upstream echoed or replaced it; the gateway's id is the one
+		// its logs know.
+		h["X-Request-Id"] = []string{w.x.RequestID}
+	}
 	for _, p := range w.response {
 		p.ApplyResponse(&w.x.Exchange, code, h)
 	}
