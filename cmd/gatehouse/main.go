@@ -3,6 +3,7 @@
 //	gatehouse serve --config FILE   run the gateway
 //	gatehouse check --config FILE   validate a config and exit
 //	gatehouse demo                  run the gateway with demo upstreams
+//	gatehouse apikey create         make an API key
 //	gatehouse version               print the version
 package main
 
@@ -56,6 +57,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdCheck(args, stdout, stderr)
 	case "demo":
 		return cmdDemo(args, stdout, stderr)
+	case "apikey":
+		return cmdAPIKey(args, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "gatehouse", version())
 		return 0

@@ -67,6 +67,9 @@ routes:
 		{"no config flag", []string{"check"}, 2, "", "usage"},
 		{"unknown command", []string{"frobnicate"}, 2, "", "unknown command"},
 		{"version", []string{"version"}, 0, "gatehouse", ""},
+		{"apikey create", []string{"apikey", "create", "--consumer", "billing-app"}, 0, `hash: "sha256:`, ""},
+		{"apikey bad consumer", []string{"apikey", "create", "--consumer", "bad name"}, 1, "", "consumer"},
+		{"apikey no consumer", []string{"apikey", "create"}, 2, "", "usage"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -18,6 +18,9 @@ type Config struct {
 	AccessLog AccessLog `yaml:"access_log"`
 	// ShutdownTimeout bounds the drain on SIGTERM. Default 30s.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// Store is where shared state lives (rate limits, quotas, replay
+	// caches, revocations). Default: the file store.
+	Store Store `yaml:"store"`
 	// Routes are matched by host, path and method; order does not matter
 	// (the most specific match wins; ambiguous routes fail the load).
 	Routes []Route `yaml:"routes"`
@@ -146,6 +149,42 @@ type UpstreamTLS struct {
 	ServerName string `yaml:"server_name"`
 	// InsecureSkipVerify disables verification. For tests only; logged loudly.
 	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+}
+
+// Store selects the shared-state backend.
+type Store struct {
+	// Type is "memory" (one process, lost on restart), "file" (the
+	// default: one node, survives restarts) or "redis" (several instances).
+	Type string `yaml:"type"`
+	// Path is the file store's database, relative to the config file's
+	// directory. Default "gatehouse-state.db".
+	Path string `yaml:"path"`
+	// Redis configures the redis store; required when Type is "redis".
+	Redis *Redis `yaml:"redis"`
+}
+
+// Redis is a Redis server (or a Redis Cluster) holding shared state.
+type Redis struct {
+	// Addresses are host:port of the server, or of cluster nodes (more
+	// than one address means Redis Cluster). Required.
+	Addresses []string `yaml:"addresses"`
+	// Username and Password authenticate (ACL or requirepass).
+	Username string  `yaml:"username"`
+	Password *Secret `yaml:"password"`
+	// DB selects the database (not with a cluster). Default 0.
+	DB int `yaml:"db"`
+	// TLS connects with TLS; CAFile, CertFile and KeyFile as for upstreams.
+	TLS *UpstreamTLS `yaml:"tls"`
+	// KeyPrefix is put before every key, so that several gateways can
+	// share one Redis. Default "gatehouse:".
+	KeyPrefix string `yaml:"key_prefix"`
+	// DialTimeout, ReadTimeout and WriteTimeout bound each operation's
+	// steps. Defaults 2s, 500ms, 500ms: a limiter must not hang requests.
+	DialTimeout  Duration `yaml:"dial_timeout"`
+	ReadTimeout  Duration `yaml:"read_timeout"`
+	WriteTimeout Duration `yaml:"write_timeout"`
+	// PoolSize is the connection pool size. Default 10 per CPU.
+	PoolSize int `yaml:"pool_size"`
 }
 
 // PolicySpec is one entry of a route's policies: the policy type and its

@@ -371,6 +371,9 @@ func (w *responseWriter) WriteHeader(code int) {
 		// its logs know.
 		h["X-Request-Id"] = []string{w.x.RequestID}
 	}
+	for k, v := range w.x.ResponseHeader {
+		h[k] = append(h[k], v...)
+	}
 	for _, p := range w.response {
 		p.ApplyResponse(&w.x.Exchange, code, h)
 	}

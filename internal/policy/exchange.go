@@ -80,6 +80,11 @@ type Exchange struct {
 	Start time.Time
 	// Timings records each policy's verdict and duration, in chain order.
 	Timings []Timing
+	// ResponseHeader holds headers policies want added to the response
+	// (RateLimit, quota remaining), whether the request is allowed or
+	// refused. The gateway adds them just before the status is written.
+	// Nil until a policy calls AddResponseHeader.
+	ResponseHeader http.Header
 
 	body     []byte
 	bodyRead bool
@@ -146,6 +151,14 @@ func tooLarge(limit int64) *Denial {
 		Detail: fmt.Sprintf("request body exceeds %d bytes", limit),
 		Err:    ErrBodyTooLarge,
 	}
+}
+
+// AddResponseHeader records a header to add to the response.
+func (ex *Exchange) AddResponseHeader(key, value string) {
+	if ex.ResponseHeader == nil {
+		ex.ResponseHeader = make(http.Header, 4)
+	}
+	ex.ResponseHeader.Add(key, value)
 }
 
 // Reset clears ex for reuse from a pool.

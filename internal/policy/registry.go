@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/store"
 )
 
 // Env is what a factory may use to build a policy.
@@ -20,6 +21,9 @@ type Env struct {
 	Now func() time.Time
 	// TrustedProxies are the gateway-wide trusted proxy prefixes.
 	TrustedProxies []netip.Prefix
+	// Store is the gateway's shared state (rate limits, quotas, replay
+	// caches). Never nil when built by the gateway.
+	Store store.Store
 }
 
 // A Factory builds a policy from its raw config. It decodes strictly

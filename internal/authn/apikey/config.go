@@ -1,0 +1,248 @@
+package apikey
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+)
+
+// Config is the apikey authenticator's settings.
+//
+//	apikey:
+//	  header: X-API-Key
+//	  query: api_key
+//	  strip: true
+//	  keys:
+//	    - consumer: reader-app
+//	      hash: "sha256:…"
+//	      scopes: [products:read]
+//	      tier: gold
+//	      metadata: {team: catalog}
+//	  keys_file: consumers.yaml
+type Config struct {
+	// Header is the request header carrying the key. Default "X-API-Key".
+	Header string `yaml:"header"`
+	// Query, when set, also accepts the key in this URL query parameter.
+	// Empty (the default): keys in the query are not looked at.
+	Query string `yaml:"query"`
+	// Strip removes the key (header and query parameter) from the request
+	// before it is forwarded, so that it does not reach the upstream or its
+	// logs. Default true.
+	Strip bool `yaml:"strip"`
+	// Keys are the consumers and the hashes of their keys.
+	Keys []KeyConfig `yaml:"keys"`
+	// KeysFile names a YAML file with more consumers, as a mapping with a
+	// `keys` list of the same shape as Keys. A relative path is relative to
+	// the config file's directory. It is read at every config load.
+	KeysFile string `yaml:"keys_file"`
+}
+
+// KeyConfig is one consumer and its key.
+type KeyConfig struct {
+	// Consumer names the caller; it becomes the Principal's Subject,
+	// ClientID and Consumer. Required, unique, at most 128 characters of
+	// letters, digits and . _ - : @ (it ends up in headers and metric
+	// labels).
+	Consumer string `yaml:"consumer"`
+	// Hash is "sha256:" and the unpadded base64url SHA-256 of the key, as
+	// printed by `gatehouse apikey create`. Required, unique.
+	Hash string `yaml:"hash"`
+	// Scopes are the scopes the consumer is granted.
+	Scopes []string `yaml:"scopes"`
+	// Tier names the consumer's rate-limit tier; it is put into the
+	// Principal's Claims as "tier". Empty: no tier claim.
+	Tier string `yaml:"tier"`
+	// Metadata are further attributes, put into the Principal's Claims.
+	Metadata map[string]any `yaml:"metadata"`
+}
+
+// keysFile is the shape of a keys_file.
+type keysFile struct {
+	Keys []KeyConfig `yaml:"keys"`
+}
+
+// HashPrefix starts every key hash in the config.
+const HashPrefix = "sha256:"
+
+// maxConsumerLen bounds consumer names, which go into headers and labels.
+const maxConsumerLen = 128
+
+// parsed is a validated Config.
+type parsed struct {
+	header string // canonical
+	query  string
+	strip  bool
+	byHash map[[sha256.Size]byte]*consumer
+}
+
+// source is one list of keys and the node to report its errors at.
+type source struct {
+	node *config.Node
+	keys []KeyConfig
+}
+
+func decode(cfg *config.Node) (*parsed, error) {
+	c := Config{Header: "X-API-Key", Strip: true}
+	if err := cfg.Decode(&c); err != nil {
+		return nil, err
+	}
+	if c.Header == "" || !validToken(c.Header) {
+		return nil, cfg.Errorf("header", "%q is not a valid header name", c.Header)
+	}
+	if hc := http.CanonicalHeaderKey(c.Header); hc == "Authorization" || hc == "Cookie" || hc == "Proxy-Authorization" {
+		return nil, cfg.Errorf("header", "%s cannot carry API keys: it has its own syntax and other authenticators read it", hc)
+	}
+	if c.Query != "" && strings.ContainsAny(c.Query, "&=#;+% ") {
+		return nil, cfg.Errorf("query", "%q is not a plain query parameter name", c.Query)
+	}
+	sources := []source{{node: cfg, keys: c.Keys}}
+	if c.KeysFile != "" {
+		s, err := readKeysFile(cfg, c.KeysFile)
+		if err != nil {
+			return nil, err
+		}
+		sources = append(sources, s)
+	}
+	p := &parsed{
+		header: http.CanonicalHeaderKey(c.Header),
+		query:  c.Query,
+		strip:  c.Strip,
+		byHash: make(map[[sha256.Size]byte]*consumer),
+	}
+	names := make(map[string]bool)
+	var errs []error
+	for _, s := range sources {
+		for i, k := range s.keys {
+			at := "keys[" + strconv.Itoa(i) + "]"
+			con, err := newConsumer(s.node, at, k)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if names[k.Consumer] {
+				errs = append(errs, s.node.Errorf(at+".consumer", "duplicate consumer %q", k.Consumer))
+				continue
+			}
+			if _, dup := p.byHash[con.hash]; dup {
+				errs = append(errs, s.node.Errorf(at+".hash", "duplicate hash: another consumer has the same key"))
+				continue
+			}
+			names[k.Consumer] = true
+			p.byHash[con.hash] = con
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	if len(p.byHash) == 0 {
+		return nil, cfg.Errorf("", "apikey needs at least one key in keys or keys_file")
+	}
+	return p, nil
+}
+
+// readKeysFile reads and decodes a keys_file; its errors name that file.
+func readKeysFile(cfg *config.Node, name string) (source, error) {
+	path := name
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(filepath.Dir(cfg.File()), path)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return source{}, cfg.Errorf("keys_file", "%v", err)
+	}
+	n, err := config.ParseNode(path, data, os.LookupEnv)
+	if err != nil {
+		return source{}, err
+	}
+	var f keysFile
+	if err := n.Decode(&f); err != nil {
+		return source{}, err
+	}
+	return source{node: n, keys: f.Keys}, nil
+}
+
+func newConsumer(n *config.Node, at string, k KeyConfig) (*consumer, error) {
+	if k.Consumer == "" {
+		return nil, n.Errorf(at, "consumer is required")
+	}
+	if !validConsumer(k.Consumer) {
+		return nil, n.Errorf(at+".consumer", "%q: a consumer is 1 to %d letters, digits and . _ - : @", k.Consumer, maxConsumerLen)
+	}
+	if k.Hash == "" {
+		return nil, n.Errorf(at, "hash is required (create a key with `gatehouse apikey create --consumer %s`)", k.Consumer)
+	}
+	sum, err := ParseHash(k.Hash)
+	if err != nil {
+		return nil, n.Errorf(at+".hash", "%v", err)
+	}
+	for j, s := range k.Scopes {
+		if s == "" || strings.ContainsAny(s, " \t\r\n\"\\") {
+			return nil, n.Errorf(at+".scopes["+strconv.Itoa(j)+"]", "%q is not a valid scope (RFC 6749 §3.3)", s)
+		}
+	}
+	claims := make(map[string]any, len(k.Metadata)+1)
+	for name, v := range k.Metadata {
+		claims[name] = v
+	}
+	if k.Tier != "" {
+		if _, clash := k.Metadata["tier"]; clash {
+			return nil, n.Errorf(at+".metadata.tier", "tier is set both here and as the consumer's tier")
+		}
+		claims["tier"] = k.Tier
+	}
+	return &consumer{hash: sum, principal: principalFor(k.Consumer, k.Scopes, claims)}, nil
+}
+
+// ParseHash parses a key hash as written in the config: "sha256:" and the
+// unpadded base64url encoding of 32 bytes.
+func ParseHash(s string) ([sha256.Size]byte, error) {
+	var sum [sha256.Size]byte
+	if strings.HasPrefix(s, KeyPrefix) {
+		return sum, errors.New("apikey: this is a key, not a hash: store only the hash (" + HashPrefix + "…) that `gatehouse apikey create` prints, and rotate this key, it has been exposed")
+	}
+	b64, ok := strings.CutPrefix(s, HashPrefix)
+	if !ok {
+		return sum, fmt.Errorf("apikey: a hash is %q and the base64url SHA-256 of the key", HashPrefix)
+	}
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(b64)
+	if err != nil || len(raw) != sha256.Size {
+		return sum, fmt.Errorf("apikey: a hash is %q and 43 characters of unpadded base64url (a SHA-256)", HashPrefix)
+	}
+	copy(sum[:], raw)
+	return sum, nil
+}
+
+func validConsumer(s string) bool {
+	if len(s) == 0 || len(s) > maxConsumerLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+			c == '.' || c == '_' || c == '-' || c == ':' || c == '@') {
+			return false
+		}
+	}
+	return true
+}
+
+// validToken reports whether s is an RFC 9110 token, the syntax of header
+// names.
+func validToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+			strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,396 @@
+// Package introspect is the `introspect` authenticator: a bearer token is
+// checked by the authorization server's RFC 7662 introspection endpoint,
+// and the answer is cached for a while.
+//
+// It fails closed: when the endpoint is down, slow or answers nonsense, the
+// request is refused with 503 introspection_unavailable (and Retry-After),
+// never let through, and nothing is cached, so the first request after the
+// endpoint recovers is checked afresh.
+package introspect
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/authn"
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/policy"
+)
+
+// Unit is the `introspect` authenticator type.
+var Unit = authn.Unit{Name: "introspect", New: func(cfg *config.Node, env *authn.Env) (authn.Authenticator, error) {
+	return New(cfg, env)
+}}
+
+// maxResponse bounds an introspection response; a larger one is a broken
+// or hostile endpoint.
+const maxResponse = 1 << 20
+
+// maxToken bounds the tokens sent for introspection. Real access tokens,
+// JWTs with many claims included, stay well below.
+const maxToken = 16 << 10
+
+// ErrUnavailable is the cause of the refusal of a request whose token could
+// not be introspected: the endpoint could not be reached, timed out, or
+// answered something other than a well-formed RFC 7662 response.
+var ErrUnavailable = errors.New("introspect: introspection endpoint unavailable")
+
+// Authenticator introspects tokens. Safe for concurrent use; Close releases
+// its idle connections.
+type Authenticator struct {
+	p      *parsed
+	realm  string
+	now    func() time.Time
+	client *http.Client
+	tr     *http.Transport
+	pos    *cache // active tokens
+	neg    *cache // refused tokens, apart so a flood of bad tokens cannot evict good ones
+	flight flight
+}
+
+// answer is what introspecting a token decided: a principal, or a refusal.
+type answer struct {
+	principal *policy.Principal // nil when refused
+	desc      string            // the public reason of a refusal
+	dpopBound bool              // the token has cnf.jkt (RFC 9449 §6.2)
+}
+
+var (
+	_ authn.Authenticator = (*Authenticator)(nil)
+	_ policy.Closer       = (*Authenticator)(nil)
+)
+
+// New builds an introspect authenticator from its config. It does not
+// contact the endpoint: an authorization server that is down at load time
+// must not stop the gateway from starting, and requests fail closed until
+// it is back.
+func New(cfg *config.Node, env *authn.Env) (*Authenticator, error) {
+	p, err := decode(cfg)
+	if err != nil {
+		return nil, err
+	}
+	a := &Authenticator{p: p, realm: env.Realm, now: env.Now}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	a.tr = &http.Transport{
+		// No proxy from the environment: tokens and the client secret go
+		// only where the config says.
+		Proxy:                 nil,
+		DialContext:           (&net.Dialer{Timeout: p.timeout, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: p.roots},
+		TLSHandshakeTimeout:   p.timeout,
+		ResponseHeaderTimeout: p.timeout,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConnsPerHost:   64,
+		IdleConnTimeout:       90 * time.Second,
+	}
+	a.client = &http.Client{
+		Transport: a.tr,
+		Timeout:   p.timeout,
+		// A redirect would resend the token somewhere else.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	if !p.noCache {
+		a.pos, a.neg = newCache(p.size), newCache(p.size)
+	}
+	return a, nil
+}
+
+// Challenge returns the Bearer challenge of the realm.
+func (a *Authenticator) Challenge() string { return authn.Challenge("Bearer", a.realm) }
+
+// Close releases the idle connections to the endpoint. Introspections in
+// flight end by their timeout.
+func (a *Authenticator) Close() error {
+	a.tr.CloseIdleConnections()
+	return nil
+}
+
+// Authenticate introspects the request's Bearer or DPoP token (from the
+// Authorization header) and returns its principal. It returns
+// ErrNoCredentials without such a token; a 401 invalid_token Denial for a
+// token the endpoint says is inactive, or that is expired, not yet valid,
+// for another audience or issuer, or DPoP-bound and used as a bearer
+// token; a 503 introspection_unavailable Denial when the endpoint cannot
+// answer; ctx's error when ctx ends first.
+//
+// The returned Principal is the caller's own copy, but its Scopes and
+// Claims are shared with other requests bearing the same token and must not
+// be modified.
+func (a *Authenticator) Authenticate(ctx context.Context, ex *policy.Exchange) (*policy.Principal, error) {
+	tok, err := authn.AuthorizationToken(ex.Request, a.realm)
+	if err != nil {
+		return nil, err
+	}
+	if len(tok.Value) > maxToken {
+		return nil, authn.InvalidToken(a.realm, tok.Scheme, "the token is too large", nil)
+	}
+	k := hashToken(tok.Value)
+	if a.pos != nil {
+		now := a.now()
+		if ans, ok := a.pos.get(&k, now); ok {
+			return a.decide(ans, tok)
+		}
+		if ans, ok := a.neg.get(&k, now); ok {
+			return a.decide(ans, tok)
+		}
+	}
+	return a.miss(ctx, tok, k)
+}
+
+// miss introspects a token that is not cached. It is apart from
+// Authenticate so that the key escapes to the heap, for the closure, only
+// on this path.
+func (a *Authenticator) miss(ctx context.Context, tok authn.Token, k key) (*policy.Principal, error) {
+	ans, err := a.flight.do(ctx, &k, func() (*answer, error) { return a.introspect(ctx, tok.Value, &k) })
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("introspect: %w", ctx.Err())
+		}
+		return nil, unavailable(err)
+	}
+	return a.decide(ans, tok)
+}
+
+// hashToken returns the SHA-256 of token. Most opaque tokens fit the stack
+// buffer, which spares the allocation of []byte(token); longer ones (JWTs
+// sent for introspection) pay it.
+func hashToken(token string) key {
+	var buf [512]byte
+	if len(token) <= len(buf) {
+		return sha256.Sum256(buf[:copy(buf[:], token)])
+	}
+	return sha256.Sum256([]byte(token))
+}
+
+func (a *Authenticator) decide(ans *answer, tok authn.Token) (*policy.Principal, error) {
+	if ans.principal == nil {
+		return nil, authn.InvalidToken(a.realm, tok.Scheme, ans.desc, nil)
+	}
+	if ans.dpopBound && tok.Scheme != "DPoP" {
+		// RFC 9449 §7.1: a DPoP-bound token presented as a bearer token
+		// would let whoever stole it use it without the key.
+		return nil, authn.InvalidToken(a.realm, "DPoP", "the token is bound to a DPoP key and must be used with the DPoP scheme", nil)
+	}
+	pr := *ans.principal
+	return &pr, nil
+}
+
+func unavailable(err error) *policy.Denial {
+	return &policy.Denial{
+		Status: http.StatusServiceUnavailable,
+		Code:   "introspection_unavailable",
+		Detail: "the token cannot be checked at the moment; try again later",
+		Header: http.Header{"Retry-After": {"1"}},
+		Err:    err,
+	}
+}
+
+// introspect asks the endpoint about token and caches the answer. It runs
+// once per token at a time (see flight), on a context detached from the
+// request that started it but bounded by the timeout.
+func (a *Authenticator) introspect(ctx context.Context, token string, k *key) (*answer, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.p.timeout)
+	defer cancel()
+	form := url.Values{"token": {token}, "token_type_hint": {a.p.hint}}
+	if a.p.basic == "" {
+		form.Set("client_id", a.p.clientID)
+		form.Set("client_secret", a.p.secret)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.p.endpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	if a.p.basic != "" {
+		req.Header.Set("Authorization", a.p.basic)
+	}
+	res, err := a.client.Do(req)
+	if err != nil {
+		// The *url.Error names the endpoint, never the form.
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(res.Body, maxResponse+1))
+	if err != nil {
+		return nil, fmt.Errorf("%w: reading the response: %v", ErrUnavailable, err)
+	}
+	if res.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%w: endpoint answered %s", ErrUnavailable, res.Status)
+	}
+	if len(body) > maxResponse {
+		return nil, fmt.Errorf("%w: response larger than %d bytes", ErrUnavailable, maxResponse)
+	}
+	var resp map[string]any
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&resp); err != nil || dec.More() || resp == nil {
+		return nil, fmt.Errorf("%w: response is not a JSON object", ErrUnavailable)
+	}
+	now := a.now()
+	ans, exp, err := a.evaluate(resp, now)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	if a.pos != nil && ans.desc != descNotYet {
+		if ans.principal != nil {
+			until := now.Add(a.p.ttl)
+			if !exp.IsZero() && exp.Before(until) {
+				until = exp
+			}
+			a.pos.put(k, ans, until, now)
+		} else {
+			a.neg.put(k, ans, now.Add(a.p.negTTL), now)
+		}
+	}
+	return ans, nil
+}
+
+// Public reasons of refusals.
+const (
+	descInactive = "the token is not active"
+	descExpired  = "the token has expired"
+	descNotYet   = "the token is not valid yet"
+	descAudience = "the token is not meant for this audience"
+	descIssuer   = "the token is from an issuer not accepted here"
+)
+
+// evaluate turns an introspection response into an answer, with the token's
+// expiry (zero if it has none). A response that breaks RFC 7662's types is
+// an error: it says nothing reliable about the token.
+func (a *Authenticator) evaluate(resp map[string]any, now time.Time) (*answer, time.Time, error) {
+	active, ok := resp["active"].(bool)
+	if !ok {
+		return nil, time.Time{}, errors.New(`response has no boolean "active"`)
+	}
+	if !active {
+		return &answer{desc: descInactive}, time.Time{}, nil
+	}
+	exp, err := timeField(resp, "exp")
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	nbf, err := timeField(resp, "nbf")
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	sub, err := stringField(resp, "sub")
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	clientID, err := stringField(resp, "client_id")
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	iss, err := stringField(resp, "iss")
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	aud, err := stringsField(resp, "aud", false)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	scopes, err := stringsField(resp, a.p.scopeField, true)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	switch {
+	case !exp.IsZero() && !now.Before(exp.Add(a.p.leeway)):
+		return &answer{desc: descExpired}, exp, nil
+	case !nbf.IsZero() && now.Add(a.p.leeway).Before(nbf):
+		return &answer{desc: descNotYet}, exp, nil
+	case a.p.issuer != "" && iss != a.p.issuer:
+		return &answer{desc: descIssuer}, exp, nil
+	case len(a.p.audiences) > 0 && !slices.ContainsFunc(aud, func(s string) bool { return slices.Contains(a.p.audiences, s) }):
+		return &answer{desc: descAudience}, exp, nil
+	}
+	subject, consumer := sub, clientID
+	if subject == "" {
+		// A client credentials token speaks for the client itself.
+		subject = clientID
+	}
+	if consumer == "" {
+		consumer = subject
+	}
+	ans := &answer{principal: &policy.Principal{
+		Subject:  subject,
+		ClientID: clientID,
+		Consumer: consumer,
+		Scopes:   scopes,
+		Claims:   resp,
+		Method:   "introspection",
+	}}
+	if cnf, ok := resp["cnf"].(map[string]any); ok {
+		if jkt, ok := cnf["jkt"].(string); ok && jkt != "" {
+			ans.dpopBound = true
+		}
+	}
+	return ans, exp, nil
+}
+
+func stringField(m map[string]any, name string) (string, error) {
+	v, ok := m[name]
+	if !ok || v == nil {
+		return "", nil
+	}
+	s, ok := v.(string)
+	if !ok {
+		return "", fmt.Errorf("%q is not a string", name)
+	}
+	return s, nil
+}
+
+// stringsField reads a string or a list of strings; with split, a string is
+// a space-separated list (the RFC 7662 form of scope).
+func stringsField(m map[string]any, name string, split bool) ([]string, error) {
+	switch v := m[name].(type) {
+	case nil:
+		return nil, nil
+	case string:
+		if split {
+			return strings.Fields(v), nil
+		}
+		return []string{v}, nil
+	case []any:
+		out := make([]string, 0, len(v))
+		for _, e := range v {
+			s, ok := e.(string)
+			if !ok {
+				return nil, fmt.Errorf("%q is not a list of strings", name)
+			}
+			out = append(out, s)
+		}
+		return out, nil
+	default:
+		return nil, fmt.Errorf("%q is not a string or a list of strings", name)
+	}
+}
+
+// timeField reads a NumericDate (seconds since the epoch, RFC 7519 §2).
+func timeField(m map[string]any, name string) (time.Time, error) {
+	v, ok := m[name]
+	if !ok || v == nil {
+		return time.Time{}, nil
+	}
+	f, ok := v.(float64)
+	// Up to the year 5138: past that a value is a mistake (milliseconds).
+	if !ok || math.IsNaN(f) || f < 0 || f > 1e11 {
+		return time.Time{}, fmt.Errorf("%q is not a time in seconds since the epoch", name)
+	}
+	sec := math.Floor(f)
+	return time.Unix(int64(sec), int64((f-sec)*1e9)).UTC(), nil
+}

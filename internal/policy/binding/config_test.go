@@ -1,0 +1,83 @@
+package binding
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/policy/policytest"
+)
+
+func TestConfigErrors(t *testing.T) {
+	tests := []struct {
+		name, yaml string
+		line       int
+		path, msg  string
+	}{
+		{"unknown field", "dpop: required\ncertificates: required\n", 2, "certificates", `unknown field "certificates"`},
+		{"unknown dpop mode", "dpop: always\n", 1, "dpop", `unknown mode "always"`},
+		{"unknown certificate mode", "dpop: allowed\ncertificate: yes please\n", 2, "certificate", `unknown mode "yes please"`},
+		{"HMAC algorithm", "proof:\n  algorithms:\n    - ES256\n    - HS256\n", 4, "proof.algorithms[1]", `"HS256" not supported`},
+		{"none algorithm", "proof:\n  algorithms: [none]\n", 2, "proof.algorithms[0]", `"none" not supported`},
+		{"empty algorithms", "proof:\n  algorithms: []\n", 2, "proof.algorithms", "at least one algorithm"},
+		{"negative max age", "proof:\n  max_age: -1s\n", 2, "proof.max_age", "must not be negative"},
+		{"negative skew", "proof:\n  future_skew: -1s\n", 2, "proof.future_skew", "must not be negative"},
+		{"negative cache size", "proof:\n  replay_cache_size: -1\n", 2, "proof.replay_cache_size", "must not be negative"},
+		{"origin with path", "proof:\n  public_origin: https://api.example.com/v1\n", 2, "proof.public_origin", "is not an origin"},
+		{"origin without scheme", "proof:\n  public_origin: api.example.com\n", 2, "proof.public_origin", "is not an origin"},
+		{"origin and forwarded", "proof:\n  public_origin: https://api.example.com\n  trust_forwarded: true\n", 3, "proof.trust_forwarded", "exclude each other"},
+		{"forwarded without trusted proxies", "proof:\n  trust_forwarded: true\n", 2, "proof.trust_forwarded", "needs the gateway's trusted_proxies"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := New(policytest.Node(t, tt.yaml), policytest.Env())
+			policytest.WantConfigError(t, err, tt.line, tt.path, tt.msg)
+		})
+	}
+}
+
+func TestConfigDefaults(t *testing.T) {
+	c, err := decode(policytest.Node(t, ""), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DPoP != Allowed || c.Certificate != Allowed || c.Realm != "gatehouse" || c.Proof.ReplayCacheSize != 100_000 {
+		t.Errorf("defaults: %+v", c)
+	}
+	c, err = decode(policytest.Node(t, `
+dpop: required
+certificate: forbidden
+realm: api
+proof:
+  algorithms: [ES384, EdDSA]
+  max_age: 2m
+  future_skew: 1s
+  replay_cache_size: 10
+  public_origin: HTTPS://api.example.com:8443/
+`), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DPoP != Required || c.Certificate != Forbidden || c.Realm != "api" ||
+		c.Proof.MaxAge.Std() != 2*time.Minute || c.Proof.FutureSkew.Std() != time.Second ||
+		c.Proof.ReplayCacheSize != 10 || c.Proof.PublicOrigin != "https://api.example.com:8443" {
+		t.Errorf("parsed: %+v", c)
+	}
+	env := policytest.Env()
+	env.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	if _, err := New(policytest.Node(t, "proof:\n  trust_forwarded: true\n"), env); err != nil {
+		t.Errorf("trust_forwarded with trusted proxies: %v", err)
+	}
+}
+
+func TestCnfStringMap(t *testing.T) {
+	jkt, x5t, err := cnf(principal(nil))
+	if jkt != "" || x5t != "" || err != nil {
+		t.Errorf("no cnf: %q %q %v", jkt, x5t, err)
+	}
+	pr := principal(nil)
+	pr.Claims["cnf"] = map[string]string{"jkt": "a", "x5t#S256": "b"}
+	if jkt, x5t, err := cnf(pr); jkt != "a" || x5t != "b" || err != nil {
+		t.Errorf("string map: %q %q %v", jkt, x5t, err)
+	}
+}
