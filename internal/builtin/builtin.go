@@ -3,11 +3,27 @@
 package builtin
 
 import (
+	"github.com/gatehouse/gatehouse/internal/authn"
+	"github.com/gatehouse/gatehouse/internal/authn/apikey"
+	"github.com/gatehouse/gatehouse/internal/authn/introspect"
+	"github.com/gatehouse/gatehouse/internal/authn/mtls"
 	"github.com/gatehouse/gatehouse/internal/policy"
+	"github.com/gatehouse/gatehouse/internal/policy/authenticate"
+	"github.com/gatehouse/gatehouse/internal/policy/binding"
 	"github.com/gatehouse/gatehouse/internal/policy/headers"
 	"github.com/gatehouse/gatehouse/internal/policy/ipfilter"
 	"github.com/gatehouse/gatehouse/internal/policy/sizelimit"
 )
+
+// Authenticators returns the authenticator types the `authenticate`
+// policy can compose.
+func Authenticators() *authn.Registry {
+	return authn.NewRegistry(
+		apikey.Unit,
+		introspect.Unit,
+		mtls.Unit,
+	)
+}
 
 // Units returns the built-in policy units.
 func Units() []policy.Unit {
@@ -15,6 +31,8 @@ func Units() []policy.Unit {
 		ipfilter.Unit,
 		sizelimit.Unit,
 		headers.Unit,
+		authenticate.Unit(Authenticators()),
+		binding.Unit,
 	}
 }
 

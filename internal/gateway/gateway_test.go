@@ -3,7 +3,9 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/xml"
 	"errors"
@@ -950,5 +952,63 @@ routes:
 	}
 	if ids := resp.Header.Values("X-Request-Id"); len(ids) != 1 || len(ids[0]) != 32 {
 		t.Errorf("X-Request-Id = %q, want the gateway's one id", ids)
+	}
+}
+
+func TestAuthenticateWithAPIKeyThroughTheGateway(t *testing.T) {
+	up := echoUpstream(t)
+	key := "gh_" + strings.Repeat("k", 43)
+	sum := sha256.Sum256([]byte(key))
+	hash := "sha256:" + base64.RawURLEncoding.EncodeToString(sum[:])
+	g := startGateway(t, `
+listeners: [{name: main, address: "127.0.0.1:0"}]
+admin: {address: "off"}
+routes:
+  - name: products
+    match: {path: /product}
+    upstream: {url: "`+up.URL+`"}
+    policies:
+      - authenticate:
+          realm: products
+          with:
+            - apikey:
+                keys:
+                  - {consumer: reader-app, hash: "`+hash+`", scopes: [products:read]}
+  - name: products-soap
+    soap: "1.1"
+    match: {path: /soap}
+    upstream: {url: "`+up.URL+`"}
+    policies:
+      - authenticate:
+          with:
+            - apikey:
+                keys:
+                  - {consumer: reader-app, hash: "`+hash+`"}
+`, nil)
+	resp, b := do(t, nil, newReq(t, "GET", g.base+"/product", nil))
+	if resp.StatusCode != 401 || problemCode(t, b) != "missing_credentials" {
+		t.Errorf("no key: %d %s", resp.StatusCode, b)
+	}
+	req := newReq(t, "GET", g.base+"/product", nil)
+	req.Header.Set("X-API-Key", "gh_wrong")
+	if resp, b := do(t, nil, req); resp.StatusCode != 401 {
+		t.Errorf("wrong key: %d %s", resp.StatusCode, b)
+	}
+	req = newReq(t, "GET", g.base+"/product", nil)
+	req.Header.Set("X-API-Key", key)
+	resp, b = do(t, nil, req)
+	if resp.StatusCode != 200 {
+		t.Fatalf("good key: %d %s", resp.StatusCode, b)
+	}
+	if e := decodeEcho(t, b); e.Header.Get("X-API-Key") != "" {
+		t.Error("the API key reached the upstream")
+	}
+	if !strings.Contains(g.access.String(), `"principal":"reader-app"`) {
+		t.Errorf("access log lacks the principal: %s", g.access.String())
+	}
+	// A SOAP route refuses with a SOAP fault, same status.
+	resp, b = do(t, nil, newReq(t, "POST", g.base+"/soap", strings.NewReader("<x/>")))
+	if resp.StatusCode != 401 || !bytes.Contains(b, []byte("Fault")) {
+		t.Errorf("soap: %d %s", resp.StatusCode, b)
 	}
 }
