@@ -19,11 +19,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
 
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/policy"
+	"github.com/gatehouse/gatehouse/internal/registry"
 )
 
 // ErrNoCredentials is returned by an Authenticator when the request carries
@@ -54,43 +54,23 @@ type Env struct {
 type Factory func(cfg *config.Node, env *Env) (Authenticator, error)
 
 // Unit is a named authenticator type.
-type Unit struct {
-	Name string
-	New  Factory
-}
+type Unit = registry.Unit[Factory]
 
 // Registry maps authenticator type names to units; built once, read-only.
-type Registry struct {
-	units map[string]Unit
-	names []string
-}
+type Registry struct{ *registry.Registry[Factory] }
 
 // NewRegistry returns a registry of units. A duplicate or empty name panics.
 func NewRegistry(units ...Unit) *Registry {
-	r := &Registry{units: make(map[string]Unit, len(units))}
-	for _, u := range units {
-		if u.Name == "" || u.New == nil {
-			panic("authn: unit with empty name or nil factory")
-		}
-		if _, dup := r.units[u.Name]; dup {
-			panic("authn: duplicate unit " + u.Name)
-		}
-		r.units[u.Name] = u
-		r.names = append(r.names, u.Name)
-	}
-	return r
+	return &Registry{registry.New("authenticator", units...)}
 }
-
-// Names returns the registered names in registration order.
-func (r *Registry) Names() []string { return slices.Clone(r.names) }
 
 // Build builds the authenticator a spec names.
 func (r *Registry) Build(spec config.PolicySpec, env *Env) (Authenticator, error) {
-	u, ok := r.units[spec.Type]
-	if !ok {
-		return nil, spec.Config.Errorf("", "unknown authenticator %q (known: %v)", spec.Type, r.names)
+	newAuth, err := r.Lookup(spec.Type)
+	if err != nil {
+		return nil, spec.Config.Errorf("", "%v", err)
 	}
-	a, err := u.New(spec.Config, env)
+	a, err := newAuth(spec.Config, env)
 	if err != nil {
 		return nil, err
 	}

@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"slices"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/registry"
 	"github.com/gatehouse/gatehouse/internal/store"
 )
 
@@ -33,48 +33,26 @@ type Env struct {
 type Factory func(cfg *config.Node, env *Env) (Policy, error)
 
 // Unit is a named policy type.
-type Unit struct {
-	// Name is the key used in config, e.g. "ipfilter".
-	Name string
-	// New builds one instance.
-	New Factory
-}
+type Unit = registry.Unit[Factory]
 
 // Registry maps policy type names to their units. It is built once from an
 // explicit, ordered list and read-only afterwards.
-type Registry struct {
-	units map[string]Unit
-	names []string
-}
+type Registry struct{ *registry.Registry[Factory] }
 
 // NewRegistry returns a registry of units. A duplicate or empty name is a
 // programming error and panics.
 func NewRegistry(units ...Unit) *Registry {
-	r := &Registry{units: make(map[string]Unit, len(units))}
-	for _, u := range units {
-		if u.Name == "" || u.New == nil {
-			panic("policy: unit with empty name or nil factory")
-		}
-		if _, dup := r.units[u.Name]; dup {
-			panic("policy: duplicate unit " + u.Name)
-		}
-		r.units[u.Name] = u
-		r.names = append(r.names, u.Name)
-	}
-	return r
+	return &Registry{registry.New("policy type", units...)}
 }
-
-// Names returns the registered unit names in registration order.
-func (r *Registry) Names() []string { return slices.Clone(r.names) }
 
 // Build builds the policy a spec names. An unknown type is a config error at
 // the spec's place in the file.
 func (r *Registry) Build(spec config.PolicySpec, env *Env) (Policy, error) {
-	u, ok := r.units[spec.Type]
-	if !ok {
-		return nil, spec.Config.Errorf("", "unknown policy type %q (known: %v)", spec.Type, r.names)
+	newPolicy, err := r.Lookup(spec.Type)
+	if err != nil {
+		return nil, spec.Config.Errorf("", "%v", err)
 	}
-	p, err := u.New(spec.Config, env)
+	p, err := newPolicy(spec.Config, env)
 	if err != nil {
 		return nil, err
 	}
