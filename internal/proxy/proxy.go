@@ -118,7 +118,7 @@ func newTransport(cfg config.Upstream, target *url.URL, baseDir string) (*http.T
 	}
 	switch {
 	case target.Scheme == "https":
-		tc, err := clientTLS(cfg.TLS, target, baseDir)
+		tc, err := clientTLS(cfg.TLS, baseDir)
 		if err != nil {
 			return nil, err
 		}
@@ -132,7 +132,7 @@ func newTransport(cfg config.Upstream, target *url.URL, baseDir string) (*http.T
 	return tr, nil
 }
 
-func clientTLS(cfg *config.UpstreamTLS, target *url.URL, baseDir string) (*tls.Config, error) {
+func clientTLS(cfg *config.UpstreamTLS, baseDir string) (*tls.Config, error) {
 	tc := &tls.Config{MinVersion: tls.VersionTLS12}
 	if cfg == nil {
 		return tc, nil
@@ -157,7 +157,6 @@ func clientTLS(cfg *config.UpstreamTLS, target *url.URL, baseDir string) (*tls.C
 		}
 		tc.Certificates = []tls.Certificate{cert}
 	}
-	_ = target
 	return tc, nil
 }
 
