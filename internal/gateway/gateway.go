@@ -22,7 +22,9 @@ import (
 	"github.com/gatehouse/gatehouse/internal/admin"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/policy"
+	"github.com/gatehouse/gatehouse/internal/revocation"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
+	"github.com/gatehouse/gatehouse/internal/usagepool"
 )
 
 // Options are what a Gateway needs besides its config.
@@ -52,6 +54,10 @@ type Gateway struct {
 	metrics  *telemetry.Metrics
 	now      func() time.Time
 	baseDir  string
+	// pool and revocations outlive reloads: a key set shared by the old
+	// and the new config is not fetched again, and a revocation stays.
+	pool        *usagepool.Pool
+	revocations *revocation.List
 
 	current atomic.Pointer[runtime]
 	reload  sync.Mutex // serialises Reload
@@ -90,6 +96,8 @@ func New(cfg *config.Config, opt Options) (*Gateway, error) {
 	if g.now == nil {
 		g.now = time.Now
 	}
+	g.pool = usagepool.New()
+	g.revocations = revocation.New(g.now)
 	g.access = opt.AccessLog
 	if g.access == nil && !cfg.AccessLog.Disabled {
 		w, closer, err := openLog(cfg.AccessLog.Output)

@@ -87,6 +87,9 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 				Logger:         g.log.With("route", rc.Name, "policy", spec.Type),
 				Now:            g.now,
 				TrustedProxies: rt.trusted,
+				Pool:           g.pool,
+				Metrics:        g.metrics,
+				Revocations:    g.revocations,
 			}
 			p, err := g.registry.Build(spec, env)
 			if err != nil {

@@ -8,7 +8,10 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/registry"
+	"github.com/gatehouse/gatehouse/internal/revocation"
 	"github.com/gatehouse/gatehouse/internal/store"
+	"github.com/gatehouse/gatehouse/internal/telemetry"
+	"github.com/gatehouse/gatehouse/internal/usagepool"
 )
 
 // Env is what a factory may use to build a policy.
@@ -24,6 +27,17 @@ type Env struct {
 	// Store is the gateway's shared state (rate limits, quotas, replay
 	// caches). Never nil when built by the gateway.
 	Store store.Store
+	// Pool shares resources (key sets and their refreshers) between the
+	// policies of all routes and across reloads; it lives as long as the
+	// gateway. Nil means no sharing: each user builds its own.
+	Pool *usagepool.Pool
+	// Metrics are the gateway's metrics, for policies that record their
+	// own (key set fetches). Nil: record none.
+	Metrics *telemetry.Metrics
+	// Revocations are the token ids revoked before their expiry, checked
+	// by authenticators on every request; they live as long as the
+	// gateway. Nil: none are revoked.
+	Revocations *revocation.List
 }
 
 // A Factory builds a policy from its raw config. It decodes strictly

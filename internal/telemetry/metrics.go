@@ -24,6 +24,10 @@ type Metrics struct {
 	inflight       prometheus.Gauge
 	reloads        *prometheus.CounterVec
 	lastReload     prometheus.Gauge
+
+	keyFetches     *prometheus.CounterVec
+	keyLastSuccess *prometheus.GaugeVec
+	keyCount       *prometheus.GaugeVec
 }
 
 // NewMetrics creates and registers the gateway metrics, plus the Go runtime
@@ -66,9 +70,21 @@ func NewMetrics() *Metrics {
 			Name: "gatehouse_config_last_reload_success_timestamp_seconds",
 			Help: "Unix time of the last successful config load.",
 		}),
+		keyFetches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_jwks_fetches_total",
+			Help: "Fetches of remote key sets (JWKS, OIDC discovery), by source URL and result (success, failure).",
+		}, []string{"source", "result"}),
+		keyLastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "gatehouse_jwks_last_success_timestamp_seconds",
+			Help: "Unix time of the last successful fetch of a remote key set, by source URL.",
+		}, []string{"source"}),
+		keyCount: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "gatehouse_jwks_keys",
+			Help: "Usable keys in the key set in use, by source URL.",
+		}, []string{"source"}),
 	}
 	reg.MustRegister(m.requests, m.duration, m.policyDuration, m.denials, m.upstreamErrors,
-		m.inflight, m.reloads, m.lastReload,
+		m.inflight, m.reloads, m.lastReload, m.keyFetches, m.keyLastSuccess, m.keyCount,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -84,6 +100,23 @@ func (m *Metrics) Reloaded(ok bool, unixTime float64) {
 		return
 	}
 	m.reloads.WithLabelValues("failure").Inc()
+}
+
+// KeySetFetched records a fetch of the remote key set source (its URL): on
+// success, unixTime and the number of usable keys are recorded as well; a
+// failure leaves them, so a source serving from its last good keys shows
+// a stale timestamp. A nil m records nothing.
+func (m *Metrics) KeySetFetched(source string, ok bool, unixTime float64, keys int) {
+	if m == nil {
+		return
+	}
+	if !ok {
+		m.keyFetches.WithLabelValues(source, "failure").Inc()
+		return
+	}
+	m.keyFetches.WithLabelValues(source, "success").Inc()
+	m.keyLastSuccess.WithLabelValues(source).Set(unixTime)
+	m.keyCount.WithLabelValues(source).Set(float64(keys))
 }
 
 // Denied counts a denial.
