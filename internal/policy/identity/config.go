@@ -1,0 +1,373 @@
+package identity
+
+import (
+	"errors"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/keys"
+)
+
+// Config is the identity policy's settings. Headers, Strip and JWT are each
+// optional; at least one is required.
+//
+//	identity:
+//	  headers:
+//	    subject: X-Auth-Subject
+//	    scopes: X-Auth-Scopes
+//	    claims: {email: X-Auth-Email}
+//	  strip: [X-User, X-Roles]
+//	  jwt:
+//	    issuer: https://gatehouse.internal
+//	    audience: products-api
+//	    key_file: identity.pem
+type Config struct {
+	// Headers names the request headers set from the principal.
+	Headers HeadersConfig `yaml:"headers"`
+	// Strip lists more headers removed from every incoming request.
+	Strip []string `yaml:"strip"`
+	// JWT, when given, mints a signed token for the upstream.
+	JWT *JWTConfig `yaml:"jwt"`
+}
+
+// HeadersConfig maps principal fields to request header names. An empty
+// name means the field is not sent.
+type HeadersConfig struct {
+	// Subject receives Principal.Subject.
+	Subject string `yaml:"subject"`
+	// ClientID receives Principal.ClientID.
+	ClientID string `yaml:"client_id"`
+	// Consumer receives Principal.Consumer.
+	Consumer string `yaml:"consumer"`
+	// Scopes receives Principal.Scopes, space-separated.
+	Scopes string `yaml:"scopes"`
+	// Method receives Principal.Method ("jwt", "apikey", "mtls", ...).
+	Method string `yaml:"method"`
+	// Claims maps a claim name to a header name. Strings, numbers and
+	// booleans are sent as text, a list of them joined by ",".
+	Claims map[string]string `yaml:"claims"`
+}
+
+// JWTConfig configures the token minted for the upstream.
+type JWTConfig struct {
+	// Header carries the token. Default X-Gatehouse-Identity.
+	// "Authorization" sends "Bearer <jwt>" in place of the client's
+	// credential, and removes the client's DPoP header.
+	Header string `yaml:"header"`
+	// Issuer is the "iss" claim. Required.
+	Issuer string `yaml:"issuer"`
+	// Audience is the "aud" claim: the upstream. Required.
+	Audience string `yaml:"audience"`
+	// TTL is the token lifetime, whole seconds. Default 60s, at most 1h.
+	TTL config.Duration `yaml:"ttl"`
+	// Algorithm is the signing algorithm (see keys.Algorithms). Default:
+	// the JWK's "alg", else from the key: ES256/384/512 by curve, EdDSA,
+	// RS256 for RSA.
+	Algorithm string `yaml:"algorithm"`
+	// KeyFile is the private key, PEM or JWK; a relative path is relative
+	// to the config file's directory. Required.
+	KeyFile string `yaml:"key_file"`
+	// KID is the key id. Default: the JWK's "kid", else its RFC 7638
+	// thumbprint.
+	KID string `yaml:"kid"`
+	// Claims lists principal claims copied into the token.
+	Claims []string `yaml:"claims"`
+	// CacheSize bounds the number of tokens kept for reuse. Default 10000.
+	CacheSize int `yaml:"cache_size"`
+}
+
+// Defaults and limits.
+const (
+	DefaultJWTHeader = "X-Gatehouse-Identity"
+	DefaultTTL       = 60 * time.Second
+	MaxTTL           = time.Hour
+	DefaultCacheSize = 10000
+	// MaxCacheSize keeps a typo from reserving gigabytes.
+	MaxCacheSize = 1_000_000
+)
+
+// MethodClaim is the claim of the minted token that says how the caller
+// was authenticated (Principal.Method: "jwt", "apikey", "mtls", ...).
+const MethodClaim = "auth_method"
+
+// reservedClaims are set by the policy itself; copying a principal claim
+// over one would let a token issuer upstream of us (or an API key's
+// metadata) choose the gateway token's issuer, audience or expiry.
+var reservedClaims = []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "client_id", "scope", MethodClaim, "cnf"}
+
+// field is a principal field a header is set from.
+type field uint8
+
+const (
+	fSubject field = iota
+	fClientID
+	fConsumer
+	fScopes
+	fMethod
+	fClaim
+)
+
+// setter sets one header from one principal field.
+type setter struct {
+	key   string // canonical header name
+	field field
+	claim string // for fClaim
+	at    string // config path, for logs
+}
+
+// jwtSettings is a validated JWTConfig.
+type jwtSettings struct {
+	header    string // canonical
+	bearer    bool
+	issuer    string
+	audience  string
+	ttl       time.Duration
+	key       *keys.Key
+	claims    []string
+	cacheSize int
+}
+
+// compiled is a validated Config.
+type compiled struct {
+	set     []setter
+	protect []string // canonical names removed from every request
+	jwt     *jwtSettings
+}
+
+func decode(cfg *config.Node) (*compiled, error) {
+	var c Config
+	if err := cfg.Decode(&c); err != nil {
+		return nil, err
+	}
+	var out compiled
+	// owner records which setting claimed each canonical name, so a
+	// clash names both places.
+	owner := map[string]string{}
+	claim := func(at, name string) (string, error) {
+		key, err := checkName(cfg, at, name)
+		if err != nil {
+			return "", err
+		}
+		if prev, ok := owner[key]; ok {
+			if strings.HasPrefix(at, "strip") && !strings.HasPrefix(prev, "strip") {
+				return "", cfg.Errorf(at, "%s is set by %s and so stripped already", key, prev)
+			}
+			return "", cfg.Errorf(at, "%s is already used by %s", key, prev)
+		}
+		owner[key] = at
+		out.protect = append(out.protect, key)
+		return key, nil
+	}
+
+	h := c.Headers
+	for _, f := range []struct {
+		at    string
+		name  string
+		field field
+	}{
+		{"headers.subject", h.Subject, fSubject},
+		{"headers.client_id", h.ClientID, fClientID},
+		{"headers.consumer", h.Consumer, fConsumer},
+		{"headers.scopes", h.Scopes, fScopes},
+		{"headers.method", h.Method, fMethod},
+	} {
+		if f.name == "" {
+			continue
+		}
+		key, err := claim(f.at, f.name)
+		if err != nil {
+			return nil, err
+		}
+		out.set = append(out.set, setter{key: key, field: f.field, at: f.at})
+	}
+	claimNames := make([]string, 0, len(h.Claims))
+	for name := range h.Claims {
+		claimNames = append(claimNames, name)
+	}
+	slices.Sort(claimNames)
+	for _, name := range claimNames {
+		at := "headers.claims" + keySeg(name)
+		if name == "" {
+			return nil, cfg.Errorf(at, "a claim name must not be empty")
+		}
+		key, err := claim(at, h.Claims[name])
+		if err != nil {
+			return nil, err
+		}
+		out.set = append(out.set, setter{key: key, field: fClaim, claim: name, at: at})
+	}
+
+	if c.JWT != nil {
+		j, err := decodeJWT(cfg, c.JWT, claim)
+		if err != nil {
+			return nil, err
+		}
+		out.jwt = j
+	}
+
+	for i, name := range c.Strip {
+		at := "strip[" + strconv.Itoa(i) + "]"
+		if _, err := claim(at, name); err != nil {
+			return nil, err
+		}
+	}
+	if out.jwt != nil && out.jwt.bearer {
+		// The client's DPoP proof is bound to the client's token, which
+		// the upstream no longer receives: it means nothing there, and
+		// forwarding it would only leak a replayable proof.
+		if _, ok := owner["Dpop"]; !ok {
+			out.protect = append(out.protect, "Dpop")
+		}
+	}
+	if len(out.protect) == 0 {
+		return nil, cfg.Errorf("", "identity needs headers, strip or jwt")
+	}
+	return &out, nil
+}
+
+func decodeJWT(cfg *config.Node, c *JWTConfig, claim func(at, name string) (string, error)) (*jwtSettings, error) {
+	j := &jwtSettings{issuer: c.Issuer, audience: c.Audience, ttl: c.TTL.Std(), cacheSize: c.CacheSize}
+	name := c.Header
+	if name == "" {
+		name = DefaultJWTHeader
+	}
+	var err error
+	if j.header, err = claim("jwt.header", name); err != nil {
+		return nil, err
+	}
+	j.bearer = j.header == "Authorization"
+	if j.issuer == "" {
+		return nil, cfg.Errorf("jwt", "issuer is required (the iss claim the upstream checks)")
+	}
+	if err := checkText(cfg, "jwt.issuer", j.issuer); err != nil {
+		return nil, err
+	}
+	if j.audience == "" {
+		return nil, cfg.Errorf("jwt", "audience is required (the aud claim naming the upstream)")
+	}
+	if err := checkText(cfg, "jwt.audience", j.audience); err != nil {
+		return nil, err
+	}
+	switch {
+	case j.ttl == 0:
+		j.ttl = DefaultTTL
+	case j.ttl%time.Second != 0:
+		return nil, cfg.Errorf("jwt.ttl", "must be whole seconds (JWT times are in seconds), got %s", j.ttl)
+	case j.ttl > MaxTTL:
+		return nil, cfg.Errorf("jwt.ttl", "must be at most %s, got %s", MaxTTL, j.ttl)
+	}
+	switch {
+	case j.cacheSize == 0:
+		j.cacheSize = DefaultCacheSize
+	case j.cacheSize < 0 || j.cacheSize > MaxCacheSize:
+		return nil, cfg.Errorf("jwt.cache_size", "must be between 1 and %d, got %d", MaxCacheSize, j.cacheSize)
+	}
+	if c.Algorithm != "" {
+		if _, err := keys.ParseAlgorithm(c.Algorithm); err != nil {
+			return nil, cfg.Errorf("jwt.algorithm", "%v", err)
+		}
+	}
+	if c.KID != "" {
+		if err := checkText(cfg, "jwt.kid", c.KID); err != nil {
+			return nil, err
+		}
+	}
+	seen := map[string]bool{}
+	for i, cl := range c.Claims {
+		at := "jwt.claims[" + strconv.Itoa(i) + "]"
+		switch {
+		case cl == "":
+			return nil, cfg.Errorf(at, "a claim name must not be empty")
+		case slices.Contains(reservedClaims, cl):
+			return nil, cfg.Errorf(at, "%q is set by the gateway and cannot be copied from the principal (reserved: %s)", cl, strings.Join(reservedClaims, ", "))
+		case seen[cl]:
+			return nil, cfg.Errorf(at, "%q is listed twice", cl)
+		}
+		seen[cl] = true
+		j.claims = append(j.claims, cl)
+	}
+	if c.KeyFile == "" {
+		return nil, cfg.Errorf("jwt", "key_file is required (make one with `gatehouse keys generate --alg ES256 --out FILE`)")
+	}
+	path := c.KeyFile
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(filepath.Dir(cfg.File()), path)
+	}
+	if j.key, err = keys.Load(path, c.Algorithm, c.KID); err != nil {
+		at := "jwt.key_file"
+		if errors.Is(err, keys.ErrAlgorithm) {
+			at = "jwt.algorithm"
+		}
+		return nil, cfg.Errorf(at, "%v", err)
+	}
+	return j, nil
+}
+
+// managed reports whether the canonical header key belongs to the gateway:
+// framing and hop-by-hop headers (editing them could desynchronise message
+// framing), and the forwarding headers and request id the gateway and the
+// proxy rebuild themselves.
+func managed(key string) bool {
+	switch key {
+	case "Connection", "Transfer-Encoding", "Content-Length", "Host",
+		"Upgrade", "Keep-Alive", "Te", "Trailer",
+		"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto",
+		"X-Request-Id":
+		return true
+	}
+	return strings.HasPrefix(key, "Proxy-")
+}
+
+// checkName validates a header name and returns its canonical form.
+func checkName(cfg *config.Node, at, name string) (string, error) {
+	if !validToken(name) {
+		return "", cfg.Errorf(at, "invalid header name %q (want an RFC 9110 token)", name)
+	}
+	key := http.CanonicalHeaderKey(name)
+	if managed(key) {
+		return "", cfg.Errorf(at, "%s is managed by the gateway and cannot be set or stripped here", key)
+	}
+	return key, nil
+}
+
+// checkText refuses control characters in a configured value that ends up
+// in a token or header.
+func checkText(cfg *config.Node, at, v string) error {
+	if i := unsafeAt(v); i >= 0 {
+		return cfg.Errorf(at, "contains control character %q at byte %d", v[i], i)
+	}
+	return nil
+}
+
+// validToken reports whether s is an RFC 9110 token.
+func validToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
+			continue
+		}
+		if strings.IndexByte("!#$%&'*+-.^_`|~", c) < 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// keySeg is the config path segment of a mapping key, spelled the way the
+// config package does: ".k" for plain keys, `["k"]` for others.
+func keySeg(k string) string {
+	if k != "" && strings.IndexFunc(k, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-')
+	}) < 0 {
+		return "." + k
+	}
+	return "[" + strconv.Quote(k) + "]"
+}
