@@ -4,6 +4,8 @@
 //	gatehouse check --config FILE   validate a config and exit
 //	gatehouse demo                  run the gateway with demo upstreams
 //	gatehouse apikey create         make an API key
+//	gatehouse keys generate         make a signing key (identity tokens)
+//	gatehouse keys jwks             print a signing key's public JWK Set
 //	gatehouse version               print the version
 package main
 
@@ -33,6 +35,10 @@ Usage:
   gatehouse check --config FILE    validate a config; exit 1 on any error
   gatehouse demo [--listen ADDR] [--admin-listen ADDR]
                                    run the gateway in front of built-in demo upstreams
+  gatehouse keys generate [--alg ES256] --out FILE
+                                   write a new private signing key (PEM, mode 0600)
+  gatehouse keys jwks --key FILE [--alg ALG]
+                                   print the public JWK Set upstreams should trust
   gatehouse version                print the version
 
 Run 'gatehouse COMMAND -h' for a command's flags.
@@ -59,6 +65,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdDemo(args, stdout, stderr)
 	case "apikey":
 		return cmdAPIKey(args, stdout, stderr)
+	case "keys":
+		return cmdKeys(args, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "gatehouse", version())
 		return 0
