@@ -1,0 +1,411 @@
+package jwt
+
+import (
+	"crypto/sha256"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+)
+
+// Config is the jwt authenticator's settings.
+//
+//	jwt:
+//	  issuer: https://idp.example.com
+//	  audiences: [api://products]
+//	  algorithms: [ES256, RS256]
+//	  oidc_discovery: true
+//
+// See docs/policies/jwt.md for every field.
+type Config struct {
+	// Issuer is the exact `iss` every token must carry. Required.
+	Issuer string `yaml:"issuer"`
+	// Audiences lists the accepted audiences: a token's `aud` (a string or
+	// an array) must contain at least one of them. Required.
+	Audiences []string `yaml:"audiences"`
+	// Algorithms is the allow-list of JWS algorithms (RS256/384/512,
+	// PS256/384/512, ES256/384/512, EdDSA, Ed25519). Required; "none" and
+	// the HMAC algorithms are refused at load.
+	Algorithms []string `yaml:"algorithms"`
+	// JWKSURL is where the issuer publishes its keys (a JWK Set). Exactly
+	// one of JWKSURL, OIDCDiscovery and Keys is required.
+	JWKSURL string `yaml:"jwks_url"`
+	// OIDCDiscovery fetches {issuer}/.well-known/openid-configuration
+	// (in the background from load on), checks that its issuer is Issuer
+	// exactly and uses its jwks_uri.
+	OIDCDiscovery bool `yaml:"oidc_discovery"`
+	// Keys are local key files: PEM public keys or certificates, JWKs or
+	// JWK Sets, read at every load. They are never refreshed.
+	Keys []KeyConfig `yaml:"keys"`
+	// CAFile holds PEM CA certificates the key server's certificate must
+	// chain to. Empty: the system roots. Relative to the config file.
+	CAFile string `yaml:"ca_file"`
+	// AllowHTTP permits plain http key and discovery URLs that are not on
+	// loopback. Whoever can change the keys in transit can mint tokens, so
+	// use it only where the network path is otherwise protected.
+	AllowHTTP bool `yaml:"allow_http"`
+	// JWKSRefresh is the interval of the background key refresh. Default
+	// 5m, at least 1s.
+	JWKSRefresh config.Duration `yaml:"jwks_refresh"`
+	// UnknownKIDRefetch is the minimum interval between two key fetches
+	// triggered by tokens naming a kid the key set lacks. Default 30s, at
+	// least 1s.
+	UnknownKIDRefetch config.Duration `yaml:"unknown_kid_refetch"`
+	// FetchTimeout bounds one fetch of the discovery document or the key
+	// set. Default 5s.
+	FetchTimeout config.Duration `yaml:"fetch_timeout"`
+	// Leeway is the clock skew allowed on exp, nbf and iat. Absent means
+	// 30s; an explicit 0s means none. At most 5m.
+	Leeway *config.Duration `yaml:"leeway"`
+	// MaxAge, when set, refuses tokens whose iat is older than this (and
+	// tokens without iat). Zero means no limit.
+	MaxAge config.Duration `yaml:"max_age"`
+	// RequiredClaims must be present (and not null) in every token.
+	RequiredClaims []string `yaml:"required_claims"`
+	// Typ, when set, is the required JOSE `typ` header, compared
+	// case-insensitively and with an optional "application/" prefix, so
+	// "at+jwt" also accepts "application/at+jwt" (RFC 9068).
+	Typ string `yaml:"typ"`
+	// MaxTokenBytes refuses larger tokens before any parsing. Default
+	// 8KiB, between 256B and 1MiB.
+	MaxTokenBytes config.ByteSize `yaml:"max_token_bytes"`
+	// From says where the token is read. Absent: the Authorization header,
+	// Bearer or DPoP scheme.
+	From *FromConfig `yaml:"from"`
+	// ScopeClaim names the claim holding the scopes: a space-separated
+	// string or an array of strings. Default "scope" ("scp" for Entra ID).
+	ScopeClaim string `yaml:"scope_claim"`
+	// SubjectClaim names the claim that becomes the principal's subject.
+	// Default "sub".
+	SubjectClaim string `yaml:"subject_claim"`
+	// Cache is the verified-token cache.
+	Cache CacheConfig `yaml:"cache"`
+}
+
+// KeyConfig is one local key file.
+type KeyConfig struct {
+	// File is the path of a PEM (PUBLIC KEY, RSA PUBLIC KEY or
+	// CERTIFICATE blocks), JWK or JWK Set file, relative to the config
+	// file's directory. Private keys are refused. Required.
+	File string `yaml:"file"`
+	// KID sets the key id of every key in the file, overriding a JWK's
+	// own kid. Empty: the JWK's kid, or none for PEM keys.
+	KID string `yaml:"kid"`
+}
+
+// FromConfig lists where a token may be found. Each source set is read; a
+// request carrying a token in more than one of them is refused.
+type FromConfig struct {
+	// Header is a request header holding the token, with or without a
+	// "Bearer " prefix. "Authorization" means the standard Bearer/DPoP
+	// parsing.
+	Header string `yaml:"header"`
+	// Cookie is a cookie holding the token.
+	Cookie string `yaml:"cookie"`
+	// Query is a URL query parameter holding the token (RFC 6750 §2.3,
+	// which discourages it: URLs end up in logs).
+	Query string `yaml:"query"`
+}
+
+// CacheConfig sizes the verified-token cache.
+type CacheConfig struct {
+	// Size is the maximum number of cached tokens. Default 10000.
+	Size int `yaml:"size"`
+	// Disabled turns the cache off: every request verifies its token's
+	// signature.
+	Disabled bool `yaml:"disabled"`
+}
+
+const (
+	defaultRefresh       = 5 * time.Minute
+	defaultRefetch       = 30 * time.Second
+	defaultFetchTimeout  = 5 * time.Second
+	defaultLeeway        = 30 * time.Second
+	maxLeeway            = 5 * time.Minute
+	defaultMaxTokenBytes = 8 << 10
+	minTokenBytes        = 256
+	maxTokenBytesLimit   = 1 << 20
+	defaultCacheSize     = 10000
+	maxCacheSize         = 10_000_000
+)
+
+// settings is a validated Config with defaults applied.
+type settings struct {
+	issuer         string
+	audiences      []string
+	algs           algSet
+	jwksURL        string
+	discovery      bool
+	keys           []KeyConfig
+	refresh        time.Duration
+	refetch        time.Duration
+	fetchTimeout   time.Duration
+	leeway         time.Duration
+	maxAge         time.Duration
+	requiredClaims []string
+	typ            string
+	maxTokenBytes  int
+	from           *FromConfig
+	authzHeader    bool // read the Authorization header
+	scopeClaim     string
+	subjectClaim   string
+	cacheSize      int // 0: no cache
+	roots          *x509.CertPool
+	caSum          [32]byte // of the CA file, to share key sets only with equal trust
+	allowHTTP      bool
+	dir            string // the config file's directory, for key files
+	localKeys      []*rawKey
+}
+
+// decode decodes and validates cfg.
+func decode(cfg *config.Node) (*settings, error) {
+	c := Config{Cache: CacheConfig{Size: defaultCacheSize}}
+	if err := cfg.Decode(&c); err != nil {
+		return nil, err
+	}
+	s := &settings{
+		issuer:         c.Issuer,
+		audiences:      c.Audiences,
+		jwksURL:        c.JWKSURL,
+		discovery:      c.OIDCDiscovery,
+		keys:           c.Keys,
+		refresh:        orDefault(c.JWKSRefresh, defaultRefresh),
+		refetch:        orDefault(c.UnknownKIDRefetch, defaultRefetch),
+		fetchTimeout:   orDefault(c.FetchTimeout, defaultFetchTimeout),
+		leeway:         defaultLeeway,
+		maxAge:         c.MaxAge.Std(),
+		requiredClaims: c.RequiredClaims,
+		typ:            normalizeTyp(c.Typ),
+		maxTokenBytes:  int(c.MaxTokenBytes),
+		scopeClaim:     c.ScopeClaim,
+		subjectClaim:   c.SubjectClaim,
+		cacheSize:      c.Cache.Size,
+		allowHTTP:      c.AllowHTTP,
+		dir:            filepath.Dir(cfg.File()),
+	}
+	if c.Leeway != nil {
+		s.leeway = c.Leeway.Std()
+	}
+	if s.maxTokenBytes == 0 {
+		s.maxTokenBytes = defaultMaxTokenBytes
+	}
+	if s.scopeClaim == "" {
+		s.scopeClaim = "scope"
+	}
+	if s.subjectClaim == "" {
+		s.subjectClaim = "sub"
+	}
+
+	if c.Issuer == "" {
+		return nil, cfg.Errorf("", "issuer is required")
+	}
+	if len(c.Audiences) == 0 {
+		return nil, cfg.Errorf("", "audiences is required: list the audiences this route accepts")
+	}
+	for i, a := range c.Audiences {
+		if a == "" {
+			return nil, cfg.Errorf(index("audiences", i), "empty audience")
+		}
+	}
+	if len(c.Algorithms) == 0 {
+		return nil, cfg.Errorf("", "algorithms is required: list the algorithms the issuer signs with, e.g. [RS256]")
+	}
+	for i, name := range c.Algorithms {
+		a, err := parseAlg(name)
+		if err != nil {
+			return nil, cfg.Errorf(index("algorithms", i), "%v", err)
+		}
+		s.algs |= a
+	}
+
+	sources := 0
+	for _, set := range []bool{c.JWKSURL != "", c.OIDCDiscovery, c.Keys != nil} {
+		if set {
+			sources++
+		}
+	}
+	if sources != 1 {
+		return nil, cfg.Errorf("", "exactly one of jwks_url, oidc_discovery and keys is required (got %d)", sources)
+	}
+	if c.JWKSURL != "" {
+		if err := checkFetchURL(c.JWKSURL, c.AllowHTTP); err != nil {
+			return nil, cfg.Errorf("jwks_url", "%v", err)
+		}
+	}
+	if c.OIDCDiscovery {
+		if err := checkFetchURL(c.Issuer, c.AllowHTTP); err != nil {
+			return nil, cfg.Errorf("issuer", "oidc_discovery needs an http(s) issuer URL: %v", err)
+		}
+	}
+	if c.CAFile != "" {
+		if c.Keys != nil {
+			return nil, cfg.Errorf("ca_file", "ca_file is for key servers; local keys need none")
+		}
+		path := c.CAFile
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(s.dir, path)
+		}
+		pem, err := os.ReadFile(path)
+		if err != nil {
+			return nil, cfg.Errorf("ca_file", "%v", err)
+		}
+		s.roots = x509.NewCertPool()
+		if !s.roots.AppendCertsFromPEM(pem) {
+			return nil, cfg.Errorf("ca_file", "no PEM certificate found in %s", path)
+		}
+		s.caSum = sha256.Sum256(pem)
+	}
+	if c.Keys != nil && len(c.Keys) == 0 {
+		return nil, cfg.Errorf("keys", "keys is empty")
+	}
+	for i, k := range c.Keys {
+		if k.File == "" {
+			return nil, cfg.Errorf(index("keys", i), "file is required")
+		}
+		keys, err := loadKeyFile(s.dir, k)
+		if err != nil {
+			return nil, cfg.Errorf(index("keys", i)+".file", "%s: %v", k.File, err)
+		}
+		for _, rk := range keys {
+			if rk.algs&s.algs == 0 {
+				return nil, cfg.Errorf(index("keys", i)+".file", "%s: a %s key cannot verify any of the allowed algorithms (%s)",
+					k.File, keyTypeName(rk.key), strings.Join(algNames(s.algs), ", "))
+			}
+		}
+		s.localKeys = append(s.localKeys, keys...)
+	}
+
+	if s.refresh < time.Second {
+		return nil, cfg.Errorf("jwks_refresh", "must be at least 1s, got %v", s.refresh)
+	}
+	if s.refetch < time.Second {
+		return nil, cfg.Errorf("unknown_kid_refetch", "must be at least 1s, got %v", s.refetch)
+	}
+	if s.fetchTimeout > time.Minute {
+		return nil, cfg.Errorf("fetch_timeout", "must be at most 1m, got %v", s.fetchTimeout)
+	}
+	if s.leeway > maxLeeway {
+		return nil, cfg.Errorf("leeway", "must be at most %v, got %v", maxLeeway, s.leeway)
+	}
+	for i, name := range c.RequiredClaims {
+		if name == "" {
+			return nil, cfg.Errorf(index("required_claims", i), "empty claim name")
+		}
+	}
+	if s.maxTokenBytes < minTokenBytes || s.maxTokenBytes > maxTokenBytesLimit {
+		return nil, cfg.Errorf("max_token_bytes", "must be between %v and %v, got %v",
+			config.ByteSize(minTokenBytes), config.ByteSize(maxTokenBytesLimit), c.MaxTokenBytes)
+	}
+	if c.Cache.Disabled {
+		s.cacheSize = 0
+	} else if s.cacheSize <= 0 || s.cacheSize > maxCacheSize {
+		return nil, cfg.Errorf("cache.size", "must be between 1 and %d, got %d (to turn caching off, set cache.disabled)", maxCacheSize, s.cacheSize)
+	}
+	if s.fetchTimeout > s.refresh {
+		return nil, cfg.Errorf("fetch_timeout", "must not exceed jwks_refresh (%v)", s.refresh)
+	}
+
+	if c.From == nil {
+		s.authzHeader = true
+	} else {
+		f := *c.From
+		if f.Header == "" && f.Cookie == "" && f.Query == "" {
+			return nil, cfg.Errorf("from", "from needs at least one of header, cookie and query")
+		}
+		if f.Header != "" {
+			if !validHeaderName(f.Header) {
+				return nil, cfg.Errorf("from.header", "%q is not a valid header name", f.Header)
+			}
+			if strings.EqualFold(f.Header, "Authorization") {
+				s.authzHeader = true
+				f.Header = ""
+			}
+		}
+		if f.Cookie != "" && !validHeaderName(f.Cookie) {
+			return nil, cfg.Errorf("from.cookie", "%q is not a valid cookie name", f.Cookie)
+		}
+		if f.Query != "" && !validHeaderName(f.Query) {
+			return nil, cfg.Errorf("from.query", "%q is not a valid query parameter name", f.Query)
+		}
+		if f.Header != "" || f.Cookie != "" || f.Query != "" {
+			s.from = &f
+		}
+	}
+	return s, nil
+}
+
+func orDefault(d config.Duration, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d.Std()
+}
+
+func index(field string, i int) string { return field + "[" + strconv.Itoa(i) + "]" }
+
+// normalizeTyp lowercases a media type and drops an "application/" prefix,
+// the comparison RFC 7515 §4.1.9 asks for.
+func normalizeTyp(t string) string {
+	t = strings.ToLower(strings.TrimSpace(t))
+	return strings.TrimPrefix(t, "application/")
+}
+
+// checkFetchURL accepts absolute https URLs without credentials or
+// fragments, and http ones to loopback or with allowHTTP: keys fetched in
+// clear text can be replaced by anyone on the path.
+func checkFetchURL(raw string, allowHTTP bool) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return err
+	}
+	if u.Scheme != "https" && u.Scheme != "http" {
+		return fmt.Errorf("%q is not an http or https URL", raw)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("%q has no host", raw)
+	}
+	if u.User != nil {
+		return fmt.Errorf("%q must not carry credentials", raw)
+	}
+	if u.Fragment != "" {
+		return fmt.Errorf("%q must not have a fragment", raw)
+	}
+	if u.Scheme == "http" && !allowHTTP && !isLoopback(u.Hostname()) {
+		return errors.New("http lets anyone on the network path replace the keys: use https, or allow_http: true if the path is otherwise protected")
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// validHeaderName reports whether s is an RFC 9110 token, the syntax of
+// header field and cookie names.
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
+			continue
+		}
+		if !strings.ContainsRune("!#$%&'*+-.^_`|~", rune(c)) {
+			return false
+		}
+	}
+	return true
+}
