@@ -309,17 +309,17 @@ func (v *principalVal) ConvertToNative(t reflect.Type) (any, error) {
 	return nil, errNoNative(principalTypeName)
 }
 func (v *principalVal) ConvertToType(t ref.Type) ref.Val { return convertObject(v, principalType, t) }
-func (v *principalVal) Equal(o ref.Val) ref.Val         { return types.Bool(o == ref.Val(v)) }
-func (v *principalVal) Type() ref.Type                  { return principalType }
-func (v *principalVal) Value() any                      { return v }
+func (v *principalVal) Equal(o ref.Val) ref.Val          { return types.Bool(o == ref.Val(v)) }
+func (v *principalVal) Type() ref.Type                   { return principalType }
+func (v *principalVal) Value() any                       { return v }
 
 func (v *requestVal) ConvertToNative(t reflect.Type) (any, error) {
 	return nil, errNoNative(requestTypeName)
 }
 func (v *requestVal) ConvertToType(t ref.Type) ref.Val { return convertObject(v, requestType, t) }
-func (v *requestVal) Equal(o ref.Val) ref.Val         { return types.Bool(o == ref.Val(v)) }
-func (v *requestVal) Type() ref.Type                  { return requestType }
-func (v *requestVal) Value() any                      { return v }
+func (v *requestVal) Equal(o ref.Val) ref.Val          { return types.Bool(o == ref.Val(v)) }
+func (v *requestVal) Type() ref.Type                   { return requestType }
+func (v *requestVal) Value() any                       { return v }
 
 func convertObject(v ref.Val, own *types.Type, t ref.Type) ref.Val {
 	switch t {
