@@ -1,14 +1,10 @@
 package expr
 
 import (
-	"fmt"
-
-	"cel.dev/cel-go/cel"
-	"cel.dev/cel-go/interpreter"
-
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -17,6 +13,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/interpreter"
 
 	"github.com/gatehouse/gatehouse/internal/policy"
 	"github.com/gatehouse/gatehouse/internal/policy/policytest"
