@@ -23,6 +23,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/gatehouse/gatehouse/internal/authn"
+	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/policy"
 	"github.com/gatehouse/gatehouse/internal/policy/policytest"
 	"github.com/gatehouse/gatehouse/internal/revocation"
@@ -323,3 +324,17 @@ var errNotDenial = errors.New("not a denial")
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
 
 func itoa(n int64) string { return fmt.Sprint(n) }
+
+func rsaKeyOfBits(t testing.TB, bits int) (*rsa.PublicKey, error) {
+	// crypto/rsa refuses to generate keys under 1024 bits; 1024 is enough
+	// to test that such a key is refused.
+	k, err := rsa.GenerateKey(rand.Reader, bits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &k.PublicKey, nil
+}
+
+func asConfigError(err error, ce **config.Error) bool { return errors.As(err, ce) }
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
