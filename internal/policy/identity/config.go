@@ -144,6 +144,19 @@ func decode(cfg *config.Node) (*compiled, error) {
 	if err := cfg.Decode(&c); err != nil {
 		return nil, err
 	}
+	// `jwt:` with no value decodes to a nil JWT; it was meant to mint,
+	// so it is checked like `jwt: {}` rather than silently ignored.
+	var present struct {
+		Headers *config.Node `yaml:"headers"`
+		Strip   *config.Node `yaml:"strip"`
+		JWT     *config.Node `yaml:"jwt"`
+	}
+	if err := cfg.Decode(&present); err != nil {
+		return nil, err
+	}
+	if c.JWT == nil && present.JWT != nil {
+		c.JWT = &JWTConfig{}
+	}
 	var out compiled
 	// owner records which setting claimed each canonical name, so a
 	// clash names both places.

@@ -91,6 +91,7 @@ func TestConfigErrors(t *testing.T) {
 		{"no audience", "jwt:\n  issuer: i\n  key_file: " + es256 + "\n", 1, "jwt", "audience is required"},
 		{"no key file", "jwt:\n  issuer: i\n  audience: a\n", 1, "jwt", "key_file is required"},
 		{"empty jwt", "jwt: {}\n", 1, "jwt", "issuer is required"},
+		{"null jwt", "headers: {subject: X-A}\njwt:\n", 2, "jwt", "issuer is required"},
 		{"issuer with LF", "jwt:\n  issuer: \"a\\nb\"\n  audience: api\n  key_file: " + es256 + "\n", 2, "jwt.issuer", "control character"},
 		{"kid with CR", jwt("  kid: \"k\\r\"\n"), 5, "jwt.kid", "control character"},
 		{"ttl too long", jwt("  ttl: 2h\n"), 5, "jwt.ttl", "at most 1h0m0s"},
