@@ -108,6 +108,7 @@ func TestCostEstimates(t *testing.T) {
 		{`now.getHours("Europe/Berlin") >= 8 && now.getHours("Europe/Berlin") < 18`, 6},
 		{`principal.scopes.exists(s, s.startsWith("products:"))`, 387},
 		{`"admin" in principal.claims.roles`, 259},
+		{`"admin" in principal.claims.?roles.orValue([])`, 269},
 		{`request.path.matches("^/products/[0-9]+$")`, 1846},
 		{`principal.scopes.exists(s, principal.scopes.exists(t, s == t))`, 1704387},
 	}

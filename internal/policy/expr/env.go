@@ -250,9 +250,14 @@ const (
 type estimator struct{}
 
 func (estimator) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
-	if len(n.Path()) == 0 {
+	if len(n.Path()) == 0 && n.ComputedSize() != nil {
+		// A literal, or built from sized parts (concatenations): CEL
+		// knows better.
 		return nil
 	}
+	// A variable's data, or a value picked from it by a call CEL cannot
+	// size (an optional's orValue, an index with a computed key): it is
+	// no larger than the data it came from.
 	sz := sizeOf(n.Type(), 0)
 	return &sz
 }
@@ -264,6 +269,11 @@ func sizeOf(t *types.Type, depth int) cost.SizeEstimate {
 		return cost.RangedSizeEstimate(0, estClaim)
 	}
 	switch t.Kind() {
+	case types.OpaqueKind:
+		if t.TypeName() == "optional_type" && len(t.Parameters()) == 1 {
+			// An optional's value, e.g. principal.claims.?roles.
+			return sizeOf(t.Parameters()[0], depth)
+		}
 	case types.ListKind:
 		elem := sizeOf(t.Parameters()[0], depth+1)
 		return cost.SizeEstimate{Min: 0, Max: estEntries, Elem: &elem}
