@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"time"
 
 	"cel.dev/cel-go/common/types"
@@ -104,7 +105,7 @@ func (e *evalError) Is(target error) bool {
 	return target == ErrCostLimit && isCostLimit(e.err)
 }
 
-func quote(s string) string { return `"` + s + `"` }
+func quote(s string) string { return strconv.Quote(s) }
 
 func isCostLimit(err error) bool {
 	var c interpreter.EvalCancelledError

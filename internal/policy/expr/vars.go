@@ -109,16 +109,16 @@ func (a *activation) pr() *policy.Principal {
 // Common strings boxed once: a field read then allocates nothing.
 var (
 	emptyString = types.String("")
-	boxedMethod = map[string]ref.Val{}
+	boxedMethod = func() map[string]ref.Val {
+		m := map[string]ref.Val{}
+		for _, name := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+			http.MethodPatch, http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace} {
+			m[name] = types.String(name)
+		}
+		return m
+	}()
 	boxedScheme = map[string]ref.Val{"http": types.String("http"), "https": types.String("https")}
 )
-
-func init() {
-	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
-		http.MethodPatch, http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace} {
-		boxedMethod[m] = types.String(m)
-	}
-}
 
 func str(s string) ref.Val {
 	if s == "" {
