@@ -11,6 +11,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/policy/authenticate"
 	"github.com/gatehouse/gatehouse/internal/policy/binding"
 	"github.com/gatehouse/gatehouse/internal/policy/headers"
+	"github.com/gatehouse/gatehouse/internal/policy/identity"
 	"github.com/gatehouse/gatehouse/internal/policy/ipfilter"
 	"github.com/gatehouse/gatehouse/internal/policy/sizelimit"
 )
@@ -33,6 +34,7 @@ func Units() []policy.Unit {
 		headers.Unit,
 		authenticate.Unit(Authenticators()),
 		binding.Unit,
+		identity.Unit,
 	}
 }
 
