@@ -313,7 +313,8 @@ func (s *keySet) candidates(kid string, alg algSet, buf []*verifyKey) ([]*verify
 	return out, true
 }
 
-// changed reports whether s differs from old: a key more or a key less.
+// sameKeys reports whether a and b hold the same keys (kid and material),
+// in any order.
 func sameKeys(a, b []*rawKey) bool {
 	if len(a) != len(b) {
 		return false

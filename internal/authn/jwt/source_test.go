@@ -358,7 +358,9 @@ func TestFirstFetchAwaited(t *testing.T) {
 	a := w.build(t, jwksConfig(p, "ES256"))
 	done := make(chan error)
 	go func() { done <- errOf(a.Authenticate(t.Context(), bearer(k1.sign(t, claims(p.srv.URL))))) }()
-	time.Sleep(20 * time.Millisecond) // let the request start waiting; not a timing assertion
+	for p.jwksHits.Load() == 0 { // the first fetch is under way, held at the gate
+		time.Sleep(time.Millisecond)
+	}
 	p.mu.Lock()
 	close(p.gate)
 	p.gate = nil
