@@ -21,8 +21,6 @@ import (
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/gateway"
 	"github.com/gatehouse/gatehouse/internal/keys"
-	"github.com/gatehouse/gatehouse/internal/policy"
-	"github.com/gatehouse/gatehouse/internal/policy/identity"
 )
 
 // TestThroughGateway runs a request through a real gateway, authenticated
@@ -97,7 +95,7 @@ routes:
 		t.Fatal(err)
 	}
 	g, err := gateway.New(cfg, gateway.Options{
-		Registry:  policy.NewRegistry(append(builtin.Units(), identity.Unit)...),
+		Registry:  builtin.Registry(),
 		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
 		AccessLog: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		BaseDir:   dir,
