@@ -10,9 +10,11 @@ import (
 	"github.com/gatehouse/gatehouse/internal/policy"
 	"github.com/gatehouse/gatehouse/internal/policy/authenticate"
 	"github.com/gatehouse/gatehouse/internal/policy/binding"
+	"github.com/gatehouse/gatehouse/internal/policy/expr"
 	"github.com/gatehouse/gatehouse/internal/policy/headers"
 	"github.com/gatehouse/gatehouse/internal/policy/identity"
 	"github.com/gatehouse/gatehouse/internal/policy/ipfilter"
+	"github.com/gatehouse/gatehouse/internal/policy/scopes"
 	"github.com/gatehouse/gatehouse/internal/policy/sizelimit"
 )
 
@@ -34,6 +36,8 @@ func Units() []policy.Unit {
 		headers.Unit,
 		authenticate.Unit(Authenticators()),
 		binding.Unit,
+		scopes.Unit,
+		expr.Unit,
 		identity.Unit,
 	}
 }
