@@ -22,6 +22,9 @@ import (
 	"runtime/debug"
 	"syscall"
 	"time"
+	// Time zone names in expr policies (now.getHours("Europe/Berlin")) must
+	// work on hosts without zone data, such as distroless images.
+	_ "time/tzdata"
 
 	"github.com/gatehouse/gatehouse/internal/builtin"
 	"github.com/gatehouse/gatehouse/internal/config"
