@@ -117,9 +117,9 @@ func freeAddr(t *testing.T) string {
 
 // process is a gatehouse subprocess with its output captured.
 type process struct {
-	cmd    *exec.Cmd
-	stderr *safeBuffer
-	done   chan error
+	cmd            *exec.Cmd
+	stdout, stderr *safeBuffer
+	done           chan error
 }
 
 type safeBuffer struct {
@@ -145,8 +145,8 @@ func start(t *testing.T, args ...string) *process {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &process{cmd: exec.Command(bin, args...), stderr: &safeBuffer{}, done: make(chan error, 1)}
-	p.cmd.Stdout = io.Discard
+	p := &process{cmd: exec.Command(bin, args...), stdout: &safeBuffer{}, stderr: &safeBuffer{}, done: make(chan error, 1)}
+	p.cmd.Stdout = p.stdout
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -176,6 +176,27 @@ func eventually(t *testing.T, what string, f func() string) {
 func get(url string) (int, string, error) {
 	c := &http.Client{Timeout: 2 * time.Second}
 	resp, err := c.Get(url)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+// do sends a request with an optional bearer token and JSON body.
+func do(method, url, token, body string) (int, string, error) {
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		return 0, "", err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := (&http.Client{Timeout: 2 * time.Second}).Do(req)
 	if err != nil {
 		return 0, "", err
 	}
@@ -276,13 +297,44 @@ func TestDemo(t *testing.T) {
 	addr, admin := freeAddr(t), freeAddr(t)
 	p := start(t, "demo", "--listen", addr, "--admin-listen", admin)
 	base := "http://" + addr
+	// The tokens are the ones the demo prints for people to paste.
+	tokens := map[string]string{}
+	eventually(t, "demo prints its tokens", func() string {
+		for _, line := range strings.Split(p.stdout.String(), "\n") {
+			if k, v, ok := strings.Cut(strings.TrimSpace(line), "="); ok && strings.HasPrefix(k, "export ") {
+				tokens[strings.TrimPrefix(k, "export ")] = v
+			}
+		}
+		if tokens["READER"] == "" || tokens["WRITER"] == "" || tokens["SALES"] == "" {
+			return "no READER, WRITER and SALES tokens in\n" + p.stdout.String()
+		}
+		return ""
+	})
 	eventually(t, "demo up", func() string {
-		code, body, err := get(base + "/product/p-1001")
+		code, body, err := do("GET", base+"/product/p-1001", tokens["READER"], "")
 		if err != nil || code != 200 || !strings.Contains(body, "Espresso") {
 			return fmt.Sprintf("%d %q %v", code, body, err)
 		}
 		return ""
 	})
+	lamp := `{"name":"Lamp","price":25.5,"currency":"EUR"}`
+	for _, c := range []struct {
+		name, method, path, token, body string
+		wantCode                        int
+		wantBody                        string
+	}{
+		{"no token", "GET", "/product", "", "", 401, `"code":"missing_credentials"`},
+		{"garbage token", "GET", "/product", "not.a.jwt", "", 401, `"code":"invalid_token"`},
+		{"reader lists", "GET", "/product", tokens["READER"], "", 200, "Espresso"},
+		{"reader cannot create", "POST", "/product", tokens["READER"], lamp, 403, `"code":"insufficient_scope"`},
+		{"sales cannot create", "POST", "/product", tokens["SALES"], lamp, 403, `"code":"not_catalog"`},
+		{"writer creates", "POST", "/product", tokens["WRITER"], lamp, 201, `"name":"Lamp"`},
+	} {
+		code, body, err := do(c.method, base+c.path, c.token, c.body)
+		if err != nil || code != c.wantCode || !strings.Contains(body, c.wantBody) {
+			t.Errorf("%s: %d %v\n%s\nwant %d and %s", c.name, code, err, body, c.wantCode, c.wantBody)
+		}
+	}
 	code, body, err := get(base + "/soap/products?wsdl")
 	if err != nil || code != 200 || !strings.Contains(body, `location="`+base+`/soap/products"`) {
 		t.Errorf("WSDL through the gateway: %d %v\n%s", code, err, body)

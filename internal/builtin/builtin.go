@@ -6,6 +6,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/authn"
 	"github.com/gatehouse/gatehouse/internal/authn/apikey"
 	"github.com/gatehouse/gatehouse/internal/authn/introspect"
+	"github.com/gatehouse/gatehouse/internal/authn/jwt"
 	"github.com/gatehouse/gatehouse/internal/authn/mtls"
 	"github.com/gatehouse/gatehouse/internal/policy"
 	"github.com/gatehouse/gatehouse/internal/policy/authenticate"
@@ -22,6 +23,7 @@ import (
 // policy can compose.
 func Authenticators() *authn.Registry {
 	return authn.NewRegistry(
+		jwt.Unit,
 		apikey.Unit,
 		introspect.Unit,
 		mtls.Unit,
