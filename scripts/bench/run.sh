@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Load test on loopback: the demo REST upstream directly, through Gatehouse
-# (plain proxy, and the demo config with its policies and access log), and
-# through Caddy as a plain reverse proxy, in one run with the same wrk
-# settings. Prints requests/s, latency and ratios.
+# (plain proxy; plain proxy plus jwt and scopes on one repeated token; and
+# the demo config with its policies and access log), and through Caddy as a
+# plain reverse proxy, in one run with the same wrk settings. Prints
+# requests/s, latency and ratios.
 #
 #   scripts/bench/run.sh            # 10 s per target, 16 connections
 #   DURATION=30s CONNS=64 scripts/bench/run.sh
@@ -38,6 +39,7 @@ DEMO=127.0.0.1:$((BASE_PORT + 2))
 ADMIN=127.0.0.1:$((BASE_PORT + 3))
 PLAIN=127.0.0.1:$((BASE_PORT + 4))
 CADDY=127.0.0.1:$((BASE_PORT + 5))
+JWT=127.0.0.1:$((BASE_PORT + 6))
 pids=()
 tmp=$(mktemp -d)
 cleanup() {
@@ -47,12 +49,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
-bin/gatehouse demo --listen "$DEMO" --admin-listen "$ADMIN" --rest-listen "$REST" >/dev/null 2>"$tmp/demo.err" &
+bin/gatehouse demo --listen "$DEMO" --admin-listen "$ADMIN" --rest-listen "$REST" >"$tmp/demo.out" 2>"$tmp/demo.err" &
 pids+=($!)
 demo_pid=$!
 BENCH_LISTEN=$PLAIN BENCH_UPSTREAM=http://$REST bin/gatehouse serve --config scripts/bench/plain.yaml >/dev/null 2>"$tmp/plain.err" &
 pids+=($!)
 plain_pid=$!
+jwt_token=$(go run ./scripts/bench/mintjwt -jwks "$tmp/jwks.json")
+BENCH_LISTEN=$JWT BENCH_UPSTREAM=http://$REST BENCH_JWKS=$tmp/jwks.json bin/gatehouse serve --config scripts/bench/jwt.yaml >/dev/null 2>"$tmp/jwt.err" &
+pids+=($!)
+jwt_pid=$!
 cat >"$tmp/Caddyfile" <<CADDY
 {
 	admin off
@@ -66,16 +72,31 @@ XDG_DATA_HOME=$tmp XDG_CONFIG_HOME=$tmp caddy run --config "$tmp/Caddyfile" --ad
 pids+=($!)
 caddy_pid=$!
 
+# The demo prints its clients' tokens; the reader's may GET products.
+for _ in $(seq 100); do
+	demo_token=$(sed -n 's/^ *export READER=//p' "$tmp/demo.out")
+	[ -n "$demo_token" ] && break
+	sleep 0.1
+done
+
+targets=(direct gatehouse-plain gatehouse-jwt gatehouse-demo caddy)
+declare -A addr=([direct]=$REST [gatehouse-plain]=$PLAIN [gatehouse-jwt]=$JWT [gatehouse-demo]=$DEMO [caddy]=$CADDY)
+declare -A auth=([gatehouse-jwt]="Authorization: Bearer $jwt_token" [gatehouse-demo]="Authorization: Bearer $demo_token")
+# hdr prints the curl/wrk header arguments of target $1, one per line.
+hdr() { [ -n "${auth[$1]:-}" ] && printf '%s\n%s\n' -H "${auth[$1]}"; return 0; }
+
 wait_up() {
+	local args
+	mapfile -t args < <(hdr "$1")
 	for _ in $(seq 100); do
-		curl -fsS -o /dev/null "http://$1$URLPATH" 2>/dev/null && return
+		curl -fsS -o /dev/null "${args[@]}" "http://${addr[$1]}$URLPATH" 2>/dev/null && return
 		sleep 0.1
 	done
 	echo "bench: $1 did not come up" >&2
 	cat "$tmp"/*.err >&2
 	exit 1
 }
-for a in "$REST" "$DEMO" "$PLAIN" "$CADDY"; do wait_up "$a"; done
+for n in "${targets[@]}"; do wait_up "$n"; done
 
 # CPU time (user+system, in clock ticks) a process has used so far.
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -84,17 +105,19 @@ HZ=$(getconf CLK_TCK)
 # Each round runs every target once, interleaved, so that drift in the
 # machine's load hits all targets alike; the median round is reported.
 declare -A rps p50 p99 cpu
-targets=(direct gatehouse-plain gatehouse-demo caddy)
-declare -A addr=([direct]=$REST [gatehouse-plain]=$PLAIN [gatehouse-demo]=$DEMO [caddy]=$CADDY)
 # The proxy process whose CPU per request is measured; the demo process
 # holds both the upstream and its gateway, so it has no proxy-only figure.
-declare -A proc=([gatehouse-plain]=$plain_pid [caddy]=$caddy_pid)
-for n in "${targets[@]}"; do wrk -t"$THREADS" -c"$CONNS" -d2s "http://${addr[$n]}$URLPATH" >/dev/null; done
+declare -A proc=([gatehouse-plain]=$plain_pid [gatehouse-jwt]=$jwt_pid [caddy]=$caddy_pid)
+for n in "${targets[@]}"; do
+	mapfile -t args < <(hdr "$n")
+	wrk -t"$THREADS" -c"$CONNS" -d2s "${args[@]}" "http://${addr[$n]}$URLPATH" >/dev/null
+done
 for round in $(seq "$ROUNDS"); do
 	for n in "${targets[@]}"; do
+		mapfile -t args < <(hdr "$n")
 		before=0
 		[ -n "${proc[$n]:-}" ] && before=$(ticks "${proc[$n]}")
-		out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "http://${addr[$n]}$URLPATH")
+		out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "${args[@]}" "http://${addr[$n]}$URLPATH")
 		r=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
 		total=$(awk '/requests in/ {print $1}' <<<"$out")
 		rps[$n]+="$r "
@@ -115,14 +138,15 @@ median() { tr ' ' '\n' | grep -v '^$' | awk '{v=$1; u=$1; sub(/[0-9.]+/, "", u);
 
 echo
 echo "cores: $(nproc)   wrk: -t$THREADS -c$CONNS -d$DURATION x $ROUNDS rounds (median)   GET $URLPATH"
-printf '%-16s %10s %10s %10s %10s %10s %14s\n' target req/s p50 p99 vs-direct vs-caddy proxy-cpu/req
+printf '%-16s %10s %10s %10s %10s %10s %10s %14s\n' target req/s p50 p99 vs-direct vs-plain vs-caddy proxy-cpu/req
 declare -A med
 for n in "${targets[@]}"; do med[$n]=$(median <<<"${rps[$n]}"); done
 for n in "${targets[@]}"; do
 	c="-"
 	[ -n "${cpu[$n]:-}" ] && c="$(median <<<"${cpu[$n]}")us"
-	printf '%-16s %10s %10s %10s %10s %10s %14s\n' "$n" "${med[$n]}" "$(median <<<"${p50[$n]}")" "$(median <<<"${p99[$n]}")" \
+	printf '%-16s %10s %10s %10s %10s %10s %10s %14s\n' "$n" "${med[$n]}" "$(median <<<"${p50[$n]}")" "$(median <<<"${p99[$n]}")" \
 		"$(awk -v a="${med[$n]}" -v b="${med[direct]}" 'BEGIN{printf "%.2fx", a/b}')" \
+		"$(awk -v a="${med[$n]}" -v b="${med[gatehouse-plain]}" 'BEGIN{printf "%.2fx", a/b}')" \
 		"$(awk -v a="${med[$n]}" -v b="${med[caddy]}" 'BEGIN{printf "%.2fx", a/b}')" "$c"
 done
 echo "all rounds (req/s):"
