@@ -319,8 +319,6 @@ func metric(t testing.TB, m *telemetry.Metrics, name string, labels ...string) f
 	return 0
 }
 
-var errNotDenial = errors.New("not a denial")
-
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
 
 func itoa(n int64) string { return fmt.Sprint(n) }
