@@ -21,6 +21,9 @@ type Config struct {
 	// Store is where shared state lives (rate limits, quotas, replay
 	// caches, revocations). Default: the file store.
 	Store Store `yaml:"store"`
+	// AuthorizationServer, when set, is the embedded OAuth 2.0
+	// authorization server (see authserver.go). Nil: none.
+	AuthorizationServer *AuthorizationServer `yaml:"authorization_server"`
 	// Routes are matched by host, path and method; order does not matter
 	// (the most specific match wins; ambiguous routes fail the load).
 	Routes []Route `yaml:"routes"`

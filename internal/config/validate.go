@@ -29,6 +29,7 @@ func (c *Config) validate() Errors {
 		v.add("access_log.output", "invalid path %q", c.AccessLog.Output)
 	}
 	c.validateRoutes(v)
+	c.validateAuthorizationServer(v)
 	return v.errs
 }
 

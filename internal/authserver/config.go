@@ -1,0 +1,453 @@
+package authserver
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"golang.org/x/crypto/argon2"
+)
+
+// Defaults of the configuration (see config.AuthorizationServer).
+const (
+	DefaultAlgorithm         = "ES256"
+	DefaultKeyRotation       = 30 * 24 * time.Hour
+	DefaultTokenLifetime     = time.Hour
+	DefaultFailuresPerIP     = 20
+	DefaultFailuresPerClient = 10
+)
+
+// settings is a validated config.AuthorizationServer with defaults applied
+// and its files read.
+type settings struct {
+	issuer        string
+	prefix        string // the issuer URL's path, "" or "/as"
+	alg           string
+	kek           []byte // nil: plaintext keys
+	rotation      time.Duration
+	lifetime      time.Duration
+	maxLifetime   time.Duration // the longest lifetime of any client
+	audience      []string
+	failuresIP    int
+	failuresCl    int
+	samlIssuers   map[string]*samlIssuer
+	clients       map[string]*client
+	clientsSorted []*client
+}
+
+// client is one registered client, ready to authenticate.
+type client struct {
+	id        string
+	secret    secretVerifier // nil: no secret methods
+	methods   []string
+	jwks      jwk.Set // private_key_jwt
+	subjectDN string
+	sanDNS    string
+	sanURI    string
+	scopes    []string
+	audience  []string
+	grants    []string
+	lifetime  time.Duration
+	demo      bool
+}
+
+func (c *client) allows(method string) bool { return slices.Contains(c.methods, method) }
+
+// samlIssuer is a trusted SAML assertion issuer.
+type samlIssuer struct {
+	issuer   string
+	certs    []*x509.Certificate
+	audience string
+}
+
+// configError places err at field of the authorization_server section.
+func configError(cfg *config.Config, field, format string, args ...any) error {
+	p := "authorization_server"
+	if field != "" {
+		p += "." + field
+	}
+	if cfg == nil {
+		return fmt.Errorf("authserver: %s: %s", p, fmt.Sprintf(format, args...))
+	}
+	return cfg.Errorf(p, format, args...)
+}
+
+// newSettings checks what config validation cannot (key sizes, files,
+// hashes) and applies defaults. cfg may be nil; it only places errors.
+// Relative files are relative to baseDir.
+func newSettings(as *config.AuthorizationServer, cfg *config.Config, baseDir string) (*settings, error) {
+	if as == nil {
+		return nil, errors.New("authserver: no authorization_server config")
+	}
+	u, err := url.Parse(as.Issuer)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return nil, configError(cfg, "issuer", "issuer %q must be an absolute http(s) URL", as.Issuer)
+	}
+	s := &settings{
+		issuer:      as.Issuer,
+		prefix:      strings.TrimSuffix(u.Path, "/"),
+		alg:         cmpOr(as.Algorithm, DefaultAlgorithm),
+		rotation:    durOr(as.KeyRotation, DefaultKeyRotation),
+		lifetime:    durOr(as.TokenLifetime, DefaultTokenLifetime),
+		audience:    as.Audience,
+		failuresIP:  intOr(as.Limits.FailuresPerIP, DefaultFailuresPerIP),
+		failuresCl:  intOr(as.Limits.FailuresPerClient, DefaultFailuresPerClient),
+		samlIssuers: make(map[string]*samlIssuer),
+		clients:     make(map[string]*client),
+	}
+	if len(s.audience) == 0 {
+		s.audience = []string{s.issuer}
+	}
+	switch s.alg {
+	case "ES256", "EdDSA", "RS256":
+	default:
+		return nil, configError(cfg, "algorithm", "invalid algorithm %q (want ES256, EdDSA or RS256)", s.alg)
+	}
+	if as.KeyEncryptionKey != nil {
+		kek, err := parseKEK(as.KeyEncryptionKey.Value())
+		if err != nil {
+			return nil, configError(cfg, "key_encryption_key", "%v", err)
+		}
+		s.kek = kek
+	} else if !as.InsecurePlaintextKeys {
+		return nil, configError(cfg, "key_encryption_key", "required to encrypt the signing keys at rest (or insecure_plaintext_keys: true)")
+	}
+	s.maxLifetime = s.lifetime
+	for i, si := range as.SAMLIssuers {
+		field := fmt.Sprintf("saml_issuers[%d]", i)
+		certs, err := readCertificates(resolve(baseDir, si.CertificateFile))
+		if err != nil {
+			return nil, configError(cfg, field+".certificate_file", "%v", err)
+		}
+		if _, dup := s.samlIssuers[si.Issuer]; dup {
+			return nil, configError(cfg, field+".issuer", "duplicate SAML issuer %q", si.Issuer)
+		}
+		s.samlIssuers[si.Issuer] = &samlIssuer{issuer: si.Issuer, certs: certs, audience: cmpOr(si.Audience, s.issuer)}
+	}
+	if len(as.Clients) == 0 {
+		return nil, configError(cfg, "clients", "at least one client is required")
+	}
+	for i := range as.Clients {
+		c, err := newClient(&as.Clients[i], s, cfg, fmt.Sprintf("clients[%d]", i), baseDir)
+		if err != nil {
+			return nil, err
+		}
+		if _, dup := s.clients[c.id]; dup {
+			return nil, configError(cfg, fmt.Sprintf("clients[%d].client_id", i), "duplicate client_id %q", c.id)
+		}
+		s.clients[c.id] = c
+		s.clientsSorted = append(s.clientsSorted, c)
+		s.maxLifetime = max(s.maxLifetime, c.lifetime)
+	}
+	return s, nil
+}
+
+func newClient(cc *config.AuthClient, s *settings, cfg *config.Config, field, baseDir string) (*client, error) {
+	if cc.ClientID == "" {
+		return nil, configError(cfg, field+".client_id", "required field is missing")
+	}
+	c := &client{
+		id:        cc.ClientID,
+		methods:   cc.AuthMethods,
+		subjectDN: cc.TLSSubjectDN,
+		sanDNS:    cc.TLSSANDNS,
+		sanURI:    cc.TLSSANURI,
+		scopes:    cc.Scopes,
+		audience:  cc.Audience,
+		grants:    cc.GrantTypes,
+		lifetime:  durOr(cc.TokenLifetime, s.lifetime),
+		demo:      cc.Demo,
+	}
+	if len(c.audience) == 0 {
+		c.audience = s.audience
+	}
+	if len(c.grants) == 0 {
+		c.grants = []string{config.GrantClientCredentials}
+	}
+	var err error
+	switch {
+	case cc.SecretHash != "" && cc.Secret != nil:
+		return nil, configError(cfg, field+".secret", "give secret_hash or secret, not both")
+	case cc.SecretHash != "":
+		if c.secret, err = parseSecretHash(cc.SecretHash); err != nil {
+			return nil, configError(cfg, field+".secret_hash", "%v", err)
+		}
+	case cc.Secret != nil:
+		if len(cc.Secret.Value()) < 16 {
+			return nil, configError(cfg, field+".secret", "a client secret needs at least 16 characters")
+		}
+		c.secret = plainSecret(sha256.Sum256([]byte(cc.Secret.Value())))
+	}
+	if cc.JWKSFile != "" {
+		set, err := readClientJWKS(resolve(baseDir, cc.JWKSFile))
+		if err != nil {
+			return nil, configError(cfg, field+".jwks_file", "%v", err)
+		}
+		c.jwks = set
+	}
+	hasTLS := c.subjectDN != "" || c.sanDNS != "" || c.sanURI != ""
+	if len(c.methods) == 0 {
+		if c.secret != nil {
+			c.methods = append(c.methods, config.AuthSecretBasic, config.AuthSecretPost)
+		}
+		if c.jwks != nil {
+			c.methods = append(c.methods, config.AuthPrivateKeyJWT)
+		}
+		if hasTLS {
+			c.methods = append(c.methods, config.AuthTLSClient)
+		}
+		if len(c.methods) == 0 {
+			return nil, configError(cfg, field, "client %q has no credentials: set secret_hash, secret, jwks_file or a tls_client_auth name", c.id)
+		}
+	}
+	for i, m := range c.methods {
+		mf := fmt.Sprintf("%s.auth_methods[%d]", field, i)
+		switch m {
+		case config.AuthSecretBasic, config.AuthSecretPost:
+			if c.secret == nil {
+				return nil, configError(cfg, mf, "%s needs secret_hash or secret", m)
+			}
+		case config.AuthPrivateKeyJWT:
+			if c.jwks == nil {
+				return nil, configError(cfg, mf, "%s needs jwks_file", m)
+			}
+		case config.AuthTLSClient:
+			if !hasTLS {
+				return nil, configError(cfg, mf, "%s needs tls_client_auth_subject_dn, tls_client_auth_san_dns or tls_client_auth_san_uri", m)
+			}
+		default:
+			return nil, configError(cfg, mf, "unknown method %q", m)
+		}
+	}
+	for i, a := range c.audience {
+		if a == "" {
+			return nil, configError(cfg, fmt.Sprintf("%s.audience[%d]", field, i), "empty audience")
+		}
+	}
+	return c, nil
+}
+
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func durOr(d config.Duration, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d.Std()
+}
+
+func intOr(n, def int) int {
+	if n == 0 {
+		return def
+	}
+	return n
+}
+
+func resolve(dir, p string) string {
+	if p == "" || filepath.IsAbs(p) || dir == "" {
+		return p
+	}
+	return filepath.Join(dir, p)
+}
+
+// parseKEK decodes a 32-byte key-encryption key from base64 (either
+// alphabet, padded or not) or hex.
+func parseKEK(s string) ([]byte, error) {
+	s = strings.TrimSpace(s)
+	if len(s) == 64 {
+		if b, err := hex.DecodeString(s); err == nil {
+			return b, nil
+		}
+	}
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(s); err == nil {
+			if len(b) != 32 {
+				return nil, fmt.Errorf("the key encryption key is %d bytes, want 32 (AES-256)", len(b))
+			}
+			return b, nil
+		}
+	}
+	return nil, errors.New("the key encryption key is neither base64 nor 64 hex digits (make one: openssl rand -base64 32)")
+}
+
+func readCertificates(path string) ([]*x509.Certificate, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var certs []*x509.Certificate
+	for rest := data; ; {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		certs = append(certs, c)
+	}
+	if len(certs) == 0 {
+		return nil, fmt.Errorf("%s: no PEM certificate found", path)
+	}
+	return certs, nil
+}
+
+// readClientJWKS reads a client's public keys for private_key_jwt. Private
+// and symmetric keys are refused: the file is the client's public half, and
+// client_secret_jwt (HMAC) is not offered.
+func readClientJWKS(path string) (jwk.Set, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	set, err := jwk.Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if set.Len() == 0 {
+		return nil, fmt.Errorf("%s: the JWK Set is empty", path)
+	}
+	for i := range set.Len() {
+		k, _ := set.Key(i)
+		if k.KeyType() == jwa.OctetSeq() {
+			return nil, fmt.Errorf("%s: symmetric (oct) keys are not accepted; give the client's public keys", path)
+		}
+		if priv, _ := jwk.IsPrivateKey(k); priv {
+			return nil, fmt.Errorf("%s: key %d is a private key; give only the public half", path, i)
+		}
+	}
+	return set, nil
+}
+
+// A secretVerifier checks a presented client secret in time independent of
+// where it differs.
+type secretVerifier interface {
+	verify(secret string) bool
+}
+
+// plainSecret is the SHA-256 of a secret known in full (from the
+// environment or a file); comparing digests makes the comparison's time
+// independent of both lengths.
+type plainSecret [32]byte
+
+func (p plainSecret) verify(secret string) bool {
+	sum := sha256.Sum256([]byte(secret))
+	return subtle.ConstantTimeCompare(sum[:], p[:]) == 1
+}
+
+// sha256Secret is "sha256:HEX": fit only for generated, high-entropy
+// secrets, which a fast hash protects well enough.
+type sha256Secret [32]byte
+
+func (h sha256Secret) verify(secret string) bool {
+	sum := sha256.Sum256([]byte(secret))
+	return subtle.ConstantTimeCompare(sum[:], h[:]) == 1
+}
+
+// argonSecret is an argon2id hash in PHC form, for secrets people choose.
+type argonSecret struct {
+	time, memory uint32
+	threads      uint8
+	salt, hash   []byte
+}
+
+func (a *argonSecret) verify(secret string) bool {
+	got := argon2.IDKey([]byte(secret), a.salt, a.time, a.memory, a.threads, uint32(len(a.hash)))
+	return subtle.ConstantTimeCompare(got, a.hash) == 1
+}
+
+// Limits on argon2id parameters read from a config, so that a typo cannot
+// make every token request cost gigabytes.
+const (
+	maxArgonMemory = 256 << 10 // KiB
+	maxArgonTime   = 16
+)
+
+func parseSecretHash(s string) (secretVerifier, error) {
+	if h, ok := strings.CutPrefix(s, "sha256:"); ok {
+		b, err := hex.DecodeString(h)
+		if err != nil || len(b) != sha256.Size {
+			return nil, errors.New("sha256: needs 64 hex digits")
+		}
+		return sha256Secret(b), nil
+	}
+	if strings.HasPrefix(s, "$argon2id$") {
+		// $argon2id$v=19$m=19456,t=2,p=1$SALT$HASH
+		parts := strings.Split(s, "$")
+		if len(parts) != 6 || parts[2] != "v=19" {
+			return nil, errors.New("argon2id hash: want $argon2id$v=19$m=M,t=T,p=P$SALT$HASH")
+		}
+		a := &argonSecret{}
+		for kv := range strings.SplitSeq(parts[3], ",") {
+			k, v, _ := strings.Cut(kv, "=")
+			n, err := strconv.ParseUint(v, 10, 32)
+			if err != nil {
+				return nil, fmt.Errorf("argon2id hash: bad parameter %q", kv)
+			}
+			switch k {
+			case "m":
+				a.memory = uint32(n)
+			case "t":
+				a.time = uint32(n)
+			case "p":
+				if n > 255 {
+					return nil, fmt.Errorf("argon2id hash: bad parameter %q", kv)
+				}
+				a.threads = uint8(n)
+			default:
+				return nil, fmt.Errorf("argon2id hash: unknown parameter %q", kv)
+			}
+		}
+		if a.memory == 0 || a.time == 0 || a.threads == 0 || a.memory > maxArgonMemory || a.time > maxArgonTime {
+			return nil, fmt.Errorf("argon2id hash: parameters must be m 1-%d, t 1-%d, p 1-255", maxArgonMemory, maxArgonTime)
+		}
+		var err error
+		if a.salt, err = base64.RawStdEncoding.DecodeString(parts[4]); err != nil || len(a.salt) < 8 {
+			return nil, errors.New("argon2id hash: bad salt")
+		}
+		if a.hash, err = base64.RawStdEncoding.DecodeString(parts[5]); err != nil || len(a.hash) < 16 {
+			return nil, errors.New("argon2id hash: bad hash")
+		}
+		return a, nil
+	}
+	return nil, errors.New(`want "sha256:HEX" or an argon2id PHC string ("$argon2id$v=19$..."); make one with gatehouse clients hash`)
+}
+
+// HashSecret returns the argon2id PHC string of secret with the OWASP
+// minimum parameters (19 MiB, 2 passes, 1 thread), for secret_hash.
+func HashSecret(secret string) (string, error) {
+	salt := make([]byte, 16)
+	if _, err := rand.Read(salt); err != nil {
+		return "", fmt.Errorf("authserver: %w", err)
+	}
+	const m, t, p = 19456, 2, 1
+	h := argon2.IDKey([]byte(secret), salt, t, m, p, 32)
+	return fmt.Sprintf("$argon2id$v=19$m=%d,t=%d,p=%d$%s$%s", m, t, p,
+		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(h)), nil
+}

@@ -1,0 +1,224 @@
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+)
+
+// AuthorizationServer is the embedded OAuth 2.0 authorization server
+// (docs/authorization-server.md). It serves its endpoints on every gateway
+// listener, under the path of Issuer.
+//
+//	authorization_server:
+//	  issuer: https://gw.example.com
+//	  key_encryption_key: {env: GATEHOUSE_KEK}
+//	  clients:
+//	    - client_id: billing
+//	      secret_hash: sha256:9f86d0...
+//	      scopes: [invoices:read]
+//	      audience: [api://invoices]
+type AuthorizationServer struct {
+	// Issuer is the server's identifier: the iss of its tokens and the base
+	// of its endpoint URLs (https, or http on loopback or with AllowHTTP).
+	// Required.
+	Issuer string `yaml:"issuer"`
+	// AllowHTTP permits a plain http issuer that is not on loopback.
+	AllowHTTP bool `yaml:"allow_http"`
+	// Algorithm signs the access tokens: ES256 (default), EdDSA or RS256.
+	Algorithm string `yaml:"algorithm"`
+	// KeyEncryptionKey encrypts the signing keys kept in the state store
+	// (AES-256-GCM): 32 bytes, base64 (standard or URL alphabet, padded
+	// or not) or 64 hex digits. Required unless InsecurePlaintextKeys.
+	KeyEncryptionKey *Secret `yaml:"key_encryption_key"`
+	// InsecurePlaintextKeys keeps the private keys unencrypted in the
+	// store. Anyone who reads the store can then mint tokens.
+	InsecurePlaintextKeys bool `yaml:"insecure_plaintext_keys"`
+	// KeyRotation is how often a new signing key takes over. Default 30
+	// days (720h), at least 1h.
+	KeyRotation Duration `yaml:"key_rotation"`
+	// TokenLifetime is the default access token lifetime. Default 1h,
+	// between 1m and 24h.
+	TokenLifetime Duration `yaml:"token_lifetime"`
+	// Audience is the default aud of access tokens for clients without
+	// their own. Default: [Issuer].
+	Audience []string `yaml:"audience"`
+	// Limits bound failed client authentications at the token endpoint.
+	Limits AuthServerLimits `yaml:"limits"`
+	// SAMLIssuers are the SAML 2.0 assertion issuers (our STS) whose
+	// assertions token exchange accepts as subject tokens.
+	SAMLIssuers []SAMLIssuer `yaml:"saml_issuers"`
+	// Clients are the registered clients. At least one is required.
+	Clients []AuthClient `yaml:"clients"`
+}
+
+// AuthServerLimits are failure limits at the token, introspection and
+// revocation endpoints: after that many failed client authentications in
+// a minute, from one address or for one client_id, requests are refused
+// with 429 until the budget refills.
+type AuthServerLimits struct {
+	// FailuresPerIP per minute from one client address. Default 20.
+	FailuresPerIP int `yaml:"failures_per_ip"`
+	// FailuresPerClient per minute for one client_id. Default 10.
+	FailuresPerClient int `yaml:"failures_per_client"`
+}
+
+// SAMLIssuer is a trusted issuer of SAML 2.0 assertions.
+type SAMLIssuer struct {
+	// Issuer is the assertion's <Issuer> exactly. Required.
+	Issuer string `yaml:"issuer"`
+	// CertificateFile holds the PEM certificate(s) whose keys sign the
+	// assertions, relative to the config file. Required.
+	CertificateFile string `yaml:"certificate_file"`
+	// Audience must be among the assertion's audiences. Default: the
+	// authorization server's issuer.
+	Audience string `yaml:"audience"`
+}
+
+// AuthClient is one registered OAuth client.
+type AuthClient struct {
+	// ClientID identifies the client. Required, unique.
+	ClientID string `yaml:"client_id"`
+	// SecretHash is the client secret's hash: "sha256:HEX" for generated,
+	// high-entropy secrets, or an argon2id PHC string ("$argon2id$v=19$...")
+	// for secrets people choose (`gatehouse clients hash`).
+	SecretHash string `yaml:"secret_hash"`
+	// Secret is the secret itself, from {env: NAME} or {file: PATH}.
+	// At most one of SecretHash and Secret.
+	Secret *Secret `yaml:"secret"`
+	// AuthMethods are the accepted client authentication methods:
+	// client_secret_basic, client_secret_post, private_key_jwt,
+	// tls_client_auth. Default: the secret methods when a secret is set,
+	// private_key_jwt with JWKSFile, tls_client_auth with a TLS name.
+	AuthMethods []string `yaml:"auth_methods"`
+	// JWKSFile is the client's public JWK Set for private_key_jwt,
+	// relative to the config file.
+	JWKSFile string `yaml:"jwks_file"`
+	// TLSSubjectDN is the certificate subject (RFC 4514 string, as Go
+	// prints it: "CN=billing,O=Example") for tls_client_auth.
+	TLSSubjectDN string `yaml:"tls_client_auth_subject_dn"`
+	// TLSSANDNS is a DNS name the certificate must carry, for
+	// tls_client_auth.
+	TLSSANDNS string `yaml:"tls_client_auth_san_dns"`
+	// TLSSANURI is a URI SAN (a SPIFFE ID) the certificate must carry.
+	TLSSANURI string `yaml:"tls_client_auth_san_uri"`
+	// Scopes are the scopes the client may be given. Empty: none.
+	Scopes []string `yaml:"scopes"`
+	// Audience lists the aud values the client may ask for; the first is
+	// the default. Empty: the server's Audience.
+	Audience []string `yaml:"audience"`
+	// GrantTypes are the allowed grants: client_credentials (default) and
+	// urn:ietf:params:oauth:grant-type:token-exchange.
+	GrantTypes []string `yaml:"grant_types"`
+	// TokenLifetime overrides the server's TokenLifetime for this client.
+	TokenLifetime Duration `yaml:"token_lifetime"`
+	// Demo marks a demo-only client, announced loudly at start.
+	Demo bool `yaml:"demo"`
+}
+
+// Authorization server grant and authentication method names.
+const (
+	GrantClientCredentials = "client_credentials"
+	GrantTokenExchange     = "urn:ietf:params:oauth:grant-type:token-exchange"
+
+	AuthSecretBasic   = "client_secret_basic"
+	AuthSecretPost    = "client_secret_post"
+	AuthPrivateKeyJWT = "private_key_jwt"
+	AuthTLSClient     = "tls_client_auth"
+)
+
+// validateAuthorizationServer checks the section's shape; the authserver
+// package checks what needs files and keys.
+func (c *Config) validateAuthorizationServer(v *validator) {
+	as := c.AuthorizationServer
+	if as == nil {
+		return
+	}
+	p := "authorization_server"
+	if as.Issuer == "" {
+		v.add(p+".issuer", "required field is missing")
+	} else if u, err := url.Parse(as.Issuer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		v.add(p+".issuer", "issuer %q must be an absolute http(s) URL", as.Issuer)
+	} else if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		v.add(p+".issuer", "issuer %q must not have a query, fragment or user info (RFC 8414 §2)", as.Issuer)
+	} else if strings.HasSuffix(as.Issuer, "/") {
+		v.add(p+".issuer", "issuer %q must not end with a slash", as.Issuer)
+	} else if u.Scheme == "http" && !as.AllowHTTP && !loopbackHost(u.Hostname()) {
+		v.add(p+".issuer", "an http issuer sends client secrets in clear text: use https, or allow_http: true")
+	}
+	switch as.Algorithm {
+	case "", "ES256", "EdDSA", "RS256":
+	default:
+		v.add(p+".algorithm", "invalid algorithm %q (want ES256, EdDSA or RS256)", as.Algorithm)
+	}
+	if as.KeyEncryptionKey == nil && !as.InsecurePlaintextKeys {
+		v.add(p+".key_encryption_key", "required to encrypt the signing keys at rest (or insecure_plaintext_keys: true)")
+	}
+	if as.KeyEncryptionKey != nil && as.InsecurePlaintextKeys {
+		v.add(p+".insecure_plaintext_keys", "conflicts with key_encryption_key")
+	}
+	if d := as.KeyRotation.Std(); d != 0 && d.Hours() < 1 {
+		v.add(p+".key_rotation", "must be at least 1h, got %v", as.KeyRotation)
+	}
+	if d := as.TokenLifetime.Std(); d != 0 && (d.Minutes() < 1 || d.Hours() > 24) {
+		v.add(p+".token_lifetime", "must be between 1m and 24h, got %v", as.TokenLifetime)
+	}
+	if as.Limits.FailuresPerIP < 0 {
+		v.add(p+".limits.failures_per_ip", "must not be negative")
+	}
+	if as.Limits.FailuresPerClient < 0 {
+		v.add(p+".limits.failures_per_client", "must not be negative")
+	}
+	for i, s := range as.SAMLIssuers {
+		sp := fmt.Sprintf("%s.saml_issuers[%d]", p, i)
+		if s.Issuer == "" {
+			v.add(sp+".issuer", "required field is missing")
+		}
+		if s.CertificateFile == "" {
+			v.add(sp+".certificate_file", "required field is missing")
+		}
+	}
+	if len(as.Clients) == 0 {
+		v.add(p+".clients", "at least one client is required")
+	}
+	ids := make(map[string]string)
+	for i := range as.Clients {
+		cl := &as.Clients[i]
+		cp := fmt.Sprintf("%s.clients[%d]", p, i)
+		if cl.ClientID == "" {
+			v.add(cp+".client_id", "required field is missing")
+		} else if first, dup := ids[cl.ClientID]; dup {
+			v.add(cp+".client_id", "duplicate client_id %q (first at line %d)", cl.ClientID, v.line(first))
+		} else {
+			ids[cl.ClientID] = cp + ".client_id"
+		}
+		if cl.SecretHash != "" && cl.Secret != nil {
+			v.add(cp+".secret", "give secret_hash or secret, not both")
+		}
+		if d := cl.TokenLifetime.Std(); d != 0 && (d.Minutes() < 1 || d.Hours() > 24) {
+			v.add(cp+".token_lifetime", "must be between 1m and 24h, got %v", cl.TokenLifetime)
+		}
+		for j, m := range cl.AuthMethods {
+			switch m {
+			case AuthSecretBasic, AuthSecretPost, AuthPrivateKeyJWT, AuthTLSClient:
+			default:
+				v.add(fmt.Sprintf("%s.auth_methods[%d]", cp, j), "unknown method %q (want %s, %s, %s or %s)", m, AuthSecretBasic, AuthSecretPost, AuthPrivateKeyJWT, AuthTLSClient)
+			}
+		}
+		for j, g := range cl.GrantTypes {
+			if g != GrantClientCredentials && g != GrantTokenExchange {
+				v.add(fmt.Sprintf("%s.grant_types[%d]", cp, j), "unsupported grant type %q (want %s or %s)", g, GrantClientCredentials, GrantTokenExchange)
+			}
+		}
+		for j, s := range cl.Scopes {
+			if s == "" || strings.ContainsAny(s, " \"\\") || slices.Contains(cl.Scopes[:j], s) {
+				v.add(fmt.Sprintf("%s.scopes[%d]", cp, j), "invalid or repeated scope %q (RFC 6749 §3.3)", s)
+			}
+		}
+	}
+}
+
+func loopbackHost(h string) bool {
+	return h == "localhost" || h == "127.0.0.1" || h == "::1" || strings.HasPrefix(h, "127.")
+}
