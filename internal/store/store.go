@@ -28,6 +28,13 @@ var ErrNotFound = errors.New("store: not found")
 // local fallback) with errors.Is.
 var ErrUnavailable = errors.New("store: unavailable")
 
+// ErrClosed is returned by every method of a store after Close.
+var ErrClosed = errors.New("store: closed")
+
+// ErrNotInteger is returned by IncrBy when the value under key is not a
+// decimal integer (it was written with Set).
+var ErrNotInteger = errors.New("store: value is not an integer")
+
 // Store is shared state. Implementations are safe for concurrent use.
 type Store interface {
 	// Get returns the value under key, or ErrNotFound.
@@ -50,8 +57,33 @@ type Store interface {
 	// independent buckets (key plus the limit's index). If all allow, all
 	// consume the units; if any refuses, none consumes anything. cost 0
 	// only inspects. limits must not be empty.
+	//
+	// A cost larger than a limit's burst can never pass: the decision is
+	// refused with RetryAfter -1. Invalid limits (Rate or Period <= 0,
+	// Burst < 0) or a negative cost are an error.
 	Allow(ctx context.Context, key string, limits []Limit, cost int) (Decision, error)
-	// Close releases the backend's resources.
+	// Scan calls fn for every live key starting with prefix, with its
+	// value (a counter's value is its decimal text), until fn returns
+	// false. Order is unspecified; keys written or deleted during the scan
+	// may or may not be visited, every key live throughout it is visited
+	// once. Allow's buckets are not keys and are never visited. fn may
+	// call the store. A gateway uses it at start to load what must survive
+	// a restart (revocations), and again after a resync signal.
+	Scan(ctx context.Context, prefix string, fn func(key string, value []byte) bool) error
+	// Publish sends msg to every current subscriber of channel, on every
+	// instance sharing the backend. Delivery is at most once and in order
+	// per publisher; nothing is kept for subscribers that come later.
+	Publish(ctx context.Context, channel string, msg []byte) error
+	// Subscribe delivers the messages published on channel from the moment
+	// it returns (it returns once the subscription is active, so that a
+	// Scan made after it misses nothing). A message is never nil: a nil
+	// receive is the resync signal, sent when messages may have been lost
+	// (a Redis connection was re-established after an outage, or the
+	// subscriber fell too far behind); the subscriber should Scan again.
+	// The channel is closed when ctx ends or the store closes.
+	Subscribe(ctx context.Context, channel string) (<-chan []byte, error)
+	// Close releases the backend's resources and ends every subscription.
+	// Later calls of any method return ErrClosed. Close is idempotent.
 	Close() error
 }
 
