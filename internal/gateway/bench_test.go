@@ -29,7 +29,7 @@ routes:
       - size_limit: {body: 1MiB, headers: 16KiB}
       - headers: {request: {set: {X-Via-Gatehouse: "1"}}}
 `
-	g, err := New(load(b, cfg, nil), Options{Registry: builtin.Registry(), Logger: slog.New(slog.DiscardHandler), AccessLog: slog.New(slog.DiscardHandler)})
+	g, err := New(load(b, cfg, nil), Options{BaseDir: b.TempDir(), Registry: builtin.Registry(), Logger: slog.New(slog.DiscardHandler), AccessLog: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -76,7 +76,7 @@ routes:
     match: {path: "/product/{id}"}
     upstream: {url: "` + up.URL + `"}
 `
-	g, err := New(load(b, cfg, nil), Options{Registry: builtin.Registry(), Logger: slog.New(slog.DiscardHandler), AccessLog: slog.New(slog.DiscardHandler)})
+	g, err := New(load(b, cfg, nil), Options{BaseDir: b.TempDir(), Registry: builtin.Registry(), Logger: slog.New(slog.DiscardHandler), AccessLog: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -23,6 +24,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/policy"
 	"github.com/gatehouse/gatehouse/internal/revocation"
+	"github.com/gatehouse/gatehouse/internal/store"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 	"github.com/gatehouse/gatehouse/internal/usagepool"
 )
@@ -40,9 +42,15 @@ type Options struct {
 	Metrics *telemetry.Metrics
 	// Now is the clock. Nil: time.Now.
 	Now func() time.Time
-	// BaseDir resolves relative file paths of the config (certificates).
-	// Usually the config file's directory.
+	// BaseDir resolves relative file paths of the config (certificates,
+	// the file store). Usually the config file's directory.
 	BaseDir string
+	// Store, when set, is the shared state instead of the one cfg.Store
+	// describes (whose settings are still checked); the gateway does not
+	// close it. `check` passes a memory store so that it neither takes the
+	// state file's lock nor connects to Redis. Nil: cfg.Store is opened
+	// by New and closed with the gateway.
+	Store store.Store
 }
 
 // Gateway serves a config. Build it with New, then Start it.
@@ -58,6 +66,10 @@ type Gateway struct {
 	// and the new config is not fetched again, and a revocation stays.
 	pool        *usagepool.Pool
 	revocations *revocation.List
+	// store lives as long as the gateway too; its settings are read once.
+	store      store.Store
+	closeStore bool
+	storeCfg   config.Store
 
 	current atomic.Pointer[runtime]
 	reload  sync.Mutex // serialises Reload
@@ -98,6 +110,10 @@ func New(cfg *config.Config, opt Options) (*Gateway, error) {
 	}
 	g.pool = usagepool.New()
 	g.revocations = revocation.New(g.now)
+	if err := g.openStore(cfg, opt.Store); err != nil {
+		g.closeResources()
+		return nil, err
+	}
 	g.access = opt.AccessLog
 	if g.access == nil && !cfg.AccessLog.Disabled {
 		w, closer, err := openLog(cfg.AccessLog.Output)
@@ -109,10 +125,35 @@ func New(cfg *config.Config, opt Options) (*Gateway, error) {
 	rt, err := g.build(cfg)
 	g.metrics.Reloaded(err == nil, float64(g.now().Unix()))
 	if err != nil {
+		g.closeResources()
 		return nil, err
 	}
 	g.current.Store(rt)
 	return g, nil
+}
+
+// openStore checks cfg.Store and opens it, unless given is set.
+func (g *Gateway) openStore(cfg *config.Config, given store.Store) error {
+	g.storeCfg = cfg.Store
+	fieldErr := func(err error) error {
+		if fe, ok := errors.AsType[*store.FieldError](err); ok {
+			return cfg.Errorf("store."+fe.Field, "%v", fe.Err)
+		}
+		return cfg.Errorf("store", "%v", err)
+	}
+	if given != nil {
+		if err := store.Validate(cfg.Store, g.baseDir); err != nil {
+			return fieldErr(err)
+		}
+		g.store = given
+		return nil
+	}
+	st, err := store.Open(cfg.Store, g.baseDir, g.now)
+	if err != nil {
+		return fieldErr(err)
+	}
+	g.store, g.closeStore = st, true
+	return nil
 }
 
 func openLog(output string) (io.Writer, io.Closer, error) {
@@ -160,6 +201,9 @@ func (g *Gateway) Reload(cfg *config.Config) error {
 	old := g.current.Swap(rt)
 	if !sameListeners(old.listeners, rt.listeners) {
 		g.log.Warn("listener settings changed; they take effect on restart")
+	}
+	if !reflect.DeepEqual(g.storeCfg, cfg.Store) {
+		g.log.Warn("store settings changed; they take effect on restart")
 	}
 	old.release()
 	g.log.Info("config reloaded", "routes", len(rt.routes))
@@ -321,8 +365,18 @@ func (g *Gateway) Close() {
 		if rt := g.current.Load(); rt != nil {
 			rt.release()
 		}
-		if g.closeLog != nil {
-			g.closeLog.Close()
-		}
+		g.closeResources()
 	})
+}
+
+// closeResources closes what the gateway opened besides runtimes.
+func (g *Gateway) closeResources() {
+	if g.closeStore {
+		if err := g.store.Close(); err != nil {
+			g.log.Warn("closing the store", "err", err)
+		}
+	}
+	if g.closeLog != nil {
+		g.closeLog.Close()
+	}
 }

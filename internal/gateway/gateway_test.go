@@ -97,6 +97,7 @@ func startGateway(t *testing.T, yaml string, vars map[string]string) *testGatewa
 	cfg := load(t, yaml, vars)
 	access := &syncBuffer{}
 	g, err := New(cfg, Options{
+		BaseDir:   t.TempDir(), // where the default file store goes
 		Registry:  builtin.Registry(),
 		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
 		AccessLog: slog.New(slog.NewJSONHandler(access, nil)),
@@ -763,7 +764,7 @@ routes:
     match: {path: /r}
     upstream: {url: "`+up.URL+`"}
 `, nil)
-	g, err := New(cfg, Options{Registry: builtin.Registry(), Logger: slog.New(slog.DiscardHandler), AccessLog: slog.New(slog.DiscardHandler)})
+	g, err := New(cfg, Options{BaseDir: t.TempDir(), Registry: builtin.Registry(), Logger: slog.New(slog.DiscardHandler), AccessLog: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -883,7 +884,7 @@ routes:
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := load(t, tc.yaml, nil)
-			_, err := New(cfg, Options{Registry: builtin.Registry(), Logger: slog.New(slog.DiscardHandler), AccessLog: slog.New(slog.DiscardHandler)})
+			_, err := New(cfg, Options{BaseDir: t.TempDir(), Registry: builtin.Registry(), Logger: slog.New(slog.DiscardHandler), AccessLog: slog.New(slog.DiscardHandler)})
 			var cerr *config.Error
 			if !errors.As(err, &cerr) {
 				t.Fatalf("err = %v, want a *config.Error", err)

@@ -87,6 +87,7 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 				Logger:         g.log.With("route", rc.Name, "policy", spec.Type),
 				Now:            g.now,
 				TrustedProxies: rt.trusted,
+				Store:          g.store,
 				Pool:           g.pool,
 				Metrics:        g.metrics,
 				Revocations:    g.revocations,

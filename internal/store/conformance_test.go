@@ -493,4 +493,3 @@ func waitClosed(t *testing.T, ch <-chan []byte) {
 		}
 	}
 }
-
