@@ -235,3 +235,11 @@ func decodeBody(t testing.TB, resp *http.Response, v any) {
 		t.Fatalf("%s: %v", resp.Request.URL, err)
 	}
 }
+
+func formOf(kv ...string) url.Values {
+	f := url.Values{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		f.Set(kv[i], kv[i+1])
+	}
+	return f
+}
