@@ -189,4 +189,3 @@ func TestPrivateKeyJWT(t *testing.T) {
 		})
 	}
 }
-

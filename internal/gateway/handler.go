@@ -100,6 +100,12 @@ func (g *Gateway) handle(rt *runtime, x *exchange, r *http.Request) {
 		render.Error(&x.w, r, policy.REST, x.RequestID, http.StatusBadRequest, "invalid_path", "the request path is not acceptable")
 		return
 	}
+	if rt.auth != nil && rt.auth.Owns(p) {
+		// The authorization server's endpoints come before the routes.
+		x.decision = "authserver"
+		rt.auth.ServeHTTP(&x.w, r)
+		return
+	}
 	m, params := rt.router.Match(r.Host, r.Method, p, x.params[:0])
 	switch m.Result {
 	case router.NotFound:

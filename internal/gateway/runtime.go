@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/gatehouse/gatehouse/internal/authserver"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/policy"
 	"github.com/gatehouse/gatehouse/internal/proxy"
@@ -33,6 +34,10 @@ type runtime struct {
 	tls       map[string]*tls.Config // by listener name
 	listeners []config.Listener
 	log       *slog.Logger
+	// auth is the embedded authorization server, nil when not configured.
+	// Built per load like the routes; its keys and revocations live in the
+	// store and the gateway's revocation list, so a reload keeps them.
+	auth *authserver.Server
 
 	refs      atomic.Int64 // the gateway's own reference plus one per request
 	closeOnce sync.Once
@@ -142,6 +147,17 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 		errs = append(errs, err)
 	}
 	rt.router = rtr
+	if as := cfg.AuthorizationServer; as != nil {
+		auth, err := authserver.New(*as, authserver.Deps{
+			Store: g.store, Revocations: g.revocations, Now: g.now, Logger: g.log,
+			Config: cfg, BaseDir: g.baseDir, TrustedProxies: rt.trusted,
+		})
+		if err != nil {
+			errs = append(errs, err)
+		} else {
+			rt.auth = auth
+		}
+	}
 
 	for i, lc := range cfg.Listeners {
 		if lc.TLS == nil {
@@ -226,6 +242,9 @@ func (rt *runtime) release() {
 // close releases the runtime's upstream connections and policy resources.
 func (rt *runtime) close() {
 	rt.closeOnce.Do(func() {
+		if rt.auth != nil {
+			rt.auth.Close()
+		}
 		for _, r := range rt.routes {
 			if r.upstream != nil {
 				r.upstream.Close()
