@@ -1,0 +1,527 @@
+package wssecurity
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/xmlsig"
+)
+
+// Config is the wssecurity policy's settings.
+//
+//	wssecurity:
+//	  timestamp: {required: true, max_age: 300s, future_skew: 60s}
+//	  username_token:
+//	    digest: true
+//	    text: tls_only
+//	    users:
+//	      - {username: alice, password: {env: ALICE_PASSWORD}}
+//	    users_file: users.txt
+//	  x509:
+//	    trust: {ca_file: clients-ca.pem}
+//	    subjects: ["CN=billing,O=Example"]
+//	  signature:
+//	    required_parts: [Body, Timestamp]
+//	    algorithms: [rsa-sha256, ecdsa-sha256, sha256]
+//	  require: any
+//	  keep_security_header: false
+//
+// See docs/policies/wssecurity.md for every field.
+type Config struct {
+	// Timestamp sets the freshness rules for wsu:Timestamp and for the
+	// Created of a UsernameToken.
+	Timestamp TimestampConfig `yaml:"timestamp"`
+	// UsernameToken enables UsernameToken authentication. Absent: a
+	// message carrying a UsernameToken is refused.
+	UsernameToken *UsernameTokenConfig `yaml:"username_token"`
+	// X509 enables X.509 token signatures. Absent: a message carrying a
+	// Signature is refused.
+	X509 *X509Config `yaml:"x509"`
+	// Signature sets what a signature must cover and how it may be made.
+	Signature SignatureConfig `yaml:"signature"`
+	// Require says what must authenticate a message: any (one of the
+	// configured mechanisms), username_token, x509, or all (each
+	// configured one). Default any.
+	Require string `yaml:"require"`
+	// Actors lists further SOAP 1.1 actor / SOAP 1.2 role URIs the
+	// gateway acts as. A Security header without actor, or for the
+	// ultimate receiver or "next", is always the gateway's.
+	Actors []string `yaml:"actors"`
+	// KeepSecurityHeader forwards the processed Security header upstream.
+	// Default false: it is removed, so the service sees no credentials.
+	KeepSecurityHeader bool `yaml:"keep_security_header"`
+	// MaxBodyBytes refuses larger messages before parsing. Default 1MiB,
+	// at most 64MiB.
+	MaxBodyBytes config.ByteSize `yaml:"max_body_bytes"`
+}
+
+// TimestampConfig sets freshness.
+type TimestampConfig struct {
+	// Required refuses messages without a wsu:Timestamp. Default true.
+	Required *bool `yaml:"required"`
+	// MaxAge is the oldest a Created may be. Default 300s, between 1s and
+	// 1h. It is also how long UsernameToken nonces are remembered.
+	MaxAge config.Duration `yaml:"max_age"`
+	// FutureSkew is how far in the future a Created may be (clock skew).
+	// Absent: 60s; 0s for none; at most 5m.
+	FutureSkew *config.Duration `yaml:"future_skew"`
+}
+
+// UsernameTokenConfig sets UsernameToken authentication.
+type UsernameTokenConfig struct {
+	// Digest accepts PasswordDigest tokens. Default true.
+	Digest *bool `yaml:"digest"`
+	// Text says when PasswordText tokens are accepted: tls_only (the
+	// default: only on TLS connections), allowed, or forbidden.
+	Text string `yaml:"text"`
+	// Users are the accepted users.
+	Users []UserConfig `yaml:"users"`
+	// UsersFile is a file of further users, one "username:password" a
+	// line ('#' starts a comment line; a password "{base64}..." is the
+	// base64 of its bytes). Relative to the config file. Read at load.
+	UsersFile string `yaml:"users_file"`
+	// RequireNonce refuses PasswordText tokens without Nonce and Created,
+	// so that they, too, cannot be replayed. Default false.
+	RequireNonce bool `yaml:"require_nonce"`
+}
+
+// UserConfig is one user.
+type UserConfig struct {
+	// Username is the wsse:Username. Required.
+	Username string `yaml:"username"`
+	// Password is what the client uses as the password: the clear
+	// password, or the equivalent a client is configured with (WSS4J's
+	// "encoded passwords" use Base64(SHA-1(password))); a digest is made
+	// from it, so a one-way hash of it cannot be stored. Required.
+	Password config.Secret `yaml:"password"`
+	// Encoding is how Password is written: "" (its UTF-8 bytes) or
+	// "base64" (the base64 of the bytes, for binary equivalents).
+	Encoding string `yaml:"encoding"`
+}
+
+// X509Config sets X.509 token signatures.
+type X509Config struct {
+	// Trust is the trust store certificates are validated against.
+	// Required.
+	Trust TrustConfig `yaml:"trust"`
+	// Subjects, when set, pins the signer: its certificate subject, as
+	// RFC 2253 ("CN=billing,O=Example", most specific first), must be
+	// one of these.
+	Subjects []string `yaml:"subjects"`
+	// Certificates are PEM files of signer certificates known in
+	// advance, for messages that reference their certificate by
+	// KeyIdentifier or X509IssuerSerial instead of carrying it. They are
+	// validated against Trust like carried ones.
+	Certificates []string `yaml:"certificates"`
+}
+
+// TrustConfig is a trust store.
+type TrustConfig struct {
+	// CAFile holds the PEM CA certificates a signer's chain must end in.
+	// Relative to the config file. Required.
+	CAFile string `yaml:"ca_file"`
+}
+
+// SignatureConfig sets signature rules.
+type SignatureConfig struct {
+	// RequiredParts must be covered by the signature: Body, Timestamp,
+	// UsernameToken, or a header block by its QName in Clark notation
+	// ("{urn:example:ns}Account"). Body is always required when a
+	// signature is; the others when present in the message. Default
+	// [Body, Timestamp].
+	RequiredParts []string `yaml:"required_parts"`
+	// Algorithms are the permitted signature (rsa-sha256, ecdsa-sha256,
+	// rsa-sha1) and digest (sha256, sha1) algorithms. Default
+	// [rsa-sha256, ecdsa-sha256, sha256]: SHA-1 only when listed.
+	Algorithms []string `yaml:"algorithms"`
+	// MaxReferences bounds the references of one signature. Default 16,
+	// at most 64.
+	MaxReferences int `yaml:"max_references"`
+	// ReplayCache remembers the SignatureValue of every accepted signed
+	// message with a Timestamp for the freshness window, in the shared
+	// store, and refuses it when it comes again. Default true.
+	ReplayCache *bool `yaml:"replay_cache"`
+}
+
+// Require values.
+const (
+	requireAny = iota
+	requireUsername
+	requireX509
+	requireAll
+)
+
+// Text password modes.
+const (
+	textTLSOnly = iota
+	textAllowed
+	textForbidden
+)
+
+const (
+	defaultMaxAge     = 300 * time.Second
+	defaultFutureSkew = 60 * time.Second
+	defaultMaxBody    = 1 << 20
+	maxMaxBody        = 64 << 20
+)
+
+// settings is a validated Config with defaults applied and files read.
+type settings struct {
+	tsRequired   bool
+	maxAge       time.Duration
+	futureSkew   time.Duration
+	ut           *utSettings
+	x509         *x509Settings
+	parts        parts
+	algs         xmlsig.Algorithms
+	maxRefs      int
+	sigReplay    bool
+	require      int
+	actors       map[string]bool
+	keepHeader   bool
+	maxBodyBytes int64
+}
+
+type utSettings struct {
+	digest       bool
+	text         int
+	requireNonce bool
+	users        map[string][]byte
+}
+
+type x509Settings struct {
+	roots    *x509.CertPool
+	subjects map[string]bool
+	known    []*x509.Certificate
+}
+
+// parts are the signature's required parts.
+type parts struct {
+	body, timestamp, usernameToken bool
+	headers                        []qname
+}
+
+type qname struct{ space, local string }
+
+func decode(cfg *config.Node) (*settings, error) {
+	var c Config
+	if err := cfg.Decode(&c); err != nil {
+		return nil, err
+	}
+	s := &settings{
+		tsRequired:   true,
+		maxAge:       defaultMaxAge,
+		futureSkew:   defaultFutureSkew,
+		keepHeader:   c.KeepSecurityHeader,
+		maxBodyBytes: defaultMaxBody,
+		maxRefs:      16,
+		algs:         xmlsig.DefaultAlgorithms,
+		actors:       map[string]bool{},
+	}
+	if c.Timestamp.Required != nil {
+		s.tsRequired = *c.Timestamp.Required
+	}
+	if c.Timestamp.MaxAge != 0 {
+		s.maxAge = c.Timestamp.MaxAge.Std()
+		if s.maxAge < time.Second || s.maxAge > time.Hour {
+			return nil, cfg.Errorf("timestamp.max_age", "wssecurity: max_age must be between 1s and 1h, got %s", s.maxAge)
+		}
+	}
+	if c.Timestamp.FutureSkew != nil {
+		s.futureSkew = c.Timestamp.FutureSkew.Std()
+		if s.futureSkew < 0 || s.futureSkew > 5*time.Minute {
+			return nil, cfg.Errorf("timestamp.future_skew", "wssecurity: future_skew must be between 0s and 5m, got %s", s.futureSkew)
+		}
+	}
+	if c.MaxBodyBytes != 0 {
+		s.maxBodyBytes = int64(c.MaxBodyBytes)
+		if s.maxBodyBytes < 1024 || s.maxBodyBytes > maxMaxBody {
+			return nil, cfg.Errorf("max_body_bytes", "wssecurity: max_body_bytes must be between 1KiB and 64MiB")
+		}
+	}
+	for i, a := range c.Actors {
+		if a == "" {
+			return nil, cfg.Errorf(index("actors", i), "wssecurity: empty actor")
+		}
+		s.actors[a] = true
+	}
+
+	if c.UsernameToken == nil && c.X509 == nil {
+		return nil, cfg.Errorf("", "wssecurity: configure username_token, x509 or both")
+	}
+	var err error
+	if c.UsernameToken != nil {
+		if s.ut, err = decodeUT(cfg, c.UsernameToken); err != nil {
+			return nil, err
+		}
+	}
+	if c.X509 != nil {
+		if s.x509, err = decodeX509(cfg, c.X509); err != nil {
+			return nil, err
+		}
+	}
+
+	switch c.Require {
+	case "", "any":
+		s.require = requireAny
+	case "username_token":
+		s.require = requireUsername
+		if s.ut == nil {
+			return nil, cfg.Errorf("require", "wssecurity: require username_token needs username_token")
+		}
+	case "x509":
+		s.require = requireX509
+		if s.x509 == nil {
+			return nil, cfg.Errorf("require", "wssecurity: require x509 needs x509")
+		}
+	case "all":
+		s.require = requireAll
+	default:
+		return nil, cfg.Errorf("require", "wssecurity: require must be any, username_token, x509 or all, got %q", c.Require)
+	}
+
+	if err := decodeSignature(cfg, &c.Signature, s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func decodeUT(cfg *config.Node, c *UsernameTokenConfig) (*utSettings, error) {
+	u := &utSettings{digest: true, users: map[string][]byte{}, requireNonce: c.RequireNonce}
+	if c.Digest != nil {
+		u.digest = *c.Digest
+	}
+	switch c.Text {
+	case "", "tls_only":
+		u.text = textTLSOnly
+	case "allowed":
+		u.text = textAllowed
+	case "forbidden":
+		u.text = textForbidden
+	default:
+		return nil, cfg.Errorf("username_token.text", "wssecurity: text must be tls_only, allowed or forbidden, got %q", c.Text)
+	}
+	if !u.digest && u.text == textForbidden {
+		return nil, cfg.Errorf("username_token", "wssecurity: digest false and text forbidden accept no UsernameToken at all")
+	}
+	for i, uc := range c.Users {
+		field := index("username_token.users", i)
+		if err := checkUsername(uc.Username); err != nil {
+			return nil, cfg.Errorf(field+".username", "wssecurity: %v", err)
+		}
+		if uc.Password.Value() == "" {
+			return nil, cfg.Errorf(field+".password", "wssecurity: password is required")
+		}
+		pw := []byte(uc.Password.Value())
+		switch uc.Encoding {
+		case "":
+		case "base64":
+			b, err := base64.StdEncoding.DecodeString(uc.Password.Value())
+			if err != nil || len(b) == 0 {
+				return nil, cfg.Errorf(field+".password", "wssecurity: encoding base64: the password is not base64")
+			}
+			pw = b
+		default:
+			return nil, cfg.Errorf(field+".encoding", "wssecurity: encoding must be empty or base64, got %q", uc.Encoding)
+		}
+		if _, dup := u.users[uc.Username]; dup {
+			return nil, cfg.Errorf(field+".username", "wssecurity: user %q is listed twice", uc.Username)
+		}
+		u.users[uc.Username] = pw
+	}
+	if c.UsersFile != "" {
+		if err := readUsersFile(resolve(cfg, c.UsersFile), u.users); err != nil {
+			return nil, cfg.Errorf("username_token.users_file", "%v", err)
+		}
+	}
+	if len(u.users) == 0 {
+		return nil, cfg.Errorf("username_token", "wssecurity: username_token needs users or users_file")
+	}
+	return u, nil
+}
+
+func checkUsername(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("username is required")
+	case len(name) > 256:
+		return fmt.Errorf("username longer than 256 bytes")
+	case strings.ContainsAny(name, ":\r\n"):
+		return fmt.Errorf("username %q contains ':' or a line break", name)
+	}
+	return nil
+}
+
+// readUsersFile adds the users of an htpasswd-like file to users.
+func readUsersFile(path string, users map[string][]byte) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("wssecurity: users file: %w", err)
+	}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSuffix(sc.Text(), "\r")
+		if strings.TrimSpace(line) == "" || strings.HasPrefix(strings.TrimSpace(line), "#") {
+			continue
+		}
+		name, pw, ok := strings.Cut(line, ":")
+		if !ok || pw == "" {
+			return fmt.Errorf("wssecurity: users file %s:%d: want username:password", path, n)
+		}
+		if err := checkUsername(name); err != nil {
+			return fmt.Errorf("wssecurity: users file %s:%d: %v", path, n, err)
+		}
+		if strings.HasPrefix(pw, "$") {
+			// A crypt/bcrypt hash: usable for neither digest nor, at a
+			// bcrypt's cost per request, text passwords.
+			return fmt.Errorf("wssecurity: users file %s:%d: password hashes are not supported: a digest needs the password or its equivalent", path, n)
+		}
+		p := []byte(pw)
+		if enc, ok := strings.CutPrefix(pw, "{base64}"); ok {
+			if p, err = base64.StdEncoding.DecodeString(enc); err != nil || len(p) == 0 {
+				return fmt.Errorf("wssecurity: users file %s:%d: bad {base64} password", path, n)
+			}
+		}
+		if _, dup := users[name]; dup {
+			return fmt.Errorf("wssecurity: users file %s:%d: user %q is defined twice", path, n, name)
+		}
+		users[name] = p
+	}
+	return sc.Err()
+}
+
+func decodeX509(cfg *config.Node, c *X509Config) (*x509Settings, error) {
+	x := &x509Settings{subjects: map[string]bool{}}
+	if c.Trust.CAFile == "" {
+		return nil, cfg.Errorf("x509.trust", "wssecurity: x509 needs trust.ca_file")
+	}
+	cas, err := readCerts(resolve(cfg, c.Trust.CAFile))
+	if err != nil {
+		return nil, cfg.Errorf("x509.trust.ca_file", "%v", err)
+	}
+	x.roots = x509.NewCertPool()
+	for _, ca := range cas {
+		x.roots.AddCert(ca)
+	}
+	for i, s := range c.Subjects {
+		if s == "" {
+			return nil, cfg.Errorf(index("x509.subjects", i), "wssecurity: empty subject")
+		}
+		x.subjects[s] = true
+	}
+	for i, f := range c.Certificates {
+		certs, err := readCerts(resolve(cfg, f))
+		if err != nil {
+			return nil, cfg.Errorf(index("x509.certificates", i), "%v", err)
+		}
+		x.known = append(x.known, certs...)
+	}
+	return x, nil
+}
+
+func readCerts(path string) ([]*x509.Certificate, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("wssecurity: %w", err)
+	}
+	var out []*x509.Certificate
+	for {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			break
+		}
+		if blk.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("wssecurity: %s: unexpected PEM block %q (only certificates)", path, blk.Type)
+		}
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("wssecurity: %s: %w", path, err)
+		}
+		out = append(out, c)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("wssecurity: %s holds no PEM certificate", path)
+	}
+	return out, nil
+}
+
+func decodeSignature(cfg *config.Node, c *SignatureConfig, s *settings) error {
+	if c.RequiredParts == nil {
+		s.parts = parts{body: true, timestamp: true}
+	}
+	for i, p := range c.RequiredParts {
+		field := index("signature.required_parts", i)
+		switch p {
+		case "Body":
+			s.parts.body = true
+		case "Timestamp":
+			s.parts.timestamp = true
+		case "UsernameToken":
+			s.parts.usernameToken = true
+		default:
+			q, ok := parseClark(p)
+			if !ok {
+				return cfg.Errorf(field, "wssecurity: %q is not Body, Timestamp, UsernameToken or a {namespace}Name header QName", p)
+			}
+			s.parts.headers = append(s.parts.headers, q)
+		}
+	}
+	// The Body is what the service acts on: a signature that leaves it
+	// out proves nothing about the request.
+	s.parts.body = true
+	if c.Algorithms != nil {
+		s.algs = 0
+		for i, name := range c.Algorithms {
+			a, err := xmlsig.ParseAlgorithm(name)
+			if err != nil {
+				return cfg.Errorf(index("signature.algorithms", i), "wssecurity: %v", err)
+			}
+			s.algs |= a
+		}
+		sigs := xmlsig.SignatureRSASHA1 | xmlsig.SignatureRSASHA256 | xmlsig.SignatureECDSASHA256
+		if s.algs&sigs == 0 || s.algs&^sigs == 0 {
+			return cfg.Errorf("signature.algorithms", "wssecurity: algorithms needs at least one signature algorithm and one digest (sha256 or sha1)")
+		}
+	}
+	s.sigReplay = c.ReplayCache == nil || *c.ReplayCache
+	if c.MaxReferences != 0 {
+		if c.MaxReferences < 1 || c.MaxReferences > 64 {
+			return cfg.Errorf("signature.max_references", "wssecurity: max_references must be between 1 and 64")
+		}
+		s.maxRefs = c.MaxReferences
+	}
+	return nil
+}
+
+// parseClark parses "{namespace}Local".
+func parseClark(s string) (qname, bool) {
+	rest, ok := strings.CutPrefix(s, "{")
+	if !ok {
+		return qname{}, false
+	}
+	space, local, ok := strings.Cut(rest, "}")
+	if !ok || space == "" || local == "" || strings.ContainsAny(local, ":{} ") {
+		return qname{}, false
+	}
+	return qname{space, local}, true
+}
+
+func resolve(cfg *config.Node, p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(filepath.Dir(cfg.File()), p)
+}
+
+func index(field string, i int) string { return field + "[" + strconv.Itoa(i) + "]" }
