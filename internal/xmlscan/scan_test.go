@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/beevik/etree"
+	validator "github.com/mattermost/xml-roundtrip-validator"
 )
 
 const soapEnv = `<?xml version="1.0" encoding="utf-8"?>
@@ -133,6 +134,9 @@ func TestScanRefuses(t *testing.T) {
 		{"empty prefix", `<:r/>`, Namespace, ""},
 		{"empty local name", `<r: xmlns:r="urn:r"/>`, Namespace, ""},
 		{"colon attribute", `<r :a="1"/>`, Namespace, ""},
+		{"local name starting with a digit", `<a:r xmlns:a="urn:a"><a:0/></a:r>`, Namespace, ""},
+		{"attribute local name starting with a dot", `<a:r xmlns:a="urn:a" a:.x="1"/>`, Namespace, ""},
+		{"prefix starting with a hyphen", `<r xmlns:-a="urn:a"/>`, Namespace, ""},
 		{"xmlns colon", `<r xmlns:="urn:a"/>`, Namespace, ""},
 		{"undeclaring a prefix", `<r xmlns:p=""/>`, Namespace, ""},
 		{"declaring xmlns", `<r xmlns:xmlns="urn:a"/>`, Namespace, ""},
@@ -304,6 +308,45 @@ func TestKindCodes(t *testing.T) {
 	for k, code := range want {
 		if got := k.Code(); got != code {
 			t.Errorf("Kind(%d).Code() = %q, want %q", k, got, code)
+		}
+	}
+}
+
+// TestValidatorAgrees holds Scan to github.com/mattermost/xml-roundtrip-
+// validator: the validator's own attack documents (CVE-2020-29509/10/11)
+// are refused by Scan without RoundTripCheck, and the documents Scan
+// accepts pass the validator, with and without RoundTripCheck.
+func TestValidatorAgrees(t *testing.T) {
+	attacks := []string{
+		`<x::Root/>`,
+		`<Root><x::Element></::Element></Root>`,
+		`<Root><Element ::attr="foo"></Element></Root>`,
+		`<Root></x::Element></Root>`,
+		`<x:>`,
+		`</x:>`,
+		`<Root :="value"/>`,
+		`<Root x:="value"/>`,
+		`<Root xmlns="x" xmlns:="y"></Root>`,
+		`<Root><! <<!-- -->!-- x --> y></Root>`,
+		`<! ">" <X/>>`,
+		`<!name <!-- comment --><nesting <more nesting>>>`,
+		`<Root ::attr="x">]]><x::Element/></Root>`,
+		`<:Root xmlns:="urn:x"/>`,
+	}
+	for _, doc := range attacks {
+		if err := Scan([]byte(doc), Limits{}); err == nil {
+			t.Errorf("Scan(%q) = nil, want a refusal", doc)
+		}
+	}
+	for _, doc := range []string{soapEnv, `<a:r xmlns:a="urn:a" xmlns:b="urn:b" a:x="1" b:x="2"><c xmlns="urn:c" xml:lang="en"/></a:r>`} {
+		if err := Scan([]byte(doc), Limits{}); err != nil {
+			t.Errorf("Scan(%q) = %v", doc, err)
+		}
+		if err := Scan([]byte(doc), Limits{RoundTripCheck: true}); err != nil {
+			t.Errorf("Scan(%q) with RoundTripCheck = %v", doc, err)
+		}
+		if err := validator.Validate(strings.NewReader(doc)); err != nil {
+			t.Errorf("validator refuses %q, which Scan accepts: %v", doc, err)
 		}
 	}
 }
