@@ -16,27 +16,37 @@ var _ Store = (*Memory)(nil)
 // requests for different keys do not contend.
 const memShards = 64
 
-// sweepSample is how many entries a write examines for expiry: enough to
-// keep up with keys expiring at the rate they are written, bounded so that
-// no operation does unbounded work (Redis's active expiry does the same).
+// sweepSample is how many entries a write examines for expiry: more than
+// one, so that the sweep outpaces the writes that create entries, and
+// bounded, so that no operation does unbounded work.
 const sweepSample = 8
 
 // Memory is a Store in this process's memory, lost on restart. Expiry
 // follows the clock given to NewMemory. Expired entries are dropped when
-// touched and by a bounded sample on every write; there is no background
-// goroutine (subscriptions have one each, ended by their context or Close).
+// touched, and every write examines the next few entries of its shard in
+// turn (a round-robin sweep: every entry is examined once per
+// entries/sweepSample writes), so garbage stays bounded without a
+// background goroutine (subscriptions have one each, ended by their
+// context or Close).
 type Memory struct {
 	now    func() time.Time
 	seed   maphash.Seed
 	shards [memShards]memShard
 	hub    *hub
 	closed atomic.Bool
+	// sweepAt picks the shard the next write sweeps besides its own, so
+	// that shards nobody writes to are swept too.
+	sweepAt atomic.Uint32
 }
 
 type memShard struct {
 	mu      sync.Mutex
-	kv      map[string]memEntry
-	buckets map[string][]int64 // Allow's TATs by limit index, in ns
+	kv      map[string]*memEntry
+	buckets map[string]*memBucket
+	// kvKeys and bucketKeys list the maps' keys for the sweep, which
+	// resumes at the cursors; an entry's idx is its place in the list.
+	kvKeys, bucketKeys     []string
+	kvCursor, bucketCursor int
 }
 
 // memEntry is a value or a counter (isInt, n) with its expiry (unix ns,
@@ -46,6 +56,13 @@ type memEntry struct {
 	n     int64
 	isInt bool
 	exp   int64
+	idx   int
+}
+
+// memBucket is Allow's TATs (ns) by limit index.
+type memBucket struct {
+	tats []int64
+	idx  int
 }
 
 func (e *memEntry) live(now int64) bool { return e.exp == 0 || e.exp > now }
@@ -65,8 +82,8 @@ func NewMemory(now func() time.Time) *Memory {
 	}
 	m := &Memory{now: now, seed: maphash.MakeSeed(), hub: newHub()}
 	for i := range m.shards {
-		m.shards[i].kv = make(map[string]memEntry)
-		m.shards[i].buckets = make(map[string][]int64)
+		m.shards[i].kv = make(map[string]*memEntry)
+		m.shards[i].buckets = make(map[string]*memBucket)
 	}
 	return m
 }
@@ -82,27 +99,70 @@ func expiryOf(now int64, ttl time.Duration) int64 {
 	return now + int64(ttl)
 }
 
-// sweep drops expired entries among a few of the shard's; callers hold mu.
-// Go's map iteration starts at a random place, which makes it a sample.
+// sweep examines the next sweepSample entries of each map, deleting the
+// expired ones; callers hold mu.
 func (s *memShard) sweep(now int64) {
-	n := 0
-	for k, e := range s.kv {
-		if !e.live(now) {
-			delete(s.kv, k)
+	for n := 0; n < sweepSample && len(s.kvKeys) > 0; n++ {
+		if s.kvCursor >= len(s.kvKeys) {
+			s.kvCursor = 0
 		}
-		if n++; n == sweepSample {
-			break
+		k := s.kvKeys[s.kvCursor]
+		if e := s.kv[k]; e.live(now) {
+			s.kvCursor++
+		} else {
+			s.deleteKV(k, e) // moves another key to the cursor
 		}
 	}
-	n = 0
-	for k, tats := range s.buckets {
-		if bucketsEmpty(now, tats) {
+	for n := 0; n < sweepSample && len(s.bucketKeys) > 0; n++ {
+		if s.bucketCursor >= len(s.bucketKeys) {
+			s.bucketCursor = 0
+		}
+		k := s.bucketKeys[s.bucketCursor]
+		if b := s.buckets[k]; !bucketsEmpty(now, b.tats) {
+			s.bucketCursor++
+		} else {
+			s.bucketKeys = removeAt(s.bucketKeys, b.idx, func(moved string) { s.buckets[moved].idx = b.idx })
 			delete(s.buckets, k)
 		}
-		if n++; n == sweepSample {
-			break
-		}
 	}
+}
+
+// sweepNext sweeps the next shard in turn, unless it is busy (then the
+// next write will).
+func (m *Memory) sweepNext(now int64) {
+	s := &m.shards[m.sweepAt.Add(1)%memShards]
+	if s.mu.TryLock() {
+		s.sweep(now)
+		s.mu.Unlock()
+	}
+}
+
+// removeAt removes keys[i] by moving the last key into its place, telling
+// moved about it.
+func removeAt(keys []string, i int, moved func(string)) []string {
+	last := len(keys) - 1
+	if i != last {
+		keys[i] = keys[last]
+		moved(keys[i])
+	}
+	keys[last] = ""
+	return keys[:last]
+}
+
+func (s *memShard) deleteKV(k string, e *memEntry) {
+	s.kvKeys = removeAt(s.kvKeys, e.idx, func(moved string) { s.kv[moved].idx = e.idx })
+	delete(s.kv, k)
+}
+
+// putKV stores e under k, keeping its place in the sweep's list.
+func (s *memShard) putKV(k string, e *memEntry) {
+	if old, ok := s.kv[k]; ok {
+		e.idx = old.idx
+	} else {
+		e.idx = len(s.kvKeys)
+		s.kvKeys = append(s.kvKeys, k)
+	}
+	s.kv[k] = e
 }
 
 // bucketsEmpty reports whether every TAT is in the past: such buckets are
@@ -130,7 +190,7 @@ func (m *Memory) Get(_ context.Context, key string) ([]byte, error) {
 		return nil, ErrNotFound
 	}
 	if !e.live(now) {
-		delete(s.kv, key)
+		s.deleteKV(key, e)
 		return nil, ErrNotFound
 	}
 	return e.bytes(), nil
@@ -143,9 +203,10 @@ func (m *Memory) Set(_ context.Context, key string, value []byte, ttl time.Durat
 	}
 	now := m.now().UnixNano()
 	s := m.shard(key)
+	defer m.sweepNext(now) // after the unlock: defers run last first
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.kv[key] = memEntry{val: append([]byte(nil), value...), exp: expiryOf(now, ttl)}
+	s.putKV(key, &memEntry{val: append([]byte(nil), value...), exp: expiryOf(now, ttl)})
 	s.sweep(now)
 	return nil
 }
@@ -157,12 +218,13 @@ func (m *Memory) SetNX(_ context.Context, key string, value []byte, ttl time.Dur
 	}
 	now := m.now().UnixNano()
 	s := m.shard(key)
+	defer m.sweepNext(now) // after the unlock: defers run last first
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e, ok := s.kv[key]; ok && e.live(now) {
 		return false, nil
 	}
-	s.kv[key] = memEntry{val: append([]byte(nil), value...), exp: expiryOf(now, ttl)}
+	s.putKV(key, &memEntry{val: append([]byte(nil), value...), exp: expiryOf(now, ttl)})
 	s.sweep(now)
 	return true, nil
 }
@@ -174,7 +236,9 @@ func (m *Memory) Delete(_ context.Context, key string) error {
 	}
 	s := m.shard(key)
 	s.mu.Lock()
-	delete(s.kv, key)
+	if e, ok := s.kv[key]; ok {
+		s.deleteKV(key, e)
+	}
 	s.mu.Unlock()
 	return nil
 }
@@ -186,20 +250,22 @@ func (m *Memory) IncrBy(_ context.Context, key string, n int64, ttl time.Duratio
 	}
 	now := m.now().UnixNano()
 	s := m.shard(key)
+	defer m.sweepNext(now) // after the unlock: defers run last first
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e, ok := s.kv[key]
-	if !ok || !e.live(now) {
-		e = memEntry{isInt: true, exp: expiryOf(now, ttl)}
-	} else if !e.isInt {
+	switch {
+	case !ok || !e.live(now):
+		e = &memEntry{isInt: true, exp: expiryOf(now, ttl)}
+		s.putKV(key, e)
+	case !e.isInt:
 		v, err := strconv.ParseInt(string(e.val), 10, 64)
 		if err != nil {
 			return 0, ErrNotInteger
 		}
-		e = memEntry{isInt: true, n: v, exp: e.exp}
+		e.val, e.isInt, e.n = nil, true, v
 	}
 	e.n += n
-	s.kv[key] = e
 	s.sweep(now)
 	return e.n, nil
 }
@@ -214,15 +280,25 @@ func (m *Memory) Allow(_ context.Context, key string, limits []Limit, cost int) 
 	}
 	now := m.now().UnixNano()
 	s := m.shard(key)
+	defer m.sweepNext(now) // after the unlock: defers run last first
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	tats := s.buckets[key]
+	b := s.buckets[key]
+	var tats []int64
+	if b != nil {
+		tats = b.tats
+	}
 	if len(tats) < len(limits) {
 		tats = append(tats, make([]int64, len(limits)-len(tats))...)
 	}
 	d, changed := gcraAll(now, tats, limits, cost)
 	if changed {
-		s.buckets[key] = tats
+		if b == nil {
+			b = &memBucket{idx: len(s.bucketKeys)}
+			s.bucketKeys = append(s.bucketKeys, key)
+			s.buckets[key] = b
+		}
+		b.tats = tats
 		s.sweep(now)
 	}
 	return d, nil
@@ -248,11 +324,7 @@ func (m *Memory) Scan(ctx context.Context, prefix string, fn func(key string, va
 		batch = batch[:0]
 		s.mu.Lock()
 		for k, e := range s.kv {
-			if !e.live(now) {
-				delete(s.kv, k)
-				continue
-			}
-			if strings.HasPrefix(k, prefix) {
+			if e.live(now) && strings.HasPrefix(k, prefix) {
 				batch = append(batch, kv{k, e.bytes()})
 			}
 		}
@@ -288,7 +360,7 @@ func (m *Memory) Close() error {
 	for i := range m.shards {
 		s := &m.shards[i]
 		s.mu.Lock()
-		s.kv, s.buckets = map[string]memEntry{}, map[string][]int64{}
+		s.kv, s.buckets, s.kvKeys, s.bucketKeys = nil, nil, nil, nil
 		s.mu.Unlock()
 	}
 	return nil

@@ -48,7 +48,7 @@ type RedisOptions struct {
 // is retried silently (a retried INCRBY could count twice), and the client
 // reconnects by itself once Redis is back.
 //
-// Keys are KeyPrefix+key. Allow's buckets are KeyPrefix+"{"+key+"}:"+i,
+// Keys are KeyPrefix+key. Allow's buckets are KeyPrefix+"{@"+key+"}:"+i,
 // so that in a cluster all buckets of one call hash to the same slot;
 // callers should not use keys starting with "{".
 type Redis struct {
@@ -243,10 +243,11 @@ end
 return {1, best - 1, bestRem, 0, math.ceil(bestReset)}
 `)
 
-// bucketKey is limit i's bucket for key: the braces make key the cluster
-// hash tag, so every bucket of one Allow call is in the same slot.
+// bucketKey is limit i's bucket for key: the braces make "@"+key the
+// cluster hash tag, so every bucket of one Allow call is in the same slot
+// (the "@" keeps the tag non-empty: Redis hashes the whole name for "{}").
 func (r *Redis) bucketKey(key string, i int) string {
-	return r.prefix + "{" + key + "}:" + strconv.Itoa(i)
+	return r.prefix + "{@" + key + "}:" + strconv.Itoa(i)
 }
 
 // Allow implements Store with one EVALSHA (EVAL when the server does not
@@ -367,7 +368,19 @@ func (r *Redis) Publish(ctx context.Context, channel string, msg []byte) error {
 	if err := r.check(); err != nil {
 		return err
 	}
-	return r.unavailable(r.client.Publish(ctx, r.prefix+channel, msg).Err())
+	ch := r.prefix + channel
+	if c, ok := r.client.(*redis.ClusterClient); ok {
+		// PUBLISH is keyless to go-redis, which sends it to any node; the
+		// cluster bus then delivers messages from different nodes in any
+		// order. Publishing through the channel's slot owner keeps one
+		// publisher's messages in order.
+		n, err := c.MasterForKey(ctx, ch)
+		if err != nil {
+			return r.unavailable(err)
+		}
+		return r.unavailable(n.Publish(ctx, ch, msg).Err())
+	}
+	return r.unavailable(r.client.Publish(ctx, ch, msg).Err())
 }
 
 // Subscribe implements Store with SUBSCRIBE. It returns once Redis has
