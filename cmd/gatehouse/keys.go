@@ -18,6 +18,7 @@ var keysUsage = `usage:
   gatehouse keys generate [--alg ES256] --out FILE   write a new private signing key (PEM, mode 0600)
   gatehouse keys jwks --key FILE [--alg ALG] [--kid ID]
                                                      print the public JWK Set relying parties trust
+  gatehouse keys rotate --config FILE                rotate the authorization server's signing key
 algorithms: ` + strings.Join(keys.Algorithms(), ", ") + "\n"
 
 // cmdKeys handles `gatehouse keys generate` and `gatehouse keys jwks`.
@@ -31,6 +32,8 @@ func cmdKeys(args []string, stdout, stderr io.Writer) int {
 		return cmdKeysGenerate(args[1:], stdout, stderr)
 	case "jwks":
 		return cmdKeysJWKS(args[1:], stdout, stderr)
+	case "rotate":
+		return cmdKeysRotate(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, keysUsage)
 		return 0

@@ -6,6 +6,9 @@
 //	gatehouse apikey create         make an API key
 //	gatehouse keys generate         make a signing key (identity tokens)
 //	gatehouse keys jwks             print a signing key's public JWK Set
+//	gatehouse keys rotate           rotate the authorization server's key
+//	gatehouse token                 get an access token (client_credentials)
+//	gatehouse clients               list clients, hash client secrets
 //	gatehouse version               print the version
 package main
 
@@ -42,6 +45,15 @@ Usage:
                                    write a new private signing key (PEM, mode 0600)
   gatehouse keys jwks --key FILE [--alg ALG]
                                    print the public JWK Set upstreams should trust
+  gatehouse token --issuer URL --client ID --secret S [--scope "A B"]
+                                   get an access token (client_credentials) and print it
+  gatehouse clients list --config FILE
+                                   list the authorization server's clients
+  gatehouse clients hash | new-secret
+                                   make a client secret_hash
+  gatehouse keys rotate --config FILE
+                                   rotate the authorization server's signing key
+                                   (a running gateway: kill -USR1 PID)
   gatehouse version                print the version
 
 Run 'gatehouse COMMAND -h' for a command's flags.
@@ -70,6 +82,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdAPIKey(args, stdout, stderr)
 	case "keys":
 		return cmdKeys(args, stdout, stderr)
+	case "token":
+		return cmdToken(args, stdout, stderr)
+	case "clients":
+		return cmdClients(args, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "gatehouse", version())
 		return 0
@@ -172,7 +188,7 @@ func cmdServe(args []string, _, stderr io.Writer) int {
 // reload on SIGHUP, then drains for at most timeout.
 func waitAndStop(g *gateway.Gateway, timeout time.Duration, reload func(string), log *slog.Logger) int {
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
 	defer signal.Stop(sigs)
 	code := 0
 loop:
@@ -182,6 +198,14 @@ loop:
 			if s == syscall.SIGHUP {
 				if reload != nil {
 					reload("SIGHUP")
+				}
+				continue
+			}
+			if s == syscall.SIGUSR1 {
+				// `gatehouse keys rotate` cannot open a store this
+				// process holds locked; the signal rotates from here.
+				if err := g.RotateKeys(context.Background()); err != nil {
+					log.Error("signing key rotation failed", "err", err)
 				}
 				continue
 			}

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -230,6 +231,17 @@ func (g *Gateway) path(p string) string {
 		return p
 	}
 	return filepath.Join(g.baseDir, p)
+}
+
+// RotateKeys rotates the embedded authorization server's signing key now
+// (SIGUSR1, `gatehouse keys rotate`). Without one it is an error.
+func (g *Gateway) RotateKeys(ctx context.Context) error {
+	rt := g.acquire()
+	defer rt.release()
+	if rt.auth == nil {
+		return errors.New("gateway: no authorization_server configured")
+	}
+	return rt.auth.Rotate(ctx)
 }
 
 // release drops one reference; the last one closes the runtime.
