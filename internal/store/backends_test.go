@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -373,5 +374,33 @@ func (h *countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		h.n.Add(1)
 		return next(ctx, cmds)
+	}
+}
+
+// TestRedisExactAcrossInstances is two gateways' clients sharing one
+// Redis: 2 x 200 concurrent Allow calls against 100 per hour.
+func TestRedisExactAcrossInstances(t *testing.T) {
+	srv := redistest.Start(t)
+	lim := []Limit{{Rate: 100, Period: time.Hour}}
+	var allowed atomic.Int64
+	var wg sync.WaitGroup
+	for range 2 {
+		st, err := NewRedis(RedisOptions{Addrs: []string{srv.Addr()}, KeyPrefix: "two:"})
+		must(t, err)
+		defer st.Close()
+		for range 200 {
+			wg.Go(func() {
+				d, err := st.Allow(context.Background(), "shared", lim, 1)
+				if err != nil {
+					t.Error(err)
+				} else if d.Allowed {
+					allowed.Add(1)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	if got := allowed.Load(); got != 100 {
+		t.Fatalf("two instances allowed %d of 400, want exactly 100", got)
 	}
 }
