@@ -32,6 +32,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/builtin"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/gateway"
+	"github.com/gatehouse/gatehouse/internal/store"
 )
 
 const usage = `Gatehouse, an API security gateway for REST and SOAP.
@@ -126,10 +127,14 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	cfg, err := config.Load(path)
 	if err == nil {
 		// Building catches what decoding cannot: unreadable certificates,
-		// ambiguous routes, bad policy settings. Nothing is opened.
+		// ambiguous routes, bad policy settings. Nothing is opened: the
+		// store settings are checked, but a memory store stands in, so
+		// that check neither creates the state file nor fails while a
+		// running gateway holds it.
 		var g *gateway.Gateway
 		g, err = gateway.New(cfg, gateway.Options{
 			Registry: builtin.Registry(),
+			Store:    store.NewMemory(nil),
 			Logger:   slog.New(slog.DiscardHandler),
 			BaseDir:  filepath.Dir(path),
 		})
