@@ -173,8 +173,8 @@ func runPeers(t *testing.T) *peerMessages {
 		t.Fatalf("node peers.js: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
 	}
 	var out struct {
-		Versions  map[string]string
-		Calls     []struct {
+		Versions map[string]string
+		Calls    []struct {
 			Case  string
 			OK    bool
 			Fault any

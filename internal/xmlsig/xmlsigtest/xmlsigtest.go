@@ -112,7 +112,13 @@ type Cert struct {
 // around now.
 func NewCA(t testing.TB, cn string) *Cert {
 	t.Helper()
-	key := RSAKey(t, 0)
+	return NewCAWithKey(t, cn, RSAKey(t, 0))
+}
+
+// NewCAWithKey is NewCA with the given key (an ECDSA key is much faster
+// to make, which matters where RSA key generation is slow, as in fuzzing).
+func NewCAWithKey(t testing.TB, cn string, key crypto.Signer) *Cert {
+	t.Helper()
 	tmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(time.Now().UnixNano()),
 		Subject:               pkix.Name{CommonName: cn, Organization: []string{"Gatehouse Test"}},
