@@ -85,9 +85,39 @@ type Exchange struct {
 	// refused. The gateway adds them just before the status is written.
 	// Nil until a policy calls AddResponseHeader.
 	ResponseHeader http.Header
+	// ResponseBody is what the response body (after the status line and
+	// headers) is written through on its way to the client. The gateway
+	// sets it before the chain runs. A policy that counts or paces the
+	// bytes sent (quota, throttle) replaces it in Apply with a writer of
+	// its own that passes every byte on to the writer it replaced, and
+	// returns that writer's errors. Nil outside the gateway: nothing to
+	// wrap. The request body needs no such hook: a policy may wrap
+	// Request.Body itself.
+	ResponseBody io.Writer
 
 	body     []byte
 	bodyRead bool
+	done     []func()
+}
+
+// OnDone registers fn to run once when the gateway has finished with the
+// request: the response is complete, failed, or was abandoned by the
+// client. Functions run in the reverse order of registration, on the
+// request's goroutine, after the access log line; they release what
+// Apply took (a concurrency slot) and flush what the body writers
+// counted (quota bytes). fn must not block for long.
+func (ex *Exchange) OnDone(fn func()) { ex.done = append(ex.done, fn) }
+
+// Done runs the functions registered with OnDone, last first, and forgets
+// them. The gateway calls it once per request; calling it again runs
+// nothing.
+func (ex *Exchange) Done() {
+	for i := len(ex.done) - 1; i >= 0; i-- {
+		fn := ex.done[i]
+		ex.done[i] = nil
+		ex.done = ex.done[:i]
+		fn()
+	}
 }
 
 // PathParam returns the value of the path template parameter name, or "".
@@ -165,5 +195,6 @@ func (ex *Exchange) AddResponseHeader(key, value string) {
 func (ex *Exchange) Reset() {
 	timings := ex.Timings[:0]
 	params := ex.Params[:0]
-	*ex = Exchange{Timings: timings, Params: params}
+	done := ex.done[:0]
+	*ex = Exchange{Timings: timings, Params: params, done: done}
 }

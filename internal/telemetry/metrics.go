@@ -28,6 +28,8 @@ type Metrics struct {
 	keyFetches     *prometheus.CounterVec
 	keyLastSuccess *prometheus.GaugeVec
 	keyCount       *prometheus.GaugeVec
+
+	limits limitMetrics // limits.go
 }
 
 // NewMetrics creates and registers the gateway metrics, plus the Go runtime
@@ -86,6 +88,8 @@ func NewMetrics() *Metrics {
 	reg.MustRegister(m.requests, m.duration, m.policyDuration, m.denials, m.upstreamErrors,
 		m.inflight, m.reloads, m.lastReload, m.keyFetches, m.keyLastSuccess, m.keyCount,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.limits = newLimitMetrics()
+	reg.MustRegister(m.limits.collectors()...)
 	return m
 }
 
