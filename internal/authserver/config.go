@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -377,7 +378,14 @@ type argonSecret struct {
 	salt, hash   []byte
 }
 
+// argonSlots bounds the argon2id checks running at once: each takes its
+// memory parameter (19 MiB by default), and a burst of concurrent requests
+// would otherwise spend it all before the failure limits count them.
+var argonSlots = make(chan struct{}, max(2, runtime.NumCPU()))
+
 func (a *argonSecret) verify(secret string) bool {
+	argonSlots <- struct{}{}
+	defer func() { <-argonSlots }()
 	got := argon2.IDKey([]byte(secret), a.salt, a.time, a.memory, a.threads, uint32(len(a.hash)))
 	return subtle.ConstantTimeCompare(got, a.hash) == 1
 }
