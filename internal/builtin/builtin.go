@@ -17,6 +17,8 @@ import (
 	"github.com/gatehouse/gatehouse/internal/policy/ipfilter"
 	"github.com/gatehouse/gatehouse/internal/policy/scopes"
 	"github.com/gatehouse/gatehouse/internal/policy/sizelimit"
+	"github.com/gatehouse/gatehouse/internal/policy/wssecurity"
+	"github.com/gatehouse/gatehouse/internal/policy/xmlguard"
 )
 
 // Authenticators returns the authenticator types the `authenticate`
@@ -36,6 +38,8 @@ func Units() []policy.Unit {
 		ipfilter.Unit,
 		sizelimit.Unit,
 		headers.Unit,
+		xmlguard.Unit,
+		wssecurity.Unit,
 		authenticate.Unit(Authenticators()),
 		binding.Unit,
 		scopes.Unit,

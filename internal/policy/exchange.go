@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/router"
@@ -172,6 +173,24 @@ func (ex *Exchange) Body(limit int64) ([]byte, error) {
 	r.ContentLength = n
 	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(ex.body)), nil }
 	return ex.body, nil
+}
+
+// SetBody replaces the request body with b: later policies' Body calls
+// return b, and the upstream receives it, with a matching Content-Length.
+// Policies that rewrite the message (removing a WS-Security header, masking
+// a field) use it so that the chain and the upstream see the same bytes.
+func (ex *Exchange) SetBody(b []byte) {
+	ex.body, ex.bodyRead = b, true
+	r := ex.Request
+	if r.Body != nil {
+		r.Body.Close()
+	}
+	r.Body = io.NopCloser(bytes.NewReader(b))
+	r.ContentLength = int64(len(b))
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+	if _, ok := r.Header["Content-Length"]; ok {
+		r.Header.Set("Content-Length", strconv.Itoa(len(b)))
+	}
 }
 
 func tooLarge(limit int64) *Denial {

@@ -26,7 +26,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -245,7 +244,7 @@ func (p *Policy) Apply(ctx context.Context, ex *policy.Exchange) error {
 		if err != nil {
 			return fmt.Errorf("wssecurity: removing the Security header: %w", err)
 		}
-		setBody(ex, nb)
+		ex.SetBody(nb)
 	}
 	return nil
 }
@@ -269,19 +268,6 @@ func firstErr(d *policy.Denial, err error, format string, args ...any) error {
 	}
 	d.Err = fmt.Errorf("%w: %s was used before: replay", ErrDenied, fmt.Sprintf(format, args...))
 	return d
-}
-
-// setBody replaces the request body forwarded upstream.
-//
-// TODO: use an Exchange.SetBody once policy offers one, so that policies
-// after this one that call ex.Body see the new bytes too (they see the
-// message as received until then).
-func setBody(ex *policy.Exchange, b []byte) {
-	r := ex.Request
-	r.Body = io.NopCloser(bytes.NewReader(b))
-	r.ContentLength = int64(len(b))
-	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
-	r.Header.Set("Content-Length", strconv.Itoa(len(b)))
 }
 
 // maxDepth bounds the element nesting of a message; SOAP payloads are
