@@ -63,6 +63,34 @@ func TestClientCredentialsWithOAuth2(t *testing.T) {
 	}
 }
 
+// TestClientClaims checks that a client's fixed claims are in its tokens,
+// beside the registered ones, and absent from other clients' tokens.
+func TestClientClaims(t *testing.T) {
+	e := newEnv(t, defaultSection(`    - client_id: catalog
+      secret_hash: `+sha256Hex(writerSecret)+`
+      scopes: [products:write]
+      claims: {dept: catalog, tenant: "acme"}
+`))
+	for _, tc := range []struct {
+		client string
+		want   map[string]any
+	}{
+		{"catalog", map[string]any{"dept": "catalog", "tenant": "acme", "client_id": "catalog", "scope": "products:write"}},
+		{"writer", map[string]any{"dept": nil, "tenant": nil, "client_id": "writer", "scope": "products:write"}},
+	} {
+		resp, body := e.post(PathToken, tc.client, writerSecret, url.Values{"grant_type": {"client_credentials"}, "scope": {"products:write"}})
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: token endpoint answered %d %v", tc.client, resp.StatusCode, body)
+		}
+		_, c := e.verify(body["access_token"].(string))
+		for k, v := range tc.want {
+			if c[k] != v {
+				t.Errorf("%s: claim %s = %v, want %v", tc.client, k, c[k], v)
+			}
+		}
+	}
+}
+
 // TestTokenErrors covers the RFC 6749 §5.2 answers.
 func TestTokenErrors(t *testing.T) {
 	e := newEnv(t, defaultSection(""))

@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -65,10 +66,17 @@ type client struct {
 	audience  []string
 	grants    []string
 	lifetime  time.Duration
+	claims    map[string]string // fixed claims of its tokens
 	demo      bool
 }
 
 func (c *client) allows(method string) bool { return slices.Contains(c.methods, method) }
+
+// registeredClaims are the access token claims the server sets itself.
+var registeredClaims = map[string]bool{
+	"iss": true, "sub": true, "aud": true, "exp": true, "nbf": true, "iat": true,
+	"jti": true, "client_id": true, "scope": true, "cnf": true, "act": true,
+}
 
 // samlIssuer is a trusted SAML assertion issuer.
 type samlIssuer struct {
@@ -173,7 +181,13 @@ func newClient(cc *config.AuthClient, s *settings, cfg *config.Config, field, ba
 		audience:  cc.Audience,
 		grants:    cc.GrantTypes,
 		lifetime:  durOr(cc.TokenLifetime, s.lifetime),
+		claims:    cc.Claims,
 		demo:      cc.Demo,
+	}
+	for _, name := range slices.Sorted(maps.Keys(cc.Claims)) {
+		if registeredClaims[name] || name == "" {
+			return nil, configError(cfg, field+".claims."+name, "%q is set by the server and cannot be fixed per client", name)
+		}
 	}
 	if len(c.audience) == 0 {
 		c.audience = s.audience

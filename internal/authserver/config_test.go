@@ -39,6 +39,7 @@ func TestConfigErrors(t *testing.T) {
 		{"symmetric client key", ok + "  clients:\n    - client_id: a\n      jwks_file: priv.jwks\n", 7, "authorization_server.clients[0].jwks_file", "symmetric"},
 		{"unknown field", ok + client + "      secrett: x\n", 8, "authorization_server.clients[0].secrett", "unknown"},
 		{"lifetime", ok + "  token_lifetime: 48h\n" + client, 5, "authorization_server.token_lifetime", "24h"},
+		{"fixed registered claim", ok + client + "      claims: {dept: catalog, scope: admin}\n", 8, "authorization_server.clients[0].claims.scope", "set by the server"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			file := filepath.Join(dir, "g.yaml")

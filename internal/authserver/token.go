@@ -361,6 +361,24 @@ type accessClaims struct {
 	Exp      int64             `json:"exp"`
 	Cnf      map[string]string `json:"cnf,omitempty"`
 	Act      map[string]any    `json:"act,omitempty"`
+	// Extra are the client's fixed claims, merged into the JSON object.
+	Extra map[string]string `json:"-"`
+}
+
+// MarshalJSON writes the registered claims and then the client's fixed
+// claims, which the configuration keeps apart from the registered names.
+func (c accessClaims) MarshalJSON() ([]byte, error) {
+	type plain accessClaims
+	b, err := json.Marshal(plain(c))
+	if err != nil || len(c.Extra) == 0 {
+		return b, err
+	}
+	extra, err := json.Marshal(c.Extra)
+	if err != nil {
+		return nil, err
+	}
+	// Both are JSON objects: join them as {registered..., extra...}.
+	return append(append(b[:len(b)-1], ','), extra[1:]...), nil
 }
 
 // token serves the token endpoint.
@@ -473,6 +491,7 @@ func (srv *Server) issue(r *http.Request, a *authenticated, req issueRequest) (*
 		Iss: srv.s.issuer, Sub: req.sub, Aud: req.aud, ClientID: a.c.id,
 		Scope: strings.Join(req.scopes, " "), JTI: newJTI(),
 		Iat: now.Unix(), Nbf: now.Unix(), Exp: exp.Unix(), Act: req.act,
+		Extra: a.c.claims,
 	}
 	tokenType := "Bearer"
 	if len(r.Header.Values("DPoP")) > 0 {

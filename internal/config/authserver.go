@@ -113,6 +113,11 @@ type AuthClient struct {
 	GrantTypes []string `yaml:"grant_types"`
 	// TokenLifetime overrides the server's TokenLifetime for this client.
 	TokenLifetime Duration `yaml:"token_lifetime"`
+	// Claims are fixed claims put into every access token the client gets
+	// (a department, a tenant), for the authorization policies after jwt
+	// to read. They cannot replace the registered claims (iss, sub, aud,
+	// exp, nbf, iat, jti, client_id, scope, cnf, act).
+	Claims map[string]string `yaml:"claims"`
 	// Demo marks a demo-only client, announced loudly at start.
 	Demo bool `yaml:"demo"`
 }
