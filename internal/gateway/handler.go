@@ -46,6 +46,7 @@ var exchanges = sync.Pool{New: func() any {
 	x.Params = x.params[:0]
 	x.Timings = x.timings[:0]
 	x.w.x = x
+	x.w.send = x.w.sendHeld
 	return x
 }}
 
@@ -80,6 +81,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	status := x.w.status
 	if status == 0 {
+	// Writers holding bytes back (dlp) pass them on before the status and
+	// byte count are logged.
+	x.Exchange.EndResponse()
 		// Nothing was written (the client went away mid-request): count
 		// it as nginx does, as 499.
 		status = 499
@@ -357,7 +361,11 @@ type responseWriter struct {
 }
 
 func (w *responseWriter) reset() {
-	w.ResponseWriter, w.response, w.status, w.bytes, w.wroteHeader = nil, nil, 0, 0, false
+	// held: the status line is held back for the Exchange's HoldHeader,
+	// which sends it through send (sendHeld, bound once per pooled struct).
+	held bool
+	send func(int)
+	w.ResponseWriter, w.response, w.status, w.bytes, w.wroteHeader, w.held = nil, nil, 0, 0, false, false
 }
 
 func (w *responseWriter) WriteHeader(code int) {
@@ -383,6 +391,21 @@ func (w *responseWriter) WriteHeader(code int) {
 	for _, p := range w.response {
 		p.ApplyResponse(&w.x.Exchange, code, h)
 	}
+	if hold := w.x.HoldHeader; hold != nil {
+		w.held = true
+		hold(code, h, w.send)
+		return
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// sendHeld writes the status line held back for HoldHeader, once.
+func (w *responseWriter) sendHeld(code int) {
+	if !w.held {
+		return
+	}
+	w.held = false
+	w.status = code
 	w.ResponseWriter.WriteHeader(code)
 }
 
@@ -411,6 +434,10 @@ func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	return conn, brw, err
 }
+	}
+	if w.held {
+		// Flushing would send the status line HoldHeader holds back.
+		return
 
 // Unwrap lets http.ResponseController reach the server's writer.
 func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

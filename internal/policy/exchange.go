@@ -95,10 +95,43 @@ type Exchange struct {
 	// wrap. The request body needs no such hook: a policy may wrap
 	// Request.Body itself.
 	ResponseBody io.Writer
+	// HoldHeader, when a policy sets it in Apply, holds the response's
+	// status line and headers back after the response policies ran, for a
+	// ResponseBody writer that must see the body before the status is
+	// decided (dlp's block mode). The gateway calls it once, instead of
+	// writing them, with the status, the header about to be sent (which it
+	// may change) and send, which writes them with the status given. The
+	// policy calls send once, before its writer passes the first body byte
+	// on, and at the latest from a function registered with OnResponseEnd;
+	// until then the gateway's Flush sends nothing. Nil: they are written at
+	// once. One per exchange: a later policy setting it replaces it.
+	HoldHeader func(status int, header http.Header, send func(status int))
 
 	body     []byte
 	bodyRead bool
 	done     []func()
+	ends     []func()
+}
+
+// OnResponseEnd registers fn to run when the response's body is complete
+// (the upstream's copy ended, or the gateway's own response was written),
+// before the access log line and before the OnDone functions. Functions
+// run in the reverse order of registration, so that a ResponseBody writer
+// wrapped around another passes on what it held back (a sliding window's
+// tail, a buffered body) before the inner one passes on its own. They are
+// not run when the response aborted. fn must not block for long.
+func (ex *Exchange) OnResponseEnd(fn func()) { ex.ends = append(ex.ends, fn) }
+
+// EndResponse runs the functions registered with OnResponseEnd, last first,
+// and forgets them. The gateway calls it once the response body is
+// complete; calling it again runs nothing.
+func (ex *Exchange) EndResponse() {
+	for i := len(ex.ends) - 1; i >= 0; i-- {
+		fn := ex.ends[i]
+		ex.ends[i] = nil
+		ex.ends = ex.ends[:i]
+		fn()
+	}
 }
 
 // OnDone registers fn to run once when the gateway has finished with the
@@ -215,5 +248,6 @@ func (ex *Exchange) Reset() {
 	timings := ex.Timings[:0]
 	params := ex.Params[:0]
 	done := ex.done[:0]
-	*ex = Exchange{Timings: timings, Params: params, done: done}
+	ends := ex.ends[:0]
+	*ex = Exchange{Timings: timings, Params: params, done: done, ends: ends}
 }
