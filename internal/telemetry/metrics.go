@@ -30,6 +30,8 @@ type Metrics struct {
 	keyCount       *prometheus.GaugeVec
 
 	limits limitMetrics // limits.go
+
+	dlpFindings *prometheus.CounterVec // dlp.go
 }
 
 // NewMetrics creates and registers the gateway metrics, plus the Go runtime
@@ -90,6 +92,8 @@ func NewMetrics() *Metrics {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.limits = newLimitMetrics()
 	reg.MustRegister(m.limits.collectors()...)
+	m.dlpFindings = newDLPFindings()
+	reg.MustRegister(m.dlpFindings)
 	return m
 }
 
