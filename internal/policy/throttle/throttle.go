@@ -213,4 +213,3 @@ func (p *pacedWriter) Write(b []byte) (int, error) {
 	}
 	return written, nil
 }
-
