@@ -37,9 +37,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"math/big"
 	"slices"
-	"maps"
 	"time"
 
 	"github.com/beevik/etree"

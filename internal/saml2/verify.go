@@ -3,8 +3,8 @@ package saml2
 import (
 	"crypto"
 	"crypto/rsa"
-	"encoding/base64"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"math/big"
