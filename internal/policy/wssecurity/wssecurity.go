@@ -122,6 +122,12 @@ var _ policy.Policy = (*Policy)(nil)
 // gets a process-local memory store, which refuses replays only on this
 // instance.
 func New(cfg *config.Node, env *policy.Env) (policy.Policy, error) {
+	return Build(cfg, env)
+}
+
+// Build is New returning the concrete policy, for users of Verify outside
+// a route's chain (the STS authenticating its requests).
+func Build(cfg *config.Node, env *policy.Env) (*Policy, error) {
 	s, err := decode(cfg)
 	if err != nil {
 		return nil, err
@@ -162,54 +168,90 @@ func (p *Policy) Apply(ctx context.Context, ex *policy.Exchange) error {
 	if err != nil {
 		return err
 	}
+	res, err := p.Verify(ctx, body, ex.TLS)
+	if err != nil {
+		return err
+	}
+	ex.Principal = res.Principal
+	if !p.s.keepHeader {
+		ex.SetBody(res.Message)
+	}
+	return nil
+}
+
+// Result is what Verify proved about a message.
+type Result struct {
+	// Principal is the caller, as Apply sets it on the exchange.
+	Principal *policy.Principal
+	// Certificate is the X.509 token whose key signed the message; nil
+	// when it was not signed.
+	Certificate *x509.Certificate
+	// Message is the message without the gateway's Security header, cut
+	// out byte for byte; the message as given when keep_security_header
+	// is set.
+	Message []byte
+}
+
+// Verify checks the WS-Security header of msg exactly as Apply checks a
+// request's (tls says whether msg came over TLS, for PasswordText), spends
+// its nonce and signature in the replay cache, and returns what it proved.
+// It returns a *policy.Denial with a wsse code when the message is
+// refused, another error only when the replay cache fails. It is how code
+// outside a route's chain (the STS) authenticates a SOAP message without
+// forking these rules.
+func (p *Policy) Verify(ctx context.Context, msg []byte, tls bool) (*Result, error) {
+	if int64(len(msg)) > p.s.maxBodyBytes {
+		return nil, fault(CodeInvalidSecurity, "message of %d bytes, more than max_body_bytes", len(msg))
+	}
+	body := msg
 	m, d := p.parse(body)
 	if d != nil {
-		return d
+		return nil, d
 	}
 	now := p.now()
 	if m.timestamp == nil {
 		if p.s.tsRequired {
-			return fault(CodeInvalidSecurity, "no Timestamp in the Security header")
+			return nil, fault(CodeInvalidSecurity, "no Timestamp in the Security header")
 		}
 	} else if d := p.checkTimestamp(m.timestamp, now); d != nil {
-		return d
+		return nil, d
 	}
 
 	var user string
 	var nonce []byte
 	if m.ut != nil {
 		if p.s.ut == nil {
-			return fault(CodeUnsupportedSecurityToken, "UsernameToken sent but username_token is not configured")
+			return nil, fault(CodeUnsupportedSecurityToken, "UsernameToken sent but username_token is not configured")
 		}
-		if user, nonce, d = p.checkUsernameToken(m.ut, now, ex.TLS); d != nil {
-			return d
+		if user, nonce, d = p.checkUsernameToken(m.ut, now, tls); d != nil {
+			return nil, d
 		}
 	}
 	var cert *x509.Certificate
 	if m.signature != nil {
 		if p.s.x509 == nil {
-			return fault(CodeUnsupportedSecurityToken, "Signature sent but x509 is not configured")
+			return nil, fault(CodeUnsupportedSecurityToken, "Signature sent but x509 is not configured")
 		}
 		if cert, d = p.checkSignature(m, now); d != nil {
-			return d
+			return nil, d
 		}
 	}
 	switch {
 	case p.s.require == requireUsername && user == "":
-		return fault(CodeFailedAuthentication, "no UsernameToken, and require is username_token")
+		return nil, fault(CodeFailedAuthentication, "no UsernameToken, and require is username_token")
 	case p.s.require == requireX509 && cert == nil:
-		return fault(CodeFailedAuthentication, "no Signature, and require is x509")
+		return nil, fault(CodeFailedAuthentication, "no Signature, and require is x509")
 	case p.s.require == requireAll && (p.s.ut != nil && user == "" || p.s.x509 != nil && cert == nil):
-		return fault(CodeFailedAuthentication, "require is all, and not every configured token authenticated")
+		return nil, fault(CodeFailedAuthentication, "require is all, and not every configured token authenticated")
 	case user == "" && cert == nil:
-		return fault(CodeFailedAuthentication, "no UsernameToken and no Signature")
+		return nil, fault(CodeFailedAuthentication, "no UsernameToken and no Signature")
 	}
 	// The nonce is spent last, once everything else holds, so that a
 	// message refused for another reason does not burn it and junk never
 	// reaches the store.
 	if nonce != nil {
 		if d, err := p.spend(ctx, "nonce:wss:"+base64.RawStdEncoding.EncodeToString(nonce)); d != nil || err != nil {
-			return firstErr(d, err, "nonce of user %q", user)
+			return nil, firstErr(d, err, "nonce of user %q", user)
 		}
 	}
 	if cert != nil && m.timestamp != nil && p.s.sigReplay {
@@ -217,7 +259,7 @@ func (p *Policy) Apply(ctx context.Context, ex *policy.Exchange) error {
 		// within its window; its signature value is as unique as a nonce.
 		sum := sha256.Sum256([]byte(strings.Join(strings.Fields(m.signature.SelectElement("SignatureValue").Text()), "")))
 		if d, err := p.spend(ctx, "nonce:wss-sig:"+base64.RawStdEncoding.EncodeToString(sum[:])); d != nil || err != nil {
-			return firstErr(d, err, "signature of %q", cert.Subject)
+			return nil, firstErr(d, err, "signature of %q", cert.Subject)
 		}
 	}
 
@@ -237,16 +279,15 @@ func (p *Policy) Apply(ctx context.Context, ex *policy.Exchange) error {
 		pr.Claims["wss_username"] = user
 	}
 	pr.Consumer = pr.Subject
-	ex.Principal = pr
-
+	res := &Result{Principal: pr, Certificate: cert, Message: body}
 	if !p.s.keepHeader {
 		nb, err := removeElement(body, m.secIndex)
 		if err != nil {
-			return fmt.Errorf("wssecurity: removing the Security header: %w", err)
+			return nil, fmt.Errorf("wssecurity: removing the Security header: %w", err)
 		}
-		ex.SetBody(nb)
+		res.Message = nb
 	}
-	return nil
+	return res, nil
 }
 
 // spend records key in the store for the freshness window; a key already
@@ -517,6 +558,16 @@ func (p *Policy) checkTimestamp(ts *etree.Element, now time.Time) *policy.Denial
 		}
 	}
 	return nil
+}
+
+// CheckTimestamp checks a wsu:Timestamp element as the policy does (one
+// Created first, at most one Expires, UTC, Created no older than maxAge and
+// no further than futureSkew in the future, Expires not passed) and
+// returns a *policy.Denial with a wsse code, or nil. It is for policies
+// that read a Security header of their own (saml).
+func CheckTimestamp(ts *etree.Element, now time.Time, maxAge, futureSkew time.Duration) *policy.Denial {
+	p := &Policy{s: &settings{maxAge: maxAge, futureSkew: futureSkew}}
+	return p.checkTimestamp(ts, now)
 }
 
 func (p *Policy) fresh(created, now time.Time, what string) *policy.Denial {
