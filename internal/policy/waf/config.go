@@ -1,0 +1,180 @@
+package waf
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+)
+
+// Modes of the waf policy.
+const (
+	// ModeBlock refuses requests whose anomaly score reaches the
+	// threshold.
+	ModeBlock = "block"
+	// ModeDetect only logs and counts what would have been refused.
+	ModeDetect = "detect"
+)
+
+// Config is the waf policy's settings.
+//
+//	waf:
+//	  paranoia_level: 1            # 1..4
+//	  anomaly_threshold:
+//	    inbound: 5                 # 1..10000; CRS default 5 (one critical match)
+//	  mode: block                  # block | detect
+//	  exclude:
+//	    ids: [942100]
+//	    tags: [attack-protocol]
+//	  platform: [unix, windows, nodejs]   # or [all]; adds php, java
+//	  inspect:
+//	    query: true
+//	    headers: true
+//	    cookies: true
+//	    body: true
+//	    body_limit: 128KiB
+//	    max_args: 200
+//	  directives:
+//	    - SecRule REQUEST_HEADERS:User-Agent "@pm sqlmap nikto" "id:10001,phase:1,deny,status:403,log"
+type Config struct {
+	// ParanoiaLevel is the CRS blocking paranoia level, 1 to 4. Default 1.
+	ParanoiaLevel int `yaml:"paranoia_level"`
+	// AnomalyThreshold holds the CRS anomaly score thresholds.
+	AnomalyThreshold Thresholds `yaml:"anomaly_threshold"`
+	// Mode is "block" (default) or "detect".
+	Mode string `yaml:"mode"`
+	// Exclude removes CRS rules.
+	Exclude Exclude `yaml:"exclude"`
+	// Platform lists the platforms the upstream runs on, keeping their
+	// rules; "all" keeps every rule. Default DefaultPlatforms.
+	Platform []string `yaml:"platform"`
+	// Inspect says which parts of the request are inspected.
+	Inspect Inspect `yaml:"inspect"`
+	// Directives are extra SecLang lines, loaded after the CRS.
+	Directives []string `yaml:"directives"`
+}
+
+// Thresholds are anomaly score thresholds.
+type Thresholds struct {
+	// Inbound is the request score at which a request is refused.
+	Inbound int `yaml:"inbound"`
+}
+
+// Exclude lists CRS rules to remove.
+type Exclude struct {
+	IDs  []int    `yaml:"ids"`
+	Tags []string `yaml:"tags"`
+}
+
+// Inspect says what is fed to the rules.
+type Inspect struct {
+	Query   bool `yaml:"query"`
+	Headers bool `yaml:"headers"`
+	Cookies bool `yaml:"cookies"`
+	// Body inspects JSON, XML (SOAP included), urlencoded and multipart
+	// bodies; other content types are not read.
+	Body bool `yaml:"body"`
+	// BodyLimit is the largest body read; a larger one is refused with
+	// 413 body_too_large. Default 128KiB, at most 16MiB.
+	BodyLimit config.ByteSize `yaml:"body_limit"`
+	// MaxArgs caps the arguments (query, form and JSON fields) inspected;
+	// a request with more is refused (CRS rule 920380 at the default
+	// paranoia level counts them too). Default 200, at most 10000.
+	MaxArgs int `yaml:"max_args"`
+}
+
+// settings is a validated Config.
+type settings struct {
+	paranoia    int
+	inbound     int
+	mode        string
+	excludeIDs  []int
+	excludeTags []string
+	platforms   []string // sorted; "all" alone for all
+	inspect     inspect
+	directives  []string
+}
+
+type inspect struct {
+	query, headers, cookies, body bool
+	bodyLimit                     int64
+	maxArgs                       int
+}
+
+func (s *settings) hasPlatform(p string) bool {
+	return slices.Contains(s.platforms, "all") || slices.Contains(s.platforms, p)
+}
+
+const maxBodyLimit = 16 << 20
+
+// decode decodes, defaults and validates cfg.
+func decode(cfg *config.Node) (*settings, error) {
+	c := Config{
+		ParanoiaLevel:    1,
+		AnomalyThreshold: Thresholds{Inbound: 5},
+		Mode:             ModeBlock,
+		Inspect: Inspect{Query: true, Headers: true, Cookies: true, Body: true,
+			BodyLimit: 128 << 10, MaxArgs: 200},
+	}
+	if err := cfg.Decode(&c); err != nil {
+		return nil, err
+	}
+	if c.ParanoiaLevel < 1 || c.ParanoiaLevel > 4 {
+		return nil, cfg.Errorf("paranoia_level", "waf: paranoia_level must be 1 to 4, not %d", c.ParanoiaLevel)
+	}
+	if c.AnomalyThreshold.Inbound < 1 || c.AnomalyThreshold.Inbound > 10000 {
+		return nil, cfg.Errorf("anomaly_threshold.inbound", "waf: inbound threshold must be 1 to 10000, not %d", c.AnomalyThreshold.Inbound)
+	}
+	if c.Mode != ModeBlock && c.Mode != ModeDetect {
+		return nil, cfg.Errorf("mode", "waf: mode must be block or detect, not %q", c.Mode)
+	}
+	s := &settings{paranoia: c.ParanoiaLevel, inbound: c.AnomalyThreshold.Inbound, mode: c.Mode}
+	for i, id := range c.Exclude.IDs {
+		if id < 1 || id > 9999999 {
+			return nil, cfg.Errorf("exclude.ids["+strconv.Itoa(i)+"]", "waf: %d is not a rule id", id)
+		}
+	}
+	s.excludeIDs = slices.Clone(c.Exclude.IDs)
+	for i, tag := range c.Exclude.Tags {
+		if tag == "" || strings.ContainsAny(tag, " \t\r\n\"'\\") {
+			return nil, cfg.Errorf("exclude.tags["+strconv.Itoa(i)+"]", "waf: %q is not a rule tag", tag)
+		}
+	}
+	s.excludeTags = slices.Clone(c.Exclude.Tags)
+	if c.Platform == nil {
+		s.platforms = slices.Clone(DefaultPlatforms)
+	} else {
+		for i, p := range c.Platform {
+			if p == "all" {
+				if len(c.Platform) > 1 {
+					return nil, cfg.Errorf("platform["+strconv.Itoa(i)+"]", "waf: platform all stands alone")
+				}
+			} else if !slices.Contains(Platforms, p) {
+				return nil, cfg.Errorf("platform["+strconv.Itoa(i)+"]", "waf: unknown platform %q (known: all, %s)", p, strings.Join(Platforms, ", "))
+			}
+		}
+		s.platforms = slices.Clone(c.Platform)
+	}
+	slices.Sort(s.platforms)
+	s.platforms = slices.Compact(s.platforms)
+	in := c.Inspect
+	if in.BodyLimit < 1 || in.BodyLimit > maxBodyLimit {
+		return nil, cfg.Errorf("inspect.body_limit", "waf: body_limit must be 1B to 16MiB")
+	}
+	if in.MaxArgs < 1 || in.MaxArgs > 10000 {
+		return nil, cfg.Errorf("inspect.max_args", "waf: max_args must be 1 to 10000, not %d", in.MaxArgs)
+	}
+	s.inspect = inspect{query: in.Query, headers: in.Headers, cookies: in.Cookies, body: in.Body,
+		bodyLimit: int64(in.BodyLimit), maxArgs: in.MaxArgs}
+	for i, d := range c.Directives {
+		if strings.ContainsAny(d, "\r\n") {
+			return nil, cfg.Errorf("directives["+strconv.Itoa(i)+"]", "waf: one directive per entry (no line breaks; no continuation lines)")
+		}
+		if strings.HasPrefix(strings.TrimSpace(d), "Include") {
+			return nil, cfg.Errorf("directives["+strconv.Itoa(i)+"]", "waf: Include is not allowed in directives")
+		}
+	}
+	s.directives = slices.Clone(c.Directives)
+	return s, nil
+}

@@ -1,0 +1,154 @@
+package waf
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/corazawaf/coraza/v3/experimental/plugins"
+	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
+	"rsc.io/binaryregexp"
+)
+
+// operatorName is the SecLang operator that our rule sets use in place of
+// @rx: the CRS files are rewritten at load (see crsFS) so that stock @rx
+// stays untouched for anyone else in the process, and so the benchmark can
+// compare both in one run.
+const operatorName = "ghrx"
+
+var registerOnce sync.Once
+
+// register adds the ghrx operator to Coraza's process-wide operator table.
+func register() {
+	registerOnce.Do(func() { plugins.RegisterOperator(operatorName, newRx) })
+}
+
+// rx is @rx with a literal pre-filter: the same expression, compiled with
+// the same (?sm) flags as Coraza's @rx, the same capturing, but skipped when
+// the input lacks what every match needs (see prefilter).
+type rx struct {
+	re  *regexp.Regexp
+	pre *prefilter
+}
+
+// binRx is @rx for expressions that match arbitrary bytes, as in Coraza.
+type binRx struct{ re *binaryregexp.Regexp }
+
+// compiled memoizes compilations by expression: CRS repeats expressions
+// across rules, and every WAF built in the process (routes, reloads)
+// shares them.
+var compiled sync.Map // string -> *rx
+
+var foldBufs = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
+
+func newRx(opts plugintypes.OperatorOptions) (plugintypes.Operator, error) {
+	// Coraza's default @rx mode (build tag coraza.rule.no_regex_multiline
+	// unset): dot matches newline, ^ and $ match at lines.
+	expr := "(?sm)" + opts.Arguments
+	if matchesBytes(expr) {
+		re, err := binaryregexp.Compile(opts.Arguments)
+		if err != nil {
+			return nil, fmt.Errorf("waf: @rx %q: %w", opts.Arguments, err)
+		}
+		return &binRx{re: re}, nil
+	}
+	if v, ok := compiled.Load(expr); ok {
+		return v.(*rx), nil
+	}
+	re, err := regexp.Compile(expr)
+	if err != nil {
+		return nil, fmt.Errorf("waf: @rx %q: %w", opts.Arguments, err)
+	}
+	v, _ := compiled.LoadOrStore(expr, &rx{re: re, pre: newPrefilter(expr)})
+	return v.(*rx), nil
+}
+
+func (o *rx) Evaluate(tx plugintypes.TransactionState, value string) bool {
+	if p := o.pre; p != nil {
+		if len(value) < p.minLen {
+			return false
+		}
+		bp := foldBufs.Get().(*[]byte)
+		var plain bool
+		*bp, plain = fold(value, *bp)
+		ok := p.mayMatch(*bp, plain)
+		foldBufs.Put(bp)
+		if !ok {
+			return false
+		}
+	}
+	if !tx.Capturing() {
+		return o.re.MatchString(value)
+	}
+	m := o.re.FindStringSubmatchIndex(value)
+	if m == nil {
+		return false
+	}
+	for i := 0; i < len(m)/2 && i < 9; i++ {
+		if m[2*i] >= 0 {
+			tx.CaptureField(i, value[m[2*i]:m[2*i+1]])
+		} else {
+			tx.CaptureField(i, "")
+		}
+	}
+	return true
+}
+
+func (o *binRx) Evaluate(tx plugintypes.TransactionState, value string) bool {
+	if !tx.Capturing() {
+		return o.re.MatchString(value)
+	}
+	m := o.re.FindStringSubmatch(value)
+	if m == nil {
+		return false
+	}
+	for i, c := range m {
+		if i == 9 {
+			break
+		}
+		tx.CaptureField(i, c)
+	}
+	return true
+}
+
+// matchesBytes reports whether expr has \xNN escapes that do not decode to
+// UTF-8, which Coraza's @rx hands to a byte-oriented matcher; the same
+// decision as Coraza's matchesArbitraryBytes (Apache-2.0), kept in step so
+// that ghrx matches what @rx matches.
+func matchesBytes(expr string) bool {
+	decoded := make([]byte, 0, len(expr))
+	for i := 0; i < len(expr); i++ {
+		c := expr[i]
+		if c != '\\' {
+			decoded = append(decoded, c)
+			continue
+		}
+		if i+3 >= len(expr) {
+			decoded = append(decoded, expr[i:]...)
+			break
+		}
+		if expr[i+1] != 'x' {
+			decoded = append(decoded, expr[i])
+			continue
+		}
+		sub := expr[i:]
+		advance := 3
+		if len(sub) >= 6 && sub[2] == '{' {
+			if end := strings.IndexByte(sub, '}'); end != -1 {
+				sub = `\x` + sub[3:end]
+				advance = end
+			}
+		}
+		v, mb, _, err := strconv.UnquoteChar(sub, 0)
+		if err != nil || mb {
+			decoded = append(decoded, expr[i])
+			continue
+		}
+		decoded = append(decoded, byte(v))
+		i += advance
+	}
+	return !utf8.Valid(decoded)
+}
