@@ -16,6 +16,9 @@ type Config struct {
 	TrustedProxies []string `yaml:"trusted_proxies"`
 	// AccessLog configures the per-request JSON log.
 	AccessLog AccessLog `yaml:"access_log"`
+	// Audit configures the audit log of security events (see
+	// docs/admin.md). Default: kept in memory for the admin API only.
+	Audit Audit `yaml:"audit"`
 	// ShutdownTimeout bounds the drain on SIGTERM. Default 30s.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 	// Store is where shared state lives (rate limits, quotas, replay
@@ -24,6 +27,9 @@ type Config struct {
 	// AuthorizationServer, when set, is the embedded OAuth 2.0
 	// authorization server (see authserver.go). Nil: none.
 	AuthorizationServer *AuthorizationServer `yaml:"authorization_server"`
+	// STS, when set, is the embedded WS-Trust security token service
+	// issuing SAML 2.0 assertions (see sts.go). Nil: none.
+	STS *STS `yaml:"sts"`
 	// Routes are matched by host, path and method; order does not matter
 	// (the most specific match wins; ambiguous routes fail the load).
 	Routes []Route `yaml:"routes"`
@@ -69,10 +75,39 @@ type ServerTLS struct {
 	ClientCAFile string `yaml:"client_ca_file"`
 }
 
-// Admin is the admin listener.
+// Admin is the admin listener: metrics, health, the admin API and the
+// web console.
 type Admin struct {
 	// Address is host:port. Default 127.0.0.1:9901. "off" disables it.
+	// An address other than a loopback one needs Token or TLS with
+	// ClientCAFile: the load fails otherwise.
 	Address string `yaml:"address"`
+	// Token, when set, is required as "Authorization: Bearer TOKEN" on the
+	// admin API (also on loopback). Nil: none.
+	Token *Secret `yaml:"token"`
+	// TLS, when set, serves the admin listener over HTTPS; with
+	// ClientCAFile, a client certificate verified against it is required
+	// (client_auth is then require_and_verify) and authorizes the admin
+	// API like the token.
+	TLS *ServerTLS `yaml:"tls"`
+	// DecisionHistory is how many recent requests' decisions are kept in
+	// memory for `gatehouse explain`. Default 10000.
+	DecisionHistory int `yaml:"decision_history"`
+}
+
+// Audit is the audit log: one JSON line per security event.
+type Audit struct {
+	// Output is "stdout", "stderr", a file path, or "off" (the default:
+	// events are kept in memory for the admin API only).
+	Output string `yaml:"output"`
+	// Stdout also copies every event to stdout when Output is a file.
+	Stdout bool `yaml:"stdout"`
+	// MaxSize rotates the file when it would grow beyond this. Default
+	// 100MiB.
+	MaxSize ByteSize `yaml:"max_size"`
+	// MaxFiles is how many rotated files are kept (PATH.1 ... PATH.N).
+	// Default 5.
+	MaxFiles int `yaml:"max_files"`
 }
 
 // AccessLog configures the access log.
@@ -202,6 +237,9 @@ type PolicySpec struct {
 // Default values, used by applyDefaults and documented in docs/config.md.
 const (
 	DefaultAdminAddress          = "127.0.0.1:9901"
+	DefaultDecisionHistory       = 10000
+	DefaultAuditMaxSize          = 100 << 20
+	DefaultAuditMaxFiles         = 5
 	DefaultShutdownTimeout       = 30 * time.Second
 	DefaultReadHeaderTimeout     = 10 * time.Second
 	DefaultIdleTimeout           = 120 * time.Second

@@ -15,11 +15,7 @@ import (
 func (c *Config) validate() Errors {
 	v := &validator{c: c}
 	c.validateListeners(v)
-	if c.Admin.Address != "off" {
-		if err := checkHostPort(c.Admin.Address); err != nil {
-			v.add("admin.address", "%v (or \"off\")", err)
-		}
-	}
+	c.validateAdmin(v)
 	for i, s := range c.TrustedProxies {
 		if _, err := parseTrustedProxy(s); err != nil {
 			v.add(fmt.Sprintf("trusted_proxies[%d]", i), "%v", err)
@@ -30,7 +26,59 @@ func (c *Config) validate() Errors {
 	}
 	c.validateRoutes(v)
 	c.validateAuthorizationServer(v)
+	c.validateSTS(v)
 	return v.errs
+}
+
+// validateAdmin checks the admin listener and the audit log. The admin API
+// can read the config and revoke tokens, so it is refused on an address
+// others can reach unless it asks for a token or a client certificate.
+func (c *Config) validateAdmin(v *validator) {
+	a := &c.Admin
+	if a.Address != "off" {
+		if err := checkHostPort(a.Address); err != nil {
+			v.add("admin.address", "%v (or \"off\")", err)
+		} else if !IsLoopbackAddress(a.Address) && a.Token == nil && (a.TLS == nil || a.TLS.ClientCAFile == "") {
+			v.add("admin.address", "%q is not a loopback address: set admin.token or admin.tls with client_ca_file, or bind to 127.0.0.1", a.Address)
+		}
+	}
+	if a.Token != nil && len(a.Token.Value()) < 16 {
+		v.add("admin.token", "must be at least 16 characters")
+	}
+	if t := a.TLS; t != nil {
+		if t.CertFile == "" || t.KeyFile == "" {
+			v.add("admin.tls", "cert_file and key_file are required")
+		}
+		if t.MinVersion != "1.2" && t.MinVersion != "1.3" {
+			v.add("admin.tls.min_version", "must be \"1.2\" or \"1.3\", got %q", t.MinVersion)
+		}
+	}
+	if a.DecisionHistory < 0 || a.DecisionHistory > 1_000_000 {
+		v.add("admin.decision_history", "must be between 1 and 1000000, got %d", a.DecisionHistory)
+	}
+	if strings.ContainsRune(c.Audit.Output, 0) {
+		v.add("audit.output", "invalid path %q", c.Audit.Output)
+	}
+	if c.Audit.MaxFiles < 0 || c.Audit.MaxFiles > 1000 {
+		v.add("audit.max_files", "must be between 1 and 1000, got %d", c.Audit.MaxFiles)
+	}
+	if c.Audit.MaxSize < 4096 {
+		v.add("audit.max_size", "must be at least 4KiB, got %s", c.Audit.MaxSize)
+	}
+}
+
+// IsLoopbackAddress reports whether the host of host:port is a loopback
+// address or "localhost". An empty host (all interfaces) is not.
+func IsLoopbackAddress(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
 }
 
 type validator struct {
