@@ -51,6 +51,9 @@ type Config struct {
 	Platform []string `yaml:"platform"`
 	// Inspect says which parts of the request are inspected.
 	Inspect Inspect `yaml:"inspect"`
+	// AllowedMethods are the methods CRS rule 911100 lets through.
+	// Default GET HEAD POST PUT PATCH DELETE OPTIONS.
+	AllowedMethods []string `yaml:"allowed_methods"`
 	// Directives are extra SecLang lines, loaded after the CRS.
 	Directives []string `yaml:"directives"`
 }
@@ -94,6 +97,7 @@ type settings struct {
 	platforms   []string // sorted; "all" alone for all
 	inspect     inspect
 	directives  []string
+	methods     []string
 }
 
 type inspect struct {
@@ -114,6 +118,7 @@ func decode(cfg *config.Node) (*settings, error) {
 		ParanoiaLevel:    1,
 		AnomalyThreshold: Thresholds{Inbound: 5},
 		Mode:             ModeBlock,
+		AllowedMethods:   []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"},
 		Inspect: Inspect{Query: true, Headers: true, Cookies: true, Body: true,
 			BodyLimit: 128 << 10, MaxArgs: 200},
 	}
@@ -176,5 +181,11 @@ func decode(cfg *config.Node) (*settings, error) {
 		}
 	}
 	s.directives = slices.Clone(c.Directives)
+	for i, m := range c.AllowedMethods {
+		if m == "" || strings.ToUpper(m) != m || strings.ContainsAny(m, " \t'\"\\") {
+			return nil, cfg.Errorf("allowed_methods["+strconv.Itoa(i)+"]", "waf: %q is not an HTTP method in upper case", m)
+		}
+	}
+	s.methods = slices.Clone(c.AllowedMethods)
 	return s, nil
 }

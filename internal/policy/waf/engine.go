@@ -99,6 +99,9 @@ func directives(s *settings) string {
 	b.WriteString("Include @crs-setup.conf.example\n")
 	fmt.Fprintf(&b, `SecAction "id:900000,phase:1,pass,t:none,nolog,setvar:tx.blocking_paranoia_level=%d"`+"\n", s.paranoia)
 	fmt.Fprintf(&b, `SecAction "id:900110,phase:1,pass,t:none,nolog,setvar:tx.inbound_anomaly_score_threshold=%d,setvar:tx.outbound_anomaly_score_threshold=4"`+"\n", s.inbound)
+	// CRS allows only GET, HEAD, POST and OPTIONS by default (rule
+	// 911100); an API uses PUT, PATCH and DELETE as a matter of course.
+	fmt.Fprintf(&b, `SecAction "id:900200,phase:1,pass,t:none,nolog,setvar:'tx.allowed_methods=%s'"`+"\n", strings.Join(s.methods, " "))
 	for _, f := range requestFiles {
 		if f.platform != "" && !s.hasPlatform(f.platform) {
 			continue

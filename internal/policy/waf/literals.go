@@ -282,7 +282,7 @@ func prefixes(re *syntax.Regexp) ([]string, bool) {
 				return nil, false
 			}
 		}
-		return dedupe(union), true
+		return dedupePrefixes(union), true
 	case syntax.OpConcat:
 		acc := []string{""}
 		for _, sub := range re.Sub {
@@ -305,7 +305,7 @@ func prefixes(re *syntax.Regexp) ([]string, bool) {
 		if acc == nil || slices.Contains(acc, "") {
 			return nil, false
 		}
-		return dedupe(acc), true
+		return dedupePrefixes(acc), true
 	default:
 		return exact(re)
 	}
@@ -418,6 +418,23 @@ func dedupe(set []string) []string {
 		if keep {
 			out = append(out, s)
 		}
+	}
+	return out
+}
+
+// dedupePrefixes sorts set and drops duplicates and strings that start
+// with another string of the set. Unlike dedupe it keeps "2f" beside "f":
+// a prefix set is later extended on the left ("%" + "2f"), where "f" does
+// not stand for "2f".
+func dedupePrefixes(set []string) []string {
+	slices.Sort(set)
+	out := set[:0]
+	for _, s := range set {
+		// Sorted: a prefix of s sorts right before its extensions.
+		if n := len(out); n > 0 && strings.HasPrefix(s, out[n-1]) {
+			continue
+		}
+		out = append(out, s)
 	}
 	return out
 }

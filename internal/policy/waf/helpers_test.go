@@ -1,0 +1,5 @@
+package waf
+
+import "log/slog"
+
+var discard = slog.New(slog.DiscardHandler)
