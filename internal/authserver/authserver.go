@@ -33,6 +33,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/authn/dpop"
 	"github.com/gatehouse/gatehouse/internal/clientip"
 	"github.com/gatehouse/gatehouse/internal/config"
@@ -74,6 +75,9 @@ type Deps struct {
 	// (rotations by other instances) and the rotation schedule checked.
 	// Zero: 10s.
 	RefreshInterval time.Duration
+	// Audit records token issues and revocations, client authentication
+	// failures and key rotations. Nil: discard.
+	Audit *audit.Log
 }
 
 // Server is the authorization server. It is safe for concurrent use.
@@ -84,6 +88,7 @@ type Server struct {
 	now     func() time.Time
 	log     *slog.Logger
 	trusted []netip.Prefix
+	audit   *audit.Log
 	ring    *keyring
 	dpop    *dpop.Verifier
 	meta    []byte
@@ -113,6 +118,7 @@ func New(cfg config.AuthorizationServer, deps Deps) (*Server, error) {
 		now:     deps.Now,
 		log:     deps.Logger,
 		trusted: deps.TrustedProxies,
+		audit:   deps.Audit,
 	}
 	if srv.now == nil {
 		srv.now = time.Now
@@ -229,9 +235,61 @@ func (srv *Server) Rotate(ctx context.Context) error {
 	if err := srv.ring.rotate(ctx, false); err != nil {
 		return err
 	}
-	srv.log.Info("signing key rotated", "kid", srv.ring.signing().KeyID())
+	kid := srv.ring.signing().KeyID()
+	srv.log.Info("signing key rotated", "kid", kid)
+	srv.audit.Record(audit.Event{Kind: audit.KeyRotation, KeyID: kid, Result: "success", Detail: "authorization server signing key"})
 	return nil
 }
+
+// KeyInfo is one signing key as published, without its private part.
+type KeyInfo struct {
+	KID       string    `json:"kid"`
+	Alg       string    `json:"alg"`
+	Created   time.Time `json:"created"`
+	Activated time.Time `json:"activated,omitzero"`
+	Retired   time.Time `json:"retired,omitzero"`
+	Active    bool      `json:"active"`
+}
+
+// Keys returns the signing keys in the store's ring (the active one, the
+// next one published ahead, retired ones still published) and the public
+// JWK Set.
+func (srv *Server) Keys() ([]KeyInfo, json.RawMessage) {
+	kr := srv.ring
+	kr.mu.RLock()
+	raw, jwks := kr.raw, kr.jwks
+	active := ""
+	if kr.active != nil {
+		active = kr.active.KeyID()
+	}
+	kr.mu.RUnlock()
+	var r storedRing
+	_ = json.Unmarshal(raw, &r)
+	out := make([]KeyInfo, 0, len(r.Keys))
+	for _, k := range r.Keys {
+		out = append(out, KeyInfo{KID: k.KID, Alg: k.Alg, Created: k.Created, Activated: k.Activated, Retired: k.Retired, Active: k.KID == active})
+	}
+	return out, json.RawMessage(jwks)
+}
+
+// RevokeToken revokes one of this server's access tokens, given whole,
+// and returns its jti and expiry. A token that is not ours or no longer
+// valid is an error.
+func (srv *Server) RevokeToken(ctx context.Context, tok string) (string, time.Time, error) {
+	v, err := srv.verifyOwn(tok)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	exp := time.Unix(v.claims.Exp, 0)
+	if err := srv.RevokeJTI(ctx, v.claims.JTI, exp); err != nil {
+		return "", time.Time{}, err
+	}
+	return v.claims.JTI, exp, nil
+}
+
+// MaxLifetime is the longest lifetime of a token this server issues: a
+// revocation by jti alone, whose expiry is unknown, lasts this long.
+func (srv *Server) MaxLifetime() time.Duration { return srv.s.maxLifetime }
 
 // ActiveKeyID returns the kid of the key tokens are signed with now.
 func (srv *Server) ActiveKeyID() string { return srv.ring.signing().KeyID() }
@@ -423,8 +481,13 @@ func (srv *Server) fail(w http.ResponseWriter, r *http.Request, e *oauthError, c
 	if e.status >= 500 {
 		lvl = slog.LevelError
 	}
+	ip := srv.clientIP(r)
 	srv.log.Log(r.Context(), lvl, "oauth request refused", "endpoint", r.URL.Path, "error", e.code,
-		"client_id", clientID, "client_ip", srv.clientIP(r).String(), "status", e.status, "cause", errString(e.cause))
+		"client_id", clientID, "client_ip", ip.String(), "status", e.status, "cause", errString(e.cause))
+	if e.status == http.StatusUnauthorized {
+		srv.audit.Record(audit.Event{Kind: audit.AuthFailure, RequestID: r.Header.Get("X-Request-Id"), ClientIP: ip,
+			ClientID: clientID, Policy: "authorization_server", Code: e.code, Status: e.status, Detail: e.desc})
+	}
 	writeError(w, e)
 }
 

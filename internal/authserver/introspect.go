@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/keys"
 	"github.com/lestrrat-go/jwx/v3/jws"
 )
@@ -169,6 +170,8 @@ func (srv *Server) revoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	srv.log.Info("access token revoked", "client_id", a.c.id, "jti", v.claims.JTI, "exp", v.claims.Exp)
+	srv.audit.Record(audit.Event{Kind: audit.TokenRevoke, RequestID: r.Header.Get("X-Request-Id"), ClientIP: srv.clientIP(r),
+		ClientID: a.c.id, JTI: v.claims.JTI, Expires: exp, Policy: "authorization_server", Detail: "RFC 7009 revocation by the client"})
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
 }

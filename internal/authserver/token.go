@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/authn/mtls"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/policy"
@@ -517,6 +518,9 @@ func (srv *Server) issue(r *http.Request, a *authenticated, req issueRequest) (*
 	}
 	srv.log.Info("access token issued", "client_id", a.c.id, "grant", req.grant, "sub", req.sub, "aud", req.aud,
 		"scope", c.Scope, "jti", c.JTI, "exp", exp.Unix(), "token_type", tokenType, "auth_method", a.method, "kid", key.KeyID())
+	srv.audit.Record(audit.Event{Kind: audit.TokenIssue, Time: now, RequestID: r.Header.Get("X-Request-Id"), ClientIP: srv.clientIP(r),
+		Principal: req.sub, ClientID: a.c.id, JTI: c.JTI, KeyID: key.KeyID(), Expires: exp, Policy: "authorization_server",
+		Detail: req.grant + " scope=" + c.Scope + " aud=" + req.aud})
 	return &tokenResponse{
 		AccessToken: string(tok), TokenType: tokenType, ExpiresIn: c.Exp - now.Unix(), Scope: c.Scope,
 	}, nil

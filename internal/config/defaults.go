@@ -15,7 +15,11 @@ import "strconv"
 //	listeners[N].tls.min_version           "1.2"
 //	listeners[N].tls.client_auth           none
 //	admin.address                          127.0.0.1:9901
+//	admin.decision_history                 10000
 //	access_log.output                      stdout
+//	audit.output                           off
+//	audit.max_size                         100MiB
+//	audit.max_files                        5
 //	routes[N].upstream.connect_timeout     5s
 //	routes[N].upstream.response_header_timeout  60s
 //	routes[N].upstream.idle_conn_timeout   90s
@@ -24,6 +28,17 @@ func applyDefaults(c *Config) {
 	setDefault(&c.ShutdownTimeout, Duration(DefaultShutdownTimeout))
 	setDefault(&c.Admin.Address, DefaultAdminAddress)
 	setDefault(&c.AccessLog.Output, "stdout")
+	setDefault(&c.Admin.DecisionHistory, DefaultDecisionHistory)
+	setDefault(&c.Audit.Output, "off")
+	setDefault(&c.Audit.MaxSize, ByteSize(DefaultAuditMaxSize))
+	setDefault(&c.Audit.MaxFiles, DefaultAuditMaxFiles)
+	if c.Admin.TLS != nil {
+		setDefault(&c.Admin.TLS.MinVersion, "1.2")
+		setDefault(&c.Admin.TLS.ClientAuth, "none")
+		if c.Admin.TLS.ClientCAFile != "" {
+			c.Admin.TLS.ClientAuth = "require_and_verify"
+		}
+	}
 	for i := range c.Listeners {
 		l := &c.Listeners[i]
 		setDefault(&l.Name, "listener-"+strconv.Itoa(i))

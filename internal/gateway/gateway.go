@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/admin"
+	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/policy"
 	"github.com/gatehouse/gatehouse/internal/revocation"
@@ -51,6 +52,13 @@ type Options struct {
 	// state file's lock nor connects to Redis. Nil: cfg.Store is opened
 	// by New and closed with the gateway.
 	Store store.Store
+	// Audit, when set, is the audit log instead of the one cfg.Audit
+	// describes; the gateway does not close it. Nil: opened from cfg.
+	Audit *audit.Log
+	// Load, when set, reads the config again for the admin API's reload
+	// (`serve` passes one reading its file). Nil: that reload answers
+	// 501.
+	Load func() (*config.Config, error)
 }
 
 // Gateway serves a config. Build it with New, then Start it.
@@ -70,6 +78,12 @@ type Gateway struct {
 	store      store.Store
 	closeStore bool
 	storeCfg   config.Store
+	// audit, decisions and stats live as long as the gateway too.
+	audit      *audit.Log
+	closeAudit bool
+	decisions  *decisionRing
+	stats      *stats
+	load       func() (*config.Config, error)
 
 	current atomic.Pointer[runtime]
 	reload  sync.Mutex // serialises Reload
@@ -107,6 +121,17 @@ func New(cfg *config.Config, opt Options) (*Gateway, error) {
 	}
 	if g.now == nil {
 		g.now = time.Now
+	}
+	g.load = opt.Load
+	g.decisions = newDecisionRing(cfg.Admin.DecisionHistory)
+	g.stats = newStats(g.now)
+	g.audit = opt.Audit
+	if g.audit == nil {
+		al, err := audit.New(cfg.Audit, cfg, audit.Options{Now: g.now, BaseDir: g.baseDir})
+		if err != nil {
+			return nil, err
+		}
+		g.audit, g.closeAudit = al, true
 	}
 	g.pool = usagepool.New()
 	g.revocations = revocation.New(g.now)
@@ -196,8 +221,10 @@ func (g *Gateway) Reload(cfg *config.Config) error {
 	g.metrics.Reloaded(err == nil, float64(g.now().Unix()))
 	if err != nil {
 		g.log.Error("config reload failed; keeping the current config", "err", err)
+		g.audit.Record(audit.Event{Kind: audit.ConfigReload, Result: "failure", Detail: "the new config does not build; the current one keeps serving"})
 		return err
 	}
+	g.audit.Record(audit.Event{Kind: audit.ConfigReload, Result: "success", Detail: fmt.Sprintf("%d routes", len(rt.routes))})
 	old := g.current.Swap(rt)
 	if !sameListeners(old.listeners, rt.listeners) {
 		g.log.Warn("listener settings changed; they take effect on restart")
@@ -240,9 +267,22 @@ func (g *Gateway) Start() error {
 	}
 	var adminLn net.Listener
 	if cfg.Admin.Address != "off" {
+		// Checked again here, not only at load: a Config built in code
+		// must not open the admin API to the network either.
+		if !config.IsLoopbackAddress(cfg.Admin.Address) && cfg.Admin.Token == nil && (cfg.Admin.TLS == nil || cfg.Admin.TLS.ClientCAFile == "") {
+			return fail(cfg.Errorf("admin.address", "gateway: refusing to serve the admin API on non-loopback %q without admin.token or admin.tls.client_ca_file", cfg.Admin.Address))
+		}
 		ln, err := net.Listen("tcp", cfg.Admin.Address)
 		if err != nil {
 			return fail(cfg.Errorf("admin.address", "%v", err))
+		}
+		if cfg.Admin.TLS != nil {
+			tc, err := g.serverTLS(cfg, -1, cfg.Admin.TLS)
+			if err != nil {
+				ln.Close()
+				return fail(err)
+			}
+			ln = tls.NewListener(ln, tc)
 		}
 		lns = append(lns, ln)
 		adminLn = ln
@@ -285,7 +325,7 @@ func (g *Gateway) Start() error {
 	if adminLn != nil {
 		g.adminAddr = adminLn.Addr()
 		g.adminSrv = &http.Server{
-			Handler:           admin.Handler(admin.Options{Metrics: g.metrics, Ready: g.ready.Load}),
+			Handler:           admin.Handler(g.adminOptions(cfg)),
 			ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog:          errLog,
 		}
@@ -378,5 +418,8 @@ func (g *Gateway) closeResources() {
 	}
 	if g.closeLog != nil {
 		g.closeLog.Close()
+	}
+	if g.closeAudit {
+		g.audit.Close()
 	}
 }

@@ -97,6 +97,7 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 				Pool:           g.pool,
 				Metrics:        g.metrics,
 				Revocations:    g.revocations,
+				Audit:          g.audit,
 			}
 			p, err := g.registry.Build(spec, env)
 			if err != nil {
@@ -151,7 +152,7 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 	if as := cfg.AuthorizationServer; as != nil {
 		auth, err := authserver.New(*as, authserver.Deps{
 			Store: g.store, Revocations: g.revocations, Now: g.now, Logger: g.log,
-			Config: cfg, BaseDir: g.baseDir, TrustedProxies: rt.trusted,
+			Config: cfg, BaseDir: g.baseDir, TrustedProxies: rt.trusted, Audit: g.audit,
 		})
 		if err != nil {
 			errs = append(errs, err)
@@ -190,6 +191,9 @@ func protocolOf(soap string) policy.Protocol {
 // serverTLS loads a listener's certificate and client CAs.
 func (g *Gateway) serverTLS(cfg *config.Config, i int, tc *config.ServerTLS) (*tls.Config, error) {
 	field := func(f string) string { return fmt.Sprintf("listeners[%d].tls.%s", i, f) }
+	if i < 0 {
+		field = func(f string) string { return "admin.tls." + f }
+	}
 	cert, err := tls.LoadX509KeyPair(g.path(tc.CertFile), g.path(tc.KeyFile))
 	if err != nil {
 		return nil, cfg.Errorf(field("cert_file"), "loading key pair: %v", err)
@@ -239,10 +243,12 @@ func (g *Gateway) RotateKeys(ctx context.Context) error {
 	rt := g.acquire()
 	defer rt.release()
 	if rt.auth == nil {
-		return errors.New("gateway: no authorization_server configured")
+		return errNoAuthServer
 	}
 	return rt.auth.Rotate(ctx)
 }
+
+var errNoAuthServer = errors.New("gateway: no authorization_server configured")
 
 // release drops one reference; the last one closes the runtime.
 func (rt *runtime) release() {

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/registry"
 	"github.com/gatehouse/gatehouse/internal/revocation"
@@ -38,6 +39,10 @@ type Env struct {
 	// by authenticators on every request; they live as long as the
 	// gateway. Nil: none are revoked.
 	Revocations *revocation.List
+	// Audit records security events (package audit); the gateway already
+	// records every denial, so a policy records only what it alone knows.
+	// Nil: discard (Record on a nil *audit.Log does nothing).
+	Audit *audit.Log
 }
 
 // A Factory builds a policy from its raw config. It decodes strictly

@@ -96,3 +96,27 @@ func (l *List) Len() int {
 	defer l.mu.RUnlock()
 	return len(l.m)
 }
+
+// Entry is one revoked token id and until when it is refused.
+type Entry struct {
+	JTI   string    `json:"jti"`
+	Until time.Time `json:"until"`
+}
+
+// Entries returns the ids revoked now, in no particular order (the admin
+// API lists them). A nil l holds none.
+func (l *List) Entries() []Entry {
+	if l == nil {
+		return nil
+	}
+	now := l.now()
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	out := make([]Entry, 0, len(l.m))
+	for jti, until := range l.m {
+		if now.Before(until) {
+			out = append(out, Entry{jti, until})
+		}
+	}
+	return out
+}
