@@ -37,7 +37,8 @@ type exchange struct {
 	decision string
 	code     string // stable error code of a denial or gateway error
 	denier   string // the policy that denied
-	cause    error  // internal cause, for the log only
+	detail   string // what a denial told the client
+	cause    error  // internal cause, for the log and the admin API only
 	upstream bool   // the response (or its failure) came from the upstream
 }
 
@@ -54,7 +55,7 @@ func getExchange() *exchange { return exchanges.Get().(*exchange) }
 
 func putExchange(x *exchange) {
 	x.Exchange.Reset()
-	x.route, x.decision, x.code, x.denier, x.cause, x.upstream = nil, "", "", "", nil, false
+	x.route, x.decision, x.code, x.denier, x.detail, x.cause, x.upstream = nil, "", "", "", "", nil, false
 	x.w.reset()
 	exchanges.Put(x)
 }
@@ -95,6 +96,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	metrics.Count(status)
 	metrics.Duration.Observe(g.now().Sub(x.Start).Seconds())
 	g.logAccess(r, x, status)
+	g.observe(x, status)
 }
 
 func (g *Gateway) handle(rt *runtime, x *exchange, r *http.Request) {
@@ -133,7 +135,7 @@ func (g *Gateway) handle(rt *runtime, x *exchange, r *http.Request) {
 
 	if err := x.runChain(r.Context(), rte.chain); err != nil {
 		if den, ok := policy.AsDenial(err); ok {
-			x.decision, x.code, x.cause = "deny", den.Code, den.Err
+			x.decision, x.code, x.cause, x.detail = "deny", den.Code, den.Err, den.Detail
 			g.metrics.Denied(rte.info.Name, x.denier, den.Code)
 			render.Denial(&x.w, r, rte.info.Protocol, x.RequestID, den)
 			return
