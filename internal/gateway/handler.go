@@ -69,22 +69,25 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	x := getExchange()
 	defer putExchange(x)
+	// Deferred so that it also runs when a failed response aborts.
+	defer x.Exchange.Done()
 	x.Start = g.now()
 	x.Request = r
 	x.TLS = r.TLS != nil
 	x.ClientIP = clientip.Resolve(r.RemoteAddr, r.Header, rt.trusted)
 	x.RequestID = requestID(r, x, rt)
 	x.w.ResponseWriter = w
+	x.ResponseBody = (*clientBody)(&x.w)
 	w.Header()["X-Request-Id"] = []string{x.RequestID}
 	r.Header["X-Request-Id"] = []string{x.RequestID}
 
 	g.handle(rt, x, r)
-
-	status := x.w.status
-	if status == 0 {
 	// Writers holding bytes back (dlp) pass them on before the status and
 	// byte count are logged.
 	x.Exchange.EndResponse()
+
+	status := x.w.status
+	if status == 0 {
 		// Nothing was written (the client went away mid-request): count
 		// it as nginx does, as 499.
 		status = 499
@@ -360,13 +363,13 @@ type responseWriter struct {
 	status      int
 	bytes       int64
 	wroteHeader bool
-}
-
-func (w *responseWriter) reset() {
 	// held: the status line is held back for the Exchange's HoldHeader,
 	// which sends it through send (sendHeld, bound once per pooled struct).
 	held bool
 	send func(int)
+}
+
+func (w *responseWriter) reset() {
 	w.ResponseWriter, w.response, w.status, w.bytes, w.wroteHeader, w.held = nil, nil, 0, 0, false, false
 }
 
@@ -415,8 +418,20 @@ func (w *responseWriter) Write(b []byte) (int, error) {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
-	n, err := w.ResponseWriter.Write(b)
-	w.bytes += int64(n)
+	if body := w.x.ResponseBody; body != nil {
+		// Through the policies' writers (quota, throttle), if any, to
+		// clientBody.
+		return body.Write(b)
+	}
+	return (*clientBody)(w).Write(b)
+}
+
+// clientBody is the end of the Exchange's ResponseBody chain: the client.
+type clientBody responseWriter
+
+func (c *clientBody) Write(b []byte) (int, error) {
+	n, err := c.ResponseWriter.Write(b)
+	c.bytes += int64(n)
 	return n, err
 }
 
@@ -424,6 +439,10 @@ func (w *responseWriter) Write(b []byte) (int, error) {
 func (w *responseWriter) Flush() {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
+	}
+	if w.held {
+		// Flushing would send the status line HoldHeader holds back.
+		return
 	}
 	_ = http.NewResponseController(w.ResponseWriter).Flush()
 }
@@ -436,10 +455,6 @@ func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	return conn, brw, err
 }
-	}
-	if w.held {
-		// Flushing would send the status line HoldHeader holds back.
-		return
 
 // Unwrap lets http.ResponseController reach the server's writer.
 func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
