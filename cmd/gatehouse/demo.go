@@ -1,6 +1,9 @@
 package main
 
 import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -8,7 +11,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/gatehouse/gatehouse/examples"
@@ -17,6 +23,18 @@ import (
 	"github.com/gatehouse/gatehouse/internal/demo"
 	"github.com/gatehouse/gatehouse/internal/gateway"
 )
+
+// Demo-only credentials, written in examples/demo.yaml as hashes or read
+// from the variables below, and printed in the banner: they are public.
+const demoAlicePassword = "alice-demo-password"
+
+// demoClients are the authorization server's demo clients (their secret
+// hashes are in examples/demo.yaml) and what each shows.
+var demoClients = []demoClient{
+	{env: "READER", id: "demo-reader", secret: "demo-reader-secret", scope: "products:read", note: "may read"},
+	{env: "WRITER", id: "demo-writer", secret: "demo-writer-secret", scope: "products:read products:write", note: "may also create (dept catalog)"},
+	{env: "SALES", id: "demo-sales", secret: "demo-sales-secret", scope: "products:read products:write", note: "has the write scope, but a CEL rule lets only dept catalog create"},
+}
 
 // cmdDemo runs the demo upstreams in-process on free loopback ports and the
 // gateway in front of them with examples/demo.yaml.
@@ -27,29 +45,55 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	adminListen := fs.String("admin-listen", "127.0.0.1:9901", "admin `address`")
 	restListen := fs.String("rest-listen", "127.0.0.1:0", "`address` of the demo REST upstream (port 0: any free port)")
 	soapListen := fs.String("soap-listen", "127.0.0.1:0", "`address` of the demo SOAP upstream (port 0: any free port)")
-	issuerListen := fs.String("issuer-listen", "127.0.0.1:0", "`address` of the demo token issuer (port 0: any free port)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
-	up, err := startDemoUpstreams(*restListen, *soapListen, *issuerListen, log)
-	if err != nil {
-		fmt.Fprintln(stderr, "gatehouse demo:", err)
+	if err := runDemo(*listen, *adminListen, *restListen, *soapListen, stdout, log); err != nil {
+		fmt.Fprintln(stderr, err)
 		return 1
+	}
+	return 0
+}
+
+func runDemo(listen, adminListen, restListen, soapListen string, stdout io.Writer, log *slog.Logger) error {
+	if _, port, err := net.SplitHostPort(listen); err != nil || port == "0" {
+		// The issuer URL (and the WSDL's endpoint) name this address.
+		return fmt.Errorf("gatehouse demo: --listen %q: give a host and a fixed port", listen)
+	}
+	up, err := startDemoUpstreams(restListen, soapListen, log)
+	if err != nil {
+		return fmt.Errorf("gatehouse demo: %w", err)
 	}
 	defer up.close()
-	tokens, err := demoTokens(up.issuer)
+
+	// The certificates of the signing SOAP client and the WSDL the XML
+	// firewall checks operations against; gone when the demo stops.
+	dir, err := os.MkdirTemp("", "gatehouse-demo-")
 	if err != nil {
-		fmt.Fprintln(stderr, "gatehouse demo:", err)
-		return 1
+		return fmt.Errorf("gatehouse demo: %w", err)
 	}
+	defer os.RemoveAll(dir)
+	base := "http://" + listen
+	pki, err := demo.WritePKI(dir, time.Now(), 7*24*time.Hour)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "products.wsdl"), demo.WSDL(base+"/soap/products"), 0o644); err != nil {
+		return fmt.Errorf("gatehouse demo: %w", err)
+	}
+	kek := make([]byte, 32)
+	rand.Read(kek)
 
 	vars := map[string]string{
-		"DEMO_LISTEN":        *listen,
-		"DEMO_ADMIN_LISTEN":  *adminListen,
-		"DEMO_REST_UPSTREAM": up.restURL,
-		"DEMO_SOAP_UPSTREAM": up.soapURL,
-		"DEMO_ISSUER":        up.issuer.URL(),
+		"DEMO_LISTEN":         listen,
+		"DEMO_ADMIN_LISTEN":   adminListen,
+		"DEMO_REST_UPSTREAM":  up.restURL,
+		"DEMO_SOAP_UPSTREAM":  up.soapURL,
+		"DEMO_ISSUER":         base,
+		"DEMO_AS_KEK":         base64.StdEncoding.EncodeToString(kek),
+		"DEMO_DIR":            dir,
+		"DEMO_ALICE_PASSWORD": demoAlicePassword,
 	}
 	lookup := func(name string) (string, bool) {
 		if v, ok := vars[name]; ok {
@@ -59,27 +103,31 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg, err := config.LoadBytes("examples/demo.yaml", examples.DemoConfig, lookup)
 	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
+		return err
 	}
 	g, err := gateway.New(cfg, gateway.Options{Registry: builtin.Registry(), Logger: log})
 	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
+		return err
 	}
 	if err := g.Start(); err != nil {
-		fmt.Fprintln(stderr, err)
 		g.Close()
-		return 1
+		return err
 	}
-	printDemoHelp(stdout, g.Addr("public").String(), g.AdminAddr(), tokens)
-	fmt.Fprintf(stdout, "Demo upstreams (direct, bypassing the gateway): REST %s, SOAP %s; token issuer %s\n", up.restURL, up.soapURL, up.issuer.URL())
-	return waitAndStop(g, cfg.ShutdownTimeout.Std(), nil, log)
+	clients, err := demoTokens(base)
+	if err != nil {
+		g.Close()
+		return fmt.Errorf("gatehouse demo: %w", err)
+	}
+	printDemoHelp(stdout, base, g.AdminAddr(), clients, pki)
+	fmt.Fprintf(stdout, "Demo upstreams (direct, bypassing the gateway): REST %s, SOAP %s\n", up.restURL, up.soapURL)
+	if code := waitAndStop(g, cfg.ShutdownTimeout.Std(), nil, log); code != 0 {
+		return errors.New("gatehouse demo: stopped with errors")
+	}
+	return nil
 }
 
 type demoUpstreams struct {
 	restURL, soapURL string
-	issuer           *demo.Issuer
 	servers          []*http.Server
 }
 
@@ -89,7 +137,7 @@ func (d *demoUpstreams) close() {
 	}
 }
 
-func startDemoUpstreams(restAddr, soapAddr, issuerAddr string, log *slog.Logger) (*demoUpstreams, error) {
+func startDemoUpstreams(restAddr, soapAddr string, log *slog.Logger) (*demoUpstreams, error) {
 	store := demo.NewStore()
 	// The WSDL must point clients at the gateway, not at the upstream, so
 	// its endpoint comes from the forwarding headers the gateway sets.
@@ -104,23 +152,13 @@ func startDemoUpstreams(restAddr, soapAddr, issuerAddr string, log *slog.Logger)
 		return proto + "://" + host + "/soap/products"
 	}
 	d := &demoUpstreams{}
-	var issuerURL string
 	for _, h := range []struct {
 		url     *string
 		addr    string
-		handler func(url string) (http.Handler, error)
+		handler http.Handler
 	}{
-		{&d.restURL, restAddr, func(string) (http.Handler, error) { return demo.RESTHandler(store), nil }},
-		{&d.soapURL, soapAddr, func(string) (http.Handler, error) { return demo.SOAPHandler(store, endpoint), nil }},
-		// The issuer's identifier is its own URL, known once it listens.
-		{&issuerURL, issuerAddr, func(url string) (http.Handler, error) {
-			is, err := demo.NewIssuer(url, nil)
-			if err != nil {
-				return nil, err
-			}
-			d.issuer = is
-			return is.Handler(), nil
-		}},
+		{&d.restURL, restAddr, demo.RESTHandler(store)},
+		{&d.soapURL, soapAddr, demo.SOAPHandler(store, endpoint)},
 	} {
 		ln, err := net.Listen("tcp", h.addr)
 		if err != nil {
@@ -128,13 +166,7 @@ func startDemoUpstreams(restAddr, soapAddr, issuerAddr string, log *slog.Logger)
 			return nil, err
 		}
 		*h.url = "http://" + ln.Addr().String()
-		handler, err := h.handler(*h.url)
-		if err != nil {
-			ln.Close()
-			d.close()
-			return nil, err
-		}
-		srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+		srv := &http.Server{Handler: h.handler, ReadHeaderTimeout: 10 * time.Second}
 		d.servers = append(d.servers, srv)
 		go func() {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -145,42 +177,64 @@ func startDemoUpstreams(restAddr, soapAddr, issuerAddr string, log *slog.Logger)
 	return d, nil
 }
 
-// demoClient is one of the demo's API clients and the access token it
-// was given.
+// demoClient is one of the demo's OAuth clients and the access token it
+// got from the embedded authorization server.
 type demoClient struct {
-	env, client, scope, dept string
-	token                    string
+	env, id, secret, scope, note string
+	token                        string
 }
 
-// demoTokens mints a token for each demo client: a reader, a writer of the
-// catalog department and a writer of another department, so that scopes
-// and the expr rule each have a refusal to show.
-func demoTokens(is *demo.Issuer) ([]demoClient, error) {
-	clients := []demoClient{
-		{env: "READER", client: "reader-app", scope: "products:read", dept: "catalog"},
-		{env: "WRITER", client: "writer-app", scope: "products:read products:write", dept: "catalog"},
-		{env: "SALES", client: "sales-app", scope: "products:read products:write", dept: "sales"},
-	}
+// demoTokens gets a token for each demo client from the running gateway's
+// token endpoint, the way any client would (client credentials, HTTP
+// Basic), so that the banner can offer them ready to paste.
+func demoTokens(base string) ([]demoClient, error) {
+	hc := &http.Client{Timeout: 10 * time.Second}
+	clients := append([]demoClient(nil), demoClients...)
 	for i := range clients {
 		c := &clients[i]
-		tok, err := is.Mint(demo.Token{Subject: c.client, ClientID: c.client, Audience: "gatehouse-demo",
-			Scope: c.scope, Claims: map[string]any{"dept": c.dept}, TTL: 24 * time.Hour})
+		form := url.Values{"grant_type": {"client_credentials"}, "scope": {c.scope}}
+		req, err := http.NewRequest(http.MethodPost, base+"/oauth2/token", strings.NewReader(form.Encode()))
 		if err != nil {
 			return nil, err
 		}
-		c.token = tok
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(c.id, c.secret)
+		resp, err := hc.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		var body struct {
+			AccessToken string `json:"access_token"`
+			Error       string `json:"error"`
+		}
+		err = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK || body.AccessToken == "" {
+			return nil, fmt.Errorf("getting a token for %s: %s %s %v", c.id, resp.Status, body.Error, err)
+		}
+		c.token = body.AccessToken
 	}
 	return clients, nil
 }
 
-func printDemoHelp(w io.Writer, addr string, admin net.Addr, clients []demoClient) {
-	base := "http://" + addr
-	fmt.Fprintf(w, "Gatehouse demo is running on %s\n\nAccess tokens of the demo clients (valid 24 hours):\n", base)
+func printDemoHelp(w io.Writer, base string, admin net.Addr, clients []demoClient, pki *demo.PKI) {
+	fmt.Fprintf(w, "Gatehouse demo is running on %s\n\n", base)
+	fmt.Fprintf(w, "DEMO ONLY clients of the embedded authorization server (their secrets are public):\n")
 	for _, c := range clients {
-		fmt.Fprintf(w, "  # %s: scope %q, dept %s\n  export %s=%s\n", c.client, c.scope, c.dept, c.env, c.token)
+		fmt.Fprintf(w, "  %-12s secret %-19s scope %q: %s\n", c.id, c.secret, c.scope, c.note)
 	}
 	fmt.Fprintf(w, `
-Try:
+Get a token (client credentials) with curl or with gatehouse itself:
+  curl -s -u demo-reader:demo-reader-secret -d grant_type=client_credentials -d scope=products:read %[1]s/oauth2/token
+  gatehouse token --issuer %[1]s --client demo-reader --secret demo-reader-secret --scope products:read
+
+Or take these, fetched just now (valid one hour):
+`, base)
+	for _, c := range clients {
+		fmt.Fprintf(w, "  export %s=%s\n", c.env, c.token)
+	}
+	fmt.Fprintf(w, `
+Try the REST API:
   curl -i %[1]s/product                             # 401: no token
   curl -i %[1]s/product -H "Authorization: Bearer $READER"
   curl -i %[1]s/product/p-1001 -H "Authorization: Bearer $READER"
@@ -192,13 +246,23 @@ Try:
        -H 'Content-Type: application/json' -d '{"name":"Lamp","price":25.5,"currency":"EUR"}'
   curl -i %[1]s/product/p-1001 -X DELETE -H "Authorization: Bearer $WRITER"  # 405: the route allows GET only
   curl -i %[1]s/nowhere                           # 404 problem+json from the gateway
-  curl -s '%[1]s/soap/products?wsdl' | head        # the SOAP service's WSDL
+
+The SOAP ProductService (WS-Security; the WSDL is public):
+  curl -s '%[1]s/soap/products?wsdl' | head
+  # GetProduct as the DEMO ONLY user alice (UsernameToken; PasswordText is
+  # allowed here only because the demo listens without TLS):
   curl -i %[1]s/soap/products -H 'Content-Type: text/xml; charset=utf-8' \
        -H 'SOAPAction: "urn:gatehouse:demo:products/GetProduct"' \
-       --data '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><GetProduct xmlns="urn:gatehouse:demo:products"><id>p-1001</id></GetProduct></soap:Body></soap:Envelope>'
-`, base)
+       --data '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Header><wsse:Security xmlns:wsse="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd" xmlns:wsu="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"><wsu:Timestamp><wsu:Created>'"$(date -u +%%Y-%%m-%%dT%%H:%%M:%%SZ)"'</wsu:Created></wsu:Timestamp><wsse:UsernameToken><wsse:Username>alice</wsse:Username><wsse:Password Type="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0#PasswordText">%[2]s</wsse:Password></wsse:UsernameToken></wsse:Security></soap:Header><soap:Body><GetProduct xmlns="urn:gatehouse:demo:products"><id>p-1001</id></GetProduct></soap:Body></soap:Envelope>'
+  # CreateProduct needs a message signed (X.509, RSA-SHA256 over Body and
+  # Timestamp) with the demo client certificate; see the README for a
+  # node-soap client. The certificate, its key and the CA the gateway trusts:
+  #   %[3]s
+  #   %[4]s
+  #   %[5]s
+`, base, demoAlicePassword, pki.CertFile, pki.KeyFile, pki.CAFile)
 	if admin != nil {
-		fmt.Fprintf(w, "  curl -s http://%s/metrics | grep gatehouse_   # Prometheus metrics\n", admin)
+		fmt.Fprintf(w, "\n  curl -s http://%s/metrics | grep gatehouse_   # Prometheus metrics\n", admin)
 	}
 	fmt.Fprintln(w, "\nPress Ctrl-C to stop.")
 }

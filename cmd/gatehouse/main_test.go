@@ -339,20 +339,7 @@ func TestDemo(t *testing.T) {
 	if err != nil || code != 200 || !strings.Contains(body, `location="`+base+`/soap/products"`) {
 		t.Errorf("WSDL through the gateway: %d %v\n%s", code, err, body)
 	}
-	req, _ := http.NewRequest("POST", base+"/soap/products", strings.NewReader(
-		`<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>`+
-			`<GetProduct xmlns="urn:gatehouse:demo:products"><id>p-1002</id></GetProduct></soap:Body></soap:Envelope>`))
-	req.Header.Set("Content-Type", "text/xml; charset=utf-8")
-	req.Header.Set("SOAPAction", `"urn:gatehouse:demo:products/GetProduct"`)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.Contains(string(b), "<name>Coffee Grinder</name>") {
-		t.Errorf("SOAP GetProduct: %d %s", resp.StatusCode, b)
-	}
+	testDemoSOAP(t, base, p.stdout.String())
 	if code, _, _ := get(base + "/nowhere"); code != 404 {
 		t.Errorf("unknown path: %d", code)
 	}
@@ -370,5 +357,60 @@ func TestDemo(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("no exit within 15s of SIGINT")
+	}
+}
+
+// testDemoSOAP calls the demo's SOAP service the ways the banner describes:
+// alice's UsernameToken (text, as in the printed curl line, and digest)
+// reads; only a message signed with the printed client certificate
+// creates; no or bad security is a fault.
+func testDemoSOAP(t *testing.T, base, banner string) {
+	t.Helper()
+	var certFile, keyFile string
+	for _, line := range strings.Split(banner, "\n") {
+		f := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "#"))
+		switch {
+		case strings.HasSuffix(f, "/client.pem"):
+			certFile = f
+		case strings.HasSuffix(f, "/client-key.pem"):
+			keyFile = f
+		}
+	}
+	if certFile == "" || keyFile == "" {
+		t.Fatalf("the banner names no client certificate and key:\n%s", banner)
+	}
+	signer := loadSigner(t, certFile, keyFile)
+	get := `<GetProduct xmlns="urn:gatehouse:demo:products"><id>p-1002</id></GetProduct>`
+	create := `<CreateProduct xmlns="urn:gatehouse:demo:products"><name>Kettle</name><price>30</price><currency>EUR</currency></CreateProduct>`
+	now := time.Now().UTC()
+	for _, c := range []struct {
+		name, op, security, body string
+		wantCode                 int
+		want                     string
+	}{
+		{"no security", "GetProduct", "", get, 400, "wsse:InvalidSecurity"},
+		{"alice, text", "GetProduct", usernameToken("alice", "alice-demo-password", false, now), get, 200, "<name>Coffee Grinder</name>"},
+		{"alice, digest", "GetProduct", usernameToken("alice", "alice-demo-password", true, now), get, 200, "<name>Coffee Grinder</name>"},
+		{"wrong password", "GetProduct", usernameToken("alice", "guess", true, now), get, 401, "wsse:FailedAuthentication"},
+		{"alice cannot create", "CreateProduct", usernameToken("alice", "alice-demo-password", true, now), create, 403, "signature_required"},
+		{"signed create", "CreateProduct", "", create, 200, "<name>Kettle</name>"},
+		{"action names another operation", "GetProduct", usernameToken("alice", "alice-demo-password", true, now), create, 400, "soap_action_mismatch"},
+	} {
+		msg := soapMessage(c.security, c.body)
+		if c.name == "signed create" {
+			msg = signer.sign(t, c.body, now)
+		}
+		req, _ := http.NewRequest("POST", base+"/soap/products", strings.NewReader(msg))
+		req.Header.Set("Content-Type", "text/xml; charset=utf-8")
+		req.Header.Set("SOAPAction", `"urn:gatehouse:demo:products/`+c.op+`"`)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.wantCode || !strings.Contains(string(b), c.want) {
+			t.Errorf("SOAP %s: %d %s\nwant %d and %s", c.name, resp.StatusCode, b, c.wantCode, c.want)
+		}
 	}
 }

@@ -15,8 +15,11 @@ import (
 	"github.com/gatehouse/gatehouse/internal/policy/headers"
 	"github.com/gatehouse/gatehouse/internal/policy/identity"
 	"github.com/gatehouse/gatehouse/internal/policy/ipfilter"
+	"github.com/gatehouse/gatehouse/internal/policy/quota"
+	"github.com/gatehouse/gatehouse/internal/policy/ratelimit"
 	"github.com/gatehouse/gatehouse/internal/policy/scopes"
 	"github.com/gatehouse/gatehouse/internal/policy/sizelimit"
+	"github.com/gatehouse/gatehouse/internal/policy/throttle"
 	"github.com/gatehouse/gatehouse/internal/policy/wssecurity"
 	"github.com/gatehouse/gatehouse/internal/policy/xmlguard"
 )
@@ -42,6 +45,9 @@ func Units() []policy.Unit {
 		wssecurity.Unit,
 		authenticate.Unit(Authenticators()),
 		binding.Unit,
+		ratelimit.Unit,
+		quota.Unit,
+		throttle.Unit,
 		scopes.Unit,
 		expr.Unit,
 		identity.Unit,
