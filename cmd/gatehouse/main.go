@@ -9,6 +9,8 @@
 //	gatehouse keys rotate           rotate the authorization server's key
 //	gatehouse token                 get an access token (client_credentials)
 //	gatehouse clients               list clients, hash client secrets
+//	gatehouse explain REQUEST_ID    why a request was allowed or denied
+//	gatehouse test --config FILE CASES.yaml  dry-run request cases (CI)
 //	gatehouse version               print the version
 package main
 
@@ -55,6 +57,10 @@ Usage:
   gatehouse keys rotate --config FILE
                                    rotate the authorization server's signing key
                                    (a running gateway: kill -USR1 PID)
+  gatehouse explain REQUEST_ID [--admin URL]
+                                   why a request was allowed or denied
+  gatehouse test --config FILE CASES.yaml
+                                   dry-run request cases against a config (for CI)
   gatehouse version                print the version
 
 Run 'gatehouse COMMAND -h' for a command's flags.
@@ -87,6 +93,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdToken(args, stdout, stderr)
 	case "clients":
 		return cmdClients(args, stdout, stderr)
+	case "explain":
+		return cmdExplain(args, stdout, stderr)
+	case "test":
+		return cmdTest(args, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "gatehouse", version())
 		return 0
@@ -161,7 +171,8 @@ func cmdServe(args []string, _, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	g, err := gateway.New(cfg, gateway.Options{Registry: builtin.Registry(), Logger: log, BaseDir: filepath.Dir(path)})
+	g, err := gateway.New(cfg, gateway.Options{Registry: builtin.Registry(), Logger: log, BaseDir: filepath.Dir(path),
+		Load: func() (*config.Config, error) { return config.Load(path) }})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1

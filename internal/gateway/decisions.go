@@ -57,7 +57,11 @@ func (d *decisionRing) add(x *exchange, status int, dur time.Duration) {
 	i := (d.next.Add(1) - 1) % uint64(len(d.slots))
 	s := &d.slots[i]
 	s.mu.Lock()
-	rec := &s.decisionRecord
+	fillRecord(&s.decisionRecord, x, status, dur)
+	s.mu.Unlock()
+}
+
+func fillRecord(rec *decisionRecord, x *exchange, status int, dur time.Duration) {
 	rec.used = true
 	rec.requestID = x.RequestID
 	rec.time = x.Start
@@ -78,7 +82,6 @@ func (d *decisionRing) add(x *exchange, status int, dur time.Duration) {
 	rec.decision, rec.code, rec.denier, rec.msg = x.decision, x.code, x.denier, x.detail
 	rec.status, rec.duration, rec.cause = status, dur, x.cause
 	rec.nTimings = copy(rec.timings[:], x.Timings)
-	s.mu.Unlock()
 }
 
 // each calls f on the held records, newest first, until f returns false.
