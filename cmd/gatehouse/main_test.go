@@ -329,6 +329,8 @@ func TestDemo(t *testing.T) {
 		{"reader cannot create", "POST", "/product", tokens["READER"], lamp, 403, `"code":"insufficient_scope"`},
 		{"sales cannot create", "POST", "/product", tokens["SALES"], lamp, 403, `"code":"not_catalog"`},
 		{"writer creates", "POST", "/product", tokens["WRITER"], lamp, 201, `"name":"Lamp"`},
+		{"SQL injection", "GET", "/product?q=1%27%20OR%20%271%27%3D%271%27%20--", tokens["WRITER"], "", 403, `"code":"waf_blocked"`},
+		{"XSS in a JSON body", "POST", "/product", tokens["WRITER"], `{"name":"<script>alert(1)</script>","price":1}`, 403, `"code":"waf_blocked"`},
 	} {
 		code, body, err := do(c.method, base+c.path, c.token, c.body)
 		if err != nil || code != c.wantCode || !strings.Contains(body, c.wantBody) {
@@ -340,6 +342,29 @@ func TestDemo(t *testing.T) {
 		t.Errorf("WSDL through the gateway: %d %v\n%s", code, err, body)
 	}
 	testDemoSOAP(t, base, p.stdout.String())
+	// The per-client rate limit: 20 a second with bursts of 20. The sales
+	// client has sent two requests so far; of 25 more at once, some are
+	// refused with the limit's headers.
+	limited := 0
+	for range 25 {
+		req, _ := http.NewRequest("GET", base+"/product", nil)
+		req.Header.Set("Authorization", "Bearer "+tokens["SALES"])
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusTooManyRequests {
+			limited++
+			if resp.Header.Get("Retry-After") == "" || resp.Header.Get("RateLimit") == "" || resp.Header.Get("RateLimit-Policy") == "" {
+				t.Errorf("429 without Retry-After, RateLimit and RateLimit-Policy: %v", resp.Header)
+			}
+		}
+	}
+	if limited == 0 {
+		t.Error("27 requests of one client within a moment: none was rate limited")
+	}
 	if code, _, _ := get(base + "/nowhere"); code != 404 {
 		t.Errorf("unknown path: %d", code)
 	}

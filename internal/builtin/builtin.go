@@ -20,6 +20,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/policy/scopes"
 	"github.com/gatehouse/gatehouse/internal/policy/sizelimit"
 	"github.com/gatehouse/gatehouse/internal/policy/throttle"
+	"github.com/gatehouse/gatehouse/internal/policy/waf"
 	"github.com/gatehouse/gatehouse/internal/policy/wssecurity"
 	"github.com/gatehouse/gatehouse/internal/policy/xmlguard"
 )
@@ -45,6 +46,7 @@ func Units() []policy.Unit {
 		wssecurity.Unit,
 		authenticate.Unit(Authenticators()),
 		binding.Unit,
+		waf.Unit,
 		ratelimit.Unit,
 		quota.Unit,
 		throttle.Unit,
