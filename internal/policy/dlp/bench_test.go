@@ -1,0 +1,83 @@
+package dlp
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/gatehouse/gatehouse/internal/policy/policytest"
+)
+
+// benchAll runs every built-in detector, masking.
+const benchAll = `
+credit_cards: {}
+ibans: {}
+national_ids: {}
+private_keys: {}
+access_tokens: {}
+`
+
+// products is about 1KB of the demo's product JSON, with no findings.
+var products = func() string {
+	var b strings.Builder
+	b.WriteString("[")
+	for i := 0; b.Len() < 1000; i++ {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		b.WriteString(`{"id":"1024","name":"Espresso Machine","price":249.9,"currency":"EUR","created":"2025-01-02T03:04:05Z"}`)
+	}
+	b.WriteString("]")
+	return b.String()
+}()
+
+// BenchmarkResponse is the cost per KB of response (ns/op and allocs/op
+// are per 1KB body): Apply, the held status, the body in one write, the
+// end of the response.
+func BenchmarkResponse(b *testing.B) {
+	withFindings := strings.Replace(products, `"Espresso Machine"`, `"4111 1111 1111 1111"`, 2)
+	withFindings = strings.Replace(withFindings, `"2025-01-02T03:04:05Z"`, `"DE89370400440532013000"`, 1)
+	for _, bc := range []struct {
+		name, yaml, body string
+		writes          int
+	}{
+		{"clean/cards", "credit_cards: {}", products, 1},
+		{"clean/all", benchAll, products, 1},
+		{"findings/all", benchAll, withFindings[:len(products)], 1},
+		{"clean/all/64KB", benchAll, strings.Repeat(products, 64), 2},
+		{"clean/all/block", strings.Replace(benchAll, "credit_cards: {}", "credit_cards: {action: block}", 1), products, 1},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			d := mustNew(b, bc.yaml)
+			body := []byte(bc.body)
+			chunks := [][]byte{body}
+			if bc.writes > 1 {
+				chunks = [][]byte{body[:len(body)/2], body[len(body)/2:]}
+			}
+			r := httptest.NewRequest("GET", "/", nil)
+			h := http.Header{"Content-Type": {"application/json"}}
+			send := func(int) {}
+			kb := len(body) / 1024
+			if kb == 0 {
+				kb = 1
+			}
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				ex := policytest.Exchange(r)
+				ex.ResponseBody = io.Discard
+				d.Apply(b.Context(), ex)
+				ex.HoldHeader(200, h, send)
+				for _, c := range chunks {
+					ex.ResponseBody.Write(c)
+				}
+				ex.EndResponse()
+				ex.Done()
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(kb), "ns/KB")
+		})
+	}
+}

@@ -1,0 +1,251 @@
+package dlp
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// Every detector masking, on one value each, whole and split across
+// writes at every position.
+func TestDetectors(t *testing.T) {
+	const all = `
+credit_cards: {}
+ibans: {}
+national_ids: {}
+private_keys: {}
+access_tokens: {}
+custom:
+  - {name: employee, pattern: 'EMP-[0-9]{6}'}
+`
+	jwt := testJWT(t)
+	maskedJWT := strings.Map(func(r rune) rune {
+		if r == '.' {
+			return r
+		}
+		return '*'
+	}, jwt)
+	gh := "ghp_" + strings.Repeat("aB3", 12)
+	tests := []struct {
+		name string
+		in   string
+		want string
+	}{
+		{"visa", `{"card":"4111111111111111"}`, `{"card":"************1111"}`},
+		{"visa spaced", `{"card":"4111 1111 1111 1111"}`, `{"card":"**** **** **** 1111"}`},
+		{"mastercard dashed", `card 5500-0000-0000-0004.`, `card ****-****-****-0004.`},
+		{"amex", `<card>378282246310005</card>`, `<card>***********0005</card>`},
+		{"card as a JSON number stays a number", `{"card": 4111111111111111}`, `{"card": 4000000000001111}`},
+		{"luhn invalid is not a card", `{"card":"4111111111111112"}`, `{"card":"4111111111111112"}`},
+		{"too long a run is not a card", `id 41111111111111110000`, `id 41111111111111110000`},
+		{"too short", `n 411111111111`, `n 411111111111`},
+		{"iban", `{"iban":"DE89370400440532013000"}`, `{"iban":"******************3000"}`},
+		{"iban printed", `IBAN GB82 WEST 1234 5698 7654 32 ok`, `IBAN **** **** **** **** **54 32 ok`},
+		{"iban bad check digits", `DE88370400440532013000`, `DE88370400440532013000`},
+		{"iban wrong length", `DE8937040044053201300`, `DE8937040044053201300`},
+		{"ssn", `ssn: 123-45-6789`, `ssn: ***-**-6789`},
+		{"ssn area 000", `000-45-6789`, `000-45-6789`},
+		{"ssn area 666", `666-45-6789`, `666-45-6789`},
+		{"ssn area 9xx", `912-45-6789`, `912-45-6789`},
+		{"ssn group 00", `123-00-6789`, `123-00-6789`},
+		{"ssn serial 0000", `123-45-0000`, `123-45-0000`},
+		{"nino", `"AB123456C"`, `"*****456C"`},
+		{"nino spaced", `NI: AB 12 34 56 C`, `NI: ** ** *4 56 C`},
+		{"nino bad prefix", `GB123456C`, `GB123456C`},
+		{"nino bad suffix", `AB123456E`, `AB123456E`},
+		{"jwt", `{"token":"` + jwt + `"}`, `{"token":"` + maskedJWT + `"}`},
+		{"aws", `key=AKIAIOSFODNN7EXAMPLE&x`, `key=AKIA****************&x`},
+		{"github", `token ` + gh + ` end`, `token ghp_` + strings.Repeat("*", 36) + ` end`},
+		{"slack", `"xoxb-1234567890-abcdefghij"`, `"xoxb-*********************"`},
+		{"custom", `emp EMP-123456!`, `emp ***-**3456!`},
+		{"clean", `{"name":"Espresso Machine","price":249.9,"id":"20240101123456789012"}`, `{"name":"Espresso Machine","price":249.9,"id":"20240101123456789012"}`},
+	}
+	d := mustNew(t, all)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, step := range []int{len(tt.in), 1, 3, 7} {
+				got := throughPolicy(t, d, 200, nil, splits(tt.in, step)...)
+				if got.body != tt.want {
+					t.Errorf("in writes of %d: got %s, want %s", step, got.body, tt.want)
+				}
+			}
+		})
+	}
+}
+
+func TestIIN(t *testing.T) {
+	// 4000000000000002 is Visa; 1234567812345670 passes Luhn but belongs
+	// to no network.
+	const in = `4000000000000002 1234567812345670`
+	if got := through(t, "credit_cards: {iin: true}", 200, nil, in).body; got != `************0002 1234567812345670` {
+		t.Errorf("iin: got %s", got)
+	}
+	if got := through(t, "credit_cards: {}", 200, nil, in).body; got != `************0002 ************5670` {
+		t.Errorf("no iin: got %s", got)
+	}
+}
+
+// A private key inside a JSON string: masked, the document still valid
+// JSON, none of the key's base64 left.
+func TestPrivateKeyInJSON(t *testing.T) {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemKey := string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+	doc, _ := json.Marshal(map[string]string{"key": pemKey, "note": "ok"})
+	for _, step := range []int{len(doc), 5, 64} {
+		got := through(t, "private_keys: {}", 200, nil, splits(string(doc), step)...)
+		var v map[string]string
+		if err := json.Unmarshal([]byte(got.body), &v); err != nil {
+			t.Fatalf("step %d: masked body is not JSON: %v\n%s", step, err, got.body)
+		}
+		if !strings.HasPrefix(v["key"], "-----BEGIN PRIVATE KEY-----\n") || !strings.HasSuffix(v["key"], "-----END PRIVATE KEY-----\n") {
+			t.Errorf("step %d: BEGIN/END lines lost: %q", step, v["key"])
+		}
+		b64 := base64.StdEncoding.EncodeToString(der)
+		for i := 0; i+8 <= len(b64); i += 8 {
+			if strings.Contains(got.body, b64[i:i+8]) {
+				t.Fatalf("step %d: key material %q left in %s", step, b64[i:i+8], got.body)
+			}
+		}
+		if len(got.body) != len(doc) {
+			t.Errorf("step %d: length %d, want %d", step, len(got.body), len(doc))
+		}
+	}
+	// RSA-style labels too, and a PEM that is not a private key is left.
+	in := "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----"
+	want := "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n-----BEGIN RSA PRIVATE KEY-----\n******\n-----END RSA PRIVATE KEY-----"
+	if got := through(t, "private_keys: {}", 200, http.Header{"Content-Type": {"text/plain"}}, in).body; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+func TestBlock(t *testing.T) {
+	const yaml = "credit_cards: {action: block}\nmax_buffer: 4KiB"
+	card := `{"card":"4111 1111 1111 1111"}`
+	// Split so that the card number straddles writes.
+	got := through(t, yaml, 200, http.Header{"Content-Type": {"application/json"}, "Etag": {`"x"`}, "Content-Length": {"30"}}, splits(card, 13)...)
+	if got.status != http.StatusBadGateway {
+		t.Fatalf("status %d, want 502", got.status)
+	}
+	if strings.Contains(got.body, "1111") || !strings.Contains(got.body, `"code":"response_blocked"`) {
+		t.Errorf("body %s", got.body)
+	}
+	if got.header.Get("Content-Type") != "application/problem+json" || got.header.Get("Etag") != "" ||
+		got.header.Get("Content-Length") != strconv.Itoa(len(got.body)) {
+		t.Errorf("headers %v for a body of %d", got.header, len(got.body))
+	}
+
+	clean := `{"card":"none"}`
+	got = through(t, yaml, 201, nil, clean)
+	if got.status != 201 || got.body != clean {
+		t.Errorf("clean: got %d %s", got.status, got.body)
+	}
+
+	big := `{"pad":"` + strings.Repeat("x", 5000) + `"}`
+	got = through(t, yaml, 200, nil, splits(big, 1000)...)
+	if got.status != 502 || !strings.Contains(got.body, CodeUnscannable) {
+		t.Errorf("oversize: got %d %s", got.status, got.body)
+	}
+	got = through(t, yaml, 200, http.Header{"Content-Length": {"5011"}}, big)
+	if got.status != 502 || !strings.Contains(got.body, CodeUnscannable) {
+		t.Errorf("oversize by Content-Length: got %d %s", got.status, got.body)
+	}
+	// oversize: mask sends what it held and masks what follows.
+	bigCard := big + card
+	got = through(t, yaml+"\noversize: mask", 200, nil, splits(bigCard, 1000)...)
+	if got.status != 200 || got.body != big+`{"card":"**** **** **** 1111"}` {
+		t.Errorf("oversize mask: got %d %.60s...", got.status, got.body[len(got.body)-40:])
+	}
+}
+
+func TestLogAndPass(t *testing.T) {
+	in := `{"card":"4111111111111111"}`
+	if got := through(t, "credit_cards: {action: log}", 200, nil, in); got.body != in || got.status != 200 {
+		t.Errorf("log: got %d %s", got.status, got.body)
+	}
+	// Not a scanned type: untouched, even with a blocking detector.
+	img := http.Header{"Content-Type": {"image/png"}}
+	if got := through(t, "credit_cards: {action: block}", 200, img, in); got.body != in || got.status != 200 {
+		t.Errorf("image: got %d %s", got.status, got.body)
+	}
+	// Compressed: cannot be read, refused.
+	gz := http.Header{"Content-Type": {"application/json"}, "Content-Encoding": {"gzip"}}
+	if got := through(t, "credit_cards: {}", 200, gz, in); got.status != 502 || !strings.Contains(got.body, CodeUnscannable) {
+		t.Errorf("gzip: got %d %s", got.status, got.body)
+	}
+}
+
+func TestContentTypes(t *testing.T) {
+	d := mustNew(t, "credit_cards: {}")
+	for _, tt := range []struct {
+		ct   string
+		want bool
+	}{
+		{"application/json", true}, {"application/json; charset=utf-8", true}, {"application/problem+json", true},
+		{"Application/JSON", true}, {"text/html", true}, {"application/soap+xml", true}, {"text/xml", true},
+		{"", true}, {"image/png", false}, {"application/octet-stream", false}, {"application/pdf", false},
+	} {
+		if got := d.s.scannable(tt.ct); got != tt.want {
+			t.Errorf("scannable(%q): got %v, want %v", tt.ct, got, tt.want)
+		}
+	}
+}
+
+// Memory is bounded: a large clean response streams through a window of
+// d.Window() bytes, not buffered whole.
+func TestBoundedMemory(t *testing.T) {
+	d := mustNew(t, "credit_cards: {}\nprivate_keys: {}")
+	chunk := bytes.Repeat([]byte(`{"name":"Espresso Machine","price":249.9},`), 800) // ~33KB
+	ex, out := startWriter(t, d)
+	w := ex.ResponseBody.(*writer)
+	for range 64 { // ~2MB
+		if _, err := w.Write(chunk); err != nil {
+			t.Fatal(err)
+		}
+		if held := len(w.buf) - w.start; held > d.Window() {
+			t.Fatalf("holds %d bytes, window %d", held, d.Window())
+		}
+		if cap(w.buf) > 2*(d.Window()+len(chunk))+1 {
+			t.Fatalf("buffer grew to %d", cap(w.buf))
+		}
+	}
+	ex.EndResponse()
+	if out.Len() != 64*len(chunk) {
+		t.Errorf("passed %d bytes, want %d", out.Len(), 64*len(chunk))
+	}
+}
+
+func mustNew(t testing.TB, yaml string) *DLP {
+	t.Helper()
+	return mustNewEnv(t, yaml, nil)
+}
+
+
+// testJWT is a JWT signed with a key made here.
+func testJWT(t testing.TB) string {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := base64.RawURLEncoding
+	h := enc.EncodeToString([]byte(`{"alg":"EdDSA","typ":"JWT"}`))
+	p := enc.EncodeToString([]byte(`{"sub":"alice","exp":4102444800}`))
+	sig := ed25519.Sign(priv, []byte(h+"."+p))
+	return h + "." + p + "." + enc.EncodeToString(sig)
+}
