@@ -41,7 +41,7 @@ func BenchmarkResponse(b *testing.B) {
 	withFindings = strings.Replace(withFindings, `"2025-01-02T03:04:05Z"`, `"DE89370400440532013000"`, 1)
 	for _, bc := range []struct {
 		name, yaml, body string
-		writes          int
+		writes           int
 	}{
 		{"clean/cards", "credit_cards: {}", products, 1},
 		{"clean/all", benchAll, products, 1},

@@ -236,7 +236,6 @@ func mustNew(t testing.TB, yaml string) *DLP {
 	return mustNewEnv(t, yaml, nil)
 }
 
-
 // testJWT is a JWT signed with a key made here.
 func testJWT(t testing.TB) string {
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
