@@ -701,6 +701,12 @@ func PasswordDigest(nonce []byte, created string, password []byte) [sha1.Size]by
 	return out
 }
 
+// RemoveHeaderBlock returns body without the i-th element child of the
+// Envelope's Header, cut out byte for byte so that the rest is forwarded
+// exactly as the client sent it: how a policy that read its own Security
+// header (saml) keeps credentials from the service.
+func RemoveHeaderBlock(body []byte, i int) ([]byte, error) { return removeElement(body, i) }
+
 // removeElement returns body without the i-th element child of the
 // Envelope's Header, cut out byte for byte so that everything else is
 // forwarded exactly as the client sent it.
