@@ -104,7 +104,6 @@ func redisCalls(b *testing.B, addr string, cmds ...string) int64 {
 	return total
 }
 
-
 // BenchmarkRedisDecision is one decision through the Redis store from
 // parallel goroutines; it reports the script calls per decision, each a
 // round trip. (The GET and SET the script runs inside Redis show in
