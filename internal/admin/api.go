@@ -221,24 +221,39 @@ type api struct {
 	audit *audit.Log
 }
 
+// endpoint is one route of the API; endpoints is the list both the mux
+// and the OpenAPI test read.
+type endpoint struct {
+	method, path string
+	handler      func(a *api) http.HandlerFunc
+}
+
+var endpoints = []endpoint{
+	{"GET", "/api/v1/config", func(a *api) http.HandlerFunc { return a.getConfig }},
+	{"GET", "/api/v1/routes", func(a *api) http.HandlerFunc { return a.getRoutes }},
+	{"GET", "/api/v1/consumers", func(a *api) http.HandlerFunc { return a.getConsumers }},
+	{"GET", "/api/v1/tokens", func(a *api) http.HandlerFunc { return a.getTokens }},
+	{"GET", "/api/v1/keys", func(a *api) http.HandlerFunc { return a.getKeys }},
+	{"GET", "/api/v1/decisions", func(a *api) http.HandlerFunc { return a.getDecisions }},
+	{"GET", "/api/v1/decisions/{request_id}", func(a *api) http.HandlerFunc { return a.getDecision }},
+	{"GET", "/api/v1/stats", func(a *api) http.HandlerFunc { return a.getStats }},
+	{"GET", "/api/v1/audit", func(a *api) http.HandlerFunc { return a.getAudit }},
+	{"POST", "/api/v1/reload", func(a *api) http.HandlerFunc { return a.postReload }},
+	{"POST", "/api/v1/keys/rotate", func(a *api) http.HandlerFunc { return a.postRotate }},
+	{"POST", "/api/v1/tokens/revoke", func(a *api) http.HandlerFunc { return a.postRevoke }},
+	{"GET", "/api/v1/openapi.json", func(*api) http.HandlerFunc { return getOpenAPI }},
+}
+
 func (a *api) routes(mux *http.ServeMux, wrap func(http.HandlerFunc) http.Handler) {
-	mux.Handle("GET /api/v1/config", wrap(a.getConfig))
-	mux.Handle("GET /api/v1/routes", wrap(a.getRoutes))
-	mux.Handle("GET /api/v1/consumers", wrap(a.getConsumers))
-	mux.Handle("GET /api/v1/tokens", wrap(a.getTokens))
-	mux.Handle("GET /api/v1/keys", wrap(a.getKeys))
-	mux.Handle("GET /api/v1/decisions", wrap(a.getDecisions))
-	mux.Handle("GET /api/v1/decisions/{request_id}", wrap(a.getDecision))
-	mux.Handle("GET /api/v1/stats", wrap(a.getStats))
-	mux.Handle("GET /api/v1/audit", wrap(a.getAudit))
-	mux.Handle("POST /api/v1/reload", wrap(a.postReload))
-	mux.Handle("POST /api/v1/keys/rotate", wrap(a.postRotate))
-	mux.Handle("POST /api/v1/tokens/revoke", wrap(a.postRevoke))
-	mux.Handle("GET /api/v1/openapi.json", wrap(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Cache-Control", "no-store")
-		w.Write(openapiJSON)
-	}))
+	for _, e := range endpoints {
+		mux.Handle(e.method+" "+e.path, wrap(e.handler(a)))
+	}
+}
+
+func getOpenAPI(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Write(openapiJSON)
 }
 
 func (a *api) getConfig(w http.ResponseWriter, _ *http.Request) {

@@ -1,6 +1,9 @@
 package audit
 
-import "strings"
+import (
+	"strings"
+	"unicode/utf8"
+)
 
 // Redacted replaces what Clean takes out.
 const Redacted = "[redacted]"
@@ -42,10 +45,10 @@ func Clean(s string) string {
 	if len(out) > maxField {
 		out = out[:maxField]
 		// Do not leave half a UTF-8 sequence.
-		for len(out) > 0 && out[len(out)-1]&0xC0 == 0x80 {
-			out = out[:len(out)-1]
-		}
-		if len(out) > 0 && out[len(out)-1] >= 0xC0 {
+		for len(out) > 0 {
+			if r, n := utf8.DecodeLastRuneInString(out); r != utf8.RuneError || n != 1 {
+				break
+			}
 			out = out[:len(out)-1]
 		}
 	}
