@@ -1,0 +1,307 @@
+package saml
+
+import (
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+)
+
+// Config is the saml policy's settings.
+//
+//	saml:
+//	  audience: urn:gatehouse:products
+//	  sts: true                       # trust the embedded STS
+//	  issuers:
+//	    - {issuer: https://idp.example, certificate_file: idp.pem}
+//	  confirmations: [bearer, holder-of-key]
+//	  authorize:
+//	    - {operation: "{urn:example:products}DeleteProduct", roles: [admin]}
+//	    - {operation: "*", roles: [reader, admin]}
+//	  validate_with_sts: {url: "https://sts.example/sts", cache: 30s}
+//	  wssecurity:                     # messages without an assertion
+//	    username_token: {users: [...]}
+//
+// See docs/policies/saml.md for every field.
+type Config struct {
+	// Audience is this relying party's name: every AudienceRestriction of
+	// an assertion must include it. Required.
+	Audience string `yaml:"audience"`
+	// STS trusts the embedded STS: its issuer name and certificate as it
+	// publishes them in the state store, and its cancellations.
+	STS bool `yaml:"sts"`
+	// Issuers are further trusted issuers with their signing certificates.
+	Issuers []IssuerConfig `yaml:"issuers"`
+	// Confirmations are the accepted subject confirmation methods:
+	// bearer, holder-of-key, sender-vouches. Default [bearer,
+	// holder-of-key].
+	Confirmations []string `yaml:"confirmations"`
+	// BearerRequiresTLS refuses bearer assertions on connections without
+	// TLS. Default true.
+	BearerRequiresTLS *bool `yaml:"bearer_requires_tls"`
+	// Senders are PEM certificate files of the senders trusted to vouch
+	// for subjects (sender-vouches): the message's signer must be one.
+	Senders []string `yaml:"senders"`
+	// ClockSkew is allowed on assertion times. Default 30s, at most 5m.
+	ClockSkew *config.Duration `yaml:"clock_skew"`
+	// MaxAge bounds the message Timestamp's age. Default 300s.
+	MaxAge config.Duration `yaml:"max_age"`
+	// RolesAttribute names the attribute holding the roles. Default
+	// "roles".
+	RolesAttribute string `yaml:"roles_attribute"`
+	// Authorize are per-operation rules, first match wins; an operation
+	// no rule matches is refused. Empty: every operation is allowed.
+	Authorize []RuleConfig `yaml:"authorize"`
+	// ValidateWithSTS also asks an STS (Validate binding) about each
+	// assertion, with a short cache.
+	ValidateWithSTS *RemoteConfig `yaml:"validate_with_sts"`
+	// WSSecurity, when set, checks messages whose Security header holds
+	// no SAML assertion: the settings of a wssecurity policy. Absent:
+	// such messages are refused.
+	WSSecurity *config.Node `yaml:"wssecurity"`
+	// KeepSecurityHeader forwards the Security header upstream. Default
+	// false.
+	KeepSecurityHeader bool `yaml:"keep_security_header"`
+	// MaxBodyBytes refuses larger messages. Default 1MiB.
+	MaxBodyBytes config.ByteSize `yaml:"max_body_bytes"`
+}
+
+// IssuerConfig is one trusted issuer.
+type IssuerConfig struct {
+	// Issuer is the assertion's saml2:Issuer exactly. Required.
+	Issuer string `yaml:"issuer"`
+	// CertificateFile holds its PEM signing certificate(s), relative to
+	// the config file. Required.
+	CertificateFile string `yaml:"certificate_file"`
+}
+
+// RuleConfig is one authorization rule.
+type RuleConfig struct {
+	// Operation is the Body element's QName in Clark notation
+	// ("{urn:example}GetProduct"), or "*" for any.
+	Operation string `yaml:"operation"`
+	// Roles: the caller must have one of them. Empty: any authenticated
+	// caller.
+	Roles []string `yaml:"roles"`
+}
+
+// RemoteConfig is an STS asked with the Validate binding.
+type RemoteConfig struct {
+	// URL is the STS endpoint. Required; https unless on loopback.
+	URL string `yaml:"url"`
+	// Cache is how long an answer is kept, by assertion. Default 30s, at
+	// most 5m; never past the assertion's expiry.
+	Cache config.Duration `yaml:"cache"`
+	// Timeout bounds one call. Default 2s.
+	Timeout config.Duration `yaml:"timeout"`
+}
+
+type settings struct {
+	audience      string
+	sts           bool
+	issuers       map[string][]*x509.Certificate
+	bearer        bool
+	hok           bool
+	sv            bool
+	bearerTLS     bool
+	senders       []*x509.Certificate
+	skew          time.Duration
+	maxAge        time.Duration
+	rolesAttr     string
+	rules         []rule
+	remote        *remote
+	keepHeader    bool
+	maxBodyBytes  int64
+	wssecurityCfg *config.Node
+}
+
+type rule struct {
+	space, local string // local "*" for any
+	roles        []string
+}
+
+type remote struct {
+	url     string
+	cache   time.Duration
+	timeout time.Duration
+}
+
+func decode(cfg *config.Node) (*settings, error) {
+	var c Config
+	if err := cfg.Decode(&c); err != nil {
+		return nil, err
+	}
+	s := &settings{
+		audience:      c.Audience,
+		sts:           c.STS,
+		issuers:       map[string][]*x509.Certificate{},
+		bearerTLS:     c.BearerRequiresTLS == nil || *c.BearerRequiresTLS,
+		skew:          30 * time.Second,
+		maxAge:        300 * time.Second,
+		rolesAttr:     cmpOr(c.RolesAttribute, "roles"),
+		keepHeader:    c.KeepSecurityHeader,
+		maxBodyBytes:  1 << 20,
+		wssecurityCfg: c.WSSecurity,
+	}
+	if s.audience == "" {
+		return nil, cfg.Errorf("audience", "saml: audience is required (this relying party's name)")
+	}
+	if c.ClockSkew != nil {
+		s.skew = c.ClockSkew.Std()
+		if s.skew < 0 || s.skew > 5*time.Minute {
+			return nil, cfg.Errorf("clock_skew", "saml: clock_skew must be between 0s and 5m")
+		}
+	}
+	if c.MaxAge != 0 {
+		s.maxAge = c.MaxAge.Std()
+		if s.maxAge < time.Second || s.maxAge > time.Hour {
+			return nil, cfg.Errorf("max_age", "saml: max_age must be between 1s and 1h")
+		}
+	}
+	if c.MaxBodyBytes != 0 {
+		s.maxBodyBytes = int64(c.MaxBodyBytes)
+		if s.maxBodyBytes < 1024 || s.maxBodyBytes > 64<<20 {
+			return nil, cfg.Errorf("max_body_bytes", "saml: max_body_bytes must be between 1KiB and 64MiB")
+		}
+	}
+	for i, ic := range c.Issuers {
+		f := "issuers[" + strconv.Itoa(i) + "]"
+		if ic.Issuer == "" {
+			return nil, cfg.Errorf(f+".issuer", "saml: issuer is required")
+		}
+		if _, dup := s.issuers[ic.Issuer]; dup {
+			return nil, cfg.Errorf(f+".issuer", "saml: issuer %q is listed twice", ic.Issuer)
+		}
+		if ic.CertificateFile == "" {
+			return nil, cfg.Errorf(f+".certificate_file", "saml: certificate_file is required")
+		}
+		certs, err := readCerts(resolve(cfg, ic.CertificateFile))
+		if err != nil {
+			return nil, cfg.Errorf(f+".certificate_file", "%v", err)
+		}
+		s.issuers[ic.Issuer] = certs
+	}
+	if !s.sts && len(s.issuers) == 0 {
+		return nil, cfg.Errorf("", "saml: trust some issuer: sts: true, issuers, or both")
+	}
+	confs := c.Confirmations
+	if confs == nil {
+		confs = []string{"bearer", "holder-of-key"}
+	}
+	for i, m := range confs {
+		switch m {
+		case "bearer":
+			s.bearer = true
+		case "holder-of-key":
+			s.hok = true
+		case "sender-vouches":
+			s.sv = true
+		default:
+			return nil, cfg.Errorf("confirmations["+strconv.Itoa(i)+"]", "saml: confirmation %q (want bearer, holder-of-key or sender-vouches)", m)
+		}
+	}
+	if !s.bearer && !s.hok && !s.sv {
+		return nil, cfg.Errorf("confirmations", "saml: at least one confirmation method is required")
+	}
+	for i, f := range c.Senders {
+		certs, err := readCerts(resolve(cfg, f))
+		if err != nil {
+			return nil, cfg.Errorf("senders["+strconv.Itoa(i)+"]", "%v", err)
+		}
+		s.senders = append(s.senders, certs...)
+	}
+	if s.sv && len(s.senders) == 0 {
+		return nil, cfg.Errorf("senders", "saml: sender-vouches needs the senders' certificates")
+	}
+	for i, rc := range c.Authorize {
+		f := "authorize[" + strconv.Itoa(i) + "]"
+		r := rule{roles: rc.Roles}
+		switch {
+		case rc.Operation == "*":
+			r.local = "*"
+		case strings.HasPrefix(rc.Operation, "{"):
+			sp, local, ok := strings.Cut(rc.Operation[1:], "}")
+			if !ok || local == "" || strings.ContainsAny(local, "{}: ") {
+				return nil, cfg.Errorf(f+".operation", "saml: operation %q is not {namespace}Name or *", rc.Operation)
+			}
+			r.space, r.local = sp, local
+		default:
+			return nil, cfg.Errorf(f+".operation", "saml: operation %q is not {namespace}Name or *", rc.Operation)
+		}
+		s.rules = append(s.rules, r)
+	}
+	if rc := c.ValidateWithSTS; rc != nil {
+		u, err := url.Parse(rc.URL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return nil, cfg.Errorf("validate_with_sts.url", "saml: url %q must be an absolute http(s) URL", rc.URL)
+		}
+		if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+			return nil, cfg.Errorf("validate_with_sts.url", "saml: an http STS URL is allowed only on loopback")
+		}
+		r := &remote{url: rc.URL, cache: 30 * time.Second, timeout: 2 * time.Second}
+		if rc.Cache != 0 {
+			r.cache = rc.Cache.Std()
+			if r.cache < 0 || r.cache > 5*time.Minute {
+				return nil, cfg.Errorf("validate_with_sts.cache", "saml: cache must be between 0s and 5m")
+			}
+		}
+		if rc.Timeout != 0 {
+			r.timeout = rc.Timeout.Std()
+			if r.timeout < 100*time.Millisecond || r.timeout > 30*time.Second {
+				return nil, cfg.Errorf("validate_with_sts.timeout", "saml: timeout must be between 100ms and 30s")
+			}
+		}
+		s.remote = r
+	}
+	return s, nil
+}
+
+func isLoopback(h string) bool { return h == "localhost" || h == "127.0.0.1" || h == "::1" }
+
+func readCerts(path string) ([]*x509.Certificate, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("saml: %w", err)
+	}
+	var out []*x509.Certificate
+	for {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			break
+		}
+		if blk.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("saml: %s: unexpected PEM block %q", path, blk.Type)
+		}
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("saml: %s: %w", path, err)
+		}
+		out = append(out, c)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("saml: %s holds no PEM certificate", path)
+	}
+	return out, nil
+}
+
+func resolve(cfg *config.Node, p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(filepath.Dir(cfg.File()), p)
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
