@@ -20,4 +20,4 @@ demo:
 	$(GO) run ./cmd/gatehouse demo
 
 bench: build
-	scripts/bench/run.sh
+	bench/run.sh

@@ -1,7 +1,7 @@
 // Command mintjwt makes what the load script's jwt target needs: a fresh
 // ES256 key, its public JWK Set written to the file named by -jwks, and
 // one access token signed with it, printed on stdout. The token says what
-// scripts/bench/jwt.yaml checks: issuer, audience, typ at+jwt and scope.
+// bench/jwt.yaml checks: issuer, audience, typ at+jwt and scope.
 package main
 
 import (
