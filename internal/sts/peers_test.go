@@ -2,8 +2,8 @@ package sts
 
 import (
 	"bytes"
-	"crypto/x509"
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"net/http/httptest"
 	"os"
