@@ -4,10 +4,11 @@
 // token), canonicalized with exclusive XML canonicalization.
 //
 // No Go library does this: goxmldsig verifies only enveloped signatures over
-// the element that holds them (SAML). This package keeps goxmldsig's
-// exclusive canonicalization, which matches xmlsec1 byte for byte, and adds
-// what WS-Security needs around it, with the WS-I Basic Security Profile's
-// restrictions:
+// the element that holds them (SAML). This package has its own exclusive
+// canonicalization (c14n.go), which walks the caller's tree in place and
+// is held byte for byte to goxmldsig's and to xmlsec1's in the tests, and
+// adds what WS-Security needs around it, with the WS-I Basic Security
+// Profile's restrictions:
 //
 //   - exactly one SignedInfo, no Object (so no Manifest), exclusive c14n for
 //     SignedInfo and as the last transform of every Reference;
@@ -36,13 +37,11 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"hash"
 	"math/big"
 	"strings"
+	"sync"
 
 	"github.com/beevik/etree"
-	dsig "github.com/russellhaering/goxmldsig"
-	"github.com/russellhaering/goxmldsig/etreeutils"
 )
 
 // Namespaces.
@@ -395,8 +394,9 @@ func c14nMethod(el *etree.Element) (string, error) {
 	pl := kids[0].SelectAttrValue("PrefixList", "")
 	for _, p := range strings.Fields(pl) {
 		if p == "#default" {
-			// goxmldsig's exclusive c14n does not honour it; a digest made
-			// with it would fail anyway, and this says why.
+			// Canonicalize renders it, but no signer we meet sends it
+			// (BSP profiles of WSS do not need it), and refusing it keeps
+			// what a verifier accepts small.
 			return "", fmt.Errorf("InclusiveNamespaces #default is not supported: %w", ErrUnsupportedAlgorithm)
 		}
 	}
@@ -433,18 +433,21 @@ func digestHash(method string, algs Algorithms) crypto.Hash {
 // Reference order, as pointers into the tree idx indexes. It verifies the
 // SignatureValue over the canonical SignedInfo first, then each
 // Reference's digest over its element, canonicalized in the namespace
-// context of its place in the document.
+// context of its place in the document. The tree is not modified.
 //
 // key is an *rsa.PublicKey (at least 2048 bits) for RSA methods, an
 // *ecdsa.PublicKey on P-256 for ECDSA-SHA256; anything else is ErrKey.
 // Errors wrap ErrKey, ErrBadSignature, ErrUnresolved, ErrDigestMismatch or
 // ErrMalformed.
 func (s *Signature) Verify(idx *IDIndex, key crypto.PublicKey) ([]*etree.Element, error) {
-	si, err := Canonicalize(s.SignedInfo, s.prefixList)
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf, err := appendCanonical((*bp)[:0], s.SignedInfo, s.prefixList, nil)
+	*bp = buf[:0]
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("canonicalizing SignedInfo: %w", err)
 	}
-	if err := verifyValue(s.Method, key, si, s.value); err != nil {
+	if err := verifyValue(s.Method, key, buf, s.value); err != nil {
 		return nil, err
 	}
 	covered := make([]*etree.Element, 0, len(s.References))
@@ -457,9 +460,22 @@ func (s *Signature) Verify(idx *IDIndex, key crypto.PublicKey) ([]*etree.Element
 		if el == s.Element || el == s.SignedInfo || isAncestor(el, s.SignedInfo) && !ref.Enveloped {
 			return nil, fmt.Errorf("reference %d: %q contains the signature itself without the enveloped transform: %w", i, ref.ID, ErrMalformed)
 		}
+		var exclude *etree.Element
+		if ref.Enveloped {
+			exclude = s.Element
+		}
+		buf, err = appendCanonical(buf[:0], el, ref.prefixList, exclude)
+		*bp = buf[:0]
+		if err != nil {
+			return nil, fmt.Errorf("reference %d: canonicalizing: %w", i, err)
+		}
 		var sum []byte
-		if sum, err = s.digest(el, ref); err != nil {
-			return nil, fmt.Errorf("reference %d: %w", i, err)
+		if ref.DigestMethod == AlgSHA1 {
+			d := sha1.Sum(buf)
+			sum = d[:]
+		} else {
+			d := sha256.Sum256(buf)
+			sum = d[:]
 		}
 		if subtle.ConstantTimeCompare(sum, ref.digest) != 1 {
 			return nil, fmt.Errorf("reference %d (#%s): %w", i, ref.ID, ErrDigestMismatch)
@@ -469,80 +485,23 @@ func (s *Signature) Verify(idx *IDIndex, key crypto.PublicKey) ([]*etree.Element
 	return covered, nil
 }
 
-// digest canonicalizes el as ref's transforms say and hashes it.
-func (s *Signature) digest(el *etree.Element, ref *Reference) ([]byte, error) {
-	var h hash.Hash
-	if ref.DigestMethod == AlgSHA1 {
-		h = sha1.New()
-	} else {
-		h = sha256.New()
-	}
-	detached, err := detach(el)
-	if err != nil {
-		return nil, err
-	}
-	if ref.Enveloped {
-		removeCorresponding(el, detached, s.Element)
-	}
-	b, err := dsig.MakeC14N10ExclusiveCanonicalizerWithPrefixList(ref.prefixList).Canonicalize(detached)
-	if err != nil {
-		return nil, fmt.Errorf("canonicalizing: %v: %w", err, ErrMalformed)
-	}
-	h.Write(b)
-	return h.Sum(nil), nil
-}
+// bufPool holds the buffers canonical forms are written to: a signed
+// message's parts are a few kilobytes, and one buffer serves them all.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
 // Canonicalize returns the exclusive canonical form (without comments) of
 // el where it stands in its document: the namespaces it inherits from its
 // ancestors are in scope, and those it visibly uses, or that prefixList
-// (InclusiveNamespaces, space separated) names, are rendered on it. el is
-// not modified.
+// (InclusiveNamespaces, space separated; #default for the default
+// namespace) names, are rendered on it. el is not modified. Errors wrap
+// ErrMalformed (an undeclared prefix, a reserved prefix or namespace
+// declared).
 func Canonicalize(el *etree.Element, prefixList string) ([]byte, error) {
-	detached, err := detach(el)
+	b, err := appendCanonical(nil, el, prefixList, nil)
 	if err != nil {
-		return nil, err
-	}
-	b, err := dsig.MakeC14N10ExclusiveCanonicalizerWithPrefixList(prefixList).Canonicalize(detached)
-	if err != nil {
-		return nil, fmt.Errorf("canonicalizing %s: %v: %w", el.FullTag(), err, ErrMalformed)
+		return nil, fmt.Errorf("canonicalizing %s: %w", el.FullTag(), err)
 	}
 	return b, nil
-}
-
-// detach copies el with every namespace in scope at its place declared on
-// the copy, which is the namespace context exclusive c14n needs.
-func detach(el *etree.Element) (*etree.Element, error) {
-	ctx, err := etreeutils.NSBuildParentContext(el)
-	if err != nil {
-		return nil, fmt.Errorf("namespaces above %s: %v: %w", el.FullTag(), err, ErrMalformed)
-	}
-	d, err := etreeutils.NSDetatch(ctx, el)
-	if err != nil {
-		return nil, fmt.Errorf("namespaces of %s: %v: %w", el.FullTag(), err, ErrMalformed)
-	}
-	return d, nil
-}
-
-// removeCorresponding removes from the copy the element that stands where
-// target stands under orig, if target is inside orig: the enveloped
-// signature transform.
-func removeCorresponding(orig, cp, target *etree.Element) {
-	var path []int
-	for e := target; e != orig; e = e.Parent() {
-		if e == nil {
-			return
-		}
-		path = append(path, e.Index())
-	}
-	cur := cp
-	for i := len(path) - 1; i > 0; i-- {
-		c, ok := cur.Child[path[i]].(*etree.Element)
-		if !ok {
-			return
-		}
-		cur = c
-	}
-	cur.RemoveChildAt(path[0])
 }
 
 func isAncestor(a, el *etree.Element) bool {
