@@ -22,7 +22,8 @@ const maxOpaque = 48
 // JWE of dot-separated base64url parts, the word after "Bearer", "DPoP" or
 // "Basic", a run of more than 48 token characters), cut to 256 bytes.
 func Clean(s string) string {
-	if s == "" {
+	if !needsCleaning(s) {
+		// The common case (codes, route names, ids): no allocation.
 		return s
 	}
 	var b strings.Builder
@@ -113,4 +114,42 @@ func clean(e *Event) {
 	e.Action = Clean(e.Action)
 	e.Result = Clean(e.Result)
 	e.Detail = Clean(e.Detail)
+}
+
+// needsCleaning reports whether Clean could change s.
+func needsCleaning(s string) bool {
+	if len(s) > maxField || strings.Contains(s, "eyJ") {
+		return true
+	}
+	run := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c == 0x7f {
+			return true
+		}
+		if tokenChar(c) {
+			run++
+			if run > maxOpaque {
+				return true
+			}
+			continue
+		}
+		run = 0
+	}
+	return hasFold(s, "bearer") || hasFold(s, "dpop") || hasFold(s, "basic")
+}
+
+// hasFold reports whether s contains the lower-case ASCII word w in any
+// case, without allocating.
+func hasFold(s, w string) bool {
+	for i := 0; i+len(w) <= len(s); i++ {
+		j := 0
+		for j < len(w) && s[i+j]|0x20 == w[j] {
+			j++
+		}
+		if j == len(w) {
+			return true
+		}
+	}
+	return false
 }
