@@ -262,7 +262,13 @@ The SOAP ProductService (WS-Security; the WSDL is public):
   #   %[5]s
 `, base, demoAlicePassword, pki.CertFile, pki.KeyFile, pki.CAFile)
 	if admin != nil {
-		fmt.Fprintf(w, "\n  curl -s http://%s/metrics | grep gatehouse_   # Prometheus metrics\n", admin)
+		fmt.Fprintf(w, `
+Watch it:
+  http://%[1]s/console                              # the web console: traffic, denials, audit events
+  gatehouse explain REQUEST_ID --admin http://%[1]s   # why a request (its X-Request-Id) was refused
+  curl -s http://%[1]s/api/v1/routes                # the admin API (OpenAPI: /api/v1/openapi.json)
+  curl -s http://%[1]s/metrics | grep gatehouse_     # Prometheus metrics
+`, admin)
 	}
 	fmt.Fprintln(w, "\nPress Ctrl-C to stop.")
 }
