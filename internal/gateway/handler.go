@@ -115,6 +115,12 @@ func (g *Gateway) handle(rt *runtime, x *exchange, r *http.Request) {
 		rt.auth.ServeHTTP(&x.w, r)
 		return
 	}
+	if rt.sts != nil && rt.sts.Owns(p) {
+		// So is the STS endpoint.
+		x.decision = "sts"
+		rt.sts.ServeHTTP(&x.w, r)
+		return
+	}
 	m, params := rt.router.Match(r.Host, r.Method, p, x.params[:0])
 	switch m.Result {
 	case router.NotFound:

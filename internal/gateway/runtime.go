@@ -18,6 +18,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/policy"
 	"github.com/gatehouse/gatehouse/internal/proxy"
 	"github.com/gatehouse/gatehouse/internal/router"
+	"github.com/gatehouse/gatehouse/internal/sts"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -39,6 +40,9 @@ type runtime struct {
 	// Built per load like the routes; its keys and revocations live in the
 	// store and the gateway's revocation list, so a reload keeps them.
 	auth *authserver.Server
+	// sts is the embedded WS-Trust STS, nil when not configured; its key
+	// and registry live in the store, so a reload keeps them.
+	sts *sts.Server
 
 	refs      atomic.Int64 // the gateway's own reference plus one per request
 	closeOnce sync.Once
@@ -158,6 +162,15 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 			errs = append(errs, err)
 		} else {
 			rt.auth = auth
+		}
+	}
+
+	if sc := cfg.STS; sc != nil {
+		s, err := sts.New(*sc, sts.Deps{Store: g.store, Now: g.now, Logger: g.log, Config: cfg, BaseDir: g.baseDir})
+		if err != nil {
+			errs = append(errs, err)
+		} else {
+			rt.sts = s
 		}
 	}
 
