@@ -22,7 +22,13 @@ type attack struct {
 	Category string `json:"category"`
 	Source   string `json:"source"`
 	Payload  string `json:"payload"`
-	In       string `json:"in"` // query or json
+	In       string `json:"in"` // query or json; the tests add cookie and header
+}
+
+// fits reports whether a's payload can be sent where a.In says: header
+// and cookie values cannot hold control bytes.
+func (a attack) fits() bool {
+	return !strings.ContainsFunc(a.Payload, func(r rune) bool { return r < 0x20 || r == 0x7f })
 }
 
 // benign is one line of testdata/benign.jsonl.
@@ -66,6 +72,21 @@ func browserHeaders(r *http.Request) {
 
 func (a attack) request() *http.Request {
 	var r *http.Request
+	switch a.In {
+	case "cookie", "header":
+		r = httptest.NewRequest(http.MethodGet, "http://api.example.com/api/products?q=shoes", nil)
+	}
+	switch a.In {
+	case "cookie":
+		// As a browser-set cookie would carry it: URL-encoded.
+		browserHeaders(r)
+		r.Header.Set("Cookie", "session=abc123; pref="+url.QueryEscape(a.Payload))
+		return r
+	case "header":
+		browserHeaders(r)
+		r.Header.Set("Referer", "http://shop.example.com/search?q="+a.Payload)
+		return r
+	}
 	if a.In == "json" {
 		body, _ := json.Marshal(map[string]any{"name": "Widget", "comment": a.Payload, "qty": 1})
 		r = httptest.NewRequest(http.MethodPost, "http://api.example.com/api/products", strings.NewReader(string(body)))
@@ -110,7 +131,7 @@ var fullInspection = inspect{query: true, headers: true, cookies: true, body: tr
 // ours, so that the two differ only in the rules loaded and how they run.
 func stockWAF(t testing.TB) *WAF {
 	t.Helper()
-	eng, err := newEngine(StockDirectives, false, nil)
+	eng, err := newEngine(StockDirectives, engineOpts{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,6 +195,29 @@ func TestCorpusAgainstStock(t *testing.T) {
 	ours := oursWAF(t, "")
 	var stockHits, oursHits, stockFP, oursFP int
 	var missedByBoth []string
+	// The same payloads in a cookie and in the Referer header.
+	placed := map[string][2]int{}
+	for i, a := range attacks {
+		for _, in := range []string{"cookie", "header"} {
+			b := a
+			b.In = in
+			if !b.fits() {
+				continue
+			}
+			s, o := blocked(t, stock, b.request()), blocked(t, ours, b.request())
+			n := placed[in]
+			if s {
+				n[0]++
+			}
+			if o {
+				n[1]++
+			}
+			placed[in] = n
+			if s && !o {
+				t.Errorf("attack %d (%s, %s in %s) %q: blocked by stock, passed by ours", i, a.Category, a.Source, in, a.Payload)
+			}
+		}
+	}
 	for i, a := range attacks {
 		s, o := blocked(t, stock, a.request()), blocked(t, ours, a.request())
 		if s {
@@ -210,6 +254,9 @@ func TestCorpusAgainstStock(t *testing.T) {
 	}
 	stockRate, oursRate := rate(stock), rate(ours)
 	t.Logf("attacks: %d; detected: stock %d, ours %d; missed by both: %d", len(attacks), stockHits, oursHits, len(missedByBoth))
+	for _, in := range []string{"cookie", "header"} {
+		t.Logf("the same payloads in a %s: detected: stock %d, ours %d", in, placed[in][0], placed[in][1])
+	}
 	for _, m := range missedByBoth {
 		t.Logf("  missed by both: %s", m)
 	}

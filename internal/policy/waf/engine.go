@@ -9,6 +9,7 @@ import (
 
 	coreruleset "github.com/corazawaf/coraza-coreruleset/v4"
 	"github.com/corazawaf/coraza/v3"
+	"github.com/corazawaf/coraza/v3/experimental"
 	"github.com/corazawaf/coraza/v3/types"
 )
 
@@ -140,25 +141,56 @@ const StockDirectives = "Include @coraza.conf-recommended\n" +
 	"Include @owasp_crs/*.conf\n" +
 	"SecRuleEngine On\n"
 
-// newEngine compiles a Coraza WAF from SecLang. With fast set, CRS files
-// are read through crsFS (@rx replaced by the pre-filtered ghrx); without,
-// straight from the embedded CRS. onMatch receives every matched rule that
-// logs.
-func newEngine(seclang string, fast bool, onMatch func(types.MatchedRule)) (coraza.WAF, error) {
+// engineOpts say how newEngine compiles.
+type engineOpts struct {
+	// fast reads CRS files through crsFS (@rx replaced by the
+	// pre-filtered ghrx); else straight from the embedded CRS.
+	fast bool
+	// gate runs the per-phase combined pre-filter (gate.go); needs fast.
+	gate bool
+	// extra is the user's SecLang, which the gate checks for directives
+	// that widen rules.
+	extra []string
+	// onMatch receives every matched rule that logs.
+	onMatch func(types.MatchedRule)
+}
+
+// newEngine compiles a Coraza WAF from SecLang.
+func newEngine(seclang string, o engineOpts) (coraza.WAF, error) {
+	w, _, err := newEngineGate(seclang, o)
+	return w, err
+}
+
+// newEngineGate is newEngine also returning the gate (nil without).
+func newEngineGate(seclang string, o engineOpts) (coraza.WAF, *gateSet, error) {
 	root := coreruleset.FS
-	if fast {
+	if o.fast {
 		register()
 		root = crsFS{}
 	}
+	var g *gateSet
+	if o.fast && o.gate {
+		var token string
+		g, token = newGateSet()
+		defer gates.Delete(token)
+		// First in their phases, before any CRS rule.
+		seclang = gateDirectives(token) + seclang
+	}
 	cfg := coraza.NewWAFConfig().WithRootFS(root).WithDirectives(seclang)
-	if onMatch != nil {
-		cfg = cfg.WithErrorCallback(onMatch)
+	if g != nil {
+		cfg = experimental.WAFConfigWithRuleObserver(cfg, g.observe)
+	}
+	if o.onMatch != nil {
+		cfg = cfg.WithErrorCallback(o.onMatch)
 	}
 	w, err := coraza.NewWAF(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("waf: compiling rules: %w", err)
+		return nil, nil, fmt.Errorf("waf: compiling rules: %w", err)
 	}
-	return w, nil
+	if g != nil {
+		g.build(o.extra)
+	}
+	return w, g, nil
 }
 
 // crsFS is the embedded CRS with every "@rx " operator of its .conf files

@@ -544,7 +544,11 @@ func (p *prefilter) mayMatch(folded []byte, plain bool) bool {
 //
 // plain reports whether s has no special byte.
 func fold(s string, buf []byte) (folded []byte, plain bool) {
-	buf = buf[:0]
+	return foldAppend(s, buf[:0])
+}
+
+// foldAppend is fold appending to buf.
+func foldAppend(s string, buf []byte) (folded []byte, plain bool) {
 	plain = true
 	for i := 0; i < len(s); i++ {
 		c := s[i]

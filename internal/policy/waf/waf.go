@@ -43,6 +43,7 @@ const (
 // same settings and survive reloads that keep them.
 type WAF struct {
 	engine  coraza.WAF
+	gate    *gateSet // nil without
 	release func() error
 	s       *settings
 	log     *slog.Logger
@@ -67,11 +68,11 @@ func New(cfg *config.Node, env *policy.Env) (policy.Policy, error) {
 	sum := sha256.Sum256([]byte(seclang))
 	key := "waf:" + hex.EncodeToString(sum[:])
 	eng, release, err := usagepool.Acquire(env.Pool, key, func() (*shared, error) {
-		w, err := newEngine(seclang, true, nil)
+		w, g, err := newEngineGate(seclang, engineOpts{fast: true, gate: true, extra: s.directives})
 		if err != nil {
 			return nil, err
 		}
-		return &shared{w}, nil
+		return &shared{w, g}, nil
 	})
 	if err != nil {
 		field := ""
@@ -86,6 +87,7 @@ func New(cfg *config.Node, env *policy.Env) (policy.Policy, error) {
 	}
 	return &WAF{
 		engine:  eng.WAF,
+		gate:    eng.gate,
 		release: release,
 		s:       s,
 		log:     logger,
@@ -95,7 +97,10 @@ func New(cfg *config.Node, env *policy.Env) (policy.Policy, error) {
 }
 
 // shared is a compiled WAF in the usage pool.
-type shared struct{ coraza.WAF }
+type shared struct {
+	coraza.WAF
+	gate *gateSet
+}
 
 func (s *shared) Close() error {
 	if c, ok := s.WAF.(experimental.WAFCloser); ok {
@@ -116,9 +121,19 @@ func (w *WAF) Close() error { return w.release() }
 // refused, matches are logged and counted. The response is never fed to
 // the rules.
 func (w *WAF) Apply(_ context.Context, ex *policy.Exchange) error {
-	r := ex.Request
 	tx := w.engine.NewTransactionWithID(ex.RequestID)
 	defer tx.Close()
+	it, err := w.feed(ex, tx)
+	if err != nil {
+		return err
+	}
+	return w.verdict(ex, tx, it)
+}
+
+// feed runs the request through tx's request phases and returns the
+// interruption, if any; err is an internal failure or the body's.
+func (w *WAF) feed(ex *policy.Exchange, tx types.Transaction) (*types.Interruption, error) {
+	r := ex.Request
 	port := 0
 	if _, p, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 		port, _ = strconv.Atoi(p)
@@ -139,27 +154,20 @@ func (w *WAF) Apply(_ context.Context, ex *policy.Exchange) error {
 		}
 	}
 	if it := tx.ProcessRequestHeaders(); it != nil {
-		return w.verdict(ex, tx, it)
+		return it, nil
 	}
 	if w.s.inspect.body && inspectedBody(r.Header.Get("Content-Type")) {
 		body, err := ex.Body(w.s.inspect.bodyLimit)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if len(body) > 0 {
 			if it, _, err := tx.WriteRequestBody(body); it != nil || err != nil {
-				if err != nil {
-					return err
-				}
-				return w.verdict(ex, tx, it)
+				return it, err
 			}
 		}
 	}
-	it, err := tx.ProcessRequestBody()
-	if err != nil {
-		return err
-	}
-	return w.verdict(ex, tx, it)
+	return tx.ProcessRequestBody()
 }
 
 // keepHeader reports whether a request header is fed to the rules.

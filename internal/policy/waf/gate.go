@@ -1,0 +1,689 @@
+package waf
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/corazawaf/coraza/v3/collection"
+	"github.com/corazawaf/coraza/v3/experimental/plugins"
+	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
+	"github.com/corazawaf/coraza/v3/types"
+	"github.com/corazawaf/coraza/v3/types/variables"
+)
+
+// The gate is a combined pre-filter run once per phase, before the CRS
+// rules of that phase. For each @ghrx rule it can reason about, it reads
+// the very values the rule will read (the same collections, selected the
+// same way) and removes the rule from the transaction when, for every
+// value, the rule's literal pre-filter proves that the regular expression
+// cannot match the value as the rule's transformations leave it. A removed
+// rule then costs nothing: Coraza does not collect its variables, does not
+// transform them and does not call its operator.
+//
+// Why a skip cannot change a rule's outcome:
+//
+//  1. Values. The gate reads tx.Collection(v) with the same FindString or
+//     FindAll as Coraza's GetField, minus the rule's exceptions (!ARGS:x,
+//     ctl:ruleRemoveTargetById, SecRuleUpdateTargetById "!..."), so it sees
+//     a superset of the values the rule sees. Regular-expression keys and
+//     XML read the whole collection, again a superset. Collections that
+//     rules can change during a phase (TX, MATCHED_*) are never used: a rule
+//     reading one is not a candidate.
+//  2. Transformations. For each transformation the gate knows the bytes
+//     without which it returns its input unchanged, or lowercased (see
+//     transformTriggers, read from Coraza 3.8.1's implementations). A value
+//     that is ASCII and holds none of the triggers of the rule's chain
+//     reaches the operator as itself or its ASCII lowering, every
+//     intermediate value too (multiMatch); lowering keeps the triggers
+//     away, so the argument goes through the whole chain. The fold that the
+//     pre-filter compares is the same for a value and its lowering. Any
+//     other value makes the rule run.
+//  3. Operator. The pre-filter is the one @ghrx itself checks (prefilter,
+//     literals.go): a necessary condition for a match. Negated operators
+//     (!@rx) are never candidates.
+//  4. Flow. A rule that does not match has no effect besides Coraza's
+//     per-rule RULE variables, which the next evaluated rule overwrites.
+//     skip:N counts rules that are neither removed nor of another phase,
+//     so removing a rule after a skip could shift what the skip skips: no
+//     rule between a skip:N rule and the next SecMarker is a candidate.
+//     skipAfter jumps to markers, which are never removed.
+//  5. Rule set. Candidates are read from the rules as Coraza added them
+//     (the rule observer). Directives that could widen a rule after that
+//     (SecRuleUpdateTargetById without "!", SecRuleUpdateAction*) turn the
+//     gate off for the whole rule set; SecDefaultAction carrying
+//     transformations does too.
+//
+// TestGateNeverSkipsAMatch checks this on the corpora: with and without
+// the gate, the same rules match.
+
+// gateActionName is the SecLang action that runs the gate; its argument
+// names the rule set (see gates).
+const gateActionName = "ghgate"
+
+// Trigger classes: what makes a transformation change its input beyond
+// ASCII lowering.
+const (
+	trigPct         uint16 = 1 << iota // % or +: URL decoding
+	trigAmp                            // &: HTML entities
+	trigBackslash                      // \: JS, CSS, escape sequences, cmdLine
+	trigNUL                            // NUL bytes
+	trigHigh                           // bytes >= 0x80: Unicode lowering, utf8toUnicode, NBSP, U+0085
+	trigSpace                          // ' ': removeWhitespace
+	trigCtlSpace                       // \t \n \v \f \r
+	trigDoubleSpace                    // two spaces in a row: compressWhitespace, cmdLine
+	trigCmd                            // " ' ^ , ;: cmdLine
+	trigSpaceBefore                    // " /" or " (": cmdLine
+	trigSlash                          // '/' or the value ".": normalizePath
+	trigComment                        // "/*": replaceComments
+)
+
+// transformTriggers maps each transformation (lowercased name) that the
+// gate understands to the trigger classes without which, on an ASCII
+// value, it returns the value unchanged or ASCII-lowercased. Derived from
+// Coraza 3.8.1 internal/transformations:
+//   - urlDecode(Uni): returns data unchanged unless it holds '%' or '+'.
+//   - htmlEntityDecode: html.UnescapeString, identity without '&'.
+//   - jsDecode, cssDecode, escapeSeqDecode: identity without '\'.
+//   - removeNulls: strings.ReplaceAll(s, "\x00", "").
+//   - utf8toUnicode: identity on ASCII.
+//   - lowercase: strings.ToLower, ASCII lowering on ASCII.
+//   - removeWhitespace: drops unicode.IsSpace runes (ASCII: ' ', \t-\r).
+//   - compressWhitespace: only runs of whitespace, or whitespace other
+//     than ' ', change.
+//   - cmdLine: deletes " ' \ ^, turns , ; \t \r \n into a space, collapses
+//     repeated spaces, drops a space before '/' or '(', lowers A-Z.
+//   - replaceComments: changes only at "/*".
+//   - normalizePath: filepath.Clean, identity on a value without '/'
+//     except ".".
+//
+// Others (base64Decode, hexDecode, length, sha1, normalizePathWin,
+// removeCommentsChar, ...) are not listed: rules using them always run.
+var transformTriggers = map[string]uint16{
+	"none":               0,
+	"lowercase":          0,
+	"urldecode":          trigPct,
+	"urldecodeuni":       trigPct,
+	"htmlentitydecode":   trigAmp,
+	"jsdecode":           trigBackslash,
+	"cssdecode":          trigBackslash,
+	"escapeseqdecode":    trigBackslash,
+	"removenulls":        trigNUL,
+	"utf8tounicode":      0,
+	"removewhitespace":   trigSpace | trigCtlSpace,
+	"compresswhitespace": trigCtlSpace | trigDoubleSpace,
+	"cmdline":            trigCmd | trigBackslash | trigCtlSpace | trigDoubleSpace | trigSpaceBefore,
+	"replacecomments":    trigComment,
+	"normalizepath":      trigSlash,
+	"normalisepath":      trigSlash,
+}
+
+// gateCollections are the collections a candidate may read: request data
+// that no rule changes during a phase.
+var gateCollections = map[variables.RuleVariable]bool{
+	variables.Args: true, variables.ArgsGet: true, variables.ArgsPost: true,
+	variables.ArgsNames: true, variables.ArgsGetNames: true, variables.ArgsPostNames: true,
+	variables.RequestHeaders: true, variables.RequestHeadersNames: true,
+	variables.RequestCookies: true, variables.RequestCookiesNames: true,
+	variables.RequestURI: true, variables.RequestURIRaw: true,
+	variables.RequestFilename: true, variables.RequestBasename: true,
+	variables.QueryString: true, variables.RequestLine: true,
+	variables.RequestBody: true, variables.XML: true,
+	variables.Files: true, variables.FilesNames: true,
+	variables.RequestMethod: true, variables.RequestProtocol: true,
+}
+
+// gateTarget is one variable of a candidate rule.
+type gateTarget struct {
+	v variables.RuleVariable
+	// key selects by exact key as Coraza's FindString does; "" reads the
+	// whole collection.
+	key string
+}
+
+// gateRule is a rule the gate may remove, with its pre-filter restated
+// over the matcher's set ids.
+type gateRule struct {
+	id      int
+	targets int // index in gateSet.targets
+	trig    uint16
+	// The prefilter's conditions (see prefilter.mayMatch).
+	minLen, plainMinLen int
+	plainNever          bool
+	sets, plainSets     []int32
+}
+
+// gateSet is the gate of one compiled rule set. Built once, right after
+// the WAF is compiled and before its first transaction; read-only after.
+type gateSet struct {
+	off     bool
+	targets [][]int       // distinct target lists, as indexes in keys
+	keys    []gateTarget  // distinct targets
+	phase   [3][]gateRule // by phase (1, 2)
+	ac      *acMatcher
+	// removed counts the rules the gate removed, for tests and figures.
+	removed atomic.Uint64
+	// observed are the rules in load order, while compiling.
+	observed []observedRule
+}
+
+// observedRule is what the rule observer saw of one rule.
+type observedRule struct {
+	id      int
+	phase   types.RulePhase
+	raw     string
+	secMark string
+}
+
+var (
+	gates      sync.Map // token -> *gateSet, while compiling
+	gateTokens atomic.Int64
+	gateOnce   sync.Once
+)
+
+// newGateSet returns an empty gate and the token its SecActions name.
+func newGateSet() (*gateSet, string) {
+	gateOnce.Do(func() { plugins.RegisterAction(gateActionName, func() plugintypes.Action { return &gateAction{} }) })
+	g := &gateSet{}
+	token := strconv.FormatInt(gateTokens.Add(1), 10)
+	gates.Store(token, g)
+	return g, token
+}
+
+// The ids of the gate's SecActions.
+const (
+	gatePhase1ID = 200010
+	gatePhase2ID = 200011
+)
+
+// gateDirectives are the two SecActions that run the gate first in phases
+// 1 and 2.
+func gateDirectives(token string) string {
+	return fmt.Sprintf(`SecAction "id:%d,phase:1,pass,nolog,t:none,%s:%s"`+"\n"+
+		`SecAction "id:%d,phase:2,pass,nolog,t:none,%s:%s"`+"\n",
+		gatePhase1ID, gateActionName, token, gatePhase2ID, gateActionName, token)
+}
+
+func (g *gateSet) observe(r types.RuleMetadata) {
+	g.observed = append(g.observed, observedRule{id: r.ID(), phase: r.Phase(), raw: r.Raw(), secMark: r.SecMark()})
+}
+
+// build picks the candidates among the observed rules; extra is the
+// user's SecLang, checked for directives that widen rules.
+func (g *gateSet) build(extra []string) {
+	defer func() { g.observed = nil }()
+	for _, d := range extra {
+		f := strings.Fields(d)
+		if len(f) == 0 {
+			continue
+		}
+		switch strings.ToLower(f[0]) {
+		case "secruleupdatetargetbyid", "secruleupdatetargetbytag", "secruleupdatetargetbymsg":
+			if len(f) < 3 || !allNegated(strings.Trim(f[2], `"`)) {
+				g.off = true
+			}
+		case "secruleupdateactionbyid", "secdefaultaction":
+			g.off = true
+		}
+	}
+	if g.off {
+		return
+	}
+	index := map[string]int{}
+	keyIndex := map[gateTarget]int{}
+	setIndex := map[*litSet]int32{}
+	var sets [][]string
+	ids := func(ls []litSet) []int32 {
+		var out []int32
+		for i := range ls {
+			id, ok := setIndex[&ls[i]]
+			if !ok {
+				id = int32(len(sets))
+				setIndex[&ls[i]] = id
+				sets = append(sets, ls[i].strs)
+			}
+			out = append(out, id)
+		}
+		return out
+	}
+	afterSkip := false
+	for _, o := range g.observed {
+		if o.secMark != "" {
+			afterSkip = false
+			continue
+		}
+		r, ok := candidate(o)
+		if hasSkip(o.raw) {
+			afterSkip = true
+		}
+		if !ok || afterSkip || (o.phase != 1 && o.phase != 2) {
+			continue
+		}
+		targets, vars, ok := parseTargets(r.vars)
+		if !ok {
+			continue
+		}
+		i, seen := index[targets]
+		if !seen {
+			var list []int
+			for _, v := range vars {
+				k, ok := keyIndex[v]
+				if !ok {
+					k = len(g.keys)
+					g.keys = append(g.keys, v)
+					keyIndex[v] = k
+				}
+				list = append(list, k)
+			}
+			i = len(g.targets)
+			g.targets = append(g.targets, list)
+			index[targets] = i
+		}
+		p := r.pre
+		g.phase[o.phase] = append(g.phase[o.phase], gateRule{id: o.id, targets: i, trig: r.trig,
+			minLen: p.minLen, plainMinLen: p.plainMinLen, plainNever: p.plainNever,
+			sets: ids(p.sets), plainSets: ids(p.plainSets)})
+	}
+	g.ac = newACMatcher(sets)
+}
+
+// allNegated reports whether a SecRuleUpdateTarget list only removes
+// targets.
+func allNegated(list string) bool {
+	for _, t := range strings.Split(list, "|") {
+		if !strings.HasPrefix(t, "!") {
+			return false
+		}
+	}
+	return true
+}
+
+// parsedRule is the part of a SecRule the gate needs.
+type parsedRule struct {
+	vars string
+	trig uint16
+	pre  *prefilter
+}
+
+// candidate reports whether o is a rule the gate can reason about: a
+// SecRule with a non-negated @ghrx whose expression has a pre-filter, and
+// only transformations listed in transformTriggers.
+func candidate(o observedRule) (parsedRule, bool) {
+	dir, opts, _ := strings.Cut(o.raw, " ")
+	if !strings.EqualFold(dir, "SecRule") || o.id <= 0 {
+		return parsedRule{}, false
+	}
+	vars, op, actions, ok := splitRule(opts)
+	if !ok || !strings.HasPrefix(op, "@"+operatorName+" ") {
+		return parsedRule{}, false
+	}
+	// The operator argument as Coraza's rule parser hands it to newRx.
+	v, found := compiled.Load("(?sm)" + strings.TrimPrefix(op, "@"+operatorName+" "))
+	if !found || v.(*rx).pre == nil {
+		return parsedRule{}, false
+	}
+	for _, ls := range append(slices.Clone(v.(*rx).pre.sets), v.(*rx).pre.plainSets...) {
+		if slices.Contains(ls.strs, "") {
+			// Satisfied by any value; not worth a matcher case.
+			return parsedRule{}, false
+		}
+	}
+	// Every value must be ASCII: Unicode lowering and the UTF-8 rules
+	// are not ASCII lowering.
+	trig := trigHigh
+	for _, a := range splitActions(actions) {
+		name, arg, _ := strings.Cut(a, ":")
+		if strings.TrimSpace(strings.ToLower(name)) != "t" {
+			continue
+		}
+		t := strings.ToLower(strings.TrimSpace(strings.Trim(arg, "'")))
+		m, known := transformTriggers[t]
+		if !known {
+			return parsedRule{}, false
+		}
+		if t == "none" {
+			trig = trigHigh
+		}
+		trig |= m
+	}
+	return parsedRule{vars: vars, trig: trig, pre: v.(*rx).pre}, true
+}
+
+// hasSkip reports whether a rule's raw text has a skip:N action.
+func hasSkip(raw string) bool {
+	i := strings.Index(strings.ToLower(raw), "skip:")
+	return i > 0 && (raw[i-1] == ',' || raw[i-1] == '"' || raw[i-1] == ' ')
+}
+
+// splitRule splits a SecRule's arguments into variables, operator and
+// actions the way Coraza 3.8.1's parseActionOperator does.
+func splitRule(data string) (vars, op, actions string, ok bool) {
+	data = strings.Trim(data, " ")
+	vars, rest, found := strings.Cut(data, " ")
+	if !found {
+		return "", "", "", false
+	}
+	rest = strings.TrimLeft(rest, " ")
+	if len(rest) == 0 || rest[0] != '"' {
+		return "", "", "", false
+	}
+	escapes, end := 0, -1
+	for i := 1; i < len(rest); i++ {
+		if rest[i] != '"' {
+			if rest[i] == '\\' {
+				escapes++
+			} else {
+				escapes = 0
+			}
+			continue
+		}
+		if escapes%2 == 1 {
+			escapes = 0
+			continue
+		}
+		end = i
+		break
+	}
+	if end < 0 {
+		return "", "", "", false
+	}
+	op = strings.ReplaceAll(rest[1:end], `\"`, `"`)
+	actions = strings.Trim(strings.TrimSpace(rest[end+1:]), `"`)
+	return vars, op, actions, true
+}
+
+// splitActions splits an action list at commas outside single quotes.
+func splitActions(s string) []string {
+	var out []string
+	quoted, start := false, 0
+	for i := 0; i < len(s); i++ {
+		switch {
+		case s[i] == '\\':
+			i++
+		case s[i] == '\'':
+			quoted = !quoted
+		case s[i] == ',' && !quoted:
+			out = append(out, s[start:i])
+			start = i + 1
+		}
+	}
+	return append(out, s[start:])
+}
+
+// parseTargets parses a rule's variable list into the collections it
+// reads, ignoring exclusions (the gate reads a superset). ok is false when
+// a variable is counted (&ARGS), unknown, or outside gateCollections.
+func parseTargets(list string) (string, []gateTarget, bool) {
+	var out []gateTarget
+	var keys []string
+	for _, tok := range splitVars(list) {
+		if tok == "" {
+			return "", nil, false
+		}
+		if tok[0] == '!' {
+			continue
+		}
+		if tok[0] == '&' {
+			return "", nil, false
+		}
+		name, key, _ := strings.Cut(tok, ":")
+		v, err := variables.Parse(name)
+		if err != nil || !gateCollections[v] {
+			return "", nil, false
+		}
+		key = strings.Trim(key, "'")
+		if strings.HasPrefix(key, "/") || v == variables.XML || strings.ContainsAny(key, `"\`) {
+			// Regular-expression keys, XPath: the whole collection.
+			key = ""
+		}
+		out = append(out, gateTarget{v: v, key: key})
+		keys = append(keys, v.Name()+":"+key)
+	}
+	if len(out) == 0 {
+		return "", nil, false
+	}
+	return strings.Join(keys, "|"), out, true
+}
+
+// splitVars splits a variable list at '|' outside /regex/ keys and quotes.
+func splitVars(s string) []string {
+	var out []string
+	start, inRx, inQ := 0, false, false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case inRx:
+			if c == '\\' {
+				i++
+			} else if c == '/' {
+				inRx = false
+			}
+		case inQ:
+			if c == '\'' {
+				inQ = false
+			}
+		case c == '/' && i > 0 && s[i-1] == ':':
+			inRx = true
+		case c == '\'':
+			inQ = true
+		case c == '|':
+			out = append(out, s[start:i])
+			start = i + 1
+		}
+	}
+	return append(out, s[start:])
+}
+
+// gateAction runs a gateSet in a transaction.
+type gateAction struct{ g *gateSet }
+
+func (a *gateAction) Init(_ plugintypes.RuleMetadata, data string) error {
+	v, ok := gates.Load(data)
+	if !ok {
+		return fmt.Errorf("waf: unknown gate %q", data)
+	}
+	a.g = v.(*gateSet)
+	return nil
+}
+
+func (a *gateAction) Type() plugintypes.ActionType { return plugintypes.ActionTypeNondisruptive }
+
+// ruleRemover is the method of Coraza's transaction behind
+// ctl:ruleRemoveById.
+type ruleRemover interface{ RemoveRuleByID(id int) }
+
+func (a *gateAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.TransactionState) {
+	g := a.g
+	phase := tx.LastPhase()
+	if g == nil || g.off || phase < 1 || phase > 2 || len(g.phase[phase]) == 0 {
+		return
+	}
+	rm, ok := tx.(ruleRemover)
+	if !ok {
+		return
+	}
+	sc := scratchPool.Get().(*gateScratch)
+	defer sc.release()
+	sc.reset(g)
+	removed := 0
+	for i := range g.phase[phase] {
+		r := &g.phase[phase][i]
+		skip := true
+	targets:
+		for _, k := range g.targets[r.targets] {
+			for _, v := range sc.values(tx, g, k) {
+				if !r.impossible(v, sc.hits(v)) {
+					skip = false
+					break targets
+				}
+			}
+		}
+		if skip {
+			rm.RemoveRuleByID(r.id)
+			removed++
+		}
+	}
+	g.removed.Add(uint64(removed))
+}
+
+// impossible reports whether r's expression cannot match v after r's
+// transformations: v is ASCII without r's triggers (so the operator sees v
+// or its lowering, whose fold is v's), and v's fold fails the pre-filter,
+// restated from prefilter.mayMatch over the matcher's hits.
+func (r *gateRule) impossible(v *gateValue, hits []uint64) bool {
+	if v.trig&r.trig != 0 {
+		return false
+	}
+	sets := r.sets
+	if v.plain {
+		if r.plainNever || v.n < r.plainMinLen {
+			return true
+		}
+		sets = r.plainSets
+	} else if v.n < r.minLen {
+		return true
+	}
+	for _, id := range sets {
+		if hits[id>>6]&(1<<(id&63)) == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// gateValue is one value as the gate sees it.
+type gateValue struct {
+	n     int // length of the value (ASCII: of its fold too)
+	plain bool
+	trig  uint16
+	hit   int // offset of its hits in the scratch's bitsets
+	value string
+}
+
+// gateScratch holds one gate run's values, by target and by string.
+type gateScratch struct {
+	g       *gateSet
+	byKey   [][]*gateValue
+	done    []bool
+	byValue map[string]*gateValue
+	bits    []uint64
+	buf     []byte
+	vals    []gateValue
+}
+
+var scratchPool = sync.Pool{New: func() any {
+	return &gateScratch{byValue: map[string]*gateValue{}}
+}}
+
+func (sc *gateScratch) reset(g *gateSet) {
+	sc.g = g
+	if cap(sc.byKey) < len(g.keys) {
+		sc.byKey = make([][]*gateValue, len(g.keys))
+		sc.done = make([]bool, len(g.keys))
+	}
+	sc.byKey = sc.byKey[:len(g.keys)]
+	sc.done = sc.done[:len(g.keys)]
+}
+
+func (sc *gateScratch) release() {
+	for i := range sc.byKey {
+		sc.byKey[i] = sc.byKey[i][:0]
+		sc.done[i] = false
+	}
+	clear(sc.byValue)
+	sc.bits = sc.bits[:0]
+	sc.vals = sc.vals[:0]
+	sc.g = nil
+	scratchPool.Put(sc)
+}
+
+func (sc *gateScratch) hits(v *gateValue) []uint64 {
+	return sc.bits[v.hit : v.hit+sc.g.ac.words()]
+}
+
+// values returns the values of target k, read as Coraza's GetField reads
+// them (without exceptions).
+func (sc *gateScratch) values(tx plugintypes.TransactionState, g *gateSet, k int) []*gateValue {
+	if sc.done[k] {
+		return sc.byKey[k]
+	}
+	t := g.keys[k]
+	vs := sc.byKey[k][:0]
+	if col := tx.Collection(t.v); col != nil {
+		var ms []types.MatchData
+		if kc, ok := col.(collection.Keyed); ok && t.key != "" {
+			ms = kc.FindString(t.key)
+		} else {
+			ms = col.FindAll()
+		}
+		for _, m := range ms {
+			vs = append(vs, sc.value(m.Value()))
+		}
+	}
+	sc.byKey[k] = vs
+	sc.done[k] = true
+	return vs
+}
+
+func (sc *gateScratch) value(s string) *gateValue {
+	if v, ok := sc.byValue[s]; ok {
+		return v
+	}
+	var plain bool
+	sc.buf, plain = fold(s, sc.buf)
+	w := sc.g.ac.words()
+	at := len(sc.bits)
+	sc.bits = append(sc.bits, make([]uint64, w)...)
+	sc.g.ac.scan(sc.buf, sc.bits[at:at+w])
+	// Values are few per request; allocate each (pointers into a growing
+	// slice would move).
+	v := &gateValue{n: len(sc.buf), plain: plain, trig: triggers(s), hit: at, value: s}
+	sc.byValue[s] = v
+	return v
+}
+
+// triggers returns the trigger classes s holds.
+func triggers(s string) uint16 {
+	var t uint16
+	if s == "." {
+		t |= trigSlash
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 0x80:
+			t |= trigHigh
+		case c == '%' || c == '+':
+			t |= trigPct
+		case c == '&':
+			t |= trigAmp
+		case c == '\\':
+			t |= trigBackslash
+		case c == 0:
+			t |= trigNUL
+		case c == ' ':
+			t |= trigSpace
+			if i+1 < len(s) {
+				switch s[i+1] {
+				case ' ':
+					t |= trigDoubleSpace
+				case '/', '(':
+					t |= trigSpaceBefore
+				}
+			}
+		case c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r':
+			t |= trigCtlSpace
+		case c == '"' || c == '\'' || c == '^' || c == ',' || c == ';':
+			t |= trigCmd
+		case c == '/':
+			t |= trigSlash
+			if i+1 < len(s) && s[i+1] == '*' {
+				t |= trigComment
+			}
+		}
+	}
+	return t
+}
