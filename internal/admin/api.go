@@ -88,7 +88,7 @@ type Usage struct {
 // can tell how much of its allowance a consumer has used; the admin API
 // and the console show it per consumer.
 type UsageReporter interface {
-	Usage(ctx context.Context, consumer string) ([]Usage, error)
+	ConsumerUsage(ctx context.Context, consumer string) ([]Usage, error)
 }
 
 // Tokens are the tokens the gateway knows of.

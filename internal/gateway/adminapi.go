@@ -127,7 +127,7 @@ func (b adminBackend) Consumers(ctx context.Context) []admin.Consumer {
 				if !ok {
 					continue
 				}
-				u, err := ur.Usage(ctx, c.Name)
+				u, err := ur.ConsumerUsage(ctx, c.Name)
 				if err != nil {
 					continue
 				}

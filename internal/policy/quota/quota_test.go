@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/gatehouse/gatehouse/internal/admin"
 	"github.com/gatehouse/gatehouse/internal/policy"
 	"github.com/gatehouse/gatehouse/internal/policy/policytest"
 	"github.com/gatehouse/gatehouse/internal/store"
@@ -99,6 +102,15 @@ func TestPeriodBoundary(t *testing.T) {
 	}
 	if u.Requests != 1 || u.RequestLimit != 3 || !u.Start.Equal(time.Date(2025, 6, 2, 0, 0, 0, 0, berlin)) {
 		t.Errorf("usage = %+v, want 1 of 3 from 2025-06-02 Berlin", u)
+	}
+	// The admin API's view of the same counter.
+	cu, err := q.ConsumerUsage(context.Background(), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []admin.Usage{{Name: "requests per day", Used: 1, Limit: 3, Unit: "requests", Resets: time.Date(2025, 6, 3, 0, 0, 0, 0, berlin)}}
+	if diff := cmp.Diff(want, cu, cmp.Comparer(func(a, b time.Time) bool { return a.Equal(b) })); diff != "" {
+		t.Errorf("ConsumerUsage (-want +got):\n%s", diff)
 	}
 }
 
