@@ -228,4 +228,3 @@ routes:
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
-
