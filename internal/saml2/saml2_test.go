@@ -15,8 +15,6 @@ import (
 	"github.com/gatehouse/gatehouse/internal/xmlsig/xmlsigtest"
 )
 
-var t0 = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
-
 // fixture is a signer with a self-issued certificate valid around now.
 type fixture struct {
 	signer *Signer

@@ -227,7 +227,7 @@ func read(root *etree.Element) (*Assertion, error) {
 		switch c.Tag {
 		case "Issuer":
 			if seenIssuer || i != 0 {
-				return nil, fmt.Errorf("Issuer must come first, once: %w", ErrMalformed)
+				return nil, fmt.Errorf("the Issuer must come first, once: %w", ErrMalformed)
 			}
 			seenIssuer = true
 			if a.Issuer, err = pureText(c); err != nil {
@@ -269,7 +269,7 @@ func read(root *etree.Element) (*Assertion, error) {
 				}
 				name := at.SelectAttrValue("Name", "")
 				if name == "" {
-					return nil, fmt.Errorf("Attribute without Name: %w", ErrMalformed)
+					return nil, fmt.Errorf("an Attribute without Name: %w", ErrMalformed)
 				}
 				for _, v := range at.ChildElements() {
 					if v.Tag != "AttributeValue" || v.NamespaceURI() != NamespaceAssertion {
@@ -338,7 +338,7 @@ func readSubject(a *Assertion, subj *etree.Element) error {
 			}
 			a.Confirmations = append(a.Confirmations, conf)
 		case "BaseID", "EncryptedID":
-			return fmt.Errorf("Subject %s is not supported: %w", c.Tag, ErrMalformed)
+			return fmt.Errorf("a Subject %s is not supported: %w", c.Tag, ErrMalformed)
 		default:
 			return fmt.Errorf("unexpected %s in Subject: %w", c.Tag, ErrMalformed)
 		}
@@ -378,11 +378,11 @@ func readConditions(a *Assertion, cond *etree.Element) error {
 	var err error
 	if v := cond.SelectAttrValue("NotBefore", ""); v != "" {
 		if a.NotBefore, err = parseTime(v); err != nil {
-			return fmt.Errorf("Conditions NotBefore: %v: %w", err, ErrMalformed)
+			return fmt.Errorf("the Conditions NotBefore: %v: %w", err, ErrMalformed)
 		}
 	}
 	if a.NotOnOrAfter, err = parseTime(cond.SelectAttrValue("NotOnOrAfter", "")); err != nil {
-		return fmt.Errorf("Conditions NotOnOrAfter: %v: %w", err, ErrMalformed)
+		return fmt.Errorf("the Conditions NotOnOrAfter: %v: %w", err, ErrMalformed)
 	}
 	for _, c := range cond.ChildElements() {
 		if c.NamespaceURI() != NamespaceAssertion {

@@ -490,7 +490,7 @@ func (srv *Server) record(ctx context.Context, id string) (*record, error) {
 
 func (srv *Server) validate(ctx context.Context, req *rst) (*etree.Element, error) {
 	if req.target == nil {
-		return nil, newFault(FaultInvalidRequest, errors.New("Validate needs a ValidateTarget holding the assertion"))
+		return nil, newFault(FaultInvalidRequest, errors.New("a Validate needs a ValidateTarget holding the assertion"))
 	}
 	code, reason := StatusValid, "valid"
 	a, _, err := srv.check(ctx, req.target)
@@ -527,7 +527,7 @@ type errInternal struct{ error }
 
 func (srv *Server) renew(ctx context.Context, req *rst, caller *wssecurity.Result) (*etree.Element, error) {
 	if req.target == nil {
-		return nil, newFault(FaultInvalidRequest, errors.New("Renew needs a RenewTarget holding the assertion"))
+		return nil, newFault(FaultInvalidRequest, errors.New("a Renew needs a RenewTarget holding the assertion"))
 	}
 	a, rec, err := srv.check(ctx, req.target)
 	var ie *errInternal
@@ -581,7 +581,7 @@ func (srv *Server) cancel(ctx context.Context, req *rst, caller *wssecurity.Resu
 		id, exp = a.ID, a.NotOnOrAfter
 	}
 	if id == "" {
-		return nil, newFault(FaultInvalidRequest, errors.New("Cancel needs a CancelTarget"))
+		return nil, newFault(FaultInvalidRequest, errors.New("a Cancel needs a CancelTarget"))
 	}
 	rec, err := srv.record(ctx, id)
 	var ie *errInternal
