@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/router"
+	"github.com/gatehouse/gatehouse/internal/soap"
 )
 
 // Protocol is what a route speaks, which decides how denials are rendered.
@@ -106,6 +107,12 @@ type Exchange struct {
 	// until then the gateway's Flush sends nothing. Nil: they are written at
 	// once. One per exchange: a later policy setting it replaces it.
 	HoldHeader func(status int, header http.Header, send func(status int))
+	// SOAP is the request body parsed as a SOAP envelope, left by the
+	// policy that parsed it (xmlguard, after its XML firewall scan) for
+	// later ones (wssecurity) to read instead of parsing it again. Nil
+	// until a policy sets it. It describes the bytes Body returns: SetBody
+	// clears it. Read-only: policies share the tree.
+	SOAP *soap.Message
 
 	body     []byte
 	bodyRead bool
@@ -214,6 +221,7 @@ func (ex *Exchange) Body(limit int64) ([]byte, error) {
 // a field) use it so that the chain and the upstream see the same bytes.
 func (ex *Exchange) SetBody(b []byte) {
 	ex.body, ex.bodyRead = b, true
+	ex.SOAP = nil // a tree of the old bytes
 	r := ex.Request
 	if r.Body != nil {
 		r.Body.Close()

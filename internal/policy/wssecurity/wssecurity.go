@@ -20,7 +20,6 @@ import (
 	"crypto/subtle"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -110,6 +109,7 @@ type Policy struct {
 	now    func() time.Time
 	store  store.Store
 	chains chainCache
+	tokens tokenCache
 	// dummy is compared against when the user is unknown, so that an
 	// unknown user costs what a wrong password costs.
 	dummy []byte
@@ -168,7 +168,14 @@ func (p *Policy) Apply(ctx context.Context, ex *policy.Exchange) error {
 	if err != nil {
 		return err
 	}
-	res, err := p.Verify(ctx, body, ex.TLS)
+	// The tree xmlguard built of these very bytes, when it ran before us:
+	// parsing is most of what a message costs, and doing it twice buys
+	// nothing (SetBody clears it, so it is never a tree of other bytes).
+	var doc *etree.Document
+	if ex.SOAP != nil {
+		doc = ex.SOAP.Doc
+	}
+	res, err := p.verify(ctx, body, ex.TLS, doc)
 	if err != nil {
 		return err
 	}
@@ -200,11 +207,18 @@ type Result struct {
 // outside a route's chain (the STS) authenticates a SOAP message without
 // forking these rules.
 func (p *Policy) Verify(ctx context.Context, msg []byte, tls bool) (*Result, error) {
+	return p.verify(ctx, msg, tls, nil)
+}
+
+// verify is Verify on msg, or on doc when it is not nil: the tree of msg
+// that an earlier policy parsed (and checked with xmlscan, which refuses
+// more than parse does). The same checks run on either.
+func (p *Policy) verify(ctx context.Context, msg []byte, tls bool, doc *etree.Document) (*Result, error) {
 	if int64(len(msg)) > p.s.maxBodyBytes {
 		return nil, fault(CodeInvalidSecurity, "message of %d bytes, more than max_body_bytes", len(msg))
 	}
 	body := msg
-	m, d := p.parse(body)
+	m, d := p.parse(body, doc)
 	if d != nil {
 		return nil, d
 	}
@@ -228,13 +242,15 @@ func (p *Policy) Verify(ctx context.Context, msg []byte, tls bool) (*Result, err
 		}
 	}
 	var cert *x509.Certificate
+	var tok *token
 	if m.signature != nil {
 		if p.s.x509 == nil {
 			return nil, fault(CodeUnsupportedSecurityToken, "Signature sent but x509 is not configured")
 		}
-		if cert, d = p.checkSignature(m, now); d != nil {
+		if tok, d = p.checkSignature(m, now); d != nil {
 			return nil, d
 		}
+		cert = tok.cert
 	}
 	switch {
 	case p.s.require == requireUsername && user == "":
@@ -265,12 +281,12 @@ func (p *Policy) Verify(ctx context.Context, msg []byte, tls bool) (*Result, err
 
 	pr := &policy.Principal{Claims: map[string]any{}}
 	if cert != nil {
-		sum := sha256.Sum256(cert.Raw)
-		pr.Subject, pr.Method = cert.Subject.String(), "wss-x509"
-		pr.Claims["x509_subject"] = cert.Subject.String()
-		pr.Claims["x509_issuer"] = cert.Issuer.String()
-		pr.Claims["x509_serial"] = cert.SerialNumber.String()
-		pr.Claims["x509_sha256"] = hex.EncodeToString(sum[:])
+		desc := tok.description()
+		pr.Subject, pr.Method = desc.subject, "wss-x509"
+		pr.Claims["x509_subject"] = desc.subject
+		pr.Claims["x509_issuer"] = desc.issuer
+		pr.Claims["x509_serial"] = desc.serial
+		pr.Claims["x509_sha256"] = desc.sha256
 	}
 	if user != "" {
 		// The user is who calls; a certificate beside it is the sender
@@ -281,7 +297,7 @@ func (p *Policy) Verify(ctx context.Context, msg []byte, tls bool) (*Result, err
 	pr.Consumer = pr.Subject
 	res := &Result{Principal: pr, Certificate: cert, Message: body}
 	if !p.s.keepHeader {
-		nb, err := removeElement(body, m.secIndex)
+		nb, err := removeElement(body, m)
 		if err != nil {
 			return nil, fmt.Errorf("wssecurity: removing the Security header: %w", err)
 		}
@@ -318,20 +334,24 @@ const maxDepth = 64
 // maxSecurityChildren bounds the tokens of one Security header.
 const maxSecurityChildren = 16
 
-// parse refuses DTDs and processing instructions, parses the message and
-// finds its envelope parts and the gateway's Security header.
-func (p *Policy) parse(body []byte) (*message, *policy.Denial) {
+// parse refuses DTDs and processing instructions, parses the message
+// (unless doc, its tree, is given) and finds its envelope parts and the
+// gateway's Security header.
+func (p *Policy) parse(body []byte, doc *etree.Document) (*message, *policy.Denial) {
 	if err := checkProlog(body); err != nil {
 		return nil, fault(CodeInvalidSecurity, "%v", err)
 	}
-	m := &message{doc: etree.NewDocument()}
-	m.doc.ReadSettings = etree.ReadSettings{
-		PreserveDuplicateAttrs: true,
-		MaxDepth:               maxDepth,
-		CharsetReader:          utf8Only,
-	}
-	if err := m.doc.ReadFromBytes(body); err != nil {
-		return nil, fault(CodeInvalidSecurity, "parsing the message: %v", err)
+	m := &message{doc: doc}
+	if doc == nil {
+		m.doc = etree.NewDocument()
+		m.doc.ReadSettings = etree.ReadSettings{
+			PreserveDuplicateAttrs: true,
+			MaxDepth:               maxDepth,
+			CharsetReader:          utf8Only,
+		}
+		if err := m.doc.ReadFromBytes(body); err != nil {
+			return nil, fault(CodeInvalidSecurity, "parsing the message: %v", err)
+		}
 	}
 	var root *etree.Element
 	for _, t := range m.doc.Child {
@@ -705,12 +725,147 @@ func PasswordDigest(nonce []byte, created string, password []byte) [sha1.Size]by
 // Envelope's Header, cut out byte for byte so that the rest is forwarded
 // exactly as the client sent it: how a policy that read its own Security
 // header (saml) keeps credentials from the service.
-func RemoveHeaderBlock(body []byte, i int) ([]byte, error) { return removeElement(body, i) }
+func RemoveHeaderBlock(body []byte, i int) ([]byte, error) { return removeHeaderBlock(body, i) }
 
-// removeElement returns body without the i-th element child of the
+// removeElement returns body without m's Security header, cut out byte
+// for byte so that everything else is forwarded exactly as the client sent
+// it.
+//
+// It finds the header's bytes with a lexer of markup boundaries rather
+// than a second run of encoding/xml: body has been parsed already, strictly,
+// into m's tree, so it is well-formed, and in well-formed XML every '<'
+// outside a comment, CDATA section, processing instruction or quoted
+// attribute value starts a tag, which is all the lexer needs to know. It
+// does not trust itself further than that: the elements it lands on must
+// carry the names of the Header and of the Security header, or it fails
+// (and the request with it).
+func removeElement(body []byte, m *message) ([]byte, error) {
+	depth, child, headerSeen := 0, -1, false
+	start := -1
+	for pos := 0; ; {
+		j := bytes.IndexByte(body[pos:], '<')
+		if j < 0 {
+			return nil, errors.New("the Security header's end was not found")
+		}
+		k := pos + j
+		rest := body[k:]
+		switch {
+		case bytes.HasPrefix(rest, []byte("<!--")):
+			e := bytes.Index(rest[4:], []byte("-->"))
+			if e < 0 {
+				return nil, errors.New("unterminated comment")
+			}
+			pos = k + 4 + e + 3
+		case bytes.HasPrefix(rest, []byte("<![CDATA[")):
+			e := bytes.Index(rest[9:], []byte("]]>"))
+			if e < 0 {
+				return nil, errors.New("unterminated CDATA section")
+			}
+			pos = k + 9 + e + 3
+		case bytes.HasPrefix(rest, []byte("<?")):
+			e := bytes.Index(rest[2:], []byte("?>"))
+			if e < 0 {
+				return nil, errors.New("unterminated processing instruction")
+			}
+			pos = k + 2 + e + 2
+		case bytes.HasPrefix(rest, []byte("<!")):
+			return nil, errors.New("a declaration in the message")
+		case bytes.HasPrefix(rest, []byte("</")):
+			e := bytes.IndexByte(rest, '>')
+			if e < 0 {
+				return nil, errors.New("unterminated end tag")
+			}
+			pos = k + e + 1
+			if depth == 3 && start >= 0 {
+				return cut(body, start, pos), nil
+			}
+			depth--
+		default:
+			gt := tagEnd(rest)
+			if gt < 0 {
+				return nil, errors.New("unterminated start tag")
+			}
+			pos = k + gt + 1
+			empty := rest[gt-1] == '/'
+			depth++
+			switch {
+			case depth == 2 && !headerSeen:
+				// The Envelope's first element child is its Header: parse
+				// made sure of it.
+				headerSeen = true
+				if !tagIs(rest, m.header) {
+					return nil, errors.New("the lexer and the tree disagree on the Header")
+				}
+			case depth == 3 && headerSeen && start < 0:
+				child++
+				if child == m.secIndex {
+					if !tagIs(rest, m.security) {
+						return nil, errors.New("the lexer and the tree disagree on the Security header")
+					}
+					start = k
+					if empty {
+						return cut(body, start, pos), nil
+					}
+				}
+			case depth == 2:
+				// Past the Header: the Security header was not in it.
+				return nil, errors.New("the Security header was not found in the Header")
+			}
+			if empty {
+				depth--
+			}
+		}
+	}
+}
+
+func cut(body []byte, start, end int) []byte {
+	out := make([]byte, 0, len(body)-(end-start))
+	out = append(out, body[:start]...)
+	return append(out, body[end:]...)
+}
+
+// tagEnd returns the index in b, which starts with a start tag, of the
+// '>' that closes it: the first outside a quoted attribute value.
+func tagEnd(b []byte) int {
+	var quote byte
+	for i := 1; i < len(b); i++ {
+		switch c := b[i]; {
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+		case c == '"' || c == '\'':
+			quote = c
+		case c == '>':
+			return i
+		}
+	}
+	return -1
+}
+
+// tagIs reports whether the start tag at the beginning of b names el.
+func tagIs(b []byte, el *etree.Element) bool {
+	b = b[1:]
+	if el.Space != "" {
+		if !bytes.HasPrefix(b, []byte(el.Space)) || len(b) <= len(el.Space) || b[len(el.Space)] != ':' {
+			return false
+		}
+		b = b[len(el.Space)+1:]
+	}
+	if !bytes.HasPrefix(b, []byte(el.Tag)) || len(b) <= len(el.Tag) {
+		return false
+	}
+	switch b[len(el.Tag)] {
+	case ' ', '\t', '\r', '\n', '/', '>':
+		return true
+	}
+	return false
+}
+
+// removeHeaderBlock returns body without the i-th element child of the
 // Envelope's Header, cut out byte for byte so that everything else is
 // forwarded exactly as the client sent it.
-func removeElement(body []byte, i int) ([]byte, error) {
+func removeHeaderBlock(body []byte, i int) ([]byte, error) {
 	dec := xml.NewDecoder(bytes.NewReader(body))
 	dec.CharsetReader = utf8Only
 	depth, child := 0, -1

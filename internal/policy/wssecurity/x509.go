@@ -7,10 +7,12 @@ import (
 	"crypto/x509"
 	"encoding/asn1"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"math/big"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/beevik/etree"
@@ -24,12 +26,65 @@ import (
 type token struct {
 	cert          *x509.Certificate
 	intermediates []*x509.Certificate
+	// desc is cert's description, made once for tokens in the cache;
+	// nil for others.
+	desc *certDesc
+}
+
+// certDesc is what the Principal says of a certificate.
+type certDesc struct{ subject, issuer, serial, sha256 string }
+
+func describe(c *x509.Certificate) *certDesc {
+	sum := sha256.Sum256(c.Raw)
+	return &certDesc{subject: c.Subject.String(), issuer: c.Issuer.String(),
+		serial: c.SerialNumber.String(), sha256: hex.EncodeToString(sum[:])}
+}
+
+func (t *token) description() *certDesc {
+	if t.desc != nil {
+		return t.desc
+	}
+	return describe(t.cert)
+}
+
+// tokenCache remembers parsed BinarySecurityTokens by the SHA-256 of their
+// bytes: a busy signer sends the same certificate with every message, and
+// parsing it (and printing its names) cost more than the c14n of the
+// message. Tokens in it are shared and never modified.
+type tokenCache struct {
+	mu sync.Mutex
+	m  map[[32]byte]*cachedToken
+}
+
+type cachedToken struct {
+	valueType string
+	tok       *token
+}
+
+const maxTokenCache = 1024
+
+func (c *tokenCache) get(k [32]byte, valueType string) *token {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e := c.m[k]; e != nil && e.valueType == valueType {
+		return e.tok
+	}
+	return nil
+}
+
+func (c *tokenCache) put(k [32]byte, valueType string, t *token) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxTokenCache {
+		c.m = make(map[[32]byte]*cachedToken)
+	}
+	c.m[k] = &cachedToken{valueType: valueType, tok: t}
 }
 
 // checkSignature verifies the message's Signature with the key of the
 // X.509 token its KeyInfo references, after validating that token against
 // the trust store, and checks that it covers the required parts.
-func (p *Policy) checkSignature(m *message, now time.Time) (*x509.Certificate, *policy.Denial) {
+func (p *Policy) checkSignature(m *message, now time.Time) (*token, *policy.Denial) {
 	sig, err := xmlsig.Parse(m.signature, xmlsig.Options{Algorithms: p.s.algs, MaxReferences: p.s.maxRefs})
 	if err != nil {
 		return nil, sigFault(err)
@@ -65,7 +120,7 @@ func (p *Policy) checkSignature(m *message, now time.Time) (*x509.Certificate, *
 			}
 		}
 	}
-	return tok.cert, nil
+	return tok, nil
 }
 
 // sigFault maps an xmlsig error to its fault.
@@ -113,7 +168,7 @@ func (p *Policy) resolveToken(m *message, keyInfo *etree.Element) (*token, *poli
 		if vt := ref.SelectAttrValue("ValueType", ""); vt != "" && vt != el.SelectAttrValue("ValueType", "") {
 			return nil, fault(CodeInvalidSecurityToken, "reference ValueType %q differs from the token's", vt)
 		}
-		return parseBST(el)
+		return p.parseBST(el)
 	case ns == NamespaceWSSE && ref.Tag == "KeyIdentifier":
 		return p.byKeyIdentifier(m, ref)
 	case ns == xmlsig.NamespaceDSig && ref.Tag == "X509Data":
@@ -122,8 +177,9 @@ func (p *Policy) resolveToken(m *message, keyInfo *etree.Element) (*token, *poli
 	return nil, fault(CodeUnsupportedSecurityToken, "unsupported token reference %s", clark(ref))
 }
 
-// parseBST decodes a BinarySecurityToken: X509v3 or X509PKIPathv1.
-func parseBST(el *etree.Element) (*token, *policy.Denial) {
+// parseBST decodes a BinarySecurityToken, X509v3 or X509PKIPathv1, or
+// finds it in the cache.
+func (p *Policy) parseBST(el *etree.Element) (*token, *policy.Denial) {
 	if enc := el.SelectAttrValue("EncodingType", encBase64); enc != encBase64 {
 		return nil, fault(CodeInvalidSecurityToken, "BinarySecurityToken EncodingType %q", enc)
 	}
@@ -131,7 +187,23 @@ func parseBST(el *etree.Element) (*token, *policy.Denial) {
 	if err != nil {
 		return nil, fault(CodeInvalidSecurityToken, "BinarySecurityToken is not base64")
 	}
-	switch vt := el.SelectAttrValue("ValueType", ""); vt {
+	vt := el.SelectAttrValue("ValueType", "")
+	key := sha256.Sum256(der)
+	if t := p.tokens.get(key, vt); t != nil {
+		return t, nil
+	}
+	t, d := parseToken(der, vt)
+	if d != nil {
+		return nil, d
+	}
+	t.desc = describe(t.cert)
+	p.tokens.put(key, vt, t)
+	return t, nil
+}
+
+// parseToken parses the bytes of a BinarySecurityToken of ValueType vt.
+func parseToken(der []byte, vt string) (*token, *policy.Denial) {
+	switch vt {
 	case valueX509v3:
 		c, err := x509.ParseCertificate(der)
 		if err != nil {
@@ -164,7 +236,7 @@ func parseBST(el *etree.Element) (*token, *policy.Denial) {
 func (p *Policy) candidates(m *message) []*token {
 	var out []*token
 	for _, b := range m.bsts {
-		if t, d := parseBST(b); d == nil {
+		if t, d := p.parseBST(b); d == nil {
 			out = append(out, t)
 		}
 	}

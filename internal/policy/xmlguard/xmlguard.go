@@ -110,6 +110,9 @@ func (g *Guard) applySOAP(ex *policy.Exchange, body []byte, ss *soapSettings) er
 	if err := m.CheckBinding(b); err != nil {
 		return soapDenial(err)
 	}
+	// Later policies (wssecurity) read this tree rather than parse the
+	// body again; a refusal below ends the chain anyway.
+	ex.SOAP = m
 	if ss.ops == nil {
 		return nil
 	}
