@@ -21,6 +21,7 @@ package authserver
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -78,6 +79,11 @@ type Deps struct {
 	// Audit records token issues and revocations, client authentication
 	// failures and key rotations. Nil: discard.
 	Audit *audit.Log
+	// SAMLIssuers are further issuers whose assertions the token exchange
+	// accepts, beside the configured saml_issuers: the gateway passes its
+	// own STS here, so that one login at the STS serves REST routes too.
+	// An issuer named in both is an error.
+	SAMLIssuers []SAMLIssuer
 }
 
 // Server is the authorization server. It is safe for concurrent use.
@@ -99,6 +105,18 @@ type Server struct {
 	once   sync.Once
 }
 
+// SAMLIssuer is an issuer of SAML assertions trusted by the token exchange
+// (RFC 8693, subject_token_type urn:ietf:params:oauth:token-type:saml2).
+type SAMLIssuer struct {
+	// Issuer is the assertions' Issuer.
+	Issuer string
+	// Certificates verify their signatures.
+	Certificates []*x509.Certificate
+	// Audience is the audience the assertions must name; "" means this
+	// server's issuer URL.
+	Audience string
+}
+
 // New builds the server from cfg: it checks the clients, reads their
 // files, loads the signing keys from the store (making them on first
 // start, rotating them if due), loads the stored revocations and starts the
@@ -110,6 +128,12 @@ func New(cfg config.AuthorizationServer, deps Deps) (*Server, error) {
 	s, err := newSettings(&cfg, deps.Config, deps.BaseDir)
 	if err != nil {
 		return nil, err
+	}
+	for _, si := range deps.SAMLIssuers {
+		if _, dup := s.samlIssuers[si.Issuer]; dup || si.Issuer == "" || len(si.Certificates) == 0 {
+			return nil, configError(deps.Config, "saml_issuers", "SAML issuer %q is configured here and is also the gateway's own STS (or has no certificate): name it once", si.Issuer)
+		}
+		s.samlIssuers[si.Issuer] = &samlIssuer{issuer: si.Issuer, certs: si.Certificates, audience: cmpOr(si.Audience, s.issuer)}
 	}
 	srv := &Server{
 		s:       s,

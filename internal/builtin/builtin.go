@@ -17,6 +17,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/policy/ipfilter"
 	"github.com/gatehouse/gatehouse/internal/policy/quota"
 	"github.com/gatehouse/gatehouse/internal/policy/ratelimit"
+	"github.com/gatehouse/gatehouse/internal/policy/saml"
 	"github.com/gatehouse/gatehouse/internal/policy/scopes"
 	"github.com/gatehouse/gatehouse/internal/policy/sizelimit"
 	"github.com/gatehouse/gatehouse/internal/policy/throttle"
@@ -44,6 +45,7 @@ func Units() []policy.Unit {
 		headers.Unit,
 		xmlguard.Unit,
 		wssecurity.Unit,
+		saml.Unit,
 		authenticate.Unit(Authenticators()),
 		binding.Unit,
 		waf.Unit,

@@ -153,24 +153,28 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 		errs = append(errs, err)
 	}
 	rt.router = rtr
-	if as := cfg.AuthorizationServer; as != nil {
-		auth, err := authserver.New(*as, authserver.Deps{
-			Store: g.store, Revocations: g.revocations, Now: g.now, Logger: g.log,
-			Config: cfg, BaseDir: g.baseDir, TrustedProxies: rt.trusted, Audit: g.audit,
-		})
-		if err != nil {
-			errs = append(errs, err)
-		} else {
-			rt.auth = auth
-		}
-	}
-
+	// The STS first: the authorization server's token exchange trusts
+	// the assertions it issues (one login for SOAP and REST routes).
+	var stsIssuers []authserver.SAMLIssuer
 	if sc := cfg.STS; sc != nil {
 		s, err := sts.New(*sc, sts.Deps{Store: g.store, Now: g.now, Logger: g.log, Config: cfg, BaseDir: g.baseDir})
 		if err != nil {
 			errs = append(errs, err)
 		} else {
 			rt.sts = s
+			stsIssuers = []authserver.SAMLIssuer{{Issuer: s.Issuer(), Certificates: []*x509.Certificate{s.Certificate()}}}
+		}
+	}
+	if as := cfg.AuthorizationServer; as != nil {
+		auth, err := authserver.New(*as, authserver.Deps{
+			Store: g.store, Revocations: g.revocations, Now: g.now, Logger: g.log,
+			Config: cfg, BaseDir: g.baseDir, TrustedProxies: rt.trusted, Audit: g.audit,
+			SAMLIssuers: stsIssuers,
+		})
+		if err != nil {
+			errs = append(errs, err)
+		} else {
+			rt.auth = auth
 		}
 	}
 
