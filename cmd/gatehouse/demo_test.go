@@ -98,3 +98,15 @@ func (s *demoSigner) sign(t *testing.T, body string, now time.Time) string {
 	}
 	return out
 }
+
+// stsRequest is a SOAP 1.2 WS-Trust request to the demo's STS, authenticated
+// by alice's UsernameToken (text), with body inside its RST.
+func stsRequest(action, body string, now time.Time) string {
+	return `<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:wsa="http://www.w3.org/2005/08/addressing"` +
+		` xmlns:wsse="` + nsWSSE + `" xmlns:wsu="` + nsWSU + `"><s:Header>` +
+		`<wsa:Action>http://docs.oasis-open.org/ws-sx/ws-trust/200512/RST/` + action + `</wsa:Action><wsse:Security>` +
+		usernameToken("alice", "alice-demo-password", false, now) + `</wsse:Security></s:Header>` +
+		`<s:Body><wst:RequestSecurityToken xmlns:wst="http://docs.oasis-open.org/ws-sx/ws-trust/200512">` +
+		`<wst:RequestType>http://docs.oasis-open.org/ws-sx/ws-trust/200512/` + action + `</wst:RequestType>` + body +
+		`</wst:RequestSecurityToken></s:Body></s:Envelope>`
+}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -342,6 +343,7 @@ func TestDemo(t *testing.T) {
 		t.Errorf("WSDL through the gateway: %d %v\n%s", code, err, body)
 	}
 	testDemoSOAP(t, base, p.stdout.String())
+	testDemoSTS(t, base)
 	// The per-client rate limit: 20 a second with bursts of 20. The sales
 	// client has sent two requests so far; of 25 more at once, some are
 	// refused with the limit's headers.
@@ -437,5 +439,50 @@ func testDemoSOAP(t *testing.T, base, banner string) {
 		if resp.StatusCode != c.wantCode || !strings.Contains(string(b), c.want) {
 			t.Errorf("SOAP %s: %d %s\nwant %d and %s", c.name, resp.StatusCode, b, c.wantCode, c.want)
 		}
+	}
+}
+
+// testDemoSTS walks the README's WS-Trust steps: alice gets an assertion
+// from the STS, calls GetProduct with it, cancels it, and the next call
+// with it is refused.
+func testDemoSTS(t *testing.T, base string) {
+	t.Helper()
+	post := func(path, ctype, action, msg string) (int, string) {
+		req, _ := http.NewRequest("POST", base+path, strings.NewReader(msg))
+		req.Header.Set("Content-Type", ctype)
+		if action != "" {
+			req.Header.Set("SOAPAction", action)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	now := time.Now().UTC()
+	code, body := post("/sts", "application/soap+xml; charset=utf-8", "", stsRequest("Issue",
+		`<wsp:AppliesTo xmlns:wsp="http://schemas.xmlsoap.org/ws/2004/09/policy"><wsa:EndpointReference><wsa:Address>`+
+			`urn:gatehouse:demo:products</wsa:Address></wsa:EndpointReference></wsp:AppliesTo>`, now))
+	assertion := regexp.MustCompile(`(?s)<(\w+:)?Assertion\b.*</(\w+:)?Assertion>`).FindString(body)
+	if code != 200 || assertion == "" {
+		t.Fatalf("STS Issue: %d\n%s", code, body)
+	}
+	call := func() (int, string) {
+		ts := `<wsu:Timestamp><wsu:Created>` + time.Now().UTC().Format(time.RFC3339) + `</wsu:Created></wsu:Timestamp>`
+		return post("/soap/products", "text/xml; charset=utf-8", `"urn:gatehouse:demo:products/GetProduct"`,
+			soapMessage(ts+assertion, `<GetProduct xmlns="urn:gatehouse:demo:products"><id>p-1001</id></GetProduct>`))
+	}
+	if code, body := call(); code != 200 || !strings.Contains(body, "<name>Espresso") {
+		t.Errorf("GetProduct with the STS assertion: %d\n%s", code, body)
+	}
+	code, body = post("/sts", "application/soap+xml; charset=utf-8", "", stsRequest("Cancel",
+		`<wst:CancelTarget>`+assertion+`</wst:CancelTarget>`, time.Now().UTC()))
+	if code != 200 || !strings.Contains(body, "RequestedTokenCancelled") {
+		t.Fatalf("STS Cancel: %d\n%s", code, body)
+	}
+	if code, body := call(); code != 401 || !strings.Contains(body, "InvalidSecurityToken") {
+		t.Errorf("GetProduct with the cancelled assertion: %d\n%s\nwant 401 wsse:InvalidSecurityToken", code, body)
 	}
 }
