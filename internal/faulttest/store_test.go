@@ -3,12 +3,18 @@ package faulttest
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/gatehouse/gatehouse/internal/builtin"
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/gateway"
 )
 
 // tmpfs mounts a tmpfs of size bytes at a new directory and unmounts it at
@@ -130,3 +136,38 @@ routes:
 // padding makes each bucket key long, so that the state file must grow
 // after a few hundred keys.
 var padding = fmt.Sprintf("%0200d", 0)
+
+// TestStateFileReadOnly: a state file on a read-only file system fails
+// the start (gateway.New) with an error naming the store's path field, not
+// the first request. (As root, chmod does not stop writes, so the file
+// system itself is mounted read-only.)
+func TestStateFileReadOnly(t *testing.T) {
+	dir := tmpfs(t, 64<<10)
+	if out, err := exec.Command("mount", "-o", "remount,ro", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot remount %s read-only (%v: %s)", dir, err, out)
+	}
+	cfg, err := config.LoadBytes("faulttest.yaml", []byte(`
+listeners: [{name: main, address: "127.0.0.1:0"}]
+admin: {address: "off"}
+store: {type: file, path: "`+dir+`/state.db"}
+routes:
+  - name: r
+    match: {path: /r}
+    upstream: {url: "http://127.0.0.1:1"}
+`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := gateway.New(cfg, gateway.Options{BaseDir: t.TempDir(), Registry: builtin.Registry(), Logger: slog.New(slog.DiscardHandler)})
+	if err == nil {
+		g.Close()
+		t.Fatal("the gateway started on a read-only state file")
+	}
+	var ce *config.Error
+	if !errors.As(err, &ce) || !strings.HasPrefix(ce.Path, "store") || ce.Line == 0 {
+		t.Errorf("got %v, want a config error at store (with its line)", err)
+	}
+	if !errors.Is(err, syscall.EROFS) && !strings.Contains(err.Error(), "read-only") {
+		t.Errorf("the error does not say why: %v", err)
+	}
+}
