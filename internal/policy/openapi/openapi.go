@@ -1,0 +1,303 @@
+// Package openapi is the "openapi" policy: a positive security model from
+// the API's own OpenAPI 3.0/3.1 document. Requests for operations the
+// document does not declare are refused; declared ones have their path,
+// query and header parameters and JSON body validated; responses may be
+// validated too.
+//
+// Validation is pb33f/libopenapi-validator's, chosen over kin-openapi for
+// its full OpenAPI 3.1 (JSON Schema 2020-12) support; kin-openapi's 3.1
+// support is partial.
+package openapi
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/pb33f/libopenapi"
+	validator "github.com/pb33f/libopenapi-validator"
+	verrors "github.com/pb33f/libopenapi-validator/errors"
+	"github.com/pb33f/libopenapi-validator/helpers"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/policy"
+	"github.com/gatehouse/gatehouse/internal/render"
+)
+
+// Unit registers the openapi policy.
+var Unit = policy.Unit{Name: "openapi", New: New}
+
+// Denial codes.
+const (
+	CodeNotFound         = "operation_not_found"
+	CodeMethodNotAllowed = "method_not_allowed"
+	CodeInvalid          = "request_invalid"
+	CodeResponseInvalid  = "response_invalid"
+)
+
+// OpenAPI validates a route's requests (and optionally responses) against
+// a document. It is immutable and safe for concurrent use: the validator's
+// caches are built at load time.
+type OpenAPI struct {
+	v           validator.Validator
+	base        string
+	request     bool
+	response    bool
+	block       bool
+	maxBody     int64
+	maxResponse int
+	logger      *slog.Logger
+	route       string
+}
+
+var _ policy.Policy = (*OpenAPI)(nil)
+
+// New builds an OpenAPI from cfg (see Config). The document is read,
+// parsed and checked against the OpenAPI schema here: a broken one is a
+// config error naming the spec's own line.
+func New(cfg *config.Node, env *policy.Env) (policy.Policy, error) {
+	var c Config
+	if err := cfg.Decode(&c); err != nil {
+		return nil, err
+	}
+	if c.Spec == "" {
+		return nil, cfg.Errorf("spec", "openapi: spec is required")
+	}
+	path := c.Spec
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(filepath.Dir(cfg.File()), path)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, cfg.Errorf("spec", "openapi: reading the spec: %v", err)
+	}
+	doc, err := libopenapi.NewDocument(data)
+	if err != nil {
+		return nil, cfg.Errorf("spec", "openapi: %s: %v", c.Spec, err)
+	}
+	v, errs := validator.NewValidator(doc)
+	if len(errs) > 0 {
+		return nil, cfg.Errorf("spec", "openapi: %s: %v", c.Spec, errors.Join(errs...))
+	}
+	if ok, verrs := v.ValidateDocument(); !ok {
+		e := verrs[0]
+		msg := e.Message
+		if len(e.SchemaValidationErrors) > 0 {
+			f := e.SchemaValidationErrors[0]
+			return nil, cfg.Errorf("spec", "openapi: %s:%d: %s: %s", c.Spec, f.Line, f.FieldPath, f.Reason)
+		}
+		return nil, cfg.Errorf("spec", "openapi: %s:%d: %s", c.Spec, e.SpecLine, msg)
+	}
+	o := &OpenAPI{
+		v: v, request: c.Validate.Request == nil || *c.Validate.Request, response: c.Validate.Response,
+		maxBody: 1 << 20, maxResponse: 256 << 10, logger: env.Logger, route: env.Route.Name,
+	}
+	if o.logger == nil {
+		o.logger = slog.New(slog.DiscardHandler)
+	}
+	if b := strings.TrimSuffix(c.ServerBase, "/"); b != "" {
+		if !strings.HasPrefix(b, "/") {
+			return nil, cfg.Errorf("server_base", "openapi: server_base must start with /")
+		}
+		o.base = b
+	}
+	switch c.OnResponseMismatch {
+	case "", "log":
+	case "block":
+		o.block = true
+	default:
+		return nil, cfg.Errorf("on_response_mismatch", "openapi: on_response_mismatch %q is not log or block", c.OnResponseMismatch)
+	}
+	if c.OnResponseMismatch != "" && !o.response {
+		return nil, cfg.Errorf("on_response_mismatch", "openapi: needs validate.response: true")
+	}
+	if c.MaxBody != 0 {
+		o.maxBody = int64(c.MaxBody)
+	}
+	if c.MaxResponse != 0 {
+		o.maxResponse = int(c.MaxResponse)
+	}
+	return o, nil
+}
+
+// Apply refuses a request for an operation the document does not declare
+// (404 operation_not_found; 405 method_not_allowed for a declared path
+// with another method) and, with request validation on, one whose
+// parameters or body the operation does not allow (400 request_invalid,
+// the detail naming the field: "body.price: must be >= 0"). With response
+// validation on, it routes the response through a check (see Config).
+func (o *OpenAPI) Apply(_ context.Context, ex *policy.Exchange) error {
+	r := ex.Request
+	vr := r
+	if o.base != "" {
+		p := r.URL.Path
+		rest, ok := strings.CutPrefix(p, o.base)
+		if !ok || (rest != "" && rest[0] != '/') {
+			return policy.Deny(http.StatusNotFound, CodeNotFound, "no operation of the API matches this request")
+		}
+		if rest == "" {
+			rest = "/"
+		}
+		vr = r.Clone(r.Context())
+		vr.URL.Path, vr.URL.RawPath = rest, ""
+	} else {
+		vr = r.Clone(r.Context())
+	}
+	if o.request {
+		body, err := ex.Body(o.maxBody)
+		if err != nil {
+			return err
+		}
+		vr.Body = io.NopCloser(bytes.NewReader(body))
+		if ok, errs := o.v.ValidateHttpRequestSync(vr); !ok {
+			return o.denial(errs)
+		}
+	} else if ok, errs := o.v.ValidateHttpRequestSync(withoutBody(vr)); !ok && routeError(errs) != nil {
+		return o.denial(errs)
+	}
+	if o.response && ex.ResponseBody != nil {
+		rc := &responseCheck{o: o, ex: ex, req: vr, next: ex.ResponseBody}
+		ex.ResponseBody = rc
+		ex.HoldHeader = rc.hold
+		ex.OnResponseEnd(rc.end)
+	}
+	return nil
+}
+
+// withoutBody is r, a clone, without its body: only the route is wanted,
+// and the upstream must still receive the body unread.
+func withoutBody(r *http.Request) *http.Request {
+	r.Body, r.ContentLength = http.NoBody, 0
+	return r
+}
+
+func routeError(errs []*verrors.ValidationError) *verrors.ValidationError {
+	for _, e := range errs {
+		if e.ValidationType == helpers.PathValidation {
+			return e
+		}
+	}
+	return nil
+}
+
+// maxDetail bounds a detail: reasons may quote the offending value.
+const maxDetail = 200
+
+func (o *OpenAPI) denial(errs []*verrors.ValidationError) error {
+	if e := routeError(errs); e != nil {
+		cause := fmt.Errorf("openapi: %s", e.Message)
+		if e.ValidationSubType == helpers.ValidationMissingOperation {
+			return policy.Deny(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "the API does not allow this method on this path").WithErr(cause)
+		}
+		return policy.Deny(http.StatusNotFound, CodeNotFound, "no operation of the API matches this request").WithErr(cause)
+	}
+	e := errs[0]
+	detail := describe(e)
+	if len(detail) > maxDetail {
+		detail = detail[:maxDetail] + "…"
+	}
+	return policy.Deny(http.StatusBadRequest, CodeInvalid, detail).WithErr(fmt.Errorf("openapi: %s: %s", e.Message, e.Reason))
+}
+
+// describe names the failing field: "query.limit: ...", "body.price: ...".
+func describe(e *verrors.ValidationError) string {
+	where := ""
+	switch e.ValidationType {
+	case helpers.ParameterValidation:
+		where = e.ValidationSubType + "." + e.ParameterName
+	case helpers.RequestBodyValidation, helpers.Schema:
+		where = "body"
+	}
+	reason := e.Reason
+	if len(e.SchemaValidationErrors) > 0 {
+		f := e.SchemaValidationErrors[0]
+		reason = f.Reason
+		if fp := strings.TrimPrefix(f.FieldPath, "$"); fp != "" && where == "body" {
+			where += fp
+		} else if len(f.InstancePath) > 0 && where == "body" {
+			where += "." + strings.Join(f.InstancePath, ".")
+		}
+	}
+	if where == "" {
+		return e.Message
+	}
+	return where + ": " + reason
+}
+
+// responseCheck holds a JSON response back, up to maxResponse, and
+// validates it when it is complete.
+type responseCheck struct {
+	o      *OpenAPI
+	ex     *policy.Exchange
+	req    *http.Request
+	next   io.Writer
+	status int
+	header http.Header
+	send   func(int)
+	buf    []byte
+	// passing: not held (not JSON, too large, or sent).
+	passing bool
+}
+
+func (c *responseCheck) hold(status int, header http.Header, send func(int)) {
+	c.status, c.header, c.send = status, header, send
+	ct := header.Get("Content-Type")
+	if c.ex.Request.Method == http.MethodHead || !strings.Contains(ct, "json") {
+		c.passing = true
+		send(status)
+	}
+}
+
+func (c *responseCheck) Write(b []byte) (int, error) {
+	if c.passing {
+		return c.next.Write(b)
+	}
+	if len(c.buf)+len(b) > c.o.maxResponse {
+		// Too large to hold: passes unvalidated.
+		c.passing = true
+		c.send(c.status)
+		if _, err := c.next.Write(c.buf); err != nil {
+			return 0, err
+		}
+		c.buf = nil
+		return c.next.Write(b)
+	}
+	c.buf = append(c.buf, b...)
+	return len(b), nil
+}
+
+func (c *responseCheck) end() {
+	if c.passing || c.send == nil {
+		return
+	}
+	resp := &http.Response{StatusCode: c.status, Header: c.header, Body: io.NopCloser(bytes.NewReader(c.buf)), Request: c.req}
+	c.req.Body = http.NoBody
+	if ok, errs := c.o.v.ValidateHttpResponse(c.req, resp); !ok {
+		detail := describe(errs[0])
+		c.o.logger.LogAttrs(context.Background(), slog.LevelWarn, "openapi response mismatch",
+			slog.String("route", c.o.route), slog.String("request_id", c.ex.RequestID),
+			slog.Int("status", c.status), slog.String("problem", detail))
+		if c.o.block {
+			for _, k := range []string{"Content-Length", "Content-Type", "Content-Encoding", "Etag", "Last-Modified", "Location", "Set-Cookie"} {
+				delete(c.header, k)
+			}
+			render.Error(replacement{c}, c.ex.Request, c.ex.Route.Protocol, c.ex.RequestID, http.StatusBadGateway, CodeResponseInvalid, "the upstream's response does not match the API")
+			return
+		}
+	}
+	c.send(c.status)
+	c.next.Write(c.buf) //nolint:errcheck // the client is gone; nothing to do.
+}
+
+type replacement struct{ c *responseCheck }
+
+func (r replacement) Header() http.Header         { return r.c.header }
+func (r replacement) WriteHeader(code int)        { r.c.send(code) }
+func (r replacement) Write(b []byte) (int, error) { return r.c.next.Write(b) }
