@@ -174,6 +174,12 @@ func wsseLocal(code string) (string, bool) {
 
 const xmlDecl = `<?xml version="1.0" encoding="utf-8"?>`
 
+// CodeVersionMismatch is the code of a denial for a message in the wrong
+// SOAP envelope version; it is rendered as the VersionMismatch fault both
+// SOAP versions define (SOAP 1.1 §4.4.1, SOAP 1.2 Part 1 §5.4.6) rather
+// than as a Client or Sender fault.
+const CodeVersionMismatch = "soap_version_mismatch"
+
 // appendSOAP11 appends a SOAP 1.1 envelope holding a Fault. faultcode is the
 // WS-Security QName for wsse codes (WSS 1.1 §12), else soap:Client for 4xx
 // and soap:Server for 5xx.
@@ -189,6 +195,8 @@ func appendSOAP11(dst []byte, status int, code, detail, requestID string) []byte
 	case wsse:
 		dst = append(dst, wssePrefix...)
 		dst = append(dst, local...)
+	case code == CodeVersionMismatch:
+		dst = append(dst, "soap:VersionMismatch"...)
 	case status >= 500:
 		dst = append(dst, "soap:Server"...)
 	default:
@@ -217,9 +225,12 @@ func appendSOAP12(dst []byte, status int, code, detail, requestID string) []byte
 		dst = append(dst, ` xmlns:wsse="`+NamespaceWSSE+`"`...)
 	}
 	dst = append(dst, `><env:Body><env:Fault><env:Code><env:Value>`...)
-	if status >= 500 {
+	switch {
+	case code == CodeVersionMismatch:
+		dst = append(dst, "env:VersionMismatch"...)
+	case status >= 500:
 		dst = append(dst, "env:Receiver"...)
-	} else {
+	default:
 		dst = append(dst, "env:Sender"...)
 	}
 	dst = append(dst, `</env:Value>`...)

@@ -357,6 +357,8 @@ func TestDenialSOAP11(t *testing.T) {
 			name(NamespaceWSSE, "FailedAuthentication"), "The security token could not be authenticated or authorized"},
 		{"wsse with a bad local name is generic", policy.Deny(http.StatusUnauthorized, "wsse:bad name<", ""), 401,
 			name(NamespaceSOAP11, "Client"), "Unauthorized"},
+		{"version mismatch", policy.Deny(http.StatusBadRequest, CodeVersionMismatch, "wrong envelope"), 400,
+			name(NamespaceSOAP11, "VersionMismatch"), "wrong envelope"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -414,6 +416,8 @@ func TestDenialSOAP12(t *testing.T) {
 			name(NamespaceSOAP12, "Sender"), xml.Name{}, "Forbidden"},
 		{"empty code has no subcode", &policy.Denial{Status: http.StatusTooManyRequests}, 429,
 			name(NamespaceSOAP12, "Sender"), xml.Name{}, "Too Many Requests"},
+		{"version mismatch", policy.Deny(http.StatusBadRequest, CodeVersionMismatch, ""), 400,
+			name(NamespaceSOAP12, "VersionMismatch"), name(NamespaceError, CodeVersionMismatch), "Bad Request"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
