@@ -16,6 +16,7 @@ import (
 
 	"github.com/beevik/etree"
 
+	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/saml2"
 	"github.com/gatehouse/gatehouse/internal/store"
@@ -68,12 +69,17 @@ type fixture struct {
 	ca     *xmlsigtest.Cert
 	client *xmlsigtest.Cert
 	dir    string
+	audit  *audit.Log // the events of every server the fixture builds
 }
 
 func newFixture(t testing.TB, signature string) *fixture {
 	t.Helper()
 	f := &fixture{clock: &clock{time.Now().UTC().Truncate(time.Second)}, dir: t.TempDir()}
 	f.store = store.NewMemory(f.clock.now)
+	var err error
+	if f.audit, err = audit.New(config.Audit{}, nil, audit.Options{Now: f.clock.now}); err != nil {
+		t.Fatal(err)
+	}
 	f.ca = xmlsigtest.NewCA(t, "Test CA")
 	f.client = f.ca.Issue(t, pkix.Name{CommonName: "client", Organization: []string{"Example"}}, xmlsigtest.RSAKey(t, 1), nil)
 	caFile := filepath.Join(f.dir, "ca.pem")
@@ -96,7 +102,7 @@ func (f *fixture) build(t testing.TB, signature, caFile string) *Server {
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	srv, err := New(*cfg.STS, Deps{Store: f.store, Now: f.clock.now, Config: cfg, BaseDir: f.dir, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	srv, err := New(*cfg.STS, Deps{Store: f.store, Now: f.clock.now, Config: cfg, BaseDir: f.dir, Audit: f.audit, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -31,6 +31,7 @@ import (
 
 	"github.com/beevik/etree"
 
+	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/policy"
 	"github.com/gatehouse/gatehouse/internal/policy/wssecurity"
@@ -53,6 +54,8 @@ type Deps struct {
 	Config *config.Config
 	// BaseDir resolves relative files (key and certificate).
 	BaseDir string
+	// Audit records issued and cancelled assertions. Nil: discard.
+	Audit *audit.Log
 }
 
 // Server is the STS. It is safe for concurrent use.
@@ -61,6 +64,7 @@ type Server struct {
 	st     store.Store
 	now    func() time.Time
 	log    *slog.Logger
+	audit  *audit.Log
 	auth   *wssecurity.Policy
 	signer *saml2.Signer
 	wsdl   []byte
@@ -78,7 +82,7 @@ func New(cfg config.STS, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	srv := &Server{s: s, st: deps.Store, now: deps.Now, log: deps.Logger}
+	srv := &Server{s: s, st: deps.Store, now: deps.Now, log: deps.Logger, audit: deps.Audit}
 	if srv.now == nil {
 		srv.now = time.Now
 	}
@@ -400,6 +404,8 @@ func (srv *Server) mint(ctx context.Context, req *rst, sub *subject, rp *party, 
 		return nil, fmt.Errorf("sts: recording the assertion: %w", err)
 	}
 	srv.log.Info("sts: issued", "id", a.ID, "sub", sub.name, "aud", rp.audience, "key_type", keyType, "exp", exp, "request", requestType)
+	srv.audit.Record(audit.Event{Kind: audit.STSIssue, Time: now, Principal: sub.name, JTI: a.ID, Expires: exp,
+		Policy: "sts", Detail: requestType + " aud=" + rp.audience + " key_type=" + keyType})
 
 	rstr := newRSTR(req.context)
 	tt := cmpOr(req.tokenType, saml2.TokenTypeSAML20)
@@ -611,6 +617,7 @@ func (srv *Server) cancel(ctx context.Context, req *rst, caller *wssecurity.Resu
 		srv.log.Warn("sts: publishing a cancellation", "id", id, "err", err)
 	}
 	srv.log.Info("sts: cancelled", "id", id, "sub", rec.Subject)
+	srv.audit.Record(audit.Event{Kind: audit.STSCancel, Principal: rec.Subject, JTI: id, Expires: exp, Policy: "sts"})
 	rstr := newRSTR(req.context)
 	rstr.CreateElement("wst:RequestedTokenCancelled")
 	return rstr, nil

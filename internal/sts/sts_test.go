@@ -5,12 +5,14 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/beevik/etree"
 
+	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/saml2"
 	"github.com/gatehouse/gatehouse/internal/soap"
 )
@@ -212,6 +214,25 @@ func TestValidateRenewCancel(t *testing.T) {
 	}
 	if got := validate(tok); got != StatusInvalid {
 		t.Fatalf("cancelled first assertion: got %s, want invalid", got)
+	}
+	// The audit log has each issue (two: the first, the renewed) and each
+	// cancellation, by assertion id and subject, and never an assertion.
+	for _, c := range []struct {
+		kind audit.Kind
+		ids  []string
+	}{{audit.STSIssue, []string{a.ID, a2.ID}}, {audit.STSCancel, []string{a2.ID, a.ID}}} {
+		var got []string
+		for _, e := range f.audit.Recent(audit.Filter{Kind: c.kind}, 10) {
+			if e.Principal != "alice" || strings.Contains(e.Detail, "Assertion") {
+				t.Errorf("%s event %+v", c.kind, e)
+			}
+			got = append(got, e.JTI)
+		}
+		slices.Sort(got)
+		want := slices.Sorted(slices.Values(c.ids))
+		if !slices.Equal(got, want) {
+			t.Errorf("%s events for %v, want %v", c.kind, got, want)
+		}
 	}
 }
 
