@@ -10,3 +10,10 @@ import _ "embed"
 //
 //go:embed demo.yaml
 var DemoConfig []byte
+
+// ProductsOpenAPI is products.openapi.yaml, the OpenAPI 3.1 document of the
+// demo's products REST API, which the demo's openapi policy validates
+// requests against. `gatehouse demo` writes it to DEMO_DIR.
+//
+//go:embed products.openapi.yaml
+var ProductsOpenAPI []byte

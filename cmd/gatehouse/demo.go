@@ -82,6 +82,9 @@ func runDemo(listen, adminListen, restListen, soapListen string, stdout io.Write
 	if err := os.WriteFile(filepath.Join(dir, "products.wsdl"), demo.WSDL(base+"/soap/products"), 0o644); err != nil {
 		return fmt.Errorf("gatehouse demo: %w", err)
 	}
+	if err := os.WriteFile(filepath.Join(dir, "products.openapi.yaml"), examples.ProductsOpenAPI, 0o644); err != nil {
+		return fmt.Errorf("gatehouse demo: %w", err)
+	}
 	kek := make([]byte, 32)
 	rand.Read(kek)
 
@@ -139,6 +142,11 @@ func (d *demoUpstreams) close() {
 
 func startDemoUpstreams(restAddr, soapAddr string, log *slog.Logger) (*demoUpstreams, error) {
 	store := demo.NewStore()
+	// A product whose name holds a test card number (a well-known one that
+	// no bank issues), so that the dlp policy has something to mask.
+	if _, err := store.Create(demo.NewProduct{Name: "Gift card (test card 4111 1111 1111 1111)", Price: 25, Currency: "EUR"}); err != nil {
+		return nil, err
+	}
 	// The WSDL must point clients at the gateway, not at the upstream, so
 	// its endpoint comes from the forwarding headers the gateway sets.
 	endpoint := func(r *http.Request) string {

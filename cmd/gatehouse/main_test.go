@@ -332,6 +332,9 @@ func TestDemo(t *testing.T) {
 		{"writer creates", "POST", "/product", tokens["WRITER"], lamp, 201, `"name":"Lamp"`},
 		{"SQL injection", "GET", "/product?q=1%27%20OR%20%271%27%3D%271%27%20--", tokens["WRITER"], "", 403, `"code":"waf_blocked"`},
 		{"XSS in a JSON body", "POST", "/product", tokens["WRITER"], `{"name":"<script>alert(1)</script>","price":1}`, 403, `"code":"waf_blocked"`},
+		{"card number masked", "GET", "/product", tokens["READER"], "", 200, `"Gift card (test card **** **** **** 1111)"`},
+		{"against the OpenAPI document", "POST", "/product", tokens["WRITER"], `{"name":"Lamp","price":-1}`, 400, `"code":"request_invalid"`},
+		{"duplicate JSON key", "POST", "/product", tokens["WRITER"], `{"name":"Lamp","price":1,"price":2}`, 400, `"code":"json_duplicate_key"`},
 	} {
 		code, body, err := do(c.method, base+c.path, c.token, c.body)
 		if err != nil || code != c.wantCode || !strings.Contains(body, c.wantBody) {

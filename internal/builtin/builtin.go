@@ -11,10 +11,13 @@ import (
 	"github.com/gatehouse/gatehouse/internal/policy"
 	"github.com/gatehouse/gatehouse/internal/policy/authenticate"
 	"github.com/gatehouse/gatehouse/internal/policy/binding"
+	"github.com/gatehouse/gatehouse/internal/policy/dlp"
 	"github.com/gatehouse/gatehouse/internal/policy/expr"
 	"github.com/gatehouse/gatehouse/internal/policy/headers"
 	"github.com/gatehouse/gatehouse/internal/policy/identity"
 	"github.com/gatehouse/gatehouse/internal/policy/ipfilter"
+	"github.com/gatehouse/gatehouse/internal/policy/jsonlimits"
+	"github.com/gatehouse/gatehouse/internal/policy/openapi"
 	"github.com/gatehouse/gatehouse/internal/policy/quota"
 	"github.com/gatehouse/gatehouse/internal/policy/ratelimit"
 	"github.com/gatehouse/gatehouse/internal/policy/saml"
@@ -49,6 +52,9 @@ func Units() []policy.Unit {
 		authenticate.Unit(Authenticators()),
 		binding.Unit,
 		waf.Unit,
+		jsonlimits.Unit,
+		openapi.Unit,
+		dlp.Unit,
 		ratelimit.Unit,
 		quota.Unit,
 		throttle.Unit,
