@@ -14,8 +14,8 @@ import (
 
 	"github.com/beevik/etree"
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/saml2"
 	rtvalidator "github.com/mattermost/xml-roundtrip-validator"
-	dsig "github.com/russellhaering/goxmldsig"
 )
 
 // tokenExchange serves the RFC 8693 grant. The subject token is one of our
@@ -97,7 +97,6 @@ func (srv *Server) tokenExchange(r *http.Request, a *authenticated, form url.Val
 
 // SAML 2.0 names.
 const (
-	samlNS          = "urn:oasis:names:tc:SAML:2.0:assertion"
 	maxSAMLBytes    = 64 << 10
 	samlClockSkew   = 30 * time.Second
 	maxSAMLLifetime = time.Hour
@@ -111,10 +110,12 @@ type samlAssertion struct {
 
 // verifySAML checks a SAML 2.0 assertion given as an RFC 8693 saml2
 // subject token (base64url; standard base64 is accepted too): XML that
-// survives a round trip (no parser-differential tricks), an enveloped
-// XML-DSig signature by a trusted issuer's certificate over the whole
-// assertion, and, read from the signed element only, the issuer, the
-// validity window, our audience and a NameID. The assertion is single-use.
+// survives a round trip (no parser-differential tricks), exactly one
+// enveloped XML-DSig signature (RSA-SHA256 or ECDSA-SHA256 over SHA-256
+// digests) by a trusted issuer's certificate over the whole assertion, and,
+// read from the verified canonical assertion only (internal/saml2), the
+// issuer, the validity window, our audience and a NameID. The assertion is
+// single-use.
 func (srv *Server) verifySAML(ctx context.Context, tok string) (*samlAssertion, error) {
 	raw, err := decodeB64(tok)
 	if err != nil {
@@ -132,83 +133,49 @@ func (srv *Server) verifySAML(ctx context.Context, tok string) (*samlAssertion, 
 		return nil, fmt.Errorf("assertion XML: %w", err)
 	}
 	root := doc.Root()
-	if root == nil || root.Tag != "Assertion" || root.NamespaceURI() != samlNS {
+	if root == nil || root.Tag != "Assertion" || root.NamespaceURI() != saml2.NamespaceAssertion {
 		return nil, errors.New("not a SAML 2.0 Assertion")
 	}
-	// The issuer is read unverified only to choose the certificates; it is
-	// read again from the signed element below.
-	iss := child(root, "Issuer")
-	if iss == nil {
+	// The issuer is read unverified only to choose the certificates; the
+	// verified one must then be the same.
+	var claimed string
+	for _, c := range root.ChildElements() {
+		if c.Tag == "Issuer" && c.NamespaceURI() == saml2.NamespaceAssertion {
+			claimed = strings.TrimSpace(c.Text())
+			break
+		}
+	}
+	if claimed == "" {
 		return nil, errors.New("assertion has no Issuer")
 	}
-	trust, ok := srv.s.samlIssuers[strings.TrimSpace(iss.Text())]
+	trust, ok := srv.s.samlIssuers[claimed]
 	if !ok {
-		return nil, fmt.Errorf("assertion issuer %q is not trusted", strings.TrimSpace(iss.Text()))
+		return nil, fmt.Errorf("assertion issuer %q is not trusted", claimed)
 	}
 	now := srv.now()
-	vc := dsig.NewDefaultValidationContext(&dsig.MemoryX509CertificateStore{Roots: trust.certs})
-	vc.Clock = dsig.NewFakeClockAt(now)
-	signed, err := vc.Validate(root)
+	// saml2.Verify rather than goxmldsig: it takes ECDSA signature values
+	// as XML-DSig 1.1 has them (r||s, what our STS writes), where goxmldsig
+	// wants ASN.1 DER; and it refuses signature wrapping by identity.
+	a, err := saml2.Verify(root, saml2.VerifyOptions{Trusted: trust.certs, Now: now})
 	if err != nil {
 		return nil, fmt.Errorf("assertion signature: %w", err)
 	}
-	if signed.Tag != "Assertion" || signed.NamespaceURI() != samlNS || signed.SelectAttrValue("Version", "") != "2.0" {
-		return nil, errors.New("the signed element is not a SAML 2.0 Assertion")
-	}
-	as := &samlAssertion{id: signed.SelectAttrValue("ID", "")}
-	if as.id == "" {
-		return nil, errors.New("assertion has no ID")
-	}
-	if e := child(signed, "Issuer"); e == nil || strings.TrimSpace(e.Text()) != trust.issuer {
+	if a.Issuer != trust.issuer {
 		return nil, errors.New("signed assertion's Issuer differs")
 	}
-	as.issuer = trust.issuer
-	subj := child(signed, "Subject")
-	var nameID *etree.Element
-	if subj != nil {
-		nameID = child(subj, "NameID")
+	if err := a.Check(now, samlClockSkew); err != nil {
+		return nil, fmt.Errorf("assertion validity: %w", err)
 	}
-	if nameID == nil || strings.TrimSpace(nameID.Text()) == "" {
-		return nil, errors.New("assertion has no Subject NameID")
-	}
-	as.subject = strings.TrimSpace(nameID.Text())
-	cond := child(signed, "Conditions")
-	if cond == nil {
-		return nil, errors.New("assertion has no Conditions")
-	}
-	nb, err1 := optionalTime(cond.SelectAttrValue("NotBefore", ""))
-	noa, err2 := optionalTime(cond.SelectAttrValue("NotOnOrAfter", ""))
-	switch {
-	case err1 != nil || err2 != nil:
-		return nil, errors.New("assertion Conditions times do not parse")
-	case noa.IsZero():
-		return nil, errors.New("assertion Conditions has no NotOnOrAfter")
-	case !nb.IsZero() && now.Add(samlClockSkew).Before(nb):
-		return nil, errors.New("assertion not yet valid")
-	case !now.Add(-samlClockSkew).Before(noa):
-		return nil, errors.New("assertion expired")
-	case noa.Sub(now) > maxSAMLLifetime:
+	if a.NotOnOrAfter.Sub(now) > maxSAMLLifetime {
 		return nil, fmt.Errorf("assertion valid for more than %v", maxSAMLLifetime)
 	}
-	as.notOnOrAfter = noa
-	audOK := false
-	for _, ar := range children(cond, "AudienceRestriction") {
-		// Each AudienceRestriction must include us (SAML core §2.5.1.4).
-		found := false
-		for _, au := range children(ar, "Audience") {
-			if strings.TrimSpace(au.Text()) == trust.audience {
-				found = true
-			}
-		}
-		if !found {
-			return nil, errors.New("assertion audience is not this server")
-		}
-		audOK = true
+	// Each AudienceRestriction must include us (SAML core §2.5.1.4), and
+	// there must be one.
+	if !a.AudienceOK(trust.audience) {
+		return nil, errors.New("assertion audience is not this server")
 	}
-	if !audOK {
-		return nil, errors.New("assertion has no AudienceRestriction")
-	}
-	fresh, err := srv.st.SetNX(ctx, assertionPref+"saml:"+as.issuer+":"+as.id, []byte("1"), noa.Add(samlClockSkew).Sub(now))
+	as := &samlAssertion{id: a.ID, issuer: trust.issuer, subject: a.NameID, notOnOrAfter: a.NotOnOrAfter}
+	fresh, err := srv.st.SetNX(ctx, assertionPref+"saml:"+as.issuer+":"+as.id, []byte("1"), as.notOnOrAfter.Add(samlClockSkew).Sub(now))
 	if err != nil {
 		return nil, unavailable(fmt.Errorf("saml replay cache: %w", err))
 	}
@@ -226,30 +193,4 @@ func decodeB64(s string) ([]byte, error) {
 		}
 	}
 	return nil, errors.New("not base64")
-}
-
-func optionalTime(s string) (time.Time, error) {
-	if s == "" {
-		return time.Time{}, nil
-	}
-	return time.Parse(time.RFC3339Nano, s)
-}
-
-func child(el *etree.Element, local string) *etree.Element {
-	for _, c := range el.ChildElements() {
-		if c.Tag == local && c.NamespaceURI() == samlNS {
-			return c
-		}
-	}
-	return nil
-}
-
-func children(el *etree.Element, local string) []*etree.Element {
-	var out []*etree.Element
-	for _, c := range el.ChildElements() {
-		if c.Tag == local && c.NamespaceURI() == samlNS {
-			out = append(out, c)
-		}
-	}
-	return out
 }

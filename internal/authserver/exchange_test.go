@@ -1,6 +1,9 @@
 package authserver
 
 import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -15,6 +18,8 @@ import (
 
 	"github.com/beevik/etree"
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/saml2"
+	"github.com/gatehouse/gatehouse/internal/xmlsig"
 	dsig "github.com/russellhaering/goxmldsig"
 )
 
@@ -87,11 +92,15 @@ func TestExchangeJWT(t *testing.T) {
 	})
 }
 
-// samlSigner is a test STS: a self-signed certificate and its key.
+// samlSigner is a test STS: a self-signed certificate and its key. It
+// signs with goxmldsig, an implementation independent of the verifier's.
 type samlSigner struct {
 	key     *rsa.PrivateKey
 	cert    *x509.Certificate
 	certPEM []byte
+	// canon is the canonicalization; nil: exclusive c14n, what SAML
+	// (core §5.4.3) and the verifier ask for.
+	canon dsig.Canonicalizer
 }
 
 func newSAMLSigner(t testing.TB) *samlSigner {
@@ -123,7 +132,7 @@ type assertionOpts struct {
 func (s *samlSigner) assertion(t testing.TB, o assertionOpts, tamper func(*etree.Element)) string {
 	t.Helper()
 	a := etree.NewElement("saml:Assertion")
-	a.CreateAttr("xmlns:saml", samlNS)
+	a.CreateAttr("xmlns:saml", saml2.NamespaceAssertion)
 	a.CreateAttr("ID", o.id)
 	a.CreateAttr("Version", "2.0")
 	a.CreateAttr("IssueInstant", o.notBefore.UTC().Format(time.RFC3339))
@@ -132,10 +141,16 @@ func (s *samlSigner) assertion(t testing.TB, o assertionOpts, tamper func(*etree
 	cond := a.CreateElement("saml:Conditions")
 	cond.CreateAttr("NotBefore", o.notBefore.UTC().Format(time.RFC3339))
 	cond.CreateAttr("NotOnOrAfter", o.notOnOrAfter.UTC().Format(time.RFC3339))
-	cond.CreateElement("saml:AudienceRestriction").CreateElement("saml:Audience").SetText(o.audience)
+	if o.audience != "" { // "": none, to test that one is required
+		cond.CreateElement("saml:AudienceRestriction").CreateElement("saml:Audience").SetText(o.audience)
+	}
 	ctx, err := dsig.NewSigningContext(s.key, [][]byte{s.cert.Raw})
 	if err != nil {
 		t.Fatal(err)
+	}
+	ctx.Canonicalizer = dsig.MakeC14N10ExclusiveCanonicalizerWithPrefixList("")
+	if s.canon != nil {
+		ctx.Canonicalizer = s.canon
 	}
 	signed, err := ctx.SignEnveloped(a)
 	if err != nil {
@@ -155,10 +170,13 @@ func (s *samlSigner) assertion(t testing.TB, o assertionOpts, tamper func(*etree
 
 // TestExchangeSAML exchanges an assertion signed by a trusted STS key for
 // a JWT access token; replays, foreign audiences, expired, untrusted and
-// tampered assertions are invalid_grant.
+// tampered assertions, and ones canonicalized otherwise than with
+// exclusive c14n, are invalid_grant.
 func TestExchangeSAML(t *testing.T) {
 	sts := newSAMLSigner(t)
 	other := newSAMLSigner(t)
+	inclusive := *sts
+	inclusive.canon = dsig.MakeC14N11Canonicalizer()
 	e := newEnv(t, "  issuer: ISSUER\n  key_encryption_key: "+testKEK+"\n  saml_issuers:\n    - issuer: https://sts.test\n      certificate_file: sts.pem\n  clients:"+baseClients(""),
 		func(e *env) { e.writeFile("sts.pem", sts.certPEM) })
 	now := e.clock.now()
@@ -183,17 +201,22 @@ func TestExchangeSAML(t *testing.T) {
 		return o
 	}
 	for _, tc := range []struct {
-		name string
-		tok  string
+		name, tok string
+		why       string // in the internal cause
 	}{
-		{"other audience", sts.assertion(t, with(func(o *assertionOpts) { o.audience = "https://elsewhere" }), nil)},
-		{"expired", sts.assertion(t, with(func(o *assertionOpts) { o.notOnOrAfter = now.Add(-time.Minute) }), nil)},
-		{"untrusted issuer", sts.assertion(t, with(func(o *assertionOpts) { o.issuer = "https://evil.test" }), nil)},
-		{"untrusted key", other.assertion(t, with(func(*assertionOpts) {}), nil)},
+		{"other audience", sts.assertion(t, with(func(o *assertionOpts) { o.audience = "https://elsewhere" }), nil), "audience is not this server"},
+		{"no audience restriction", sts.assertion(t, with(func(o *assertionOpts) { o.audience = "" }), nil), "audience is not this server"},
+		{"expired", sts.assertion(t, with(func(o *assertionOpts) { o.notOnOrAfter = now.Add(-time.Minute) }), nil), saml2.ErrExpired.Error()},
+		{"not yet valid", sts.assertion(t, with(func(o *assertionOpts) { o.notBefore = now.Add(time.Minute) }), nil), saml2.ErrNotYetValid.Error()},
+		{"valid for more than an hour", sts.assertion(t, with(func(o *assertionOpts) { o.notOnOrAfter = now.Add(2 * time.Hour) }), nil), "more than 1h"},
+		{"untrusted issuer", sts.assertion(t, with(func(o *assertionOpts) { o.issuer = "https://evil.test" }), nil), "not trusted"},
+		{"untrusted key", other.assertion(t, with(func(*assertionOpts) {}), nil), saml2.ErrUntrusted.Error()},
 		{"tampered subject", sts.assertion(t, with(func(*assertionOpts) {}), func(el *etree.Element) {
 			el.FindElement("./Subject/NameID").SetText("admin@example.com")
-		})},
-		{"not base64", "%%%"},
+		}), saml2.ErrSignature.Error()},
+		{"inclusive c14n 1.1", inclusive.assertion(t, with(func(*assertionOpts) {}), nil), "exclusive c14n"},
+		{"no NameID", sts.assertion(t, with(func(o *assertionOpts) { o.subject = "" }), nil), "NameID"},
+		{"not base64", "%%%", "not base64"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp, m := e.post(PathToken, "writer", writerSecret, exchangeForm(tc.tok, TokenTypeSAML2))
@@ -203,6 +226,83 @@ func TestExchangeSAML(t *testing.T) {
 			if strings.Contains(m["error_description"].(string), "alice") {
 				t.Error("the description leaks assertion content")
 			}
+			// Refused for the reason the case is about.
+			if _, err := e.srv.verifySAML(context.Background(), tc.tok); err == nil || !strings.Contains(err.Error(), tc.why) {
+				t.Errorf("got cause %v, want one with %q", err, tc.why)
+			}
 		})
+	}
+}
+
+// TestExchangeSAMLECDSA exchanges an assertion that internal/saml2's signer
+// (the one internal/sts uses) signed with ECDSA-SHA256, whose signature
+// value is XML-DSig 1.1's r||s rather than ASN.1 DER; the same assertion
+// with one bit of the signature flipped is refused.
+func TestExchangeSAMLECDSA(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "test ecdsa sts"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := saml2.NewSigner(key, cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := signer.Method(), xmlsig.AlgECDSASHA256; got != want {
+		t.Fatalf("signer method %q, want %q", got, want)
+	}
+	e := newEnv(t, "  issuer: ISSUER\n  key_encryption_key: "+testKEK+"\n  saml_issuers:\n    - issuer: https://sts.test\n      certificate_file: sts.pem\n  clients:"+baseClients(""),
+		func(e *env) { e.writeFile("sts.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})) })
+	now := e.clock.now()
+	sign := func(id string) *etree.Element {
+		el := saml2.Build(&saml2.Assertion{ID: id, Issuer: "https://sts.test", IssueInstant: now, NameID: "alice@example.com",
+			NotBefore: now, NotOnOrAfter: now.Add(10 * time.Minute), Audiences: [][]string{{e.issuer}},
+			Confirmations: []saml2.Confirmation{{Method: saml2.MethodBearer}}})
+		if err := signer.Sign(el); err != nil {
+			t.Fatal(err)
+		}
+		return el
+	}
+	encode := func(el *etree.Element) string {
+		doc := etree.NewDocument()
+		doc.SetRoot(el)
+		b, err := doc.WriteToBytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return base64.RawURLEncoding.EncodeToString(b)
+	}
+
+	resp, m := e.post(PathToken, "writer", writerSecret, exchangeForm(encode(sign(saml2.NewID())), TokenTypeSAML2, "scope", "products:read"))
+	if resp.StatusCode != 200 {
+		t.Fatalf("exchange of an ECDSA-signed assertion: %d %v", resp.StatusCode, m)
+	}
+	if _, c := e.verify(m["access_token"].(string)); c["sub"] != "alice@example.com" {
+		t.Errorf("got sub %v, want alice@example.com", c["sub"])
+	}
+
+	flipped := sign(saml2.NewID())
+	sv := flipped.FindElement(".//SignatureValue")
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(sv.Text()))
+	if err != nil || len(raw) != 64 {
+		t.Fatalf("signature value %q: %v, want 64 bytes of r||s", sv.Text(), err)
+	}
+	raw[40] ^= 1
+	sv.SetText(base64.StdEncoding.EncodeToString(raw))
+	resp, m = e.post(PathToken, "writer", writerSecret, exchangeForm(encode(flipped), TokenTypeSAML2))
+	if resp.StatusCode != 400 || m["error"] != "invalid_grant" {
+		t.Fatalf("a flipped ECDSA signature: %d %v, want 400 invalid_grant", resp.StatusCode, m)
 	}
 }
