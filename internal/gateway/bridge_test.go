@@ -20,7 +20,19 @@ import (
 // server (RFC 8693, subject_token_type saml2) for a JWT, and that JWT opens
 // a REST route whose jwt authenticator trusts the authorization server.
 // The authorization server trusts the STS without any saml_issuers entry.
+// It runs with the STS signing with RSA-SHA256 and with ECDSA-SHA256.
 func TestSAMLToJWTBridge(t *testing.T) {
+	for _, tc := range []struct{ signature, method string }{
+		{"rsa-sha256", "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"},
+		{"ecdsa-sha256", "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"},
+	} {
+		t.Run(tc.signature, func(t *testing.T) { samlToJWTBridge(t, tc.signature, tc.method) })
+	}
+}
+
+// samlToJWTBridge walks the bridge with an STS signing with signature,
+// whose assertions must name method.
+func samlToJWTBridge(t *testing.T, signature, method string) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -42,6 +54,7 @@ store: {type: memory}
 sts:
   issuer: `+base+`/sts
   insecure_plaintext_keys: true
+  signature: `+signature+`
   authentication:
     username_token: {text: allowed, users: [{username: alice, password: alice-password}]}
   subjects: [{subject: alice, roles: [reader]}]
@@ -88,6 +101,9 @@ routes:
 	assertion := regexp.MustCompile(`(?s)<(\w+:)?Assertion\b.*</(\w+:)?Assertion>`).Find(body)
 	if resp.StatusCode != http.StatusOK || assertion == nil {
 		t.Fatalf("STS Issue: %d\n%s", resp.StatusCode, body)
+	}
+	if !strings.Contains(string(assertion), `SignatureMethod Algorithm="`+method+`"`) {
+		t.Fatalf("the STS's assertion is not signed with %s:\n%s", method, assertion)
 	}
 
 	// 2. RFC 8693 exchange at the authorization server.
