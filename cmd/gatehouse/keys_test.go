@@ -95,7 +95,8 @@ func TestKeysErrors(t *testing.T) {
 		stderr string
 	}{
 		{"no subcommand", []string{"keys"}, 2, "", "usage"},
-		{"unknown subcommand", []string{"keys", "rotate"}, 2, "", `unknown command "rotate"`},
+		{"unknown subcommand", []string{"keys", "frobnicate"}, 2, "", `unknown command "frobnicate"`},
+		{"rotate without config", []string{"keys", "rotate"}, 2, "", "usage: gatehouse keys rotate --config FILE"},
 		{"help", []string{"keys", "help"}, 0, "keys generate", ""},
 		{"generate without out", []string{"keys", "generate", "--alg", "ES256"}, 2, "", "usage"},
 		{"generate HMAC", []string{"keys", "generate", "--alg", "HS256", "--out", filepath.Join(dir, "h.pem")}, 1, "", `"HS256"`},
