@@ -40,11 +40,21 @@ import (
 //     reaches the operator as itself or its ASCII lowering, every
 //     intermediate value too (multiMatch); lowering keeps the triggers
 //     away, so the argument goes through the whole chain. The fold that the
-//     pre-filter compares is the same for a value and its lowering. Any
-//     other value makes the rule run.
+//     pre-filter compares is the same for a value and its lowering. An
+//     ASCII value that holds triggers is walked through the chain instead
+//     (gateScratch.transformed): steps whose triggers it lacks leave it
+//     (lowered), steps with an exact restatement (exactTransforms:
+//     removeWhitespace, cmdLine, normalizePath, ...) are computed, and the
+//     pre-filter is tested on the result; a step that would act on the
+//     value without an exact restatement (urlDecodeUni on '%'), non-ASCII
+//     values and multiMatch rules (the operator also sees intermediates)
+//     make the rule run.
 //  3. Operator. The pre-filter is the one @ghrx itself checks (prefilter,
-//     literals.go): a necessary condition for a match. Negated operators
-//     (!@rx) are never candidates.
+//     literals.go): a necessary condition for a match. For @pm and
+//     @pmFromFile it is the keyword list itself, read as Coraza reads it
+//     (pmPrefilter): on ASCII values, the operator matches exactly when
+//     the fold holds a keyword. Negated operators (!@rx) are never
+//     candidates.
 //  4. Flow. A rule that does not match has no effect besides Coraza's
 //     per-rule RULE variables, which the next evaluated rule overwrites.
 //     skip:N counts rules that are neither removed nor of another phase,
@@ -79,6 +89,8 @@ const (
 	trigSpaceBefore                    // " /" or " (": cmdLine
 	trigSlash                          // '/' or the value ".": normalizePath
 	trigComment                        // "/*": replaceComments
+	trigColon                          // ':': normalizePathWin (NTFS streams, drive letters)
+	trigTrail                          // ends with '.' or ' ': normalizePathWin
 )
 
 // transformTriggers maps each transformation (lowercased name) that the
@@ -99,6 +111,9 @@ const (
 //   - replaceComments: changes only at "/*".
 //   - normalizePath: filepath.Clean, identity on a value without '/'
 //     except ".".
+//   - normalizePathWin: '\' to '/', normalizePath, then cuts at ':' and
+//     trims trailing dots and spaces of components: identity without
+//     '/', '\', ':', a final '.' or ' ', or the value ".".
 //
 // Others (base64Decode, hexDecode, length, sha1, normalizePathWin,
 // removeCommentsChar, ...) are not listed: rules using them always run.
@@ -119,6 +134,7 @@ var transformTriggers = map[string]uint16{
 	"replacecomments":    trigComment,
 	"normalizepath":      trigSlash,
 	"normalisepath":      trigSlash,
+	"normalizepathwin":   trigSlash | trigBackslash | trigColon | trigTrail,
 }
 
 // gateCollections are the collections a candidate may read: request data
@@ -144,12 +160,23 @@ type gateTarget struct {
 	key string
 }
 
+// chainStep is one transformation of a chain: its triggers, and its exact
+// restatement on lowered ASCII values, nil when the gate has none.
+type chainStep struct {
+	trig  uint16
+	exact func(string) string
+}
+
 // gateRule is a rule the gate may remove, with its pre-filter restated
 // over the matcher's set ids.
 type gateRule struct {
 	id      int
 	targets int // index in gateSet.targets
 	trig    uint16
+	// chain indexes gateSet.chains: the rule's transformations, walked
+	// on values that hold some of trig (see gateScratch.transformed);
+	// -1 for rules whose values must then run (multiMatch).
+	chain int32
 	// The prefilter's conditions (see prefilter.mayMatch).
 	minLen, plainMinLen int
 	plainNever          bool
@@ -163,9 +190,13 @@ type gateSet struct {
 	targets [][]int       // distinct target lists, as indexes in keys
 	keys    []gateTarget  // distinct targets
 	phase   [3][]gateRule // by phase (1, 2)
+	chains  [][]chainStep // distinct transformation chains
 	ac      *acMatcher
 	// removed counts the rules the gate removed, for tests and figures.
 	removed atomic.Uint64
+	// onRemove, when set (tests only, before the first transaction),
+	// receives the id of each rule the gate removes.
+	onRemove func(id int)
 	// observed are the rules in load order, while compiling.
 	observed []observedRule
 }
@@ -176,6 +207,7 @@ type observedRule struct {
 	phase   types.RulePhase
 	raw     string
 	secMark string
+	file    string
 }
 
 var (
@@ -208,7 +240,7 @@ func gateDirectives(token string) string {
 }
 
 func (g *gateSet) observe(r types.RuleMetadata) {
-	g.observed = append(g.observed, observedRule{id: r.ID(), phase: r.Phase(), raw: r.Raw(), secMark: r.SecMark()})
+	g.observed = append(g.observed, observedRule{id: r.ID(), phase: r.Phase(), raw: r.Raw(), secMark: r.SecMark(), file: r.File()})
 }
 
 // build picks the candidates among the observed rules; extra is the
@@ -233,6 +265,7 @@ func (g *gateSet) build(extra []string) {
 		return
 	}
 	index := map[string]int{}
+	chainIndex := map[string]int32{}
 	keyIndex := map[gateTarget]int{}
 	setIndex := map[*litSet]int32{}
 	var sets [][]string
@@ -282,8 +315,23 @@ func (g *gateSet) build(extra []string) {
 			g.targets = append(g.targets, list)
 			index[targets] = i
 		}
+		chain := int32(-1)
+		if !r.multiMatch {
+			key := strings.Join(r.chain, ",")
+			c, seen := chainIndex[key]
+			if !seen {
+				var steps []chainStep
+				for _, t := range r.chain {
+					steps = append(steps, chainStep{trig: transformTriggers[t], exact: exactTransforms[t]})
+				}
+				c = int32(len(g.chains))
+				g.chains = append(g.chains, steps)
+				chainIndex[key] = c
+			}
+			chain = c
+		}
 		p := r.pre
-		g.phase[o.phase] = append(g.phase[o.phase], gateRule{id: o.id, targets: i, trig: r.trig,
+		g.phase[o.phase] = append(g.phase[o.phase], gateRule{id: o.id, targets: i, trig: r.trig, chain: chain,
 			minLen: p.minLen, plainMinLen: p.plainMinLen, plainNever: p.plainNever,
 			sets: ids(p.sets), plainSets: ids(p.plainSets)})
 	}
@@ -306,26 +354,37 @@ type parsedRule struct {
 	vars string
 	trig uint16
 	pre  *prefilter
+	// chain are the rule's transformations (lowercased names) after its
+	// last t:none; multiMatch makes the operator see every intermediate.
+	chain      []string
+	multiMatch bool
 }
 
 // candidate reports whether o is a rule the gate can reason about: a
-// SecRule with a non-negated @ghrx whose expression has a pre-filter, and
-// only transformations listed in transformTriggers.
+// SecRule with a non-negated @ghrx whose expression has a pre-filter, or a
+// non-negated @pm/@pmFromFile (see pmPrefilter), and only transformations
+// listed in transformTriggers.
 func candidate(o observedRule) (parsedRule, bool) {
 	dir, opts, _ := strings.Cut(o.raw, " ")
 	if !strings.EqualFold(dir, "SecRule") || o.id <= 0 {
 		return parsedRule{}, false
 	}
 	vars, op, actions, ok := splitRule(opts)
-	if !ok || !strings.HasPrefix(op, "@"+operatorName+" ") {
+	if !ok {
 		return parsedRule{}, false
 	}
-	// The operator argument as Coraza's rule parser hands it to newRx.
-	v, found := compiled.Load("(?sm)" + strings.TrimPrefix(op, "@"+operatorName+" "))
-	if !found || v.(*rx).pre == nil {
+	var pre *prefilter
+	if strings.HasPrefix(op, "@"+operatorName+" ") {
+		// The operator argument as Coraza's rule parser hands it to newRx.
+		v, found := compiled.Load("(?sm)" + strings.TrimPrefix(op, "@"+operatorName+" "))
+		if !found || v.(*rx).pre == nil {
+			return parsedRule{}, false
+		}
+		pre = v.(*rx).pre
+	} else if pre, ok = pmPrefilter(op, o.file); !ok {
 		return parsedRule{}, false
 	}
-	for _, ls := range append(slices.Clone(v.(*rx).pre.sets), v.(*rx).pre.plainSets...) {
+	for _, ls := range append(slices.Clone(pre.sets), pre.plainSets...) {
 		if slices.Contains(ls.strs, "") {
 			// Satisfied by any value; not worth a matcher case.
 			return parsedRule{}, false
@@ -334,9 +393,15 @@ func candidate(o observedRule) (parsedRule, bool) {
 	// Every value must be ASCII: Unicode lowering and the UTF-8 rules
 	// are not ASCII lowering.
 	trig := trigHigh
+	var chain []string
+	multiMatch := false
 	for _, a := range splitActions(actions) {
 		name, arg, _ := strings.Cut(a, ":")
-		if strings.TrimSpace(strings.ToLower(name)) != "t" {
+		name = strings.TrimSpace(strings.ToLower(name))
+		if name == "multimatch" {
+			multiMatch = true
+		}
+		if name != "t" {
 			continue
 		}
 		t := strings.ToLower(strings.TrimSpace(strings.Trim(arg, "'")))
@@ -346,10 +411,13 @@ func candidate(o observedRule) (parsedRule, bool) {
 		}
 		if t == "none" {
 			trig = trigHigh
+			chain = chain[:0]
+			continue
 		}
 		trig |= m
+		chain = append(chain, t)
 	}
-	return parsedRule{vars: vars, trig: trig, pre: v.(*rx).pre}, true
+	return parsedRule{vars: vars, trig: trig, pre: pre, chain: chain, multiMatch: multiMatch}, true
 }
 
 // hasSkip reports whether a rule's raw text has a skip:N action.
@@ -515,7 +583,7 @@ func (a *gateAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Transac
 	targets:
 		for _, k := range g.targets[r.targets] {
 			for _, v := range sc.values(tx, g, k) {
-				if !r.impossible(v, sc.hits(v)) {
+				if !sc.impossible(r, v) {
 					skip = false
 					break targets
 				}
@@ -524,19 +592,34 @@ func (a *gateAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Transac
 		if skip {
 			rm.RemoveRuleByID(r.id)
 			removed++
+			if g.onRemove != nil {
+				g.onRemove(r.id)
+			}
 		}
 	}
 	g.removed.Add(uint64(removed))
 }
 
-// impossible reports whether r's expression cannot match v after r's
-// transformations: v is ASCII without r's triggers (so the operator sees v
-// or its lowering, whose fold is v's), and v's fold fails the pre-filter,
-// restated from prefilter.mayMatch over the matcher's hits.
-func (r *gateRule) impossible(v *gateValue, hits []uint64) bool {
+// impossible reports whether r's operator cannot match v after r's
+// transformations. Either v is ASCII without r's triggers (so the operator
+// sees v or its lowering, whose fold is v's) and v fails the pre-filter;
+// or v is ASCII and r's chain, walked on v's lowering (transformed), gives
+// a value that fails it.
+func (sc *gateScratch) impossible(r *gateRule, v *gateValue) bool {
 	if v.trig&r.trig != 0 {
-		return false
+		if v.trig&trigHigh != 0 || r.chain < 0 {
+			return false
+		}
+		if v = sc.transformed(r.chain, v); v == nil {
+			return false
+		}
 	}
+	return r.fails(v, sc.hits(v))
+}
+
+// fails reports whether v's fold fails r's pre-filter, restated from
+// prefilter.mayMatch over the matcher's hits.
+func (r *gateRule) fails(v *gateValue, hits []uint64) bool {
 	sets := r.sets
 	if v.plain {
 		if r.plainNever || v.n < r.plainMinLen {
@@ -569,13 +652,14 @@ type gateScratch struct {
 	byKey   [][]*gateValue
 	done    []bool
 	byValue map[string]*gateValue
+	walked  map[walkKey]*gateValue // nil: the chain is stuck on the value
 	bits    []uint64
 	buf     []byte
 	vals    []gateValue
 }
 
 var scratchPool = sync.Pool{New: func() any {
-	return &gateScratch{byValue: map[string]*gateValue{}}
+	return &gateScratch{byValue: map[string]*gateValue{}, walked: map[walkKey]*gateValue{}}
 }}
 
 func (sc *gateScratch) reset(g *gateSet) {
@@ -594,6 +678,7 @@ func (sc *gateScratch) release() {
 		sc.done[i] = false
 	}
 	clear(sc.byValue)
+	clear(sc.walked)
 	sc.bits = sc.bits[:0]
 	sc.vals = sc.vals[:0]
 	sc.g = nil
@@ -645,11 +730,58 @@ func (sc *gateScratch) value(s string) *gateValue {
 	return v
 }
 
+// walkKey is a value and a chain.
+type walkKey struct {
+	chain int32
+	v     *gateValue
+}
+
+// transformed returns what chain makes of the ASCII value v, lowered, as
+// the gate's value of it; nil when some step has triggers in its input
+// and no exact restatement (the rule must then run).
+//
+// Why the result is the operator's input, lowered: by induction over the
+// steps, with cur the lowering of the real intermediate value (at first
+// v's lowering). Triggers are bytes that are not letters, so cur holds
+// the same triggers as the real value. A step without its triggers in
+// cur returns the real value unchanged or lowered (transformTriggers):
+// its lowering is still cur. A step with them is computed by its exact
+// restatement, which gives the lowering of Coraza's result
+// (exactTransforms). Every step keeps ASCII ASCII. The operator sees the
+// last value; its fold is the lowering, which the pre-filter compares.
+func (sc *gateScratch) transformed(chain int32, v *gateValue) *gateValue {
+	key := walkKey{chain: chain, v: v}
+	if w, ok := sc.walked[key]; ok {
+		return w
+	}
+	cur := strings.ToLower(v.value)
+	var out *gateValue
+	stuck := false
+	for _, st := range sc.g.chains[chain] {
+		if triggers(cur)&st.trig == 0 {
+			continue
+		}
+		if st.exact == nil {
+			stuck = true
+			break
+		}
+		cur = st.exact(cur)
+	}
+	if !stuck {
+		out = sc.value(cur)
+	}
+	sc.walked[key] = out
+	return out
+}
+
 // triggers returns the trigger classes s holds.
 func triggers(s string) uint16 {
 	var t uint16
 	if s == "." {
 		t |= trigSlash
+	}
+	if n := len(s); n > 0 && (s[n-1] == '.' || s[n-1] == ' ') {
+		t |= trigTrail
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
@@ -678,6 +810,8 @@ func triggers(s string) uint16 {
 			t |= trigCtlSpace
 		case c == '"' || c == '\'' || c == '^' || c == ',' || c == ';':
 			t |= trigCmd
+		case c == ':':
+			t |= trigColon
 		case c == '/':
 			t |= trigSlash
 			if i+1 < len(s) && s[i+1] == '*' {

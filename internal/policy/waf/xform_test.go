@@ -1,0 +1,117 @@
+package waf
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/corazawaf/coraza/v3"
+	"github.com/corazawaf/coraza/v3/experimental/plugins"
+	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
+)
+
+// exactTransforms claims exact(lower(v)) == lower(coraza(v)) for every
+// ASCII v. Checked against Coraza's own implementations on random values
+// (mixed case, biased to the bytes the transformations act on) and on
+// edge cases: one rule per transformation records what it sees.
+func TestExactTransforms(t *testing.T) {
+	recordOnce.Do(func() {
+		plugins.RegisterOperator("ghrecord", func(o plugintypes.OperatorOptions) (plugintypes.Operator, error) {
+			return recordOp{name: o.Arguments}, nil
+		})
+	})
+	names := slices.Sorted(func(yield func(string) bool) {
+		for n := range exactTransforms {
+			if !yield(n) {
+				return
+			}
+		}
+	})
+	var rules strings.Builder
+	for i, n := range names {
+		fmt.Fprintf(&rules, "SecRule ARGS_GET \"@ghrecord x%s\" \"id:%d,phase:1,pass,nolog,t:none,t:%s\"\n", n, 300+i, n)
+	}
+	eng, err := coraza.NewWAF(coraza.NewWAFConfig().WithDirectives("SecRuleEngine On\n" + rules.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const alphabet = "aZbY09 ./\\:.. /;,\"'^()\t\n\r\v\f\x00-_"
+	rng := rand.New(rand.NewPCG(7, 8))
+	values := []string{".", "..", "...", "/", "./", "a/..", "/a/b/", "C:", "c:\\x", "a:b", "a/b:c/d:e", "x.", "x ", "a. /b", " ", "  ", "a,;b", "a /b", "a (b", "A\\\"B", "//a//", "a/./b/"}
+	for range 3000 {
+		b := make([]byte, 1+rng.IntN(14))
+		for i := range b {
+			b[i] = alphabet[rng.IntN(len(alphabet))]
+		}
+		values = append(values, string(b))
+	}
+	changed := map[string]int{}
+	for _, v := range values {
+		recordedMu.Lock()
+		clear(recorded)
+		recordedMu.Unlock()
+		tx := eng.NewTransaction()
+		tx.ProcessURI("/?a="+url.QueryEscape(v), "GET", "HTTP/1.1")
+		tx.ProcessRequestHeaders()
+		tx.Close()
+		for _, n := range names {
+			recordedMu.Lock()
+			got := recorded["x"+n]
+			recordedMu.Unlock()
+			if len(got) != 1 {
+				t.Fatalf("%s on %q: recorded %q, want one value", n, v, got)
+			}
+			want := strings.ToLower(got[0])
+			if ours := exactTransforms[n](strings.ToLower(v)); ours != want {
+				t.Errorf("%s(%q): ours %q, Coraza's lowered %q", n, v, ours, want)
+			}
+			if want != strings.ToLower(v) {
+				changed[n]++
+			}
+		}
+	}
+	// Values that the transformation changes: the interesting ones.
+	for _, n := range names {
+		if changed[n] < 100 {
+			t.Errorf("%s changed only %d values", n, changed[n])
+		}
+	}
+}
+
+// The gate walks a rule's chain on values holding its triggers: a rule
+// with t:removeWhitespace is removed for a value with spaces whose
+// whitespace-free form fails its pre-filter, and kept when that form
+// holds its literals; a value whose chain meets a step without an exact
+// form (urlDecodeUni on '%') makes the rule run.
+func TestGateWalksChains(t *testing.T) {
+	g := &gateSet{chains: [][]chainStep{
+		{{trig: transformTriggers["urldecodeuni"]}, {trig: transformTriggers["removewhitespace"], exact: exactTransforms["removewhitespace"]}},
+	}}
+	g.ac = newACMatcher([][]string{{"unionselect"}})
+	r := &gateRule{id: 1, trig: trigHigh | trigPct | trigSpace | trigCtlSpace, chain: 0, minLen: 11, plainMinLen: 11, sets: []int32{0}, plainSets: []int32{0}}
+	for _, c := range []struct {
+		value      string
+		impossible bool
+	}{
+		{"Acme Outdoor Shoe", true},       // spaces, no keyword once removed
+		{"UNION SELECT 1", false},         // "unionselect1": may match
+		{"uni\ton sel ect", false},        // control whitespace too
+		{"union%20select", false},         // '%': urlDecodeUni has no exact form
+		{"union selec", true},             // too short once spaces are gone
+		{"caf\u00e9 union select", false}, // not ASCII
+		{"plainvalue", true},              // no triggers: the fast path
+	} {
+		t.Run(c.value, func(t *testing.T) {
+			sc := scratchPool.Get().(*gateScratch)
+			defer sc.release()
+			sc.reset(g)
+			got := sc.impossible(r, sc.value(c.value))
+			if got != c.impossible {
+				t.Errorf("got impossible %v, want %v", got, c.impossible)
+			}
+		})
+	}
+}
