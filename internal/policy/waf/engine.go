@@ -151,6 +151,9 @@ type engineOpts struct {
 	// extra is the user's SecLang, which the gate checks for directives
 	// that widen rules.
 	extra []string
+	// paranoia is the CRS paranoia level: the gate leaves rules of
+	// higher levels to Coraza (which skips them). 0: no limit.
+	paranoia int
 	// onMatch receives every matched rule that logs.
 	onMatch func(types.MatchedRule)
 }
@@ -188,6 +191,7 @@ func newEngineGate(seclang string, o engineOpts) (coraza.WAF, *gateSet, error) {
 		return nil, nil, fmt.Errorf("waf: compiling rules: %w", err)
 	}
 	if g != nil {
+		g.maxPL = o.paranoia
 		g.build(o.extra)
 	}
 	return w, g, nil

@@ -194,6 +194,9 @@ type gateSet struct {
 	ac      *acMatcher
 	// removed counts the rules the gate removed, for tests and figures.
 	removed atomic.Uint64
+	// maxPL, when set, is the paranoia level the rule set runs at: rules
+	// tagged for a higher level are not candidates (see build).
+	maxPL int
 	// onRemove, when set (tests only, before the first transaction),
 	// receives the id of each rule the gate removes.
 	onRemove func(id int)
@@ -295,6 +298,14 @@ func (g *gateSet) build(extra []string) {
 		if !ok || afterSkip || (o.phase != 1 && o.phase != 2) {
 			continue
 		}
+		// CRS skips the rules of higher paranoia levels (skipAfter past
+		// them when TX:DETECTION_PARANOIA_LEVEL is lower): deciding about
+		// them would be wasted work. Not being a candidate is always safe
+		// (the rule is left to Coraza); if a directive raised the level,
+		// they simply run ungated.
+		if g.maxPL > 0 && paranoiaTag(o.raw) > g.maxPL {
+			continue
+		}
 		targets, vars, ok := parseTargets(r.vars)
 		if !ok {
 			continue
@@ -336,6 +347,19 @@ func (g *gateSet) build(extra []string) {
 			sets: ids(p.sets), plainSets: ids(p.plainSets)})
 	}
 	g.ac = newACMatcher(sets)
+}
+
+// paranoiaTag returns N of a rule's tag:'paranoia-level/N', or 0.
+func paranoiaTag(raw string) int {
+	const tag = "paranoia-level/"
+	i := strings.Index(raw, tag)
+	if i < 0 || i+len(tag) >= len(raw) {
+		return 0
+	}
+	if c := raw[i+len(tag)]; c >= '1' && c <= '9' {
+		return int(c - '0')
+	}
+	return 0
 }
 
 // allNegated reports whether a SecRuleUpdateTarget list only removes
