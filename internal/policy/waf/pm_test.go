@@ -16,8 +16,8 @@ import (
 )
 
 // pmRules are the CRS @pm/@pmFromFile rules of the default PL1 rule set
-// that the gate must treat as candidates.
-var pmRules = []int{913100, 930120, 930121, 930130, 930140, 932120, 932160, 932161, 934110, 941180}
+// that the gate must treat as candidates (930121 and 932161 are PL2).
+var pmRules = []int{913100, 930120, 930130, 930140, 932120, 932160, 934110, 941180}
 
 // The @pm and @pmFromFile rules are candidates, with the keywords Coraza
 // reads: every ASCII keyword of the data file, lowered.
