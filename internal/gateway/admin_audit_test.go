@@ -396,7 +396,7 @@ routes:
 
 	cfg := load(t, strings.Replace(doc, "0.0.0.0:0", "127.0.0.1:0", 1), nil)
 	cfg.Admin.Address = "0.0.0.0:0"
-	g, err := New(cfg, Options{Registry: builtin.Registry(), Logger: slog.New(slog.DiscardHandler), AccessLog: slog.New(slog.DiscardHandler)})
+	g, err := New(cfg, Options{BaseDir: t.TempDir(), Registry: builtin.Registry(), Logger: slog.New(slog.DiscardHandler), AccessLog: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -421,7 +421,7 @@ routes:
     policies:
       - ipfilter: {deny: [127.0.0.0/8]}
 `, nil)
-	g, err := New(cfg, Options{Registry: builtin.Registry(), Logger: slog.New(slog.DiscardHandler), Audit: audit.Discard()})
+	g, err := New(cfg, Options{BaseDir: t.TempDir(), Registry: builtin.Registry(), Logger: slog.New(slog.DiscardHandler), Audit: audit.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}
