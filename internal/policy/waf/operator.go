@@ -79,6 +79,9 @@ func (o *rx) Evaluate(tx plugintypes.TransactionState, value string) bool {
 		if !ok {
 			return false
 		}
+		if plain && p.plainRe != nil && !p.plainRe.MatchString(value) {
+			return false
+		}
 	}
 	if !tx.Capturing() {
 		return o.re.MatchString(value)
