@@ -80,12 +80,47 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x.ResponseBody = (*clientBody)(&x.w)
 	w.Header()["X-Request-Id"] = []string{x.RequestID}
 	r.Header["X-Request-Id"] = []string{x.RequestID}
+	if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {
+		// net/http frames a chunked request by its Transfer-Encoding and
+		// drops any Content-Length before we see it. RFC 9112 §6.1 asks to
+		// close the connection after such a request, so that bytes a front
+		// proxy framed differently (CL.TE, TE.CL) can never be read here
+		// as a second request.
+		w.Header()["Connection"] = []string{"close"}
+	}
+	finished := false
+	defer func() {
+		if finished {
+			return // counted and logged; a panic of ours goes on as it is
+		}
+		if v := recover(); v != nil {
+			// ReverseProxy aborts a response the upstream cut short with
+			// http.ErrAbortHandler; the request is still logged and
+			// counted before net/http drops the connection.
+			if x.decision == "" || x.decision == "allow" {
+				x.decision, x.code = "error", "response_aborted"
+			}
+			g.finish(rt, x, r)
+			panic(v)
+		}
+	}()
 
 	g.handle(rt, x, r)
 	// Writers holding bytes back (dlp) pass them on before the status and
 	// byte count are logged.
 	x.Exchange.EndResponse()
+	finished = true
+	if status := g.finish(rt, x, r); status == 499 && !x.w.wroteHeader {
+		// Nothing was written because the request's context ended (the
+		// client went away, or a read timeout cut its body): abort, or
+		// net/http would answer an empty 200 to what may be a live client.
+		panic(http.ErrAbortHandler)
+	}
+}
 
+// finish counts, logs and records the request, and returns its status as
+// counted.
+func (g *Gateway) finish(rt *runtime, x *exchange, r *http.Request) int {
 	status := x.w.status
 	if status == 0 {
 		// Nothing was written (the client went away mid-request): count
@@ -100,6 +135,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	metrics.Duration.Observe(g.now().Sub(x.Start).Seconds())
 	g.logAccess(r, x, status)
 	g.observe(x, status)
+	return status
 }
 
 func (g *Gateway) handle(rt *runtime, x *exchange, r *http.Request) {
