@@ -17,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -280,31 +279,31 @@ func (a *Authenticator) evaluate(resp map[string]any, now time.Time) (*answer, t
 	if !active {
 		return &answer{desc: descInactive}, time.Time{}, nil
 	}
-	exp, err := timeField(resp, "exp")
+	exp, _, err := authn.TimeClaim(resp, "exp")
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	nbf, err := timeField(resp, "nbf")
+	nbf, _, err := authn.TimeClaim(resp, "nbf")
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	sub, err := stringField(resp, "sub")
+	sub, err := authn.StringClaim(resp, "sub")
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	clientID, err := stringField(resp, "client_id")
+	clientID, err := authn.StringClaim(resp, "client_id")
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	iss, err := stringField(resp, "iss")
+	iss, err := authn.StringClaim(resp, "iss")
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	aud, err := stringsField(resp, "aud", false)
+	aud, err := authn.StringsClaim(resp, "aud", false)
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	scopes, err := stringsField(resp, a.p.scopeField, true)
+	scopes, err := authn.StringsClaim(resp, a.p.scopeField, true)
 	if err != nil {
 		return nil, time.Time{}, err
 	}
@@ -340,57 +339,4 @@ func (a *Authenticator) evaluate(resp map[string]any, now time.Time) (*answer, t
 		}
 	}
 	return ans, exp, nil
-}
-
-func stringField(m map[string]any, name string) (string, error) {
-	v, ok := m[name]
-	if !ok || v == nil {
-		return "", nil
-	}
-	s, ok := v.(string)
-	if !ok {
-		return "", fmt.Errorf("%q is not a string", name)
-	}
-	return s, nil
-}
-
-// stringsField reads a string or a list of strings; with split, a string is
-// a space-separated list (the RFC 7662 form of scope).
-func stringsField(m map[string]any, name string, split bool) ([]string, error) {
-	switch v := m[name].(type) {
-	case nil:
-		return nil, nil
-	case string:
-		if split {
-			return strings.Fields(v), nil
-		}
-		return []string{v}, nil
-	case []any:
-		out := make([]string, 0, len(v))
-		for _, e := range v {
-			s, ok := e.(string)
-			if !ok {
-				return nil, fmt.Errorf("%q is not a list of strings", name)
-			}
-			out = append(out, s)
-		}
-		return out, nil
-	default:
-		return nil, fmt.Errorf("%q is not a string or a list of strings", name)
-	}
-}
-
-// timeField reads a NumericDate (seconds since the epoch, RFC 7519 §2).
-func timeField(m map[string]any, name string) (time.Time, error) {
-	v, ok := m[name]
-	if !ok || v == nil {
-		return time.Time{}, nil
-	}
-	f, ok := v.(float64)
-	// Up to the year 5138: past that a value is a mistake (milliseconds).
-	if !ok || math.IsNaN(f) || f < 0 || f > 1e11 {
-		return time.Time{}, fmt.Errorf("%q is not a time in seconds since the epoch", name)
-	}
-	sec := math.Floor(f)
-	return time.Unix(int64(sec), int64((f-sec)*1e9)).UTC(), nil
 }

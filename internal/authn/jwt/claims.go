@@ -6,9 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
-	"strings"
-	"time"
+
+	"github.com/gatehouse/gatehouse/internal/authn"
 )
 
 // errDuplicate is the cause of the refusal of a header or payload in which
@@ -118,58 +117,4 @@ func truncate(s string) string {
 
 // errClaimType is the cause of refusing a token whose registered claim has
 // the wrong JSON type.
-var errClaimType = errors.New("jwt: claim of the wrong type")
-
-func stringClaim(m map[string]any, name string) (string, error) {
-	v, ok := m[name]
-	if !ok || v == nil {
-		return "", nil
-	}
-	s, ok := v.(string)
-	if !ok {
-		return "", fmt.Errorf("%w: %q is not a string", errClaimType, name)
-	}
-	return s, nil
-}
-
-// stringsClaim reads a string or an array of strings; with split, a string
-// is a space-separated list (the RFC 8693 / RFC 9068 form of scope).
-func stringsClaim(m map[string]any, name string, split bool) ([]string, error) {
-	switch v := m[name].(type) {
-	case nil:
-		return nil, nil
-	case string:
-		if split {
-			return strings.Fields(v), nil
-		}
-		return []string{v}, nil
-	case []any:
-		out := make([]string, 0, len(v))
-		for _, e := range v {
-			s, ok := e.(string)
-			if !ok {
-				return nil, fmt.Errorf("%w: %q is not a list of strings", errClaimType, name)
-			}
-			out = append(out, s)
-		}
-		return out, nil
-	default:
-		return nil, fmt.Errorf("%w: %q is not a string or a list of strings", errClaimType, name)
-	}
-}
-
-// timeClaim reads a NumericDate (seconds since the epoch, RFC 7519 §2);
-// ok is false when the claim is absent.
-func timeClaim(m map[string]any, name string) (t time.Time, ok bool, err error) {
-	v, present := m[name]
-	if !present || v == nil {
-		return time.Time{}, false, nil
-	}
-	f, isNum := v.(float64)
-	// Up to the year 5138: past that a value is a mistake (milliseconds).
-	if !isNum || math.IsNaN(f) || f < 0 || f > 1e11 {
-		return time.Time{}, false, fmt.Errorf("%w: %q is not a time in seconds since the epoch", errClaimType, name)
-	}
-	sec := math.Floor(f)
-	return time.Unix(int64(sec), int64((f-sec)*1e9)).UTC(), true, nil
-}
+var errClaimType = authn.ErrClaimType

@@ -370,23 +370,23 @@ func (a *Authenticator) view(raw *rawSet) *keySet {
 
 // checkClaims checks the registered claims and builds the verdict.
 func (a *Authenticator) checkClaims(c map[string]any, used *rawKey, now time.Time) (*verified, error) {
-	exp, hasExp, err := timeClaim(c, "exp")
+	exp, hasExp, err := authn.TimeClaim(c, "exp")
 	if err != nil {
 		return nil, fail(descMalformed, err)
 	}
-	nbf, hasNbf, err := timeClaim(c, "nbf")
+	nbf, hasNbf, err := authn.TimeClaim(c, "nbf")
 	if err != nil {
 		return nil, fail(descMalformed, err)
 	}
-	iat, hasIat, err := timeClaim(c, "iat")
+	iat, hasIat, err := authn.TimeClaim(c, "iat")
 	if err != nil {
 		return nil, fail(descMalformed, err)
 	}
-	iss, err := stringClaim(c, "iss")
+	iss, err := authn.StringClaim(c, "iss")
 	if err != nil {
 		return nil, fail(descMalformed, err)
 	}
-	aud, err := stringsClaim(c, "aud", false)
+	aud, err := authn.StringsClaim(c, "aud", false)
 	if err != nil {
 		return nil, fail(descMalformed, err)
 	}
@@ -425,24 +425,24 @@ func (a *Authenticator) checkClaims(c map[string]any, used *rawKey, now time.Tim
 			return nil, fail(descRequired, fmt.Errorf("jwt: no %q claim", name))
 		}
 	}
-	sub, err := stringClaim(c, a.s.subjectClaim)
+	sub, err := authn.StringClaim(c, a.s.subjectClaim)
 	if err != nil {
 		return nil, fail(descMalformed, err)
 	}
-	clientID, err := stringClaim(c, "client_id")
+	clientID, err := authn.StringClaim(c, "client_id")
 	if err != nil {
 		return nil, fail(descMalformed, err)
 	}
 	if clientID == "" {
-		if clientID, err = stringClaim(c, "azp"); err != nil {
+		if clientID, err = authn.StringClaim(c, "azp"); err != nil {
 			return nil, fail(descMalformed, err)
 		}
 	}
-	scopes, err := stringsClaim(c, a.s.scopeClaim, true)
+	scopes, err := authn.StringsClaim(c, a.s.scopeClaim, true)
 	if err != nil {
 		return nil, fail(descMalformed, err)
 	}
-	jti, err := stringClaim(c, "jti")
+	jti, err := authn.StringClaim(c, "jti")
 	if err != nil {
 		return nil, fail(descMalformed, err)
 	}
