@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -14,6 +15,7 @@ import (
 	"path"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -40,7 +42,38 @@ type exchange struct {
 	detail   string // what a denial told the client
 	cause    error  // internal cause, for the log and the admin API only
 	upstream bool   // the response (or its failure) came from the upstream
+	// body wraps the request body on its way to the upstream, so that a
+	// failure to read it (a malformed chunk, a client too slow for
+	// read_timeout) is told apart from the upstream failing.
+	body trackedBody
 }
+
+// trackedBody remembers the first error, other than io.EOF, of reading the
+// client's request body. The transport reads the body on a goroutine of
+// its own, hence the atomic.
+type trackedBody struct {
+	rc  io.ReadCloser
+	err atomic.Pointer[error]
+}
+
+func (b *trackedBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if err != nil && err != io.EOF {
+		first := err // only a failing read pays for the pointer
+		b.err.CompareAndSwap(nil, &first)
+	}
+	return n, err
+}
+
+// readErr returns the first error reading the body, or nil.
+func (b *trackedBody) readErr() error {
+	if e := b.err.Load(); e != nil {
+		return *e
+	}
+	return nil
+}
+
+func (b *trackedBody) Close() error { return b.rc.Close() }
 
 var exchanges = sync.Pool{New: func() any {
 	x := new(exchange)
@@ -56,6 +89,8 @@ func getExchange() *exchange { return exchanges.Get().(*exchange) }
 func putExchange(x *exchange) {
 	x.Exchange.Reset()
 	x.route, x.decision, x.code, x.denier, x.detail, x.cause, x.upstream = nil, "", "", "", "", nil, false
+	x.body.rc = nil
+	x.body.err.Store(nil)
 	x.w.reset()
 	exchanges.Put(x)
 }
@@ -191,6 +226,10 @@ func (g *Gateway) handle(rt *runtime, x *exchange, r *http.Request) {
 	}
 	x.decision = "allow"
 	x.upstream = true
+	if r.Body != nil && r.Body != http.NoBody {
+		x.body.rc = r.Body
+		r.Body = &x.body
+	}
 	rte.upstream.ServeHTTP(&x.w, r)
 }
 
@@ -236,9 +275,18 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 	status, code, kind := http.StatusBadGateway, "upstream_unavailable", "other"
 	var mbe *http.MaxBytesError
 	var nerr net.Error
+	bodyErr := x.body.readErr()
 	switch {
-	case errors.Is(err, policy.ErrBodyTooLarge) || errors.As(err, &mbe):
+	case errors.Is(err, policy.ErrBodyTooLarge) || errors.As(err, &mbe) || errors.As(bodyErr, &mbe):
 		status, code, kind = http.StatusRequestEntityTooLarge, "body_too_large", ""
+	case bodyErr != nil && r.Context().Err() == nil:
+		// The client's body, not the upstream, failed: it is the client's
+		// error, and not counted against the upstream.
+		err = fmt.Errorf("reading the request body: %w", bodyErr)
+		status, code, kind = http.StatusBadRequest, "invalid_request_body", ""
+		if errors.As(bodyErr, &nerr) && nerr.Timeout() {
+			status, code = http.StatusRequestTimeout, "request_timeout"
+		}
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		// The client went away; nobody reads what we write.
 		status, code, kind = 499, "client_closed_request", "canceled"
@@ -267,6 +315,10 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 
 func upstreamDetail(status int) string {
 	switch status {
+	case http.StatusBadRequest:
+		return "the request body could not be read"
+	case http.StatusRequestTimeout:
+		return "the request body did not arrive in time"
 	case http.StatusGatewayTimeout:
 		return "the upstream did not answer in time"
 	case http.StatusRequestEntityTooLarge:
