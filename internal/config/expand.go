@@ -27,7 +27,7 @@ func expandTree(root *yaml.Node, d *doc) Errors {
 		case yaml.MappingNode:
 			for i := 0; i+1 < len(n.Content); i += 2 {
 				k := resolveAlias(n.Content[i])
-				walk(n.Content[i+1], joinPath(path, keySeg(k.Value)))
+				walk(n.Content[i+1], joinPath(path, KeySeg(k.Value)))
 			}
 		case yaml.SequenceNode:
 			for i, c := range n.Content {

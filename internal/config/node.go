@@ -214,9 +214,11 @@ func joinPath(base, rel string) string {
 	}
 }
 
-// keySeg is the path segment of mapping key k: ".k" for plain keys, and
+// KeySeg is the path segment of mapping key k: ".k" for plain keys, and
 // `["k"]` for keys that would not read back (dots, brackets, spaces).
-func keySeg(k string) string {
+// Policies use it to name a field under a map key in Errorf, spelled as
+// the config package spells paths.
+func KeySeg(k string) string {
 	if k != "" && strings.IndexFunc(k, func(r rune) bool {
 		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-')
 	}) < 0 {

@@ -196,7 +196,7 @@ func mappingPairs(n *yaml.Node, errs *Errors, file, path string) []pair {
 			continue
 		}
 		if f, dup := first[k.Value]; dup {
-			report(k, keySeg(k.Value), "duplicate key %q (first at line %d)", k.Value, f.Line)
+			report(k, KeySeg(k.Value), "duplicate key %q (first at line %d)", k.Value, f.Line)
 			continue
 		}
 		first[k.Value] = k
@@ -221,14 +221,14 @@ func mergeSources(v *yaml.Node, errs *Errors, file, path string, report func(*ya
 		for _, item := range src.Content {
 			m := resolveAlias(item)
 			if m.Kind != yaml.MappingNode {
-				report(item, keySeg("<<"), "a merge key (<<) takes a mapping or a sequence of mappings")
+				report(item, KeySeg("<<"), "a merge key (<<) takes a mapping or a sequence of mappings")
 				continue
 			}
 			out = append(out, mappingPairs(m, errs, file, path)...)
 		}
 		return out
 	}
-	report(v, keySeg("<<"), "a merge key (<<) takes a mapping or a sequence of mappings")
+	report(v, KeySeg("<<"), "a merge key (<<) takes a mapping or a sequence of mappings")
 	return nil
 }
 

@@ -181,7 +181,7 @@ func validateMatch(v *validator, p string, m *Match) {
 	seen := make(map[string]bool, len(m.Methods))
 	for i, meth := range m.Methods {
 		ip := fmt.Sprintf("%s.methods[%d]", p, i)
-		if !isToken(meth) {
+		if !IsToken(meth) {
 			v.add(ip, "invalid method %q: not an HTTP token", meth)
 			continue
 		}
@@ -343,8 +343,9 @@ func isDNSName(s string) bool {
 	return true
 }
 
-// isToken reports whether s is an RFC 9110 token (a method name).
-func isToken(s string) bool {
+// IsToken reports whether s is an RFC 9110 token: the syntax of method,
+// header field and cookie names. Policies validate such names with it.
+func IsToken(s string) bool {
 	if s == "" {
 		return false
 	}

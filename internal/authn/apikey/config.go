@@ -94,7 +94,7 @@ func decode(cfg *config.Node) (*parsed, error) {
 	if err := cfg.Decode(&c); err != nil {
 		return nil, err
 	}
-	if c.Header == "" || !validToken(c.Header) {
+	if c.Header == "" || !config.IsToken(c.Header) {
 		return nil, cfg.Errorf("header", "%q is not a valid header name", c.Header)
 	}
 	if hc := http.CanonicalHeaderKey(c.Header); hc == "Authorization" || hc == "Cookie" || hc == "Proxy-Authorization" {
@@ -228,19 +228,6 @@ func validConsumer(s string) bool {
 		c := s[i]
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
 			c == '.' || c == '_' || c == '-' || c == ':' || c == '@') {
-			return false
-		}
-	}
-	return true
-}
-
-// validToken reports whether s is an RFC 9110 token, the syntax of header
-// names.
-func validToken(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
-			strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
 			return false
 		}
 	}

@@ -321,7 +321,7 @@ func decode(cfg *config.Node) (*settings, error) {
 			return nil, cfg.Errorf("from", "from needs at least one of header, cookie and query")
 		}
 		if f.Header != "" {
-			if !validHeaderName(f.Header) {
+			if !config.IsToken(f.Header) {
 				return nil, cfg.Errorf("from.header", "%q is not a valid header name", f.Header)
 			}
 			if strings.EqualFold(f.Header, "Authorization") {
@@ -329,10 +329,10 @@ func decode(cfg *config.Node) (*settings, error) {
 				f.Header = ""
 			}
 		}
-		if f.Cookie != "" && !validHeaderName(f.Cookie) {
+		if f.Cookie != "" && !config.IsToken(f.Cookie) {
 			return nil, cfg.Errorf("from.cookie", "%q is not a valid cookie name", f.Cookie)
 		}
-		if f.Query != "" && !validHeaderName(f.Query) {
+		if f.Query != "" && !config.IsToken(f.Query) {
 			return nil, cfg.Errorf("from.query", "%q is not a valid query parameter name", f.Query)
 		}
 		if f.Header != "" || f.Cookie != "" || f.Query != "" {
@@ -390,22 +390,4 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
-}
-
-// validHeaderName reports whether s is an RFC 9110 token, the syntax of
-// header field and cookie names.
-func validHeaderName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
-			continue
-		}
-		if !strings.ContainsRune("!#$%&'*+-.^_`|~", rune(c)) {
-			return false
-		}
-	}
-	return true
 }

@@ -167,7 +167,7 @@ func compileFields(cfg *config.Node, at string, m map[string]string) ([]field, e
 	slices.Sort(names)
 	out := make([]field, 0, len(m))
 	for _, name := range names {
-		path := at + keySeg(name)
+		path := at + config.KeySeg(name)
 		key, err := checkName(cfg, path, name)
 		if err != nil {
 			return nil, err
@@ -286,7 +286,7 @@ func reserved(key string) bool {
 
 // checkName validates a header name and returns its canonical form.
 func checkName(cfg *config.Node, at, name string) (string, error) {
-	if !validToken(name) {
+	if !config.IsToken(name) {
 		return "", cfg.Errorf(at, "invalid header name %q (want an RFC 9110 token)", name)
 	}
 	key := http.CanonicalHeaderKey(name)
@@ -306,32 +306,4 @@ func checkValue(cfg *config.Node, at, v string) error {
 		}
 	}
 	return nil
-}
-
-// validToken reports whether s is an RFC 9110 token.
-func validToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
-			continue
-		}
-		if strings.IndexByte("!#$%&'*+-.^_`|~", c) < 0 {
-			return false
-		}
-	}
-	return true
-}
-
-// keySeg is the config path segment of a mapping key, spelled the way the
-// config package does: ".k" for plain keys, `["k"]` for others.
-func keySeg(k string) string {
-	if k != "" && strings.IndexFunc(k, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-')
-	}) < 0 {
-		return "." + k
-	}
-	return "[" + strconv.Quote(k) + "]"
 }

@@ -204,7 +204,7 @@ func decode(cfg *config.Node) (*compiled, error) {
 	}
 	slices.Sort(claimNames)
 	for _, name := range claimNames {
-		at := "headers.claims" + keySeg(name)
+		at := "headers.claims" + config.KeySeg(name)
 		if name == "" {
 			return nil, cfg.Errorf(at, "a claim name must not be empty")
 		}
@@ -338,7 +338,7 @@ func managed(key string) bool {
 
 // checkName validates a header name and returns its canonical form.
 func checkName(cfg *config.Node, at, name string) (string, error) {
-	if !validToken(name) {
+	if !config.IsToken(name) {
 		return "", cfg.Errorf(at, "invalid header name %q (want an RFC 9110 token)", name)
 	}
 	key := http.CanonicalHeaderKey(name)
@@ -355,32 +355,4 @@ func checkText(cfg *config.Node, at, v string) error {
 		return cfg.Errorf(at, "contains control character %q at byte %d", v[i], i)
 	}
 	return nil
-}
-
-// validToken reports whether s is an RFC 9110 token.
-func validToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
-			continue
-		}
-		if strings.IndexByte("!#$%&'*+-.^_`|~", c) < 0 {
-			return false
-		}
-	}
-	return true
-}
-
-// keySeg is the config path segment of a mapping key, spelled the way the
-// config package does: ".k" for plain keys, `["k"]` for others.
-func keySeg(k string) string {
-	if k != "" && strings.IndexFunc(k, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-')
-	}) < 0 {
-		return "." + k
-	}
-	return "[" + strconv.Quote(k) + "]"
 }
