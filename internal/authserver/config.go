@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"maps"
@@ -21,6 +20,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/pemfile"
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"golang.org/x/crypto/argon2"
@@ -140,7 +140,7 @@ func newSettings(as *config.AuthorizationServer, cfg *config.Config, baseDir str
 	s.maxLifetime = s.lifetime
 	for i, si := range as.SAMLIssuers {
 		field := fmt.Sprintf("saml_issuers[%d]", i)
-		certs, err := readCertificates(resolve(baseDir, si.CertificateFile))
+		certs, err := pemfile.Certificates(resolve(baseDir, si.CertificateFile))
 		if err != nil {
 			return nil, configError(cfg, field+".certificate_file", "%v", err)
 		}
@@ -304,33 +304,6 @@ func parseKEK(s string) ([]byte, error) {
 		}
 	}
 	return nil, errors.New("the key encryption key is neither base64 nor 64 hex digits (make one: openssl rand -base64 32)")
-}
-
-func readCertificates(path string) ([]*x509.Certificate, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var certs []*x509.Certificate
-	for rest := data; ; {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			break
-		}
-		if b.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		certs = append(certs, c)
-	}
-	if len(certs) == 0 {
-		return nil, fmt.Errorf("%s: no PEM certificate found", path)
-	}
-	return certs, nil
 }
 
 // readClientJWKS reads a client's public keys for private_key_jwt. Private

@@ -2,16 +2,14 @@ package saml
 
 import (
 	"crypto/x509"
-	"encoding/pem"
-	"fmt"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/pemfile"
 )
 
 // Config is the saml policy's settings.
@@ -182,7 +180,7 @@ func decode(cfg *config.Node) (*settings, error) {
 		if ic.CertificateFile == "" {
 			return nil, cfg.Errorf(f+".certificate_file", "saml: certificate_file is required")
 		}
-		certs, err := readCerts(resolve(cfg, ic.CertificateFile))
+		certs, err := pemfile.Certificates(resolve(cfg, ic.CertificateFile))
 		if err != nil {
 			return nil, cfg.Errorf(f+".certificate_file", "%v", err)
 		}
@@ -211,7 +209,7 @@ func decode(cfg *config.Node) (*settings, error) {
 		return nil, cfg.Errorf("confirmations", "saml: at least one confirmation method is required")
 	}
 	for i, f := range c.Senders {
-		certs, err := readCerts(resolve(cfg, f))
+		certs, err := pemfile.Certificates(resolve(cfg, f))
 		if err != nil {
 			return nil, cfg.Errorf("senders["+strconv.Itoa(i)+"]", "%v", err)
 		}
@@ -264,33 +262,6 @@ func decode(cfg *config.Node) (*settings, error) {
 }
 
 func isLoopback(h string) bool { return h == "localhost" || h == "127.0.0.1" || h == "::1" }
-
-func readCerts(path string) ([]*x509.Certificate, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("saml: %w", err)
-	}
-	var out []*x509.Certificate
-	for {
-		var blk *pem.Block
-		blk, b = pem.Decode(b)
-		if blk == nil {
-			break
-		}
-		if blk.Type != "CERTIFICATE" {
-			return nil, fmt.Errorf("saml: %s: unexpected PEM block %q", path, blk.Type)
-		}
-		c, err := x509.ParseCertificate(blk.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("saml: %s: %w", path, err)
-		}
-		out = append(out, c)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("saml: %s holds no PEM certificate", path)
-	}
-	return out, nil
-}
 
 func resolve(cfg *config.Node, p string) string {
 	if filepath.IsAbs(p) {

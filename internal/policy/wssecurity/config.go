@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/pem"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/pemfile"
 	"github.com/gatehouse/gatehouse/internal/xmlsig"
 )
 
@@ -405,7 +405,7 @@ func decodeX509(cfg *config.Node, c *X509Config) (*x509Settings, error) {
 	if c.Trust.CAFile == "" {
 		return nil, cfg.Errorf("x509.trust", "wssecurity: x509 needs trust.ca_file")
 	}
-	cas, err := readCerts(resolve(cfg, c.Trust.CAFile))
+	cas, err := pemfile.Certificates(resolve(cfg, c.Trust.CAFile))
 	if err != nil {
 		return nil, cfg.Errorf("x509.trust.ca_file", "%v", err)
 	}
@@ -420,40 +420,13 @@ func decodeX509(cfg *config.Node, c *X509Config) (*x509Settings, error) {
 		x.subjects[s] = true
 	}
 	for i, f := range c.Certificates {
-		certs, err := readCerts(resolve(cfg, f))
+		certs, err := pemfile.Certificates(resolve(cfg, f))
 		if err != nil {
 			return nil, cfg.Errorf(index("x509.certificates", i), "%v", err)
 		}
 		x.known = append(x.known, certs...)
 	}
 	return x, nil
-}
-
-func readCerts(path string) ([]*x509.Certificate, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("wssecurity: %w", err)
-	}
-	var out []*x509.Certificate
-	for {
-		var blk *pem.Block
-		blk, b = pem.Decode(b)
-		if blk == nil {
-			break
-		}
-		if blk.Type != "CERTIFICATE" {
-			return nil, fmt.Errorf("wssecurity: %s: unexpected PEM block %q (only certificates)", path, blk.Type)
-		}
-		c, err := x509.ParseCertificate(blk.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("wssecurity: %s: %w", path, err)
-		}
-		out = append(out, c)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("wssecurity: %s holds no PEM certificate", path)
-	}
-	return out, nil
 }
 
 func decodeSignature(cfg *config.Node, c *SignatureConfig, s *settings) error {
