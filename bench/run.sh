@@ -15,7 +15,9 @@
 # SOAP targets POST one 3.4 KB message signed by xmlsec1 (bench/mintsoap).
 # It prints requests/s, p50 and p99 latency, ratios to the direct upstream,
 # to nginx and to the plain proxy, the p99 a proxy adds to its direct
-# upstream's, the proxy's CPU time per request and its resident memory.
+# upstream's, the proxy's CPU time per request and its resident memory;
+# then, at a fixed rate (LAT_RATE, default 2000/s), the p50 and p99 each
+# REST proxy adds to the direct upstream's (bench/latency).
 #
 #   bench/run.sh                         # 3 rounds of 5 s, 16 connections
 #   ROUNDS=5 DURATION=10s CONNS=64 bench/run.sh
@@ -31,6 +33,10 @@ CONNS=${CONNS:-16}
 THREADS=${THREADS:-2}
 URLPATH=${URLPATH:-/product/p-1001}
 BASE_PORT=${BASE_PORT:-18700}
+# The fixed-rate latency pass after the throughput rounds (bench/latency):
+# its rate, and how long it sends to each target. LAT_RATE=0 skips it.
+LAT_RATE=${LAT_RATE:-2000}
+LAT_DURATION=${LAT_DURATION:-10s}
 
 need() {
 	command -v "$1" >/dev/null && return
@@ -219,3 +225,12 @@ for n in "${targets[@]}"; do
 done
 echo "all rounds (req/s):"
 for n in "${targets[@]}"; do echo "  $n: ${rps[$n]}"; done
+
+# Latency at a fixed rate, well below every REST target's capacity, so the
+# percentiles are each proxy's own delay rather than queueing: what a proxy
+# adds to the direct upstream's p50 and p99.
+if [ "$LAT_RATE" -gt 0 ]; then
+	echo
+	go run ./bench/latency -rate "$LAT_RATE" -conns "$CONNS" -duration "$LAT_DURATION" -H "Authorization: Bearer $jwt_token" \
+		"$(url direct)" "$(url gatehouse-plain)" "$(url gatehouse-jwt)" "$(url nginx)" "$(url caddy)"
+fi
