@@ -43,14 +43,28 @@ for t in "${targets[@]}"; do
 	pkg=${t% *}
 	name=${t#* }
 	echo "=== $pkg $name"
+	dir=$("$GO" list -f '{{.Dir}}' "$pkg")/testdata/fuzz/$name
+	before=$(ls "$dir" 2>/dev/null | sort || true)
 	# -fuzzminimizetime bounds the minimisation of each new interesting
 	# input (default 60s), which otherwise stalls short runs.
-	if ! "$GO" test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" \
-		-fuzzminimizetime 5s -parallel 1 "$pkg"; then
+	out=$(mktemp)
+	status=0
+	"$GO" test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" \
+		-fuzzminimizetime 5s -parallel 1 "$pkg" 2>&1 | tee "$out" || status=$?
+	if [ "$status" -eq 0 ]; then
+		:
+	elif grep -q '^    context deadline exceeded$' "$out" && [ "$(ls "$dir" 2>/dev/null | sort)" = "$before" ] &&
+		"$GO" test -run "^${name}\$" "$pkg" >/dev/null; then
+		# Go 1.26's fuzz coordinator can fail a target with a bare
+		# "context deadline exceeded" at the -fuzztime boundary, having
+		# found nothing (golang/go#75804, fixed in Go 1.27). No new
+		# input was written and the corpus replays clean: not a finding.
+		echo "    (Go's fuzz deadline race, go.dev/issue/75804: no input found, corpus replays clean)"
+	else
 		failed+=("$pkg $name")
 	fi
+	rm -f "$out"
 	if [ "$FUZZ_SAVE" = 1 ] && [ -d "$cache/$pkg/$name" ]; then
-		dir=$("$GO" list -f '{{.Dir}}' "$pkg")/testdata/fuzz/$name
 		mkdir -p "$dir"
 		# The smallest inputs first: they are the easiest to read.
 		ls -S -r "$cache/$pkg/$name" | head -n "$FUZZ_KEEP" | while read -r f; do
