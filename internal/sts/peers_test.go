@@ -6,14 +6,13 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"net/http/httptest"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/beevik/etree"
 
+	"github.com/gatehouse/gatehouse/internal/npmtest"
 	"github.com/gatehouse/gatehouse/internal/saml2"
 )
 
@@ -24,56 +23,8 @@ const peersDir = "testdata/peers"
 
 var pinned = map[string]string{"adal-node": "0.2.4", "saml": "4.0.0"}
 
-// InstallPeers runs npm ci in dir unless the pinned versions are there,
-// and skips (loudly) only when node or npm are missing or the registry
-// cannot be reached.
-func installPeers(t *testing.T, dir string) string {
-	t.Helper()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("SKIPPING PEER TEST: node is not installed")
-	}
-	npm, err := exec.LookPath("npm")
-	if err != nil {
-		t.Skip("SKIPPING PEER TEST: npm is not installed")
-	}
-	ok := true
-	for name, v := range pinned {
-		ok = ok && installedVersion(dir, name) == v
-	}
-	if ok {
-		return node
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund")
-	cmd.Dir = dir
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		if bytes.Contains(out, []byte("ENOTFOUND")) || bytes.Contains(out, []byte("EAI_AGAIN")) || bytes.Contains(out, []byte("ECONNREFUSED")) {
-			t.Skipf("SKIPPING PEER TEST: npm ci could not reach the registry:\n%s", out)
-		}
-		t.Fatalf("npm ci in %s: %v\n%s", dir, err, out)
-	}
-	for name, v := range pinned {
-		if got := installedVersion(dir, name); got != v {
-			t.Fatalf("after npm ci, %s is %q, want %q", name, got, v)
-		}
-	}
-	return node
-}
-
-func installedVersion(dir, name string) string {
-	b, err := os.ReadFile(filepath.Join(dir, "node_modules", name, "package.json"))
-	if err != nil {
-		return ""
-	}
-	var pkg struct{ Version string }
-	if json.Unmarshal(b, &pkg) != nil {
-		return ""
-	}
-	return pkg.Version
-}
+// installPeers installs the pinned peers into dir (npm ci) when missing.
+func installPeers(t *testing.T, dir string) string { return npmtest.Install(t, dir, pinned) }
 
 // TestADALNodeIssue has adal-node's WS-Trust 1.3 client (its ADFS path:
 // SOAP 1.2, UsernameToken with a PasswordText without Type, wsa:messageID

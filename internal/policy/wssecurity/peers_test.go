@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -20,6 +19,7 @@ import (
 	"github.com/beevik/etree"
 
 	"github.com/gatehouse/gatehouse/internal/demo"
+	"github.com/gatehouse/gatehouse/internal/npmtest"
 	"github.com/gatehouse/gatehouse/internal/policy"
 	"github.com/gatehouse/gatehouse/internal/policy/policytest"
 	"github.com/gatehouse/gatehouse/internal/render"
@@ -34,56 +34,9 @@ const peersDir = "testdata/peers"
 
 var pinned = map[string]string{"soap": "1.13.0", "xml-crypto": "6.3.2"}
 
-// installPeers runs npm ci in peersDir unless the pinned versions are
-// installed, and skips (loudly) only when node or npm are missing or the
-// installation fails for want of a network.
-func installPeers(t *testing.T) string {
-	t.Helper()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("SKIPPING PEER TEST: node is not installed (need node >= 20.19 and npm for node-soap 1.13.0)")
-	}
-	npm, err := exec.LookPath("npm")
-	if err != nil {
-		t.Skip("SKIPPING PEER TEST: npm is not installed")
-	}
-	ok := true
-	for name, v := range pinned {
-		ok = ok && installedVersion(name) == v
-	}
-	if ok {
-		return node
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund")
-	cmd.Dir = peersDir
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		if bytes.Contains(out, []byte("ENOTFOUND")) || bytes.Contains(out, []byte("EAI_AGAIN")) || bytes.Contains(out, []byte("ECONNREFUSED")) {
-			t.Skipf("SKIPPING PEER TEST: npm ci could not reach the registry:\n%s", out)
-		}
-		t.Fatalf("npm ci in %s: %v\n%s", peersDir, err, out)
-	}
-	for name, v := range pinned {
-		if got := installedVersion(name); got != v {
-			t.Fatalf("after npm ci, %s is %q, want %q", name, got, v)
-		}
-	}
-	return node
-}
-
-func installedVersion(name string) string {
-	b, err := os.ReadFile(filepath.Join(peersDir, "node_modules", name, "package.json"))
-	if err != nil {
-		return ""
-	}
-	var pkg struct{ Version string }
-	if json.Unmarshal(b, &pkg) != nil {
-		return ""
-	}
-	return pkg.Version
-}
+// installPeers installs the pinned peers into peersDir (npm ci) when
+// missing; node-soap 1.13.0 needs node >= 20.19.
+func installPeers(t *testing.T) string { return npmtest.Install(t, peersDir, pinned) }
 
 // peerMessages holds what the peers sent and signed.
 type peerMessages struct {
