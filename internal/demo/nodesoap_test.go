@@ -4,17 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/npmtest"
 )
 
 // nodeSOAPDir holds the node-soap client, its package.json pinning soap
@@ -34,16 +33,8 @@ const minNodeMajor, minNodeMinor = 20, 19
 // gets a fault back as a fault. It installs node-soap with npm ci when
 // missing and skips only when node or npm are not installed.
 func TestNodeSOAPClient(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node is not installed; this test needs node >= 20.19 and npm to run node-soap against the WSDL")
-	}
-	npm, err := exec.LookPath("npm")
-	if err != nil {
-		t.Skip("npm is not installed; this test needs it to install node-soap " + nodeSOAPVersion)
-	}
+	node := npmtest.Install(t, nodeSOAPDir, map[string]string{"soap": nodeSOAPVersion})
 	checkNodeVersion(t, node)
-	installNodeSOAP(t, npm)
 
 	var mu sync.Mutex
 	type seen struct{ method, contentType, soapAction string }
@@ -170,42 +161,6 @@ func checkNodeVersion(t *testing.T, node string) {
 	if major < minNodeMajor || major == minNodeMajor && minor < minNodeMinor {
 		t.Skipf("node %s is older than %d.%d, the oldest soap %s supports", v, minNodeMajor, minNodeMinor, nodeSOAPVersion)
 	}
-}
-
-// installNodeSOAP runs npm ci in nodeSOAPDir unless the pinned soap is
-// already installed there. A failed install fails the test: with node and
-// npm present, not being able to run the client is a problem to see.
-func installNodeSOAP(t *testing.T, npm string) {
-	t.Helper()
-	if installedSOAPVersion() == nodeSOAPVersion {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund")
-	cmd.Dir = nodeSOAPDir
-	out, err := cmd.CombinedOutput()
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		t.Fatalf("npm ci in %s did not finish in time:\n%s", nodeSOAPDir, out)
-	}
-	if err != nil {
-		t.Fatalf("npm ci in %s: %v\n%s", nodeSOAPDir, err, out)
-	}
-	if got := installedSOAPVersion(); got != nodeSOAPVersion {
-		t.Fatalf("after npm ci, node_modules/soap is version %q, want %q", got, nodeSOAPVersion)
-	}
-}
-
-func installedSOAPVersion() string {
-	b, err := os.ReadFile(filepath.Join(nodeSOAPDir, "node_modules", "soap", "package.json"))
-	if err != nil {
-		return ""
-	}
-	var pkg struct{ Version string }
-	if json.Unmarshal(b, &pkg) != nil {
-		return ""
-	}
-	return pkg.Version
 }
 
 func keys[V any](m map[string]V) []string {

@@ -4,19 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/demo"
+	"github.com/gatehouse/gatehouse/internal/npmtest"
 	"github.com/gatehouse/gatehouse/internal/policy"
 	"github.com/gatehouse/gatehouse/internal/policy/policytest"
 )
@@ -42,15 +40,7 @@ type captured struct {
 // installs node-soap with npm ci when missing and skips only when node or
 // npm are not installed.
 func TestNodeSOAPRequests(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node is not installed; this test needs node >= 20.19 and npm to run node-soap")
-	}
-	npm, err := exec.LookPath("npm")
-	if err != nil {
-		t.Skip("npm is not installed; this test needs it to install node-soap " + nodeSOAPVersion)
-	}
-	installNodeSOAP(t, npm)
+	node := npmtest.Install(t, nodeSOAPDir, map[string]string{"soap": nodeSOAPVersion})
 
 	g11 := newGuard(t, writeDemoWSDL(t, "soap:\n  wsdl: products.wsdl\n"), policy.SOAP11)
 	var mu sync.Mutex
@@ -190,39 +180,4 @@ func (g *Guard) protocol() policy.Protocol {
 		return policy.SOAP12
 	}
 	return policy.SOAP11
-}
-
-// installNodeSOAP runs npm ci in nodeSOAPDir unless the pinned soap is
-// installed there. A failed install fails the test.
-func installNodeSOAP(t *testing.T, npm string) {
-	t.Helper()
-	if installedSOAPVersion() == nodeSOAPVersion {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund")
-	cmd.Dir = nodeSOAPDir
-	out, err := cmd.CombinedOutput()
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		t.Fatalf("npm ci in %s did not finish in time:\n%s", nodeSOAPDir, out)
-	}
-	if err != nil {
-		t.Fatalf("npm ci in %s: %v\n%s", nodeSOAPDir, err, out)
-	}
-	if got := installedSOAPVersion(); got != nodeSOAPVersion {
-		t.Fatalf("after npm ci, node_modules/soap is %q, want %q", got, nodeSOAPVersion)
-	}
-}
-
-func installedSOAPVersion() string {
-	b, err := os.ReadFile(filepath.Join(nodeSOAPDir, "node_modules", "soap", "package.json"))
-	if err != nil {
-		return ""
-	}
-	var pkg struct{ Version string }
-	if json.Unmarshal(b, &pkg) != nil {
-		return ""
-	}
-	return pkg.Version
 }
