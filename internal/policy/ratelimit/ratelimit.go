@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/policy"
@@ -53,7 +54,13 @@ type Limiter struct {
 	release func() error
 	health  limitkey.Health
 
-	policyHeader []string // RateLimit-Policy, the same on every response
+	// policyHeader is the RateLimit-Policy value, the same on every
+	// response; a one-element slice whose capacity is its length, so that
+	// it can be put in ex.ResponseHeader as it is (see decide).
+	policyHeader []string
+	// rlPrefix holds, by limit index, the start of a RateLimit value:
+	// the quoted name and ";r=", made once instead of quoting per request.
+	rlPrefix []string
 }
 
 var (
@@ -106,6 +113,9 @@ func New(cfg *config.Node, env *policy.Env) (policy.Policy, error) {
 		l.health.Log = discardLogger
 	}
 	l.policyHeader = []string{policyHeader(s.names, s.limits)}
+	for _, name := range s.names {
+		l.rlPrefix = append(l.rlPrefix, strconv.Quote(name)+";r=")
+	}
 	return l, nil
 }
 
@@ -188,8 +198,7 @@ func (l *Limiter) degraded(ex *policy.Exchange, kb []byte, cost int) error {
 // keeps stating the real ones).
 func (l *Limiter) decide(ex *policy.Exchange, d store.Decision, limits []store.Limit) error {
 	if l.headers {
-		ex.AddResponseHeader("RateLimit-Policy", l.policyHeader[0])
-		ex.AddResponseHeader("RateLimit", rateLimitHeader(l.names[d.Limit], d))
+		l.addHeaders(ex, d)
 	}
 	if d.Allowed {
 		return nil
@@ -203,6 +212,41 @@ func (l *Limiter) decide(ex *policy.Exchange, d store.Decision, limits []store.L
 	den.Header = http.Header{"Retry-After": {strconv.FormatInt(ceilSeconds(d.RetryAfter), 10)}}
 	den.Err = fmt.Errorf("ratelimit: limit %s exceeded, retry after %v", l.names[d.Limit], d.RetryAfter)
 	return den
+}
+
+// The header names in net/http's canonical form: decide writes them into
+// ex.ResponseHeader directly, sparing Header.Add's canonicalisation of the
+// spelling the draft uses (RateLimit-Policy) on every request.
+const (
+	headerPolicy    = "Ratelimit-Policy"
+	headerRateLimit = "Ratelimit"
+)
+
+// addHeaders adds RateLimit-Policy and RateLimit for d to ex's response,
+// after any values other policies added. It is ex.AddResponseHeader with
+// the allocations the hot path can do without: the constant
+// RateLimit-Policy value is shared between requests when it is the first
+// of its name (safe: its slice has no spare capacity, so a later append
+// copies, and the gateway copies values out of ResponseHeader rather than
+// keeping the slice), and the RateLimit value and its slice are one
+// allocation.
+func (l *Limiter) addHeaders(ex *policy.Exchange, d store.Decision) {
+	h := ex.ResponseHeader
+	if h == nil {
+		h = make(http.Header, 4)
+		ex.ResponseHeader = h
+	}
+	if vs := h[headerPolicy]; vs == nil {
+		h[headerPolicy] = l.policyHeader
+	} else {
+		h[headerPolicy] = append(vs, l.policyHeader[0])
+	}
+	v := rateLimitValue(l.rlPrefix[d.Limit], d)
+	if vs := h[headerRateLimit]; vs == nil {
+		h[headerRateLimit] = v
+	} else {
+		h[headerRateLimit] = append(vs, v[0])
+	}
 }
 
 // ceilSeconds rounds d up to whole seconds, at least 1 for any positive d.
@@ -231,20 +275,35 @@ func policyHeader(names []string, limits []store.Limit) string {
 	return string(b)
 }
 
-// rateLimitHeader is the RateLimit value for the deciding limit:
-// `"name";r=<remaining>;t=<seconds>`, where t is, for an allowed request,
-// when the limit is full again, and for a refused one, when this request
-// could pass (Retry-After).
-func rateLimitHeader(name string, d store.Decision) string {
-	var a [80]byte
-	b := strconv.AppendQuote(a[:0], name)
-	b = append(b, ";r="...)
-	b = strconv.AppendInt(b, int64(d.Remaining), 10)
-	b = append(b, ";t="...)
+// rlValue is a RateLimit header value together with the slice that holds
+// it in a header, so that both take one allocation. Its buffer fits the
+// value of a limit name of some 25 bytes; a longer one costs a second.
+type rlValue struct {
+	vs  [1]string
+	buf [48]byte
+}
+
+// rateLimitValue returns the RateLimit value for the deciding limit, whose
+// rlPrefix is prefix, as a one-element header value slice with no spare
+// capacity (appending to it copies): `"name";r=<remaining>;t=<seconds>`,
+// where t is, for an allowed request, when the limit is full again, and
+// for a refused one, when this request could pass (Retry-After).
+func rateLimitValue(prefix string, d store.Decision) []string {
 	t := d.ResetAfter
 	if !d.Allowed && d.RetryAfter > 0 {
 		t = d.RetryAfter
 	}
+	v := new(rlValue)
+	b := append(v.buf[:0], prefix...)
+	b = strconv.AppendInt(b, int64(d.Remaining), 10)
+	b = append(b, ";t="...)
 	b = strconv.AppendInt(b, ceilSeconds(t), 10)
-	return string(b)
+	if &b[0] == &v.buf[0] {
+		// Still in v.buf, which nothing else will write: the string can
+		// share it, and keeps v (slice and buffer) alive with it.
+		v.vs[0] = unsafe.String(&b[0], len(b))
+	} else {
+		v.vs[0] = string(b)
+	}
+	return v.vs[:1:1]
 }

@@ -3,8 +3,10 @@ package ratelimit
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -201,5 +203,44 @@ func TestStoreErrorThatIsNotUnavailableFailsClosed(t *testing.T) {
 	}
 	if _, ok := policy.AsDenial(err); ok {
 		t.Fatalf("got a denial %v, want an internal error", err)
+	}
+}
+
+// TestHeadersStack checks the headers of two rate_limit policies on one
+// exchange, after a value another policy added: each keeps its own values
+// in order, none is lost or overwritten, and a later request starts
+// afresh although the first RateLimit-Policy value is shared between
+// requests. The second limit's name is too long for the inline buffer of
+// the RateLimit value.
+func TestHeadersStack(t *testing.T) {
+	long := strings.Repeat("n", 60)
+	a := newLimiter(t, "key: header:X-Client\nlimits:\n  - {rate: 10, per: 1s}\n", policytest.Env())
+	b := newLimiter(t, "key: header:X-Client\nlimits:\n  - {name: "+long+", rate: 20, per: 1m}\n", policytest.Env())
+	wantPolicy := []string{`"10-per-1s";q=10;w=1`, `"` + long + `";q=20;w=60`}
+	for i := range 3 {
+		r := httptest.NewRequest(http.MethodGet, "/x", nil)
+		r.Header.Set("X-Client", "c")
+		ex := policytest.Exchange(r)
+		ex.AddResponseHeader("RateLimit", "earlier")
+		for _, l := range []*Limiter{a, b} {
+			if err := l.Apply(context.Background(), ex); err != nil {
+				t.Fatalf("request %d: %v", i, err)
+			}
+		}
+		h := ex.ResponseHeader
+		if got := h.Values("RateLimit-Policy"); !slices.Equal(got, wantPolicy) {
+			t.Errorf("request %d: RateLimit-Policy = %q, want %q", i, got, wantPolicy)
+		}
+		wantRL := []string{"earlier", fmt.Sprintf(`"10-per-1s";r=%d;t=1`, 9-i), fmt.Sprintf(`"%s";r=%d;t=%d`, long, 19-i, 3*(i+1))}
+		if got := h.Values("RateLimit"); !slices.Equal(got, wantRL) {
+			t.Errorf("request %d: RateLimit = %q, want %q", i, got, wantRL)
+		}
+		// What a later policy does to its exchange's headers must not
+		// reach the limiter's shared value.
+		h.Add("RateLimit-Policy", "x")
+		h.Set("RateLimit", "y")
+	}
+	if got := a.policyHeader; len(got) != 1 || got[0] != wantPolicy[0] {
+		t.Errorf("shared RateLimit-Policy value is now %q", got)
 	}
 }
