@@ -38,6 +38,11 @@ type Upstream struct {
 	trusted      []netip.Prefix
 	transport    *http.Transport
 	rp           *httputil.ReverseProxy
+	// h1 carries plain HTTP/1.1 exchanges (all but protocol upgrades) to
+	// http:// upstreams; nil for https:// and h2c upstreams, which go
+	// through transport.
+	h1      *h1Client
+	onError ErrorHandler
 }
 
 // Options are what New needs besides the upstream's config.
@@ -71,6 +76,10 @@ func New(cfg config.Upstream, opt Options) (*Upstream, error) {
 		timeout:      cfg.Timeout.Std(),
 		trusted:      opt.TrustedProxies,
 		transport:    tr,
+		onError:      opt.OnError,
+	}
+	if target.Scheme == "http" && !cfg.H2C {
+		u.h1 = newH1Client(cfg, target)
 	}
 	errLog := opt.ErrorLog
 	if errLog == nil {
@@ -175,11 +184,42 @@ func (u *Upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer cancel()
 		r = r.WithContext(ctx)
 	}
+	if u.h1 != nil && !isUpgrade(r) {
+		u.serveH1(w, r)
+		return
+	}
 	u.rp.ServeHTTP(w, r)
 }
 
-// Close releases the upstream's idle connections. Requests in flight finish.
-func (u *Upstream) Close() { u.transport.CloseIdleConnections() }
+// Close releases the upstream's idle connections. Requests in flight
+// finish; their connections are closed after them.
+func (u *Upstream) Close() {
+	u.transport.CloseIdleConnections()
+	if u.h1 != nil {
+		u.h1.close()
+	}
+}
+
+// maxResponseHead bounds an upstream's response head (status line and
+// headers, 1xx responses included), as http.Transport's
+// MaxResponseHeaderBytes does (there 10 MB by default).
+const maxResponseHead = 1 << 20
+
+func newH1Client(cfg config.Upstream, target *url.URL) *h1Client {
+	addr := target.Host
+	if target.Port() == "" {
+		addr = net.JoinHostPort(target.Hostname(), "80")
+	}
+	dialer := &net.Dialer{Timeout: cfg.ConnectTimeout.Std(), KeepAlive: 30 * time.Second}
+	return &h1Client{
+		addr:          addr,
+		dial:          dialer.DialContext,
+		headerTimeout: cfg.ResponseHeaderTimeout.Std(),
+		idleTimeout:   cfg.IdleConnTimeout.Std(),
+		maxIdle:       cfg.MaxIdleConnsPerHost,
+		maxHeader:     maxResponseHead,
+	}
+}
 
 func (u *Upstream) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetURL(u.target)
