@@ -69,6 +69,10 @@ func BenchmarkCacheHit(b *testing.B) {
 	benchmarkAuth(b, signer{"k", jose.RS256, rsaKey(0)}, false)
 }
 
+func BenchmarkCacheHitES256(b *testing.B) {
+	benchmarkAuth(b, signer{"k", jose.ES256, ecKey(b, elliptic.P256())}, false)
+}
+
 func BenchmarkCacheHitParallel(b *testing.B) {
 	a, tok := benchAuth(b, signer{"k", jose.ES256, ecKey(b, elliptic.P256())}, false)
 	ex := bearer(tok)

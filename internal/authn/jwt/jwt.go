@@ -164,6 +164,17 @@ func fail(desc string, cause error) error { return &failure{desc, cause} }
 // Claims are shared with other requests bearing the same token (through
 // the cache) and must not be modified.
 func (a *Authenticator) Authenticate(ctx context.Context, ex *policy.Exchange) (*policy.Principal, error) {
+	if a.cache != nil {
+		if tok, ok := a.headerToken(ex.Request); ok && len(tok.Value) <= a.s.maxTokenBytes {
+			now := a.now()
+			k := key(sha256.Sum256(bytesOf(tok.Value)))
+			if v := a.cache.get(&k, now.UnixNano()); v != nil {
+				return a.decide(v, tok)
+			}
+			// Not a token we know: the complete reading below refuses
+			// what headerToken let through unchecked.
+		}
+	}
 	tok, err := a.token(ex.Request)
 	if err != nil {
 		return nil, err
@@ -505,6 +516,43 @@ func splitCompact(token string) (dot1, dot2 int, ok bool) {
 	return dot1, dot2, dot1 > 0 && dot2 > dot1+1
 }
 
+// headerToken is the reading of the request that a cache hit needs: it
+// returns what token would, and ok, when the token can only be in the one
+// Authorization header (no from setting, and a query string token would
+// not read), the header is there once and speaks Bearer or DPoP. It does
+// not check that the value is a token68, as authn.AuthorizationToken
+// does: the caller only uses a value that is in the cache, and every
+// cached token passed splitCompact, whose alphabet is within token68's,
+// so the check could not fail; scanning every token of every request for
+// it was a tenth of the chain of bench/jwt.yaml. ok is false otherwise,
+// and token does the complete reading.
+func (a *Authenticator) headerToken(r *http.Request) (authn.Token, bool) {
+	if !a.s.authzHeader || a.s.from != nil || queryToRead(r.URL.RawQuery, "") {
+		return authn.Token{}, false
+	}
+	vals := r.Header["Authorization"]
+	if len(vals) != 1 {
+		return authn.Token{}, false
+	}
+	scheme, value, _ := strings.Cut(vals[0], " ")
+	switch {
+	case strings.EqualFold(scheme, "Bearer"):
+		scheme = "Bearer"
+	case strings.EqualFold(scheme, "DPoP"):
+		scheme = "DPoP"
+	default:
+		return authn.Token{}, false
+	}
+	return authn.Token{Scheme: scheme, Value: strings.TrimLeft(value, " ")}, true
+}
+
+// queryToRead reports whether token must parse the query string q: to
+// find the token in parameter queryParam ("": none), or to refuse one in
+// access_token (a % escape may spell that name).
+func queryToRead(q, queryParam string) bool {
+	return q != "" && (queryParam != "" || strings.Contains(q, "access_token") || strings.Contains(q, "%"))
+}
+
 // token finds the request's token in the configured places.
 func (a *Authenticator) token(r *http.Request) (authn.Token, error) {
 	var tok authn.Token
@@ -542,7 +590,7 @@ func (a *Authenticator) token(r *http.Request) (authn.Token, error) {
 			}
 		}
 	}
-	if q := r.URL.RawQuery; q != "" && (queryParam != "" || strings.Contains(q, "access_token") || strings.Contains(q, "%")) {
+	if q := r.URL.RawQuery; queryToRead(q, queryParam) {
 		vals, err := url.ParseQuery(q)
 		if err != nil {
 			return authn.Token{}, authn.InvalidRequest(a.realm, "Bearer", "malformed query string", nil)

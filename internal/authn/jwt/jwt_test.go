@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -429,5 +430,70 @@ func TestCacheSizeBound(t *testing.T) {
 		if c.get(&k, 1) != nil {
 			t.Errorf("size %d: an entry of a dropped key was honoured", size)
 		}
+	}
+}
+
+// TestCachedTokenReadAsUncached checks that a request bearing a cached
+// token is read exactly as one bearing a token never seen: the cache hit
+// path (headerToken, which skips the token68 check) and the complete one
+// (token) accept, refuse and ignore the same requests with the same
+// answers.
+func TestCachedTokenReadAsUncached(t *testing.T) {
+	s := signer{"k1", jose.ES256, ecKey(t, elliptic.P256())}
+	p := newIDP(t, s.jwk())
+	w := newWorld()
+	tok := s.sign(t, claims(p.srv.URL))
+	cached := w.build(t, jwksConfig(p, "ES256"))
+	uncached := w.build(t, jwksConfig(p, "ES256", "cache: {disabled: true}"))
+	if _, err := auth(t, cached, bearer(tok)); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		mod  func(r *http.Request)
+	}{
+		{"bearer", func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok) }},
+		{"lower case, more spaces", func(r *http.Request) { r.Header.Set("Authorization", "bEARER   "+tok) }},
+		{"DPoP scheme", func(r *http.Request) { r.Header.Set("Authorization", "DPoP "+tok) }},
+		{"trailing space", func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok+" ") }},
+		{"trailing comma", func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok+",") }},
+		{"trailing =", func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok+"=") }},
+		{"tab after the scheme", func(r *http.Request) { r.Header.Set("Authorization", "Bearer\t"+tok) }},
+		{"scheme alone", func(r *http.Request) { r.Header.Set("Authorization", "Bearer") }},
+		{"other scheme", func(r *http.Request) { r.Header.Set("Authorization", "Basic "+tok) }},
+		{"twice", func(r *http.Request) {
+			r.Header.Add("Authorization", "Bearer "+tok)
+			r.Header.Add("Authorization", "Bearer "+tok)
+		}},
+		{"and access_token in the query", func(r *http.Request) {
+			r.Header.Set("Authorization", "Bearer "+tok)
+			r.URL.RawQuery = "access%5ftoken=x"
+		}},
+		{"and a harmless query", func(r *http.Request) {
+			r.Header.Set("Authorization", "Bearer "+tok)
+			r.URL.RawQuery = "a=1"
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			outcome := func(a *Authenticator) string {
+				r := httptest.NewRequest(http.MethodGet, "http://gw.example/products", nil)
+				tc.mod(r)
+				pr, err := auth(t, a, policytest.Exchange(r))
+				if d, ok := policy.AsDenial(err); ok {
+					return fmt.Sprintf("denied %d %s %q %q", d.Status, d.Code, d.Detail, d.Header.Get("Www-Authenticate"))
+				}
+				if err != nil {
+					return err.Error()
+				}
+				return "accepted " + pr.Subject
+			}
+			got, want := outcome(cached), outcome(uncached)
+			if got != want {
+				t.Errorf("with the token cached: %s\nuncached: %s", got, want)
+			}
+			if n := cached.verifications.Load(); n != 1 {
+				t.Errorf("%d signature checks, want 1 (accepted from the cache)", n)
+			}
+		})
 	}
 }

@@ -231,17 +231,20 @@ const (
 // keeping the slice), and the RateLimit value and its slice are one
 // allocation.
 func (l *Limiter) addHeaders(ex *policy.Exchange, d store.Decision) {
+	v := rateLimitValue(l.rlPrefix[d.Limit], d)
 	h := ex.ResponseHeader
 	if h == nil {
+		// The common case: the first policy to add headers.
 		h = make(http.Header, 4)
+		h[headerPolicy], h[headerRateLimit] = l.policyHeader, v
 		ex.ResponseHeader = h
+		return
 	}
 	if vs := h[headerPolicy]; vs == nil {
 		h[headerPolicy] = l.policyHeader
 	} else {
 		h[headerPolicy] = append(vs, l.policyHeader[0])
 	}
-	v := rateLimitValue(l.rlPrefix[d.Limit], d)
 	if vs := h[headerRateLimit]; vs == nil {
 		h[headerRateLimit] = v
 	} else {
