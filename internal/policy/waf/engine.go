@@ -154,6 +154,10 @@ type engineOpts struct {
 	// paranoia is the CRS paranoia level: the gate leaves rules of
 	// higher levels to Coraza (which skips them). 0: no limit.
 	paranoia int
+	// cutPL, when 1 to 3 (with fast), leaves out the CRS sections that
+	// only run at a higher detection paranoia level (cutParanoia); the
+	// caller checks that the level cannot rise (cutLevel).
+	cutPL int
 	// onMatch receives every matched rule that logs.
 	onMatch func(types.MatchedRule)
 }
@@ -169,7 +173,7 @@ func newEngineGate(seclang string, o engineOpts) (coraza.WAF, *gateSet, error) {
 	root := coreruleset.FS
 	if o.fast {
 		register()
-		root = crsFS{}
+		root = crsFS{maxPL: o.cutPL}
 	}
 	var g *gateSet
 	if o.fast && o.gate {
@@ -198,24 +202,216 @@ func newEngineGate(seclang string, o engineOpts) (coraza.WAF, *gateSet, error) {
 }
 
 // crsFS is the embedded CRS with every "@rx " operator of its .conf files
-// renamed to "@ghrx ". Rewritten files are kept for the process's life:
-// every WAF built here reads the same few hundred kilobytes.
-type crsFS struct{}
+// renamed to "@ghrx ", and, when maxPL is 1 to 3, the sections that only
+// run at a higher detection paranoia level cut out (cutParanoia).
+// Rewritten files are kept for the process's life: every WAF built here
+// reads the same few hundred kilobytes.
+type crsFS struct{ maxPL int }
 
-var rewritten sync.Map // name -> []byte
+// rewritten holds the rewritten files by crsKey.
+var rewritten sync.Map
+
+type crsKey struct {
+	name  string
+	maxPL int
+}
 
 func (crsFS) Open(name string) (fs.File, error) { return coreruleset.FS.Open(name) }
 
-func (crsFS) ReadFile(name string) ([]byte, error) {
-	if v, ok := rewritten.Load(name); ok {
+func (c crsFS) ReadFile(name string) ([]byte, error) {
+	key := crsKey{name, c.maxPL}
+	if v, ok := rewritten.Load(key); ok {
 		return v.([]byte), nil
 	}
 	b, err := fs.ReadFile(coreruleset.FS, name)
 	if err != nil || !strings.HasSuffix(name, ".conf") {
 		return b, err
 	}
-	b = []byte(strings.ReplaceAll(string(b), `"@rx `, `"@`+operatorName+` `))
-	b = []byte(strings.ReplaceAll(string(b), `"!@rx `, `"!@`+operatorName+` `))
-	rewritten.Store(name, b)
+	s := strings.ReplaceAll(string(b), `"@rx `, `"@`+operatorName+` `)
+	s = strings.ReplaceAll(s, `"!@rx `, `"!@`+operatorName+` `)
+	if c.maxPL >= 1 && c.maxPL <= 3 {
+		s, _ = cutParanoia(s, c.maxPL)
+		s = dropUpdatesOf(s, cutIDs(c.maxPL))
+	}
+	b = []byte(s)
+	rewritten.Store(key, b)
 	return b, nil
+}
+
+// guardPrefix starts CRS's paranoia guards: in each request file, the
+// rules of paranoia level N and above are preceded by one guard per phase,
+//
+//	SecRule TX:DETECTION_PARANOIA_LEVEL "@lt N" "id:...,skipAfter:END-..."
+//
+// which jumps to the file's closing SecMarker when the detection level is
+// lower than N; the sections of levels N+1.. follow, each behind its own
+// guards, up to that marker.
+const guardPrefix = `SecRule TX:DETECTION_PARANOIA_LEVEL "@lt `
+
+// cutParanoia removes from a CRS file's text what lies between its guards
+// of level maxPL+1 and its closing SecMarker: rules that CRS itself skips
+// whenever the detection paranoia level is at most maxPL. The guards are
+// kept (they still jump to the marker, now the next line). It returns the
+// text left and the text cut; a file without such guards, or without a
+// SecMarker after them, is left whole.
+//
+// Why: at paranoia level 1 those sections are about 40% of the request
+// rules loaded; their compiled expressions and keyword automata would stay
+// resident for the rule set's life without ever being evaluated. Only
+// valid while the detection level cannot rise above maxPL (see cutLevel).
+func cutParanoia(text string, maxPL int) (kept, cut string) {
+	lines := strings.SplitAfter(text, "\n")
+	guard := guardPrefix + strconv.Itoa(maxPL+1) + `"`
+	first := -1
+	for i, l := range lines {
+		if strings.HasPrefix(l, guard) {
+			first = i
+			break
+		}
+	}
+	if first < 0 {
+		return text, ""
+	}
+	last := first
+	for last+1 < len(lines) && strings.HasPrefix(lines[last+1], guard) {
+		last++
+	}
+	marker := -1
+	for i := last + 1; i < len(lines); i++ {
+		if strings.HasPrefix(lines[i], "SecMarker ") {
+			marker = i
+			break
+		}
+	}
+	if marker < 0 {
+		return text, ""
+	}
+	return strings.Join(lines[:last+1], "") + strings.Join(lines[marker:], ""), strings.Join(lines[last+1:marker], "")
+}
+
+// ruleIDs returns the ids of the rules in SecLang text: the N of each
+// "id:N" action (starting an action list, after a comma or on its own
+// continuation line).
+func ruleIDs(text string) map[int]bool {
+	ids := map[int]bool{}
+	for at := 0; ; {
+		i := strings.Index(text[at:], "id:")
+		if i < 0 {
+			return ids
+		}
+		i += at
+		at = i + 3
+		if i > 0 && !strings.ContainsRune("\",, \t", rune(text[i-1])) {
+			continue
+		}
+		end := at
+		for end < len(text) && text[end] >= '0' && text[end] <= '9' {
+			end++
+		}
+		if id, err := strconv.Atoi(text[at:end]); err == nil {
+			ids[id] = true
+		}
+	}
+}
+
+// cutIDs are the ids of the CRS request rules cutParanoia removes at
+// maxPL, over every request file.
+func cutIDs(maxPL int) map[int]bool {
+	if v, ok := cutIDCache.Load(maxPL); ok {
+		return v.(map[int]bool)
+	}
+	ids := map[int]bool{}
+	for _, f := range requestFiles {
+		b, err := fs.ReadFile(coreruleset.FS, "@owasp_crs/"+f.name)
+		if err != nil {
+			continue
+		}
+		_, cut := cutParanoia(string(b), maxPL)
+		for id := range ruleIDs(cut) {
+			ids[id] = true
+		}
+	}
+	v, _ := cutIDCache.LoadOrStore(maxPL, ids)
+	return v.(map[int]bool)
+}
+
+var cutIDCache sync.Map // maxPL -> map[int]bool
+
+// dropUpdatesOf removes the one-line SecRuleUpdateTargetById directives
+// about rules in ids (REQUEST-999 updates some rules of higher paranoia
+// levels; Coraza refuses to update a rule it does not have). They only
+// change targets of rules that are not loaded.
+func dropUpdatesOf(text string, ids map[int]bool) string {
+	if len(ids) == 0 || !strings.Contains(text, "SecRuleUpdateTargetById ") {
+		return text
+	}
+	lines := strings.SplitAfter(text, "\n")
+	out := lines[:0]
+	for _, l := range lines {
+		if rest, ok := strings.CutPrefix(l, "SecRuleUpdateTargetById "); ok && !strings.HasSuffix(strings.TrimRight(l, "\n"), "\\") {
+			f := strings.Fields(rest)
+			if len(f) > 0 {
+				if id, err := strconv.Atoi(f[0]); err == nil && ids[id] {
+					continue
+				}
+			}
+		}
+		out = append(out, l)
+	}
+	return strings.Join(out, "")
+}
+
+// paranoiaGuards are the ids of the paranoia guards of the CRS request
+// files (see guardPrefix).
+var paranoiaGuards = sync.OnceValue(func() map[int]bool {
+	ids := map[int]bool{}
+	for _, f := range requestFiles {
+		b, err := fs.ReadFile(coreruleset.FS, "@owasp_crs/"+f.name)
+		if err != nil {
+			continue
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if !strings.HasPrefix(l, guardPrefix) {
+				continue
+			}
+			_, rest, ok := strings.Cut(l, `"id:`)
+			if !ok {
+				continue
+			}
+			end := strings.IndexFunc(rest, func(r rune) bool { return r < '0' || r > '9' })
+			if end < 0 {
+				end = len(rest)
+			}
+			if id, err := strconv.Atoi(rest[:end]); err == nil {
+				ids[id] = true
+			}
+		}
+	}
+	return ids
+})
+
+// cutLevel returns the paranoia level above which the CRS sections can be
+// left out of s's rule set (crsFS.maxPL), 0 when none can. They can when
+// the detection paranoia level is sure to stay s's level: CRS sets it to
+// the blocking level we configure, and nothing the user adds may change
+// that: no directive that mentions a paranoia level or removes or updates
+// rules (a guard could be among them; the check is textual and errs on the
+// side of loading everything), no guard among the excluded ids.
+func cutLevel(s *settings) int {
+	if s.paranoia < 1 || s.paranoia > 3 {
+		return 0
+	}
+	for _, d := range s.directives {
+		l := strings.ToLower(d)
+		if strings.Contains(l, "paranoia") || strings.Contains(l, "remove") || strings.Contains(l, "update") {
+			return 0
+		}
+	}
+	guards := paranoiaGuards()
+	for _, id := range s.excludeIDs {
+		if guards[id] {
+			return 0
+		}
+	}
+	return s.paranoia
 }

@@ -68,7 +68,7 @@ func New(cfg *config.Node, env *policy.Env) (policy.Policy, error) {
 	sum := sha256.Sum256([]byte(seclang))
 	key := "waf:" + hex.EncodeToString(sum[:])
 	eng, release, err := usagepool.Acquire(env.Pool, key, func() (*shared, error) {
-		w, g, err := newEngineGate(seclang, engineOpts{fast: true, gate: true, extra: s.directives, paranoia: s.paranoia})
+		w, g, err := newEngineGate(seclang, engineOpts{fast: true, gate: true, extra: s.directives, paranoia: s.paranoia, cutPL: cutLevel(s)})
 		if err != nil {
 			return nil, err
 		}
