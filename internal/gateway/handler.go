@@ -21,6 +21,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/clientip"
 	"github.com/gatehouse/gatehouse/internal/policy"
+	"github.com/gatehouse/gatehouse/internal/proxy"
 	"github.com/gatehouse/gatehouse/internal/render"
 	"github.com/gatehouse/gatehouse/internal/router"
 )
@@ -276,6 +277,10 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 	var mbe *http.MaxBytesError
 	var nerr net.Error
 	bodyErr := x.body.readErr()
+	if proxy.Abandoned(err) {
+		// The proxy cut the body off itself, after the upstream failed.
+		bodyErr = nil
+	}
 	switch {
 	case errors.Is(err, policy.ErrBodyTooLarge) || errors.As(err, &mbe) || errors.As(bodyErr, &mbe):
 		status, code, kind = http.StatusRequestEntityTooLarge, "body_too_large", ""

@@ -1,11 +1,15 @@
 package proxy
 
 import (
+	"bufio"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httputil"
 	"net/textproto"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 
 	"golang.org/x/net/http/httpguts"
@@ -19,10 +23,11 @@ import (
 // forwarded, streaming responses flushed as they come, and a response the
 // upstream cuts short aborted with http.ErrAbortHandler.
 func (u *Upstream) serveH1(w http.ResponseWriter, r *http.Request) {
-	out := u.outRequest(r)
-	ex, err := u.h1.roundTrip(r.Context(), out, func(code int, h http.Header) {
-		informational(w, code, h)
-	})
+	out := outbound{u: u, in: r}
+	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+		out.body = &sentBody{r: r.Body}
+	}
+	ex, err := u.h1.roundTrip(r.Context(), &out, w)
 	if err != nil {
 		u.onError(w, r, err)
 		return
@@ -72,33 +77,208 @@ func (u *Upstream) serveH1(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// outRequest is the request to send upstream, as ReverseProxy builds it.
-func (u *Upstream) outRequest(r *http.Request) *http.Request {
-	out := r.Clone(r.Context())
-	out.RequestURI = ""
-	out.Close = false
-	if r.ContentLength == 0 || r.Body == http.NoBody {
-		out.Body = nil
-	} else if out.Body != nil {
-		out.Body = &sentBody{r: out.Body}
+// outbound is the request to send upstream: the client's request as
+// ReverseProxy would rewrite it, written straight from the inbound request
+// rather than from a clone of it.
+type outbound struct {
+	u    *Upstream
+	in   *http.Request
+	body *sentBody // nil: no body
+}
+
+// replayable reports a request that may be sent again after a stale
+// connection failed it: one without a body, of an idempotent method or
+// with an idempotency key (the rule of http.Transport).
+func (o *outbound) replayable() bool {
+	if o.body != nil {
+		return false
 	}
-	removeHopByHop(out.Header)
-	if httpguts.HeaderValuesContainsToken(r.Header["Te"], "trailers") {
-		out.Header["Te"] = []string{"trailers"}
+	switch o.in.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
 	}
-	// The client's forwarding headers; setForwarded decides what of them
-	// to keep.
-	delete(out.Header, "Forwarded")
-	delete(out.Header, "X-Forwarded-For")
-	delete(out.Header, "X-Forwarded-Host")
-	delete(out.Header, "X-Forwarded-Proto")
-	out.URL.RawQuery = cleanQuery(out.URL.RawQuery)
-	u.rewrite(&httputil.ProxyRequest{In: r, Out: out})
-	if _, ok := out.Header["User-Agent"]; !ok {
-		// An empty value keeps Request.Write from sending Go's own.
-		out.Header["User-Agent"] = []string{""}
+	h := o.in.Header
+	return h["Idempotency-Key"] != nil || h["X-Idempotency-Key"] != nil
+}
+
+// errInvalidHeader refuses a header no HTTP/1.1 message may carry. The
+// server parsed the client's, so only a value a policy set can fail here;
+// it is refused rather than rewritten, so that nothing can split the
+// request.
+type errInvalidHeader struct{ name string }
+
+func (e errInvalidHeader) Error() string {
+	return fmt.Sprintf("invalid header field %q for the upstream request", e.name)
+}
+
+// write writes the request line, the header and the body to bw (not
+// flushed). The header is the client's with hop-by-hop fields (those the
+// Connection header names included) and the framing fields removed,
+// forwarding fields rebuilt (setForwarded), and the framing of the body
+// the client sent: its Content-Length, or chunked when it had none.
+func (o *outbound) write(bw *bufio.Writer) error {
+	u, in := o.u, o.in
+	h := in.Header
+
+	uri, host := o.target()
+	bw.WriteString(in.Method)
+	bw.WriteByte(' ')
+	bw.WriteString(uri)
+	bw.WriteString(" HTTP/1.1\r\nHost: ")
+	bw.WriteString(host)
+	bw.WriteString("\r\n")
+
+	// The fields the Connection header names are hop-by-hop too.
+	var named []string
+	for _, f := range h["Connection"] {
+		for sf := range strings.SplitSeq(f, ",") {
+			if sf = textproto.TrimString(sf); sf != "" {
+				named = append(named, textproto.CanonicalMIMEHeaderKey(sf))
+			}
+		}
 	}
-	return out
+	for k, vv := range h {
+		if skipOutbound(k) || slices.Contains(named, k) {
+			continue
+		}
+		if !httpguts.ValidHeaderFieldName(k) {
+			return errInvalidHeader{k}
+		}
+		for _, v := range vv {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return errInvalidHeader{k}
+			}
+			if k == "User-Agent" && v == "" {
+				continue
+			}
+			bw.WriteString(k)
+			bw.WriteString(": ")
+			bw.WriteString(v)
+			bw.WriteString("\r\n")
+		}
+	}
+	if httpguts.HeaderValuesContainsToken(h["Te"], "trailers") {
+		bw.WriteString("Te: trailers\r\n")
+	}
+	fw := forwardedValues(in, u.trusted)
+	writeField(bw, "X-Forwarded-For", fw.xff)
+	writeField(bw, "X-Forwarded-Host", fw.host)
+	writeField(bw, "X-Forwarded-Proto", fw.proto)
+	writeField(bw, "Forwarded", fw.forwarded)
+
+	switch {
+	case o.body == nil:
+		if in.Method != http.MethodGet && in.Method != http.MethodHead {
+			// As Request.Write: many servers want a length on a POST,
+			// PUT or DELETE even when there is no body.
+			bw.WriteString("Content-Length: 0\r\n")
+		}
+		_, err := bw.WriteString("\r\n")
+		return err
+	case in.ContentLength > 0:
+		bw.WriteString("Content-Length: ")
+		bw.WriteString(strconv.FormatInt(in.ContentLength, 10))
+		bw.WriteString("\r\n\r\n")
+		bp := buffers.Get().(*[]byte)
+		defer buffers.Put(bp)
+		// Hiding bw's ReadFrom keeps the copy in the pooled buffer: past
+		// bw's own buffer, ReadFrom would go to the connection's, which
+		// allocates one of its own for each body.
+		n, err := io.CopyBuffer(writerOnly{bw}, io.LimitReader(o.body, in.ContentLength), *bp)
+		if err == nil && n < in.ContentLength {
+			err = io.ErrUnexpectedEOF
+		}
+		if err != nil && o.body.err == nil {
+			o.body.err = err
+		}
+		return err
+	}
+	// A body of unknown length, sent chunked, with the client's trailer
+	// after it.
+	bw.WriteString("Transfer-Encoding: chunked\r\n")
+	if len(in.Trailer) > 0 {
+		keys := make([]string, 0, len(in.Trailer))
+		for k := range in.Trailer {
+			keys = append(keys, k)
+		}
+		writeField(bw, "Trailer", strings.Join(keys, ", "))
+	}
+	bw.WriteString("\r\n")
+	bp := buffers.Get().(*[]byte)
+	defer buffers.Put(bp)
+	cw := httputil.NewChunkedWriter(bw)
+	// Each chunk goes out as it comes, as Request.Write sends them: a
+	// body of unknown length may be a stream the upstream answers as it
+	// goes.
+	if _, err := io.CopyBuffer(flushAfter{cw, bw}, o.body, *bp); err != nil {
+		return err
+	}
+	if err := cw.Close(); err != nil {
+		return err
+	}
+	for k, vv := range in.Trailer {
+		if !httpguts.ValidHeaderFieldName(k) {
+			return errInvalidHeader{k}
+		}
+		for _, v := range vv {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return errInvalidHeader{k}
+			}
+			writeField(bw, k, v)
+		}
+	}
+	_, err := bw.WriteString("\r\n")
+	return err
+}
+
+// target returns the request-target and the Host of the upstream request:
+// the upstream's base URL joined with the client's path and query, as
+// httputil.ProxyRequest.SetURL joins them.
+func (o *outbound) target() (uri, host string) {
+	u, in := o.u, o.in
+	host = u.target.Host
+	if u.preserveHost {
+		host = in.Host
+	}
+	if u.plainTarget && in.URL.Opaque == "" {
+		// The common case, without the copy: the base URL has no path
+		// or query of its own.
+		uri = in.URL.EscapedPath()
+		if uri == "" {
+			uri = "/"
+		}
+		if q := cleanQuery(in.URL.RawQuery); q != "" || in.URL.ForceQuery {
+			uri += "?" + q
+		}
+		return uri, host
+	}
+	outURL := *in.URL
+	outURL.RawQuery = cleanQuery(outURL.RawQuery)
+	tmp := http.Request{URL: &outURL}
+	(&httputil.ProxyRequest{In: in, Out: &tmp}).SetURL(u.target)
+	return outURL.RequestURI(), host
+}
+
+// skipOutbound reports the fields of the client's request that are not
+// passed on as they are: hop-by-hop fields, the framing (sent as the body
+// is sent), Host (from the request line's target), and the forwarding
+// fields (rebuilt).
+func skipOutbound(k string) bool {
+	switch k {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+		"Host", "Content-Length",
+		"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto":
+		return true
+	}
+	return false
+}
+
+func writeField(bw *bufio.Writer, k, v string) {
+	bw.WriteString(k)
+	bw.WriteString(": ")
+	bw.WriteString(v)
+	bw.WriteString("\r\n")
 }
 
 // isUpgrade reports a request to switch protocols (WebSocket), which
@@ -233,3 +413,20 @@ func (b *sentBody) Read(p []byte) (int, error) {
 }
 
 func (*sentBody) Close() error { return nil }
+
+// flushAfter flushes bw after each write to w, which writes into bw.
+type flushAfter struct {
+	w  io.Writer
+	bw *bufio.Writer
+}
+
+func (f flushAfter) Write(p []byte) (int, error) {
+	n, err := f.w.Write(p)
+	if err == nil {
+		err = f.bw.Flush()
+	}
+	return n, err
+}
+
+// writerOnly hides all but Write.
+type writerOnly struct{ io.Writer }

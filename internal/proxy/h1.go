@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -48,6 +49,15 @@ type h1Conn struct {
 	bw     *bufio.Writer
 	idleAt time.Time
 	reused bool // it served a request before this one
+	// deadline: a read deadline may be set (the response head's timeout
+	// of the last exchange).
+	deadline bool
+}
+
+// bodyBuffered reports that the whole of res's body is already in br, so
+// that reading it makes no more reads of the connection.
+func bodyBuffered(res *http.Response, br *bufio.Reader) bool {
+	return res.ContentLength == 0 || (res.ContentLength > 0 && len(res.TransferEncoding) == 0 && int64(br.Buffered()) >= res.ContentLength)
 }
 
 // limitedReader bounds what the response head may read off the connection:
@@ -82,8 +92,12 @@ const maxRetries = 4
 // blocked I/O at once.
 var aLongTimeAgo = time.Unix(1, 0)
 
-// get returns an idle connection, or a new one.
-func (c *h1Client) get(ctx context.Context, checkAlive bool) (*h1Conn, error) {
+// get returns an idle connection that is still open and has received
+// nothing while idle, or a new one. Bytes that arrive on an idle connection
+// answer no request of ours: a connection carrying them must never answer
+// the next one (response queue poisoning), so it is closed, as
+// http.Transport's read loop closes it.
+func (c *h1Client) get(ctx context.Context) (*h1Conn, error) {
 	now := time.Now()
 	c.mu.Lock()
 	for n := len(c.idle); n > 0; n = len(c.idle) {
@@ -97,7 +111,13 @@ func (c *h1Client) get(ctx context.Context, checkAlive bool) (*h1Conn, error) {
 			continue
 		}
 		c.mu.Unlock()
-		if checkAlive && !alive(pc.nc) {
+		if pc.deadline && now.After(pc.idleAt.Add(c.headerTimeout)) {
+			// The last exchange's deadline has passed: it would fail the
+			// liveness check.
+			_ = pc.nc.SetReadDeadline(time.Time{})
+			pc.deadline = false
+		}
+		if !alive(pc.nc) {
 			pc.nc.Close()
 			c.mu.Lock()
 			continue
@@ -192,39 +212,86 @@ type h1Exchange struct {
 	// With a request body only: the goroutine writing the request. The
 	// caller's handler must not return before it ends, since it reads the
 	// client's request body.
-	wrote    chan error // the writer's result, once
+	wrote    chan error          // the writer's result, once
+	w        http.ResponseWriter // the client's, to abandon its body
 	mu       sync.Mutex
 	headDone bool  // the response head was read
 	aborted  bool  // the exchange was given up
+	// abandoned: the client's body was cut off by a read deadline of
+	// ours; its read error is not the client's fault.
+	abandoned bool
 	cause    error // the writer's failure, when it ended the exchange
 }
 
-// errNothingReceived wraps failures of a reused connection that happened
-// before any byte of a response arrived: the upstream had closed it while
-// it was idle, and a request without a body can be sent again.
+// errNothingReceived wraps failures that happened before any byte of a
+// response arrived. On a reused connection that is the sign of an upstream
+// that closed it while it was idle, and a request that may be sent twice is
+// sent again on another.
 type errNothingReceived struct{ err error }
 
 func (e errNothingReceived) Error() string { return e.err.Error() }
 func (e errNothingReceived) Unwrap() error { return e.err }
 
-// roundTrip sends out and reads the response head. informational receives
-// 1xx responses other than 100 Continue. On success the caller reads
-// ex.res.Body and then calls ex.finish.
-func (c *h1Client) roundTrip(ctx context.Context, out *http.Request, informational func(int, http.Header)) (*h1Exchange, error) {
-	hasBody := out.Body != nil
+// stale reports an error of a connection the upstream had closed: its FIN
+// read as EOF, or its RST.
+func stale(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNABORTED)
+}
+
+// bodyError is the failure to read or send the request body that ended an
+// exchange.
+type bodyError struct{ err error }
+
+func (e bodyError) Error() string { return e.err.Error() }
+func (e bodyError) Unwrap() error { return e.err }
+
+// abandonedError marks the failure of an exchange that had to cut off the
+// client's request body (see Abandoned).
+type abandonedError struct{ err error }
+
+func (e abandonedError) Error() string { return e.err.Error() }
+func (e abandonedError) Unwrap() error { return e.err }
+
+// Abandoned reports that err, given to the ErrorHandler, ended an exchange
+// whose request body the proxy stopped reading with a read deadline on the
+// client's connection, so that the handler would not wait on a client that
+// sends nothing. A read error of that body is then the proxy's doing, not
+// the client's.
+func Abandoned(err error) bool {
+	var a abandonedError
+	return errors.As(err, &a)
+}
+
+// roundTrip sends out and reads the response head, passing 1xx responses
+// other than 100 Continue on to w. On success the caller reads ex.res.Body
+// and then calls ex.finish.
+//
+// A request that may be sent twice (out.replayable) and fails on a reused
+// connection before any response byte came, the way a connection the
+// upstream closed just as it was taken from the pool fails, is sent again
+// on another connection, as http.Transport does.
+func (c *h1Client) roundTrip(ctx context.Context, out *outbound, w http.ResponseWriter) (*h1Exchange, error) {
+	replayable := out.replayable()
 	for attempt := 0; ; attempt++ {
-		pc, err := c.get(ctx, hasBody)
+		pc, err := c.get(ctx)
 		if err != nil {
 			return nil, err
 		}
 		ex := &h1Exchange{c: c, pc: pc}
-		err = ex.send(ctx, out, informational)
+		err = ex.send(ctx, out, w)
 		if err == nil {
 			return ex, nil
 		}
+		var be bodyError
+		if errors.As(err, &be) {
+			// The client's body failed, whatever became of the context
+			// after.
+			return nil, be.err
+		}
 		var nr errNothingReceived
 		if errors.As(err, &nr) {
-			if !hasBody && pc.reused && attempt < maxRetries && ctx.Err() == nil {
+			if replayable && pc.reused && stale(nr.err) && attempt < maxRetries && ctx.Err() == nil {
 				continue
 			}
 			err = nr.err
@@ -234,30 +301,39 @@ func (c *h1Client) roundTrip(ctx context.Context, out *http.Request, information
 			// ended the exchange is the context.
 			err = ctx.Err()
 		}
+		if ex.abandoned {
+			err = abandonedError{err}
+		}
 		return nil, err
 	}
 }
 
 // send runs the exchange up to the response head. On error the connection
 // is closed, the writer has ended and the exchange is over.
-func (ex *h1Exchange) send(ctx context.Context, out *http.Request, informational func(int, http.Header)) error {
+func (ex *h1Exchange) send(ctx context.Context, out *outbound, w http.ResponseWriter) error {
 	c, pc := ex.c, ex.pc
 	ex.stop = context.AfterFunc(ctx, func() { _ = pc.nc.SetDeadline(aLongTimeAgo) })
-	if out.Body == nil {
-		err := out.Write(pc.bw)
+	if out.body == nil {
+		err := out.write(pc.bw)
 		if err == nil {
 			err = pc.bw.Flush()
 		}
 		if err != nil {
 			ex.abort()
+			var ih errInvalidHeader
+			if errors.As(err, &ih) {
+				return err
+			}
 			// Nothing of ours reached the upstream, or it closed the
 			// connection on us: either way no response byte came.
 			return errNothingReceived{err}
 		}
 		if c.headerTimeout > 0 {
 			_ = pc.nc.SetReadDeadline(time.Now().Add(c.headerTimeout))
+			pc.deadline = true
 		}
 	} else {
+		ex.w = w
 		ex.wrote = make(chan error, 1)
 		go ex.write(out)
 	}
@@ -273,7 +349,7 @@ func (ex *h1Exchange) send(ctx context.Context, out *http.Request, informational
 			}
 			return err
 		}
-		res, err := http.ReadResponse(pc.br, out)
+		res, err := http.ReadResponse(pc.br, out.in)
 		if err != nil {
 			if cause := ex.fail(); cause != nil {
 				return cause
@@ -290,14 +366,23 @@ func (ex *h1Exchange) send(ctx context.Context, out *http.Request, informational
 			return errors.New("upstream sent too many informational responses")
 		}
 		if code != http.StatusContinue {
-			informational(code, res.Header)
+			informational(w, code, res.Header)
 		}
 	}
 	pc.lr.remaining = -1
 
 	ex.mu.Lock()
 	ex.headDone = true
-	_ = pc.nc.SetReadDeadline(time.Time{})
+	if pc.deadline || ex.wrote != nil {
+		if ex.wrote != nil || !bodyBuffered(ex.res, pc.br) {
+			// The body is read under the exchange's context, not the
+			// head's timeout. A body already in the buffer needs no
+			// more reads: the next exchange sets its own deadline,
+			// which saves a timer update a request.
+			_ = pc.nc.SetReadDeadline(time.Time{})
+			pc.deadline = false
+		}
+	}
 	ex.mu.Unlock()
 	// Cleared after the context's interrupt may have set it: look again.
 	if err := ctx.Err(); err != nil {
@@ -312,14 +397,14 @@ func (ex *h1Exchange) send(ctx context.Context, out *http.Request, informational
 }
 
 // write writes the request and its body, on a goroutine of its own.
-func (ex *h1Exchange) write(out *http.Request) {
+func (ex *h1Exchange) write(out *outbound) {
 	pc := ex.pc
-	err := out.Write(pc.bw)
+	err := out.write(pc.bw)
 	if err == nil {
 		err = pc.bw.Flush()
 	}
-	if b, ok := out.Body.(*sentBody); ok && b.err != nil {
-		err = b.err
+	if out.body.err != nil {
+		err = out.body.err
 	}
 	ex.mu.Lock()
 	if !ex.headDone && !ex.aborted {
@@ -336,8 +421,8 @@ func (ex *h1Exchange) write(out *http.Request) {
 	ex.wrote <- err
 }
 
-// fail gives the exchange up: it closes the connection, waits for the
-// writer, if any, and returns the writer's error when that is what ended
+// fail gives the exchange up: it closes the connection, ends the writer, if
+// any, and returns the writer's error (a bodyError) when that is what ended
 // the exchange.
 func (ex *h1Exchange) fail() error {
 	ex.mu.Lock()
@@ -347,13 +432,23 @@ func (ex *h1Exchange) fail() error {
 	if ex.wrote == nil {
 		return nil
 	}
-	// A write blocked on the connection fails now that it is closed; a
-	// read of the client's body returns with the client's next bytes or
-	// its read timeout.
-	<-ex.wrote
+	// A write blocked on the connection fails now that it is closed. A
+	// read of the client's body may wait for a client that sends nothing:
+	// past the read deadline set here, it fails at once. The handler must
+	// not return before the writer ends, as the writer reads its request.
+	select {
+	case <-ex.wrote:
+	case <-time.After(writeWait):
+		ex.abandoned = true
+		_ = http.NewResponseController(ex.w).SetReadDeadline(aLongTimeAgo)
+		<-ex.wrote
+	}
 	ex.mu.Lock()
 	defer ex.mu.Unlock()
-	return ex.cause
+	if ex.cause != nil {
+		return bodyError{ex.cause}
+	}
+	return nil
 }
 
 // abort closes the connection, which ends the exchange and any write in

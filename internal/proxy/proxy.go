@@ -10,7 +10,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"fmt"
 	"io"
 	"log"
 	"net"
@@ -43,6 +42,9 @@ type Upstream struct {
 	// through transport.
 	h1      *h1Client
 	onError ErrorHandler
+	// plainTarget: the upstream URL has no path or query of its own, so
+	// the client's path and query are forwarded as they are.
+	plainTarget bool
 }
 
 // Options are what New needs besides the upstream's config.
@@ -77,6 +79,7 @@ func New(cfg config.Upstream, opt Options) (*Upstream, error) {
 		trusted:      opt.TrustedProxies,
 		transport:    tr,
 		onError:      opt.OnError,
+		plainTarget:  (target.Path == "" || target.Path == "/") && target.RawPath == "" && target.RawQuery == "" && !target.ForceQuery,
 	}
 	if target.Scheme == "http" && !cfg.H2C {
 		u.h1 = newH1Client(cfg, target)
@@ -234,9 +237,28 @@ func (u *Upstream) rewrite(pr *httputil.ProxyRequest) {
 // back and extended, an untrusted peer's are dropped, so a client cannot
 // forge its address for the upstream.
 func setForwarded(in, out *http.Request, trusted []netip.Prefix) {
+	fw := forwardedValues(in, trusted)
+	if fw.xff == "" {
+		return
+	}
+	out.Header["X-Forwarded-For"] = []string{fw.xff}
+	out.Header["X-Forwarded-Host"] = []string{fw.host}
+	out.Header["X-Forwarded-Proto"] = []string{fw.proto}
+	out.Header["Forwarded"] = []string{fw.forwarded}
+}
+
+// forwarded are the forwarding fields of the upstream request.
+type forwarded struct {
+	xff, host, proto, forwarded string
+}
+
+// forwardedValues computes the forwarding fields for in: this hop appended
+// to a trusted peer's, or alone. All are empty when in's peer address does
+// not parse (never, under net/http's server).
+func forwardedValues(in *http.Request, trusted []netip.Prefix) forwarded {
 	peer, err := netip.ParseAddrPort(in.RemoteAddr)
 	if err != nil {
-		return
+		return forwarded{}
 	}
 	ip := peer.Addr().Unmap().WithZone("")
 	trustedPeer := inPrefixes(ip, trusted)
@@ -245,33 +267,25 @@ func setForwarded(in, out *http.Request, trusted []netip.Prefix) {
 		proto = "https"
 	}
 
-	xff := ip.String()
+	fw := forwarded{xff: ip.String(), host: in.Host, proto: proto}
 	if trustedPeer {
 		if prior := in.Header["X-Forwarded-For"]; len(prior) > 0 {
-			xff = strings.Join(prior, ", ") + ", " + xff
+			fw.xff = strings.Join(prior, ", ") + ", " + fw.xff
 		}
-	}
-	out.Header["X-Forwarded-For"] = []string{xff}
-
-	host, fproto := in.Host, proto
-	if trustedPeer {
 		if v := in.Header.Get("X-Forwarded-Host"); v != "" {
-			host = v
+			fw.host = v
 		}
 		if v := in.Header.Get("X-Forwarded-Proto"); v != "" {
-			fproto = v
+			fw.proto = v
 		}
 	}
-	out.Header["X-Forwarded-Host"] = []string{host}
-	out.Header["X-Forwarded-Proto"] = []string{fproto}
-
-	elem := forwardedElement(ip, in.Host, proto)
+	fw.forwarded = forwardedElement(ip, in.Host, proto)
 	if trustedPeer {
 		if prior := in.Header["Forwarded"]; len(prior) > 0 {
-			elem = strings.Join(prior, ", ") + ", " + elem
+			fw.forwarded = strings.Join(prior, ", ") + ", " + fw.forwarded
 		}
 	}
-	out.Header["Forwarded"] = []string{elem}
+	return fw
 }
 
 // forwardedElement is one RFC 7239 forwarded-element for this hop.
@@ -293,14 +307,28 @@ func forwardedElement(ip netip.Addr, host, proto string) string {
 }
 
 // quoteIfNeeded returns v as an RFC 7239 value: a token as is, anything else
-// as a quoted-string.
+// as a quoted-string (RFC 9110 §5.6.4), with '"' and '\\' escaped.
 func quoteIfNeeded(v string) string {
 	for i := 0; i < len(v); i++ {
 		if !isTokenChar(v[i]) {
-			return fmt.Sprintf("%q", v)
+			return quote(v)
 		}
 	}
 	return v
+}
+
+func quote(v string) string {
+	var b strings.Builder
+	b.Grow(len(v) + 2)
+	b.WriteByte('"')
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c == '"' || c == '\\' {
+			b.WriteByte('\\')
+		}
+		b.WriteByte(v[i])
+	}
+	b.WriteByte('"')
+	return b.String()
 }
 
 func isTokenChar(c byte) bool {
