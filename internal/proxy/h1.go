@@ -215,12 +215,12 @@ type h1Exchange struct {
 	wrote    chan error          // the writer's result, once
 	w        http.ResponseWriter // the client's, to abandon its body
 	mu       sync.Mutex
-	headDone bool  // the response head was read
-	aborted  bool  // the exchange was given up
+	headDone bool // the response head was read
+	aborted  bool // the exchange was given up
 	// abandoned: the client's body was cut off by a read deadline of
 	// ours; its read error is not the client's fault.
 	abandoned bool
-	cause    error // the writer's failure, when it ended the exchange
+	cause     error // the writer's failure, when it ended the exchange
 }
 
 // errNothingReceived wraps failures that happened before any byte of a
