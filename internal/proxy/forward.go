@@ -188,6 +188,15 @@ func (o *outbound) write(bw *bufio.Writer) error {
 		if err == nil && n < in.ContentLength {
 			err = io.ErrUnexpectedEOF
 		}
+		if err == nil {
+			// A body longer than its Content-Length (a policy that
+			// rewrote it and not the length) is refused, as
+			// Request.Write refuses it, rather than cut short.
+			var one [1]byte
+			if m, _ := o.body.Read(one[:]); m > 0 {
+				err = fmt.Errorf("request body longer than its Content-Length of %d", in.ContentLength)
+			}
+		}
 		if err != nil && o.body.err == nil {
 			o.body.err = err
 		}
@@ -237,7 +246,7 @@ func (o *outbound) write(bw *bufio.Writer) error {
 func (o *outbound) target() (uri, host string) {
 	u, in := o.u, o.in
 	host = u.target.Host
-	if u.preserveHost {
+	if u.preserveHost && in.Host != "" {
 		host = in.Host
 	}
 	if u.plainTarget && in.URL.Opaque == "" {
