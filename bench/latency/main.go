@@ -7,6 +7,11 @@
 // "coordinated omission"), and prints p50, p99 and p99.9 per URL, and
 // for every URL after the first, what it adds to the first's.
 //
+// The URLs take turns in slices of -slice (1s), round after round, until
+// each has had -duration: on a shared machine the neighbours' load comes
+// and goes over seconds, and taking turns spreads it over all URLs alike
+// instead of landing on whichever URL's run it fell in.
+//
 //	go run ./bench/latency -rate 2000 -duration 10s -H 'Authorization: Bearer ...' URL1 URL2 ...
 package main
 
@@ -31,6 +36,7 @@ func main() {
 	rate := flag.Int("rate", 2000, "requests per `second`")
 	conns := flag.Int("conns", 16, "keep-alive `connections`")
 	duration := flag.Duration("duration", 10*time.Second, "how long to send to each URL")
+	slice := flag.Duration("slice", time.Second, "how long each URL's turn lasts")
 	var hdr headers
 	flag.Var(&hdr, "H", "a request `header` (Name: value); repeatable")
 	flag.Parse()
@@ -40,9 +46,27 @@ func main() {
 	}
 	fmt.Printf("fixed rate %d req/s over %d connections, %v per URL\n", *rate, *conns, *duration)
 	fmt.Printf("%-40s %10s %10s %10s %10s %10s %8s\n", "url", "p50", "p99", "p99.9", "+p50", "+p99", "errors")
+	urls := flag.Args()
+	lats := make([][]time.Duration, len(urls))
+	errs := make([]int, len(urls))
+	clients := make([]*http.Client, len(urls))
+	for i := range urls {
+		tr := &http.Transport{MaxConnsPerHost: *conns, MaxIdleConnsPerHost: *conns, DisableCompression: true}
+		defer tr.CloseIdleConnections()
+		clients[i] = &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	}
+	*slice = min(*slice, *duration)
+	for left := *duration; left > 0; left -= *slice {
+		for i, u := range urls {
+			lat, e := run(clients[i], u, hdr, *rate, *conns, min(*slice, left))
+			lats[i] = append(lats[i], lat...)
+			errs[i] += e
+		}
+	}
 	var base []time.Duration
-	for i, u := range flag.Args() {
-		lat, errs := run(u, hdr, *rate, *conns, *duration)
+	for i, u := range urls {
+		lat := lats[i]
+		slices.Sort(lat)
 		p := func(l []time.Duration, q float64) time.Duration {
 			if len(l) == 0 {
 				return 0
@@ -57,16 +81,13 @@ func main() {
 			add99 = (p(lat, .99) - p(base, .99)).Round(time.Microsecond).String()
 		}
 		fmt.Printf("%-40s %10v %10v %10v %10s %10s %8d\n", u, p(lat, .50).Round(time.Microsecond),
-			p(lat, .99).Round(time.Microsecond), p(lat, .999).Round(time.Microsecond), add50, add99, errs)
+			p(lat, .99).Round(time.Microsecond), p(lat, .999).Round(time.Microsecond), add50, add99, errs[i])
 	}
 }
 
-// run sends rate requests a second to u for d and returns the sorted
-// latencies of the requests that got a 2xx, and the count of the others.
-func run(u string, hdr headers, rate, conns int, d time.Duration) ([]time.Duration, int) {
-	tr := &http.Transport{MaxConnsPerHost: conns, MaxIdleConnsPerHost: conns, DisableCompression: true}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+// run sends rate requests a second to u for d and returns the latencies
+// of the requests that got a 2xx, and the count of the others.
+func run(client *http.Client, u string, hdr headers, rate, conns int, d time.Duration) ([]time.Duration, int) {
 	n := int(d.Seconds() * float64(rate))
 	interval := time.Second / time.Duration(rate)
 	due := make(chan time.Time, n)
@@ -110,6 +131,5 @@ func run(u string, hdr headers, rate, conns int, d time.Duration) ([]time.Durati
 	}
 	close(due)
 	wg.Wait()
-	slices.Sort(lat)
 	return lat, errs
 }
