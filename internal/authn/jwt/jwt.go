@@ -164,10 +164,15 @@ func fail(desc string, cause error) error { return &failure{desc, cause} }
 // Claims are shared with other requests bearing the same token (through
 // the cache) and must not be modified.
 func (a *Authenticator) Authenticate(ctx context.Context, ex *policy.Exchange) (*policy.Principal, error) {
+	var (
+		now    time.Time
+		k      key
+		hashed string // the token k is the hash of, once there is one
+	)
 	if a.cache != nil {
 		if tok, ok := a.headerToken(ex.Request); ok && len(tok.Value) <= a.s.maxTokenBytes {
-			now := a.now()
-			k := key(sha256.Sum256(bytesOf(tok.Value)))
+			now = a.now()
+			k, hashed = key(sha256.Sum256(bytesOf(tok.Value))), tok.Value
 			if v := a.cache.get(&k, now.UnixNano()); v != nil {
 				return a.decide(v, tok)
 			}
@@ -184,13 +189,20 @@ func (a *Authenticator) Authenticate(ctx context.Context, ex *policy.Exchange) (
 		return nil, authn.InvalidToken(a.realm, tok.Scheme, descTooLarge,
 			fmt.Errorf("jwt: token of %d bytes, more than %d", len(tok.Value), a.s.maxTokenBytes))
 	}
-	now := a.now()
+	if now.IsZero() {
+		now = a.now()
+	}
 	if a.cache == nil {
 		return a.miss(ctx, tok, nil, now)
 	}
-	k := key(sha256.Sum256(bytesOf(tok.Value)))
-	if v := a.cache.get(&k, now.UnixNano()); v != nil {
-		return a.decide(v, tok)
+	// A token never empty here: hashed == tok.Value means that
+	// headerToken read this very token and the cache does not have it,
+	// so neither hashing it nor looking it up again.
+	if hashed != tok.Value {
+		k = key(sha256.Sum256(bytesOf(tok.Value)))
+		if v := a.cache.get(&k, now.UnixNano()); v != nil {
+			return a.decide(v, tok)
+		}
 	}
 	return a.miss(ctx, tok, &k, now)
 }
