@@ -86,6 +86,18 @@ type outbound struct {
 	body *sentBody // nil: no body
 }
 
+// maxInMemory bounds a body written with its head on the handler's
+// goroutine: far below what a loopback or LAN connection's socket buffers
+// take, so that the write never waits for the upstream to read.
+const maxInMemory = 64 << 10
+
+// inMemory reports a body the gateway already holds whole (a policy read
+// it; GetBody is set then, as the standard library marks such bodies) and
+// small enough to write with the head at once.
+func (o *outbound) inMemory() bool {
+	return o.body != nil && o.in.GetBody != nil && o.in.ContentLength > 0 && o.in.ContentLength <= maxInMemory
+}
+
 // replayable reports a request that may be sent again after a stale
 // connection failed it: one without a body, of an idempotent method or
 // with an idempotency key (the rule of http.Transport).
@@ -179,6 +191,14 @@ func (o *outbound) write(bw *bufio.Writer) error {
 		bw.WriteString("Content-Length: ")
 		bw.WriteString(strconv.FormatInt(in.ContentLength, 10))
 		bw.WriteString("\r\n\r\n")
+		if !o.inMemory() {
+			// The head goes out before a body still to come from the
+			// client, as Request.Write sends it: the upstream may answer
+			// (401, 413) before the body is all there.
+			if err := bw.Flush(); err != nil {
+				return err
+			}
+		}
 		bp := buffers.Get().(*[]byte)
 		defer buffers.Put(bp)
 		// Hiding bw's ReadFrom keeps the copy in the pooled buffer: past

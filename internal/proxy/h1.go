@@ -313,7 +313,11 @@ func (c *h1Client) roundTrip(ctx context.Context, out *outbound, w http.Response
 func (ex *h1Exchange) send(ctx context.Context, out *outbound, w http.ResponseWriter) error {
 	c, pc := ex.c, ex.pc
 	ex.stop = context.AfterFunc(ctx, func() { _ = pc.nc.SetDeadline(aLongTimeAgo) })
-	if out.body == nil {
+	if out.body == nil || out.inMemory() {
+		// Nothing to wait for: the request is written at once, and the
+		// connection's buffers take it whole (inMemory bounds the body),
+		// so the write cannot block on an upstream that answers without
+		// reading.
 		err := out.write(pc.bw)
 		if err == nil {
 			err = pc.bw.Flush()
@@ -321,7 +325,7 @@ func (ex *h1Exchange) send(ctx context.Context, out *outbound, w http.ResponseWr
 		if err != nil {
 			ex.abort()
 			var ih errInvalidHeader
-			if errors.As(err, &ih) {
+			if errors.As(err, &ih) || out.body != nil {
 				return err
 			}
 			// Nothing of ours reached the upstream, or it closed the
@@ -333,6 +337,12 @@ func (ex *h1Exchange) send(ctx context.Context, out *outbound, w http.ResponseWr
 			pc.deadline = true
 		}
 	} else {
+		if pc.deadline {
+			// The last exchange's: this one's starts once the body is
+			// sent, which may take longer.
+			_ = pc.nc.SetReadDeadline(time.Time{})
+			pc.deadline = false
+		}
 		ex.w = w
 		ex.wrote = make(chan error, 1)
 		go ex.write(out)

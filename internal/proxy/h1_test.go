@@ -10,6 +10,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -1482,6 +1483,74 @@ func TestH1ConcurrentRequestsMatch(t *testing.T) {
 			wg.Wait()
 			if errs := rec.all(); len(errs) > 0 {
 				t.Errorf("OnError called %d times, first %v", len(errs), errs[0])
+			}
+		})
+	}
+}
+
+// TestH1InMemoryBody: a body a policy already read whole (GetBody set, as
+// policy.Exchange.ReadBody leaves it) is written with its head on the
+// handler's goroutine. The upstream gets it exactly, over a reused
+// connection, and an upstream that answers without reading it and closes
+// still has its answer passed on.
+func TestH1InMemoryBody(t *testing.T) {
+	tests := []struct {
+		name     string
+		size     int
+		early    bool // the upstream answers 413 without reading, and closes
+		wantCode int
+	}{
+		{"small", 300, false, http.StatusOK},
+		{"at the bound", 64 << 10, false, http.StatusOK},
+		{"over the bound, through the writer", 64<<10 + 1, false, http.StatusOK},
+		{"answered unread", 60 << 10, true, http.StatusRequestEntityTooLarge},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			us, conns := newTrackedUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if tc.early {
+					w.Header().Set("Connection", "close")
+					w.WriteHeader(http.StatusRequestEntityTooLarge)
+					return
+				}
+				b, err := io.ReadAll(r.Body)
+				if err != nil {
+					t.Errorf("upstream reading the body: %v", err)
+				}
+				w.Header().Set("X-Sum", fmt.Sprintf("%x", sha256.Sum256(b)))
+			}))
+			up, rec := newUpstream(t, us.URL, nil)
+			front := newFront(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				b, err := io.ReadAll(r.Body)
+				if err != nil {
+					t.Errorf("front reading the body: %v", err)
+					return
+				}
+				r.Body = io.NopCloser(bytes.NewReader(b))
+				r.ContentLength = int64(len(b))
+				r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+				up.ServeHTTP(w, r)
+			}))
+			body := bytes.Repeat([]byte("0123456789abcdef"), tc.size/16+1)[:tc.size]
+			want := fmt.Sprintf("%x", sha256.Sum256(body))
+			for i := range 3 {
+				resp, err := http.Post(front.URL+"/in-memory", "application/octet-stream", bytes.NewReader(body))
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != tc.wantCode {
+					t.Fatalf("request %d: status %d, want %d; OnError: %v", i, resp.StatusCode, tc.wantCode, rec.all())
+				}
+				if !tc.early && resp.Header.Get("X-Sum") != want {
+					t.Fatalf("request %d: the upstream got a body with sum %s, want %s", i, resp.Header.Get("X-Sum"), want)
+				}
+			}
+			if !tc.early {
+				if n, _ := conns.counts(); n != 1 {
+					t.Errorf("upstream accepted %d connections for 3 requests, want 1", n)
+				}
 			}
 		})
 	}
