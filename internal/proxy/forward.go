@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"net/textproto"
 	"net/url"
 	"slices"
@@ -172,11 +173,7 @@ func (o *outbound) write(bw *bufio.Writer) error {
 	if httpguts.HeaderValuesContainsToken(h["Te"], "trailers") {
 		bw.WriteString("Te: trailers\r\n")
 	}
-	fw := forwardedValues(in, u.trusted)
-	writeField(bw, "X-Forwarded-For", fw.xff)
-	writeField(bw, "X-Forwarded-Host", fw.host)
-	writeField(bw, "X-Forwarded-Proto", fw.proto)
-	writeField(bw, "Forwarded", fw.forwarded)
+	writeForwarded(bw, in, u.trusted)
 
 	switch {
 	case o.body == nil:
@@ -301,6 +298,90 @@ func skipOutbound(k string) bool {
 		return true
 	}
 	return false
+}
+
+// writeForwarded writes the fields forwardedValues computes, without
+// building them as strings first (they were a sixth of a proxied request's
+// allocations).
+func writeForwarded(bw *bufio.Writer, in *http.Request, trusted []netip.Prefix) {
+	peer, err := netip.ParseAddrPort(in.RemoteAddr)
+	if err != nil {
+		return
+	}
+	ip := peer.Addr().Unmap().WithZone("")
+	var ipBuf [64]byte
+	ipText := ip.AppendTo(ipBuf[:0])
+	trustedPeer := inPrefixes(ip, trusted)
+	proto := "http"
+	if in.TLS != nil {
+		proto = "https"
+	}
+	h := in.Header
+
+	bw.WriteString("X-Forwarded-For: ")
+	if prior := h["X-Forwarded-For"]; trustedPeer && len(prior) > 0 {
+		for _, v := range prior {
+			bw.WriteString(v)
+			bw.WriteString(", ")
+		}
+	}
+	bw.Write(ipText)
+	host, fproto := in.Host, proto
+	if trustedPeer {
+		if v := h.Get("X-Forwarded-Host"); v != "" {
+			host = v
+		}
+		if v := h.Get("X-Forwarded-Proto"); v != "" {
+			fproto = v
+		}
+	}
+	bw.WriteString("\r\nX-Forwarded-Host: ")
+	bw.WriteString(host)
+	bw.WriteString("\r\nX-Forwarded-Proto: ")
+	bw.WriteString(fproto)
+
+	bw.WriteString("\r\nForwarded: ")
+	if prior := h["Forwarded"]; trustedPeer && len(prior) > 0 {
+		for _, v := range prior {
+			bw.WriteString(v)
+			bw.WriteString(", ")
+		}
+	}
+	bw.WriteString("for=")
+	if ip.Is6() {
+		bw.WriteString(`"[`)
+		bw.Write(ipText)
+		bw.WriteString(`]"`)
+	} else {
+		bw.Write(ipText)
+	}
+	if in.Host != "" {
+		bw.WriteString(";host=")
+		writeQuotedIfNeeded(bw, in.Host)
+	}
+	bw.WriteString(";proto=")
+	bw.WriteString(proto)
+	bw.WriteString("\r\n")
+}
+
+// writeQuotedIfNeeded writes v as quoteIfNeeded returns it.
+func writeQuotedIfNeeded(bw *bufio.Writer, v string) {
+	token := true
+	for i := 0; i < len(v) && token; i++ {
+		token = isTokenChar(v[i])
+	}
+	if token {
+		bw.WriteString(v)
+		return
+	}
+	bw.WriteByte('"')
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c == '"' || c == '\\' {
+			bw.WriteByte('\\')
+		}
+		bw.WriteByte(v[i])
+	}
+	bw.WriteByte('"')
 }
 
 func writeField(bw *bufio.Writer, k, v string) {

@@ -1,10 +1,13 @@
 package proxy
 
 import (
+	"bufio"
+	"bytes"
 	"crypto/tls"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/textproto"
 	"testing"
 )
 
@@ -51,5 +54,53 @@ func TestSetForwarded(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestWriteForwardedMatchesValues: the HTTP/1.1 client writes the
+// forwarding fields straight to the connection; they must be the very
+// values the ReverseProxy path sets.
+func TestWriteForwardedMatchesValues(t *testing.T) {
+	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	tests := []struct {
+		remote, host string
+		tls          bool
+		in           http.Header
+	}{
+		{"192.0.2.7:4000", "api.example.com", false, http.Header{"X-Forwarded-For": {"6.6.6.6"}, "Forwarded": {"for=6.6.6.6"}}},
+		{"10.1.2.3:4000", "api.example.com:8443", true, http.Header{"X-Forwarded-For": {"198.51.100.1", "10.9.9.9"}, "Forwarded": {"for=198.51.100.1", `for="[2001:db8::2]"`}, "X-Forwarded-Host": {"public.example.com"}, "X-Forwarded-Proto": {"https"}}},
+		{"[2001:db8::1]:4000", "h", false, http.Header{}},
+		{"[::1]:4000", `we"ird\host`, true, http.Header{"X-Forwarded-For": {"203.0.113.9"}}},
+		{"[::ffff:192.0.2.1]:80", "", false, http.Header{}},
+		{"not an address", "h", false, http.Header{}},
+	}
+	for _, tc := range tests {
+		in := httptest.NewRequest("GET", "http://x/", nil)
+		in.RemoteAddr, in.Host, in.Header = tc.remote, tc.host, tc.in
+		if tc.tls {
+			in.TLS = &tls.ConnectionState{HandshakeComplete: true}
+		}
+		var buf bytes.Buffer
+		bw := bufio.NewWriter(&buf)
+		writeForwarded(bw, in, trusted)
+		bw.WriteString("\r\n")
+		bw.Flush()
+		got, err := textproto.NewReader(bufio.NewReader(&buf)).ReadMIMEHeader()
+		if err != nil && buf.Len() > 0 {
+			t.Fatalf("%s: %v", tc.remote, err)
+		}
+		fw := forwardedValues(in, trusted)
+		want := map[string]string{"X-Forwarded-For": fw.xff, "X-Forwarded-Host": fw.host, "X-Forwarded-Proto": fw.proto, "Forwarded": fw.forwarded}
+		if fw.xff == "" {
+			want = map[string]string{}
+		}
+		for k, v := range want {
+			if g := got.Get(k); g != v || len(got[k]) != 1 {
+				t.Errorf("%s: %s = %q, want %q", tc.remote, k, got[k], v)
+			}
+		}
+		if len(got) != len(want) {
+			t.Errorf("%s: wrote %v, want %v", tc.remote, got, want)
+		}
 	}
 }
