@@ -202,7 +202,7 @@ func newEngineGate(seclang string, o engineOpts) (coraza.WAF, *gateSet, error) {
 }
 
 // crsFS is the embedded CRS with every "@rx " operator of its .conf files
-// renamed to "@ghrx ", and, when maxPL is 1 to 3, the sections that only
+// renamed to "@ghrx " and every "@pmFromFile " to "@ghpmf " (pmf.go), and, when maxPL is 1 to 3, the sections that only
 // run at a higher detection paranoia level cut out (cutParanoia).
 // Rewritten files are kept for the process's life: every WAF built here
 // reads the same few hundred kilobytes.
@@ -229,6 +229,7 @@ func (c crsFS) ReadFile(name string) ([]byte, error) {
 	}
 	s := strings.ReplaceAll(string(b), `"@rx `, `"@`+operatorName+` `)
 	s = strings.ReplaceAll(s, `"!@rx `, `"!@`+operatorName+` `)
+	s = renamePMF(s)
 	if c.maxPL >= 1 && c.maxPL <= 3 {
 		s, _ = cutParanoia(s, c.maxPL)
 		s = dropUpdatesOf(s, cutIDs(c.maxPL))

@@ -21,9 +21,13 @@ const operatorName = "ghrx"
 
 var registerOnce sync.Once
 
-// register adds the ghrx operator to Coraza's process-wide operator table.
+// register adds the ghrx and ghpmf operators to Coraza's process-wide
+// operator table.
 func register() {
-	registerOnce.Do(func() { plugins.RegisterOperator(operatorName, newRx) })
+	registerOnce.Do(func() {
+		plugins.RegisterOperator(operatorName, newRx)
+		plugins.RegisterOperator(pmfOperatorName, newPMF)
+	})
 }
 
 // rx is @rx with a literal pre-filter: the same expression, compiled with

@@ -39,7 +39,7 @@ func pmPrefilter(op, file string) (*prefilter, bool) {
 	switch name {
 	case "@pm":
 		dict = strings.Split(strings.ToLower(arg), " ")
-	case "@pmFromFile", "@pmf":
+	case "@pmFromFile", "@pmf", "@" + pmfOperatorName:
 		if arg == "" || path.IsAbs(arg) || file == "" {
 			return nil, false
 		}
