@@ -8,7 +8,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -34,6 +36,7 @@ type h1Client struct {
 	idleTimeout   time.Duration // 0: idle connections are kept until closed
 	maxIdle       int
 	maxHeader     int64 // bytes of response head (1xx heads included)
+	poll          time.Duration // see connReader
 
 	mu     sync.Mutex
 	idle   []*h1Conn // the most recently used last
@@ -44,44 +47,77 @@ type h1Client struct {
 // h1Conn is one connection to the upstream.
 type h1Conn struct {
 	nc     net.Conn
-	lr     limitedReader
+	cr     connReader
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	idleAt time.Time
 	reused bool // it served a request before this one
-	// deadline: a read deadline may be set (the response head's timeout
-	// of the last exchange).
-	deadline bool
 }
 
-// bodyBuffered reports that the whole of res's body is already in br, so
-// that reading it makes no more reads of the connection.
-func bodyBuffered(res *http.Response, br *bufio.Reader) bool {
-	return res.ContentLength == 0 || (res.ContentLength > 0 && len(res.TransferEncoding) == 0 && int64(br.Buffered()) >= res.ContentLength)
-}
-
-// limitedReader bounds what the response head may read off the connection:
-// http.ReadResponse has no limit of its own.
-type limitedReader struct {
-	r         io.Reader
-	remaining int64 // <0: unlimited
+// connReader reads the connection for the exchange in progress. It bounds
+// the response head (http.ReadResponse has no limit of its own), and it
+// ends a read when the exchange's context is done.
+//
+// The context is watched by polling rather than with context.AfterFunc:
+// a read deadline at most poll ahead (and never past hard, the exchange's
+// own deadline) wakes a blocked read, which then looks at the context and
+// goes on or gives up. A request that ends within poll, nearly all of
+// them, pays one deadline update, where AfterFunc cost a registration
+// with the request's context, a done channel and a map, a tenth of a
+// proxied request's allocations. A client that went away is noticed
+// within poll instead of at once.
+type connReader struct {
+	nc        net.Conn
+	remaining int64 // bytes the head may still read; <0: unlimited
+	ctx       context.Context
+	poll      time.Duration
+	hard      atomic.Int64 // the exchange's deadline, unix ns; 0: none
 }
 
 var errHeadTooLarge = errors.New("upstream response head too large")
 
-func (l *limitedReader) Read(p []byte) (int, error) {
-	if l.remaining < 0 {
-		return l.r.Read(p)
-	}
-	if l.remaining == 0 {
+func (r *connReader) Read(p []byte) (int, error) {
+	if r.remaining == 0 {
 		return 0, errHeadTooLarge
 	}
-	if int64(len(p)) > l.remaining {
-		p = p[:l.remaining]
+	if r.remaining > 0 && int64(len(p)) > r.remaining {
+		p = p[:r.remaining]
 	}
-	n, err := l.r.Read(p)
-	l.remaining -= int64(n)
-	return n, err
+	for {
+		n, err := r.nc.Read(p)
+		if r.remaining > 0 {
+			r.remaining -= int64(n)
+		}
+		if n > 0 || err == nil || r.ctx == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
+			return n, err
+		}
+		if cerr := r.ctx.Err(); cerr != nil {
+			return 0, cerr
+		}
+		now := time.Now()
+		if h := r.hard.Load(); h != 0 && now.UnixNano() >= h {
+			return 0, err
+		}
+		_ = r.nc.SetReadDeadline(r.next(now))
+	}
+}
+
+// next is the read deadline to set at now: poll ahead, or hard if sooner.
+func (r *connReader) next(now time.Time) time.Time {
+	d := now.Add(r.poll)
+	if h := r.hard.Load(); h != 0 && h < d.UnixNano() {
+		return time.Unix(0, h)
+	}
+	return d
+}
+
+// begin starts an exchange on the connection: ctx watched, hard its
+// deadline (0: none), and both deadlines set, the write one for a request
+// that is written at once.
+func (r *connReader) begin(ctx context.Context, hard int64, now time.Time) {
+	r.ctx = ctx
+	r.hard.Store(hard)
+	_ = r.nc.SetDeadline(r.next(now))
 }
 
 // maxRetries bounds how many stale pooled connections one request may meet
@@ -92,12 +128,16 @@ const maxRetries = 4
 // blocked I/O at once.
 var aLongTimeAgo = time.Unix(1, 0)
 
+// pollInterval is the longest a read waits before it looks at the
+// exchange's context (connReader).
+const pollInterval = time.Second
+
 // get returns an idle connection that is still open and has received
 // nothing while idle, or a new one. Bytes that arrive on an idle connection
 // answer no request of ours: a connection carrying them must never answer
 // the next one (response queue poisoning), so it is closed, as
 // http.Transport's read loop closes it.
-func (c *h1Client) get(ctx context.Context) (*h1Conn, error) {
+func (c *h1Client) get(ctx context.Context, hard int64) (*h1Conn, error) {
 	now := time.Now()
 	c.mu.Lock()
 	for n := len(c.idle); n > 0; n = len(c.idle) {
@@ -111,12 +151,8 @@ func (c *h1Client) get(ctx context.Context) (*h1Conn, error) {
 			continue
 		}
 		c.mu.Unlock()
-		if pc.deadline && now.After(pc.idleAt.Add(c.headerTimeout)) {
-			// The last exchange's deadline has passed: it would fail the
-			// liveness check.
-			_ = pc.nc.SetReadDeadline(time.Time{})
-			pc.deadline = false
-		}
+		// Before the liveness check, which a past deadline would fail.
+		pc.cr.begin(ctx, hard, now)
 		if !alive(pc.nc) {
 			pc.nc.Close()
 			c.mu.Lock()
@@ -130,8 +166,9 @@ func (c *h1Client) get(ctx context.Context) (*h1Conn, error) {
 		return nil, err
 	}
 	pc := &h1Conn{nc: nc}
-	pc.lr = limitedReader{r: nc, remaining: -1}
-	pc.br = bufio.NewReaderSize(&pc.lr, 4<<10)
+	pc.cr.nc, pc.cr.remaining, pc.cr.poll = nc, -1, c.poll
+	pc.cr.begin(ctx, hard, now)
+	pc.br = bufio.NewReaderSize(&pc.cr, 4<<10)
 	pc.bw = bufio.NewWriterSize(nc, 4<<10)
 	return pc, nil
 }
@@ -146,6 +183,7 @@ func (c *h1Client) put(pc *h1Conn) {
 	}
 	pc.reused = true
 	pc.idleAt = time.Now()
+	pc.cr.ctx = nil // not to keep the request's context alive
 	c.mu.Lock()
 	if c.closed || len(c.idle) >= c.maxIdle {
 		c.mu.Unlock()
@@ -207,7 +245,8 @@ type h1Exchange struct {
 	c    *h1Client
 	pc   *h1Conn
 	res  *http.Response
-	stop func() bool // unregisters the context's interrupt
+	// ctxDeadline is the context's deadline, unix ns; 0: none.
+	ctxDeadline int64
 
 	// With a request body only: the goroutine writing the request. The
 	// caller's handler must not return before it ends, since it reads the
@@ -273,12 +312,16 @@ func Abandoned(err error) bool {
 // on another connection, as http.Transport does.
 func (c *h1Client) roundTrip(ctx context.Context, out *outbound, w http.ResponseWriter) (*h1Exchange, error) {
 	replayable := out.replayable()
+	var ctxDeadline int64
+	if d, ok := ctx.Deadline(); ok {
+		ctxDeadline = d.UnixNano()
+	}
 	for attempt := 0; ; attempt++ {
-		pc, err := c.get(ctx)
+		pc, err := c.get(ctx, ctxDeadline)
 		if err != nil {
 			return nil, err
 		}
-		ex := &h1Exchange{c: c, pc: pc}
+		ex := &h1Exchange{c: c, pc: pc, ctxDeadline: ctxDeadline}
 		err = ex.send(ctx, out, w)
 		if err == nil {
 			return ex, nil
@@ -297,8 +340,8 @@ func (c *h1Client) roundTrip(ctx context.Context, out *outbound, w http.Response
 			err = nr.err
 		}
 		if ctx.Err() != nil {
-			// The deadline set to interrupt us surfaces as a timeout; what
-			// ended the exchange is the context.
+			// A deadline of ours may have surfaced first; what ended the
+			// exchange is the context.
 			err = ctx.Err()
 		}
 		if ex.abandoned {
@@ -312,7 +355,6 @@ func (c *h1Client) roundTrip(ctx context.Context, out *outbound, w http.Response
 // is closed, the writer has ended and the exchange is over.
 func (ex *h1Exchange) send(ctx context.Context, out *outbound, w http.ResponseWriter) error {
 	c, pc := ex.c, ex.pc
-	ex.stop = context.AfterFunc(ctx, func() { _ = pc.nc.SetDeadline(aLongTimeAgo) })
 	if out.body == nil || out.inMemory() {
 		// Nothing to wait for: the request is written at once, and the
 		// connection's buffers take it whole (inMemory bounds the body),
@@ -332,23 +374,20 @@ func (ex *h1Exchange) send(ctx context.Context, out *outbound, w http.ResponseWr
 			// connection on us: either way no response byte came.
 			return errNothingReceived{err}
 		}
-		if c.headerTimeout > 0 {
-			_ = pc.nc.SetReadDeadline(time.Now().Add(c.headerTimeout))
-			pc.deadline = true
-		}
+		// The read deadline set now is at most poll ahead, which is no
+		// more than the head's timeout: the reads look at the new hard
+		// deadline in time.
+		ex.headTimer(time.Now())
 	} else {
-		if pc.deadline {
-			// The last exchange's: this one's starts once the body is
-			// sent, which may take longer.
-			_ = pc.nc.SetReadDeadline(time.Time{})
-			pc.deadline = false
-		}
+		// A body from the client may take its time: no write deadline.
+		// The head's timer starts once it is sent (write).
+		_ = pc.nc.SetWriteDeadline(time.Time{})
 		ex.w = w
 		ex.wrote = make(chan error, 1)
 		go ex.write(out)
 	}
 
-	pc.lr.remaining = c.maxHeader
+	pc.cr.remaining = c.maxHeader
 	for n1xx := 0; ; n1xx++ {
 		if _, err := pc.br.Peek(1); err != nil {
 			if cause := ex.fail(); cause != nil {
@@ -379,26 +418,16 @@ func (ex *h1Exchange) send(ctx context.Context, out *outbound, w http.ResponseWr
 			informational(w, code, res.Header)
 		}
 	}
-	pc.lr.remaining = -1
+	pc.cr.remaining = -1
 
 	ex.mu.Lock()
 	ex.headDone = true
-	if pc.deadline || ex.wrote != nil {
-		if ex.wrote != nil || !bodyBuffered(ex.res, pc.br) {
-			// The body is read under the exchange's context, not the
-			// head's timeout. A body already in the buffer needs no
-			// more reads: the next exchange sets its own deadline,
-			// which saves a timer update a request.
-			_ = pc.nc.SetReadDeadline(time.Time{})
-			pc.deadline = false
-		}
-	}
+	// The body is read under the context's deadline only. The read
+	// deadline in force is left as it is: a read that meets it takes the
+	// next one from the new hard deadline, and most bodies are in the
+	// buffer already.
+	pc.cr.hard.Store(ex.ctxDeadline)
 	ex.mu.Unlock()
-	// Cleared after the context's interrupt may have set it: look again.
-	if err := ctx.Err(); err != nil {
-		ex.fail()
-		return err
-	}
 	if ex.res.StatusCode == http.StatusSwitchingProtocols {
 		ex.fail()
 		return errors.New("upstream switched protocols unasked")
@@ -418,13 +447,23 @@ func (ex *h1Exchange) write(out *outbound) {
 	}
 	ex.mu.Lock()
 	if !ex.headDone && !ex.aborted {
-		if err != nil {
-			// The body could not be read or sent: the response can no
-			// longer come, and this is why.
+		var op *net.OpError
+		switch {
+		case err != nil && errors.As(err, &op) && op.Op == "write":
+			// The upstream closed or reset the connection while the
+			// request was still going out, as an upstream does that
+			// answers (413, 401) without reading a body. Its response
+			// may be in the receive buffer: the reader, whose read now
+			// ends too, takes it or the connection's error.
+		case err != nil:
+			// The body could not be read (or the request not written):
+			// the response can no longer come, and this is why.
 			ex.cause = err
 			_ = pc.nc.Close()
-		} else if t := ex.c.headerTimeout; t > 0 {
-			_ = pc.nc.SetReadDeadline(time.Now().Add(t))
+		default:
+			now := time.Now()
+			ex.headTimer(now)
+			_ = pc.nc.SetReadDeadline(pc.cr.next(now))
 		}
 	}
 	ex.mu.Unlock()
@@ -461,10 +500,23 @@ func (ex *h1Exchange) fail() error {
 	return nil
 }
 
+// headTimer starts the response head's timeout at now, the request sent:
+// the exchange's hard deadline becomes the sooner of it and the context's.
+func (ex *h1Exchange) headTimer(now time.Time) {
+	t := ex.c.headerTimeout
+	if t <= 0 {
+		return
+	}
+	h := now.Add(t).UnixNano()
+	if ex.ctxDeadline != 0 && ex.ctxDeadline < h {
+		h = ex.ctxDeadline
+	}
+	ex.pc.cr.hard.Store(h)
+}
+
 // abort closes the connection, which ends the exchange and any write in
 // progress on it.
 func (ex *h1Exchange) abort() {
-	ex.stop()
 	_ = ex.pc.nc.Close()
 }
 
@@ -487,11 +539,6 @@ func (ex *h1Exchange) finish(ok bool) {
 		if werr != nil {
 			reusable = false
 		}
-	}
-	if !ex.stop() {
-		// The context's interrupt ran (or is running): the connection's
-		// deadline is not ours to clear.
-		reusable = false
 	}
 	if !reusable {
 		_ = ex.pc.nc.Close()

@@ -208,6 +208,15 @@ func (u *Upstream) Close() {
 // MaxResponseHeaderBytes does (there 10 MB by default).
 const maxResponseHead = 1 << 20
 
+// pollFor is connReader's poll: pollInterval, or the head's timeout if
+// shorter, so that the first deadline never overshoots it.
+func pollFor(headerTimeout time.Duration) time.Duration {
+	if headerTimeout > 0 && headerTimeout < pollInterval {
+		return headerTimeout
+	}
+	return pollInterval
+}
+
 func newH1Client(cfg config.Upstream, target *url.URL) *h1Client {
 	addr := target.Host
 	if target.Port() == "" {
@@ -221,6 +230,7 @@ func newH1Client(cfg config.Upstream, target *url.URL) *h1Client {
 		idleTimeout:   cfg.IdleConnTimeout.Std(),
 		maxIdle:       cfg.MaxIdleConnsPerHost,
 		maxHeader:     maxResponseHead,
+		poll:          pollFor(cfg.ResponseHeaderTimeout.Std()),
 	}
 }
 
