@@ -35,7 +35,7 @@ type h1Client struct {
 	headerTimeout time.Duration // after the request is written; 0: none
 	idleTimeout   time.Duration // 0: idle connections are kept until closed
 	maxIdle       int
-	maxHeader     int64 // bytes of response head (1xx heads included)
+	maxHeader     int64         // bytes of response head (1xx heads included)
 	poll          time.Duration // see connReader
 
 	mu     sync.Mutex
@@ -242,9 +242,9 @@ func (c *h1Client) close() {
 // h1Exchange is one request on one connection, from the request written to
 // the response body read.
 type h1Exchange struct {
-	c    *h1Client
-	pc   *h1Conn
-	res  *http.Response
+	c   *h1Client
+	pc  *h1Conn
+	res *http.Response
 	// ctxDeadline is the context's deadline, unix ns; 0: none.
 	ctxDeadline int64
 
