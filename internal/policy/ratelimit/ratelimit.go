@@ -56,7 +56,7 @@ type Limiter struct {
 
 	// policyHeader is the RateLimit-Policy value, the same on every
 	// response; a one-element slice whose capacity is its length, so that
-	// it can be put in ex.ResponseHeader as it is (see decide).
+	// it can be put in ex.ResponseHeader as it is (see addHeaders).
 	policyHeader []string
 	// rlPrefix holds, by limit index, the start of a RateLimit value:
 	// the quoted name and ";r=", made once instead of quoting per request.
@@ -280,7 +280,8 @@ func policyHeader(names []string, limits []store.Limit) string {
 
 // rlValue is a RateLimit header value together with the slice that holds
 // it in a header, so that both take one allocation. Its buffer fits the
-// value of a limit name of some 25 bytes; a longer one costs a second.
+// value of a limit name of up to some 25 bytes; a longer name's value is
+// built and allocated apart.
 type rlValue struct {
 	vs  [1]string
 	buf [48]byte
