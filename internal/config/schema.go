@@ -91,7 +91,8 @@ type Admin struct {
 	// API like the token.
 	TLS *ServerTLS `yaml:"tls"`
 	// DecisionHistory is how many recent requests' decisions are kept in
-	// memory for `gatehouse explain`. Default 10000.
+	// memory for `gatehouse explain` and the admin API. Default 10000.
+	// Nothing is kept when the admin listener is off.
 	DecisionHistory int `yaml:"decision_history"`
 }
 

@@ -411,7 +411,7 @@ routes:
 func TestDecisionRing(t *testing.T) {
 	cfg := load(t, `
 listeners: [{address: "127.0.0.1:0"}]
-admin: {address: "off", decision_history: 4}
+admin: {address: "127.0.0.1:0", decision_history: 4}
 access_log: {disabled: true}
 store: {type: memory}
 routes:

@@ -52,7 +52,8 @@ func (g *Gateway) adminOptions(cfg *config.Config) admin.Options {
 }
 
 // AdminHandler returns the admin listener's handler, for tests and for
-// embedding the admin API elsewhere.
+// embedding the admin API elsewhere. Its decisions are empty when the
+// config has the admin listener off: none are kept then.
 func (g *Gateway) AdminHandler() http.Handler {
 	return admin.Handler(g.adminOptions(g.current.Load().cfg))
 }

@@ -124,6 +124,9 @@ func New(cfg *config.Config, opt Options) (*Gateway, error) {
 	}
 	g.load = opt.Load
 	g.decisions = newDecisionRing(cfg.Admin.DecisionHistory)
+	if cfg.Admin.Address == "off" {
+		g.decisions = noDecisions()
+	}
 	g.stats = newStats(g.now)
 	g.audit = opt.Audit
 	if g.audit == nil {
