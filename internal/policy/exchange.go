@@ -85,7 +85,9 @@ type Exchange struct {
 	// ResponseHeader holds headers policies want added to the response
 	// (RateLimit, quota remaining), whether the request is allowed or
 	// refused. The gateway adds them just before the status is written.
-	// Nil until a policy calls AddResponseHeader.
+	// Nil or empty until a policy calls AddResponseHeader. The gateway
+	// copies values out of it; a policy must not change a value slice in
+	// place once added, as a later policy may share it.
 	ResponseHeader http.Header
 	// ResponseBody is what the response body (after the status line and
 	// headers) is written through on its way to the client. The gateway
@@ -257,5 +259,10 @@ func (ex *Exchange) Reset() {
 	params := ex.Params[:0]
 	done := ex.done[:0]
 	ends := ex.ends[:0]
-	*ex = Exchange{Timings: timings, Params: params, done: done, ends: ends}
+	// The map is kept for the next request, emptied: most requests
+	// through a rate limit or quota add headers, and a new map was two
+	// allocations of each.
+	rh := ex.ResponseHeader
+	clear(rh)
+	*ex = Exchange{Timings: timings, Params: params, done: done, ends: ends, ResponseHeader: rh}
 }
