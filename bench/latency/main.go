@@ -5,7 +5,9 @@
 // -duration to each URL in turn, timing each request from when it was
 // due (not from when a connection was free, so a stall is not hidden:
 // "coordinated omission"), and prints p50, p99 and p99.9 per URL, and
-// for every URL after the first, what it adds to the first's.
+// for every URL after the first, what it adds to the first's: over all
+// its requests (+p50, +p99), and as the median over the rounds of its p99
+// in its turn less the first URL's in the same round (+p99/turn).
 //
 // The URLs take turns in slices of -slice (1s), round after round, until
 // each has had -duration: on a shared machine the neighbours' load comes
@@ -44,8 +46,8 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
-	fmt.Printf("fixed rate %d req/s over %d connections, %v per URL\n", *rate, *conns, *duration)
-	fmt.Printf("%-40s %10s %10s %10s %10s %10s %8s\n", "url", "p50", "p99", "p99.9", "+p50", "+p99", "errors")
+	fmt.Printf("fixed rate %d req/s over %d connections, %v per URL in %v turns\n", *rate, *conns, *duration, *slice)
+	fmt.Printf("%-40s %10s %10s %10s %10s %10s %12s %8s\n", "url", "p50", "p99", "p99.9", "+p50", "+p99", "+p99/turn", "errors")
 	urls := flag.Args()
 	lats := make([][]time.Duration, len(urls))
 	errs := make([]int, len(urls))
@@ -55,34 +57,51 @@ func main() {
 		defer tr.CloseIdleConnections()
 		clients[i] = &http.Client{Transport: tr, Timeout: 10 * time.Second}
 	}
+	// turnAdded[i] holds, for each round, URL i's p99 in its turn minus
+	// the first URL's in the same round: a burst of the neighbours' load
+	// spoils one round's figure, not the median of them.
+	turnAdded := make([][]time.Duration, len(urls))
 	*slice = min(*slice, *duration)
 	for left := *duration; left > 0; left -= *slice {
+		var base99 time.Duration
 		for i, u := range urls {
 			lat, e := run(clients[i], u, hdr, *rate, *conns, min(*slice, left))
 			lats[i] = append(lats[i], lat...)
 			errs[i] += e
+			slices.Sort(lat)
+			if i == 0 {
+				base99 = quantile(lat, .99)
+			} else {
+				turnAdded[i] = append(turnAdded[i], quantile(lat, .99)-base99)
+			}
 		}
 	}
 	var base []time.Duration
 	for i, u := range urls {
 		lat := lats[i]
 		slices.Sort(lat)
-		p := func(l []time.Duration, q float64) time.Duration {
-			if len(l) == 0 {
-				return 0
-			}
-			return l[min(len(l)-1, int(q*float64(len(l))))]
-		}
-		add50, add99 := "-", "-"
+		p := quantile
+		add50, add99, addTurn := "-", "-", "-"
 		if i == 0 {
 			base = lat
 		} else {
 			add50 = (p(lat, .50) - p(base, .50)).Round(time.Microsecond).String()
 			add99 = (p(lat, .99) - p(base, .99)).Round(time.Microsecond).String()
+			t := turnAdded[i]
+			slices.Sort(t)
+			addTurn = t[len(t)/2].Round(time.Microsecond).String()
 		}
-		fmt.Printf("%-40s %10v %10v %10v %10s %10s %8d\n", u, p(lat, .50).Round(time.Microsecond),
-			p(lat, .99).Round(time.Microsecond), p(lat, .999).Round(time.Microsecond), add50, add99, errs[i])
+		fmt.Printf("%-40s %10v %10v %10v %10s %10s %12s %8d\n", u, p(lat, .50).Round(time.Microsecond),
+			p(lat, .99).Round(time.Microsecond), p(lat, .999).Round(time.Microsecond), add50, add99, addTurn, errs[i])
 	}
+}
+
+// quantile returns the q-quantile of the sorted l, 0 for none.
+func quantile(l []time.Duration, q float64) time.Duration {
+	if len(l) == 0 {
+		return 0
+	}
+	return l[min(len(l)-1, int(q*float64(len(l))))]
 }
 
 // run sends rate requests a second to u for d and returns the latencies
