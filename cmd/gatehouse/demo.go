@@ -49,6 +49,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	defer tuneGC()()
 	if err := runDemo(*listen, *adminListen, *restListen, *soapListen, stdout, log); err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1

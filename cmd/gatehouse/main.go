@@ -34,6 +34,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/builtin"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/gateway"
+	"github.com/gatehouse/gatehouse/internal/gctune"
 	"github.com/gatehouse/gatehouse/internal/store"
 )
 
@@ -108,6 +109,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 2
 }
 
+// heapFloor is the least heap goal a serving process keeps (gctune): a
+// plain proxy's live heap is a few MiB, and at GOGC=100 it would collect
+// several times a second, each collection a pause that the requests of
+// that moment wait behind. 32 MiB makes that about once a second at
+// 15,000 requests a second on the plain proxy, for some 25 MiB more
+// resident memory; a process whose live heap is over 16 MiB (a route with
+// the WAF) runs at GOGC=100 as before. GOGC in the environment turns the
+// tuner off.
+const heapFloor = 32 << 20
+
+// tuneGC starts gctune for a serving command and returns its stop.
+func tuneGC() func() { return gctune.Start(heapFloor, time.Second) }
+
 func version() string {
 	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
 		return bi.Main.Version
@@ -171,6 +185,7 @@ func cmdServe(args []string, _, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	defer tuneGC()()
 	g, err := gateway.New(cfg, gateway.Options{Registry: builtin.Registry(), Logger: log, BaseDir: filepath.Dir(path),
 		Load: func() (*config.Config, error) { return config.Load(path) }})
 	if err != nil {

@@ -1,0 +1,74 @@
+package gctune
+
+import (
+	"runtime"
+	"runtime/metrics"
+	"testing"
+	"time"
+)
+
+func TestPercent(t *testing.T) {
+	const MiB = 1 << 20
+	tests := []struct {
+		name        string
+		live, floor uint64
+		base, want  int
+	}{
+		{"small heap: goal raised to the floor", 4 * MiB, 32 * MiB, 100, 700},
+		{"rounded up", 3 * MiB, 32 * MiB, 100, 967},
+		{"half the floor: the base already reaches it", 16 * MiB, 32 * MiB, 100, 100},
+		{"large heap: base", 200 * MiB, 32 * MiB, 100, 100},
+		{"tiny heap: capped", 1024, 32 * MiB, 100, MaxPercent},
+		{"nothing live yet: base", 0, 32 * MiB, 100, 100},
+		{"collection off stays off", 4 * MiB, 32 * MiB, -1, -1},
+		{"a higher base is kept", 4 * MiB, 32 * MiB, 800, 800},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := Percent(tc.live, tc.floor, tc.base)
+			if got != tc.want {
+				t.Fatalf("Percent(%d, %d, %d) = %d, want %d", tc.live, tc.floor, tc.base, got, tc.want)
+			}
+			if tc.live > 0 && got > 0 && got < MaxPercent && tc.live*uint64(100+got)/100 < tc.floor {
+				t.Errorf("goal %d below the floor %d", tc.live*uint64(100+got)/100, tc.floor)
+			}
+		})
+	}
+}
+
+func gogc() uint64 {
+	s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
+// TestStartRaisesAndRestores: on this test's small heap a 1 GiB floor
+// raises GOGC at once; stop puts the base back.
+func TestStartRaisesAndRestores(t *testing.T) {
+	t.Setenv("GOGC", "") // set, so Start must leave GOGC alone
+	stop := Start(1<<30, time.Millisecond)
+	if g := gogc(); g != 100 {
+		t.Errorf("with GOGC in the environment, GOGC = %d, want 100 untouched", g)
+	}
+	stop()
+}
+
+func TestStartTunes(t *testing.T) {
+	// Not parallel: GOGC is process-wide.
+	if g := gogc(); g != 100 {
+		t.Skipf("GOGC is %d in this process, not the default", g)
+	}
+	runtime.GC() // so that the live heap is known
+	stop := Start(1<<30, time.Millisecond)
+	deadline := time.Now().Add(5 * time.Second)
+	for gogc() == 100 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if g := gogc(); g != MaxPercent {
+		t.Errorf("GOGC = %d with a 1 GiB floor over a small heap, want %d", g, MaxPercent)
+	}
+	stop()
+	if g := gogc(); g != 100 {
+		t.Errorf("after stop GOGC = %d, want 100", g)
+	}
+}
