@@ -18,10 +18,10 @@ package gctune
 
 import (
 	"os"
+	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
 	"sync"
-	"time"
 )
 
 // MaxPercent bounds the GOGC the tuner sets, so that a nearly empty heap
@@ -42,23 +42,32 @@ func Percent(live, floor uint64, base int) int {
 	return min(max(p, base), MaxPercent)
 }
 
-// Start tunes GOGC every interval until stop is called, which puts the
-// base back. It does nothing, and stop nothing, when GOGC is set in the
+// Start tunes GOGC after every collection until stop is called, which puts
+// the base back. It does nothing, and stop nothing, when GOGC is set in the
 // environment.
-func Start(floor uint64, interval time.Duration) (stop func()) {
+//
+// The tuning runs right after each collection (a finalizer of an object
+// made for it, made anew each time): the goal the collector sets from a
+// live heap that just grew (a config reload building a WAF) is corrected
+// before the heap can grow toward it, where a timer would leave it for up
+// to its period.
+func Start(floor uint64) (stop func()) {
 	if _, set := os.LookupEnv("GOGC"); set {
 		return func() {}
 	}
 	base := debug.SetGCPercent(100)
 	debug.SetGCPercent(base)
-	t := &tuner{floor: floor, base: base, current: base, done: make(chan struct{})}
-	t.wg.Go(func() { t.loop(interval) })
+	t := &tuner{floor: floor, base: base, current: base}
+	t.mu.Lock()
+	t.arm()
+	t.mu.Unlock()
 	var once sync.Once
 	return func() {
 		once.Do(func() {
-			close(t.done)
-			t.wg.Wait()
+			t.mu.Lock()
+			t.stopped = true
 			debug.SetGCPercent(base)
+			t.mu.Unlock()
 		})
 	}
 }
@@ -66,30 +75,37 @@ func Start(floor uint64, interval time.Duration) (stop func()) {
 type tuner struct {
 	floor         uint64
 	base, current int
-	done          chan struct{}
-	wg            sync.WaitGroup
+	mu            sync.Mutex
+	stopped       bool
 }
 
-func (t *tuner) loop(interval time.Duration) {
-	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		metrics.Read(sample)
-		if sample[0].Value.Kind() == metrics.KindUint64 {
-			t.set(Percent(sample[0].Value.Uint64(), t.floor, t.base))
-		}
-		select {
-		case <-t.done:
-			return
-		case <-tick.C:
-		}
+// sentinel is the object whose finalizer tunes: it becomes unreachable at
+// once, so it is finalized after the next collection.
+type sentinel struct{ t *tuner }
+
+// arm makes the next sentinel. t.mu is held.
+func (t *tuner) arm() {
+	runtime.SetFinalizer(&sentinel{t: t}, func(s *sentinel) { s.t.afterGC() })
+}
+
+var liveMetric = []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+
+func (t *tuner) afterGC() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.stopped {
+		return
 	}
+	metrics.Read(liveMetric)
+	if liveMetric[0].Value.Kind() == metrics.KindUint64 {
+		t.set(Percent(liveMetric[0].Value.Uint64(), t.floor, t.base))
+	}
+	t.arm()
 }
 
 // set applies p when it differs from the current setting by more than a
 // tenth: the live heap moves a little at every collection, and each change
-// of GOGC recomputes the collector's pacing.
+// of GOGC recomputes the collector's pacing. t.mu is held.
 func (t *tuner) set(p int) {
 	d := p - t.current
 	if d < 0 {
