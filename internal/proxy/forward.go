@@ -134,6 +134,12 @@ func (o *outbound) write(bw *bufio.Writer) error {
 	h := in.Header
 
 	uri, host := o.target()
+	// All is checked before a byte is written: a refusal half way
+	// through could leave part of a head on the wire.
+	named, err := o.check(uri, host)
+	if err != nil {
+		return err
+	}
 	bw.WriteString(in.Method)
 	bw.WriteByte(' ')
 	bw.WriteString(uri)
@@ -141,26 +147,11 @@ func (o *outbound) write(bw *bufio.Writer) error {
 	bw.WriteString(host)
 	bw.WriteString("\r\n")
 
-	// The fields the Connection header names are hop-by-hop too.
-	var named []string
-	for _, f := range h["Connection"] {
-		for sf := range strings.SplitSeq(f, ",") {
-			if sf = textproto.TrimString(sf); sf != "" {
-				named = append(named, textproto.CanonicalMIMEHeaderKey(sf))
-			}
-		}
-	}
 	for k, vv := range h {
 		if skipOutbound(k) || slices.Contains(named, k) {
 			continue
 		}
-		if !httpguts.ValidHeaderFieldName(k) {
-			return errInvalidHeader{k}
-		}
 		for _, v := range vv {
-			if !httpguts.ValidHeaderFieldValue(v) {
-				return errInvalidHeader{k}
-			}
 			if k == "User-Agent" && v == "" {
 				continue
 			}
@@ -243,18 +234,101 @@ func (o *outbound) write(bw *bufio.Writer) error {
 		return err
 	}
 	for k, vv := range in.Trailer {
-		if !httpguts.ValidHeaderFieldName(k) {
-			return errInvalidHeader{k}
-		}
+		// The values came with the body's end; the names were checked.
 		for _, v := range vv {
 			if !httpguts.ValidHeaderFieldValue(v) {
+				// Too late to refuse cleanly: the body is out. Ending
+				// the exchange here leaves the upstream a request cut
+				// short, which it must not act on.
 				return errInvalidHeader{k}
 			}
 			writeField(bw, k, v)
 		}
 	}
-	_, err := bw.WriteString("\r\n")
+	_, err = bw.WriteString("\r\n")
 	return err
+}
+
+// check refuses a request that no HTTP/1.1 message may carry as it stands:
+// a header name or value (a policy's: the server parsed the client's), a
+// request-target or Host with bytes that would split the request line, a
+// trusted peer's forwarding field that would split the header, or a
+// trailer name that is invalid or one that must not be a trailer (framing,
+// routing, authentication: RFC 9110 §6.5.1). It returns the fields the
+// Connection header names, which are hop-by-hop too.
+func (o *outbound) check(uri, host string) (named []string, err error) {
+	in := o.in
+	h := in.Header
+	for i := 0; i < len(uri); i++ {
+		if c := uri[i]; c <= ' ' || c == 0x7f {
+			return nil, errInvalidHeader{":path"}
+		}
+	}
+	if !httpguts.ValidHostHeader(host) {
+		return nil, errInvalidHeader{"Host"}
+	}
+	for _, f := range h["Connection"] {
+		for sf := range strings.SplitSeq(f, ",") {
+			if sf = textproto.TrimString(sf); sf != "" {
+				named = append(named, textproto.CanonicalMIMEHeaderKey(sf))
+			}
+		}
+	}
+	trustedPeer := false
+	if peer, err := netip.ParseAddrPort(in.RemoteAddr); err == nil {
+		trustedPeer = inPrefixes(peer.Addr().Unmap().WithZone(""), o.u.trusted)
+	}
+	for k, vv := range h {
+		if slices.Contains(named, k) {
+			continue
+		}
+		if forwardingField(k) && trustedPeer {
+			// A trusted peer's are passed on, before ours.
+		} else if skipOutbound(k) {
+			continue
+		}
+		if !httpguts.ValidHeaderFieldName(k) {
+			return nil, errInvalidHeader{k}
+		}
+		for _, v := range vv {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return nil, errInvalidHeader{k}
+			}
+		}
+	}
+	if !httpguts.ValidHeaderFieldValue(in.Host) {
+		return nil, errInvalidHeader{"X-Forwarded-Host"}
+	}
+	for k := range in.Trailer {
+		if !httpguts.ValidHeaderFieldName(k) || badTrailer(k) {
+			return nil, errInvalidHeader{k}
+		}
+	}
+	return named, nil
+}
+
+// forwardingField reports the fields a trusted peer's values of are passed
+// on in ours.
+func forwardingField(k string) bool {
+	switch k {
+	case "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto":
+		return true
+	}
+	return false
+}
+
+// badTrailer reports a field that must not come in a trailer, the list
+// net/http's reader refuses.
+func badTrailer(k string) bool {
+	switch textproto.CanonicalMIMEHeaderKey(k) {
+	case "Authorization", "Cache-Control", "Connection", "Content-Encoding",
+		"Content-Length", "Content-Range", "Content-Type", "Expect", "Host",
+		"Keep-Alive", "Max-Forwards", "Pragma", "Proxy-Authenticate",
+		"Proxy-Authorization", "Proxy-Connection", "Range", "Realm", "Te",
+		"Trailer", "Transfer-Encoding", "Www-Authenticate":
+		return true
+	}
+	return false
 }
 
 // target returns the request-target and the Host of the upstream request:
@@ -374,14 +448,7 @@ func writeQuotedIfNeeded(bw *bufio.Writer, v string) {
 		bw.WriteString(v)
 		return
 	}
-	bw.WriteByte('"')
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; c == '"' || c == '\\' {
-			bw.WriteByte('\\')
-		}
-		bw.WriteByte(v[i])
-	}
-	bw.WriteByte('"')
+	writeQuoted(bw, v)
 }
 
 func writeField(bw *bufio.Writer, k, v string) {

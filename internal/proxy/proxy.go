@@ -330,15 +330,21 @@ func quoteIfNeeded(v string) string {
 func quote(v string) string {
 	var b strings.Builder
 	b.Grow(len(v) + 2)
-	b.WriteByte('"')
+	writeQuoted(&b, v)
+	return b.String()
+}
+
+// writeQuoted writes v as a quoted-string, '"' and '\\' escaped, to a
+// strings.Builder or a bufio.Writer.
+func writeQuoted(w io.ByteWriter, v string) {
+	_ = w.WriteByte('"')
 	for i := 0; i < len(v); i++ {
 		if c := v[i]; c == '"' || c == '\\' {
-			b.WriteByte('\\')
+			_ = w.WriteByte('\\')
 		}
-		b.WriteByte(v[i])
+		_ = w.WriteByte(v[i])
 	}
-	b.WriteByte('"')
-	return b.String()
+	_ = w.WriteByte('"')
 }
 
 func isTokenChar(c byte) bool {

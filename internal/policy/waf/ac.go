@@ -139,18 +139,9 @@ func newACMatcher(sets [][]string) *acMatcher {
 
 func (m *acMatcher) next(n int32, b byte) int32 {
 	for n != 0 {
-		es := m.edges[m.nodes[n].edge:m.nodes[n+1].edge]
-		lo, hi := 0, len(es)
-		for lo < hi {
-			mid := (lo + hi) / 2
-			if es[mid].b < b {
-				lo = mid + 1
-			} else {
-				hi = mid
-			}
-		}
-		if lo < len(es) && es[lo].b == b {
-			return es[lo].to
+		// Trie edges never lead back to the root, so 0 is "no edge".
+		if to := m.child(n, b); to != 0 {
+			return to
 		}
 		n = m.nodes[n].fail
 	}
