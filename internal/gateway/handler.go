@@ -285,6 +285,10 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 		bodyErr = nil
 	}
 	switch {
+	case proxy.Unsendable(err):
+		// What the chain left in the request cannot go out as HTTP/1.1:
+		// the gateway's fault, not the upstream's nor the client's.
+		status, code, kind = http.StatusInternalServerError, "internal_error", ""
 	case errors.Is(err, policy.ErrBodyTooLarge) || errors.As(err, &mbe) || errors.As(bodyErr, &mbe):
 		status, code, kind = http.StatusRequestEntityTooLarge, "body_too_large", ""
 	case bodyErr != nil && r.Context().Err() == nil:
@@ -331,6 +335,8 @@ func upstreamDetail(status int) string {
 		return "the upstream did not answer in time"
 	case http.StatusRequestEntityTooLarge:
 		return "request body too large"
+	case http.StatusInternalServerError:
+		return "the gateway could not process this request"
 	}
 	return "the upstream is unavailable"
 }

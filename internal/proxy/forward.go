@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -122,6 +123,14 @@ type errInvalidHeader struct{ name string }
 
 func (e errInvalidHeader) Error() string {
 	return fmt.Sprintf("invalid header field %q for the upstream request", e.name)
+}
+
+// Unsendable reports that err, given to the ErrorHandler, is a request the
+// proxy refused to send because no HTTP/1.1 message may carry it (a header
+// value with a line break, say): nothing reached the upstream.
+func Unsendable(err error) bool {
+	var ih errInvalidHeader
+	return errors.As(err, &ih)
 }
 
 // write writes the request line, the header and the body to bw (not

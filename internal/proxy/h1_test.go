@@ -1072,6 +1072,8 @@ func TestH1HeaderInjection(t *testing.T) {
 			default:
 				if len(rec.all()) != 1 || res.StatusCode != http.StatusBadGateway {
 					t.Errorf("the upstream got no request, yet OnError was not called: %d, %v", res.StatusCode, rec.all())
+				} else if err := rec.all()[0]; !proxy.Unsendable(err) {
+					t.Errorf("OnError got %v, which Unsendable does not report: the gateway would blame the upstream", err)
 				}
 			}
 		})
