@@ -75,6 +75,18 @@ var (
 	hopByHop   = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
 	framing    = []string{"Host", "Content-Length"}
 	forwarding = []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded"}
+	// unreadableTrailer are the trailer names http.ReadRequest refuses to
+	// see announced (and Request.Write to send); notTrailer the fields
+	// RFC 9110 §6.5.1 keeps out of trailers (net/http's server list),
+	// which a writer may refuse too.
+	unreadableTrailer = []string{"Content-Length", "Trailer", "Transfer-Encoding"}
+	notTrailer        = []string{
+		"Authorization", "Cache-Control", "Connection", "Content-Encoding",
+		"Content-Length", "Content-Range", "Content-Type", "Expect", "Host",
+		"Keep-Alive", "Max-Forwards", "Pragma", "Proxy-Authenticate",
+		"Proxy-Authorization", "Proxy-Connection", "Range", "Realm", "Te",
+		"Trailer", "Transfer-Encoding", "Www-Authenticate",
+	}
 )
 
 // FuzzOutboundRequest writes the upstream request of an inbound request
@@ -89,9 +101,11 @@ var (
 //     (the very values of the ReverseProxy path), Te: trailers and the
 //     framing, and the body and the trailer arrive as sent;
 //   - write fails: with errInvalidHeader naming a field that is to be
-//     passed on and really is invalid (httpguts), or with the body-length
-//     error for a body that does not match its ContentLength; and
-//     whatever had already reached the connection holds no forged field;
+//     passed on (or a trusted peer's forwarding field, to be extended)
+//     and really is invalid (httpguts), or a trailer that must not be one,
+//     or with the body-length error for a body that does not match its
+//     ContentLength; and whatever had already reached the connection
+//     holds no forged field and no second request;
 //   - write never panics.
 //
 // The request target is what the server would have parsed from a client
@@ -120,6 +134,7 @@ func FuzzOutboundRequest(f *testing.F) {
 	// Chunked with a trailer, the client having asked for trailers.
 	add(post|chunked|selTrailer|selSmallReads, "/upload", [4]pair{{"Te", "trailers"}}, "", []byte("0\r\n\r\nabc"), "X-Checksum", "sha256=abc", "api.example.com")
 	add(post|chunked, "/upload", noHeaders, "", nil, "", "", "api.example.com")
+	add(post|chunked|selTrailer, "/upload", noHeaders, "", []byte("abc"), "Content-Type", "text/plain", "api.example.com") // RFC 9110 §6.5.1
 	// CRLF injection, bare LF, NUL in a value.
 	add(get, "/", [4]pair{{"X-A", "a\r\nX-Evil: 1"}}, "", nil, "", "", "api.example.com")
 	add(get, "/", [4]pair{{"X-A", "a\nX-Evil: 1"}}, "", nil, "", "", "api.example.com")
@@ -134,16 +149,21 @@ func FuzzOutboundRequest(f *testing.F) {
 	// Values with surrounding whitespace, non-ASCII, an empty User-Agent
 	// (dropped, as ReverseProxy drops it).
 	add(get, "/", [4]pair{{"X-Ws", " \tpadded\t "}, {"X-Utf8", "héllo"}, {"User-Agent", ""}, {"X-Empty", ""}}, "", nil, "", "", "api.example.com")
-	// Framing and forwarding fields from the client are not passed on.
+	// Hop-by-hop, framing and forwarding fields from the client are not
+	// passed on.
+	add(put|withLength, "/", [4]pair{{"Upgrade", "h2c"}, {"Keep-Alive", "timeout=5"}, {"Proxy-Connection", "keep-alive"}, {"Proxy-Authorization", "Basic eDp5"}}, "", []byte("abc"), "", "", "api.example.com")
+	add(post|chunked, "/", [4]pair{{"Te", "gzip"}, {"Trailer", "X-T"}, {"Proxy-Authenticate", "Basic"}, {"X-Kept", "1"}}, "", []byte("abc"), "", "", "api.example.com")
 	add(post|withLength, "/", [4]pair{{"Content-Length", "100"}, {"Transfer-Encoding", "chunked"}, {"Host", "evil"}, {"X-Forwarded-For", "6.6.6.6"}}, "", []byte("abc"), "", "", "api.example.com")
 	// A trusted peer's forwarding fields are extended.
 	add(get|trusted4, "/", [4]pair{{"X-Forwarded-For", "198.51.100.1"}, {"Forwarded", "for=198.51.100.1"}, {"X-Forwarded-Host", "public.example.com"}, {"X-Forwarded-Proto", "https"}}, "", nil, "", "", "api.example.com:8443")
-	add(get|trusted6|selTLS, "/", noHeaders, "", nil, "", "", `we"ird\host`)
+	add(get|trusted4|selConnection, "/", [4]pair{{"X-Forwarded-For", "198.51.100.1"}, {"X-Forwarded-Host", "public.example.com"}}, "X-Forwarded-For, x-forwarded-host", nil, "", "", "api.example.com")
+	add(get|trusted6|selTLS, "/", noHeaders, "", nil, "", "", "[::1]:8443") // quoted in Forwarded
 	add(head|unparsable, "/", noHeaders, "", nil, "", "", "")
 	// An upstream with a base path, the client's Host preserved.
 	add(get|selBasePath|selPreserveHost, "/a/%2fb/c?q=1;r=2&s=%zz", noHeaders, "", nil, "", "", "api.example.com")
 	// Queries re-encoded, paths escaped, a path a policy set.
 	add(get, "/%e2%82%ac/x?a=%41&b=c+d&", noHeaders, "", nil, "", "", "h")
+	add(get, "/q?a=1;b=2&c=3", noHeaders, "", nil, "", "", "h")
 	add(get|selPolicyPath, "/a b\r\n?x=1", noHeaders, "", nil, "", "", "h")
 	add(get, "//evil.example/x?", noHeaders, "", nil, "", "", "h")
 	// Bodies that do not match their ContentLength.
@@ -331,10 +351,16 @@ type expected struct {
 	body     []byte
 	trailer  map[string][]string
 	// invalid and invalidTrailer are the fields to pass on that no
-	// HTTP/1.1 message may carry; invalidForwarding the forwarding fields
-	// (a trusted peer's, extended) that no message may carry either.
+	// HTTP/1.1 message may carry (for a trailer, also a name the reader
+	// refuses); invalidForwarding the forwarding fields to write (a
+	// trusted peer's, extended) that no message may carry either. All
+	// three must be refused.
 	invalid, invalidTrailer, invalidForwarding []string
-	mismatch                                   bool // body and ContentLength differ
+	// refusable may be refused besides: a trusted peer's forwarding
+	// field with an invalid value (even one not written, as a second
+	// X-Forwarded-Host), a trailer RFC 9110 keeps out of trailers.
+	refusable []string
+	mismatch  bool // body and ContentLength differ
 }
 
 func expectOutbound(up *Upstream, in *http.Request, body []byte, hasBody bool) *expected {
@@ -389,6 +415,13 @@ func expectOutbound(up *Upstream, in *http.Request, body []byte, hasBody bool) *
 		}
 	}
 	e.fw = forwardedValues(in, fuzzTrusted)
+	if peer, err := netip.ParseAddrPort(in.RemoteAddr); err == nil && inPrefixes(peer.Addr().Unmap(), fuzzTrusted) {
+		for _, k := range forwarding {
+			if !validField(k, in.Header[k]) {
+				e.refusable = append(e.refusable, k)
+			}
+		}
+	}
 	if e.fw.xff != "" {
 		for _, kv := range [][2]string{{"X-Forwarded-For", e.fw.xff}, {"X-Forwarded-Host", e.fw.host}, {"X-Forwarded-Proto", e.fw.proto}, {"Forwarded", e.fw.forwarded}} {
 			if !httpguts.ValidHeaderFieldValue(kv[1]) {
@@ -409,9 +442,12 @@ func expectOutbound(up *Upstream, in *http.Request, body []byte, hasBody bool) *
 		e.length, e.body = -1, body
 		e.trailer = map[string][]string{}
 		for k, vv := range in.Trailer {
-			if !validField(k, vv) {
+			if !validField(k, vv) || slices.Contains(unreadableTrailer, k) {
 				e.invalidTrailer = append(e.invalidTrailer, k)
 				continue
+			}
+			if slices.Contains(notTrailer, k) {
+				e.refusable = append(e.refusable, k)
 			}
 			for _, v := range vv {
 				e.trailer[k] = append(e.trailer[k], textproto.TrimString(v))
@@ -443,8 +479,9 @@ func checkRefusal(t *testing.T, err error, e *expected, sent []byte) {
 	var ih errInvalidHeader
 	switch {
 	case errors.As(err, &ih):
-		if !slices.Contains(e.invalid, ih.name) && !slices.Contains(e.invalidTrailer, ih.name) {
-			t.Fatalf("write refused the field %q, which is valid or not passed on (invalid: %q, %q): %v", ih.name, e.invalid, e.invalidTrailer, err)
+		if !slices.ContainsFunc([][]string{e.invalid, e.invalidTrailer, e.invalidForwarding, e.refusable}, func(set []string) bool { return slices.Contains(set, ih.name) }) {
+			t.Fatalf("write refused the field %q, which is valid or not passed on (invalid: %q, trailer %q, forwarding %q, refusable %q): %v",
+				ih.name, e.invalid, e.invalidTrailer, e.invalidForwarding, e.refusable, err)
 		}
 	case errors.Is(err, io.ErrUnexpectedEOF) || strings.Contains(err.Error(), "longer than its Content-Length"):
 		if !e.mismatch {
