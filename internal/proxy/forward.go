@@ -288,12 +288,11 @@ func (o *outbound) check(uri, host string) (named []string, err error) {
 		trustedPeer = inPrefixes(peer.Addr().Unmap().WithZone(""), o.u.trusted)
 	}
 	for k, vv := range h {
-		if slices.Contains(named, k) {
-			continue
-		}
 		if forwardingField(k) && trustedPeer {
-			// A trusted peer's are passed on, before ours.
-		} else if skipOutbound(k) {
+			// A trusted peer's are passed on, before ours, whatever
+			// the Connection header names (as on the ReverseProxy
+			// path, which reads them from the inbound request).
+		} else if skipOutbound(k) || slices.Contains(named, k) {
 			continue
 		}
 		if !httpguts.ValidHeaderFieldName(k) {
