@@ -67,7 +67,10 @@ for t in "${targets[@]}"; do
 	if [ "$FUZZ_SAVE" = 1 ] && [ -d "$cache/$pkg/$name" ]; then
 		mkdir -p "$dir"
 		# The smallest inputs first: they are the easiest to read.
-		ls -S -r "$cache/$pkg/$name" | head -n "$FUZZ_KEEP" | while read -r f; do
+		# (Read whole before head stops reading: under pipefail, ls dying of
+		# SIGPIPE would end the script.)
+		mapfile -t found < <(ls -S -r "$cache/$pkg/$name")
+		for f in "${found[@]:0:FUZZ_KEEP}"; do
 			cp -n "$cache/$pkg/$name/$f" "$dir/$f"
 		done
 		echo "    kept $(ls "$dir" | wc -l) inputs in ${dir#"$PWD"/}"
