@@ -17,10 +17,10 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/benchcpu"
 	"github.com/gatehouse/gatehouse/internal/builtin"
 )
 
@@ -83,11 +83,11 @@ func BenchmarkJWTChain(b *testing.B) {
 		}
 		run() // verify once: the loop measures cache hits
 		b.ReportAllocs()
-		c := startCPU(b)
+		c := benchcpu.Start(b)
 		for b.Loop() {
 			run()
 		}
-		c.report()
+		c.Report()
 	})
 	for _, tc := range []struct {
 		name string
@@ -95,7 +95,7 @@ func BenchmarkJWTChain(b *testing.B) {
 	}{{"serve", jwtGW}, {"plain", plainGW}} {
 		b.Run(tc.name, func(b *testing.B) {
 			b.ReportAllocs()
-			c := startCPU(b)
+			c := benchcpu.Start(b)
 			for b.Loop() {
 				req := httptest.NewRequest("GET", "http://gw/product/p-1001", nil)
 				req.RemoteAddr = "127.0.0.1:5000"
@@ -106,7 +106,7 @@ func BenchmarkJWTChain(b *testing.B) {
 					b.Fatalf("status %d: %s", w.Code, w.Body)
 				}
 			}
-			c.report()
+			c.Report()
 		})
 	}
 }
@@ -164,26 +164,4 @@ func mintBenchToken(b *testing.B, jwksFile string) string {
 	r.FillBytes(sig[:32])
 	s.FillBytes(sig[32:])
 	return signing + "." + enc.EncodeToString(sig)
-}
-
-// cpuClock measures the process's CPU time over a benchmark loop.
-type cpuClock struct {
-	b  *testing.B
-	t0 time.Duration
-}
-
-func startCPU(b *testing.B) cpuClock { return cpuClock{b, processCPU(b)} }
-
-// report reports the CPU time per iteration since startCPU as cpu-ns/op;
-// call it after the b.Loop loop, when b.N is the number of iterations.
-func (c cpuClock) report() {
-	c.b.ReportMetric(float64(processCPU(c.b)-c.t0)/float64(c.b.N), "cpu-ns/op")
-}
-
-func processCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -238,6 +238,9 @@ func (g *Gateway) handle(rt *runtime, x *exchange, r *http.Request) {
 // *Denial) or failure, with x.denier naming the policy; nil when all allow.
 // Each policy's verdict and time are recorded in x.Timings and its histogram.
 func (x *exchange) runChain(ctx context.Context, chain []link) error {
+	if len(chain) == 0 {
+		return nil
+	}
 	// One clock read a policy: each one's end is the next one's start.
 	t0 := time.Now()
 	for i := range chain {
