@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -92,22 +93,32 @@ func (srv *Server) checkLive(v *verified) error {
 // introspect serves RFC 7662. Any registered client may introspect;
 // inactive, foreign and malformed tokens alike are {"active": false}.
 func (srv *Server) introspect(w http.ResponseWriter, r *http.Request) {
+	_, _, tok, ok := srv.tokenRequest(w, r)
+	if !ok {
+		return
+	}
+	writeJSON(w, srv.introspection(tok))
+}
+
+// tokenRequest reads what introspection and revocation share: the form,
+// the authenticated client and the token parameter. On failure it has
+// answered, and ok is false.
+func (srv *Server) tokenRequest(w http.ResponseWriter, r *http.Request) (form url.Values, a *authenticated, tok string, ok bool) {
 	form, e := parseForm(w, r)
 	if e != nil {
 		srv.fail(w, r, e, "")
-		return
+		return nil, nil, "", false
 	}
 	a, id, e := srv.authenticateClient(r.Context(), r, form)
 	if e != nil {
 		srv.fail(w, r, e, id)
-		return
+		return nil, nil, "", false
 	}
-	tok := form.Get("token")
-	if tok == "" {
+	if tok = form.Get("token"); tok == "" {
 		srv.fail(w, r, badRequest("invalid_request", "token is required", nil), a.c.id)
-		return
+		return nil, nil, "", false
 	}
-	writeJSON(w, srv.introspection(tok))
+	return form, a, tok, true
 }
 
 // introspection is the RFC 7662 §2.2 answer for tok.
@@ -135,19 +146,8 @@ func (srv *Server) introspection(tok string) map[string]any {
 // another client's is answered 200 all the same (§2.2): revocation must
 // not become an oracle of valid tokens.
 func (srv *Server) revoke(w http.ResponseWriter, r *http.Request) {
-	form, e := parseForm(w, r)
-	if e != nil {
-		srv.fail(w, r, e, "")
-		return
-	}
-	a, id, e := srv.authenticateClient(r.Context(), r, form)
-	if e != nil {
-		srv.fail(w, r, e, id)
-		return
-	}
-	tok := form.Get("token")
-	if tok == "" {
-		srv.fail(w, r, badRequest("invalid_request", "token is required", nil), a.c.id)
+	form, a, tok, ok := srv.tokenRequest(w, r)
+	if !ok {
 		return
 	}
 	if hint := form.Get("token_type_hint"); hint != "" && hint != "access_token" {

@@ -4,7 +4,6 @@ import (
 	"crypto"
 	"crypto/rsa"
 	"crypto/x509"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"math/big"
@@ -195,7 +194,7 @@ func findDS(el *etree.Element, path ...string) *etree.Element {
 }
 
 func parseB64Cert(s string) (*x509.Certificate, error) {
-	der, err := decodeB64(s)
+	der, err := xmlsig.DecodeBase64(s)
 	if err != nil {
 		return nil, err
 	}
@@ -357,8 +356,8 @@ func keyInfoKey(ki *etree.Element) (*x509.Certificate, crypto.PublicKey, error) 
 		return c, c.PublicKey, nil
 	}
 	if rv := findDS(ki, "KeyValue", "RSAKeyValue"); rv != nil {
-		m, err1 := decodeB64(textOf(findDS(rv, "Modulus")))
-		e, err2 := decodeB64(textOf(findDS(rv, "Exponent")))
+		m, err1 := xmlsig.DecodeBase64(textOf(findDS(rv, "Modulus")))
+		e, err2 := xmlsig.DecodeBase64(textOf(findDS(rv, "Exponent")))
 		if err1 != nil || err2 != nil || len(m) == 0 || len(e) == 0 || len(e) > 4 {
 			return nil, nil, fmt.Errorf("holder-of-key RSAKeyValue: %w", ErrMalformed)
 		}
@@ -448,15 +447,4 @@ func parseTime(s string) (time.Time, error) {
 		return time.Time{}, errors.New("missing time")
 	}
 	return time.Parse(time.RFC3339Nano, s)
-}
-
-func decodeB64(s string) ([]byte, error) {
-	s = strings.Map(func(r rune) rune {
-		switch r {
-		case ' ', '\t', '\r', '\n':
-			return -1
-		}
-		return r
-	}, s)
-	return base64.StdEncoding.DecodeString(s)
 }

@@ -283,7 +283,7 @@ func Parse(sig *etree.Element, opts Options) (*Signature, error) {
 	}
 	s.SignedInfo = kids[0]
 	var err error
-	if s.value, err = decodeBase64(kids[1].Text()); err != nil || len(s.value) == 0 {
+	if s.value, err = DecodeBase64(kids[1].Text()); err != nil || len(s.value) == 0 {
 		return nil, fmt.Errorf("SignatureValue is not base64: %w", ErrMalformed)
 	}
 
@@ -370,7 +370,7 @@ func parseReference(r *etree.Element, algs Algorithms) (Reference, error) {
 	if h == 0 {
 		return ref, fmt.Errorf("digest method %q: %w", ref.DigestMethod, ErrUnsupportedAlgorithm)
 	}
-	d, err := decodeBase64(kids[i+1].Text())
+	d, err := DecodeBase64(kids[i+1].Text())
 	if err != nil || len(d) != h.Size() {
 		return ref, fmt.Errorf("DigestValue is not a base64 %s digest: %w", ref.DigestMethod, ErrMalformed)
 	}
@@ -569,9 +569,9 @@ func countDS(el *etree.Element, local string) int {
 	return n
 }
 
-// decodeBase64 decodes standard base64 with the line breaks and spaces
+// DecodeBase64 decodes standard base64 with the line breaks and spaces
 // that XML base64Binary allows.
-func decodeBase64(s string) ([]byte, error) {
+func DecodeBase64(s string) ([]byte, error) {
 	s = strings.Map(func(r rune) rune {
 		switch r {
 		case ' ', '\t', '\r', '\n':

@@ -262,22 +262,32 @@ func required(re *syntax.Regexp) (set []string, ok bool) {
 		}
 		return best, found
 	case syntax.OpAlternate:
-		var union []string
-		for _, sub := range re.Sub {
-			r, ok := required(sub)
-			if !ok {
-				return nil, false
-			}
-			union = append(union, r...)
-			if len(union) > maxSetStrings {
-				return nil, false
-			}
+		union, ok := unionOf(re.Sub, required)
+		if !ok {
+			return nil, false
 		}
 		return dedupe(union), true
 	default:
 		// Empty-width assertions, any-char, star, quest: no requirement.
 		return nil, false
 	}
+}
+
+// unionOf is the union of f over the branches of an alternation, or ok
+// false when a branch has none or the union outgrows maxSetStrings.
+func unionOf(subs []*syntax.Regexp, f func(*syntax.Regexp) ([]string, bool)) ([]string, bool) {
+	var union []string
+	for _, sub := range subs {
+		r, ok := f(sub)
+		if !ok {
+			return nil, false
+		}
+		union = append(union, r...)
+		if len(union) > maxSetStrings {
+			return nil, false
+		}
+	}
+	return union, true
 }
 
 // prefixes returns strings one of which every match of re starts with,
@@ -292,16 +302,9 @@ func prefixes(re *syntax.Regexp) ([]string, bool) {
 		}
 		return nil, false
 	case syntax.OpAlternate:
-		var union []string
-		for _, sub := range re.Sub {
-			p, ok := prefixes(sub)
-			if !ok {
-				return nil, false
-			}
-			union = append(union, p...)
-			if len(union) > maxSetStrings {
-				return nil, false
-			}
+		union, ok := unionOf(re.Sub, prefixes)
+		if !ok {
+			return nil, false
 		}
 		return dedupePrefixes(union), true
 	case syntax.OpConcat:

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/asn1"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"math/big"
@@ -183,7 +182,7 @@ func (p *Policy) parseBST(el *etree.Element) (*token, *policy.Denial) {
 	if enc := el.SelectAttrValue("EncodingType", encBase64); enc != encBase64 {
 		return nil, fault(CodeInvalidSecurityToken, "BinarySecurityToken EncodingType %q", enc)
 	}
-	der, err := decodeBase64(el.Text())
+	der, err := xmlsig.DecodeBase64(el.Text())
 	if err != nil {
 		return nil, fault(CodeInvalidSecurityToken, "BinarySecurityToken is not base64")
 	}
@@ -250,7 +249,7 @@ func (p *Policy) byKeyIdentifier(m *message, ki *etree.Element) (*token, *policy
 	if enc := ki.SelectAttrValue("EncodingType", encBase64); enc != encBase64 {
 		return nil, fault(CodeInvalidSecurityToken, "KeyIdentifier EncodingType %q", enc)
 	}
-	want, err := decodeBase64(ki.Text())
+	want, err := xmlsig.DecodeBase64(ki.Text())
 	if err != nil || len(want) == 0 {
 		return nil, fault(CodeInvalidSecurityToken, "KeyIdentifier is not base64")
 	}
@@ -357,15 +356,4 @@ func (p *Policy) validate(t *token, now time.Time) *policy.Denial {
 	}
 	p.chains.put(key, e)
 	return nil
-}
-
-func decodeBase64(s string) ([]byte, error) {
-	s = strings.Map(func(r rune) rune {
-		switch r {
-		case ' ', '\t', '\r', '\n':
-			return -1
-		}
-		return r
-	}, s)
-	return base64.StdEncoding.DecodeString(s)
 }
