@@ -112,9 +112,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 // heapFloor is the least heap goal a serving process keeps (gctune): a
 // plain proxy's live heap is a few MiB, and at GOGC=100 it would collect
 // several times a second, each collection a pause that the requests of
-// that moment wait behind. 32 MiB makes that about twice a second at
-// 17,000 requests a second on the plain proxy instead of twenty times,
-// and never in 5 s at 2,000, for some 30 MiB more resident memory; a
+// that moment wait behind. 32 MiB makes that twice a second at 18,000
+// requests a second on the plain proxy instead of 17 times, and never in
+// 5 s at 2,000, for some 30 MiB more resident memory; a
 // process whose live heap is over 16 MiB (a route with the WAF) runs at
 // GOGC=100 as before. GOGC in the environment turns the tuner off.
 const heapFloor = 32 << 20
