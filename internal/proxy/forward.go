@@ -214,9 +214,6 @@ func (o *outbound) write(bw *bufio.Writer) error {
 				err = fmt.Errorf("request body longer than its Content-Length of %d", in.ContentLength)
 			}
 		}
-		if err != nil && o.body.err == nil {
-			o.body.err = err
-		}
 		return err
 	}
 	// A body of unknown length, sent chunked, with the client's trailer
