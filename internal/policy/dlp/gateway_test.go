@@ -2,7 +2,6 @@ package dlp
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -17,8 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/gateway"
+	"github.com/gatehouse/gatehouse/internal/gatewaytest"
 	"github.com/gatehouse/gatehouse/internal/policy"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
@@ -62,31 +61,14 @@ type instance struct {
 func startGateway(t *testing.T, dlpYAML, upstream string) *instance {
 	t.Helper()
 	src := strings.NewReplacer("DLP", dlpYAML, "UPSTREAM", upstream).Replace(gatewayYAML)
-	cfg, err := config.LoadBytes("gatehouse.yaml", []byte(src), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	inst := &instance{metrics: telemetry.NewMetrics(), logs: new(syncBuffer), access: new(syncBuffer)}
-	g, err := gateway.New(cfg, gateway.Options{
+	g := gatewaytest.Start(t, src, gateway.Options{
 		Registry:  policy.NewRegistry(Unit),
 		Logger:    slog.New(slog.NewTextHandler(inst.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		AccessLog: slog.New(slog.NewJSONHandler(inst.access, nil)),
 		Metrics:   inst.metrics,
-		BaseDir:   t.TempDir(),
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := g.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		g.Shutdown(ctx)
-		g.Close()
-	})
-	inst.url = "http://" + g.Addr("main").String()
+	inst.url = g.URL
 	return inst
 }
 

@@ -1,10 +1,8 @@
 package openapi
 
 import (
-	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -13,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/demo"
 	"github.com/gatehouse/gatehouse/internal/gateway"
+	"github.com/gatehouse/gatehouse/internal/gatewaytest"
 	"github.com/gatehouse/gatehouse/internal/policy"
 )
 
@@ -44,29 +42,7 @@ func startGateway(t *testing.T, settings, upstream string) string {
 		t.Fatal(err)
 	}
 	src := strings.NewReplacer("OPENAPI", settings, "UPSTREAM", upstream).Replace(gatewayYAML)
-	file := filepath.Join(dir, "gatehouse.yaml")
-	cfg, err := config.LoadBytes(file, []byte(src), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := gateway.New(cfg, gateway.Options{
-		Registry: policy.NewRegistry(Unit),
-		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
-		BaseDir:  dir,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := g.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		g.Shutdown(ctx)
-		g.Close()
-	})
-	return "http://" + g.Addr("main").String()
+	return gatewaytest.Start(t, src, gateway.Options{Registry: policy.NewRegistry(Unit), BaseDir: dir}).URL
 }
 
 func demoUpstream(t *testing.T) string {

@@ -2,10 +2,8 @@ package quota
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -15,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/gateway"
+	"github.com/gatehouse/gatehouse/internal/gatewaytest"
 	"github.com/gatehouse/gatehouse/internal/policy"
 	"github.com/gatehouse/gatehouse/internal/store/redistest"
 )
@@ -35,38 +33,15 @@ routes:
 `
 
 type instance struct {
-	g   *gateway.Gateway
+	*gatewaytest.Gateway
 	url string
 }
 
 func startGateway(t testing.TB, storeYAML, quotaYAML, upstream string) *instance {
 	t.Helper()
 	src := strings.NewReplacer("STORE", storeYAML, "QUOTA", quotaYAML, "UPSTREAM", upstream).Replace(gatewayYAML)
-	cfg, err := config.LoadBytes("gatehouse.yaml", []byte(src), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := gateway.New(cfg, gateway.Options{Registry: policy.NewRegistry(Unit), Logger: slog.New(slog.DiscardHandler), BaseDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := g.Start(); err != nil {
-		t.Fatal(err)
-	}
-	i := &instance{g: g, url: "http://" + g.Addr("main").String()}
-	t.Cleanup(i.stop)
-	return i
-}
-
-func (i *instance) stop() {
-	if i.g == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	i.g.Shutdown(ctx)
-	i.g.Close()
-	i.g = nil
+	g := gatewaytest.Start(t, src, gateway.Options{Registry: policy.NewRegistry(Unit)})
+	return &instance{Gateway: g, url: g.URL}
 }
 
 // upstream answers every request with size bytes after reading the body.
@@ -171,7 +146,7 @@ func TestExactAcrossInstances(t *testing.T) {
 	insts := []*instance{startGateway(t, st, q, up), startGateway(t, st, q, up), startGateway(t, st, q, up)}
 	urls := func() []string { return []string{insts[0].url, insts[1].url, insts[2].url} }
 	first := blast(t, urls(), "x", 100, 16)
-	insts[2].stop()
+	insts[2].Stop()
 	insts[2] = startGateway(t, st, q, up)
 	rest := blast(t, urls(), "x", 300, 16)
 	if got, want := first[200]+rest[200], 40; got != want {
@@ -186,7 +161,7 @@ func TestRestartFileStore(t *testing.T) {
 	q := "{key: header:X-Client, period: month, requests: 12}"
 	a := startGateway(t, st, q, up)
 	first := blast(t, []string{a.url}, "r", 8, 4)
-	a.stop()
+	a.Stop()
 	b := startGateway(t, st, q, up)
 	rest := blast(t, []string{b.url}, "r", 20, 4)
 	if first[200] != 8 || rest[200] != 4 {

@@ -1,7 +1,6 @@
 package ratelimit
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/gateway"
+	"github.com/gatehouse/gatehouse/internal/gatewaytest"
 	"github.com/gatehouse/gatehouse/internal/policy"
 	"github.com/gatehouse/gatehouse/internal/store/redistest"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
@@ -37,7 +36,7 @@ routes:
 
 // instance is one running gateway.
 type instance struct {
-	g       *gateway.Gateway
+	*gatewaytest.Gateway
 	url     string
 	metrics *telemetry.Metrics
 }
@@ -45,40 +44,16 @@ type instance struct {
 func startGateway(t testing.TB, storeYAML, limitYAML, upstream string, logs io.Writer) *instance {
 	t.Helper()
 	src := strings.NewReplacer("STORE", storeYAML, "LIMIT", limitYAML, "UPSTREAM", upstream).Replace(gatewayYAML)
-	cfg, err := config.LoadBytes("gatehouse.yaml", []byte(src), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if logs == nil {
 		logs = io.Discard
 	}
 	m := telemetry.NewMetrics()
-	g, err := gateway.New(cfg, gateway.Options{
+	g := gatewaytest.Start(t, src, gateway.Options{
 		Registry: policy.NewRegistry(Unit),
 		Logger:   slog.New(slog.NewTextHandler(logs, nil)),
 		Metrics:  m,
-		BaseDir:  t.TempDir(),
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := g.Start(); err != nil {
-		t.Fatal(err)
-	}
-	inst := &instance{g: g, url: "http://" + g.Addr("main").String(), metrics: m}
-	t.Cleanup(inst.stop)
-	return inst
-}
-
-func (i *instance) stop() {
-	if i.g == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	i.g.Shutdown(ctx)
-	i.g.Close()
-	i.g = nil
+	return &instance{Gateway: g, url: g.URL, metrics: m}
 }
 
 func upstream(t testing.TB) string {
@@ -163,7 +138,7 @@ func TestExactAcrossInstances(t *testing.T) {
 	if got, want := first[200], 10; got != want {
 		t.Fatalf("first round admitted %d, want %d (%v)", got, want, first)
 	}
-	insts[1].stop()
+	insts[1].Stop()
 	mu.Lock()
 	insts[1] = startGateway(t, st, limit, up, nil)
 	mu.Unlock()
@@ -189,7 +164,7 @@ func TestRestartFileStore(t *testing.T) {
 	limit := "{key: header:X-Client, rate: 20, per: 1h}"
 	a := startGateway(t, st, limit, up, nil)
 	first := blast(t, func() []string { return []string{a.url} }, "c", 15, 4)
-	a.stop()
+	a.Stop()
 	b := startGateway(t, st, limit, up, nil)
 	rest := blast(t, func() []string { return []string{b.url} }, "c", 30, 4)
 	if got, want := first[200]+rest[200], 20; got != want || first[200] != 15 {
