@@ -1,9 +1,7 @@
 package identity_test
 
 import (
-	"context"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -11,15 +9,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 	josejwt "github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/gatehouse/gatehouse/internal/authn/apikey"
 	"github.com/gatehouse/gatehouse/internal/builtin"
-	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/gateway"
+	"github.com/gatehouse/gatehouse/internal/gatewaytest"
 	"github.com/gatehouse/gatehouse/internal/keys"
 )
 
@@ -89,29 +86,11 @@ routes:
             key_file: identity.pem
             claims: [email]
 `
-	cfgPath := filepath.Join(dir, "gatehouse.yaml")
-	cfg, err := config.LoadBytes(cfgPath, []byte(yaml), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := gateway.New(cfg, gateway.Options{
+	base := gatewaytest.Start(t, yaml, gateway.Options{
 		Registry:  builtin.Registry(),
-		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
-		AccessLog: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		AccessLog: slog.New(slog.DiscardHandler),
 		BaseDir:   dir,
-	})
-	if err != nil {
-		t.Fatalf("gateway: %v", err)
-	}
-	if err := g.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = g.Shutdown(ctx)
-	}()
-	base := "http://" + g.Addr("main").String()
+	}).URL
 
 	send := func(h http.Header) http.Header {
 		t.Helper()
