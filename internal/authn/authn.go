@@ -103,20 +103,31 @@ func AuthorizationToken(r *http.Request, realm string) (Token, error) {
 	if len(vals) > 1 {
 		return Token{}, InvalidRequest(realm, "Bearer", "more than one Authorization header", nil)
 	}
-	scheme, value, ok := strings.Cut(vals[0], " ")
+	scheme, value, spaced, ours := SplitAuthorization(vals[0])
+	if !ours {
+		return Token{}, ErrNoCredentials
+	}
+	if !spaced || value == "" || !isToken68(value) {
+		return Token{}, InvalidRequest(realm, scheme, "malformed Authorization header", nil)
+	}
+	return Token{Scheme: scheme, Value: value}, nil
+}
+
+// SplitAuthorization splits an Authorization value into its scheme,
+// spelled "Bearer" or "DPoP" whatever its case, and what follows the
+// spaces after it; spaced reports that a space followed the scheme, ours
+// that the scheme is one of the two. The value is not checked.
+func SplitAuthorization(v string) (scheme, value string, spaced, ours bool) {
+	scheme, value, spaced = strings.Cut(v, " ")
 	switch {
 	case strings.EqualFold(scheme, "Bearer"):
 		scheme = "Bearer"
 	case strings.EqualFold(scheme, "DPoP"):
 		scheme = "DPoP"
 	default:
-		return Token{}, ErrNoCredentials
+		return "", "", spaced, false
 	}
-	value = strings.TrimLeft(value, " ")
-	if !ok || value == "" || !isToken68(value) {
-		return Token{}, InvalidRequest(realm, scheme, "malformed Authorization header", nil)
-	}
-	return Token{Scheme: scheme, Value: value}, nil
+	return scheme, strings.TrimLeft(value, " "), spaced, true
 }
 
 // isToken68 reports whether v is an RFC 9110 token68: the alphabet of

@@ -546,16 +546,11 @@ func (a *Authenticator) headerToken(r *http.Request) (authn.Token, bool) {
 	if len(vals) != 1 {
 		return authn.Token{}, false
 	}
-	scheme, value, _ := strings.Cut(vals[0], " ")
-	switch {
-	case strings.EqualFold(scheme, "Bearer"):
-		scheme = "Bearer"
-	case strings.EqualFold(scheme, "DPoP"):
-		scheme = "DPoP"
-	default:
+	scheme, value, _, ours := authn.SplitAuthorization(vals[0])
+	if !ours {
 		return authn.Token{}, false
 	}
-	return authn.Token{Scheme: scheme, Value: strings.TrimLeft(value, " ")}, true
+	return authn.Token{Scheme: scheme, Value: value}, true
 }
 
 // queryToRead reports whether token must parse the query string q: to
