@@ -6,16 +6,22 @@ STATICCHECK ?= v0.8.2
 # over the seed corpora and a little beyond); `make fuzz` runs longer.
 FUZZTIME ?= 5s
 
-.PHONY: test build demo bench vet fuzz soak
+.PHONY: test check build demo bench vet fuzz soak
 
+# Every stage prints how long it took (scripts/stage.sh).
 test: vet
-	$(GO) test -race -count=1 -timeout 30m ./...
-	FUZZTIME=$(FUZZTIME) GO=$(GO) scripts/fuzz.sh
+	scripts/stage.sh tests-race $(GO) test -race -count=1 -timeout 45m ./...
+	FUZZTIME=$(FUZZTIME) GO=$(GO) scripts/stage.sh fuzz scripts/fuzz.sh
+
+# The quick local loop: formatting, vet, staticcheck and every test,
+# without the race detector and without fuzzing.
+check: vet
+	scripts/stage.sh tests $(GO) test -count=1 -timeout 30m ./...
 
 vet:
-	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
-	$(GO) vet ./...
-	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK) ./...
+	@scripts/stage.sh gofmt sh -c 'out=$$(gofmt -l $$(git ls-files "*.go" 2>/dev/null || find . -name "*.go")); [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }'
+	scripts/stage.sh vet $(GO) vet ./...
+	scripts/stage.sh staticcheck $(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK) ./...
 
 build:
 	$(GO) build -o bin/gatehouse ./cmd/gatehouse

@@ -163,7 +163,8 @@ func start(t *testing.T, args ...string) *process {
 // eventually polls f every 20 ms for up to 10 s until it returns "".
 func eventually(t *testing.T, what string, f func() string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	// Generous for a loaded CI machine; it returns as soon as f holds.
+	deadline := time.Now().Add(90 * time.Second)
 	var last string
 	for time.Now().Before(deadline) {
 		if last = f(); last == "" {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/peertest"
 	jose "github.com/go-jose/go-jose/v4"
 )
 
@@ -24,7 +25,7 @@ func needOpenIDClient(t *testing.T) {
 	t.Helper()
 	for _, tool := range []string{"node", "npm"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("SKIPPING the openid-client interoperability test: %s is not installed (apt-get install nodejs npm)", tool)
+			peertest.Unavailable(t, "the openid-client interoperability test needs %s (apt-get install nodejs npm)", tool)
 		}
 	}
 	if _, err := os.Stat(filepath.Join(openidClientDir, "node_modules", "openid-client")); err == nil {

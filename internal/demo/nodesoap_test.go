@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/npmtest"
+	"github.com/gatehouse/gatehouse/internal/peertest"
 )
 
 // nodeSOAPDir holds the node-soap client, its package.json pinning soap
@@ -159,7 +160,7 @@ func checkNodeVersion(t *testing.T, node string) {
 		t.Fatalf("node --version printed %q", out)
 	}
 	if major < minNodeMajor || major == minNodeMajor && minor < minNodeMinor {
-		t.Skipf("node %s is older than %d.%d, the oldest soap %s supports", v, minNodeMajor, minNodeMinor, nodeSOAPVersion)
+		peertest.Unavailable(t, "node %s is older than %d.%d, the oldest soap %s supports", v, minNodeMajor, minNodeMinor, nodeSOAPVersion)
 	}
 }
 

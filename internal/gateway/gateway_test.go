@@ -800,7 +800,7 @@ routes:
 		stopped <- g.Shutdown(ctx)
 	}()
 	// New connections are refused once the listeners close.
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", strings.TrimPrefix(base, "http://"), time.Second)
 		if err != nil {

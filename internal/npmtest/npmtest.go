@@ -12,22 +12,24 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/peertest"
 )
 
 // Install runs `npm ci` in dir unless node_modules there already holds the
 // pinned versions (package name to version), checks the result, and
-// returns the path of node. It skips the test, loudly, only when node or
-// npm are missing or the registry cannot be reached; any other failure
-// fails the test.
+// returns the path of node. Only when node or npm are missing or the
+// registry cannot be reached is the peer unavailable (peertest.Unavailable:
+// a loud skip, a failure under CI=true); any other failure fails the test.
 func Install(t testing.TB, dir string, pinned map[string]string) string {
 	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
-		t.Skip("SKIPPING PEER TEST: node is not installed")
+		peertest.Unavailable(t, "node is not installed (apt-get install nodejs npm)")
 	}
 	npm, err := exec.LookPath("npm")
 	if err != nil {
-		t.Skip("SKIPPING PEER TEST: npm is not installed")
+		peertest.Unavailable(t, "npm is not installed (apt-get install npm)")
 	}
 	if installed(dir, pinned) {
 		return node
@@ -40,7 +42,7 @@ func Install(t testing.TB, dir string, pinned map[string]string) string {
 	if err != nil {
 		for _, e := range []string{"ENOTFOUND", "EAI_AGAIN", "ECONNREFUSED"} {
 			if bytes.Contains(out, []byte(e)) {
-				t.Skipf("SKIPPING PEER TEST: npm ci could not reach the registry:\n%s", out)
+				peertest.Unavailable(t, "npm ci could not reach the registry:\n%s", out)
 			}
 		}
 		t.Fatalf("npm ci in %s: %v\n%s", dir, err, out)

@@ -473,15 +473,15 @@ func receive(t *testing.T, ch <-chan []byte) []byte {
 			t.Fatal("subscription closed early")
 		}
 		return m
-	case <-time.After(5 * time.Second):
-		t.Fatal("no message within 5s")
+	case <-time.After(60 * time.Second):
+		t.Fatal("no message within 60s")
 	}
 	return nil
 }
 
 func waitClosed(t *testing.T, ch <-chan []byte) {
 	t.Helper()
-	deadline := time.After(5 * time.Second)
+	deadline := time.After(60 * time.Second)
 	for {
 		select {
 		case _, ok := <-ch:

@@ -27,48 +27,17 @@ import (
 
 	"github.com/beevik/etree"
 
+	"github.com/gatehouse/gatehouse/internal/peertest"
 	"github.com/gatehouse/gatehouse/internal/xmlsig"
 )
 
-var (
-	xmlsecOnce sync.Once
-	xmlsecPath string
-	xmlsecErr  string
-)
-
 // Xmlsec1 returns the path of Debian's xmlsec1, installing the package
-// with apt-get (once per test binary) when it is missing. It skips t, with
-// the reason, only when the installation fails (no network, not root).
+// with apt-get (once per test binary) when it is missing. When it cannot be
+// had the peer is unavailable (peertest.Unavailable: a loud skip, a
+// failure under CI=true).
 func Xmlsec1(t testing.TB) string {
 	t.Helper()
-	xmlsecOnce.Do(func() {
-		if p, err := exec.LookPath("xmlsec1"); err == nil {
-			xmlsecPath = p
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		out, err := exec.CommandContext(ctx, "apt-get", "install", "-y", "--no-install-recommends", "xmlsec1").CombinedOutput()
-		if err != nil {
-			// The package lists may be missing on a fresh machine.
-			upd, _ := exec.CommandContext(ctx, "apt-get", "update").CombinedOutput()
-			out2, err2 := exec.CommandContext(ctx, "apt-get", "install", "-y", "--no-install-recommends", "xmlsec1").CombinedOutput()
-			if err2 != nil {
-				xmlsecErr = "apt-get install xmlsec1 failed: " + err.Error() + "\n" + string(out) + string(upd) + string(out2)
-				return
-			}
-		}
-		p, err := exec.LookPath("xmlsec1")
-		if err != nil {
-			xmlsecErr = "xmlsec1 not found after apt-get install: " + err.Error()
-			return
-		}
-		xmlsecPath = p
-	})
-	if xmlsecPath == "" {
-		t.Skipf("SKIPPING PEER TEST: xmlsec1 is not installed and could not be installed: %s", xmlsecErr)
-	}
-	return xmlsecPath
+	return peertest.Debian(t, "xmlsec1", "xmlsec1")
 }
 
 var (

@@ -10,13 +10,16 @@ const browser = await chromium.launch({
   args: ["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"],
 });
 const out = { errors: [] };
+// Generous: CI shares two cores with other work and may be heavily loaded;
+// a wait ends as soon as its condition holds.
+const wait = 120000;
 try {
   const page = await browser.newPage({ viewport: { width: 1400, height: 1800 } });
   page.on("pageerror", (e) => out.errors.push(String(e)));
   page.on("console", (m) => { if (m.type() === "error") out.errors.push(m.text()); });
-  await page.goto(url, { waitUntil: "load", timeout: 15000 });
+  await page.goto(url, { waitUntil: "load", timeout: wait });
   const updates = () => page.$eval("#chart-rate", (e) => Number(e.dataset.updates || 0));
-  await page.waitForFunction(() => Number(document.querySelector("#chart-rate").dataset.updates || 0) >= 1, null, { timeout: 15000 });
+  await page.waitForFunction(() => Number(document.querySelector("#chart-rate").dataset.updates || 0) >= 1, null, { timeout: wait });
   out.firstUpdates = await updates();
   // The series' last complete seconds carry the load: the sum of requests
   // the chart holds must grow between two polls.
@@ -25,13 +28,13 @@ try {
     return { totals: t, canvas: !!document.querySelector("#chart-rate canvas"), legend: document.querySelector("#chart-rate .u-legend") !== null };
   });
   out.first = await plotted();
-  await page.waitForFunction((n) => Number(document.querySelector("#chart-rate").dataset.updates) >= n + 2, out.firstUpdates, { timeout: 15000 });
+  await page.waitForFunction((n) => Number(document.querySelector("#chart-rate").dataset.updates) >= n + 2, out.firstUpdates, { timeout: wait });
   out.laterUpdates = await updates();
   out.later = await plotted();
   out.points = await page.$eval("#chart-rate", (e) => Number(e.dataset.points));
   out.denialChartUpdates = await page.$eval("#chart-denials", (e) => Number(e.dataset.updates));
   out.denialSeries = await page.$$eval("#chart-denials .u-legend .u-series", (s) => s.length);
-  await page.waitForFunction(() => document.querySelectorAll("#denials tbody tr").length >= 3, null, { timeout: 15000 });
+  await page.waitForFunction(() => document.querySelectorAll("#denials tbody tr").length >= 3, null, { timeout: wait });
   out.denialRows = await page.$$eval("#denials tbody tr", (rows) => rows.length);
   out.denialCodes = await page.$$eval("#denials tbody tr td:nth-child(4)", (tds) => tds.map((t) => t.textContent));
   out.auditRows = await page.$$eval("#audit tbody tr", (rows) => rows.length);
@@ -41,7 +44,7 @@ try {
   const button = await page.$("#denials tbody tr button");
   out.explainedId = await button.getAttribute("data-request-id");
   await button.click();
-  await page.waitForSelector("#explain-policies tbody tr", { timeout: 10000 });
+  await page.waitForSelector("#explain-policies tbody tr", { timeout: wait });
   out.explainText = await page.$eval("#explain", (e) => e.innerText);
   out.explainPolicies = await page.$$eval("#explain-policies tbody tr", (rows) => rows.map((r) => Array.from(r.children).map((c) => c.textContent)));
   await page.$eval("#explain", (e) => e.scrollIntoView());
