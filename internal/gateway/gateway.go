@@ -4,6 +4,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -173,15 +174,31 @@ func (g *Gateway) openStore(cfg *config.Config, given store.Store) error {
 		if err := store.Validate(cfg.Store, g.baseDir); err != nil {
 			return fieldErr(err)
 		}
-		g.store = given
+		g.store = g.guard(given, cfg.Store.Type)
 		return nil
 	}
 	st, err := store.Open(cfg.Store, g.baseDir, g.now)
 	if err != nil {
 		return fieldErr(err)
 	}
-	g.store, g.closeStore = st, true
+	g.store, g.closeStore = g.guard(st, cfg.Store.Type), true
 	return nil
+}
+
+// guard puts st's reachability in one place for every policy and service
+// using it (store.Guarded): one log line and one transition each way per
+// outage, gatehouse_store_up and gatehouse_store_transitions_total.
+func (g *Gateway) guard(st store.Store, kind string) *store.Guarded {
+	kind = cmp.Or(kind, "file")
+	g.metrics.StoreState(kind, true, false)
+	return store.Guard(st, store.HealthOptions{OnChange: func(up bool, err error) {
+		g.metrics.StoreState(kind, up, true)
+		if up {
+			g.log.Info("state store reachable again (recovery confirmed by probes)", "store", kind)
+			return
+		}
+		g.log.Warn("state store unreachable; policies apply their failure modes until probes confirm recovery", "store", kind, "error", err)
+	}})
 }
 
 func openLog(output string) (io.Writer, io.Closer, error) {
@@ -418,6 +435,8 @@ func (g *Gateway) closeResources() {
 		if err := g.store.Close(); err != nil {
 			g.log.Warn("closing the store", "err", err)
 		}
+	} else if gs, ok := g.store.(*store.Guarded); ok {
+		gs.Stop() // the caller's store: stop watching it, leave it open
 	}
 	if g.closeLog != nil {
 		g.closeLog.Close()

@@ -135,8 +135,10 @@ func TestStoreGiven(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if envs[0] != given {
-		t.Fatalf("policies got %v, want the given store", envs[0])
+	// Policies get the given store, guarded: its health is tracked in
+	// one place for them all.
+	if _, guarded := envs[0].(*store.Guarded); !guarded || store.Unguarded(envs[0]) != given {
+		t.Fatalf("policies got %T %v, want the given store, guarded", envs[0], envs[0])
 	}
 	if _, err := os.Stat(filepath.Join(dir, store.DefaultPath)); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("a given store still opened the state file: %v", err)

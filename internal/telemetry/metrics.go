@@ -30,6 +30,7 @@ type Metrics struct {
 	keyCount       *prometheus.GaugeVec
 
 	limits limitMetrics // limits.go
+	stores storeMetrics // store.go
 
 	dlpFindings *prometheus.CounterVec // dlp.go
 }
@@ -92,6 +93,8 @@ func NewMetrics() *Metrics {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.limits = newLimitMetrics()
 	reg.MustRegister(m.limits.collectors()...)
+	m.stores = newStoreMetrics()
+	reg.MustRegister(m.stores.collectors()...)
 	m.dlpFindings = newDLPFindings()
 	reg.MustRegister(m.dlpFindings)
 	return m

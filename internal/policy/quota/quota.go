@@ -80,7 +80,7 @@ func New(cfg *config.Node, env *policy.Env) (policy.Policy, error) {
 	}
 	route := strings.NewReplacer("{", "_", "}", "_", ":", "_").Replace(env.Route.Name)
 	q := &Quota{s: s, prefix: "quota:" + route + ":" + s.name + ":", st: st, now: now}
-	q.health = limitkey.Health{Log: env.Logger, Metrics: env.Metrics.Limit(env.Route.Name, "quota", s.mode), Mode: s.mode, Now: now}
+	q.health = limitkey.Health{Log: env.Logger, Metrics: env.Metrics.Limit(env.Route.Name, "quota", s.mode), Mode: s.mode, Now: now, Guard: limitkey.ForStore(env.Store)}
 	if q.health.Log == nil {
 		q.health.Log = discard
 	}

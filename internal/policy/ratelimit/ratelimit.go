@@ -95,7 +95,7 @@ func New(cfg *config.Node, env *policy.Env) (policy.Policy, error) {
 		headers:  s.headers,
 		now:      now,
 	}
-	if _, isMem := env.Store.(*store.Memory); env.Store != nil && !isMem {
+	if _, isMem := store.Unguarded(env.Store).(*store.Memory); env.Store != nil && !isMem {
 		l.st = env.Store
 	}
 	if l.st == nil || l.mode == limitkey.FailLocal {
@@ -108,7 +108,7 @@ func New(cfg *config.Node, env *policy.Env) (policy.Policy, error) {
 		}
 		l.fallback = gcraLimits(scaled(s.limits, s.fraction))
 	}
-	l.health = limitkey.Health{Log: env.Logger, Metrics: env.Metrics.Limit(env.Route.Name, "rate_limit", s.mode), Mode: s.mode, Now: now}
+	l.health = limitkey.Health{Log: env.Logger, Metrics: env.Metrics.Limit(env.Route.Name, "rate_limit", s.mode), Mode: s.mode, Now: now, Guard: limitkey.ForStore(env.Store)}
 	if l.health.Log == nil {
 		l.health.Log = discardLogger
 	}
