@@ -45,6 +45,9 @@ func applyDefaults(c *Config) {
 		setDefault(&l.ReadHeaderTimeout, Duration(DefaultReadHeaderTimeout))
 		setDefault(&l.IdleTimeout, Duration(DefaultIdleTimeout))
 		setDefault(&l.MaxHeaderBytes, ByteSize(DefaultMaxHeaderBytes))
+		setDefault(&l.BodyIdleTimeout, Duration(DefaultBodyIdleTimeout))
+		setDefault(&l.MaxConnections, DefaultMaxConnections)
+		setDefault(&l.MaxConnectionsPerIP, DefaultMaxConnectionsPerIP)
 		if l.TLS != nil {
 			setDefault(&l.TLS.MinVersion, "1.2")
 			setDefault(&l.TLS.ClientAuth, "none")

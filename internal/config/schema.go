@@ -58,6 +58,19 @@ type Listener struct {
 	IdleTimeout Duration `yaml:"idle_timeout"`
 	// MaxHeaderBytes caps the request line plus headers. Default 64KiB.
 	MaxHeaderBytes ByteSize `yaml:"max_header_bytes"`
+	// BodyIdleTimeout bounds the pause between two reads of a request
+	// body still arriving (nginx's client_body_timeout): a body that stops
+	// moving for this long fails with 408, a large upload that keeps
+	// moving is never cut. Default 60s.
+	BodyIdleTimeout Duration `yaml:"body_idle_timeout"`
+	// MaxConnections bounds the connections open at once on the
+	// listener; more are closed as soon as they are accepted. Default
+	// 10000; -1: no bound.
+	MaxConnections int `yaml:"max_connections"`
+	// MaxConnectionsPerIP bounds the connections open at once from one
+	// peer address; trusted proxies are exempt. Default 1024; -1: no
+	// bound.
+	MaxConnectionsPerIP int `yaml:"max_connections_per_ip"`
 }
 
 // ServerTLS is a listener's TLS settings.
@@ -245,6 +258,9 @@ const (
 	DefaultReadHeaderTimeout     = 10 * time.Second
 	DefaultIdleTimeout           = 120 * time.Second
 	DefaultMaxHeaderBytes        = 64 << 10
+	DefaultBodyIdleTimeout       = 60 * time.Second
+	DefaultMaxConnections        = 10000
+	DefaultMaxConnectionsPerIP   = 1024
 	DefaultConnectTimeout        = 5 * time.Second
 	DefaultResponseHeaderTimeout = 60 * time.Second
 	DefaultIdleConnTimeout       = 90 * time.Second

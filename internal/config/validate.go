@@ -112,6 +112,12 @@ func (c *Config) validateListeners(v *validator) {
 		} else {
 			names[l.Name] = p + ".name"
 		}
+		if l.MaxConnections < -1 {
+			v.add(p+".max_connections", "must be a positive number, or -1 for no bound")
+		}
+		if l.MaxConnectionsPerIP < -1 {
+			v.add(p+".max_connections_per_ip", "must be a positive number, or -1 for no bound")
+		}
 		if l.Address == "" {
 			v.add(p+".address", "required field is missing")
 		} else if err := checkHostPort(l.Address); err != nil {

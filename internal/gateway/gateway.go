@@ -24,6 +24,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/admin"
 	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/connlimit"
 	"github.com/gatehouse/gatehouse/internal/policy"
 	"github.com/gatehouse/gatehouse/internal/revocation"
 	"github.com/gatehouse/gatehouse/internal/store"
@@ -283,7 +284,14 @@ func (g *Gateway) Start() error {
 		if err != nil {
 			return fail(cfg.Errorf(fmt.Sprintf("listeners[%d].address", i), "%v", err))
 		}
-		lns = append(lns, ln)
+		open, refused := g.metrics.Conns(lc.Name)
+		lns = append(lns, connlimit.Wrap(ln, connlimit.Options{
+			Max:     max(lc.MaxConnections, 0),
+			PerIP:   max(lc.MaxConnectionsPerIP, 0),
+			Exempt:  rt.trusted,
+			Open:    open,
+			Refused: refused,
+		}))
 	}
 	var adminLn net.Listener
 	if cfg.Admin.Address != "off" {
@@ -318,6 +326,10 @@ func (g *Gateway) Start() error {
 			IdleTimeout:       lc.IdleTimeout.Std(),
 			MaxHeaderBytes:    int(lc.MaxHeaderBytes.Bytes()),
 			ErrorLog:          errLog,
+			BaseContext: withListenerLimits(&listenerLimits{
+				bodyIdle:    lc.BodyIdleTimeout.Std(),
+				readTimeout: lc.ReadTimeout.Std(),
+			}),
 		}
 		var protos http.Protocols
 		protos.SetHTTP1(true)

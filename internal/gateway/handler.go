@@ -47,6 +47,8 @@ type exchange struct {
 	// failure to read it (a malformed chunk, a client too slow for
 	// read_timeout) is told apart from the upstream failing.
 	body trackedBody
+	// idle bounds the pauses in the request body (bodyidle.go).
+	idle idleBody
 }
 
 // trackedBody remembers the first error, other than io.EOF, of reading the
@@ -92,6 +94,7 @@ func putExchange(x *exchange) {
 	x.route, x.decision, x.code, x.denier, x.detail, x.cause, x.upstream = nil, "", "", "", "", nil, false
 	x.body.rc = nil
 	x.body.err.Store(nil)
+	x.idle = idleBody{}
 	x.w.reset()
 	exchanges.Put(x)
 }
@@ -108,6 +111,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Deferred so that it also runs when a failed response aborts.
 	defer x.Exchange.Done()
 	x.Start = g.now()
+	x.wrapIdleBody(w, r)
 	x.Request = r
 	x.TLS = r.TLS != nil
 	x.ClientIP = clientip.Resolve(r.RemoteAddr, r.Header, rt.trusted)
@@ -294,7 +298,11 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 		status, code, kind = http.StatusInternalServerError, "internal_error", ""
 	case errors.Is(err, policy.ErrBodyTooLarge) || errors.As(err, &mbe) || errors.As(bodyErr, &mbe):
 		status, code, kind = http.StatusRequestEntityTooLarge, "body_too_large", ""
-	case bodyErr != nil && r.Context().Err() == nil:
+	case bodyErr != nil && (r.Context().Err() == nil || errors.As(bodyErr, &nerr) && nerr.Timeout()):
+		// (A body read that timed out, by read_timeout or
+		// body_idle_timeout, also cancels the request's context: net/http
+		// does so on any read error of the connection. It is still the
+		// client's slowness, not the client leaving.)
 		// The client's body, not the upstream, failed: it is the client's
 		// error, and not counted against the upstream.
 		err = fmt.Errorf("reading the request body: %w", bodyErr)

@@ -31,6 +31,7 @@ type Metrics struct {
 
 	limits limitMetrics // limits.go
 	stores storeMetrics // store.go
+	conns  connMetrics  // conns.go
 
 	dlpFindings *prometheus.CounterVec // dlp.go
 }
@@ -95,6 +96,8 @@ func NewMetrics() *Metrics {
 	reg.MustRegister(m.limits.collectors()...)
 	m.stores = newStoreMetrics()
 	reg.MustRegister(m.stores.collectors()...)
+	m.conns = newConnMetrics()
+	reg.MustRegister(m.conns.collectors()...)
 	m.dlpFindings = newDLPFindings()
 	reg.MustRegister(m.dlpFindings)
 	return m
