@@ -82,44 +82,46 @@ func (c *tokenCache) put(k [32]byte, valueType string, t *token) {
 
 // checkSignature verifies the message's Signature with the key of the
 // X.509 token its KeyInfo references, after validating that token against
-// the trust store, and checks that it covers the required parts.
-func (p *Policy) checkSignature(m *message, now time.Time) (*token, *policy.Denial) {
+// the trust store, and checks that it covers the required parts. It
+// returns the token and the verified signature (whose ReplayKey the
+// caller spends).
+func (p *Policy) checkSignature(m *message, now time.Time) (*token, *xmlsig.Signature, *policy.Denial) {
 	sig, err := xmlsig.Parse(m.signature, xmlsig.Options{Algorithms: p.s.algs, MaxReferences: p.s.maxRefs})
 	if err != nil {
-		return nil, sigFault(err)
+		return nil, nil, sigFault(err)
 	}
 	tok, d := p.resolveToken(m, sig.KeyInfo)
 	if d != nil {
-		return nil, d
+		return nil, nil, d
 	}
 	if d := p.validate(tok, now); d != nil {
-		return nil, d
+		return nil, nil, d
 	}
 	covered, err := sig.Verify(m.ids, tok.cert.PublicKey)
 	if err != nil {
-		return nil, sigFault(err)
+		return nil, nil, sigFault(err)
 	}
 	// Coverage by identity: the Body the service gets is the Envelope's
 	// one Body child, found by position; that the signature covers an
 	// element with the Body's Id somewhere else proves nothing.
 	has := func(el *etree.Element) bool { return slices.Contains(covered, el) }
 	if !has(m.body) {
-		return nil, fault(CodeFailedCheck, "the signature does not cover the SOAP Body")
+		return nil, nil, fault(CodeFailedCheck, "the signature does not cover the SOAP Body")
 	}
 	if p.s.parts.timestamp && m.timestamp != nil && !has(m.timestamp) {
-		return nil, fault(CodeFailedCheck, "the signature does not cover the Timestamp")
+		return nil, nil, fault(CodeFailedCheck, "the signature does not cover the Timestamp")
 	}
 	if p.s.parts.usernameToken && m.ut != nil && !has(m.ut) {
-		return nil, fault(CodeFailedCheck, "the signature does not cover the UsernameToken")
+		return nil, nil, fault(CodeFailedCheck, "the signature does not cover the UsernameToken")
 	}
 	for _, q := range p.s.parts.headers {
 		for _, h := range m.header.ChildElements() {
 			if h.Tag == q.local && h.NamespaceURI() == q.space && !has(h) {
-				return nil, fault(CodeFailedCheck, "the signature does not cover header {%s}%s", q.space, q.local)
+				return nil, nil, fault(CodeFailedCheck, "the signature does not cover header {%s}%s", q.space, q.local)
 			}
 		}
 	}
-	return tok, nil
+	return tok, sig, nil
 }
 
 // sigFault maps an xmlsig error to its fault.
