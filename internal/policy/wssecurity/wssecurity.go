@@ -34,6 +34,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/policy"
 	"github.com/gatehouse/gatehouse/internal/store"
+	"github.com/gatehouse/gatehouse/internal/xmlscan"
 	"github.com/gatehouse/gatehouse/internal/xmlsig"
 )
 
@@ -359,7 +360,10 @@ func (p *Policy) parse(body []byte, doc *etree.Document) (*message, *policy.Deni
 			MaxDepth:               maxDepth,
 			CharsetReader:          utf8Only,
 		}
-		if err := m.doc.ReadFromBytes(body); err != nil {
+		// Attribute values normalized as XML 1.0 §3.3.3 says (etree does
+		// not): literal tabs and line breaks in them are spaces to the
+		// service and to the signer's c14n (xmlsec1, Santuario).
+		if err := m.doc.ReadFromBytes(xmlscan.NormalizeAttributeWhitespace(body)); err != nil {
 			return nil, fault(CodeInvalidSecurity, "parsing the message: %v", err)
 		}
 	}

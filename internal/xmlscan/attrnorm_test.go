@@ -1,0 +1,105 @@
+package xmlscan
+
+import (
+	"testing"
+
+	"github.com/beevik/etree"
+)
+
+func TestNormalizeAttributeWhitespace(t *testing.T) {
+	tests := []struct {
+		name, in, want string
+	}{
+		{"tab", "<a b=\"x\ty\"/>", `<a b="x y"/>`},
+		{"line feed", "<a b=\"x\ny\"/>", `<a b="x y"/>`},
+		{"CR LF is one space", "<a b=\"x\r\ny\"/>", `<a b="x y"/>`},
+		{"lone CR", "<a b=\"x\ry\"/>", `<a b="x y"/>`},
+		{"two LFs are two spaces", "<a b=\"x\n\ny\"/>", `<a b="x  y"/>`},
+		{"single quotes", "<a b='x\ty'/>", `<a b='x y'/>`},
+		{"other quote inside", "<a b=\"it's\tx\" c='say \"\n\"'/>", `<a b="it's x" c='say " "'/>`},
+		{"character references stay", "<a b=\"x&#9;y&#xA;z&#13;\"/>", "<a b=\"x&#9;y&#xA;z&#13;\"/>"},
+		{"white space between attributes stays", "<a\tb=\"1\"\r\n c='2'\n>t</a\n>", "<a\tb=\"1\"\r\n c='2'\n>t</a\n>"},
+		{"text stays", "<a>x\ty\r\nz</a>", "<a>x\ty\r\nz</a>"},
+		{"greater-than in a value", "<a b=\"1>\t2\">\t</a>", "<a b=\"1> 2\">\t</a>"},
+		{"comment stays", "<a><!-- b=\"x\ty\" --></a>", "<a><!-- b=\"x\ty\" --></a>"},
+		{"CDATA stays", "<a><![CDATA[<b c=\"x\ty\">]]></a>", "<a><![CDATA[<b c=\"x\ty\">]]></a>"},
+		{"XML declaration stays", "<?xml version=\"1.0\"\n encoding=\"UTF-8\"?>\n<a b=\"\t\"/>", "<?xml version=\"1.0\"\n encoding=\"UTF-8\"?>\n<a b=\" \"/>"},
+		{"nested", "<e:a xmlns:e=\"urn:e\"><e:b x=\"1\t\" y=\"\n2\"/></e:a>", `<e:a xmlns:e="urn:e"><e:b x="1 " y=" 2"/></e:a>`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := string(NormalizeAttributeWhitespace([]byte(tt.in)))
+			if got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestNormalizeAttributeWhitespaceTree checks the values the tree reads:
+// literal white space is a space, a character reference its character,
+// as libxml2 reads them.
+func TestNormalizeAttributeWhitespaceTree(t *testing.T) {
+	in := "<a lit=\"x\ty\r\nz\" ref=\"x&#9;y&#10;z\" both=\"&#9;\t\"/>"
+	if err := Scan([]byte(in), Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(NormalizeAttributeWhitespace([]byte(in))); err != nil {
+		t.Fatal(err)
+	}
+	for attr, want := range map[string]string{"lit": "x y z", "ref": "x\ty\nz", "both": "\t "} {
+		if got := doc.Root().SelectAttrValue(attr, "?"); got != want {
+			t.Errorf("%s = %q, want %q", attr, got, want)
+		}
+	}
+}
+
+func TestNormalizeAttributeWhitespaceUnchangedIsSame(t *testing.T) {
+	in := []byte("<a b=\"1\"><c d='x &#9; y'>t\tu</c></a>")
+	if got := NormalizeAttributeWhitespace(in); &got[0] != &in[0] {
+		t.Error("a document without literal white space in values was copied")
+	}
+}
+
+// FuzzNormalizeAttributeWhitespace holds the lexer to encoding/xml: what
+// Scan accepts stays acceptable after normalization, with the same
+// elements and attributes, and only attribute values changed, only in
+// white space.
+func FuzzNormalizeAttributeWhitespace(f *testing.F) {
+	for _, s := range []string{
+		"<a b=\"x\ty\"/>", "<a b='x\r\ny'><!--\t--><![CDATA[\t]]>\t</a>",
+		"<?xml version=\"1.0\"?><a b=\"1>\t2\" c='\"\n'>x</a>", "<a b=\"&#9;\t\"/>",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		if Scan(in, Limits{}) != nil {
+			return
+		}
+		out := NormalizeAttributeWhitespace(in)
+		if err := Scan(out, Limits{}); err != nil {
+			t.Fatalf("normalized document refused: %v\n%q\n%q", err, in, out)
+		}
+		d1, d2 := etree.NewDocument(), etree.NewDocument()
+		if d1.ReadFromBytes(TrimBOM(in)) != nil || d2.ReadFromBytes(TrimBOM(out)) != nil {
+			t.Fatalf("parse failed:\n%q\n%q", in, out)
+		}
+		var walk func(a, b *etree.Element)
+		walk = func(a, b *etree.Element) {
+			if a.FullTag() != b.FullTag() || len(a.Attr) != len(b.Attr) || a.Text() != b.Text() || len(a.ChildElements()) != len(b.ChildElements()) {
+				t.Fatalf("trees differ at %s / %s:\n%q\n%q", a.FullTag(), b.FullTag(), in, out)
+			}
+			for i := range a.Attr {
+				va, vb := []byte(a.Attr[i].Value), []byte(b.Attr[i].Value)
+				if a.Attr[i].FullKey() != b.Attr[i].FullKey() || len(vb) > len(va) {
+					t.Fatalf("attribute %s differs: %q / %q", a.Attr[i].FullKey(), va, vb)
+				}
+			}
+			for i, c := range a.ChildElements() {
+				walk(c, b.ChildElements()[i])
+			}
+		}
+		walk(d1.Root(), d2.Root())
+	})
+}
