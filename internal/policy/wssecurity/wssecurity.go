@@ -275,13 +275,15 @@ func (p *Policy) verify(ctx context.Context, msg []byte, tls bool, doc *etree.Do
 			return nil, firstErr(d, err, "nonce of user %q", user)
 		}
 	}
-	if cert != nil && m.timestamp != nil && p.s.sigReplay {
+	if cert != nil && p.s.sigReplay {
 		// A signed message without a nonce can be replayed as a whole
 		// within its window. Its key is what the signature covers (the
 		// canonical SignedInfo, shared with the saml policy and the STS),
 		// not the SignatureValue's text, which can be re-spelled
 		// (base64 line breaks, padding bits) or, for ECDSA, re-signed as
-		// (r, n-s) without the key.
+		// (r, n-s) without the key. A message without a (signed)
+		// Timestamp is remembered for the same window: it has no end of
+		// its own, so that is the best a bounded cache can do.
 		if err := xmlsig.Spend(ctx, p.store, sig, p.s.maxAge+p.s.futureSkew); err != nil {
 			if !errors.Is(err, xmlsig.ErrReplay) {
 				return nil, fmt.Errorf("wssecurity: %w", err)
