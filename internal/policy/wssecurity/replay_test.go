@@ -107,6 +107,10 @@ func TestSignatureReplayProperty(t *testing.T) {
 					{"namespace redeclared on SignedInfo", strings.Replace(orig, "<ds:SignedInfo>", `<ds:SignedInfo xmlns:unused="urn:unused" xmlns:ds="`+"http://www.w3.org/2000/09/xmldsig#"+`">`, 1), true},
 					{"attributes reordered and requoted", strings.Replace(orig, `<ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/>`,
 						`<ds:CanonicalizationMethod xmlns:z='urn:z' Algorithm='http://www.w3.org/2001/10/xml-exc-c14n#' xmlns:ds="http://www.w3.org/2000/09/xmldsig#"></ds:CanonicalizationMethod>`, 1), true},
+					{"InclusiveNamespaces added to SignedInfo's c14n", strings.Replace(orig, `<ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/>`,
+						`<ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"><ec:InclusiveNamespaces xmlns:ec="http://www.w3.org/2001/10/xml-exc-c14n#" PrefixList="soap wsse"/></ds:CanonicalizationMethod>`, 1), false},
+					{"InclusiveNamespaces added to a Reference", strings.Replace(orig, `<ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/>`,
+						`<ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"><ec:InclusiveNamespaces xmlns:ec="http://www.w3.org/2001/10/xml-exc-c14n#" PrefixList="soap"/></ds:Transform>`, 1), false},
 					{"other KeyInfo, same SignedInfo", tokenRefRE.ReplaceAllString(orig, `<wsse:KeyIdentifier EncodingType="`+encBase64+`" ValueType="`+valueThumbSHA1+`">`+base64.StdEncoding.EncodeToString(thumb[:])+`</wsse:KeyIdentifier>`), true},
 					{"other envelope, same signed parts", strings.Replace(strings.Replace(orig, `<soap:Header>`, `<soap:Header><x:Extra xmlns:x="urn:extra">1</x:Extra>`, 1),
 						`<soap:Envelope `, `<soap:Envelope xmlns:y="urn:y" `, 1), true},
@@ -144,4 +148,43 @@ func TestSignatureReplayProperty(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestNonceReplayRespelled: the nonce cache is keyed on the decoded
+// nonce, so a UsernameToken whose Nonce is re-spelled (line breaks,
+// spaces, a character reference) is the same nonce, refused as a replay;
+// a spelling with non-zero padding bits is not base64Binary at all.
+func TestNonceReplayRespelled(t *testing.T) {
+	now := time.Now()
+	c := &clock{t: now}
+	cfg := "username_token:\n  users:\n    - {username: alice, password: secret}\n"
+	p := build(t, cfg, c)
+	nonce := []byte("0123456789abcdef") // 16 bytes: "==" padding with 4 unused bits
+	enc := base64.StdEncoding.EncodeToString(nonce)
+	body := func(nonceText string) string {
+		ut := usernameToken("alice", "secret", true, nonce, now)
+		ut = strings.Replace(ut, ">"+enc+"<", ">"+nonceText+"<", 1)
+		return envOpen11 + `<soap:Header>` + secOpen + timestamp(now) + ut +
+			`</wsse:Security></soap:Header><soap:Body wsu:Id="Body-1">` + payload + `</soap:Body></soap:Envelope>`
+	}
+	_, err := apply(t, p, body(enc), false)
+	wantCode(t, err, "")
+	for name, text := range map[string]string{
+		"identical":      enc,
+		"line breaks":    enc[:8] + "\r\n" + enc[8:16] + "\n" + enc[16:],
+		"spaces":         " " + enc[:4] + " " + enc[4:] + "\t",
+		"character refs": enc[:4] + "&#10;" + enc[4:],
+		"CDATA":          "<![CDATA[" + enc + "]]>",
+	} {
+		fresh := build(t, cfg, c)
+		_, err := apply(t, fresh, body(text), false)
+		wantCode(t, err, "") // the same nonce, valid on its own
+		_, err = apply(t, p, body(text), false)
+		wantCode(t, err, CodeFailedAuthentication)
+		if !strings.Contains(err.Error(), "replay") {
+			t.Errorf("%s: %v, want a replay", name, err)
+		}
+	}
+	_, err = apply(t, build(t, cfg, c), body(dirtyPadding(enc)), false)
+	wantCode(t, err, CodeInvalidSecurityToken)
 }
