@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -20,53 +19,8 @@ import (
 	"github.com/gatehouse/gatehouse/internal/policy/policytest"
 	"github.com/gatehouse/gatehouse/internal/render"
 	"github.com/gatehouse/gatehouse/internal/store"
+	"github.com/gatehouse/gatehouse/internal/xmlsig/xmlsigtest"
 )
-
-var (
-	pyOnce sync.Once
-	pyPath string
-	pyErr  string
-)
-
-// debianPython returns Debian's python3 with python3-zeep and
-// python3-xmlsec, installing them with apt-get (once per test binary)
-// when missing. It skips t when they cannot be installed, except under
-// CI=true, where a peer that cannot be installed fails the test.
-func debianPython(t *testing.T) string {
-	t.Helper()
-	pyOnce.Do(func() {
-		py := "/usr/bin/python3" // not a pyenv or venv python: the Debian packages live in its dist-packages
-		ok := func() bool { return exec.Command(py, "-c", "import zeep, xmlsec").Run() == nil }
-		if ok() {
-			pyPath = py
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		args := []string{"install", "-y", "--no-install-recommends", "python3-zeep", "python3-xmlsec"}
-		out, err := exec.CommandContext(ctx, "apt-get", args...).CombinedOutput()
-		if err != nil {
-			upd, _ := exec.CommandContext(ctx, "apt-get", "update").CombinedOutput()
-			out2, err2 := exec.CommandContext(ctx, "apt-get", args...).CombinedOutput()
-			if err2 != nil {
-				pyErr = "apt-get install python3-zeep python3-xmlsec failed: " + err.Error() + "\n" + string(out) + string(upd) + string(out2)
-				return
-			}
-		}
-		if !ok() {
-			pyErr = "python3-zeep and python3-xmlsec installed but not importable by " + py
-			return
-		}
-		pyPath = py
-	})
-	if pyPath == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("peer python3-zeep/python3-xmlsec unavailable under CI: %s", pyErr)
-		}
-		t.Skipf("SKIPPING PEER TEST: %s", pyErr)
-	}
-	return pyPath
-}
 
 // TestPythonPeers drives Debian's python3-zeep and python3-xmlsec against
 // the demo SOAP service behind the policy, on a real server on 127.0.0.1:
@@ -80,7 +34,7 @@ func debianPython(t *testing.T) string {
 //     python3-xmlsec verifies the message with too) passes;
 //   - each, sent again, is refused as a replay.
 func TestPythonPeers(t *testing.T) {
-	py := debianPython(t)
+	py := xmlsigtest.PythonPeers(t)
 	f := newX509Fixture(t)
 	cfg := f.config("") + `
 timestamp: {required: false}
