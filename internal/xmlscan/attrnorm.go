@@ -22,6 +22,10 @@ import "bytes"
 // anyway): the lexer knows only markup boundaries. It returns data itself
 // when nothing needs to change.
 func NormalizeAttributeWhitespace(data []byte) []byte {
+	if bytes.IndexAny(data, "\t\n\r") < 0 {
+		// Machine-written messages often hold no line break at all.
+		return data
+	}
 	var out []byte // nil until the first change
 	last := 0      // data[last:] is not yet copied to out
 	for pos := 0; pos < len(data); {
@@ -57,29 +61,40 @@ func NormalizeAttributeWhitespace(data []byte) []byte {
 		default:
 			// A start or end tag: quotes delimit attribute values, and
 			// the first '>' outside them ends the tag.
-			var quote byte
 			i := k + 1
-		tag:
-			for ; i < len(data); i++ {
-				c := data[i]
-				switch {
-				case quote == 0 && (c == '"' || c == '\''):
-					quote = c
-				case quote == 0 && c == '>':
-					break tag
-				case quote != 0 && c == quote:
-					quote = 0
-				case quote != 0 && (c == '\t' || c == '\n' || c == '\r'):
-					if out == nil {
-						out = make([]byte, 0, len(data))
-					}
-					out = append(out, data[last:i]...)
-					out = append(out, ' ')
-					if c == '\r' && i+1 < len(data) && data[i+1] == '\n' {
-						i++
-					}
-					last = i + 1
+			for {
+				j := bytes.IndexAny(data[i:], "\"'>")
+				if j < 0 {
+					return finish(out, data, last)
 				}
+				i += j
+				q := data[i]
+				if q == '>' {
+					break
+				}
+				e := bytes.IndexByte(data[i+1:], q)
+				if e < 0 {
+					return finish(out, data, last)
+				}
+				start, end := i+1, i+1+e // the value, between the quotes
+				if bytes.ContainsAny(data[start:end], "\t\n\r") {
+					for p := start; p < end; p++ {
+						c := data[p]
+						if c != '\t' && c != '\n' && c != '\r' {
+							continue
+						}
+						if out == nil {
+							out = make([]byte, 0, len(data))
+						}
+						out = append(out, data[last:p]...)
+						out = append(out, ' ')
+						if c == '\r' && p+1 < end && data[p+1] == '\n' {
+							p++
+						}
+						last = p + 1
+					}
+				}
+				i = end + 1
 			}
 			pos = i + 1
 		}
