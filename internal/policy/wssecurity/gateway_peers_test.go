@@ -53,7 +53,9 @@ routes:
 // python3-xmlsec against a real gateway on 127.0.0.1 in front of the demo
 // SOAP service: zeep reads the WSDL through the gateway and calls
 // GetProduct with its default UsernameToken, PasswordDigest ("+00:00"
-// Created) and PasswordDigest with a Timestamp; a python3-xmlsec message
+// Created), PasswordDigest with a Timestamp, and signed with zeep's
+// Signature (the certificate in the SecurityTokenReference's X509Data,
+// naming a configured one) and BinarySignature; a python3-xmlsec message
 // with literal white space in attribute values is posted too. All reach
 // the service without their Security header. Sent again, each is a
 // replay: 401 wsse:FailedAuthentication on the plain SOAP 1.1 route, and
@@ -72,6 +74,7 @@ func TestPythonPeersThroughGateway(t *testing.T) {
 		return p
 	}
 	caFile := write("ca.pem", ca.CertPEM())
+	certFile := write("cert.pem", leaf.CertPEM())
 
 	var mu sync.Mutex
 	var reached [][]byte
@@ -88,7 +91,7 @@ func TestPythonPeersThroughGateway(t *testing.T) {
 	}))
 	defer up.Close()
 
-	wss := `{timestamp: {required: false}, username_token: {text: allowed, users: [{username: alice, password: "pässword & <more>"}]}, x509: {trust: {ca_file: "` + caFile + `"}}}`
+	wss := `{timestamp: {required: false}, username_token: {text: allowed, users: [{username: alice, password: "pässword & <more>"}]}, x509: {trust: {ca_file: "` + caFile + `"}, certificates: ["` + certFile + `"]}}`
 	src := strings.NewReplacer("UPSTREAM", up.URL, "WSS", wss).Replace(peersGatewayYAML)
 	gw := gatewaytest.Start(t, src, gateway.Options{Registry: policy.NewRegistry(wssecurity.Unit), BaseDir: dir})
 
@@ -98,7 +101,7 @@ func TestPythonPeersThroughGateway(t *testing.T) {
 		"user":     "alice",
 		"password": "pässword & <more>",
 		"keyFile":  write("key.pem", leaf.KeyPEM(t)),
-		"certFile": write("cert.pem", leaf.CertPEM()),
+		"certFile": certFile,
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -124,8 +127,8 @@ func TestPythonPeersThroughGateway(t *testing.T) {
 		t.Fatalf("peer.py output: %v\n%s", err, stdout.String())
 	}
 	t.Logf("peers: %v", out.Versions)
-	if len(out.Calls) != 3 {
-		t.Fatalf("%d zeep calls, want 3", len(out.Calls))
+	if len(out.Calls) != 5 {
+		t.Fatalf("%d zeep calls, want 5", len(out.Calls))
 	}
 	sent := map[string]string{"xmlsec": out.Xmlsec}
 	for _, c := range out.Calls {
@@ -155,8 +158,8 @@ func TestPythonPeersThroughGateway(t *testing.T) {
 		t.Fatalf("python3-xmlsec message through the gateway: %d\n%s", code, body)
 	}
 	mu.Lock()
-	if len(reached) != 4 {
-		t.Errorf("%d calls reached the service, want 4 (3 zeep, 1 xmlsec)", len(reached))
+	if len(reached) != 6 {
+		t.Errorf("%d calls reached the service, want 6 (5 zeep, 1 xmlsec)", len(reached))
 	}
 	for _, b := range reached {
 		if bytes.Contains(b, []byte("Security")) {
@@ -174,7 +177,7 @@ func TestPythonPeersThroughGateway(t *testing.T) {
 		}
 		return env.Code
 	}
-	for _, c := range []string{"zeep-digest", "zeep-digest-timestamp", "xmlsec"} {
+	for _, c := range []string{"zeep-digest", "zeep-digest-timestamp", "zeep-signature", "zeep-binary-signature", "xmlsec"} {
 		for _, r := range []struct {
 			path string
 			want int

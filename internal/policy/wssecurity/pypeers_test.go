@@ -26,9 +26,11 @@ import (
 // the demo SOAP service behind the policy, on a real server on 127.0.0.1:
 //
 //   - zeep's default UsernameToken (PasswordText, no Timestamp), its
-//     PasswordDigest (Created written "+00:00"), and the latter with the
-//     Timestamp zeep's documentation builds ("+00:00" again) all pass and
-//     reach the service;
+//     PasswordDigest (Created written "+00:00"), the latter with the
+//     Timestamp zeep's documentation builds ("+00:00" again), and zeep's
+//     Signature (X509Data with an empty X509IssuerSerial and the
+//     certificate, which names a configured one) and BinarySignature,
+//     RSA-SHA256 over Body and Timestamp, all pass and reach the service;
 //   - a message signed by python3-xmlsec whose attribute values hold
 //     literal tabs and line breaks (normalized to spaces by libxml2, which
 //     python3-xmlsec verifies the message with too) passes;
@@ -118,8 +120,8 @@ username_token:
 		t.Fatalf("peer.py output: %v\n%s", err, stdout.String())
 	}
 	t.Logf("peers: %v", out.Versions)
-	if len(out.Calls) != 3 {
-		t.Fatalf("%d zeep calls, want 3", len(out.Calls))
+	if len(out.Calls) != 5 {
+		t.Fatalf("%d zeep calls, want 5", len(out.Calls))
 	}
 	for _, c := range out.Calls {
 		if !c.OK {
@@ -157,7 +159,7 @@ username_token:
 	}
 
 	// Each again: a replay.
-	for _, c := range []string{"zeep-digest", "zeep-digest-timestamp", "xmlsec"} {
+	for _, c := range []string{"zeep-digest", "zeep-digest-timestamp", "zeep-signature", "zeep-binary-signature", "xmlsec"} {
 		res, body := post(c+"-again", sent[c])
 		if res.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "FailedAuthentication") || !strings.Contains(verdicts[c+"-again"], "replay") {
 			t.Errorf("%s sent again: %d (policy: %s), want 401 replay\n%s", c, res.StatusCode, verdicts[c+"-again"], body)

@@ -5,7 +5,9 @@ Reads a JSON spec (argv[1]) and prints one JSON object:
   versions: the zeep and xmlsec versions used;
   calls:    zeep calls of GetProduct (at spec["endpoint"] when given)
             with its default UsernameToken (PasswordText), with
-            PasswordDigest, and with PasswordDigest and a Timestamp; each
+            PasswordDigest, with PasswordDigest and a Timestamp, and
+            signed (RSA-SHA256) with zeep's Signature (issuer and serial)
+            and BinarySignature (a BinarySecurityToken); each
             {case, ok, fault, sent: the envelope zeep sent};
   xmlsec:   a message built from a text template whose attribute values
             hold literal tabs and line breaks, signed with python3-xmlsec
@@ -26,6 +28,7 @@ from lxml import etree
 from zeep.plugins import HistoryPlugin
 from zeep.transports import Transport
 from zeep.wsse import utils
+from zeep.wsse.signature import BinarySignature, Signature
 from zeep.wsse.username import UsernameToken
 
 WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
@@ -60,6 +63,37 @@ def zeep_timestamp():
         utils.WSU.Created(utils.get_timestamp(now)),
         utils.WSU.Expires(utils.get_timestamp(now + datetime.timedelta(minutes=5))),
     )
+
+
+class RequestOnly:
+    """Adds the Timestamp zeep's signatures sign when present, and does
+    not verify responses (the demo service does not sign them)."""
+
+    def apply(self, envelope, headers):
+        utils.get_security_header(envelope).append(zeep_timestamp())
+        return super().apply(envelope, headers)
+
+    def verify(self, envelope):
+        return envelope
+
+
+class RequestSignature(RequestOnly, Signature):
+    pass
+
+
+class RequestBinarySignature(RequestOnly, BinarySignature):
+    pass
+
+
+def zeep_signatures(spec):
+    opts = dict(signature_method=xmlsec.Transform.RSA_SHA256, digest_method=xmlsec.Transform.SHA256)
+    return [
+        # X509Data with an (empty) X509IssuerSerial and the
+        # X509Certificate in the SecurityTokenReference.
+        zeep_call(spec, "zeep-signature", RequestSignature(spec["keyFile"], spec["certFile"], **opts)),
+        # A BinarySecurityToken referenced by URI.
+        zeep_call(spec, "zeep-binary-signature", RequestBinarySignature(spec["keyFile"], spec["certFile"], **opts)),
+    ]
 
 
 def xmlsec_message(spec):
@@ -125,7 +159,7 @@ def main():
         zeep_call(spec, "zeep-text", UsernameToken(spec["user"], spec["password"])),
         zeep_call(spec, "zeep-digest", UsernameToken(spec["user"], spec["password"], use_digest=True)),
         zeep_call(spec, "zeep-digest-timestamp", UsernameToken(spec["user"], spec["password"], use_digest=True, timestamp_token=zeep_timestamp())),
-    ]
+    ] + zeep_signatures(spec)
     msg, verified = xmlsec_message(spec)
     out = {
         "versions": {"zeep": zeep.__version__, "xmlsec": xmlsec.__version__},
