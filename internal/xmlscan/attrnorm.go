@@ -22,7 +22,7 @@ import "bytes"
 // anyway): the lexer knows only markup boundaries. It returns data itself
 // when nothing needs to change.
 func NormalizeAttributeWhitespace(data []byte) []byte {
-	if bytes.IndexAny(data, "\t\n\r") < 0 {
+	if !bytes.ContainsAny(data, "\t\n\r") {
 		// Machine-written messages often hold no line break at all.
 		return data
 	}
