@@ -24,6 +24,13 @@
 // Timestamp it acts on are among them (by identity, not by Id), which is
 // what defeats signature wrapping. Keys are the caller's business too: this
 // package never takes a key from KeyInfo.
+//
+// A verified Signature names what it covers by the SHA-256 of its
+// canonical SignedInfo (SignedInfoDigest, ReplayKey), and Spend records
+// it in the store's replay cache: the one replay check of every door that
+// accepts signed messages, keyed on content rather than on the spelling
+// of the SignatureValue. DecodeBase64 is the strict base64Binary decoder
+// every signature path uses.
 package xmlsig
 
 import (
