@@ -435,6 +435,16 @@ func TestLoadErrors(t *testing.T) {
 			wantLine: 7, wantPath: "routes[0].soap", wantMsg: `invalid SOAP version "2"`,
 		},
 		{
+			name:     "soap fault status not 500",
+			src:      base + goodRoute + "    soap: \"1.1\"\n    soap_fault_status: 401\n",
+			wantLine: 8, wantPath: "routes[0].soap_fault_status", wantMsg: "invalid status 401",
+		},
+		{
+			name:     "soap fault status on a SOAP 1.2 route",
+			src:      base + goodRoute + "    soap: \"1.2\"\n    soap_fault_status: 500\n",
+			wantLine: 8, wantPath: "routes[0].soap_fault_status", wantMsg: "only SOAP 1.1 routes",
+		},
+		{
 			name:     "bad upstream scheme",
 			src:      base + "  - name: r\n    match: {path: /}\n    upstream:\n      url: ftp://files.internal\n",
 			wantLine: 7, wantPath: "routes[0].upstream.url", wantMsg: "scheme must be http or https",

@@ -143,6 +143,13 @@ type Route struct {
 	// SOAP marks a SOAP route ("1.1" or "1.2"): denials are SOAP Faults of
 	// that version. Empty: a REST route, denials are problem+json.
 	SOAP string `yaml:"soap"`
+	// SOAPFaultStatus, on a SOAP 1.1 route, is the HTTP status of every
+	// Fault the route answers with: 500, as WS-I Basic Profile 1.1 R1126
+	// requires, for toolkits that read a Fault only from a 500 and ignore
+	// the body of a 401. The Fault itself (faultcode, faultstring,
+	// detail) and the headers (WWW-Authenticate, Retry-After) are
+	// unchanged. Absent or 0: the denial's own status (401, 403, 429, ...).
+	SOAPFaultStatus int `yaml:"soap_fault_status"`
 	// Policies run in order; each entry is a one-key mapping from the
 	// policy's type to its settings, e.g. `- ipfilter: {allow: [10.0.0.0/8]}`.
 	Policies []PolicySpec `yaml:"policies"`

@@ -165,6 +165,12 @@ func (c *Config) validateRoutes(v *validator) {
 		if r.SOAP != "" && r.SOAP != "1.1" && r.SOAP != "1.2" {
 			v.add(p+".soap", "invalid SOAP version %q (want \"1.1\" or \"1.2\", or leave it out for REST)", r.SOAP)
 		}
+		switch {
+		case r.SOAPFaultStatus != 0 && r.SOAPFaultStatus != 500:
+			v.add(p+".soap_fault_status", "invalid status %d (want 500, WS-I Basic Profile R1126, or leave it out)", r.SOAPFaultStatus)
+		case r.SOAPFaultStatus != 0 && r.SOAP != "1.1":
+			v.add(p+".soap_fault_status", "only SOAP 1.1 routes (soap: \"1.1\") take a fault status; SOAP 1.2 maps faults to statuses itself")
+		}
 		validateUpstream(v, p+".upstream", &r.Upstream)
 	}
 }

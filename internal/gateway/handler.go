@@ -222,11 +222,11 @@ func (g *Gateway) handle(rt *runtime, x *exchange, r *http.Request) {
 		if den, ok := policy.AsDenial(err); ok {
 			x.decision, x.code, x.cause, x.detail = "deny", den.Code, den.Err, den.Detail
 			g.metrics.Denied(rte.info.Name, x.denier, den.Code)
-			render.Denial(&x.w, r, rte.info.Protocol, x.RequestID, den)
+			render.RouteDenial(&x.w, r, &rte.info, x.RequestID, den)
 			return
 		}
 		x.decision, x.code, x.cause = "error", "internal_error", err
-		render.Error(&x.w, r, rte.info.Protocol, x.RequestID, http.StatusInternalServerError, "internal_error", "the gateway could not process this request")
+		render.RouteError(&x.w, r, &rte.info, x.RequestID, http.StatusInternalServerError, "internal_error", "the gateway could not process this request")
 		return
 	}
 	x.decision = "allow"
@@ -333,7 +333,7 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 		// so the client sees a truncated response, not a complete one.
 		panic(http.ErrAbortHandler)
 	}
-	render.Error(rw, r, x.route.info.Protocol, x.RequestID, status, code, upstreamDetail(status))
+	render.RouteError(rw, r, &x.route.info, x.RequestID, status, code, upstreamDetail(status))
 }
 
 func upstreamDetail(status int) string {

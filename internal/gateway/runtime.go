@@ -87,7 +87,7 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 	routes := make([]router.Route[*route], 0, len(cfg.Routes))
 	for i, rc := range cfg.Routes {
 		r := &route{
-			info:    policy.Route{Name: rc.Name, Protocol: protocolOf(rc.SOAP)},
+			info:    policy.Route{Name: rc.Name, Protocol: protocolOf(rc.SOAP), FaultStatus: rc.SOAPFaultStatus},
 			metrics: g.metrics.Route(rc.Name),
 		}
 		rt.routes = append(rt.routes, r)

@@ -41,6 +41,10 @@ func (p Protocol) String() string {
 type Route struct {
 	Name     string
 	Protocol Protocol
+	// FaultStatus, when not 0, is the HTTP status of every SOAP 1.1 Fault
+	// of the route (500 for WS-I Basic Profile R1126); see
+	// render.RouteDenial.
+	FaultStatus int
 }
 
 // Principal is the authenticated caller of a request.

@@ -54,6 +54,36 @@ const wssePrefix = "wsse:"
 // that a 500 would hide, and SOAP toolkits read the Fault whatever the
 // status.
 func Denial(w http.ResponseWriter, r *http.Request, proto policy.Protocol, requestID string, d *policy.Denial) {
+	write(w, r, proto, requestID, d, 0)
+}
+
+// RouteDenial is Denial on route: as Denial with route.Protocol, except
+// that on a SOAP 1.1 route with a FaultStatus (soap_fault_status: 500,
+// WS-I Basic Profile 1.1 R1126: "An INSTANCE MUST use a 500 Internal
+// Server Error HTTP status code if the response message is a SOAP
+// Fault") the HTTP status is that. The Fault is the one Denial writes,
+// faultcode included: a refused credential stays soap:Client or its wsse
+// code, only the status line changes.
+func RouteDenial(w http.ResponseWriter, r *http.Request, route *policy.Route, requestID string, d *policy.Denial) {
+	if route == nil {
+		Denial(w, r, policy.REST, requestID, d)
+		return
+	}
+	httpStatus := 0
+	if route.Protocol == policy.SOAP11 {
+		httpStatus = route.FaultStatus
+	}
+	write(w, r, route.Protocol, requestID, d, httpStatus)
+}
+
+// RouteError is Error on route, with RouteDenial's status rule.
+func RouteError(w http.ResponseWriter, r *http.Request, route *policy.Route, requestID string, status int, code, detail string) {
+	RouteDenial(w, r, route, requestID, &policy.Denial{Status: status, Code: code, Detail: detail})
+}
+
+// write renders d; httpStatus, when not 0, replaces d's status on the
+// status line only.
+func write(w http.ResponseWriter, r *http.Request, proto policy.Protocol, requestID string, d *policy.Denial, httpStatus int) {
 	if d == nil {
 		d = &policy.Denial{Status: http.StatusInternalServerError, Code: "internal_error"}
 	}
@@ -78,6 +108,9 @@ func Denial(w http.ResponseWriter, r *http.Request, proto policy.Protocol, reque
 	// A body is rendered fresh here; whatever encoding an earlier writer
 	// announced does not apply to it.
 	h.Del("Content-Encoding")
+	if httpStatus != 0 {
+		status = httpStatus
+	}
 	w.WriteHeader(status)
 	if r == nil || r.Method != http.MethodHead {
 		w.Write(body) //nolint:errcheck // the client is gone; nothing to do.

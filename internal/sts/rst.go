@@ -2,7 +2,6 @@ package sts
 
 import (
 	"crypto/x509"
-	"encoding/base64"
 	"fmt"
 	"strings"
 	"time"
@@ -183,7 +182,7 @@ func useKey(el *etree.Element) (*x509.Certificate, error) {
 	default:
 		return nil, invalid("UseKey holds %s, not a BinarySecurityToken or KeyInfo", k.Tag)
 	}
-	der, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(b64), ""))
+	der, err := xmlsig.DecodeBase64(b64)
 	if err != nil {
 		return nil, invalid("UseKey certificate is not base64")
 	}

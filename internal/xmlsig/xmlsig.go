@@ -24,6 +24,13 @@
 // Timestamp it acts on are among them (by identity, not by Id), which is
 // what defeats signature wrapping. Keys are the caller's business too: this
 // package never takes a key from KeyInfo.
+//
+// A verified Signature names what it covers by the SHA-256 of its
+// canonical SignedInfo (SignedInfoDigest, ReplayKey), and Spend records
+// it in the store's replay cache: the one replay check of every door that
+// accepts signed messages, keyed on content rather than on the spelling
+// of the SignatureValue. DecodeBase64 is the strict base64Binary decoder
+// every signature path uses.
 package xmlsig
 
 import (
@@ -218,6 +225,11 @@ type Signature struct {
 
 	prefixList string // SignedInfo's c14n InclusiveNamespaces
 	value      []byte
+
+	// signedInfoDigest is the SHA-256 of SignedInfo's canonical form,
+	// set by a successful Verify (verified reports it).
+	signedInfoDigest [sha256.Size]byte
+	verified         bool
 }
 
 // Reference is one ds:Reference of SignedInfo.
@@ -450,6 +462,9 @@ func (s *Signature) Verify(idx *IDIndex, key crypto.PublicKey) ([]*etree.Element
 	if err := verifyValue(s.Method, key, buf, s.value); err != nil {
 		return nil, err
 	}
+	// What the signature covers, in the one spelling c14n allows: the
+	// replay key (see ReplayKey). Taken before buf is reused.
+	siDigest := sha256.Sum256(buf)
 	covered := make([]*etree.Element, 0, len(s.References))
 	for i := range s.References {
 		ref := &s.References[i]
@@ -482,6 +497,7 @@ func (s *Signature) Verify(idx *IDIndex, key crypto.PublicKey) ([]*etree.Element
 		}
 		covered = append(covered, el)
 	}
+	s.signedInfoDigest, s.verified = siDigest, true
 	return covered, nil
 }
 
@@ -569,15 +585,30 @@ func countDS(el *etree.Element, local string) int {
 	return n
 }
 
-// DecodeBase64 decodes standard base64 with the line breaks and spaces
-// that XML base64Binary allows.
+// DecodeBase64 decodes an XML Schema base64Binary value: standard base64
+// (RFC 4648 §4) in which the XML white space characters (space, tab, CR,
+// LF), which base64Binary's whitespace facet collapses and line-wrapping
+// signers insert, are ignored. Everything else is strict, so that one
+// value has one spelling only: padding is required and only at the end
+// ("QQ==QQ==" is refused), the unused bits of the last group must be zero
+// ("QR==" is refused, though it would decode to the bytes of "QQ=="), and
+// nothing but the base64 alphabet may appear (no URL alphabet, no
+// non-ASCII white space). Every base64Binary on a signature path
+// (SignatureValue, DigestValue, BinarySecurityToken, X509Certificate,
+// KeyIdentifier, Nonce, PasswordDigest) is read with it.
 func DecodeBase64(s string) ([]byte, error) {
-	s = strings.Map(func(r rune) rune {
-		switch r {
-		case ' ', '\t', '\r', '\n':
-			return -1
-		}
-		return r
-	}, s)
-	return base64.StdEncoding.DecodeString(s)
+	if strings.ContainsAny(s, " \t\r\n") {
+		s = strings.Map(func(r rune) rune {
+			switch r {
+			case ' ', '\t', '\r', '\n':
+				return -1
+			}
+			return r
+		}, s)
+	}
+	return strictBase64.DecodeString(s)
 }
+
+// strictBase64 refuses non-zero padding bits, which base64.StdEncoding
+// tolerates.
+var strictBase64 = base64.StdEncoding.Strict()

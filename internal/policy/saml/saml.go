@@ -20,7 +20,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -268,7 +267,7 @@ func (p *Policy) check(ctx context.Context, ex *policy.Exchange, m *soap.Message
 			return nil, d, nil
 		}
 	}
-	method, d := p.confirm(ex, m, sec, el, ts, ids, a, now)
+	method, msgSig, d := p.confirm(ex, m, sec, el, ts, ids, a, now)
 	if d != nil {
 		return nil, d, nil
 	}
@@ -279,6 +278,11 @@ func (p *Policy) check(ctx context.Context, ex *policy.Exchange, m *soap.Message
 		}
 		if !ok {
 			return nil, invalidToken("the STS says assertion %s is invalid", a.ID), nil
+		}
+	}
+	if msgSig != nil {
+		if d, err := p.spendSignature(ctx, msgSig, ts, a, now); d != nil || err != nil {
+			return nil, d, err
 		}
 	}
 	if a.OneTimeUse {
@@ -309,13 +313,14 @@ func (p *Policy) check(ctx context.Context, ex *policy.Exchange, m *soap.Message
 }
 
 // confirm proves the sender's right to the assertion and returns the
-// method that did.
-func (p *Policy) confirm(ex *policy.Exchange, m *soap.Message, sec, el, ts *etree.Element, ids *xmlsig.IDIndex, a *saml2.Assertion, now time.Time) (string, *policy.Denial) {
+// method that did and, for holder-of-key and sender-vouches, the verified
+// message signature (which check spends in the replay cache).
+func (p *Policy) confirm(ex *policy.Exchange, m *soap.Message, sec, el, ts *etree.Element, ids *xmlsig.IDIndex, a *saml2.Assertion, now time.Time) (string, *xmlsig.Signature, *policy.Denial) {
 	var sig *etree.Element
 	for _, c := range sec.ChildElements() {
 		if c.Tag == "Signature" && c.NamespaceURI() == xmlsig.NamespaceDSig {
 			if sig != nil {
-				return "", invalidSecurity("more than one message Signature")
+				return "", nil, invalidSecurity("more than one message Signature")
 			}
 			sig = c
 		}
@@ -323,64 +328,87 @@ func (p *Policy) confirm(ex *policy.Exchange, m *soap.Message, sec, el, ts *etre
 	var tried []string
 	if c := a.Confirmation(saml2.MethodHolderOfKey); c != nil && p.s.hok {
 		if sig == nil || ts == nil {
-			return "", failedAuth("holder-of-key assertion without a message signature and Timestamp")
+			return "", nil, failedAuth("holder-of-key assertion without a message signature and Timestamp")
 		}
-		if d := p.verifyMessage(sig, ids, c.Key, m.Body, ts); d != nil {
-			return "", d
+		v, d := p.verifyMessage(sig, ids, c.Key, m.Body, ts)
+		if d != nil {
+			return "", nil, d
 		}
-		return saml2.MethodHolderOfKey, nil
+		return saml2.MethodHolderOfKey, v, nil
 	} else if c != nil {
 		tried = append(tried, "holder-of-key")
 	}
 	if c := a.Confirmation(saml2.MethodSenderVouches); c != nil && p.s.sv {
 		if sig == nil {
-			return "", failedAuth("sender-vouches assertion without a message signature")
+			return "", nil, failedAuth("sender-vouches assertion without a message signature")
 		}
 		cert := senderCert(sig, sec, ids)
 		if cert == nil || !slices.ContainsFunc(p.s.senders, cert.Equal) {
-			return "", failedAuth("sender-vouches signature not by a trusted sender")
+			return "", nil, failedAuth("sender-vouches signature not by a trusted sender")
 		}
 		if now.Before(cert.NotBefore) || now.After(cert.NotAfter) {
-			return "", failedAuth("sender certificate not valid now")
+			return "", nil, failedAuth("sender certificate not valid now")
 		}
-		if d := p.verifyMessage(sig, ids, cert.PublicKey, m.Body, el); d != nil {
-			return "", d
+		v, d := p.verifyMessage(sig, ids, cert.PublicKey, m.Body, el)
+		if d != nil {
+			return "", nil, d
 		}
-		return saml2.MethodSenderVouches, nil
+		return saml2.MethodSenderVouches, v, nil
 	} else if c != nil {
 		tried = append(tried, "sender-vouches")
 	}
 	if c := a.Confirmation(saml2.MethodBearer); c != nil && p.s.bearer {
 		if p.s.bearerTLS && !ex.TLS {
-			return "", failedAuth("bearer assertion over a connection without TLS")
+			return "", nil, failedAuth("bearer assertion over a connection without TLS")
 		}
 		if !c.NotOnOrAfter.IsZero() && !now.Add(-p.s.skew).Before(c.NotOnOrAfter) {
-			return "", invalidToken("bearer confirmation expired at %s", c.NotOnOrAfter)
+			return "", nil, invalidToken("bearer confirmation expired at %s", c.NotOnOrAfter)
 		}
-		return saml2.MethodBearer, nil
+		return saml2.MethodBearer, nil, nil
 	} else if c != nil {
 		tried = append(tried, "bearer")
 	}
-	return "", failedAuth("no accepted subject confirmation (assertion offers %v)", tried)
+	return "", nil, failedAuth("no accepted subject confirmation (assertion offers %v)", tried)
 }
 
 // verifyMessage verifies the message signature with key and checks, by
 // identity, that it covers every element of must.
-func (p *Policy) verifyMessage(sigEl *etree.Element, ids *xmlsig.IDIndex, key any, must ...*etree.Element) *policy.Denial {
+func (p *Policy) verifyMessage(sigEl *etree.Element, ids *xmlsig.IDIndex, key any, must ...*etree.Element) (*xmlsig.Signature, *policy.Denial) {
 	sig, err := xmlsig.Parse(sigEl, xmlsig.Options{})
 	if err != nil {
-		return deny(http.StatusBadRequest, wssecurity.CodeUnsupportedAlgorithm, "An unsupported signature or encryption algorithm was used", "%v", err)
+		return nil, deny(http.StatusBadRequest, wssecurity.CodeUnsupportedAlgorithm, "An unsupported signature or encryption algorithm was used", "%v", err)
 	}
 	covered, err := sig.Verify(ids, key)
 	if err != nil {
-		return deny(http.StatusUnauthorized, wssecurity.CodeFailedCheck, "The signature or decryption was invalid", "message signature: %v", err)
+		return nil, deny(http.StatusUnauthorized, wssecurity.CodeFailedCheck, "The signature or decryption was invalid", "message signature: %v", err)
 	}
 	for _, el := range must {
 		if !slices.Contains(covered, el) {
-			return deny(http.StatusUnauthorized, wssecurity.CodeFailedCheck, "The signature or decryption was invalid", "the message signature does not cover %s", el.Tag)
+			return nil, deny(http.StatusUnauthorized, wssecurity.CodeFailedCheck, "The signature or decryption was invalid", "the message signature does not cover %s", el.Tag)
 		}
 	}
-	return nil
+	return sig, nil
+}
+
+// spendSignature spends a verified holder-of-key or sender-vouches
+// message signature in the replay cache shared with the wssecurity
+// policy and the STS (xmlsig.Spend, keyed on the canonical SignedInfo):
+// without it, a captured message would be accepted again for as long as
+// its Timestamp is fresh. The key is kept while the message could be
+// accepted: its Timestamp's window, or without a Timestamp (sender-vouches)
+// the assertion's life.
+func (p *Policy) spendSignature(ctx context.Context, sig *xmlsig.Signature, ts *etree.Element, a *saml2.Assertion, now time.Time) (*policy.Denial, error) {
+	ttl := p.s.maxAge + p.s.skew
+	if ts == nil {
+		ttl = a.NotOnOrAfter.Add(p.s.skew).Sub(now)
+	}
+	if err := xmlsig.Spend(ctx, p.store, sig, ttl); err != nil {
+		if errors.Is(err, xmlsig.ErrReplay) {
+			return failedAuth("the message signature over the same SignedInfo was accepted before (assertion %s): replay", a.ID), nil
+		}
+		return nil, fmt.Errorf("saml: %w", err)
+	}
+	return nil, nil
 }
 
 // senderCert returns the BinarySecurityToken of this Security header that
@@ -397,7 +425,7 @@ func senderCert(sig, sec *etree.Element, ids *xmlsig.IDIndex) *x509.Certificate 
 	if !ok || el == nil || el.Parent() != sec || el.Tag != "BinarySecurityToken" || el.NamespaceURI() != nsWSSE {
 		return nil
 	}
-	der, err := decodeB64(el.Text())
+	der, err := xmlsig.DecodeBase64(el.Text())
 	if err != nil {
 		return nil
 	}
@@ -521,8 +549,4 @@ func firstChild(el *etree.Element, ns, local string) *etree.Element {
 		}
 	}
 	return nil
-}
-
-func decodeB64(s string) ([]byte, error) {
-	return base64.StdEncoding.DecodeString(strings.Join(strings.Fields(s), ""))
 }

@@ -147,9 +147,13 @@ type SignatureConfig struct {
 	// MaxReferences bounds the references of one signature. Default 16,
 	// at most 64.
 	MaxReferences int `yaml:"max_references"`
-	// ReplayCache remembers the SignatureValue of every accepted signed
-	// message with a Timestamp for the freshness window, in the shared
-	// store, and refuses it when it comes again. Default true.
+	// ReplayCache remembers what every accepted signed message's
+	// signature covers (the SHA-256 of its canonical SignedInfo, which
+	// holds the digests of Body and Timestamp) for the freshness window,
+	// max_age + future_skew, in the shared store, and refuses a message
+	// whose signature covers the same again, however its SignatureValue
+	// is spelled. The key space is shared with the saml policy's message
+	// signatures and the STS. Default true.
 	ReplayCache *bool `yaml:"replay_cache"`
 }
 

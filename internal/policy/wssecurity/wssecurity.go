@@ -34,6 +34,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/policy"
 	"github.com/gatehouse/gatehouse/internal/store"
+	"github.com/gatehouse/gatehouse/internal/xmlscan"
 	"github.com/gatehouse/gatehouse/internal/xmlsig"
 )
 
@@ -243,11 +244,12 @@ func (p *Policy) verify(ctx context.Context, msg []byte, tls bool, doc *etree.Do
 	}
 	var cert *x509.Certificate
 	var tok *token
+	var sig *xmlsig.Signature
 	if m.signature != nil {
 		if p.s.x509 == nil {
 			return nil, fault(CodeUnsupportedSecurityToken, "Signature sent but x509 is not configured")
 		}
-		if tok, d = p.checkSignature(m, now); d != nil {
+		if tok, sig, d = p.checkSignature(m, now); d != nil {
 			return nil, d
 		}
 		cert = tok.cert
@@ -265,17 +267,28 @@ func (p *Policy) verify(ctx context.Context, msg []byte, tls bool, doc *etree.Do
 	// The nonce is spent last, once everything else holds, so that a
 	// message refused for another reason does not burn it and junk never
 	// reaches the store.
+	// The nonce's key is its decoded bytes, never its text: one nonce
+	// has many base64 spellings (line breaks, padding bits) and each
+	// would otherwise be a fresh nonce.
 	if nonce != nil {
 		if d, err := p.spend(ctx, "nonce:wss:"+base64.RawStdEncoding.EncodeToString(nonce)); d != nil || err != nil {
 			return nil, firstErr(d, err, "nonce of user %q", user)
 		}
 	}
-	if cert != nil && m.timestamp != nil && p.s.sigReplay {
+	if cert != nil && p.s.sigReplay {
 		// A signed message without a nonce can be replayed as a whole
-		// within its window; its signature value is as unique as a nonce.
-		sum := sha256.Sum256([]byte(strings.Join(strings.Fields(m.signature.SelectElement("SignatureValue").Text()), "")))
-		if d, err := p.spend(ctx, "nonce:wss-sig:"+base64.RawStdEncoding.EncodeToString(sum[:])); d != nil || err != nil {
-			return nil, firstErr(d, err, "signature of %q", cert.Subject)
+		// within its window. Its key is what the signature covers (the
+		// canonical SignedInfo, shared with the saml policy and the STS),
+		// not the SignatureValue's text, which can be re-spelled
+		// (base64 line breaks, padding bits) or, for ECDSA, re-signed as
+		// (r, n-s) without the key. A message without a (signed)
+		// Timestamp is remembered for the same window: it has no end of
+		// its own, so that is the best a bounded cache can do.
+		if err := xmlsig.Spend(ctx, p.store, sig, p.s.maxAge+p.s.futureSkew); err != nil {
+			if !errors.Is(err, xmlsig.ErrReplay) {
+				return nil, fmt.Errorf("wssecurity: %w", err)
+			}
+			return nil, firstErr(fault(CodeFailedAuthentication, "replay"), nil, "a signature over the same SignedInfo (signer %q)", cert.Subject)
 		}
 	}
 
@@ -349,7 +362,10 @@ func (p *Policy) parse(body []byte, doc *etree.Document) (*message, *policy.Deni
 			MaxDepth:               maxDepth,
 			CharsetReader:          utf8Only,
 		}
-		if err := m.doc.ReadFromBytes(body); err != nil {
+		// Attribute values normalized as XML 1.0 §3.3.3 says (etree does
+		// not): literal tabs and line breaks in them are spaces to the
+		// service and to the signer's c14n (xmlsec1, Santuario).
+		if err := m.doc.ReadFromBytes(xmlscan.NormalizeAttributeWhitespace(body)); err != nil {
 			return nil, fault(CodeInvalidSecurity, "parsing the message: %v", err)
 		}
 	}
@@ -600,13 +616,35 @@ func (p *Policy) fresh(created, now time.Time, what string) *policy.Denial {
 	return nil
 }
 
-// parseUTC parses an xsd:dateTime that must be in UTC ("Z").
+// parseUTC parses an xsd:dateTime that must be in UTC, in any of the
+// spellings XML Schema gives UTC: "Z", "+00:00" and "-00:00" (python-zeep
+// and other Python clients write the offset), with fractional seconds of
+// any length (Go keeps nanoseconds; further digits are dropped). A time
+// without a zone, or in another zone, is refused: WSS 1.1 §10 wants UTC,
+// and a local time cannot be compared with ours.
 func parseUTC(s string) (time.Time, error) {
 	s = strings.TrimSpace(s)
-	if !strings.HasSuffix(s, "Z") {
-		return time.Time{}, fmt.Errorf("%q is not a UTC time (…Z)", s)
+	var local string
+	switch {
+	case strings.HasSuffix(s, "Z"):
+		local = s[:len(s)-1]
+	case strings.HasSuffix(s, "+00:00"), strings.HasSuffix(s, "-00:00"):
+		local = s[:len(s)-6]
+	default:
+		return time.Time{}, fmt.Errorf("%q is not a UTC time (…Z or …+00:00)", s)
 	}
-	t, err := time.Parse(time.RFC3339Nano, s)
+	// "YYYY-MM-DDThh:mm:ss" then at most "." and one or more digits:
+	// time.Parse would also take a comma or other text there.
+	const base = len("2006-01-02T15:04:05")
+	if len(local) < base {
+		return time.Time{}, fmt.Errorf("%q is not a date-time", s)
+	}
+	if frac := local[base:]; frac != "" {
+		if len(frac) < 2 || frac[0] != '.' || strings.Trim(frac[1:], "0123456789") != "" {
+			return time.Time{}, fmt.Errorf("%q is not a date-time", s)
+		}
+	}
+	t, err := time.Parse("2006-01-02T15:04:05", local)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("%q is not a date-time", s)
 	}
@@ -646,7 +684,7 @@ func (p *Policy) checkUsernameToken(ut *etree.Element, now time.Time, tls bool) 
 			return "", nil, fault(CodeInvalidSecurityToken, "Nonce EncodingType %q", enc)
 		}
 		var err error
-		nonce, err = base64.StdEncoding.DecodeString(strings.TrimSpace(nonceEl.Text()))
+		nonce, err = xmlsig.DecodeBase64(nonceEl.Text())
 		if err != nil || len(nonce) < 8 || len(nonce) > 128 {
 			return "", nil, fault(CodeInvalidSecurityToken, "Nonce is not base64 of 8 to 128 bytes")
 		}
@@ -675,7 +713,7 @@ func (p *Policy) checkUsernameToken(ut *etree.Element, now time.Time, tls bool) 
 		if nonce == nil || created == nil {
 			return "", nil, fault(CodeInvalidSecurityToken, "PasswordDigest without Nonce and Created")
 		}
-		got, err := base64.StdEncoding.DecodeString(strings.TrimSpace(password.Text()))
+		got, err := xmlsig.DecodeBase64(password.Text())
 		if err != nil {
 			return "", nil, fault(CodeInvalidSecurityToken, "PasswordDigest is not base64")
 		}

@@ -82,44 +82,46 @@ func (c *tokenCache) put(k [32]byte, valueType string, t *token) {
 
 // checkSignature verifies the message's Signature with the key of the
 // X.509 token its KeyInfo references, after validating that token against
-// the trust store, and checks that it covers the required parts.
-func (p *Policy) checkSignature(m *message, now time.Time) (*token, *policy.Denial) {
+// the trust store, and checks that it covers the required parts. It
+// returns the token and the verified signature (whose ReplayKey the
+// caller spends).
+func (p *Policy) checkSignature(m *message, now time.Time) (*token, *xmlsig.Signature, *policy.Denial) {
 	sig, err := xmlsig.Parse(m.signature, xmlsig.Options{Algorithms: p.s.algs, MaxReferences: p.s.maxRefs})
 	if err != nil {
-		return nil, sigFault(err)
+		return nil, nil, sigFault(err)
 	}
 	tok, d := p.resolveToken(m, sig.KeyInfo)
 	if d != nil {
-		return nil, d
+		return nil, nil, d
 	}
 	if d := p.validate(tok, now); d != nil {
-		return nil, d
+		return nil, nil, d
 	}
 	covered, err := sig.Verify(m.ids, tok.cert.PublicKey)
 	if err != nil {
-		return nil, sigFault(err)
+		return nil, nil, sigFault(err)
 	}
 	// Coverage by identity: the Body the service gets is the Envelope's
 	// one Body child, found by position; that the signature covers an
 	// element with the Body's Id somewhere else proves nothing.
 	has := func(el *etree.Element) bool { return slices.Contains(covered, el) }
 	if !has(m.body) {
-		return nil, fault(CodeFailedCheck, "the signature does not cover the SOAP Body")
+		return nil, nil, fault(CodeFailedCheck, "the signature does not cover the SOAP Body")
 	}
 	if p.s.parts.timestamp && m.timestamp != nil && !has(m.timestamp) {
-		return nil, fault(CodeFailedCheck, "the signature does not cover the Timestamp")
+		return nil, nil, fault(CodeFailedCheck, "the signature does not cover the Timestamp")
 	}
 	if p.s.parts.usernameToken && m.ut != nil && !has(m.ut) {
-		return nil, fault(CodeFailedCheck, "the signature does not cover the UsernameToken")
+		return nil, nil, fault(CodeFailedCheck, "the signature does not cover the UsernameToken")
 	}
 	for _, q := range p.s.parts.headers {
 		for _, h := range m.header.ChildElements() {
 			if h.Tag == q.local && h.NamespaceURI() == q.space && !has(h) {
-				return nil, fault(CodeFailedCheck, "the signature does not cover header {%s}%s", q.space, q.local)
+				return nil, nil, fault(CodeFailedCheck, "the signature does not cover header {%s}%s", q.space, q.local)
 			}
 		}
 	}
-	return tok, nil
+	return tok, sig, nil
 }
 
 // sigFault maps an xmlsig error to its fault.
@@ -271,27 +273,73 @@ func (p *Policy) byKeyIdentifier(m *message, ki *etree.Element) (*token, *policy
 	return nil, fault(CodeSecurityTokenUnavailable, "no known certificate matches the %s KeyIdentifier", vt)
 }
 
+// byIssuerSerial resolves the X509Data of a SecurityTokenReference: one
+// X509IssuerSerial, one X509Certificate, or both in that order, as
+// python-zeep's Signature and other xmlsec-based signers write it (zeep's
+// X509IssuerSerial is even empty). Neither is where the key comes from:
+// each only names one of the candidates (this header's tokens, the
+// configured certificates), the issuer and serial by value, the
+// certificate byte for byte, as a ThumbprintSHA1 KeyIdentifier names one
+// by its hash; and when both are given they must name the same one. A
+// certificate that is not a candidate is not trusted for being there.
 func (p *Policy) byIssuerSerial(m *message, xd *etree.Element) (*token, *policy.Denial) {
-	kids := xd.ChildElements()
-	if len(kids) != 1 || kids[0].Tag != "X509IssuerSerial" || kids[0].NamespaceURI() != xmlsig.NamespaceDSig {
-		return nil, fault(CodeUnsupportedSecurityToken, "X509Data must hold exactly one X509IssuerSerial")
-	}
-	name := kids[0].SelectElement("X509IssuerName")
-	serialEl := kids[0].SelectElement("X509SerialNumber")
-	if name == nil || serialEl == nil {
-		return nil, fault(CodeInvalidSecurityToken, "X509IssuerSerial without X509IssuerName or X509SerialNumber")
-	}
-	serial, ok := new(big.Int).SetString(strings.TrimSpace(serialEl.Text()), 10)
-	if !ok {
-		return nil, fault(CodeInvalidSecurityToken, "X509SerialNumber is not a decimal integer")
-	}
-	issuer := normalizeDN(name.Text())
-	for _, t := range p.candidates(m) {
-		if t.cert.SerialNumber.Cmp(serial) == 0 && normalizeDN(t.cert.Issuer.String()) == issuer {
-			return t, nil
+	var is, xc *etree.Element
+	for i, k := range xd.ChildElements() {
+		switch {
+		case i == 0 && k.NamespaceURI() == xmlsig.NamespaceDSig && k.Tag == "X509IssuerSerial":
+			is = k
+		case xc == nil && k.NamespaceURI() == xmlsig.NamespaceDSig && k.Tag == "X509Certificate":
+			xc = k
+		default:
+			return nil, fault(CodeUnsupportedSecurityToken, "X509Data must hold an X509IssuerSerial, an X509Certificate, or both in that order")
 		}
 	}
-	return nil, fault(CodeSecurityTokenUnavailable, "no known certificate matches X509IssuerSerial %s / %s", name.Text(), serial)
+	if is != nil && len(is.ChildElements()) == 0 && xc != nil {
+		is = nil // zeep's empty template: the certificate names the key
+	}
+	var match func(c *x509.Certificate) bool
+	var what string
+	switch {
+	case is != nil:
+		name := is.SelectElement("X509IssuerName")
+		serialEl := is.SelectElement("X509SerialNumber")
+		if name == nil || serialEl == nil || len(is.ChildElements()) != 2 {
+			return nil, fault(CodeInvalidSecurityToken, "X509IssuerSerial must hold X509IssuerName and X509SerialNumber")
+		}
+		serial, ok := new(big.Int).SetString(strings.TrimSpace(serialEl.Text()), 10)
+		if !ok {
+			return nil, fault(CodeInvalidSecurityToken, "X509SerialNumber is not a decimal integer")
+		}
+		issuer := normalizeDN(name.Text())
+		match = func(c *x509.Certificate) bool {
+			return c.SerialNumber.Cmp(serial) == 0 && normalizeDN(c.Issuer.String()) == issuer
+		}
+		what = "X509IssuerSerial " + name.Text() + " / " + serial.String()
+	case xc != nil:
+		what = "X509Certificate"
+	default:
+		return nil, fault(CodeUnsupportedSecurityToken, "empty X509Data")
+	}
+	var named *x509.Certificate
+	if xc != nil {
+		der, err := xmlsig.DecodeBase64(xc.Text())
+		if err != nil {
+			return nil, fault(CodeInvalidSecurityToken, "X509Certificate is not base64")
+		}
+		if named, err = x509.ParseCertificate(der); err != nil {
+			return nil, fault(CodeInvalidSecurityToken, "X509Certificate: %v", err)
+		}
+	}
+	for _, t := range p.candidates(m) {
+		switch {
+		case match != nil && !match(t.cert), match == nil && !named.Equal(t.cert):
+			continue
+		case named != nil && !named.Equal(t.cert):
+			return nil, fault(CodeInvalidSecurityToken, "the X509Certificate beside X509IssuerSerial is another certificate than the one it names")
+		}
+		return t, nil
+	}
+	return nil, fault(CodeSecurityTokenUnavailable, "no known certificate matches the %s", what)
 }
 
 // normalizeDN makes the RFC 2253 forms different stacks print comparable:
