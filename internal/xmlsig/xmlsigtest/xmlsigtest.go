@@ -20,7 +20,6 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"math/big"
-	"os"
 	"os/exec"
 	"sync"
 	"testing"
@@ -41,12 +40,6 @@ func Xmlsec1(t testing.TB) string {
 	return peertest.Debian(t, "xmlsec1", "xmlsec1")
 }
 
-var (
-	pyOnce sync.Once
-	pyPath string
-	pyErr  string
-)
-
 // PythonPeers returns Debian's python3 (/usr/bin/python3, not a pyenv or
 // venv interpreter: the Debian packages live in its dist-packages) with
 // python3-zeep and python3-xmlsec importable, installing the packages
@@ -55,39 +48,16 @@ var (
 // where a peer that cannot be installed fails the test.
 func PythonPeers(t testing.TB) string {
 	t.Helper()
-	pyOnce.Do(func() {
-		py := "/usr/bin/python3"
-		ok := func() bool { return exec.Command(py, "-c", "import zeep, xmlsec").Run() == nil }
-		if ok() {
-			pyPath = py
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		args := []string{"install", "-y", "--no-install-recommends", "python3-zeep", "python3-xmlsec"}
-		out, err := exec.CommandContext(ctx, "apt-get", args...).CombinedOutput()
-		if err != nil {
-			// The package lists may be missing on a fresh machine.
-			upd, _ := exec.CommandContext(ctx, "apt-get", "update").CombinedOutput()
-			out2, err2 := exec.CommandContext(ctx, "apt-get", args...).CombinedOutput()
-			if err2 != nil {
-				pyErr = "apt-get install python3-zeep python3-xmlsec failed: " + err.Error() + "\n" + string(out) + string(upd) + string(out2)
-				return
-			}
-		}
-		if !ok() {
-			pyErr = "python3-zeep and python3-xmlsec were installed but " + py + " cannot import them"
-			return
-		}
-		pyPath = py
-	})
-	if pyPath == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("peer python3-zeep/python3-xmlsec is unavailable, and CI=true: %s", pyErr)
-		}
-		t.Skipf("SKIPPING PEER TEST: %s", pyErr)
+	const py = "/usr/bin/python3"
+	importable := func() bool { return exec.Command(py, "-c", "import zeep, xmlsec").Run() == nil }
+	if importable() {
+		return py
 	}
-	return pyPath
+	peertest.DebianPackages(t, "python3-zeep", "python3-xmlsec")
+	if !importable() {
+		peertest.Unavailable(t, "python3-zeep and python3-xmlsec are installed but %s cannot import them", py)
+	}
+	return py
 }
 
 var (
