@@ -127,6 +127,7 @@ const (
 	stStream               // scanned; the status is sent; blocks become masks
 	stHolding              // scanned; the status is held back
 	stBlocked              // refused; the rest is dropped
+	stSniff                // labelled binary; the status and first bytes are held
 )
 
 // writer scans one response: the policy.ResponseWriter FilterResponse
@@ -145,7 +146,7 @@ type writer struct {
 	// at lo or later.
 	buf       []byte
 	start, lo int
-	held      []byte // in stHolding: scanned bytes not yet sent
+	held      []byte // in stHolding: scanned bytes not yet sent; in stSniff: the first bytes
 	err       error  // the next writer's failure
 }
 
@@ -192,21 +193,51 @@ func (w *writer) WriteHeader(status int) {
 		return
 	}
 	if !w.d.s.scannableHeader(header) {
-		w.st = stPass
-		w.sendHeader()
+		// Binary media, by its label: the status waits for the first
+		// bytes to show it (see sniffed).
+		w.st = stSniff
 		return
 	}
+	w.scan()
+}
+
+// scan starts scanning the body: streamed, or held back when a detector
+// blocks.
+func (w *writer) scan() {
 	if !w.d.blocking {
 		w.st = stStream
 		w.sendHeader()
 		return
 	}
-	if n, ok := parseLength(header.Get("Content-Length")); ok && n > int64(w.d.s.maxBuffer) {
-		w.st = stHolding
-		w.oversize()
-		return
-	}
 	w.st = stHolding
+	if n, ok := parseLength(w.next.Header().Get("Content-Length")); ok && n > int64(w.d.s.maxBuffer) {
+		w.oversize()
+	}
+}
+
+// sniffLen is how much of a body labelled as binary media is looked at
+// before it passes unscanned: what http.DetectContentType reads.
+const sniffLen = 512
+
+// sniffed decides, from the first bytes held in stSniff, whether a body
+// labelled as binary media is scanned after all: when it looks like text
+// (as a client sniffing it would take it), it is.
+func (w *writer) sniffed() {
+	b := w.held
+	w.held = nil // b is passed on or fed below: not reused meanwhile
+	if strings.HasPrefix(http.DetectContentType(b), "text/") {
+		w.scan()
+		if w.st != stBlocked {
+			w.feed(b, false)
+		}
+	} else {
+		w.st = stPass
+		w.sendHeader()
+		w.pass(b)
+	}
+	if w.held == nil {
+		w.held = b[:0] // else feed holds bytes in a buffer of its own
+	}
 }
 
 // unscannable says why a response's body cannot be scanned as the client
@@ -315,6 +346,23 @@ func (w *writer) Write(b []byte) (int, error) {
 		return w.next.Write(b)
 	case stBlocked:
 		return len(b), nil
+	case stSniff:
+		n := min(len(b), sniffLen-len(w.held))
+		w.held = append(w.held, b[:n]...)
+		if len(w.held) < sniffLen {
+			return len(b), nil
+		}
+		w.sniffed()
+		if n == len(b) {
+			if w.err != nil {
+				return 0, w.err
+			}
+			return len(b), nil
+		}
+		if _, err := w.Write(b[n:]); err != nil {
+			return 0, err
+		}
+		return len(b), nil
 	}
 	if w.err != nil {
 		return 0, w.err
@@ -329,6 +377,9 @@ func (w *writer) Write(b []byte) (int, error) {
 // End scans and passes on what is held back, and the status if it still
 // is, then ends the response below and gives the writer back.
 func (w *writer) End() {
+	if w.st == stSniff {
+		w.sniffed()
+	}
 	switch w.st {
 	case stInit:
 	case stPass, stBlocked:

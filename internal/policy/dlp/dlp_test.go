@@ -179,9 +179,11 @@ func TestLogAndPass(t *testing.T) {
 	if got := through(t, "credit_cards: {action: log}", 200, nil, in); got.body != in || got.status != 200 {
 		t.Errorf("log: got %d %s", got.status, got.body)
 	}
-	// Not a scanned type: untouched, even with a blocking detector.
+	// Not a scanned type (and not text): untouched, even with a blocking
+	// detector.
 	img := http.Header{"Content-Type": {"image/png"}}
-	if got := through(t, "credit_cards: {action: block}", 200, img, in); got.body != in || got.status != 200 {
+	png := "\x89PNG\r\n\x1a\n\x00\x00" + in
+	if got := through(t, "credit_cards: {action: block}", 200, img, png); got.body != png || got.status != 200 {
 		t.Errorf("image: got %d %s", got.status, got.body)
 	}
 	// Compressed: cannot be read, refused.
@@ -289,4 +291,44 @@ func testJWT(t testing.TB) string {
 	p := enc.EncodeToString([]byte(`{"sub":"alice","exp":4102444800}`))
 	sig := ed25519.Sign(priv, []byte(h+"."+p))
 	return h + "." + p + "." + enc.EncodeToString(sig)
+}
+
+// A body labelled as binary media is scanned when its first bytes show
+// text, whatever the writes it comes in; real binary passes as it is.
+func TestSniffLabelledBinary(t *testing.T) {
+	text := strings.Repeat("x", 500) + `"card":"4111 1111 1111 1111"` + strings.Repeat("y", 100)
+	want := strings.Replace(text, "4111 1111 1111 1111", "**** **** **** 1111", 1)
+	bin := "\x89PNG\r\n\x1a\n" + strings.Repeat("\x00\x01", 400) + "4111 1111 1111 1111"
+	png := http.Header{"Content-Type": {"image/png"}}
+	for _, step := range []int{1, 7, 511, 512, 513, 4096} {
+		if got := through(t, "credit_cards: {}", 200, png.Clone(), splits(text, step)...); got.status != 200 || got.body != want {
+			t.Errorf("text, step %d: got %d %.60q", step, got.status, got.body)
+		}
+		if got := through(t, "credit_cards: {action: block}", 200, png.Clone(), splits(text, step)...); got.status != 502 {
+			t.Errorf("text, block, step %d: got %d %.60q", step, got.status, got.body)
+		}
+		if got := through(t, "credit_cards: {action: block}", 200, png.Clone(), splits(bin, step)...); got.status != 200 || got.body != bin {
+			t.Errorf("binary, step %d: got %d %.60q", step, got.status, got.body)
+		}
+	}
+	// Shorter than what is sniffed: decided at the end.
+	if got := through(t, "credit_cards: {}", 200, png.Clone(), `"4111 1111 1111 1111"`); got.body != `"**** **** **** 1111"` {
+		t.Errorf("short: got %d %q", got.status, got.body)
+	}
+}
+
+// A response filter's contract, whatever the path: the status once, End
+// passed on once (policytest's Recorder and links fail the test
+// otherwise), nothing after a refusal.
+func TestContract(t *testing.T) {
+	for _, yaml := range []string{"credit_cards: {}", "credit_cards: {action: block}", "credit_cards: {action: block}\nmax_buffer: 1KiB", "credit_cards: {action: block}\nmax_buffer: 1KiB\noversize: mask"} {
+		for _, body := range []string{"", "clean", strings.Repeat("clean ", 400), "4111 1111 1111 1111", strings.Repeat("c", 2000) + " 4111 1111 1111 1111"} {
+			for _, h := range []http.Header{{"Content-Type": {"application/json"}}, {"Content-Encoding": {"gzip"}}, {"Content-Type": {"image/png"}}} {
+				got := through(t, yaml, 200, h.Clone(), splits(body, 100)...)
+				if strings.Contains(got.body, "4111 1111") {
+					t.Errorf("%q, %v: the card passed: %d %.80q", yaml, h, got.status, got.body)
+				}
+			}
+		}
+	}
 }
