@@ -18,6 +18,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 
@@ -182,6 +183,9 @@ func (w *writer) WriteHeader(status int) {
 	header := w.next.Header()
 	// Trailers come after the body was scanned and passed: dropped.
 	policy.DropTrailers(header)
+	if w.scanHeader(header); w.st == stBlocked {
+		return
+	}
 	r := w.ex.Request
 	if r.Method == http.MethodHead || status == http.StatusNoContent || status == http.StatusNotModified {
 		w.st = stPass // no body
@@ -237,6 +241,68 @@ func (w *writer) sniffed() {
 	}
 	if w.held == nil {
 		w.held = b[:0] // else feed holds bytes in a buffer of its own
+	}
+}
+
+// unscannedFields are the response fields whose values are not scanned:
+// framing, dates, validators and trace ids, set by HTTP machinery rather
+// than the application, where a run of hex digits would be a false
+// finding.
+var unscannedFields = map[string]bool{
+	"Content-Length": true, "Content-Type": true, "Content-Encoding": true, "Content-Range": true,
+	"Date": true, "Last-Modified": true, "Expires": true, "Age": true, "Etag": true,
+	"Cache-Control": true, "Vary": true, "Accept-Ranges": true, "Connection": true,
+	"X-Request-Id": true, "Traceparent": true, "Tracestate": true,
+}
+
+// scanHeader scans the response's field values as a body is scanned, so
+// that a value the upstream put in a field (a Location, a cookie, an
+// X-Debug) is masked, logged or blocks the response like one in its
+// body. The status has not been sent: a blocking finding refuses.
+func (w *writer) scanHeader(h http.Header) {
+	b := w.buf[:0] // scratch; the body's window starts after
+	defer func() {
+		w.buf = append(b[:0], ' ') // the context byte before the body's first
+		w.start, w.lo = 1, 1
+	}()
+	blocked := ""
+	for k, vs := range h {
+		if unscannedFields[k] {
+			continue
+		}
+		cloned, drop := false, false
+		for i, v := range vs {
+			b = append(append(b[:0], ' '), v...) // a context byte first, as in feed
+			for di, det := range w.d.s.dets {
+				det.scan(b, 1, len(b), func(s, e int) {
+					w.record(di, det, det.action)
+					switch det.action {
+					case actMask:
+						det.mask(b, s, e)
+					case actBlock:
+						// The field goes too: the refusal keeps the
+						// fields that are not the body's.
+						blocked, drop = det.name, true
+					}
+				})
+			}
+			if string(b[1:]) != v {
+				if !cloned {
+					// Values may share an array with another
+					// response's (a policy's precomputed ones).
+					vs, cloned = slices.Clone(vs), true
+					h[k] = vs
+				}
+				vs[i] = string(b[1:])
+			}
+		}
+		if drop {
+			delete(h, k)
+		}
+	}
+	if blocked != "" {
+		w.st = stHolding
+		w.block(CodeBlocked, "the response held data this route does not send", "detector "+blocked+" found a value in a header field")
 	}
 }
 
@@ -452,6 +518,17 @@ func (w *writer) finding(i int, det *detector, buf []byte, s, e int) {
 		// The status is sent: too late to block; mask.
 		a = actMask
 	}
+	w.record(i, det, a)
+	switch a {
+	case actMask:
+		det.mask(buf, s, e)
+	case actBlock:
+		w.block(CodeBlocked, "the response held data this route does not send", "detector "+det.name+" found a value")
+	}
+}
+
+// record counts and logs a finding of detector i handled with a.
+func (w *writer) record(i int, det *detector, a action) {
 	if c := w.d.counters[i][a]; c != nil {
 		c.Inc()
 	}
@@ -465,12 +542,6 @@ func (w *writer) finding(i int, det *detector, buf []byte, s, e int) {
 	w.d.logger.LogAttrs(context.Background(), level, "dlp finding",
 		slog.String("detector", det.name), slog.String("route", w.d.route),
 		slog.String("request_id", w.ex.RequestID), slog.String("action", a.String()))
-	switch a {
-	case actMask:
-		det.mask(buf, s, e)
-	case actBlock:
-		w.block(CodeBlocked, "the response held data this route does not send", "detector "+det.name+" found a value")
-	}
 }
 
 // emit passes scanned bytes on, or holds them while the status is held.

@@ -80,11 +80,19 @@ func TestGatewaySidesteps(t *testing.T) {
 		}
 	}
 	const (
-		masked     = "masked"     // 200, the card masked
-		refused    = "refused"    // 502 response_unscannable
-		untouched  = "untouched"  // 200, the body as sent (not a scanned type)
-		upstream5x = "upstream5x" // the gateway could not read the upstream: 502
+		masked      = "masked"      // 200, the card masked
+		refused     = "refused"     // 502 response_unscannable
+		untouched   = "untouched"   // 200, the body as sent (not a scanned type)
+		upstream5x  = "upstream5x"  // the gateway could not read the upstream: 502
+		fieldMasked = "fieldMasked" // 200, the card masked in a header field
 	)
+	inField := func(k, v string) answer {
+		return func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set(k, v)
+			io.WriteString(w, `{"ok":true}`)
+		}
+	}
 	tests := []struct {
 		name   string
 		req    func(r *http.Request)
@@ -168,6 +176,11 @@ func TestGatewaySidesteps(t *testing.T) {
 			io.WriteString(w, "<html><body>"+strings.Repeat(" ", 600)+sidestepBody+"</body></html>")
 		}, masked},
 
+		// Header fields are scanned as bodies are.
+		{"card in a field", nil, inField("X-Debug", "card "+card), fieldMasked},
+		{"card in a cookie", nil, inField("Set-Cookie", "c="+strings.ReplaceAll(card, " ", "")+"; Path=/"), fieldMasked},
+		{"card in a link", nil, inField("Link", "</cards/"+strings.ReplaceAll(card, " ", "-")+">; rel=related"), fieldMasked},
+
 		// A protocol switch would replace the response by a tunnel:
 		// never asked for, and refused when it comes anyway.
 		{"upgrade asked", func(r *http.Request) {
@@ -234,6 +247,13 @@ func TestGatewaySidesteps(t *testing.T) {
 				if tt.want != untouched && (strings.Contains(got, card) || strings.Contains(got, gz)) {
 					t.Fatalf("the card reached the client: %d %q", resp.StatusCode, got)
 				}
+				for k, vs := range resp.Header {
+					for _, v := range vs {
+						if digits(v) != "" && strings.Contains(digits(v), "4111111111111111") {
+							t.Errorf("the card reached the client in %s: %q", k, v)
+						}
+					}
+				}
 				if h := seen.get(); h != nil {
 					for _, k := range []string{"Range", "If-Range", "Upgrade", "Accept-Encoding"} {
 						if v := h.Get(k); v != "" {
@@ -242,13 +262,17 @@ func TestGatewaySidesteps(t *testing.T) {
 					}
 				}
 				want := tt.want
-				if want == masked && mode == "block" {
+				if (want == masked || want == fieldMasked) && mode == "block" {
 					want = "blocked"
 				}
 				switch want {
 				case masked:
 					if err != nil || resp.StatusCode != 200 || !strings.Contains(got, cardMasked) {
 						t.Errorf("got %d %q (%v), want 200 with the card masked", resp.StatusCode, got, err)
+					}
+				case fieldMasked:
+					if resp.StatusCode != 200 || got != `{"ok":true}` || !strings.Contains(fmt.Sprint(resp.Header), "1111") {
+						t.Errorf("got %d %q %v, want 200 with the field masked", resp.StatusCode, got, resp.Header)
 					}
 				case untouched:
 					if err != nil || resp.StatusCode != 200 || got != pngBody {
@@ -275,6 +299,16 @@ func TestGatewaySidesteps(t *testing.T) {
 			})
 		}
 	}
+}
+
+// digits returns the decimal digits of s.
+func digits(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' {
+			return r
+		}
+		return -1
+	}, s)
 }
 
 func urlQuery(s string) string {
