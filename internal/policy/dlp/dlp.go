@@ -141,6 +141,10 @@ type writer struct {
 
 	status int
 	sent   bool // the status went to next
+	// dropTrailers: the response's trailers are dropped, those declared
+	// in trailers among them.
+	dropTrailers bool
+	trailers     []string
 
 	// buf[start-1] is the last byte passed on (context for boundary
 	// checks); buf[start:] is scanned but held back; matches may start
@@ -155,7 +159,9 @@ type writer struct {
 // response) is only garbage.
 func (w *writer) release() {
 	w.ex, w.next, w.err = nil, nil, nil
-	w.st, w.status, w.sent = stInit, 0, false
+	w.st, w.status, w.sent, w.dropTrailers = stInit, 0, false, false
+	clear(w.trailers)
+	w.trailers = w.trailers[:0]
 	if cap(w.buf) > 4*w.d.window+64<<10 {
 		w.buf = nil
 	}
@@ -181,7 +187,18 @@ func (w *writer) WriteHeader(status int) {
 		return
 	}
 	header := w.next.Header()
-	// Trailers come after the body was scanned and passed: dropped.
+	// Trailers come after the body was scanned and passed: dropped, now
+	// and at End. The declared names are kept for End: the proxy sets
+	// their values after the body, and a held status would send them as
+	// header fields.
+	w.dropTrailers = true
+	for _, v := range header["Trailer"] {
+		for k := range strings.SplitSeq(v, ",") {
+			if k = strings.TrimSpace(k); k != "" {
+				w.trailers = append(w.trailers, http.CanonicalHeaderKey(k))
+			}
+		}
+	}
 	policy.DropTrailers(header)
 	if w.scanHeader(header); w.st == stBlocked {
 		return
@@ -443,6 +460,15 @@ func (w *writer) Write(b []byte) (int, error) {
 // End scans and passes on what is held back, and the status if it still
 // is, then ends the response below and gives the writer back.
 func (w *writer) End() {
+	if w.dropTrailers {
+		// Set since the status (the proxy sets them after the body), and
+		// not scanned: before a held status goes out with them.
+		h := w.next.Header()
+		for _, k := range w.trailers {
+			delete(h, k)
+		}
+		policy.DropTrailers(h)
+	}
 	if w.st == stSniff {
 		w.sniffed()
 	}
@@ -459,11 +485,6 @@ func (w *writer) End() {
 			w.pass(w.held)
 			w.held = w.held[:0]
 		}
-	}
-	if w.st != stPass {
-		// Trailers set since the status (the proxy sets them after the
-		// body) were not scanned.
-		policy.DropTrailers(w.next.Header())
 	}
 	next := w.next
 	w.release()
