@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"strings"
 
 	"github.com/gatehouse/gatehouse/internal/policy"
 	"github.com/gatehouse/gatehouse/internal/render"
@@ -45,12 +46,15 @@ type responseWriter struct {
 	// are no filters), built when the status comes; nil before.
 	next        policy.ResponseWriter
 	wroteHeader bool
-	client      clientWriter
+	// ending: the body is complete; a status the filters held back is
+	// only now going out.
+	ending bool
+	client clientWriter
 	links       [4]filterLink // the first filters' links; more are allocated
 }
 
 func (w *responseWriter) reset() {
-	w.ResponseWriter, w.filters, w.next, w.wroteHeader = nil, nil, nil, false
+	w.ResponseWriter, w.filters, w.next, w.wroteHeader, w.ending = nil, nil, nil, false, false
 	w.client = clientWriter{w: w}
 	clear(w.links[:])
 }
@@ -125,6 +129,7 @@ func (w *responseWriter) Flush() {
 // passed on. Not called for a response that aborted.
 func (w *responseWriter) end() {
 	if w.next != nil {
+		w.ending = true
 		w.next.End()
 	}
 }
@@ -161,7 +166,26 @@ func (c *clientWriter) WriteHeader(code int) {
 		return
 	}
 	c.wrote, c.status = true, code
+	if c.w.ending {
+		heldTrailers(c.Header())
+	}
 	c.w.ResponseWriter.WriteHeader(code)
+}
+
+// heldTrailers keeps the trailers of a response whose status a filter
+// held back until its body was complete trailers: the proxy set their
+// values, after the body, under their declared names, which net/http
+// would now send as header fields. They move under http.TrailerPrefix.
+func heldTrailers(h http.Header) {
+	for _, v := range h["Trailer"] {
+		for k := range strings.SplitSeq(v, ",") {
+			k = http.CanonicalHeaderKey(strings.TrimSpace(k))
+			if vs, ok := h[k]; ok && k != "" {
+				h[http.TrailerPrefix+k] = vs
+				delete(h, k)
+			}
+		}
+	}
 }
 
 func (c *clientWriter) Write(b []byte) (int, error) {

@@ -171,3 +171,39 @@ routes:
 		t.Errorf("404: got %d %s", resp.StatusCode, body)
 	}
 }
+
+// A filter holding the status until the body is complete (openapi's
+// response check) sends it after the proxy set the trailers: they still
+// go out as trailers, never as header fields.
+func TestHeldResponseKeepsTrailers(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Trailer", "X-Checksum")
+		w.WriteHeader(200)
+		io.WriteString(w, `{"name":"gift","price":10}`)
+		w.(http.Flusher).Flush()
+		w.Header().Set("X-Checksum", "abc")
+	}))
+	t.Cleanup(up.Close)
+	spec := filepath.Join(t.TempDir(), "spec.yaml")
+	if err := os.WriteFile(spec, []byte(responseSpec), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := startGateway(t, `
+listeners: [{name: main, address: "127.0.0.1:0"}]
+admin: {address: "off"}
+routes:
+  - name: products
+    match: {path: /product}
+    upstream: {url: "`+up.URL+`"}
+    policies:
+      - openapi: {spec: `+spec+`, validate: {response: true}, on_response_mismatch: block}
+`, nil)
+	resp, body := do(t, nil, newReq(t, "GET", g.base+"/product", nil))
+	if resp.StatusCode != 200 || string(body) != `{"name":"gift","price":10}` {
+		t.Fatalf("got %d %s", resp.StatusCode, body)
+	}
+	if resp.Header.Get("X-Checksum") != "" || resp.Trailer.Get("X-Checksum") != "abc" {
+		t.Errorf("header %v, trailer %v; want X-Checksum as a trailer only", resp.Header, resp.Trailer)
+	}
+}
