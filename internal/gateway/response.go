@@ -50,7 +50,7 @@ type responseWriter struct {
 	// only now going out.
 	ending bool
 	client clientWriter
-	links       [4]filterLink // the first filters' links; more are allocated
+	links  [4]filterLink // the first filters' links; more are allocated
 }
 
 func (w *responseWriter) reset() {
