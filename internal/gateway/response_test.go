@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // responseSpec declares GET /product answering {name, price}.
@@ -205,5 +206,38 @@ routes:
 	}
 	if resp.Header.Get("X-Checksum") != "" || resp.Trailer.Get("X-Checksum") != "abc" {
 		t.Errorf("header %v, trailer %v; want X-Checksum as a trailer only", resp.Header, resp.Trailer)
+	}
+}
+
+// A policy after dlp that puts back what dlp removed from the request
+// (Accept-Encoding, Range) gets the upstream to compress or cut its
+// response: that response is refused, never passed unscanned.
+func TestDLPAfterRequestRewrite(t *testing.T) {
+	const card = "4111 1111 1111 1111"
+	body := `{"name":"gift ` + card + `","price":10}`
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.Header.Get("Accept-Encoding") != "" {
+			w.Header().Set("Content-Encoding", "br")
+		}
+		http.ServeContent(w, r, "", time.Time{}, strings.NewReader(body))
+	}))
+	t.Cleanup(up.Close)
+	for _, set := range []string{"{Accept-Encoding: br}", "{Range: bytes=0-20}"} {
+		g := startGateway(t, `
+listeners: [{name: main, address: "127.0.0.1:0"}]
+admin: {address: "off"}
+routes:
+  - name: products
+    match: {path: /product}
+    upstream: {url: "`+up.URL+`"}
+    policies:
+      - dlp: {credit_cards: {}}
+      - headers: {request: {set: `+set+`}}
+`, nil)
+		resp, b := do(t, nil, newReq(t, "GET", g.base+"/product", nil))
+		if resp.StatusCode != 502 || !strings.Contains(string(b), "response_unscannable") || strings.Contains(string(b), card) {
+			t.Errorf("%s: got %d %s", set, resp.StatusCode, b)
+		}
 	}
 }
