@@ -62,7 +62,8 @@ routes:
 
 // BenchmarkServeHTTP measures the whole gateway handler in process (no
 // client socket) in front of a real loopback upstream, and the gateway's
-// own 404 path without an upstream.
+// own 404 path without an upstream, and the proxy path through a route
+// with response filters (security headers, dlp masking).
 func BenchmarkServeHTTP(b *testing.B) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, `{"id":"p-1001"}`)
@@ -75,13 +76,19 @@ routes:
   - name: product
     match: {path: "/product/{id}"}
     upstream: {url: "` + up.URL + `"}
+  - name: filtered
+    match: {path: "/filtered/{id}"}
+    upstream: {url: "` + up.URL + `"}
+    policies:
+      - headers: {security: {frame_options: DENY, content_type_options: true}}
+      - dlp: {credit_cards: {}}
 `
 	g, err := New(load(b, cfg, nil), Options{BaseDir: b.TempDir(), Registry: builtin.Registry(), Logger: slog.New(slog.DiscardHandler), AccessLog: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer g.Close()
-	for _, tc := range []struct{ name, path string }{{"proxy", "/product/p-1001"}, {"no_route", "/nowhere"}} {
+	for _, tc := range []struct{ name, path string }{{"proxy", "/product/p-1001"}, {"no_route", "/nowhere"}, {"proxy_filtered", "/filtered/p-1001"}} {
 		b.Run(tc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {

@@ -27,7 +27,6 @@ func (g *Gateway) Evaluate(r *http.Request) admin.Decision {
 	x.RequestID = requestID(r, x, rt)
 	w := &discardWriter{h: http.Header{}}
 	x.w.ResponseWriter = w
-	x.ResponseBody = (*clientBody)(&x.w)
 	r.Header["X-Request-Id"] = []string{x.RequestID}
 
 	status := g.evaluate(rt, x, r)

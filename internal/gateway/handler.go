@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bufio"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -83,7 +82,7 @@ var exchanges = sync.Pool{New: func() any {
 	x.Params = x.params[:0]
 	x.Timings = x.timings[:0]
 	x.w.x = x
-	x.w.send = x.w.sendHeld
+	x.w.client.w = &x.w
 	return x
 }}
 
@@ -117,7 +116,6 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x.ClientIP = clientip.Resolve(r.RemoteAddr, r.Header, rt.trusted)
 	x.RequestID = requestID(r, x, rt)
 	x.w.ResponseWriter = w
-	x.ResponseBody = (*clientBody)(&x.w)
 	w.Header()["X-Request-Id"] = []string{x.RequestID}
 	r.Header["X-Request-Id"] = []string{x.RequestID}
 	if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {
@@ -146,11 +144,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 
 	g.handle(rt, x, r)
-	// Writers holding bytes back (dlp) pass them on before the status and
-	// byte count are logged.
-	x.Exchange.EndResponse()
+	// Response filters holding bytes back (dlp) pass them on before the
+	// status and byte count are logged.
+	x.w.end()
 	finished = true
-	if status := g.finish(rt, x, r); status == 499 && !x.w.wroteHeader {
+	if status := g.finish(rt, x, r); status == 499 && !x.w.written() {
 		// Nothing was written because the request's context ended (the
 		// client went away, or a read timeout cut its body): abort, or
 		// net/http would answer an empty 200 to what may be a live client.
@@ -161,7 +159,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // finish counts, logs and records the request, and returns its status as
 // counted.
 func (g *Gateway) finish(rt *runtime, x *exchange, r *http.Request) int {
-	status := x.w.status
+	status := x.w.client.status
 	if status == 0 {
 		// Nothing was written (the client went away mid-request): count
 		// it as nginx does, as 499.
@@ -213,7 +211,7 @@ func (g *Gateway) handle(rt *runtime, x *exchange, r *http.Request) {
 	x.route = rte
 	x.Route = &rte.info
 	x.Params = params
-	x.w.response = rte.response
+	x.w.filters = rte.filters
 	if p != r.URL.Path {
 		r.URL.Path, r.URL.RawPath = p, ""
 	}
@@ -325,7 +323,7 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 	}
 	x.decision, x.code, x.cause = "error", code, err
 	if status == 499 {
-		x.w.status = 499
+		x.w.client.status = 499
 		return
 	}
 	if rw.wroteHeader {
@@ -447,7 +445,7 @@ func (g *Gateway) logAccess(r *http.Request, x *exchange, status int) {
 		slog.String("route", routeName),
 		slog.Int("status", status),
 		slog.Bool("upstream", x.upstream && x.cause == nil),
-		slog.Int64("bytes_out", x.w.bytes),
+		slog.Int64("bytes_out", x.w.client.bytes),
 		slog.Float64("duration_ms", float64(g.now().Sub(x.Start).Microseconds())/1000),
 		slog.String("principal", principalName(x.Principal)),
 		slog.String("decision", x.decision),
@@ -472,108 +470,3 @@ func principalName(p *policy.Principal) string {
 	}
 	return p.Subject
 }
-
-// responseWriter wraps the client's writer to record the status and bytes
-// and to run the route's response policies just before headers go out.
-type responseWriter struct {
-	http.ResponseWriter
-	x           *exchange
-	response    []policy.ResponsePolicy
-	status      int
-	bytes       int64
-	wroteHeader bool
-	// held: the status line is held back for the Exchange's HoldHeader,
-	// which sends it through send (sendHeld, bound once per pooled struct).
-	held bool
-	send func(int)
-}
-
-func (w *responseWriter) reset() {
-	w.ResponseWriter, w.response, w.status, w.bytes, w.wroteHeader, w.held = nil, nil, 0, 0, false, false
-}
-
-func (w *responseWriter) WriteHeader(code int) {
-	if w.wroteHeader {
-		return
-	}
-	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
-		// Informational responses (103 Early Hints) pass through.
-		w.ResponseWriter.WriteHeader(code)
-		return
-	}
-	w.wroteHeader = true
-	w.status = code
-	h := w.ResponseWriter.Header()
-	if v := h["X-Request-Id"]; len(v) != 1 || v[0] != w.x.RequestID {
-		// The upstream echoed or replaced it; the gateway's id is the one
-		// its logs know.
-		h["X-Request-Id"] = []string{w.x.RequestID}
-	}
-	for k, v := range w.x.ResponseHeader {
-		h[k] = append(h[k], v...)
-	}
-	for _, p := range w.response {
-		p.ApplyResponse(&w.x.Exchange, code, h)
-	}
-	if hold := w.x.HoldHeader; hold != nil {
-		w.held = true
-		hold(code, h, w.send)
-		return
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-// sendHeld writes the status line held back for HoldHeader, once.
-func (w *responseWriter) sendHeld(code int) {
-	if !w.held {
-		return
-	}
-	w.held = false
-	w.status = code
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *responseWriter) Write(b []byte) (int, error) {
-	if !w.wroteHeader {
-		w.WriteHeader(http.StatusOK)
-	}
-	if body := w.x.ResponseBody; body != nil {
-		// Through the policies' writers (quota, throttle), if any, to
-		// clientBody.
-		return body.Write(b)
-	}
-	return (*clientBody)(w).Write(b)
-}
-
-// clientBody is the end of the Exchange's ResponseBody chain: the client.
-type clientBody responseWriter
-
-func (c *clientBody) Write(b []byte) (int, error) {
-	n, err := c.ResponseWriter.Write(b)
-	c.bytes += int64(n)
-	return n, err
-}
-
-// Flush sends buffered data to the client (streaming responses, SSE).
-func (w *responseWriter) Flush() {
-	if !w.wroteHeader {
-		w.WriteHeader(http.StatusOK)
-	}
-	if w.held {
-		// Flushing would send the status line HoldHeader holds back.
-		return
-	}
-	_ = http.NewResponseController(w.ResponseWriter).Flush()
-}
-
-// Hijack hands the connection over for a protocol upgrade (WebSocket).
-func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
-	if err == nil {
-		w.wroteHeader, w.status = true, http.StatusSwitchingProtocols
-	}
-	return conn, brw, err
-}
-
-// Unwrap lets http.ResponseController reach the server's writer.
-func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -50,12 +50,16 @@ type runtime struct {
 
 // route is one compiled route.
 type route struct {
-	info     policy.Route
+	info policy.Route
+	// chain is the route's policies; filters those of them that are
+	// response filters, in the same order.
 	chain    []link
-	response []policy.ResponsePolicy
+	filters  []filter
 	upstream *proxy.Upstream
 	metrics  *telemetry.RouteMetrics
-	closers  []policy.Closer
+	// telemetry counts the refusals of the route's response filters.
+	telemetry *telemetry.Metrics
+	closers   []policy.Closer
 }
 
 // link is one policy in a chain with its pre-resolved metrics.
@@ -87,8 +91,9 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 	routes := make([]router.Route[*route], 0, len(cfg.Routes))
 	for i, rc := range cfg.Routes {
 		r := &route{
-			info:    policy.Route{Name: rc.Name, Protocol: protocolOf(rc.SOAP), FaultStatus: rc.SOAPFaultStatus},
-			metrics: g.metrics.Route(rc.Name),
+			info:      policy.Route{Name: rc.Name, Protocol: protocolOf(rc.SOAP), FaultStatus: rc.SOAPFaultStatus},
+			metrics:   g.metrics.Route(rc.Name),
+			telemetry: g.metrics,
 		}
 		rt.routes = append(rt.routes, r)
 		for _, spec := range rc.Policies {
@@ -112,8 +117,8 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 				r.closers = append(r.closers, c)
 			}
 			r.chain = append(r.chain, link{name: spec.Type, policy: p, duration: g.metrics.PolicyObserver(rc.Name, spec.Type)})
-			if rp, ok := p.(policy.ResponsePolicy); ok {
-				r.response = append(r.response, rp)
+			if f, ok := p.(policy.ResponseFilter); ok {
+				r.filters = append(r.filters, filter{name: spec.Type, filter: f})
 			}
 		}
 		up, err := proxy.New(rc.Upstream, proxy.Options{

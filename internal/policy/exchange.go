@@ -88,31 +88,17 @@ type Exchange struct {
 	Timings []Timing
 	// ResponseHeader holds headers policies want added to the response
 	// (RateLimit, quota remaining), whether the request is allowed or
-	// refused. The gateway adds them just before the status is written.
+	// refused. The gateway adds them to the response header before the
+	// response filters see the status.
 	// Nil or empty until a policy calls AddResponseHeader. The gateway
 	// copies values out of it; a policy must not change a value slice in
 	// place once added, as a later policy may share it.
 	ResponseHeader http.Header
-	// ResponseBody is what the response body (after the status line and
-	// headers) is written through on its way to the client. The gateway
-	// sets it before the chain runs. A policy that counts or paces the
-	// bytes sent (quota, throttle) replaces it in Apply with a writer of
-	// its own that passes every byte on to the writer it replaced, and
-	// returns that writer's errors. Nil outside the gateway: nothing to
-	// wrap. The request body needs no such hook: a policy may wrap
-	// Request.Body itself.
-	ResponseBody io.Writer
-	// HoldHeader, when a policy sets it in Apply, holds the response's
-	// status line and headers back after the response policies ran, for a
-	// ResponseBody writer that must see the body before the status is
-	// decided (dlp's block mode). The gateway calls it once, instead of
-	// writing them, with the status, the header about to be sent (which it
-	// may change) and send, which writes them with the status given. The
-	// policy calls send once, before its writer passes the first body byte
-	// on, and at the latest from a function registered with OnResponseEnd;
-	// until then the gateway's Flush sends nothing. Nil: they are written at
-	// once. One per exchange: a later policy setting it replaces it.
-	HoldHeader func(status int, header http.Header, send func(status int))
+	// GatewayResponse is set by the gateway while the response being
+	// written is its own (a denial, a gateway error, a response filter's
+	// refusal) rather than the upstream's. Filters that inspect the
+	// upstream's body (dlp, openapi) pass such a response through.
+	GatewayResponse bool
 	// SOAP is the request body parsed as a SOAP envelope, left by the
 	// policy that parsed it (xmlguard, after its XML firewall scan) for
 	// later ones (wssecurity) to read instead of parsing it again. Nil
@@ -123,28 +109,34 @@ type Exchange struct {
 	body     []byte
 	bodyRead bool
 	done     []func()
-	ends     []func()
+	values   []keyValue
 }
 
-// OnResponseEnd registers fn to run when the response's body is complete
-// (the upstream's copy ended, or the gateway's own response was written),
-// before the access log line and before the OnDone functions. Functions
-// run in the reverse order of registration, so that a ResponseBody writer
-// wrapped around another passes on what it held back (a sliding window's
-// tail, a buffered body) before the inner one passes on its own. They are
-// not run when the response aborted. fn must not block for long.
-func (ex *Exchange) OnResponseEnd(fn func()) { ex.ends = append(ex.ends, fn) }
+type keyValue struct{ key, val any }
 
-// EndResponse runs the functions registered with OnResponseEnd, last first,
-// and forgets them. The gateway calls it once the response body is
-// complete; calling it again runs nothing.
-func (ex *Exchange) EndResponse() {
-	for i := len(ex.ends) - 1; i >= 0; i-- {
-		fn := ex.ends[i]
-		ex.ends[i] = nil
-		ex.ends = ex.ends[:i]
-		fn()
+// SetValue keeps val for key until the request ends: what a policy's
+// Apply leaves for its own FilterResponse (quota's byte meter, throttle's
+// bucket). key is comparable and the policy's own, usually the policy
+// itself, so that two policies of one type on a route keep apart. Storing a
+// pointer allocates nothing once the pooled Exchange has room.
+func (ex *Exchange) SetValue(key, val any) {
+	for i := range ex.values {
+		if ex.values[i].key == key {
+			ex.values[i].val = val
+			return
+		}
 	}
+	ex.values = append(ex.values, keyValue{key, val})
+}
+
+// Value returns what SetValue kept for key, or nil.
+func (ex *Exchange) Value(key any) any {
+	for i := range ex.values {
+		if ex.values[i].key == key {
+			return ex.values[i].val
+		}
+	}
+	return nil
 }
 
 // OnDone registers fn to run once when the gateway has finished with the
@@ -152,7 +144,10 @@ func (ex *Exchange) EndResponse() {
 // client. Functions run in the reverse order of registration, on the
 // request's goroutine, after the access log line; they release what
 // Apply took (a concurrency slot) and flush what the body writers
-// counted (quota bytes). fn must not block for long.
+// counted (quota bytes). It is the request's lifecycle, not the
+// response's: it runs when a later policy refused the request and when
+// the response aborted, where a ResponseWriter's End does not. fn must
+// not block for long.
 func (ex *Exchange) OnDone(fn func()) { ex.done = append(ex.done, fn) }
 
 // Done runs the functions registered with OnDone, last first, and forgets
@@ -262,11 +257,12 @@ func (ex *Exchange) Reset() {
 	timings := ex.Timings[:0]
 	params := ex.Params[:0]
 	done := ex.done[:0]
-	ends := ex.ends[:0]
+	clear(ex.values)
+	values := ex.values[:0]
 	// The map is kept for the next request, emptied: most requests
 	// through a rate limit or quota add headers, and a new map was two
 	// allocations of each.
 	rh := ex.ResponseHeader
 	clear(rh)
-	*ex = Exchange{Timings: timings, Params: params, done: done, ends: ends, ResponseHeader: rh}
+	*ex = Exchange{Timings: timings, Params: params, done: done, values: values, ResponseHeader: rh}
 }

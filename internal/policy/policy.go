@@ -1,6 +1,7 @@
 // Package policy defines the unit every security feature of Gatehouse plugs
-// into: a Policy checks or transforms one request, a ResponsePolicy adjusts
-// the response on its way out, and a Denial says why a request was refused.
+// into: a Policy checks or transforms one request, a ResponseFilter sees
+// the response on its way out (response.go), and a Denial says why a
+// request or a response was refused.
 //
 // Policies are built once per config load by a Unit's factory and are safe
 // for concurrent use. They never write a response themselves: a refusal is a
@@ -22,13 +23,6 @@ type Policy interface {
 	// another error for an internal failure, on which the request fails
 	// closed with 500 and the error is logged, never shown.
 	Apply(ctx context.Context, ex *Exchange) error
-}
-
-// A ResponsePolicy adjusts a response just before its status line and
-// headers are written: the upstream's response and the gateway's own
-// (denials, errors) alike. It must not block.
-type ResponsePolicy interface {
-	ApplyResponse(ex *Exchange, status int, header http.Header)
 }
 
 // A Closer is a policy holding resources (connections, goroutines) that must

@@ -2,7 +2,9 @@ package dlp
 
 import (
 	"fmt"
+	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -20,7 +22,7 @@ import (
 //	  access_tokens: {action: mask, kinds: [jwt, aws, github, slack]}
 //	  custom:
 //	    - {name: employee_id, pattern: 'EMP-[0-9]{6}', action: mask, max_length: 16}
-//	  content_types: [application/json, +json, application/xml, +xml, text/*]
+//	  content_types: [application/json, +json, application/xml, +xml, text/*, application/javascript]
 //	  max_buffer: 1MiB
 //	  oversize: block
 type Config struct {
@@ -38,9 +40,13 @@ type Config struct {
 	// Custom are named RE2 patterns.
 	Custom []CustomConfig `yaml:"custom"`
 	// ContentTypes are the response media types scanned: "type/subtype",
-	// "type/*" or a structured syntax suffix "+json". A response without
-	// Content-Type is scanned. Default: application/json, +json,
-	// application/xml, +xml, text/*.
+	// "type/*" or a structured syntax suffix "+json", matched without
+	// regard to case or parameters. A response without Content-Type, or
+	// with one that is not type/subtype, is scanned, and so is one with
+	// several values of which one is scanned. Default: every type but the
+	// binary media image/*, audio/*, video/* and font/* (their +xml and
+	// +json types, image/svg+xml say, are scanned): text/*, JSON, XML,
+	// JavaScript and JSON-P, forms, application/octet-stream alike.
 	ContentTypes []string `yaml:"content_types"`
 	// MaxBuffer is how much of a response is held back, when a detector
 	// blocks, before its status is sent. Default 1MiB.
@@ -117,12 +123,10 @@ const (
 	pemMaxLen = 8 << 10
 )
 
-var defaultContentTypes = []string{"application/json", "+json", "application/xml", "+xml", "text/*"}
-
 // settings is a validated Config.
 type settings struct {
 	dets      []*detector
-	types     []string
+	types     []string // nil: all but binary media (see Config.ContentTypes)
 	maxBuffer int
 	oversize  action // actBlock or actMask
 }
@@ -171,7 +175,7 @@ func decode(cfg *config.Node) (*settings, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &settings{maxBuffer: defaultMaxBuffer, oversize: actBlock, types: defaultContentTypes}
+	s := &settings{maxBuffer: defaultMaxBuffer, oversize: actBlock}
 	add := func(field, act string, d *detector) error {
 		a, err := parseAction(cfg, field+".action", act)
 		if err != nil {
@@ -314,14 +318,40 @@ func validTypePattern(t string) bool {
 		(sub == "*" || !strings.ContainsAny(sub, "* ;"))
 }
 
+// scannableHeader reports whether a response with header h is scanned:
+// when it has no Content-Type, or one of its values (repeated fields and
+// comma lists alike: clients differ on which one counts) is scanned.
+func (s *settings) scannableHeader(h http.Header) bool {
+	n := 0
+	for _, v := range h["Content-Type"] {
+		for ct := range strings.SplitSeq(v, ",") {
+			if strings.TrimSpace(ct) == "" {
+				continue
+			}
+			n++
+			if s.scannable(ct) {
+				return true
+			}
+		}
+	}
+	return n == 0
+}
+
+// binaryMedia are the top-level types not scanned by default.
+var binaryMedia = []string{"image", "audio", "video", "font"}
+
 // scannable reports whether a response of Content-Type ct is scanned.
 func (s *settings) scannable(ct string) bool {
-	if ct == "" {
-		return true
-	}
 	mt, _, _ := strings.Cut(ct, ";")
 	mt = strings.ToLower(strings.TrimSpace(mt))
-	typ, sub, _ := strings.Cut(mt, "/")
+	typ, sub, ok := strings.Cut(mt, "/")
+	if !ok || typ == "" || sub == "" || strings.ContainsAny(mt, " \t\"") {
+		// Not a media type: a client sniffs the body; so do we.
+		return true
+	}
+	if s.types == nil {
+		return !slices.Contains(binaryMedia, typ) || strings.HasSuffix(sub, "+xml") || strings.HasSuffix(sub, "+json")
+	}
 	for _, p := range s.types {
 		switch {
 		case p[0] == '+':

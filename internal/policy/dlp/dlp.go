@@ -15,15 +15,17 @@ package dlp
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/policy"
-	"github.com/gatehouse/gatehouse/internal/render"
 )
 
 // Unit registers the dlp policy.
@@ -33,8 +35,10 @@ var Unit = policy.Unit{Name: "dlp", New: New}
 const (
 	// CodeBlocked: a blocking detector found something.
 	CodeBlocked = "response_blocked"
-	// CodeUnscannable: the response is compressed (or larger than
-	// max_buffer where a detector blocks), so it cannot be checked.
+	// CodeUnscannable: the response cannot be checked as the client
+	// will read it: it is encoded (any Content-Encoding but identity, or
+	// more than one), partial (206, multipart/byteranges), or larger than
+	// max_buffer where a detector blocks.
 	CodeUnscannable = "response_unscannable"
 )
 
@@ -52,7 +56,10 @@ type DLP struct {
 	pool     sync.Pool
 }
 
-var _ policy.Policy = (*DLP)(nil)
+var (
+	_ policy.Policy         = (*DLP)(nil)
+	_ policy.ResponseFilter = (*DLP)(nil)
+)
 
 // New builds a DLP from cfg (see Config).
 func New(cfg *config.Node, env *policy.Env) (policy.Policy, error) {
@@ -84,24 +91,30 @@ func newDLP(s *settings, env *policy.Env) *DLP {
 	return d
 }
 
-// Apply removes Accept-Encoding from the request, so that the upstream
-// answers uncompressed (a compressed body cannot be scanned), and routes
-// the response body through the scanner. Outside the gateway (no
-// ResponseBody) it only removes the header.
+// Apply removes from the request what would let the response escape the
+// scan: Accept-Encoding, so that the upstream answers uncompressed (a
+// compressed body cannot be scanned); Range and If-Range, so that it
+// answers whole (a value split over two ranges is never seen whole); and
+// Upgrade, so that no tunnel replaces the response. It never refuses.
 func (d *DLP) Apply(_ context.Context, ex *policy.Exchange) error {
-	ex.Request.Header.Del("Accept-Encoding")
-	if ex.ResponseBody == nil {
-		return nil
+	h := ex.Request.Header
+	for _, k := range strippedRequestHeaders {
+		delete(h, k)
 	}
+	return nil
+}
+
+// strippedRequestHeaders are the request fields Apply removes.
+var strippedRequestHeaders = []string{"Accept-Encoding", "Range", "If-Range", "Upgrade"}
+
+// FilterResponse routes the response through a scanner (see writer). The
+// gateway's own responses (denials, errors) pass unscanned.
+func (d *DLP) FilterResponse(ex *policy.Exchange, next policy.ResponseWriter) policy.ResponseWriter {
 	w := d.pool.Get().(*writer)
-	w.ex, w.next = ex, ex.ResponseBody
+	w.ex, w.next = ex, next
 	w.buf = append(w.buf[:0], ' ') // context byte before the first
 	w.start, w.lo = 1, 1
-	ex.ResponseBody = w
-	ex.HoldHeader = w.hold
-	ex.OnResponseEnd(w.end)
-	ex.OnDone(w.release)
-	return nil
+	return w
 }
 
 // Window is how many bytes of a response d holds back while streaming.
@@ -110,39 +123,45 @@ func (d *DLP) Window() int { return d.window }
 type state uint8
 
 const (
-	// stNoHeader: hold has not been called (another policy replaced
-	// HoldHeader): scan and mask, never block.
-	stNoHeader state = iota
-	stPass           // not scanned
-	stStream         // scanned; the status is sent; blocks become masks
-	stHolding        // scanned; the status is held back
-	stBlocked        // replaced by a 502; the rest is dropped
+	stInit    state = iota // WriteHeader not called yet
+	stPass                 // not scanned
+	stStream               // scanned; the status is sent; blocks become masks
+	stHolding              // scanned; the status is held back
+	stBlocked              // refused; the rest is dropped
+	stSniff                // labelled binary; the status and first bytes are held
 )
 
-// writer scans one response. It is the Exchange's ResponseBody.
+// writer scans one response: the policy.ResponseWriter FilterResponse
+// returns.
 type writer struct {
 	d    *DLP
 	ex   *policy.Exchange
-	next interface{ Write([]byte) (int, error) }
+	next policy.ResponseWriter
 	st   state
 
 	status int
-	header http.Header
-	send   func(int)
-	sent   bool
+	sent   bool // the status went to next
+	// dropTrailers: the response's trailers are dropped, those declared
+	// in trailers among them.
+	dropTrailers bool
+	trailers     []string
 
 	// buf[start-1] is the last byte passed on (context for boundary
 	// checks); buf[start:] is scanned but held back; matches may start
 	// at lo or later.
 	buf       []byte
 	start, lo int
-	held      []byte // in stHolding: scanned bytes not yet sent
+	held      []byte // in stHolding: scanned bytes not yet sent; in stSniff: the first bytes
 	err       error  // the next writer's failure
 }
 
+// release gives w back to the pool. A writer not given back (an aborted
+// response) is only garbage.
 func (w *writer) release() {
-	w.ex, w.next, w.header, w.send, w.err = nil, nil, nil, nil, nil
-	w.st, w.status, w.sent = stNoHeader, 0, false
+	w.ex, w.next, w.err = nil, nil, nil
+	w.st, w.status, w.sent, w.dropTrailers = stInit, 0, false, false
+	clear(w.trailers)
+	w.trailers = w.trailers[:0]
 	if cap(w.buf) > 4*w.d.window+64<<10 {
 		w.buf = nil
 	}
@@ -153,33 +172,186 @@ func (w *writer) release() {
 	w.d.pool.Put(w)
 }
 
-// hold decides, from the status and headers, whether and how the body is
-// scanned.
-func (w *writer) hold(status int, header http.Header, send func(int)) {
-	w.status, w.header, w.send = status, header, send
-	r := w.ex.Request
-	if r.Method == http.MethodHead || status == http.StatusNoContent || status == http.StatusNotModified ||
-		!w.d.s.scannable(header.Get("Content-Type")) {
+func (w *writer) Header() http.Header { return w.next.Header() }
+
+// WriteHeader decides, from the status and headers, whether and how the
+// body is scanned, or refuses a response that cannot be.
+func (w *writer) WriteHeader(status int) {
+	if w.st != stInit {
+		return
+	}
+	w.status = status
+	if w.ex.GatewayResponse {
 		w.st = stPass
 		w.sendHeader()
 		return
 	}
-	if ce := header.Get("Content-Encoding"); ce != "" && ce != "identity" {
-		// Accept-Encoding was removed from the request; an upstream that
-		// compresses anyway would have its body pass unread.
-		w.block(CodeUnscannable, "the response could not be inspected")
+	header := w.next.Header()
+	// Trailers come after the body was scanned and passed: dropped, now
+	// and at End. The declared names are kept for End: the proxy sets
+	// their values after the body, and a held status would send them as
+	// header fields.
+	w.dropTrailers = true
+	for _, v := range header["Trailer"] {
+		for k := range strings.SplitSeq(v, ",") {
+			if k = strings.TrimSpace(k); k != "" {
+				w.trailers = append(w.trailers, http.CanonicalHeaderKey(k))
+			}
+		}
+	}
+	policy.DropTrailers(header)
+	if w.scanHeader(header); w.st == stBlocked {
 		return
 	}
+	r := w.ex.Request
+	if r.Method == http.MethodHead || status == http.StatusNoContent || status == http.StatusNotModified {
+		w.st = stPass // no body
+		w.sendHeader()
+		return
+	}
+	if why := unscannable(status, header); why != "" {
+		w.block(CodeUnscannable, "the response could not be inspected", why)
+		return
+	}
+	if !w.d.s.scannableHeader(header) {
+		// Binary media, by its label: the status waits for the first
+		// bytes to show it (see sniffed).
+		w.st = stSniff
+		return
+	}
+	w.scan()
+}
+
+// scan starts scanning the body: streamed, or held back when a detector
+// blocks.
+func (w *writer) scan() {
 	if !w.d.blocking {
 		w.st = stStream
 		w.sendHeader()
 		return
 	}
-	if n, ok := parseLength(header.Get("Content-Length")); ok && n > int64(w.d.s.maxBuffer) {
-		w.oversize()
-		return
-	}
 	w.st = stHolding
+	if n, ok := parseLength(w.next.Header().Get("Content-Length")); ok && n > int64(w.d.s.maxBuffer) {
+		w.oversize()
+	}
+}
+
+// sniffLen is how much of a body labelled as binary media is looked at
+// before it passes unscanned: what http.DetectContentType reads.
+const sniffLen = 512
+
+// sniffed decides, from the first bytes held in stSniff, whether a body
+// labelled as binary media is scanned after all: when it looks like text
+// (as a client sniffing it would take it), it is.
+func (w *writer) sniffed() {
+	b := w.held
+	w.held = nil // b is passed on or fed below: not reused meanwhile
+	if strings.HasPrefix(http.DetectContentType(b), "text/") {
+		w.scan()
+		if w.st != stBlocked {
+			w.feed(b, false)
+		}
+	} else {
+		w.st = stPass
+		w.sendHeader()
+		w.pass(b)
+	}
+	if w.held == nil {
+		w.held = b[:0] // else feed holds bytes in a buffer of its own
+	}
+}
+
+// unscannedFields are the response fields whose values are not scanned:
+// framing, dates, validators and trace ids, set by HTTP machinery rather
+// than the application, where a run of hex digits would be a false
+// finding.
+var unscannedFields = map[string]bool{
+	"Content-Length": true, "Content-Type": true, "Content-Encoding": true, "Content-Range": true,
+	"Date": true, "Last-Modified": true, "Expires": true, "Age": true, "Etag": true,
+	"Cache-Control": true, "Vary": true, "Accept-Ranges": true, "Connection": true,
+	"X-Request-Id": true, "Traceparent": true, "Tracestate": true,
+}
+
+// scanHeader scans the response's field values as a body is scanned, so
+// that a value the upstream put in a field (a Location, a cookie, an
+// X-Debug) is masked, logged or blocks the response like one in its
+// body. The status has not been sent: a blocking finding refuses.
+func (w *writer) scanHeader(h http.Header) {
+	b := w.buf[:0] // scratch; the body's window starts after
+	defer func() {
+		w.buf = append(b[:0], ' ') // the context byte before the body's first
+		w.start, w.lo = 1, 1
+	}()
+	blocked := ""
+	for k, vs := range h {
+		if unscannedFields[k] {
+			continue
+		}
+		cloned, drop := false, false
+		for i, v := range vs {
+			b = append(append(b[:0], ' '), v...) // a context byte first, as in feed
+			for di, det := range w.d.s.dets {
+				det.scan(b, 1, len(b), func(s, e int) {
+					w.record(di, det, det.action)
+					switch det.action {
+					case actMask:
+						det.mask(b, s, e)
+					case actBlock:
+						// The field goes too: the refusal keeps the
+						// fields that are not the body's.
+						blocked, drop = det.name, true
+					}
+				})
+			}
+			if string(b[1:]) != v {
+				if !cloned {
+					// Values may share an array with another
+					// response's (a policy's precomputed ones).
+					vs, cloned = slices.Clone(vs), true
+					h[k] = vs
+				}
+				vs[i] = string(b[1:])
+			}
+		}
+		if drop {
+			delete(h, k)
+		}
+	}
+	if blocked != "" {
+		w.st = stHolding
+		w.block(CodeBlocked, "the response held data this route does not send", "detector "+blocked+" found a value in a header field")
+	}
+}
+
+// unscannable says why a response's body cannot be scanned as the client
+// will read it, or "". Apply asked for an uncompressed, whole body; an
+// upstream that answers otherwise would have its body pass unread.
+func unscannable(status int, h http.Header) string {
+	if status == http.StatusPartialContent || (h["Content-Range"] != nil && status < 300) {
+		return "a partial response"
+	}
+	for _, v := range h["Content-Type"] {
+		mt, _, _ := strings.Cut(v, ";")
+		if strings.EqualFold(strings.TrimSpace(mt), "multipart/byteranges") {
+			return "a partial response"
+		}
+	}
+	// Content-Encoding: any coding but identity, or more than one
+	// (repeated fields and lists alike: which one a client applies
+	// is not ours to guess).
+	n := 0
+	for _, v := range h["Content-Encoding"] {
+		for c := range strings.SplitSeq(v, ",") {
+			c = strings.TrimSpace(c)
+			if c == "" {
+				continue
+			}
+			if n++; n > 1 || !strings.EqualFold(c, "identity") {
+				return "an encoded response (Content-Encoding: " + strings.Join(h["Content-Encoding"], ", ") + ")"
+			}
+		}
+	}
+	return ""
 }
 
 func parseLength(s string) (int64, bool) {
@@ -200,14 +372,14 @@ func parseLength(s string) (int64, bool) {
 func (w *writer) sendHeader() {
 	if !w.sent {
 		w.sent = true
-		w.send(w.status)
+		w.next.WriteHeader(w.status)
 	}
 }
 
 // oversize handles a held response that outgrew max_buffer.
 func (w *writer) oversize() {
 	if w.d.s.oversize == actBlock {
-		w.block(CodeUnscannable, "the response is too large to inspect")
+		w.block(CodeUnscannable, "the response is too large to inspect", "larger than max_buffer")
 		return
 	}
 	w.st = stStream
@@ -218,53 +390,61 @@ func (w *writer) oversize() {
 	}
 }
 
-// entityHeaders are the upstream's headers that describe its body and do
-// not apply to the 502 that replaces it.
-var entityHeaders = []string{
-	"Content-Length", "Content-Type", "Content-Encoding", "Content-Range", "Content-Disposition",
-	"Content-Language", "Content-Location", "Etag", "Last-Modified", "Accept-Ranges", "Location",
-	"Set-Cookie", "Trailer", "Expires", "Age", "Cache-Control", "Vary", "Link", "Refresh",
-}
-
-// block replaces the response with a 502, if its status is still held,
-// and drops the rest of the body. Once the status is sent (stNoHeader,
-// stream) findings are masked instead and block is not called.
-func (w *writer) block(code, detail string) {
+// block has the response refused with 502, if its status is still held,
+// and drops the rest of the body. Once the status is sent (stream) findings
+// are masked instead and block is not called.
+func (w *writer) block(code, detail, why string) {
 	w.st = stBlocked
 	w.held = w.held[:0]
 	w.buf = w.buf[:w.start]
 	if w.sent {
 		return
 	}
-	for _, k := range entityHeaders {
-		delete(w.header, k)
-	}
 	w.sent = true
-	route := w.ex.Route
-	proto := policy.REST
-	if route != nil {
-		proto = route.Protocol
+	w.next.Refuse(policy.Deny(http.StatusBadGateway, code, detail).WithErr(errors.New("dlp: " + why)))
+}
+
+// Flush passes on a flush unless the response is held.
+func (w *writer) Flush() {
+	switch w.st {
+	case stPass, stStream:
+		w.next.Flush()
 	}
-	render.Error(replacement{w}, w.ex.Request, proto, w.ex.RequestID, http.StatusBadGateway, code, detail)
 }
 
-// replacement is the http.ResponseWriter the 502 is rendered into.
-type replacement struct{ w *writer }
-
-func (r replacement) Header() http.Header { return r.w.header }
-func (r replacement) WriteHeader(code int) {
-	r.w.status = code
-	r.w.send(code)
+// Refuse passes a refusal on.
+func (w *writer) Refuse(d *policy.Denial) {
+	w.st, w.sent = stBlocked, true
+	w.next.Refuse(d)
 }
-func (r replacement) Write(b []byte) (int, error) { return r.w.next.Write(b) }
 
 // Write scans b. It reports len(b) unless the writer it passes bytes on to
 // failed, whose error it returns.
 func (w *writer) Write(b []byte) (int, error) {
+	if w.st == stInit {
+		w.WriteHeader(http.StatusOK)
+	}
 	switch w.st {
 	case stPass:
 		return w.next.Write(b)
 	case stBlocked:
+		return len(b), nil
+	case stSniff:
+		n := min(len(b), sniffLen-len(w.held))
+		w.held = append(w.held, b[:n]...)
+		if len(w.held) < sniffLen {
+			return len(b), nil
+		}
+		w.sniffed()
+		if n == len(b) {
+			if w.err != nil {
+				return 0, w.err
+			}
+			return len(b), nil
+		}
+		if _, err := w.Write(b[n:]); err != nil {
+			return 0, err
+		}
 		return len(b), nil
 	}
 	if w.err != nil {
@@ -277,24 +457,38 @@ func (w *writer) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// end scans and passes on what is held back, and the status if it still
-// is.
-func (w *writer) end() {
+// End scans and passes on what is held back, and the status if it still
+// is, then ends the response below and gives the writer back.
+func (w *writer) End() {
+	if w.dropTrailers {
+		// Set since the status (the proxy sets them after the body), and
+		// not scanned: before a held status goes out with them.
+		h := w.next.Header()
+		for _, k := range w.trailers {
+			delete(h, k)
+		}
+		policy.DropTrailers(h)
+	}
+	if w.st == stSniff {
+		w.sniffed()
+	}
 	switch w.st {
+	case stInit:
 	case stPass, stBlocked:
-		return
-	}
-	w.feed(nil, true)
-	if w.st == stBlocked {
-		return
-	}
-	if w.send != nil {
+	default:
+		w.feed(nil, true)
+		if w.st == stBlocked {
+			break
+		}
 		w.sendHeader()
+		if len(w.held) > 0 {
+			w.pass(w.held)
+			w.held = w.held[:0]
+		}
 	}
-	if len(w.held) > 0 {
-		w.pass(w.held)
-		w.held = w.held[:0]
-	}
+	next := w.next
+	w.release()
+	next.End()
 }
 
 // feed appends b to the window, scans what can no longer be part of a
@@ -345,6 +539,17 @@ func (w *writer) finding(i int, det *detector, buf []byte, s, e int) {
 		// The status is sent: too late to block; mask.
 		a = actMask
 	}
+	w.record(i, det, a)
+	switch a {
+	case actMask:
+		det.mask(buf, s, e)
+	case actBlock:
+		w.block(CodeBlocked, "the response held data this route does not send", "detector "+det.name+" found a value")
+	}
+}
+
+// record counts and logs a finding of detector i handled with a.
+func (w *writer) record(i int, det *detector, a action) {
 	if c := w.d.counters[i][a]; c != nil {
 		c.Inc()
 	}
@@ -358,12 +563,6 @@ func (w *writer) finding(i int, det *detector, buf []byte, s, e int) {
 	w.d.logger.LogAttrs(context.Background(), level, "dlp finding",
 		slog.String("detector", det.name), slog.String("route", w.d.route),
 		slog.String("request_id", w.ex.RequestID), slog.String("action", a.String()))
-	switch a {
-	case actMask:
-		det.mask(buf, s, e)
-	case actBlock:
-		w.block(CodeBlocked, "the response held data this route does not send")
-	}
 }
 
 // emit passes scanned bytes on, or holds them while the status is held.

@@ -179,9 +179,11 @@ func TestLogAndPass(t *testing.T) {
 	if got := through(t, "credit_cards: {action: log}", 200, nil, in); got.body != in || got.status != 200 {
 		t.Errorf("log: got %d %s", got.status, got.body)
 	}
-	// Not a scanned type: untouched, even with a blocking detector.
+	// Not a scanned type (and not text): untouched, even with a blocking
+	// detector.
 	img := http.Header{"Content-Type": {"image/png"}}
-	if got := through(t, "credit_cards: {action: block}", 200, img, in); got.body != in || got.status != 200 {
+	png := "\x89PNG\r\n\x1a\n\x00\x00" + in
+	if got := through(t, "credit_cards: {action: block}", 200, img, png); got.body != png || got.status != 200 {
 		t.Errorf("image: got %d %s", got.status, got.body)
 	}
 	// Compressed: cannot be read, refused.
@@ -191,18 +193,61 @@ func TestLogAndPass(t *testing.T) {
 	}
 }
 
+// Every textual type is scanned by default, whatever its case,
+// parameters or number of values; only binary media are not.
 func TestContentTypes(t *testing.T) {
 	d := mustNew(t, "credit_cards: {}")
+	listed := mustNew(t, "credit_cards: {}\ncontent_types: [application/json, +xml]")
 	for _, tt := range []struct {
-		ct   string
-		want bool
+		ct           []string // nil: no Content-Type
+		want, listed bool
 	}{
-		{"application/json", true}, {"application/json; charset=utf-8", true}, {"application/problem+json", true},
-		{"Application/JSON", true}, {"text/html", true}, {"application/soap+xml", true}, {"text/xml", true},
-		{"", true}, {"image/png", false}, {"application/octet-stream", false}, {"application/pdf", false},
+		{[]string{"application/json"}, true, true},
+		{[]string{"application/json; charset=utf-8"}, true, true},
+		{[]string{"APPLICATION/JSON;CHARSET=UTF-8"}, true, true},
+		{[]string{"application/problem+json"}, true, false},
+		{[]string{"application/vnd.api+json"}, true, false},
+		{[]string{"text/html"}, true, false},
+		{[]string{"Text/Plain"}, true, false},
+		{[]string{"text/javascript"}, true, false},
+		{[]string{"application/javascript"}, true, false},
+		{[]string{"application/x-javascript"}, true, false},
+		{[]string{"application/ecmascript"}, true, false},
+		{[]string{"application/xml"}, true, false},
+		{[]string{"application/soap+xml"}, true, true},
+		{[]string{"text/xml"}, true, false},
+		{[]string{"application/x-www-form-urlencoded"}, true, false},
+		{[]string{"application/x-ndjson"}, true, false},
+		{[]string{"application/yaml"}, true, false},
+		{[]string{"text/csv"}, true, false},
+		{[]string{"application/octet-stream"}, true, false},
+		{[]string{"application/pdf"}, true, false},
+		{[]string{"image/svg+xml"}, true, true},
+		{nil, true, true},
+		{[]string{""}, true, true},
+		{[]string{"nonsense"}, true, true},
+		{[]string{"text"}, true, true},
+		{[]string{"image/png"}, false, false},
+		{[]string{"IMAGE/PNG"}, false, false},
+		{[]string{"video/mp4"}, false, false},
+		{[]string{"audio/ogg"}, false, false},
+		{[]string{"font/woff2"}, false, false},
+		// Several values: one scanned is enough (clients differ on
+		// which one they use).
+		{[]string{"image/png", "text/html"}, true, false},
+		{[]string{"image/png, text/html"}, true, false},
+		{[]string{"image/png", "application/json"}, true, true},
+		{[]string{"image/png, image/gif"}, false, false},
 	} {
-		if got := d.s.scannable(tt.ct); got != tt.want {
-			t.Errorf("scannable(%q): got %v, want %v", tt.ct, got, tt.want)
+		h := http.Header{}
+		if tt.ct != nil {
+			h["Content-Type"] = tt.ct
+		}
+		if got := d.s.scannableHeader(h); got != tt.want {
+			t.Errorf("default: scannable(%q): got %v, want %v", tt.ct, got, tt.want)
+		}
+		if got := listed.s.scannableHeader(h); got != tt.listed {
+			t.Errorf("listed: scannable(%q): got %v, want %v", tt.ct, got, tt.listed)
 		}
 	}
 }
@@ -212,8 +257,7 @@ func TestContentTypes(t *testing.T) {
 func TestBoundedMemory(t *testing.T) {
 	d := mustNew(t, "credit_cards: {}\nprivate_keys: {}")
 	chunk := bytes.Repeat([]byte(`{"name":"Espresso Machine","price":249.9},`), 800) // ~33KB
-	ex, out := startWriter(t, d)
-	w := ex.ResponseBody.(*writer)
+	w, rec := startWriter(t, d)
 	for range 64 { // ~2MB
 		if _, err := w.Write(chunk); err != nil {
 			t.Fatal(err)
@@ -225,9 +269,9 @@ func TestBoundedMemory(t *testing.T) {
 			t.Fatalf("buffer grew to %d", cap(w.buf))
 		}
 	}
-	ex.EndResponse()
-	if out.Len() != 64*len(chunk) {
-		t.Errorf("passed %d bytes, want %d", out.Len(), 64*len(chunk))
+	w.End()
+	if rec.Body.Len() != 64*len(chunk) {
+		t.Errorf("passed %d bytes, want %d", rec.Body.Len(), 64*len(chunk))
 	}
 }
 
@@ -247,4 +291,44 @@ func testJWT(t testing.TB) string {
 	p := enc.EncodeToString([]byte(`{"sub":"alice","exp":4102444800}`))
 	sig := ed25519.Sign(priv, []byte(h+"."+p))
 	return h + "." + p + "." + enc.EncodeToString(sig)
+}
+
+// A body labelled as binary media is scanned when its first bytes show
+// text, whatever the writes it comes in; real binary passes as it is.
+func TestSniffLabelledBinary(t *testing.T) {
+	text := strings.Repeat("x", 500) + `"card":"4111 1111 1111 1111"` + strings.Repeat("y", 100)
+	want := strings.Replace(text, "4111 1111 1111 1111", "**** **** **** 1111", 1)
+	bin := "\x89PNG\r\n\x1a\n" + strings.Repeat("\x00\x01", 400) + "4111 1111 1111 1111"
+	png := http.Header{"Content-Type": {"image/png"}}
+	for _, step := range []int{1, 7, 511, 512, 513, 4096} {
+		if got := through(t, "credit_cards: {}", 200, png.Clone(), splits(text, step)...); got.status != 200 || got.body != want {
+			t.Errorf("text, step %d: got %d %.60q", step, got.status, got.body)
+		}
+		if got := through(t, "credit_cards: {action: block}", 200, png.Clone(), splits(text, step)...); got.status != 502 {
+			t.Errorf("text, block, step %d: got %d %.60q", step, got.status, got.body)
+		}
+		if got := through(t, "credit_cards: {action: block}", 200, png.Clone(), splits(bin, step)...); got.status != 200 || got.body != bin {
+			t.Errorf("binary, step %d: got %d %.60q", step, got.status, got.body)
+		}
+	}
+	// Shorter than what is sniffed: decided at the end.
+	if got := through(t, "credit_cards: {}", 200, png.Clone(), `"4111 1111 1111 1111"`); got.body != `"**** **** **** 1111"` {
+		t.Errorf("short: got %d %q", got.status, got.body)
+	}
+}
+
+// A response filter's contract, whatever the path: the status once, End
+// passed on once (policytest's Recorder and links fail the test
+// otherwise), nothing after a refusal.
+func TestContract(t *testing.T) {
+	for _, yaml := range []string{"credit_cards: {}", "credit_cards: {action: block}", "credit_cards: {action: block}\nmax_buffer: 1KiB", "credit_cards: {action: block}\nmax_buffer: 1KiB\noversize: mask"} {
+		for _, body := range []string{"", "clean", strings.Repeat("clean ", 400), "4111 1111 1111 1111", strings.Repeat("c", 2000) + " 4111 1111 1111 1111"} {
+			for _, h := range []http.Header{{"Content-Type": {"application/json"}}, {"Content-Encoding": {"gzip"}}, {"Content-Type": {"image/png"}}} {
+				got := through(t, yaml, 200, h.Clone(), splits(body, 100)...)
+				if strings.Contains(got.body, "4111 1111") {
+					t.Errorf("%q, %v: the card passed: %d %.80q", yaml, h, got.status, got.body)
+				}
+			}
+		}
+	}
 }

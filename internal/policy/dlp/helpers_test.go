@@ -1,7 +1,6 @@
 package dlp
 
 import (
-	"bytes"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -20,7 +19,7 @@ type result struct {
 
 // through passes a response (status, header, body written in the given
 // chunks) through a dlp policy built from yaml, the way the gateway drives
-// it: Apply, HoldHeader, Writes, EndResponse, Done.
+// it: Apply, FilterResponse, WriteHeader, Writes, End, Done.
 func through(t testing.TB, yaml string, status int, header http.Header, chunks ...string) result {
 	t.Helper()
 	p, err := New(policytest.Node(t, yaml), policytest.Env())
@@ -33,37 +32,27 @@ func through(t testing.TB, yaml string, status int, header http.Header, chunks .
 func throughPolicy(t testing.TB, d *DLP, status int, header http.Header, chunks ...string) result {
 	t.Helper()
 	ex := policytest.Exchange(httptest.NewRequest("GET", "/", nil))
-	var out bytes.Buffer
-	ex.ResponseBody = &out
 	if err := d.Apply(t.Context(), ex); err != nil {
 		t.Fatal(err)
 	}
-	res := result{header: header}
 	if header == nil {
-		res.header = http.Header{"Content-Type": {"application/json"}}
+		header = http.Header{"Content-Type": {"application/json"}}
 	}
-	if ex.HoldHeader == nil {
-		t.Fatal("Apply set no HoldHeader")
-	}
-	ex.HoldHeader(status, res.header, func(code int) {
-		if res.status != 0 {
-			t.Error("send called twice")
-		}
-		res.status = code
-	})
+	w, rec := policytest.Filters(t, ex, d)
+	rec.HeaderMap = header
+	w.WriteHeader(status)
 	for _, c := range chunks {
-		if res.status == 0 && out.Len() > 0 {
-			t.Error("body bytes passed on before the status")
-		}
-		n, err := ex.ResponseBody.Write([]byte(c))
+		n, err := w.Write([]byte(c))
 		if err != nil || n != len(c) {
 			t.Fatalf("Write: got %d, %v; want %d, nil", n, err, len(c))
 		}
 	}
-	ex.EndResponse()
+	w.End()
 	ex.Done()
-	res.body = out.String()
-	return res
+	if !rec.Ended {
+		t.Error("End did not reach the client")
+	}
+	return result{status: rec.Status, header: rec.HeaderMap, body: rec.Body.String()}
 }
 
 // splits returns s cut into pieces at every step bytes.
@@ -88,16 +77,16 @@ func mustNewEnv(t testing.TB, yaml string, env *policy.Env) *DLP {
 	return p.(*DLP)
 }
 
-// startWriter applies d to a GET and sends a 200 JSON status: the
-// Exchange's ResponseBody is then d's writer, passing bytes to out.
-func startWriter(t testing.TB, d *DLP) (*policy.Exchange, *bytes.Buffer) {
+// startWriter applies d to a GET and sends a 200 JSON status through it:
+// the writer returned is d's, passing bytes to the recorder.
+func startWriter(t testing.TB, d *DLP) (*writer, *policytest.Recorder) {
 	t.Helper()
 	ex := policytest.Exchange(httptest.NewRequest("GET", "/", nil))
-	out := new(bytes.Buffer)
-	ex.ResponseBody = out
 	if err := d.Apply(t.Context(), ex); err != nil {
 		t.Fatal(err)
 	}
-	ex.HoldHeader(200, http.Header{"Content-Type": {"application/json"}}, func(int) {})
-	return ex, out
+	w, rec := policytest.Filters(t, ex, d)
+	rec.HeaderMap.Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	return w.(*writer), rec
 }

@@ -6,6 +6,7 @@ package headers
 import (
 	"context"
 	"net/http"
+	"sync"
 
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/policy"
@@ -15,7 +16,7 @@ import (
 var Unit = policy.Unit{Name: "headers", New: New}
 
 // Headers edits request headers (as a Policy) and response headers (as a
-// ResponsePolicy). Everything is validated and precomputed at load; it is
+// ResponseFilter). Everything is validated and precomputed at load; it is
 // immutable and safe for concurrent use.
 type Headers struct {
 	c compiled
@@ -23,7 +24,7 @@ type Headers struct {
 
 var (
 	_ policy.Policy         = (*Headers)(nil)
-	_ policy.ResponsePolicy = (*Headers)(nil)
+	_ policy.ResponseFilter = (*Headers)(nil)
 )
 
 // New builds Headers from cfg (see Config). env is not used.
@@ -45,15 +46,75 @@ func (h *Headers) Apply(_ context.Context, ex *policy.Exchange) error {
 	return nil
 }
 
-// ApplyResponse edits the response headers: response.remove, then
-// response.set and the security headers (replacing upstream values), then
-// response.add. Strict-Transport-Security is sent only when ex.TLS.
-func (h *Headers) ApplyResponse(ex *policy.Exchange, _ int, header http.Header) {
+// FilterResponse edits the response headers when the status passes, the
+// gateway's own responses (denials, errors, refusals) included:
+// response.remove, then response.set and the security headers (replacing
+// upstream values), then response.add. Strict-Transport-Security is sent
+// only when ex.TLS. It holds nothing back.
+func (h *Headers) FilterResponse(ex *policy.Exchange, next policy.ResponseWriter) policy.ResponseWriter {
+	w := writers.Get().(*writer)
+	w.ResponseWriter, w.h, w.tls = next, h, ex.TLS
+	return w
+}
+
+// writer is one response's header edit. Pooled: routes with security
+// headers are the common case. One not given back (an aborted response)
+// is only garbage.
+type writer struct {
+	policy.ResponseWriter
+	h   *Headers
+	tls bool
+}
+
+var writers = sync.Pool{New: func() any { return new(writer) }}
+
+func (w *writer) WriteHeader(status int) {
+	w.edit()
+	w.ResponseWriter.WriteHeader(status)
+}
+
+// Write and Flush without WriteHeader mean 200: the edit must come first.
+func (w *writer) Write(b []byte) (int, error) {
+	if w.h != nil {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *writer) Flush() {
+	if w.h != nil {
+		w.WriteHeader(http.StatusOK)
+	}
+	w.ResponseWriter.Flush()
+}
+
+// edit applies the response edits once.
+func (w *writer) edit() {
+	h := w.h
+	if h == nil {
+		return
+	}
+	w.h = nil
 	hsts := ""
-	if ex.TLS {
+	if w.tls {
 		hsts = h.c.hsts
 	}
-	h.c.resp.apply(header, hsts)
+	h.c.resp.apply(w.ResponseWriter.Header(), hsts)
+}
+
+// End passes End on and gives the writer back.
+func (w *writer) End() {
+	next := w.ResponseWriter
+	*w = writer{}
+	writers.Put(w)
+	next.End()
+}
+
+// Refuse: the refusal is rendered below this filter; the refused
+// response's edits need not be made.
+func (w *writer) Refuse(d *policy.Denial) {
+	w.h = nil
+	w.ResponseWriter.Refuse(d)
 }
 
 // apply edits hdr; a non-empty hsts is set as Strict-Transport-Security.

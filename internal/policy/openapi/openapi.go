@@ -28,7 +28,6 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/policy"
-	"github.com/gatehouse/gatehouse/internal/render"
 )
 
 // Unit registers the openapi policy.
@@ -57,7 +56,10 @@ type OpenAPI struct {
 	route       string
 }
 
-var _ policy.Policy = (*OpenAPI)(nil)
+var (
+	_ policy.Policy         = (*OpenAPI)(nil)
+	_ policy.ResponseFilter = (*OpenAPI)(nil)
+)
 
 // New builds an OpenAPI from cfg (see Config). The document is read,
 // parsed and checked against the OpenAPI schema here: a broken one is a
@@ -162,13 +164,29 @@ func (o *OpenAPI) Apply(_ context.Context, ex *policy.Exchange) error {
 	} else if ok, errs := o.v.ValidateHttpRequestSync(withoutBody(vr)); !ok && routeError(errs) != nil {
 		return o.denial(errs)
 	}
-	if o.response && ex.ResponseBody != nil {
-		rc := &responseCheck{o: o, ex: ex, req: vr, next: ex.ResponseBody}
-		ex.ResponseBody = rc
-		ex.HoldHeader = rc.hold
-		ex.OnResponseEnd(rc.end)
+	if o.response {
+		// The request as validated, for FilterResponse to find its
+		// operation.
+		ex.SetValue(o, vr)
 	}
 	return nil
+}
+
+// FilterResponse, with response validation on, holds a JSON response
+// from the upstream back, up to max_response, and validates it when it is
+// complete; a mismatch is logged and, with on_response_mismatch: block,
+// refused with 502 response_invalid. A larger or non-JSON response, a
+// HEAD's, and the gateway's own pass unvalidated, as does every response
+// to a request Apply did not see (an earlier policy refused it).
+func (o *OpenAPI) FilterResponse(ex *policy.Exchange, next policy.ResponseWriter) policy.ResponseWriter {
+	if !o.response {
+		return next
+	}
+	req, _ := ex.Value(o).(*http.Request)
+	if req == nil {
+		return next
+	}
+	return &responseCheck{ResponseWriter: next, o: o, ex: ex, req: req}
 }
 
 // withoutBody is r, a clone, without its body: only the route is wanted,
@@ -234,50 +252,66 @@ func describe(e *verrors.ValidationError) string {
 // responseCheck holds a JSON response back, up to maxResponse, and
 // validates it when it is complete.
 type responseCheck struct {
+	policy.ResponseWriter
 	o      *OpenAPI
 	ex     *policy.Exchange
 	req    *http.Request
-	next   io.Writer
-	status int
-	header http.Header
-	send   func(int)
+	status int // 0 until WriteHeader
 	buf    []byte
-	// passing: not held (not JSON, too large, or sent).
+	// passing: not held (not JSON, too large, the gateway's own, or
+	// decided).
 	passing bool
 }
 
-func (c *responseCheck) hold(status int, header http.Header, send func(int)) {
-	c.status, c.header, c.send = status, header, send
-	ct := header.Get("Content-Type")
-	if c.ex.Request.Method == http.MethodHead || !strings.Contains(ct, "json") {
+func (c *responseCheck) WriteHeader(status int) {
+	if c.status != 0 {
+		return
+	}
+	c.status = status
+	ct := c.Header().Get("Content-Type")
+	if c.ex.GatewayResponse || c.ex.Request.Method == http.MethodHead || !strings.Contains(strings.ToLower(ct), "json") {
 		c.passing = true
-		send(status)
+		c.ResponseWriter.WriteHeader(status)
 	}
 }
 
 func (c *responseCheck) Write(b []byte) (int, error) {
+	if c.status == 0 {
+		c.WriteHeader(http.StatusOK)
+	}
 	if c.passing {
-		return c.next.Write(b)
+		return c.ResponseWriter.Write(b)
 	}
 	if len(c.buf)+len(b) > c.o.maxResponse {
 		// Too large to hold: passes unvalidated.
 		c.passing = true
-		c.send(c.status)
-		if _, err := c.next.Write(c.buf); err != nil {
+		c.ResponseWriter.WriteHeader(c.status)
+		if _, err := c.ResponseWriter.Write(c.buf); err != nil {
 			return 0, err
 		}
 		c.buf = nil
-		return c.next.Write(b)
+		return c.ResponseWriter.Write(b)
 	}
 	c.buf = append(c.buf, b...)
 	return len(b), nil
 }
 
-func (c *responseCheck) end() {
-	if c.passing || c.send == nil {
+// Flush flushes only what is not held.
+func (c *responseCheck) Flush() {
+	if c.passing {
+		c.ResponseWriter.Flush()
+	}
+}
+
+// End validates a held response and passes it on, or refuses it.
+func (c *responseCheck) End() {
+	next := c.ResponseWriter
+	if c.passing || c.status == 0 {
+		next.End()
 		return
 	}
-	resp := &http.Response{StatusCode: c.status, Header: c.header, Body: io.NopCloser(bytes.NewReader(c.buf)), Request: c.req}
+	c.passing = true
+	resp := &http.Response{StatusCode: c.status, Header: c.Header(), Body: io.NopCloser(bytes.NewReader(c.buf)), Request: c.req}
 	c.req.Body = http.NoBody
 	if ok, errs := c.o.v.ValidateHttpResponse(c.req, resp); !ok {
 		detail := describe(errs[0])
@@ -285,19 +319,13 @@ func (c *responseCheck) end() {
 			slog.String("route", c.o.route), slog.String("request_id", c.ex.RequestID),
 			slog.Int("status", c.status), slog.String("problem", detail))
 		if c.o.block {
-			for _, k := range []string{"Content-Length", "Content-Type", "Content-Encoding", "Etag", "Last-Modified", "Location", "Set-Cookie"} {
-				delete(c.header, k)
-			}
-			render.Error(replacement{c}, c.ex.Request, c.ex.Route.Protocol, c.ex.RequestID, http.StatusBadGateway, CodeResponseInvalid, "the upstream's response does not match the API")
+			next.Refuse(policy.Deny(http.StatusBadGateway, CodeResponseInvalid, "the upstream's response does not match the API").
+				WithErr(fmt.Errorf("openapi: response %d: %s", c.status, detail)))
+			next.End()
 			return
 		}
 	}
-	c.send(c.status)
-	c.next.Write(c.buf) //nolint:errcheck // the client is gone; nothing to do.
+	next.WriteHeader(c.status)
+	next.Write(c.buf) //nolint:errcheck // the client is gone; nothing to do.
+	next.End()
 }
-
-type replacement struct{ c *responseCheck }
-
-func (r replacement) Header() http.Header         { return r.c.header }
-func (r replacement) WriteHeader(code int)        { r.c.send(code) }
-func (r replacement) Write(b []byte) (int, error) { return r.c.next.Write(b) }

@@ -1,14 +1,18 @@
 // Package policytest holds helpers for testing policy units: a policy's
 // config node from a YAML string, an Exchange for an httptest request, an
-// Env, and an assertion on config errors.
+// Env, an assertion on config errors, and a chain of response filters
+// ending in a Recorder, built as the gateway builds it.
 package policytest
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -89,4 +93,171 @@ func WantConfigError(t testing.TB, err error, line int, path, msg string) {
 	if !strings.Contains(ce.Msg, msg) {
 		t.Errorf("error message %q, want it to contain %q", ce.Msg, msg)
 	}
+}
+
+// Recorder is the client end of a chain of response filters: what the
+// client would have received. It fails its test on a breach of the
+// policy.ResponseWriter contract reaching it (two statuses, body bytes or
+// a flush before the status, anything after End, End twice).
+type Recorder struct {
+	t testing.TB
+	// Status is the status sent, 0 if none was.
+	Status int
+	// HeaderMap is the response header, shared by the chain.
+	HeaderMap http.Header
+	Body      bytes.Buffer
+	// Refusal is the denial a filter refused the response with, nil if
+	// none did. The refusal is rendered as problem+json {"code": ...}.
+	Refusal *policy.Denial
+	// Flushes counts the flushes that reached the client.
+	Flushes int
+	Ended   bool
+}
+
+func (r *Recorder) Header() http.Header { return r.HeaderMap }
+
+func (r *Recorder) WriteHeader(status int) {
+	r.t.Helper()
+	if r.Status != 0 {
+		r.t.Errorf("policytest: WriteHeader(%d) after WriteHeader(%d)", status, r.Status)
+		return
+	}
+	if r.Ended {
+		r.t.Errorf("policytest: WriteHeader(%d) after End", status)
+	}
+	r.Status = status
+}
+
+func (r *Recorder) Write(b []byte) (int, error) {
+	r.t.Helper()
+	if r.Status == 0 {
+		r.t.Errorf("policytest: %d body bytes before the status", len(b))
+	}
+	if r.Ended {
+		r.t.Errorf("policytest: %d body bytes after End", len(b))
+	}
+	return r.Body.Write(b)
+}
+
+func (r *Recorder) Flush() {
+	r.t.Helper()
+	if r.Status == 0 {
+		r.t.Error("policytest: Flush before the status")
+	}
+	r.Flushes++
+}
+
+func (r *Recorder) End() {
+	r.t.Helper()
+	if r.Ended {
+		r.t.Error("policytest: End twice")
+	}
+	r.Ended = true
+}
+
+func (r *Recorder) Refuse(d *policy.Denial) {
+	r.t.Helper()
+	r.t.Error("policytest: Refuse reached the client's writer")
+}
+
+// Filters wraps filters around a new Recorder as the gateway does: in
+// chain order, the first filter nearest the client, each given a link to
+// the one below that renders its refusal into them as a response of the
+// gateway's own. It returns the writer to send the response to (status,
+// body, End) and the Recorder.
+func Filters(t testing.TB, ex *policy.Exchange, filters ...policy.ResponseFilter) (policy.ResponseWriter, *Recorder) {
+	rec := &Recorder{t: t, HeaderMap: http.Header{}}
+	var next policy.ResponseWriter = rec
+	for _, f := range filters {
+		next = f.FilterResponse(ex, &link{t: t, ex: ex, rec: rec, next: next})
+	}
+	return next, rec
+}
+
+// Respond sends a response (status, header, body in the given writes, End)
+// through filters, built as Filters does, and returns what the client got.
+func Respond(t testing.TB, ex *policy.Exchange, filters []policy.ResponseFilter, status int, header http.Header, writes ...string) *Recorder {
+	t.Helper()
+	w, rec := Filters(t, ex, filters...)
+	maps.Copy(w.Header(), header)
+	w.WriteHeader(status)
+	for _, b := range writes {
+		if n, err := w.Write([]byte(b)); err != nil || n != len(b) {
+			t.Fatalf("policytest: Write: %d, %v; want %d, nil", n, err, len(b))
+		}
+	}
+	w.End()
+	if !rec.Ended {
+		t.Error("policytest: End did not reach the client")
+	}
+	return rec
+}
+
+// link is the gateway's filterLink for tests.
+type link struct {
+	t                     testing.TB
+	ex                    *policy.Exchange
+	rec                   *Recorder
+	next                  policy.ResponseWriter
+	wrote, refused, ended bool
+}
+
+func (l *link) Header() http.Header { return l.next.Header() }
+
+func (l *link) WriteHeader(status int) {
+	l.t.Helper()
+	if l.wrote {
+		l.t.Errorf("policytest: a filter called WriteHeader(%d) twice", status)
+		return
+	}
+	l.wrote = true
+	l.next.WriteHeader(status)
+}
+
+func (l *link) Write(b []byte) (int, error) {
+	if l.refused {
+		return len(b), nil
+	}
+	if !l.wrote {
+		l.WriteHeader(http.StatusOK)
+	}
+	return l.next.Write(b)
+}
+
+func (l *link) Flush() {
+	if l.wrote && !l.refused {
+		l.next.Flush()
+	}
+}
+
+func (l *link) End() {
+	l.t.Helper()
+	if l.ended {
+		l.t.Error("policytest: a filter called End twice")
+		return
+	}
+	l.ended = true
+	l.next.End()
+}
+
+func (l *link) Refuse(d *policy.Denial) {
+	l.t.Helper()
+	if l.wrote {
+		l.t.Errorf("policytest: Refuse(%s) after the status went down: the gateway aborts the response", d.Code)
+		return
+	}
+	l.wrote, l.refused = true, true
+	l.rec.Refusal = d
+	l.ex.GatewayResponse = true
+	h := l.next.Header()
+	for k := range h {
+		if strings.HasPrefix(k, "Content-") || k == "Etag" || k == "Set-Cookie" || k == "Location" {
+			delete(h, k)
+		}
+	}
+	body := `{"code":"` + d.Code + `"}`
+	h.Set("Content-Type", "application/problem+json")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	l.next.WriteHeader(d.StatusCode())
+	l.next.Write([]byte(body)) //nolint:errcheck // the recorder's
 }

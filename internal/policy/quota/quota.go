@@ -61,7 +61,10 @@ type Quota struct {
 	health limitkey.Health
 }
 
-var _ policy.Policy = (*Quota)(nil)
+var (
+	_ policy.Policy         = (*Quota)(nil)
+	_ policy.ResponseFilter = (*Quota)(nil)
+)
 
 // New builds a Quota from cfg (see Config). Counters live in env.Store
 // (nil: a memory store of its own, for tests).
@@ -231,11 +234,19 @@ func (q *Quota) meter(ex *policy.Exchange, key string, ttl time.Duration) {
 	if b := ex.Request.Body; b != nil && b != http.NoBody {
 		ex.Request.Body = &countingBody{ReadCloser: b, m: m}
 	}
-	if ex.ResponseBody != nil {
-		m.next = ex.ResponseBody
-		ex.ResponseBody = m
-	}
+	ex.SetValue(q, m)
 	ex.OnDone(m.flush)
+}
+
+// FilterResponse counts the response body's bytes, as the client is sent
+// them, when Apply metered the request; it holds nothing back.
+func (q *Quota) FilterResponse(ex *policy.Exchange, next policy.ResponseWriter) policy.ResponseWriter {
+	m, _ := ex.Value(q).(*meter)
+	if m == nil {
+		return next
+	}
+	m.ResponseWriter = next
+	return m
 }
 
 // meter is one request's byte count. The request body is read on the
@@ -246,8 +257,9 @@ type meter struct {
 	key     string
 	ttl     time.Duration
 	ctx     context.Context
-	next    io.Writer
 	pending atomic.Int64
+	// ResponseWriter is the writer below the meter's FilterResponse.
+	policy.ResponseWriter
 }
 
 func (m *meter) add(n int) {
@@ -275,7 +287,7 @@ func (m *meter) flush() {
 }
 
 func (m *meter) Write(b []byte) (int, error) {
-	n, err := m.next.Write(b)
+	n, err := m.ResponseWriter.Write(b)
 	m.add(n)
 	return n, err
 }

@@ -39,8 +39,9 @@ type Throttle struct {
 }
 
 var (
-	_ policy.Policy = (*Throttle)(nil)
-	_ policy.Closer = (*Throttle)(nil)
+	_ policy.Policy         = (*Throttle)(nil)
+	_ policy.Closer         = (*Throttle)(nil)
+	_ policy.ResponseFilter = (*Throttle)(nil)
 )
 
 // state is what outlives a reload: the buckets and the in-flight counts
@@ -130,10 +131,21 @@ func (t *Throttle) Apply(ctx context.Context, ex *policy.Exchange) error {
 	if b := ex.Request.Body; t.s.request && b != nil && b != http.NoBody {
 		ex.Request.Body = &pacedBody{ReadCloser: b, lim: bp.up, ctx: rctx, burst: t.s.burst}
 	}
-	if t.s.response && ex.ResponseBody != nil {
-		ex.ResponseBody = &pacedWriter{next: ex.ResponseBody, lim: bp.down, ctx: rctx, burst: t.s.burst}
+	if t.s.response {
+		ex.SetValue(t, &pacedWriter{lim: bp.down, ctx: rctx, burst: t.s.burst})
 	}
 	return nil
+}
+
+// FilterResponse paces the response body through the key's bucket when
+// Apply took one; it holds nothing back.
+func (t *Throttle) FilterResponse(ex *policy.Exchange, next policy.ResponseWriter) policy.ResponseWriter {
+	p, _ := ex.Value(t).(*pacedWriter)
+	if p == nil {
+		return next
+	}
+	p.ResponseWriter = next
+	return p
 }
 
 // done gives back the request's slot and its use of the buckets; a key
@@ -191,7 +203,7 @@ func (p *pacedBody) Read(b []byte) (int, error) {
 // pacedWriter paces writes of a response body in pieces of at most burst
 // bytes, waiting for each piece's tokens before writing it.
 type pacedWriter struct {
-	next  io.Writer
+	policy.ResponseWriter
 	lim   *rate.Limiter
 	ctx   context.Context
 	burst int
@@ -204,7 +216,7 @@ func (p *pacedWriter) Write(b []byte) (int, error) {
 		if err := p.lim.WaitN(p.ctx, len(chunk)); err != nil {
 			return written, fmt.Errorf("throttle: %w", err)
 		}
-		n, err := p.next.Write(chunk)
+		n, err := p.ResponseWriter.Write(chunk)
 		written += n
 		if err != nil {
 			return written, err
