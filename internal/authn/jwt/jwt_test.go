@@ -108,6 +108,15 @@ func TestPrincipal(t *testing.T) {
 	}
 }
 
+// notOurs are the TestAttacks cases that are not a JWT of the
+// authenticator's issuer: it declines them (authn.Declined).
+var notOurs = map[string]bool{
+	"wrong issuer": true, "issuer with a trailing slash": true,
+	"truncated": true, "two parts": true, "five parts (JWE)": true, "garbage": true,
+	"header not JSON": true, "padded base64": true, "payload not an object": true,
+	"trailing data after the payload": true,
+}
+
 func TestAttacks(t *testing.T) {
 	good := signer{"good", jose.RS256, rsaKey(0)}
 	goodEC := signer{"good-ec", jose.ES256, ecKey(t, elliptic.P256())}
@@ -186,6 +195,17 @@ func TestAttacks(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			pr, err := auth(t, a, bearer(tc.token))
+			// Not a JWT of this issuer: "not mine", with the refusal the
+			// request gets when no other authenticator takes it.
+			var dec *authn.Declined
+			if errors.As(err, &dec) {
+				if !notOurs[tc.name] {
+					t.Fatalf("declined (%v), want it refused: it is a JWT of this issuer", err)
+				}
+				err = dec.Refusal
+			} else if notOurs[tc.name] {
+				t.Fatalf("got %v, want it declined: it is not a JWT of this issuer", err)
+			}
 			if tc.status == 0 {
 				if err != nil {
 					t.Fatalf("got %v, want the token accepted", err)
