@@ -7,6 +7,7 @@
 //	gatehouse keys generate         make a signing key (identity tokens)
 //	gatehouse keys jwks             print a signing key's public JWK Set
 //	gatehouse keys rotate           rotate the authorization server's key
+//	gatehouse keys refresh          fetch the trusted issuers' JWKS now
 //	gatehouse token                 get an access token (client_credentials)
 //	gatehouse clients               list clients, hash client secrets
 //	gatehouse explain REQUEST_ID    why a request was allowed or denied
@@ -58,6 +59,9 @@ Usage:
   gatehouse keys rotate --config FILE
                                    rotate the authorization server's signing key
                                    (a running gateway: kill -USR1 PID)
+  gatehouse keys refresh [--admin URL] [--token TOKEN]
+                                   make a running gateway fetch every trusted
+                                   issuer's JWKS now
   gatehouse explain REQUEST_ID [--admin URL]
                                    why a request was allowed or denied
   gatehouse test --config FILE CASES.yaml

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/admin"
 	"github.com/gatehouse/gatehouse/internal/audit"
+	"github.com/gatehouse/gatehouse/internal/authn/jwt"
 	"github.com/gatehouse/gatehouse/internal/authserver"
 	"github.com/gatehouse/gatehouse/internal/config"
 )
@@ -257,6 +258,16 @@ func (b adminBackend) RotateKeys(ctx context.Context) error {
 		return admin.ErrNotConfigured
 	}
 	return err
+}
+
+func (b adminBackend) RefreshKeySets(ctx context.Context) []admin.KeySetRefresh {
+	res := jwt.RefreshKeySets(ctx, b.g.pool)
+	out := make([]admin.KeySetRefresh, len(res))
+	for i, r := range res {
+		out[i] = admin.KeySetRefresh(r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Source < out[j].Source })
+	return out
 }
 
 func (b adminBackend) Revoke(ctx context.Context, req admin.RevokeRequest) (admin.Revoked, error) {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/telemetry"
+	"github.com/gatehouse/gatehouse/internal/usagepool"
 )
 
 // ErrNoKeys is the cause of the refusal of a request that arrived while no
@@ -62,8 +63,90 @@ type remoteSettings struct {
 // is fetched or how. The algorithm allow-list is not part of it: the raw
 // set is shared and each authenticator derives the keys it may use.
 func (rs *remoteSettings) poolKey() string {
-	return fmt.Sprintf("jwt.remote\x00%s\x00%s\x00%x\x00%v\x00%v\x00%v\x00%t",
+	return fmt.Sprintf(poolPrefix+"%s\x00%s\x00%x\x00%v\x00%v\x00%v\x00%t",
 		rs.jwksURL, rs.issuer, rs.settings.caSum, rs.refresh, rs.refetch, rs.timeout, rs.allowHTTP)
+}
+
+// poolPrefix starts the pool keys of remotes.
+const poolPrefix = "jwt.remote\x00"
+
+// KeySetRefresh is the outcome of refreshing one remote key set on an
+// operator's request.
+type KeySetRefresh struct {
+	// Source is the JWKS URL, or the issuer whose discovery names it.
+	Source string `json:"source"`
+	// Keys is the number of keys in the set now (the last good set when
+	// the fetch failed).
+	Keys int `json:"keys"`
+	// Error is why the fetch failed; empty when it succeeded.
+	Error string `json:"error,omitempty"`
+}
+
+// RefreshKeySets fetches every remote key set shared through pool at
+// once, waiting for each fetch (together, each within its fetch_timeout)
+// rather than for the background schedule: a key withdrawn from an
+// issuer's JWKS stops verifying tokens when this returns, and tokens
+// verified with it are no longer taken from the verified-token cache. A
+// fetch already in flight when it was called is waited for and followed
+// by a new one, so every result is of a fetch that started after the
+// call. The periodic schedule is not moved. The results are in no
+// particular order; none when the pool holds no remote key set.
+func RefreshKeySets(ctx context.Context, pool *usagepool.Pool) []KeySetRefresh {
+	var remotes []*remote
+	usagepool.Each(pool, poolPrefix, func(_ string, r *remote) { remotes = append(remotes, r) })
+	out := make([]KeySetRefresh, len(remotes))
+	var wg sync.WaitGroup
+	for i, r := range remotes {
+		wg.Go(func() {
+			err := r.refreshNow(ctx)
+			out[i] = KeySetRefresh{Source: r.label}
+			if s := r.set.Load(); s != nil {
+				out[i].Keys = len(s.keys)
+			}
+			if err != nil {
+				out[i].Error = err.Error()
+			}
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+// errClosed is the outcome of a refresh of a remote closed meanwhile (a
+// reload dropped its last user).
+var errClosed = errors.New("jwt: key set no longer in use")
+
+// refreshNow fetches the key set with a fetch that starts after the call
+// (it waits out one already in flight) and returns its error.
+func (r *remote) refreshNow(ctx context.Context) error {
+	r.mu.Lock()
+	prior := r.flight
+	r.mu.Unlock()
+	if prior != nil {
+		select {
+		case <-prior.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-r.ctx.Done():
+			return errClosed
+		}
+	}
+	if r.ctx.Err() != nil {
+		return errClosed
+	}
+	// Any fetch start joins began after prior ended, so after the call.
+	c := r.start(false)
+	select {
+	case <-c.done:
+		if c.err == nil {
+			r.log.Info("jwt: key set fetched on request", "source", r.label)
+		}
+		return c.err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-r.ctx.Done():
+		return errClosed
+	}
 }
 
 // remote is a key set fetched from a JWKS URL, found by OIDC discovery or
