@@ -15,8 +15,10 @@ import (
 
 // Config is the policy's settings.
 type Config struct {
-	// Realm names the protection space in WWW-Authenticate challenges.
-	// Default "gatehouse".
+	// Realm names the route's protection space in WWW-Authenticate
+	// challenges: of this policy's 401s and of every other policy's
+	// challenges on the route (scopes, binding, expr), which use it
+	// unless they set the same. Default "gatehouse".
 	Realm string `yaml:"realm"`
 	// Optional lets a request without any credential through as anonymous
 	// (Principal stays nil). A bad credential is refused all the same, and
@@ -54,7 +56,9 @@ func New(cfg *config.Node, env *policy.Env, reg *authn.Registry) (*Policy, error
 		return nil, err
 	}
 	if c.Realm == "" {
-		c.Realm = "gatehouse"
+		// The route's one realm (policy.Route.Realm), which the
+		// gateway reads from this very field when it is set.
+		c.Realm = env.Route.ChallengeRealm()
 	}
 	if len(c.With) == 0 {
 		return nil, cfg.Errorf("with", "at least one authenticator is required (known: %v)", reg.Names())
