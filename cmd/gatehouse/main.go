@@ -43,7 +43,8 @@ const usage = `Gatehouse, an API security gateway for REST and SOAP.
 
 Usage:
   gatehouse serve --config FILE    run the gateway (reloads on SIGHUP and file change)
-  gatehouse check --config FILE    validate a config; exit 1 on any error
+  gatehouse check --config FILE    validate a config; exit 1 on any error, warn (exit 0)
+                                   of what loads but cannot work (scopes before authenticate)
   gatehouse demo [--listen ADDR] [--admin-listen ADDR]
                                    run the gateway in front of built-in demo upstreams
   gatehouse keys generate [--alg ES256] --out FILE
@@ -174,6 +175,8 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	// What loads but cannot do what it says: warnings, exit 0.
+	fmt.Fprint(stderr, formatWarnings(principalWarnings(cfg)))
 	fmt.Fprintf(stdout, "%s: ok (%d listeners, %d routes)\n", path, len(cfg.Listeners), len(cfg.Routes))
 	return 0
 }

@@ -139,7 +139,7 @@ routes:
     policies:
       - authenticate:
           realm: api
-          with: [{apikey: {keys: [{consumer: a, hash: "sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"}]}}]
+          with: [{apikey: {keys: [{consumer: a, hash: "sha256:LCa0a2j_xo_5m0U8HTBBNBNCLXBkg7-g-YpeiGJm564"}]}}]
       - scopes: {all: [write], realm: other}
 `), nil)
 	if err != nil {
