@@ -97,7 +97,7 @@ func New(cfg *config.Node, env *authn.Env) (*Authenticator, error) {
 		a.release = func() error { return nil }
 	} else {
 		rs := remoteSettings{
-			jwksURL: s.jwksURL, settings: s, refresh: s.refresh, refetch: s.refetch,
+			jwksURL: s.jwksURL, settings: s, refresh: s.refresh, maxStale: s.maxStale, refetch: s.refetch,
 			timeout: s.fetchTimeout, allowHTTP: s.allowHTTP,
 		}
 		if s.discovery {

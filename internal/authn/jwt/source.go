@@ -54,6 +54,7 @@ type remoteSettings struct {
 	issuer    string // for discovery
 	settings  *settings
 	refresh   time.Duration
+	maxStale  time.Duration
 	refetch   time.Duration
 	timeout   time.Duration
 	allowHTTP bool
@@ -63,8 +64,8 @@ type remoteSettings struct {
 // is fetched or how. The algorithm allow-list is not part of it: the raw
 // set is shared and each authenticator derives the keys it may use.
 func (rs *remoteSettings) poolKey() string {
-	return fmt.Sprintf(poolPrefix+"%s\x00%s\x00%x\x00%v\x00%v\x00%v\x00%t",
-		rs.jwksURL, rs.issuer, rs.settings.caSum, rs.refresh, rs.refetch, rs.timeout, rs.allowHTTP)
+	return fmt.Sprintf(poolPrefix+"%s\x00%s\x00%x\x00%v\x00%v\x00%v\x00%v\x00%t",
+		rs.jwksURL, rs.issuer, rs.settings.caSum, rs.refresh, rs.maxStale, rs.refetch, rs.timeout, rs.allowHTTP)
 }
 
 // poolPrefix starts the pool keys of remotes.
@@ -177,6 +178,9 @@ type remote struct {
 	// jwksURI is the discovered key set URL; only the fetch in flight (there
 	// is at most one) touches it.
 	jwksURI string
+	// fetchedAt is when a fetch last succeeded; only the fetch in flight
+	// touches it.
+	fetchedAt time.Time
 }
 
 type fetchCall struct {
@@ -363,10 +367,15 @@ func (r *remote) fetch() error {
 	keys, err := r.fetchKeys(ctx)
 	if err != nil {
 		r.metrics.KeySetFetched(r.label, false, 0, 0)
+		if !r.fetchedAt.IsZero() && r.now().Sub(r.fetchedAt) >= r.rs.maxStale {
+			r.expire(err)
+			return err
+		}
 		r.log.Warn("jwt: key set fetch failed; keeping the last good keys", "source", r.label,
 			"have_keys", r.set.Load() != nil, "err", err)
 		return err
 	}
+	r.fetchedAt = r.now()
 	r.install(keys)
 	r.metrics.KeySetFetched(r.label, true, float64(r.now().UnixNano())/1e9, len(keys))
 	return nil
@@ -403,6 +412,23 @@ func (r *remote) install(keys []*rawKey) {
 		}
 	}
 	r.log.Info("jwt: key set changed", "source", r.label, "keys", len(keys))
+}
+
+// expire drops a key set that could not be refreshed for jwks_max_stale:
+// a key the issuer withdrew meanwhile must not be trusted for ever
+// because the issuer cannot be reached. Its keys are marked dropped, so
+// cached verdicts go too; requests fail closed (503 jwks_unavailable)
+// until a fetch succeeds.
+func (r *remote) expire(err error) {
+	old := r.set.Swap(nil)
+	if old == nil {
+		return
+	}
+	for _, k := range old.keys {
+		k.dropped.Store(true)
+	}
+	r.log.Error("jwt: key set not refreshed within jwks_max_stale; its keys are no longer trusted until a fetch succeeds",
+		"source", r.label, "last_success", r.fetchedAt, "max_stale", r.rs.maxStale, "err", err)
 }
 
 func (r *remote) fetchKeys(ctx context.Context) ([]*rawKey, error) {

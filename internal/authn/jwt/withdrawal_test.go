@@ -197,3 +197,78 @@ func TestRefreshKeySets(t *testing.T) {
 		}
 	})
 }
+
+// While the issuer cannot be reached its withdrawals cannot be seen: the
+// last good set is trusted for jwks_max_stale after the last successful
+// fetch, then dropped (cached verdicts too) until a fetch succeeds.
+func TestStaleKeySetExpires(t *testing.T) {
+	k1 := signer{"k1", jose.ES256, ecKey(t, elliptic.P256())}
+	p := newIDP(t, k1.jwk())
+	w := newWorld()
+	a := w.build(t, jwksConfig(p, "ES256", "jwks_max_stale: 90m")) // jwks_refresh: 1h
+	r := remoteOf(t, a)
+	tok := k1.sign(t, claims(p.srv.URL, "exp", policytest.Start.Add(10*time.Hour).Unix()))
+	cachedAndGood(t, a, tok)
+
+	p.setDown(true)
+	w.clock.add(89 * time.Minute)
+	if err := r.refresh(); err == nil {
+		t.Fatal("a fetch from a down server succeeded")
+	}
+	if _, err := auth(t, a, bearer(tok)); err != nil {
+		t.Fatalf("within jwks_max_stale the last good keys stay: %v", err)
+	}
+	w.clock.add(time.Minute)
+	if err := r.refresh(); err == nil {
+		t.Fatal("a fetch from a down server succeeded")
+	}
+	d := wantDenial(t, errOf(auth(t, a, bearer(tok))), 503, "jwks_unavailable", "")
+	if d.Header.Get("Retry-After") == "" {
+		t.Error("no Retry-After")
+	}
+
+	p.setDown(false)
+	w.clock.add(30 * time.Second) // the rate limit of fetches requests trigger
+	if _, err := auth(t, a, bearer(tok)); err != nil {
+		t.Fatalf("after the issuer is back: %v", err)
+	}
+}
+
+func TestMaxStaleConfig(t *testing.T) {
+	p := newIDP(t)
+	w := newWorld()
+	for _, tc := range []struct {
+		extra string
+		want  time.Duration
+		err   string
+	}{
+		{"", time.Hour, ""},
+		{"jwks_max_stale: 2h", 2 * time.Hour, ""},
+		{"jwks_max_stale: 1h", 0, "jwks_max_stale: must be more than jwks_refresh"},
+		{"jwks_max_stale: 10m", 0, "jwks_max_stale: must be more than jwks_refresh"},
+	} {
+		cfg := strings.Replace(jwksConfig(p, "ES256", tc.extra), "jwks_refresh: 1h", "jwks_refresh: 5m", 1)
+		if tc.err != "" {
+			cfg = jwksConfig(p, "ES256", tc.extra)
+		}
+		a, err := New(policytest.Node(t, cfg), w.env())
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q: got %v, want %q", tc.extra, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.s.maxStale != tc.want {
+			t.Errorf("%q: max stale %v, want %v", tc.extra, a.s.maxStale, tc.want)
+		}
+		a.Close()
+	}
+	// Default with a long refresh: twice it.
+	a := w.build(t, strings.Replace(jwksConfig(p, "ES256"), "jwks_refresh: 1h", "jwks_refresh: 45m", 1))
+	if a.s.maxStale != 90*time.Minute {
+		t.Errorf("max stale %v with jwks_refresh 45m, want 1h30m", a.s.maxStale)
+	}
+}
