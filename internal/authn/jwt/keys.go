@@ -194,8 +194,9 @@ type rawKey struct {
 	// algs is what the key can verify at all: its type and curve, cut to a
 	// JWK's own "alg" when it has one.
 	algs algSet
-	// id identifies the key material and kid, to tell a key set that lost
-	// a key from one that only gained some.
+	// id identifies the key material, kid and usable algorithms, to tell
+	// a key set that lost a key (or a key an algorithm) from one that only
+	// gained some.
 	id [32]byte
 	// dropped is set when a refresh of the key set no longer has this key:
 	// cached tokens verified with it are then verified again (and fail).
@@ -239,6 +240,10 @@ func newRawKey(kid string, key any, jwkAlg string) (*rawKey, error) {
 	h.Write([]byte(kid))
 	h.Write([]byte{0})
 	h.Write(der)
+	// The algorithms too: an issuer that narrows a key's "alg" withdraws
+	// it for the others, and tokens verified under them must go with the
+	// refresh, as for a key removed.
+	h.Write([]byte{0, byte(usable >> 8), byte(usable)})
 	rk := &rawKey{kid: kid, key: key, algs: usable}
 	h.Sum(rk.id[:0])
 	return rk, nil

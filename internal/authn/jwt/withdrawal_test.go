@@ -272,3 +272,24 @@ func TestMaxStaleConfig(t *testing.T) {
 		t.Errorf("max stale %v with jwks_refresh 45m, want 1h30m", a.s.maxStale)
 	}
 }
+
+// An issuer that narrows a key's "alg" withdraws it for the other
+// algorithms: tokens verified under them, cached ones too, are refused
+// after the refresh.
+func TestKeyNarrowedToAnotherAlg(t *testing.T) {
+	rs := signer{"k", jose.RS256, rsaKey(0)}
+	p := newIDP(t, jose.JSONWebKey{Key: rsaKey(0).Public(), KeyID: "k", Use: "sig"}) // no alg: any RSA one
+	w := newWorld()
+	a := w.build(t, jwksConfig(p, "RS256, PS256"))
+	tok := rs.sign(t, claims(p.srv.URL))
+	cachedAndGood(t, a, tok)
+	p.setKeys(jose.JSONWebKey{Key: rsaKey(0).Public(), KeyID: "k", Algorithm: "PS256", Use: "sig"})
+	if res := RefreshKeySets(t.Context(), w.pool); len(res) != 1 || res[0].Error != "" {
+		t.Fatalf("refresh: %+v", res)
+	}
+	wantDenial(t, errOf(auth(t, a, bearer(tok))), 401, "invalid_token", descKey)
+	ps := signer{"k", jose.PS256, rsaKey(0)}
+	if _, err := auth(t, a, bearer(ps.sign(t, claims(p.srv.URL, "jti", "ps")))); err != nil {
+		t.Fatalf("the algorithm the key kept: %v", err)
+	}
+}
