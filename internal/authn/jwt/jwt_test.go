@@ -115,7 +115,7 @@ var notOurs = map[string]bool{
 	"truncated": true, "two parts": true, "five parts (JWE)": true, "garbage": true,
 	"header not JSON": true, "padded base64": true, "payload not an object": true,
 	"trailing data after the payload": true,
-	"a real JWE's shape": true, "opaque token with three dot-separated parts": true, "opaque token with a dot": true,
+	"a real JWE's shape":              true, "opaque token with three dot-separated parts": true, "opaque token with a dot": true,
 	"header without alg": true, "header alg not a string": true, "payload without iss": true, "iss not a string": true,
 	"another issuer's token with an unknown kid": true,
 }
