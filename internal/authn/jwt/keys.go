@@ -367,11 +367,20 @@ func parseJWKS(data []byte) (keys []*rawKey, skipped []string, err error) {
 			keys = append(keys, k)
 		}
 	}
-	if len(keys) == 0 {
+	switch {
+	case len(keys) == 0 && len(skipped) == 0:
+		return nil, nil, errNoSignatureKeys
+	case len(keys) == 0:
 		return nil, skipped, fmt.Errorf("JWK Set has no usable signature key (%s)", strings.Join(skipped, "; "))
 	}
 	return keys, skipped, nil
 }
+
+// errNoSignatureKeys is parseJWKS's error for a well-formed JWK Set that
+// holds no signature key at all: empty, or only keys for encryption. From
+// an issuer that is its word that it signs with nothing; a set whose keys
+// we refuse (private, symmetric, weak, unparseable) is another error.
+var errNoSignatureKeys = errors.New("JWK Set holds no signature key")
 
 // parseJWK parses one JWK. It returns nil, nil for a key that is not meant
 // for verifying signatures (use "enc", key_ops without "verify").

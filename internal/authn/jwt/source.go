@@ -448,6 +448,15 @@ func (r *remote) fetchKeys(ctx context.Context) ([]*rawKey, error) {
 		var keys []*rawKey
 		var skipped []string
 		keys, skipped, err = parseJWKS(body)
+		if errors.Is(err, errNoSignatureKeys) {
+			// The issuer's own well-formed answer that it signs with no
+			// key: it withdrew them all. That is a key set, an empty one,
+			// not a failed fetch: keeping the last good keys would keep
+			// what it withdrew.
+			r.log.Warn("jwt: the issuer's key set holds no signature key; every token is refused until it has one",
+				"source", r.label)
+			return []*rawKey{}, nil
+		}
 		if err == nil {
 			if len(skipped) > 0 {
 				r.log.Debug("jwt: keys skipped", "source", r.label, "skipped", strings.Join(skipped, "; "))

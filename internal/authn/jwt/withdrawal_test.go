@@ -293,3 +293,38 @@ func TestKeyNarrowedToAnotherAlg(t *testing.T) {
 		t.Fatalf("the algorithm the key kept: %v", err)
 	}
 }
+
+// An issuer that withdraws every signature key (an empty set, or only
+// encryption keys left) is taken at its word: an empty key set, not a
+// failed fetch that would keep the last good keys.
+func TestIssuerWithdrawsEveryKey(t *testing.T) {
+	k1 := signer{"k1", jose.ES256, ecKey(t, elliptic.P256())}
+	enc := jose.JSONWebKey{Key: ecKey(t, elliptic.P256()).Public(), KeyID: "e1", Algorithm: "ECDH-ES", Use: "enc"}
+	for name, left := range map[string][]jose.JSONWebKey{"empty": nil, "only an encryption key": {enc}} {
+		t.Run(name, func(t *testing.T) {
+			p := newIDP(t, k1.jwk())
+			w := newWorld()
+			a := w.build(t, jwksConfig(p, "ES256"))
+			tok := k1.sign(t, claims(p.srv.URL))
+			cachedAndGood(t, a, tok)
+			if left == nil {
+				left = []jose.JSONWebKey{}
+			}
+			p.setKeys(left...)
+			res := RefreshKeySets(t.Context(), w.pool)
+			if len(res) != 1 || res[0].Error != "" || res[0].Keys != 0 {
+				t.Fatalf("refresh: %+v", res)
+			}
+			wantDenial(t, errOf(auth(t, a, bearer(tok))), 401, "invalid_token", descKey)
+			if got := metric(t, w.metrics, "gatehouse_jwks_keys", "source", p.srv.URL+"/keys"); got != 0 {
+				t.Errorf("gatehouse_jwks_keys = %v, want 0", got)
+			}
+			// Published again: a token naming it triggers a fetch.
+			p.setKeys(k1.jwk())
+			w.clock.add(30 * time.Second)
+			if _, err := auth(t, a, bearer(tok)); err != nil {
+				t.Fatalf("after the key is published again: %v", err)
+			}
+		})
+	}
+}
