@@ -175,9 +175,6 @@ type remote struct {
 	lastTrigger time.Time // start of the last fetch a token triggered
 	firstDone   bool
 
-	// jwksURI is the discovered key set URL; only the fetch in flight (there
-	// is at most one) touches it.
-	jwksURI string
 	// fetchedAt is when a fetch last succeeded; only the fetch in flight
 	// touches it.
 	fetchedAt time.Time
@@ -360,7 +357,7 @@ func (r *remote) refetch(ctx context.Context) *rawSet {
 }
 
 // fetch fetches the key set once and installs it if it changed. It is the
-// only code touching jwksURI, and runs once at a time (see start).
+// only code touching fetchedAt, and runs once at a time (see start).
 func (r *remote) fetch() error {
 	ctx, cancel := context.WithTimeout(r.ctx, r.rs.timeout)
 	defer cancel()
@@ -434,14 +431,15 @@ func (r *remote) expire(err error) {
 func (r *remote) fetchKeys(ctx context.Context) ([]*rawKey, error) {
 	uri := r.rs.jwksURL
 	if uri == "" {
-		if r.jwksURI == "" {
-			u, err := r.discover(ctx)
-			if err != nil {
-				return nil, err
-			}
-			r.jwksURI = u
+		// Discovered at every fetch, not once: an issuer that moves its
+		// keys to a new jwks_uri may leave the old URL serving the old
+		// set, withdrawn keys included, and a jwks_uri read once would
+		// trust it for ever. One more small request per refresh.
+		u, err := r.discover(ctx)
+		if err != nil {
+			return nil, err
 		}
-		uri = r.jwksURI
+		uri = u
 	}
 	body, err := r.get(ctx, uri)
 	if err == nil {
@@ -464,8 +462,6 @@ func (r *remote) fetchKeys(ctx context.Context) ([]*rawKey, error) {
 			return keys, nil
 		}
 	}
-	// The discovery document may have moved the keys: look again next time.
-	r.jwksURI = ""
 	return nil, err
 }
 

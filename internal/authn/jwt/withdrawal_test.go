@@ -2,8 +2,13 @@ package jwt
 
 import (
 	"crypto/elliptic"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -326,5 +331,46 @@ func TestIssuerWithdrawsEveryKey(t *testing.T) {
 				t.Fatalf("after the key is published again: %v", err)
 			}
 		})
+	}
+}
+
+// An issuer that moves its keys to a new jwks_uri, leaving the old URL
+// serving the old set (the withdrawn key in it), is followed at the next
+// refresh: discovery is read at every fetch.
+func TestJWKSURIMoved(t *testing.T) {
+	k1 := signer{"k1", jose.ES256, ecKey(t, elliptic.P256())}
+	k2 := signer{"k2", jose.ES256, ecKey(t, elliptic.P256())}
+	var mu sync.Mutex
+	path := "/old"
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		p := path
+		mu.Unlock()
+		switch r.URL.Path {
+		case "/.well-known/openid-configuration":
+			json.NewEncoder(w).Encode(map[string]any{"issuer": srv.URL, "jwks_uri": srv.URL + p})
+		case "/old":
+			json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{k1.jwk(), k2.jwk()}})
+		case "/new":
+			json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{k2.jwk()}})
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	w := newWorld()
+	a := w.build(t, fmt.Sprintf("issuer: %s\naudiences: [%s]\nalgorithms: [ES256]\noidc_discovery: true\njwks_refresh: 1h\nfetch_timeout: 2s\n", srv.URL, testAud))
+	tok1 := k1.sign(t, claims(srv.URL))
+	cachedAndGood(t, a, tok1)
+	mu.Lock()
+	path = "/new"
+	mu.Unlock()
+	if res := RefreshKeySets(t.Context(), w.pool); len(res) != 1 || res[0].Error != "" || res[0].Keys != 1 {
+		t.Fatalf("refresh: %+v", res)
+	}
+	wantDenial(t, errOf(auth(t, a, bearer(tok1))), 401, "invalid_token", descKey)
+	if _, err := auth(t, a, bearer(k2.sign(t, claims(srv.URL, "jti", "2")))); err != nil {
+		t.Fatal(err)
 	}
 }
