@@ -96,10 +96,14 @@ func RefreshKeySets(ctx context.Context, pool *usagepool.Pool) []KeySetRefresh {
 	var remotes []*remote
 	usagepool.Each(pool, poolPrefix, func(_ string, r *remote) { remotes = append(remotes, r) })
 	out := make([]KeySetRefresh, len(remotes))
+	closed := make([]bool, len(remotes))
 	var wg sync.WaitGroup
 	for i, r := range remotes {
 		wg.Go(func() {
 			err := r.refreshNow(ctx)
+			// A source a reload let go of meanwhile serves no one: not a
+			// failure to report.
+			closed[i] = errors.Is(err, errClosed)
 			out[i] = KeySetRefresh{Source: r.label}
 			if s := r.set.Load(); s != nil {
 				out[i].Keys = len(s.keys)
@@ -110,7 +114,13 @@ func RefreshKeySets(ctx context.Context, pool *usagepool.Pool) []KeySetRefresh {
 		})
 	}
 	wg.Wait()
-	return out
+	kept := out[:0]
+	for i, k := range out {
+		if !closed[i] {
+			kept = append(kept, k)
+		}
+	}
+	return kept
 }
 
 // errClosed is the outcome of a refresh of a remote closed meanwhile (a
@@ -139,6 +149,9 @@ func (r *remote) refreshNow(ctx context.Context) error {
 	c := r.start(false)
 	select {
 	case <-c.done:
+		if r.ctx.Err() != nil {
+			return errClosed
+		}
 		if c.err == nil {
 			r.log.Info("jwt: key set fetched on request", "source", r.label)
 		}
