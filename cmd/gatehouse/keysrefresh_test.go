@@ -8,7 +8,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"github.com/gatehouse/gatehouse/internal/audit"
@@ -140,4 +143,48 @@ func hasAction(evs []audit.Event, action string) bool {
 
 func indentLines(s, by string) string {
 	return by + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n"+by)
+}
+
+// `serve` refreshes every key set on SIGUSR2, for gateways whose admin
+// API is off.
+func TestServeRefreshesKeysOnSIGUSR2(t *testing.T) {
+	var hits atomic.Int32
+	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		io.WriteString(w, `{"keys":[{"kty":"EC","crv":"P-256","kid":"k1","use":"sig","alg":"ES256",`+
+			`"x":"MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4","y":"4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM"}]}`)
+	}))
+	defer jwks.Close()
+	addr := freeAddr(t)
+	cfgFile := filepath.Join(t.TempDir(), "gatehouse.yaml")
+	writeFile(t, cfgFile, fmt.Sprintf(`
+listeners: [{name: main, address: "%s"}]
+admin: {address: "off"}
+access_log: {disabled: true}
+routes:
+  - name: r
+    match: {path: /r}
+    upstream: {url: "http://127.0.0.1:1"}
+    policies:
+      - authenticate:
+          with:
+            - jwt: {issuer: https://idp.test, audiences: [api], algorithms: [ES256], jwks_url: "%s/keys", jwks_refresh: 1h}
+`, addr, jwks.URL))
+	p := start(t, "serve", "--config", cfgFile)
+	eventually(t, "the first key fetch", func() string {
+		if hits.Load() < 1 {
+			return "no fetch yet"
+		}
+		return ""
+	})
+	before := hits.Load()
+	if err := p.cmd.Process.Signal(syscall.SIGUSR2); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a refresh on SIGUSR2", func() string {
+		if hits.Load() <= before || !strings.Contains(p.stderr.String(), "key set refreshed") {
+			return fmt.Sprintf("%d fetches, log:\n%s", hits.Load(), p.stderr.String())
+		}
+		return ""
+	})
 }

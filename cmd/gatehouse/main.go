@@ -62,7 +62,7 @@ Usage:
                                    (a running gateway: kill -USR1 PID)
   gatehouse keys refresh [--admin URL] [--token TOKEN]
                                    make a running gateway fetch every trusted
-                                   issuer's JWKS now
+                                   issuer's JWKS now (or: kill -USR2 PID)
   gatehouse explain REQUEST_ID [--admin URL]
                                    why a request was allowed or denied
   gatehouse test --config FILE CASES.yaml
@@ -226,7 +226,7 @@ func cmdServe(args []string, _, stderr io.Writer) int {
 // reload on SIGHUP, then drains for at most timeout.
 func waitAndStop(g *gateway.Gateway, timeout time.Duration, reload func(string), log *slog.Logger) int {
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1, syscall.SIGUSR2)
 	defer signal.Stop(sigs)
 	code := 0
 loop:
@@ -237,6 +237,22 @@ loop:
 				if reload != nil {
 					reload("SIGHUP")
 				}
+				continue
+			}
+			if s == syscall.SIGUSR2 {
+				// `gatehouse keys refresh` without the admin API:
+				// fetch every trusted issuer's JWKS now.
+				go func() {
+					ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+					defer cancel()
+					for _, r := range g.RefreshKeySets(ctx) {
+						if r.Error != "" {
+							log.Error("key set refresh failed; keeping its last good keys", "source", r.Source, "err", r.Error)
+						} else {
+							log.Info("key set refreshed", "source", r.Source, "keys", r.Keys)
+						}
+					}
+				}()
 				continue
 			}
 			if s == syscall.SIGUSR1 {

@@ -260,13 +260,22 @@ func (b adminBackend) RotateKeys(ctx context.Context) error {
 	return err
 }
 
+// RefreshKeySets fetches every remote key set the routes' jwt
+// authenticators trust now (jwt.RefreshKeySets over the gateway's pool,
+// which outlives reloads), sorted by source. The admin API's
+// keys/refresh and `serve`'s SIGUSR2 call it.
+func (g *Gateway) RefreshKeySets(ctx context.Context) []jwt.KeySetRefresh {
+	res := jwt.RefreshKeySets(ctx, g.pool)
+	sort.Slice(res, func(i, j int) bool { return res[i].Source < res[j].Source })
+	return res
+}
+
 func (b adminBackend) RefreshKeySets(ctx context.Context) []admin.KeySetRefresh {
-	res := jwt.RefreshKeySets(ctx, b.g.pool)
+	res := b.g.RefreshKeySets(ctx)
 	out := make([]admin.KeySetRefresh, len(res))
 	for i, r := range res {
 		out[i] = admin.KeySetRefresh(r)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Source < out[j].Source })
 	return out
 }
 
