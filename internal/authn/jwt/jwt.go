@@ -8,10 +8,17 @@
 // allow-list and fit the key's type; "none" and HMAC can never be allowed.
 //
 // Remote key sets are fetched in the background from load on, refreshed
-// at an interval, fetched again (rate limited) for a token naming an
-// unknown kid, and shared between all routes and reloads naming the same
-// source (through policy.Env.Pool). A verified token is cached, by its
-// SHA-256, until its exp, so repeated tokens cost a map lookup.
+// at an interval (the bound on a withdrawn key's life), fetched again
+// (rate limited) for a token naming an unknown kid or at once on an
+// operator's request (RefreshKeySets), dropped when not refreshed for
+// jwks_max_stale, and shared between all routes and reloads naming the
+// same source (through policy.Env.Pool). A verified token is cached, by
+// its SHA-256, until its exp or until its key leaves the set, so
+// repeated tokens cost a map lookup.
+//
+// A token that is not a JWT of the configured issuer (an opaque token, a
+// JWE, another issuer's JWT) is declined (authn.Declined), so that
+// another authenticator of the route may take it; see verify.
 package jwt
 
 import (
