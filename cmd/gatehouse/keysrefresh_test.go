@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/authn/oidcpeer"
@@ -187,4 +188,75 @@ routes:
 		}
 		return ""
 	})
+}
+
+// Reloads of the gateway, more frequent than jwks_refresh, do not extend
+// a withdrawn key's life: the key source (shared through the reloads)
+// keeps its schedule, and the token signed by the withdrawn key is
+// refused within the bound.
+func TestReloadsDoNotExtendAWithdrawnKey(t *testing.T) {
+	idp := oidcpeer.Start(t)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	defer up.Close()
+	src := []byte(fmt.Sprintf(`
+listeners: [{address: "127.0.0.1:0"}]
+admin: {address: "off"}
+access_log: {disabled: true}
+store: {type: memory}
+routes:
+  - name: api
+    match: {path_prefix: /}
+    upstream: {url: %q}
+    policies:
+      - authenticate:
+          realm: api
+          with:
+            - jwt:
+%s
+`, up.URL, indentLines(idp.JWTConfig("jwks_refresh: 2s", "fetch_timeout: 2s"), "                ")))
+	load := func() *config.Config {
+		cfg, err := config.LoadBytes("gw.yaml", src, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	g, err := gateway.New(load(), gateway.Options{Registry: builtin.Registry(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	gw := httptest.NewServer(g)
+	defer gw.Close()
+	call := func(tok string) int {
+		req, _ := http.NewRequest("GET", gw.URL+"/products", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	old := idp.Token(t, oidcpeer.JWTResource)
+	if code := call(old); code != 200 {
+		t.Fatalf("before the rotation: %d", code)
+	}
+	idp.Rotate(t)
+	deadline := time.Now().Add(60 * time.Second)
+	reloads := 0
+	for call(old) == 200 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the withdrawn key's token still accepted after %d reloads", reloads)
+		}
+		if err := g.Reload(load()); err != nil {
+			t.Fatal(err)
+		}
+		reloads++
+		time.Sleep(100 * time.Millisecond)
+	}
+	if code := call(idp.Token(t, oidcpeer.JWTResource)); code != 200 {
+		t.Fatalf("a token of the new key: %d", code)
+	}
+	t.Logf("withdrawn after %d reloads", reloads)
 }
