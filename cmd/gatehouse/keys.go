@@ -19,6 +19,8 @@ var keysUsage = `usage:
   gatehouse keys jwks --key FILE [--alg ALG] [--kid ID]
                                                      print the public JWK Set relying parties trust
   gatehouse keys rotate --config FILE                rotate the authorization server's signing key
+  gatehouse keys refresh [--admin URL] [--token T]   make a running gateway fetch every trusted
+                                                     issuer's JWKS now (a withdrawn key stops at once)
 algorithms: ` + strings.Join(keys.Algorithms(), ", ") + "\n"
 
 // cmdKeys handles `gatehouse keys generate` and `gatehouse keys jwks`.
@@ -34,6 +36,8 @@ func cmdKeys(args []string, stdout, stderr io.Writer) int {
 		return cmdKeysJWKS(args[1:], stdout, stderr)
 	case "rotate":
 		return cmdKeysRotate(args[1:], stdout, stderr)
+	case "refresh":
+		return cmdKeysRefresh(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, keysUsage)
 		return 0

@@ -7,6 +7,7 @@
 //	gatehouse keys generate         make a signing key (identity tokens)
 //	gatehouse keys jwks             print a signing key's public JWK Set
 //	gatehouse keys rotate           rotate the authorization server's key
+//	gatehouse keys refresh          fetch the trusted issuers' JWKS now
 //	gatehouse token                 get an access token (client_credentials)
 //	gatehouse clients               list clients, hash client secrets
 //	gatehouse explain REQUEST_ID    why a request was allowed or denied
@@ -42,7 +43,8 @@ const usage = `Gatehouse, an API security gateway for REST and SOAP.
 
 Usage:
   gatehouse serve --config FILE    run the gateway (reloads on SIGHUP and file change)
-  gatehouse check --config FILE    validate a config; exit 1 on any error
+  gatehouse check --config FILE    validate a config; exit 1 on any error, warn (exit 0)
+                                   of what loads but cannot work (scopes before authenticate)
   gatehouse demo [--listen ADDR] [--admin-listen ADDR]
                                    run the gateway in front of built-in demo upstreams
   gatehouse keys generate [--alg ES256] --out FILE
@@ -58,6 +60,9 @@ Usage:
   gatehouse keys rotate --config FILE
                                    rotate the authorization server's signing key
                                    (a running gateway: kill -USR1 PID)
+  gatehouse keys refresh [--admin URL] [--token TOKEN]
+                                   make a running gateway fetch every trusted
+                                   issuer's JWKS now (or: kill -USR2 PID)
   gatehouse explain REQUEST_ID [--admin URL]
                                    why a request was allowed or denied
   gatehouse test --config FILE CASES.yaml
@@ -170,6 +175,8 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	// What loads but cannot do what it says: warnings, exit 0.
+	fmt.Fprint(stderr, formatWarnings(principalWarnings(cfg)))
 	fmt.Fprintf(stdout, "%s: ok (%d listeners, %d routes)\n", path, len(cfg.Listeners), len(cfg.Routes))
 	return 0
 }
@@ -219,7 +226,7 @@ func cmdServe(args []string, _, stderr io.Writer) int {
 // reload on SIGHUP, then drains for at most timeout.
 func waitAndStop(g *gateway.Gateway, timeout time.Duration, reload func(string), log *slog.Logger) int {
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1, syscall.SIGUSR2)
 	defer signal.Stop(sigs)
 	code := 0
 loop:
@@ -230,6 +237,22 @@ loop:
 				if reload != nil {
 					reload("SIGHUP")
 				}
+				continue
+			}
+			if s == syscall.SIGUSR2 {
+				// `gatehouse keys refresh` without the admin API:
+				// fetch every trusted issuer's JWKS now.
+				go func() {
+					ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+					defer cancel()
+					for _, r := range g.RefreshKeySets(ctx) {
+						if r.Error != "" {
+							log.Error("key set refresh failed; keeping its last good keys", "source", r.Source, "err", r.Error)
+						} else {
+							log.Info("key set refreshed", "source", r.Source, "keys", r.Keys)
+						}
+					}
+				}()
 				continue
 			}
 			if s == syscall.SIGUSR1 {

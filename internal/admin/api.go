@@ -39,6 +39,9 @@ type Backend interface {
 	Reload(ctx context.Context) error
 	// RotateKeys rotates the authorization server's signing key.
 	RotateKeys(ctx context.Context) error
+	// RefreshKeySets fetches every remote key set (the JWKS of the
+	// issuers jwt authenticators trust) now, and returns each outcome.
+	RefreshKeySets(ctx context.Context) []KeySetRefresh
 	// Revoke revokes a token by its jti or whole.
 	Revoke(ctx context.Context, req RevokeRequest) (Revoked, error)
 }
@@ -137,6 +140,17 @@ type KeyInfo struct {
 	Activated time.Time `json:"activated,omitzero"`
 	Retired   time.Time `json:"retired,omitzero"`
 	Active    bool      `json:"active"`
+}
+
+// KeySetRefresh is the outcome of refreshing one remote key set.
+type KeySetRefresh struct {
+	// Source is the JWKS URL, or the issuer whose discovery names it.
+	Source string `json:"source"`
+	// Keys is the number of keys in the set now (the last good set when
+	// the fetch failed).
+	Keys int `json:"keys"`
+	// Error is why the fetch failed; absent when it succeeded.
+	Error string `json:"error,omitempty"`
 }
 
 // Decision is what the gateway did with one request and why.
@@ -240,6 +254,7 @@ var endpoints = []endpoint{
 	{"GET", "/api/v1/audit", func(a *api) http.HandlerFunc { return a.getAudit }},
 	{"POST", "/api/v1/reload", func(a *api) http.HandlerFunc { return a.postReload }},
 	{"POST", "/api/v1/keys/rotate", func(a *api) http.HandlerFunc { return a.postRotate }},
+	{"POST", "/api/v1/keys/refresh", func(a *api) http.HandlerFunc { return a.postRefresh }},
 	{"POST", "/api/v1/tokens/revoke", func(a *api) http.HandlerFunc { return a.postRevoke }},
 	{"GET", "/api/v1/openapi.json", func(*api) http.HandlerFunc { return getOpenAPI }},
 }
@@ -376,6 +391,46 @@ func (a *api) postRotate(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// postRefresh fetches every remote key set now: an operator who learns
+// that an issuer withdrew a key need not wait for the next refresh. 200
+// when every fetch succeeded (also when there is none), 502
+// refresh_failed naming the sources that failed otherwise; those keep
+// their last good set.
+func (a *api) postRefresh(w http.ResponseWriter, r *http.Request) {
+	res := a.b.RefreshKeySets(r.Context())
+	if res == nil {
+		res = []KeySetRefresh{}
+	}
+	var failed []string
+	for _, k := range res {
+		if k.Error != "" {
+			failed = append(failed, k.Source+": "+k.Error)
+		}
+	}
+	var err error
+	if len(failed) > 0 {
+		err = errors.New(strings.Join(failed, "; "))
+	}
+	a.record(r, "keys.refresh", err)
+	body := map[string]any{"result": "refreshed", "key_sets": res}
+	status := http.StatusOK
+	if err != nil {
+		// A problem, with the outcomes beside it: the sources that did
+		// refresh did.
+		status = http.StatusBadGateway
+		body = map[string]any{
+			"type": "urn:gatehouse:error:refresh_failed", "title": http.StatusText(status), "status": status,
+			"code": "refresh_failed", "detail": "some key sets could not be fetched and keep their last good keys: " + err.Error(),
+			"key_sets": res,
+		}
+	}
+	if err != nil {
+		// writeJSON keeps a Content-Type already set.
+		w.Header().Set("Content-Type", "application/problem+json")
+	}
+	writeJSON(w, status, body)
+}
+
 func (a *api) postRevoke(w http.ResponseWriter, r *http.Request) {
 	var req RevokeRequest
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
@@ -430,7 +485,9 @@ func principal(r *http.Request) string {
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
+	if h.Get("Content-Type") == "" {
+		h.Set("Content-Type", "application/json")
+	}
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)

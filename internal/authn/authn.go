@@ -7,6 +7,14 @@
 //
 //   - ErrNoCredentials: the request carries no credential of its kind; the
 //     next authenticator is tried ("not mine").
+//   - a *Declined: the request carries a credential where this
+//     authenticator reads, but not one of its kind (an opaque token where
+//     the jwt authenticator reads JWTs, a JWT of another issuer, a token
+//     type the introspection endpoint says it does not handle). It is a
+//     "not mine" (errors.Is(err, ErrNoCredentials) holds): the next
+//     authenticator is tried; and it carries the refusal the request gets
+//     when no authenticator takes the credential, so that a credential no
+//     one recognises is refused as invalid rather than treated as absent.
 //   - a *policy.Denial: it carries one and it is not good (401
 //     invalid_token, 400 invalid_request, 403 ...); the request is refused
 //     and no other authenticator is tried.
@@ -30,11 +38,31 @@ import (
 // none of the credentials it reads.
 var ErrNoCredentials = errors.New("authn: no credentials")
 
+// Declined is the answer of an authenticator to a credential that is not
+// of its kind (see the package doc). errors.Is(d, ErrNoCredentials) holds.
+// It deliberately does not unwrap to its Refusal: code that looks for a
+// *policy.Denial must not take a "not mine" for a refusal.
+type Declined struct {
+	// Refusal is what the request gets when no authenticator of the chain
+	// takes the credential: the refusal this authenticator would give.
+	Refusal *policy.Denial
+}
+
+// Decline returns a *Declined carrying refusal.
+func Decline(refusal *policy.Denial) error { return &Declined{Refusal: refusal} }
+
+func (d *Declined) Error() string {
+	return "authn: credential not of this kind (" + d.Refusal.Error() + ")"
+}
+
+// Is makes a Declined a "not mine": errors.Is(d, ErrNoCredentials).
+func (d *Declined) Is(target error) bool { return target == ErrNoCredentials }
+
 // An Authenticator proves who is calling. Built once per config load, safe
 // for concurrent use.
 type Authenticator interface {
-	// Authenticate returns the caller, ErrNoCredentials, a *policy.Denial
-	// or an internal error, as the package doc says.
+	// Authenticate returns the caller, ErrNoCredentials, a *Declined, a
+	// *policy.Denial or an internal error, as the package doc says.
 	Authenticate(ctx context.Context, ex *policy.Exchange) (*policy.Principal, error)
 	// Challenge returns this authenticator's WWW-Authenticate challenge for
 	// a request that carried no credentials at all, e.g.

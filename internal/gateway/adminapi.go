@@ -11,6 +11,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/admin"
 	"github.com/gatehouse/gatehouse/internal/audit"
+	"github.com/gatehouse/gatehouse/internal/authn/jwt"
 	"github.com/gatehouse/gatehouse/internal/authserver"
 	"github.com/gatehouse/gatehouse/internal/config"
 )
@@ -257,6 +258,25 @@ func (b adminBackend) RotateKeys(ctx context.Context) error {
 		return admin.ErrNotConfigured
 	}
 	return err
+}
+
+// RefreshKeySets fetches every remote key set the routes' jwt
+// authenticators trust now (jwt.RefreshKeySets over the gateway's pool,
+// which outlives reloads), sorted by source. The admin API's
+// keys/refresh and `serve`'s SIGUSR2 call it.
+func (g *Gateway) RefreshKeySets(ctx context.Context) []jwt.KeySetRefresh {
+	res := jwt.RefreshKeySets(ctx, g.pool)
+	sort.Slice(res, func(i, j int) bool { return res[i].Source < res[j].Source })
+	return res
+}
+
+func (b adminBackend) RefreshKeySets(ctx context.Context) []admin.KeySetRefresh {
+	res := b.g.RefreshKeySets(ctx)
+	out := make([]admin.KeySetRefresh, len(res))
+	for i, r := range res {
+		out[i] = admin.KeySetRefresh(r)
+	}
+	return out
 }
 
 func (b adminBackend) Revoke(ctx context.Context, req admin.RevokeRequest) (admin.Revoked, error) {

@@ -96,6 +96,10 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 			telemetry: g.metrics,
 		}
 		rt.routes = append(rt.routes, r)
+		var err error
+		if r.info.Realm, err = routeRealm(rc); err != nil {
+			errs = append(errs, err)
+		}
 		for _, spec := range rc.Policies {
 			env := &policy.Env{
 				Route:          r.info,

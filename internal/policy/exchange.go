@@ -45,6 +45,23 @@ type Route struct {
 	// of the route (500 for WS-I Basic Profile R1126); see
 	// render.RouteDenial.
 	FaultStatus int
+	// Realm is the protection space every WWW-Authenticate challenge of
+	// the route names, 401 and 403 alike: set once per route by the
+	// gateway (from the realm its policies agree on). Empty outside the
+	// gateway; see ChallengeRealm.
+	Realm string
+}
+
+// DefaultRealm is the realm of a route none of whose policies names one.
+const DefaultRealm = "gatehouse"
+
+// ChallengeRealm returns the realm a policy's challenges name: Realm, or
+// DefaultRealm when it is empty.
+func (r Route) ChallengeRealm() string {
+	if r.Realm == "" {
+		return DefaultRealm
+	}
+	return r.Realm
 }
 
 // Principal is the authenticated caller of a request.

@@ -12,6 +12,7 @@ package usagepool
 import (
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 )
 
@@ -111,6 +112,42 @@ func (p *Pool) releaser(key string, e *entry) func() error {
 		}
 		return nil
 	})
+}
+
+// Each calls f with the key and value of every built value of type V in
+// p whose key has the given prefix, in no particular order. It works on a
+// snapshot taken under the lock and calls f without it, so f may use the
+// pool; a value released meanwhile may be closed while f holds it, so
+// values must tolerate use after Close (an error, not a crash). Each is
+// for acting on every shared value at once, as an operator's "refresh the
+// key sets now" does.
+func Each[V any](p *Pool, prefix string, f func(key string, v V)) {
+	if p == nil {
+		return
+	}
+	type kv struct {
+		key string
+		v   V
+	}
+	var snap []kv
+	p.mu.Lock()
+	for k, e := range p.m {
+		if !strings.HasPrefix(k, prefix) {
+			continue
+		}
+		select {
+		case <-e.ready:
+		default:
+			continue // being built: not there yet
+		}
+		if v, ok := e.v.(V); ok && e.err == nil {
+			snap = append(snap, kv{k, v})
+		}
+	}
+	p.mu.Unlock()
+	for _, x := range snap {
+		f(x.key, x.v)
+	}
 }
 
 // Len returns the number of values p holds (being built included).

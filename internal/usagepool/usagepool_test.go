@@ -162,3 +162,53 @@ func TestConcurrentAcquireBuildsOnce(t *testing.T) {
 		t.Error("not closed after the last release")
 	}
 }
+
+// Each visits the built values of its type under the prefix, and neither
+// values being built, nor released ones, nor other types or prefixes.
+func TestEach(t *testing.T) {
+	p := New()
+	a, relA, _ := Acquire(p, "x/a", func() (*res, error) { return &res{}, nil })
+	b, relB, _ := Acquire(p, "x/b", func() (*res, error) { return &res{}, nil })
+	_, relC, _ := Acquire(p, "y/c", func() (*res, error) { return &res{}, nil })
+	_, relO, _ := Acquire(p, "x/o", func() (other, error) { return other{}, nil })
+	defer relA()
+	defer relC()
+	defer relO()
+
+	building := make(chan struct{})
+	built := make(chan struct{})
+	slowDone := make(chan struct{})
+	go func() {
+		defer close(slowDone)
+		_, rel, _ := Acquire(p, "x/slow", func() (*res, error) {
+			close(building)
+			<-built
+			return &res{}, nil
+		})
+		rel()
+	}()
+	<-building
+	visit := func() map[string]*res {
+		got := map[string]*res{}
+		Each(p, "x/", func(k string, v *res) {
+			// f may use the pool.
+			if p.Refs(k) == 0 {
+				t.Errorf("%s visited with no user", k)
+			}
+			got[k] = v
+		})
+		return got
+	}
+	got := visit()
+	close(built)
+	<-slowDone // built and released: gone
+	if len(got) != 2 || got["x/a"] != a || got["x/b"] != b {
+		t.Errorf("visited %v, want x/a and x/b", got)
+	}
+	relB()
+	if got := visit(); len(got) != 1 || got["x/a"] != a {
+		t.Errorf("after a release, visited %v, want x/a", got)
+	}
+	var nilPool *Pool
+	Each(nilPool, "", func(string, *res) { t.Error("a nil pool has values") })
+}

@@ -5,7 +5,11 @@
 // It fails closed: when the endpoint is down, slow or answers nonsense, the
 // request is refused with 503 introspection_unavailable (and Retry-After),
 // never let through, and nothing is cached, so the first request after the
-// endpoint recovers is checked afresh.
+// endpoint recovers is checked afresh. An endpoint's refusal of the token
+// itself (a 400 such as invalid_request) is no outage: the token is
+// refused, 401 invalid_token; a 400 unsupported_token_type (node-oidc-
+// provider's answer to a JWT) is "not mine", so that a jwt authenticator
+// on the same route can take the token. See refusal.
 package introspect
 
 import (
@@ -17,11 +21,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/authn"
@@ -58,6 +64,9 @@ type Authenticator struct {
 	pos    *cache // active tokens
 	neg    *cache // refused tokens, apart so a flood of bad tokens cannot evict good ones
 	flight flight
+	log    *slog.Logger
+	// lastComplaint is when a misconfiguration was last logged (Unix ns).
+	lastComplaint atomic.Int64
 }
 
 // answer is what introspecting a token decided: a principal, or a refusal.
@@ -65,6 +74,9 @@ type answer struct {
 	principal *policy.Principal // nil when refused
 	desc      string            // the public reason of a refusal
 	dpopBound bool              // the token has cnf.jkt (RFC 9449 §6.2)
+	// declined: the endpoint does not handle this kind of token
+	// (unsupported_token_type): "not mine" (authn.Declined).
+	declined bool
 }
 
 var (
@@ -81,9 +93,15 @@ func New(cfg *config.Node, env *authn.Env) (*Authenticator, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Authenticator{p: p, realm: env.Realm, now: env.Now}
+	a := &Authenticator{p: p, realm: env.Realm}
+	if env.Env != nil {
+		a.now, a.log = env.Now, env.Logger
+	}
 	if a.now == nil {
 		a.now = time.Now
+	}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
 	}
 	a.tr = &http.Transport{
 		// No proxy from the environment: tokens and the client secret go
@@ -122,10 +140,13 @@ func (a *Authenticator) Close() error {
 // Authenticate introspects the request's Bearer or DPoP token (from the
 // Authorization header) and returns its principal. It returns
 // ErrNoCredentials without such a token; a 401 invalid_token Denial for a
-// token the endpoint says is inactive, or that is expired, not yet valid,
-// for another audience or issuer, or DPoP-bound and used as a bearer
-// token; a 503 introspection_unavailable Denial when the endpoint cannot
-// answer; ctx's error when ctx ends first.
+// token the endpoint says is inactive or refuses to introspect (400), or
+// that is expired, not yet valid, for another audience or issuer, or
+// DPoP-bound and used as a bearer token; an authn.Declined for a token the
+// endpoint does not handle (400 unsupported_token_type); a 503
+// introspection_unavailable Denial when the endpoint cannot answer or
+// refuses the gateway's client credentials; ctx's error when ctx ends
+// first.
 //
 // The returned Principal is the caller's own copy, but its Scopes and
 // Claims are shared with other requests bearing the same token and must not
@@ -145,7 +166,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, ex *policy.Exchange) (
 			return a.decide(ans, tok)
 		}
 		if ans, ok := a.neg.get(&k, now); ok {
-			return a.decide(ans, tok)
+			return a.refusedOr(ans, tok)
 		}
 	}
 	return a.miss(ctx, tok, k)
@@ -162,8 +183,21 @@ func (a *Authenticator) miss(ctx context.Context, tok authn.Token, k key) (*poli
 		}
 		return nil, unavailable(err)
 	}
+	return a.refusedOr(ans, tok)
+}
+
+// refusedOr answers a token the endpoint declined as "not mine"
+// (authn.Declined, refused 401 invalid_token when no other authenticator
+// takes it), and decides any other answer.
+func (a *Authenticator) refusedOr(ans *answer, tok authn.Token) (*policy.Principal, error) {
+	if ans.declined {
+		return nil, authn.Decline(authn.InvalidToken(a.realm, tok.Scheme, ans.desc, errDeclined))
+	}
 	return a.decide(ans, tok)
 }
+
+// errDeclined is the logged cause of a token refused as unsupported_token_type.
+var errDeclined = errors.New("introspect: the endpoint does not handle this type of token (unsupported_token_type)")
 
 // hashToken returns the SHA-256 of token. Most opaque tokens fit the stack
 // buffer, which spares the allocation of []byte(token); longer ones (JWTs
@@ -229,21 +263,23 @@ func (a *Authenticator) introspect(ctx context.Context, token string, k *key) (*
 	if err != nil {
 		return nil, fmt.Errorf("%w: reading the response: %v", ErrUnavailable, err)
 	}
-	if res.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%w: endpoint answered %s", ErrUnavailable, res.Status)
-	}
 	if len(body) > maxResponse {
 		return nil, fmt.Errorf("%w: response larger than %d bytes", ErrUnavailable, maxResponse)
 	}
-	var resp map[string]any
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&resp); err != nil || dec.More() || resp == nil {
-		return nil, fmt.Errorf("%w: response is not a JSON object", ErrUnavailable)
-	}
 	now := a.now()
-	ans, exp, err := a.evaluate(resp, now)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	var ans *answer
+	var exp time.Time
+	if res.StatusCode == http.StatusOK {
+		var resp map[string]any
+		dec := json.NewDecoder(bytes.NewReader(body))
+		if err := dec.Decode(&resp); err != nil || dec.More() || resp == nil {
+			return nil, fmt.Errorf("%w: response is not a JSON object", ErrUnavailable)
+		}
+		if ans, exp, err = a.evaluate(resp, now); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+	} else if ans, err = a.refusal(res, body); err != nil {
+		return nil, err
 	}
 	if a.pos != nil && ans.desc != descNotYet {
 		if ans.principal != nil {
@@ -259,6 +295,83 @@ func (a *Authenticator) introspect(ctx context.Context, token string, k *key) (*
 	return ans, nil
 }
 
+// refusal reads an answer other than 200. What it means is decided by
+// who is at fault:
+//
+//   - the token: 400 (RFC 6749 §5.2 errors such as invalid_request, as
+//     an endpoint answers a token it cannot parse, or
+//     unsupported_token_type, as node-oidc-provider answers a JWT),
+//     413 and 422. The token is refused, 401 invalid_token, and the
+//     answer cached like an inactive token's; unsupported_token_type is a
+//     "not mine" (authn.Declined) so that a jwt authenticator after this
+//     one can take the JWT.
+//   - the gateway's own client credentials: 401, 403, or a 400
+//     invalid_client or unauthorized_client. No token can be checked
+//     until the config is fixed: 503 introspection_unavailable, an error
+//     logged (at most once a minute), nothing cached. Not 401: the
+//     client's token may be good, and its client must not be told to
+//     throw it away for the gateway's mistake.
+//   - the endpoint: 5xx, 429, and any other status (404, 405, 415: the
+//     endpoint URL is wrong). 503 introspection_unavailable, as for a
+//     transport error or a timeout; the unexpected ones are logged.
+func (a *Authenticator) refusal(res *http.Response, body []byte) (*answer, error) {
+	code := oauthError(res, body)
+	switch st := res.StatusCode; {
+	case (st == http.StatusBadRequest && code != "invalid_client" && code != "unauthorized_client") ||
+		st == http.StatusRequestEntityTooLarge || st == http.StatusUnprocessableEntity:
+		if code == "unsupported_token_type" {
+			return &answer{desc: descUnsupported, declined: true}, nil
+		}
+		return &answer{desc: descRefused}, nil
+	case st == http.StatusBadRequest, st == http.StatusUnauthorized, st == http.StatusForbidden:
+		a.complain("introspect: the introspection endpoint refused the gateway's client credentials; no token can be checked until client_id and client_secret are fixed",
+			"status", res.StatusCode, "error", code)
+		return nil, fmt.Errorf("%w: endpoint refused the gateway's client credentials (%s %s)", ErrUnavailable, res.Status, code)
+	case st >= 500, st == http.StatusTooManyRequests:
+		return nil, fmt.Errorf("%w: endpoint answered %s", ErrUnavailable, res.Status)
+	default:
+		a.complain("introspect: the introspection endpoint answered an unexpected status; is endpoint the introspection URL?",
+			"status", res.StatusCode, "error", code)
+		return nil, fmt.Errorf("%w: endpoint answered %s", ErrUnavailable, res.Status)
+	}
+}
+
+// oauthError returns the "error" member of an RFC 6749 §5.2 error
+// response body, or "" (not JSON, no such member, not a plain code).
+func oauthError(res *http.Response, body []byte) string {
+	var e struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(body, &e) != nil || len(e.Error) > 64 || !isErrorCode(e.Error) {
+		return ""
+	}
+	return e.Error
+}
+
+// isErrorCode reports whether s has RFC 6749's error code alphabet
+// (%x20-21 / %x23-5B / %x5D-7E), without spaces, so that it is safe to log.
+func isErrorCode(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= 0x20 || c == '"' || c == '\\' || c > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// complain logs a misconfiguration at error level, at most once a minute:
+// every request would otherwise log it.
+func (a *Authenticator) complain(msg string, args ...any) {
+	now := a.now().UnixNano()
+	last := a.lastComplaint.Load()
+	if last != 0 && now-last < int64(time.Minute) {
+		return
+	}
+	if a.lastComplaint.CompareAndSwap(last, now) {
+		a.log.Error(msg, append(args, "endpoint", a.p.endpoint)...)
+	}
+}
+
 // Public reasons of refusals.
 const (
 	descInactive = "the token is not active"
@@ -266,6 +379,10 @@ const (
 	descNotYet   = "the token is not valid yet"
 	descAudience = "the token is not meant for this audience"
 	descIssuer   = "the token is from an issuer not accepted here"
+	// descRefused: the endpoint refused to introspect the token (400).
+	descRefused = "the token is not valid"
+	// descUnsupported: the endpoint does not handle this kind of token.
+	descUnsupported = "the token is not of a type accepted here"
 )
 
 // evaluate turns an introspection response into an answer, with the token's

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -58,9 +59,10 @@ type idp struct {
 
 	mu      sync.Mutex
 	tokens  map[string]map[string]any
-	mode    string        // "", "500", "garbage", "huge", "redirect", "hang"
-	release chan struct{} // closed to end "hang"
-	entered chan struct{} // receives when a request starts, if not nil
+	raw     map[string]rawAnswer // tokens answered with another status
+	mode    string               // "", "500", "garbage", "huge", "redirect", "hang"
+	release chan struct{}        // closed to end "hang"
+	entered chan struct{}        // receives when a request starts, if not nil
 }
 
 func newIDP(t *testing.T, method string) *idp {
@@ -76,6 +78,21 @@ func newIDP(t *testing.T, method string) *idp {
 func (d *idp) set(token string, resp map[string]any) {
 	d.mu.Lock()
 	d.tokens[token] = resp
+	d.mu.Unlock()
+}
+
+// rawAnswer is an endpoint's answer other than a 200 JSON object.
+type rawAnswer struct {
+	status int
+	body   string
+}
+
+func (d *idp) setRaw(token string, status int, body string) {
+	d.mu.Lock()
+	if d.raw == nil {
+		d.raw = map[string]rawAnswer{}
+	}
+	d.raw[token] = rawAnswer{status, body}
 	d.mu.Unlock()
 }
 
@@ -140,7 +157,14 @@ func (d *idp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	d.mu.Lock()
 	resp, ok := d.tokens[r.PostForm.Get("token")]
+	ra, isRaw := d.raw[r.PostForm.Get("token")]
 	d.mu.Unlock()
+	if isRaw {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(ra.status)
+		w.Write([]byte(ra.body))
+		return
+	}
 	if !ok {
 		resp = map[string]any{"active": false}
 	}
@@ -603,4 +627,122 @@ func BenchmarkAuthenticate(b *testing.B) {
 			}
 		}
 	})
+}
+
+// lockedBuffer is a log sink safe for the goroutines of introspections.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestEndpointAnswers holds the meaning of the endpoint's answers other
+// than 200: a refusal of the token is the token's 401 invalid_token (and
+// cached like an inactive token); unsupported_token_type is a "not mine";
+// a refusal of the gateway's own client credentials and the endpoint's
+// failures are 503 introspection_unavailable, never cached, the
+// misconfiguration logged.
+func TestEndpointAnswers(t *testing.T) {
+	const (
+		token   = "token"    // 401 invalid_token
+		decline = "declined" // Declined, refusal 401 invalid_token
+		outage  = "outage"   // 503, nothing logged
+		misconf = "misconf"  // 503, an error logged
+	)
+	tests := []struct {
+		name   string
+		status int
+		body   string
+		want   string
+	}{
+		{"node-oidc-provider on a JWT", 400, `{"error":"unsupported_token_type","error_description":"Structured JWT Tokens cannot be introspected via the introspection_endpoint"}`, decline},
+		{"invalid_request", 400, `{"error":"invalid_request","error_description":"token is malformed"}`, token},
+		{"invalid_token", 400, `{"error":"invalid_token"}`, token},
+		{"400 without a body", 400, ``, token},
+		{"400 not JSON", 400, `<html>bad request</html>`, token},
+		{"400 error not a string", 400, `{"error":["unsupported_token_type"]}`, token},
+		{"413", 413, ``, token},
+		{"422", 422, `{"error":"invalid_request"}`, token},
+		{"our credentials refused, 401", 401, `{"error":"invalid_client"}`, misconf},
+		{"our credentials refused, 400 invalid_client", 400, `{"error":"invalid_client"}`, misconf},
+		{"our client not allowed, 400 unauthorized_client", 400, `{"error":"unauthorized_client"}`, misconf},
+		{"403", 403, `{"error":"access_denied"}`, misconf},
+		{"404: not the introspection URL", 404, `not found`, misconf},
+		{"405", 405, ``, misconf},
+		{"429", 429, ``, outage},
+		{"500", 500, `{"error":"server_error"}`, outage},
+		{"502", 502, ``, outage},
+		{"503", 503, ``, outage},
+		{"204", 204, ``, misconf},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := newIDP(t, "client_secret_basic")
+			d.setRaw("tok", tt.status, tt.body)
+			clk := &clock{t: policytest.Start}
+			var logs lockedBuffer
+			env := &authn.Env{Env: policytest.Env(), Realm: "api"}
+			env.Now, env.Logger = clk.Now, slog.New(slog.NewTextHandler(&logs, nil))
+			a, err := New(policytest.Node(t, settings(d.srv.URL, "")), env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { a.Close() })
+
+			for i := range 2 {
+				_, err := request(a, "Bearer tok")
+				var dec *authn.Declined
+				declined := errors.As(err, &dec)
+				if declined {
+					err = dec.Refusal
+				}
+				if declined != (tt.want == decline) {
+					t.Fatalf("request %d: declined %v (%v), want %v", i, declined, err, tt.want == decline)
+				}
+				den, ok := policy.AsDenial(err)
+				if !ok {
+					t.Fatalf("request %d: got %v, want a denial", i, err)
+				}
+				switch tt.want {
+				case token, decline:
+					if den.Status != 401 || den.Code != "invalid_token" ||
+						!strings.HasPrefix(den.Header.Get("Www-Authenticate"), `Bearer realm="api", error="invalid_token"`) {
+						t.Fatalf("request %d: got %d %s %v, want 401 invalid_token", i, den.Status, den.Code, den.Header)
+					}
+				default:
+					if den.Status != 503 || den.Code != "introspection_unavailable" || den.Header.Get("Retry-After") == "" ||
+						den.Header.Get("Www-Authenticate") != "" || !errors.Is(den, ErrUnavailable) {
+						t.Fatalf("request %d: got %d %s %v (%v), want 503 introspection_unavailable", i, den.Status, den.Code, den.Header, den.Err)
+					}
+				}
+			}
+			// A refusal of the token is cached; an outage or a
+			// misconfiguration never is: the next request asks again.
+			wantAsked := int64(2)
+			if tt.want == token || tt.want == decline {
+				wantAsked = 1
+			}
+			if n := d.requests.Load(); n != wantAsked {
+				t.Errorf("the endpoint was asked %d times, want %d", n, wantAsked)
+			}
+			logged := strings.Count(logs.String(), "level=ERROR")
+			if want := map[bool]int{true: 1, false: 0}[tt.want == misconf]; logged != want {
+				t.Errorf("%d errors logged, want %d:\n%s", logged, want, logs.String())
+			}
+			if strings.Contains(logs.String(), clientSecret) {
+				t.Error("the log holds the client secret")
+			}
+		})
+	}
 }

@@ -52,9 +52,18 @@ type Config struct {
 	// loopback. Whoever can change the keys in transit can mint tokens, so
 	// use it only where the network path is otherwise protected.
 	AllowHTTP bool `yaml:"allow_http"`
-	// JWKSRefresh is the interval of the background key refresh. Default
-	// 5m, at least 1s.
+	// JWKSRefresh is the interval of the background key refresh, and so
+	// the bound on how long a key the issuer withdrew from its JWKS (and
+	// every token verified with it, cached or not) is still trusted:
+	// jwks_refresh plus at most fetch_timeout. Default 5m, at least 1s.
 	JWKSRefresh config.Duration `yaml:"jwks_refresh"`
+	// JWKSMaxStale bounds how long the last good key set is trusted while
+	// fetches fail (the issuer down or unreachable, so a withdrawal
+	// cannot be seen): that long after the last successful fetch its
+	// keys are dropped, and tokens refused with 503 jwks_unavailable
+	// until a fetch succeeds. Default 1h, or twice jwks_refresh when that
+	// is longer; more than jwks_refresh.
+	JWKSMaxStale config.Duration `yaml:"jwks_max_stale"`
 	// UnknownKIDRefetch is the minimum interval between two key fetches
 	// triggered by tokens naming a kid the key set lacks. Default 30s, at
 	// least 1s.
@@ -126,6 +135,7 @@ type CacheConfig struct {
 
 const (
 	defaultRefresh       = 5 * time.Minute
+	defaultMaxStale      = time.Hour
 	defaultRefetch       = 30 * time.Second
 	defaultFetchTimeout  = 5 * time.Second
 	defaultLeeway        = 30 * time.Second
@@ -146,6 +156,7 @@ type settings struct {
 	discovery      bool
 	keys           []KeyConfig
 	refresh        time.Duration
+	maxStale       time.Duration
 	refetch        time.Duration
 	fetchTimeout   time.Duration
 	leeway         time.Duration
@@ -178,6 +189,7 @@ func decode(cfg *config.Node) (*settings, error) {
 		discovery:      c.OIDCDiscovery,
 		keys:           c.Keys,
 		refresh:        orDefault(c.JWKSRefresh, defaultRefresh),
+		maxStale:       c.JWKSMaxStale.Std(),
 		refetch:        orDefault(c.UnknownKIDRefetch, defaultRefetch),
 		fetchTimeout:   orDefault(c.FetchTimeout, defaultFetchTimeout),
 		leeway:         defaultLeeway,
@@ -285,6 +297,12 @@ func decode(cfg *config.Node) (*settings, error) {
 
 	if s.refresh < time.Second {
 		return nil, cfg.Errorf("jwks_refresh", "must be at least 1s, got %v", s.refresh)
+	}
+	switch {
+	case c.JWKSMaxStale == 0:
+		s.maxStale = max(defaultMaxStale, 2*s.refresh)
+	case s.maxStale <= s.refresh:
+		return nil, cfg.Errorf("jwks_max_stale", "must be more than jwks_refresh (%v), got %v", s.refresh, s.maxStale)
 	}
 	if s.refetch < time.Second {
 		return nil, cfg.Errorf("unknown_kid_refetch", "must be at least 1s, got %v", s.refetch)

@@ -8,16 +8,25 @@
 // allow-list and fit the key's type; "none" and HMAC can never be allowed.
 //
 // Remote key sets are fetched in the background from load on, refreshed
-// at an interval, fetched again (rate limited) for a token naming an
-// unknown kid, and shared between all routes and reloads naming the same
-// source (through policy.Env.Pool). A verified token is cached, by its
-// SHA-256, until its exp, so repeated tokens cost a map lookup.
+// at an interval (the bound on a withdrawn key's life), fetched again
+// (rate limited) for a token naming an unknown kid or at once on an
+// operator's request (RefreshKeySets), dropped when not refreshed for
+// jwks_max_stale, and shared between all routes and reloads naming the
+// same source (through policy.Env.Pool). A verified token is cached, by
+// its SHA-256, until its exp or until its key leaves the set, so
+// repeated tokens cost a map lookup.
+//
+// A token that is not a JWT of the configured issuer (an opaque token, a
+// JWE, another issuer's JWT) is declined (authn.Declined), so that
+// another authenticator of the route may take it; see verify.
 package jwt
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -95,7 +104,7 @@ func New(cfg *config.Node, env *authn.Env) (*Authenticator, error) {
 		a.release = func() error { return nil }
 	} else {
 		rs := remoteSettings{
-			jwksURL: s.jwksURL, settings: s, refresh: s.refresh, refetch: s.refetch,
+			jwksURL: s.jwksURL, settings: s, refresh: s.refresh, maxStale: s.maxStale, refetch: s.refetch,
 			timeout: s.fetchTimeout, allowHTTP: s.allowHTTP,
 		}
 		if s.discovery {
@@ -143,14 +152,24 @@ const (
 )
 
 // failure is why a token was refused: the public reason and the cause.
+// notMine marks a token that is not of this authenticator's kind (see
+// verify): the request gets authn.Declined, and the next authenticator
+// its chance.
 type failure struct {
-	desc  string
-	cause error
+	desc    string
+	cause   error
+	notMine bool
 }
 
 func (f *failure) Error() string { return f.desc + ": " + f.cause.Error() }
 
-func fail(desc string, cause error) error { return &failure{desc, cause} }
+func fail(desc string, cause error) error { return &failure{desc: desc, cause: cause} }
+
+// notMine is the failure of a token that is not a JWT of this
+// authenticator's issuer.
+func notMine(desc string, cause error) error {
+	return &failure{desc: desc, cause: cause, notMine: true}
+}
 
 // Authenticate verifies the request's token and returns its principal. It
 // returns ErrNoCredentials without a token; a 400 invalid_request Denial
@@ -214,7 +233,11 @@ func (a *Authenticator) miss(ctx context.Context, tok authn.Token, k *key, now t
 	if err != nil {
 		var f *failure
 		if errors.As(err, &f) {
-			return nil, authn.InvalidToken(a.realm, tok.Scheme, f.desc, f)
+			d := authn.InvalidToken(a.realm, tok.Scheme, f.desc, f)
+			if f.notMine {
+				return nil, authn.Decline(d)
+			}
+			return nil, d
 		}
 		return nil, err
 	}
@@ -253,6 +276,9 @@ func (a *Authenticator) unavailable(err error) *policy.Denial {
 
 var b64 = base64.RawURLEncoding.Strict()
 
+// errNoAlg is the failure of a JSON object that is no JOSE header.
+var errNoAlg = errors.New(`jwt: header has no string "alg"`)
+
 // header is the JOSE header members we read. jku, x5u, jwk and x5c are
 // deliberately not among them: keys never come from the token.
 type header struct {
@@ -268,7 +294,7 @@ func parseHeader(data []byte) (header, error) {
 	var h header
 	var ok bool
 	if h.alg, ok = m["alg"].(string); !ok {
-		return header{}, errors.New(`jwt: header has no string "alg"`)
+		return header{}, errNoAlg
 	}
 	if v, present := m["kid"]; present {
 		if h.kid, ok = v.(string); !ok {
@@ -286,18 +312,46 @@ func parseHeader(data []byte) (header, error) {
 
 // verify checks a token completely: its form, header, signature and
 // claims, and returns what it established. A refusal is a *failure.
+//
+// What is "not mine" (authn.Declined) and what is refused follows the
+// authn contract: a token that is not a JWT this authenticator could
+// verify is not of its kind, and another authenticator of the route (an
+// introspection of opaque tokens, a jwt of another issuer) may take it:
+//
+//   - not a compact JWS (three base64url parts): an opaque token, with
+//     dots or without, a JWE (five parts), anything else;
+//   - a first part that is not a JOSE header (a base64url JSON object
+//     with a string "alg"), or a second part that is not a JSON object:
+//     three parts that only look like a JWS;
+//   - a JWT whose (not yet verified) "iss" is not this authenticator's
+//     issuer: the issuer it names may be another authenticator's.
+//
+// Everything else, a JWT of our issuer that fails any check, is
+// refused: nothing after us is asked. The unverified iss only chooses
+// who verifies; it grants nothing.
 func (a *Authenticator) verify(ctx context.Context, token string, now time.Time) (*verified, error) {
 	dot1, dot2, ok := splitCompact(token)
 	if !ok {
-		return nil, fail(descMalformed, errors.New("jwt: not a compact JWS"))
+		return nil, notMine(descMalformed, errors.New("jwt: not a compact JWS"))
 	}
 	hdrJSON, err := b64.DecodeString(token[:dot1])
 	if err != nil {
-		return nil, fail(descMalformed, fmt.Errorf("jwt: header: %w", err))
+		return nil, notMine(descMalformed, fmt.Errorf("jwt: header: %w", err))
 	}
 	h, err := parseHeader(hdrJSON)
 	if err != nil {
-		return nil, fail(descMalformed, fmt.Errorf("jwt: header: %w", err))
+		return nil, malformed(hdrJSON, fmt.Errorf("jwt: header: %w", err))
+	}
+	payload, err := b64.DecodeString(token[dot1+1 : dot2])
+	if err != nil {
+		return nil, notMine(descMalformed, fmt.Errorf("jwt: payload: %w", err))
+	}
+	claims, err := decodeObject(payload)
+	if err != nil {
+		return nil, malformed(payload, fmt.Errorf("jwt: payload: %w", err))
+	}
+	if iss, _ := claims["iss"].(string); iss != a.s.issuer {
+		return nil, notMine(descIssuer, fmt.Errorf("jwt: issuer %q", truncate(iss)))
 	}
 	bit, alg := algByName(h.alg)
 	if bit == 0 || a.s.algs&bit == 0 {
@@ -351,17 +405,19 @@ func (a *Authenticator) verify(ctx context.Context, token string, now time.Time)
 	if used == nil {
 		return nil, fail(descSignature, errors.New("jwt: signature does not verify"))
 	}
-
-	// Only now, with the signature good, is the payload read.
-	payload, err := b64.DecodeString(token[dot1+1 : dot2])
-	if err != nil {
-		return nil, fail(descMalformed, fmt.Errorf("jwt: payload: %w", err))
-	}
-	claims, err := decodeObject(payload)
-	if err != nil {
-		return nil, fail(descMalformed, fmt.Errorf("jwt: payload: %w", err))
-	}
+	// Only now, with the signature good, are the claims trusted.
 	return a.checkClaims(claims, used.raw, now)
+}
+
+// malformed is the failure of a header or payload that decodeObject
+// refused: a JSON object it refuses for what it holds (a duplicate member,
+// nesting too deep) is someone's attempt at a JWT and is refused here, not
+// passed on; anything else (not JSON, not an object, no alg) is not a JWT.
+func malformed(data []byte, cause error) error {
+	if json.Valid(data) && bytes.HasPrefix(bytes.TrimLeft(data, " \t\r\n"), []byte("{")) && !errors.Is(cause, errNoAlg) {
+		return fail(descMalformed, cause)
+	}
+	return notMine(descMalformed, cause)
 }
 
 // keys returns this authenticator's view of the source's current keys.

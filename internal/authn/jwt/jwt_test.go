@@ -108,6 +108,18 @@ func TestPrincipal(t *testing.T) {
 	}
 }
 
+// notOurs are the TestAttacks cases that are not a JWT of the
+// authenticator's issuer: it declines them (authn.Declined).
+var notOurs = map[string]bool{
+	"wrong issuer": true, "issuer with a trailing slash": true,
+	"truncated": true, "two parts": true, "five parts (JWE)": true, "garbage": true,
+	"header not JSON": true, "padded base64": true, "payload not an object": true,
+	"trailing data after the payload": true,
+	"a real JWE's shape":              true, "opaque token with three dot-separated parts": true, "opaque token with a dot": true,
+	"header without alg": true, "header alg not a string": true, "payload without iss": true, "iss not a string": true,
+	"another issuer's token with an unknown kid": true,
+}
+
 func TestAttacks(t *testing.T) {
 	good := signer{"good", jose.RS256, rsaKey(0)}
 	goodEC := signer{"good-ec", jose.ES256, ecKey(t, elliptic.P256())}
@@ -175,6 +187,16 @@ func TestAttacks(t *testing.T) {
 		{"signature cut", strings.TrimRight(good.sign(t, valid, at), "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") + "AAAA", 401, "invalid_token", ""},
 		{"two parts", "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhIn0", 401, "invalid_token", descMalformed},
 		{"five parts (JWE)", "a.b.c.d.e", 401, "invalid_token", descMalformed},
+		{"a real JWE's shape", b([]byte(`{"alg":"dir","enc":"A256GCM","kid":"good"}`)) + "..AAAAAAAAAAAAAAAA.AAAA.AAAAAAAAAAAAAAAAAAAAAA", 401, "invalid_token", descMalformed},
+		{"opaque token with three dot-separated parts", "v1.abc.def", 401, "invalid_token", descMalformed},
+		{"opaque token with a dot", "2tj7KP9jWQherN5umIT7J6.I19_KGS75E9LM4raaqsup", 401, "invalid_token", descMalformed},
+		{"header without alg", b([]byte(`{"kid":"good","typ":"at+jwt"}`)) + "." + b(mustJSON(valid)) + ".c2ln", 401, "invalid_token", descMalformed},
+		{"header alg not a string", b([]byte(`{"alg":1,"kid":"good","typ":"at+jwt"}`)) + "." + b(mustJSON(valid)) + ".c2ln", 401, "invalid_token", descMalformed},
+		{"payload without iss", good.sign(t, claims(iss, "iss", nil), at), 401, "invalid_token", descIssuer},
+		{"iss not a string", good.sign(t, claims(iss, "iss", []string{iss}), at), 401, "invalid_token", descIssuer},
+		{"another issuer's token with an unknown kid", signer{"nope", jose.RS256, rsaKey(2)}.sign(t, claims("https://other.example"), at), 401, "invalid_token", descIssuer},
+		{"our issuer's token with an unknown kid", signer{"nope", jose.RS256, rsaKey(2)}.sign(t, valid, at), 401, "invalid_token", descKey},
+		{"our issuer, header kid not a string", b([]byte(`{"alg":"RS256","kid":7,"typ":"at+jwt"}`)) + "." + b(mustJSON(valid)) + ".c2ln", 401, "invalid_token", descMalformed},
 		{"garbage", "not-a-token", 401, "invalid_token", descMalformed},
 		{"header not JSON", b([]byte("hello")) + "." + b(mustJSON(valid)) + ".c2ln", 401, "invalid_token", descMalformed},
 		{"padded base64", good.sign(t, valid, at) + "=", 401, "invalid_token", descMalformed},
@@ -186,6 +208,17 @@ func TestAttacks(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			pr, err := auth(t, a, bearer(tc.token))
+			// Not a JWT of this issuer: "not mine", with the refusal the
+			// request gets when no other authenticator takes it.
+			var dec *authn.Declined
+			if errors.As(err, &dec) {
+				if !notOurs[tc.name] {
+					t.Fatalf("declined (%v), want it refused: it is a JWT of this issuer", err)
+				}
+				err = dec.Refusal
+			} else if notOurs[tc.name] {
+				t.Fatalf("got %v, want it declined: it is not a JWT of this issuer", err)
+			}
 			if tc.status == 0 {
 				if err != nil {
 					t.Fatalf("got %v, want the token accepted", err)

@@ -194,8 +194,9 @@ type rawKey struct {
 	// algs is what the key can verify at all: its type and curve, cut to a
 	// JWK's own "alg" when it has one.
 	algs algSet
-	// id identifies the key material and kid, to tell a key set that lost
-	// a key from one that only gained some.
+	// id identifies the key material, kid and usable algorithms, to tell
+	// a key set that lost a key (or a key an algorithm) from one that only
+	// gained some.
 	id [32]byte
 	// dropped is set when a refresh of the key set no longer has this key:
 	// cached tokens verified with it are then verified again (and fail).
@@ -239,6 +240,10 @@ func newRawKey(kid string, key any, jwkAlg string) (*rawKey, error) {
 	h.Write([]byte(kid))
 	h.Write([]byte{0})
 	h.Write(der)
+	// The algorithms too: an issuer that narrows a key's "alg" withdraws
+	// it for the others, and tokens verified under them must go with the
+	// refresh, as for a key removed.
+	h.Write([]byte{0, byte(usable >> 8), byte(usable)})
 	rk := &rawKey{kid: kid, key: key, algs: usable}
 	h.Sum(rk.id[:0])
 	return rk, nil
@@ -362,11 +367,20 @@ func parseJWKS(data []byte) (keys []*rawKey, skipped []string, err error) {
 			keys = append(keys, k)
 		}
 	}
-	if len(keys) == 0 {
+	switch {
+	case len(keys) == 0 && len(skipped) == 0:
+		return nil, nil, errNoSignatureKeys
+	case len(keys) == 0:
 		return nil, skipped, fmt.Errorf("JWK Set has no usable signature key (%s)", strings.Join(skipped, "; "))
 	}
 	return keys, skipped, nil
 }
+
+// errNoSignatureKeys is parseJWKS's error for a well-formed JWK Set that
+// holds no signature key at all: empty, or only keys for encryption. From
+// an issuer that is its word that it signs with nothing; a set whose keys
+// we refuse (private, symmetric, weak, unparseable) is another error.
+var errNoSignatureKeys = errors.New("JWK Set holds no signature key")
 
 // parseJWK parses one JWK. It returns nil, nil for a key that is not meant
 // for verifying signatures (use "enc", key_ops without "verify").

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/telemetry"
+	"github.com/gatehouse/gatehouse/internal/usagepool"
 )
 
 // ErrNoKeys is the cause of the refusal of a request that arrived while no
@@ -53,6 +54,7 @@ type remoteSettings struct {
 	issuer    string // for discovery
 	settings  *settings
 	refresh   time.Duration
+	maxStale  time.Duration
 	refetch   time.Duration
 	timeout   time.Duration
 	allowHTTP bool
@@ -62,8 +64,103 @@ type remoteSettings struct {
 // is fetched or how. The algorithm allow-list is not part of it: the raw
 // set is shared and each authenticator derives the keys it may use.
 func (rs *remoteSettings) poolKey() string {
-	return fmt.Sprintf("jwt.remote\x00%s\x00%s\x00%x\x00%v\x00%v\x00%v\x00%t",
-		rs.jwksURL, rs.issuer, rs.settings.caSum, rs.refresh, rs.refetch, rs.timeout, rs.allowHTTP)
+	return fmt.Sprintf(poolPrefix+"%s\x00%s\x00%x\x00%v\x00%v\x00%v\x00%v\x00%t",
+		rs.jwksURL, rs.issuer, rs.settings.caSum, rs.refresh, rs.maxStale, rs.refetch, rs.timeout, rs.allowHTTP)
+}
+
+// poolPrefix starts the pool keys of remotes.
+const poolPrefix = "jwt.remote\x00"
+
+// KeySetRefresh is the outcome of refreshing one remote key set on an
+// operator's request.
+type KeySetRefresh struct {
+	// Source is the JWKS URL, or the issuer whose discovery names it.
+	Source string `json:"source"`
+	// Keys is the number of keys in the set now (the last good set when
+	// the fetch failed).
+	Keys int `json:"keys"`
+	// Error is why the fetch failed; empty when it succeeded.
+	Error string `json:"error,omitempty"`
+}
+
+// RefreshKeySets fetches every remote key set shared through pool at
+// once, waiting for each fetch (together, each within its fetch_timeout)
+// rather than for the background schedule: a key withdrawn from an
+// issuer's JWKS stops verifying tokens when this returns, and tokens
+// verified with it are no longer taken from the verified-token cache. A
+// fetch already in flight when it was called is waited for and followed
+// by a new one, so every result is of a fetch that started after the
+// call. The periodic schedule is not moved. The results are in no
+// particular order; none when the pool holds no remote key set.
+func RefreshKeySets(ctx context.Context, pool *usagepool.Pool) []KeySetRefresh {
+	var remotes []*remote
+	usagepool.Each(pool, poolPrefix, func(_ string, r *remote) { remotes = append(remotes, r) })
+	out := make([]KeySetRefresh, len(remotes))
+	closed := make([]bool, len(remotes))
+	var wg sync.WaitGroup
+	for i, r := range remotes {
+		wg.Go(func() {
+			err := r.refreshNow(ctx)
+			// A source a reload let go of meanwhile serves no one: not a
+			// failure to report.
+			closed[i] = errors.Is(err, errClosed)
+			out[i] = KeySetRefresh{Source: r.label}
+			if s := r.set.Load(); s != nil {
+				out[i].Keys = len(s.keys)
+			}
+			if err != nil {
+				out[i].Error = err.Error()
+			}
+		})
+	}
+	wg.Wait()
+	kept := out[:0]
+	for i, k := range out {
+		if !closed[i] {
+			kept = append(kept, k)
+		}
+	}
+	return kept
+}
+
+// errClosed is the outcome of a refresh of a remote closed meanwhile (a
+// reload dropped its last user).
+var errClosed = errors.New("jwt: key set no longer in use")
+
+// refreshNow fetches the key set with a fetch that starts after the call
+// (it waits out one already in flight) and returns its error.
+func (r *remote) refreshNow(ctx context.Context) error {
+	r.mu.Lock()
+	prior := r.flight
+	r.mu.Unlock()
+	if prior != nil {
+		select {
+		case <-prior.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-r.ctx.Done():
+			return errClosed
+		}
+	}
+	if r.ctx.Err() != nil {
+		return errClosed
+	}
+	// Any fetch start joins began after prior ended, so after the call.
+	c := r.start(false)
+	select {
+	case <-c.done:
+		if r.ctx.Err() != nil {
+			return errClosed
+		}
+		if c.err == nil {
+			r.log.Info("jwt: key set fetched on request", "source", r.label)
+		}
+		return c.err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-r.ctx.Done():
+		return errClosed
+	}
 }
 
 // remote is a key set fetched from a JWKS URL, found by OIDC discovery or
@@ -91,9 +188,9 @@ type remote struct {
 	lastTrigger time.Time // start of the last fetch a token triggered
 	firstDone   bool
 
-	// jwksURI is the discovered key set URL; only the fetch in flight (there
-	// is at most one) touches it.
-	jwksURI string
+	// fetchedAt is when a fetch last succeeded; only the fetch in flight
+	// touches it.
+	fetchedAt time.Time
 }
 
 type fetchCall struct {
@@ -273,17 +370,22 @@ func (r *remote) refetch(ctx context.Context) *rawSet {
 }
 
 // fetch fetches the key set once and installs it if it changed. It is the
-// only code touching jwksURI, and runs once at a time (see start).
+// only code touching fetchedAt, and runs once at a time (see start).
 func (r *remote) fetch() error {
 	ctx, cancel := context.WithTimeout(r.ctx, r.rs.timeout)
 	defer cancel()
 	keys, err := r.fetchKeys(ctx)
 	if err != nil {
 		r.metrics.KeySetFetched(r.label, false, 0, 0)
+		if !r.fetchedAt.IsZero() && r.now().Sub(r.fetchedAt) >= r.rs.maxStale {
+			r.expire(err)
+			return err
+		}
 		r.log.Warn("jwt: key set fetch failed; keeping the last good keys", "source", r.label,
 			"have_keys", r.set.Load() != nil, "err", err)
 		return err
 	}
+	r.fetchedAt = r.now()
 	r.install(keys)
 	r.metrics.KeySetFetched(r.label, true, float64(r.now().UnixNano())/1e9, len(keys))
 	return nil
@@ -322,23 +424,50 @@ func (r *remote) install(keys []*rawKey) {
 	r.log.Info("jwt: key set changed", "source", r.label, "keys", len(keys))
 }
 
+// expire drops a key set that could not be refreshed for jwks_max_stale:
+// a key the issuer withdrew meanwhile must not be trusted for ever
+// because the issuer cannot be reached. Its keys are marked dropped, so
+// cached verdicts go too; requests fail closed (503 jwks_unavailable)
+// until a fetch succeeds.
+func (r *remote) expire(err error) {
+	old := r.set.Swap(nil)
+	if old == nil {
+		return
+	}
+	for _, k := range old.keys {
+		k.dropped.Store(true)
+	}
+	r.log.Error("jwt: key set not refreshed within jwks_max_stale; its keys are no longer trusted until a fetch succeeds",
+		"source", r.label, "last_success", r.fetchedAt, "max_stale", r.rs.maxStale, "err", err)
+}
+
 func (r *remote) fetchKeys(ctx context.Context) ([]*rawKey, error) {
 	uri := r.rs.jwksURL
 	if uri == "" {
-		if r.jwksURI == "" {
-			u, err := r.discover(ctx)
-			if err != nil {
-				return nil, err
-			}
-			r.jwksURI = u
+		// Discovered at every fetch, not once: an issuer that moves its
+		// keys to a new jwks_uri may leave the old URL serving the old
+		// set, withdrawn keys included, and a jwks_uri read once would
+		// trust it for ever. One more small request per refresh.
+		u, err := r.discover(ctx)
+		if err != nil {
+			return nil, err
 		}
-		uri = r.jwksURI
+		uri = u
 	}
 	body, err := r.get(ctx, uri)
 	if err == nil {
 		var keys []*rawKey
 		var skipped []string
 		keys, skipped, err = parseJWKS(body)
+		if errors.Is(err, errNoSignatureKeys) {
+			// The issuer's own well-formed answer that it signs with no
+			// key: it withdrew them all. That is a key set, an empty one,
+			// not a failed fetch: keeping the last good keys would keep
+			// what it withdrew.
+			r.log.Warn("jwt: the issuer's key set holds no signature key; every token is refused until it has one",
+				"source", r.label)
+			return []*rawKey{}, nil
+		}
 		if err == nil {
 			if len(skipped) > 0 {
 				r.log.Debug("jwt: keys skipped", "source", r.label, "skipped", strings.Join(skipped, "; "))
@@ -346,8 +475,6 @@ func (r *remote) fetchKeys(ctx context.Context) ([]*rawKey, error) {
 			return keys, nil
 		}
 	}
-	// The discovery document may have moved the keys: look again next time.
-	r.jwksURI = ""
 	return nil, err
 }
 

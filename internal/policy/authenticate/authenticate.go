@@ -15,11 +15,14 @@ import (
 
 // Config is the policy's settings.
 type Config struct {
-	// Realm names the protection space in WWW-Authenticate challenges.
-	// Default "gatehouse".
+	// Realm names the route's protection space in WWW-Authenticate
+	// challenges: of this policy's 401s and of every other policy's
+	// challenges on the route (scopes, binding, expr), which use it
+	// unless they set the same. Default "gatehouse".
 	Realm string `yaml:"realm"`
 	// Optional lets a request without any credential through as anonymous
-	// (Principal stays nil). A bad credential is refused all the same.
+	// (Principal stays nil). A bad credential is refused all the same, and
+	// so is one that no authenticator recognises.
 	Optional bool `yaml:"optional"`
 	// With lists the authenticators, each a one-key mapping from its type
 	// to its settings. The first that recognises the request decides.
@@ -53,7 +56,9 @@ func New(cfg *config.Node, env *policy.Env, reg *authn.Registry) (*Policy, error
 		return nil, err
 	}
 	if c.Realm == "" {
-		c.Realm = "gatehouse"
+		// The route's one realm (policy.Route.Realm), which the
+		// gateway reads from this very field when it is set.
+		c.Realm = env.Route.ChallengeRealm()
 	}
 	if len(c.With) == 0 {
 		return nil, cfg.Errorf("with", "at least one authenticator is required (known: %v)", reg.Names())
@@ -75,11 +80,20 @@ func New(cfg *config.Node, env *policy.Env, reg *authn.Registry) (*Policy, error
 	return p, nil
 }
 
-// Apply authenticates the request.
+// Apply authenticates the request: the first authenticator that takes
+// its credential decides. A credential that every authenticator declined
+// (authn.Declined: present, but of no authenticator's kind) is refused
+// with the first decliner's refusal, 401 invalid_token, optional or not:
+// only a request without any credential is anonymous or 401
+// missing_credentials.
 func (p *Policy) Apply(ctx context.Context, ex *policy.Exchange) error {
+	var declined *authn.Declined
 	for _, a := range p.auths {
 		pr, err := a.Authenticate(ctx, ex)
 		if errors.Is(err, authn.ErrNoCredentials) {
+			if declined == nil {
+				errors.As(err, &declined)
+			}
 			continue
 		}
 		if err != nil {
@@ -87,6 +101,9 @@ func (p *Policy) Apply(ctx context.Context, ex *policy.Exchange) error {
 		}
 		ex.Principal = pr
 		return nil
+	}
+	if declined != nil {
+		return declined.Refusal
 	}
 	if p.optional {
 		return nil

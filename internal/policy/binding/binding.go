@@ -65,6 +65,10 @@ func New(cfg *config.Node, env *policy.Env) (policy.Policy, error) {
 	if err != nil {
 		return nil, err
 	}
+	if c.Realm == "" {
+		// The route's one realm, as its authenticate policy names it.
+		c.Realm = env.Route.ChallengeRealm()
+	}
 	b := &Binding{dpopMode: c.DPoP, certMode: c.Certificate, realm: c.Realm}
 	if c.DPoP == Forbidden {
 		return b, nil

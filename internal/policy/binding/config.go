@@ -31,7 +31,9 @@ type Config struct {
 	// must match the certificate, unbound ones pass) or forbidden
 	// (certificate-bound tokens are refused). Default allowed.
 	Certificate string `yaml:"certificate"`
-	// Realm names the protection space in challenges. Default "gatehouse".
+	// Realm names the protection space in challenges. Default: the
+	// route's realm (its authenticate policy's); set here, it must be
+	// the same.
 	Realm string `yaml:"realm"`
 	// Proof tunes DPoP proof checking.
 	Proof ProofConfig `yaml:"proof"`
@@ -88,9 +90,6 @@ func decode(cfg *config.Node, hasTrusted bool) (*Config, error) {
 	}
 	if err := checkMode(cfg, "certificate", &c.Certificate); err != nil {
 		return nil, err
-	}
-	if c.Realm == "" {
-		c.Realm = "gatehouse"
 	}
 	p := &c.Proof
 	for i, a := range p.Algorithms {

@@ -41,7 +41,7 @@ func TestConfigDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.DPoP != Allowed || c.Certificate != Allowed || c.Realm != "gatehouse" || c.Proof.ReplayCacheSize != 100_000 {
+	if c.DPoP != Allowed || c.Certificate != Allowed || c.Realm != "" || c.Proof.ReplayCacheSize != 100_000 {
 		t.Errorf("defaults: %+v", c)
 	}
 	c, err = decode(policytest.Node(t, `

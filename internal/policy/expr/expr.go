@@ -9,11 +9,13 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/interpreter"
 
+	"github.com/gatehouse/gatehouse/internal/authn"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/policy"
 )
@@ -27,6 +29,9 @@ type Expr struct {
 	rules   []compiledRule
 	now     func() time.Time
 	adapter types.Adapter
+	// realm is the route's, for the challenge of a refusal whose code
+	// is insufficient_scope.
+	realm string
 }
 
 var _ policy.Policy = (*Expr)(nil)
@@ -38,9 +43,12 @@ func New(cfg *config.Node, env *policy.Env) (policy.Policy, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Expr{rules: rules, now: time.Now}
+	e := &Expr{rules: rules, now: time.Now, realm: policy.DefaultRealm}
 	if env != nil && env.Now != nil {
 		e.now = env.Now
+	}
+	if env != nil {
+		e.realm = env.Route.ChallengeRealm()
 	}
 	celEnv, err := baseEnv()
 	if err != nil {
@@ -66,17 +74,28 @@ func (e *Expr) Apply(ctx context.Context, ex *policy.Exchange) error {
 			if ctx.Err() != nil {
 				return fmt.Errorf("expr: rule %q: %w", r.name, err)
 			}
-			return r.deny(&evalError{rule: r.name, err: err})
+			return e.deny(r, ex, &evalError{rule: r.name, err: err})
 		}
 		if out != types.True {
-			return r.deny(&refusal{rule: r.name})
+			return e.deny(r, ex, &refusal{rule: r.name})
 		}
 	}
 	return nil
 }
 
-func (r *compiledRule) deny(cause error) *policy.Denial {
-	return &policy.Denial{Status: http.StatusForbidden, Code: r.code, Detail: r.message, Err: cause}
+// deny is r's 403. A rule refusing with the code insufficient_scope
+// says what RFC 6750 §3.1 says, so it carries that error's challenge,
+// naming the route's realm, as the scopes policy's 403 does.
+func (e *Expr) deny(r *compiledRule, ex *policy.Exchange, cause error) *policy.Denial {
+	d := &policy.Denial{Status: http.StatusForbidden, Code: r.code, Detail: r.message, Err: cause}
+	if r.code == "insufficient_scope" {
+		scheme := "Bearer"
+		if sch, _, _ := strings.Cut(ex.Request.Header.Get("Authorization"), " "); strings.EqualFold(sch, "DPoP") {
+			scheme = "DPoP"
+		}
+		d.Header = http.Header{"Www-Authenticate": {authn.Challenge(scheme, e.realm, "error", "insufficient_scope", "error_description", r.message)}}
+	}
+	return d
 }
 
 // ErrCostLimit is wrapped by the Denial's Err of an evaluation stopped by

@@ -28,7 +28,8 @@ type Config struct {
 	// scope of each non-empty list (All, and the method's) suffices.
 	AnyOf bool `yaml:"any_of"`
 	// Realm names the protection space in WWW-Authenticate challenges.
-	// Default "gatehouse".
+	// Default: the route's realm (its authenticate policy's); set here,
+	// it must be the same.
 	Realm string `yaml:"realm"`
 }
 
@@ -82,10 +83,8 @@ func decode(cfg *config.Node) (*compiled, error) {
 		return nil, cfg.Errorf("", "scopes: needs at least one scope in all or methods")
 	}
 
+	// An empty realm is the route's (New).
 	p := &compiled{realm: c.Realm, anyOf: c.AnyOf, methods: make(map[string]*requirement, len(c.Methods)+1)}
-	if p.realm == "" {
-		p.realm = DefaultRealm
-	}
 	p.other = build(c.All, nil, c.AnyOf)
 	for _, m := range names {
 		p.methods[m] = build(c.All, c.Methods[m], c.AnyOf)

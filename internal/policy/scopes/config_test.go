@@ -67,7 +67,7 @@ func TestConfigRequirements(t *testing.T) {
 			name:  "all only",
 			yaml:  "all: [a, b]\n",
 			want:  map[string][][]string{"*": {{"a"}, {"b"}}},
-			realm: "gatehouse",
+			realm: "", // the route's, filled in by New
 		},
 		{
 			name: "methods merged with all, overlap once",
@@ -88,7 +88,7 @@ func TestConfigRequirements(t *testing.T) {
 				"GET":  {{"r"}},
 				"HEAD": {{"h"}},
 			},
-			realm: "gatehouse",
+			realm: "", // the route's, filled in by New
 		},
 		{
 			name: "empty get list still makes head need only all",
@@ -98,7 +98,7 @@ func TestConfigRequirements(t *testing.T) {
 				"GET":  {{"a"}},
 				"HEAD": {{"a"}},
 			},
-			realm: "gatehouse",
+			realm: "", // the route's, filled in by New
 		},
 		{
 			name: "any_of keeps lists as groups",
@@ -108,7 +108,7 @@ func TestConfigRequirements(t *testing.T) {
 				"DELETE": {{"a", "b"}, {"admin", "owner"}},
 				"PUT":    {{"a", "b"}},
 			},
-			realm: "gatehouse",
+			realm: "", // the route's, filled in by New
 		},
 		{
 			name: "extension method",
@@ -117,7 +117,7 @@ func TestConfigRequirements(t *testing.T) {
 				"*":        nil,
 				"PROPFIND": {{"dav"}},
 			},
-			realm: "gatehouse",
+			realm: "", // the route's, filled in by New
 		},
 	}
 	for _, tt := range tests {

@@ -38,11 +38,19 @@ type Scopes struct {
 
 var _ policy.Policy = (*Scopes)(nil)
 
-// New builds a Scopes from cfg (see Config). env is not used.
+// New builds a Scopes from cfg (see Config). Its challenges name the
+// route's realm (env.Route) unless cfg sets the same one.
 func New(cfg *config.Node, env *policy.Env) (policy.Policy, error) {
 	p, err := decode(cfg)
 	if err != nil {
 		return nil, err
+	}
+	if p.realm == "" {
+		// The route's one realm, as its authenticate policy names it.
+		p.realm = DefaultRealm
+		if env != nil {
+			p.realm = env.Route.ChallengeRealm()
+		}
 	}
 	return &Scopes{p: p, challenge: authn.Challenge("Bearer", p.realm)}, nil
 }
