@@ -1,0 +1,325 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+)
+
+// demoPublicRoutes are the routes of examples/demo.yaml that serve without
+// credentials on purpose, each with the reason. Every other route must
+// refuse an anonymous request. A public route is still checked for the
+// WAF and a rate limit.
+var demoPublicRoutes = map[string]string{
+	"soap-wsdl": "the WSDL describes the service to clients that have no credentials yet; it holds no data",
+}
+
+// The injection each route must refuse, and the card number the demo's
+// data holds (a test number no bank issues) and each route must mask.
+const (
+	demoSQLi       = `1' OR '1'='1' --`
+	demoCardNumber = "4111 1111 1111 1111"
+	demoCardMasked = "**** **** **** 1111"
+)
+
+// TestDemoRoutesProtected starts the demo as `gatehouse demo` does (the
+// in-process upstreams and the gateway with examples/demo.yaml, on free
+// ports) and walks every route of its config: whatever route is added
+// later must either be listed in demoPublicRoutes with a reason or, for
+// each of its methods, refuse a request without credentials (401, or a
+// WS-Security fault), refuse SQL injection with 403, mask the card number
+// of the demo data in its response, and limit a burst with 429.
+func TestDemoRoutesProtected(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the whole demo")
+	}
+	d, err := startDemo(freeAddr(t), freeAddr(t), "127.0.0.1:0", "127.0.0.1:0", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.close)
+	var writer string
+	for _, c := range d.clients {
+		if c.env == "WRITER" {
+			writer = c.token
+		}
+	}
+	if writer == "" {
+		t.Fatal("the demo has no WRITER client")
+	}
+	seen := map[string]bool{}
+	for _, r := range d.cfg.Routes {
+		seen[r.Name] = true
+		t.Run(r.Name, func(t *testing.T) {
+			if reason, ok := demoPublicRoutes[r.Name]; ok {
+				t.Logf("public on purpose: %s", reason)
+				testPublicDemoRoute(t, d, r)
+				return
+			}
+			if len(r.Match.Methods) == 0 {
+				t.Fatalf("route %s names no methods: list them, so that each is probed here", r.Name)
+			}
+			var probes []demoProbe
+			for _, m := range r.Match.Methods {
+				p := demoProbeFor(t, d, r, m, writer)
+				probes = append(probes, p)
+				t.Run(m, p.check)
+			}
+			// One burst per route, last: the limit is the route's, whatever
+			// the method, and refuses what follows for a while.
+			t.Run("burst", probes[0].checkBurst)
+		})
+	}
+	for name := range demoPublicRoutes {
+		if !seen[name] {
+			t.Errorf("demoPublicRoutes names %s, which is not a route of the demo", name)
+		}
+	}
+	t.Run("authorization-server", func(t *testing.T) { testDemoTokenEndpoint(t, d.base) })
+	t.Run("sts", func(t *testing.T) { testDemoSTSRefusesAnonymous(t, d.base) })
+}
+
+// A demoProbe knows how to call one method of one route: build makes the
+// request with or without credentials, with inject (when not empty) put
+// where the route reads client input (a query parameter, a body field).
+type demoProbe struct {
+	name  string
+	soap  bool
+	build func(t *testing.T, cred bool, inject string) *http.Request
+}
+
+// demoProbeFor returns the probe of method m on route r; a method or kind
+// of route this test cannot call fails the test, so that a new one gets a
+// probe rather than going unchecked.
+func demoProbeFor(t *testing.T, d *runningDemo, r config.Route, m, token string) demoProbe {
+	t.Helper()
+	if r.Match.Path == "" {
+		t.Fatalf("route %s matches a path prefix (%q): give it a probe", r.Name, r.Match.PathPrefix)
+	}
+	// Path parameters name the product that holds the card number.
+	path := regexp.MustCompile(`\{[^}]*\}`).ReplaceAllString(r.Match.Path, d.up.cardProductID)
+	target := d.base + path
+	if r.SOAP != "" {
+		if r.SOAP != "1.1" || m != http.MethodPost {
+			t.Fatalf("route %s: no probe for SOAP %s %s", r.Name, r.SOAP, m)
+		}
+		return demoProbe{name: "SOAP GetProduct", soap: true, build: func(t *testing.T, cred bool, inject string) *http.Request {
+			id := d.up.cardProductID
+			if inject != "" {
+				id = xmlEscape(inject)
+			}
+			sec := ""
+			if cred {
+				sec = usernameToken("alice", demoAlicePassword, true, time.Now().UTC())
+			}
+			req, err := http.NewRequest(http.MethodPost, target, strings.NewReader(soapMessage(sec,
+				`<GetProduct xmlns="urn:gatehouse:demo:products"><id>`+id+`</id></GetProduct>`)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "text/xml; charset=utf-8")
+			req.Header.Set("SOAPAction", `"urn:gatehouse:demo:products/GetProduct"`)
+			return req
+		}}
+	}
+	switch m {
+	case http.MethodGet:
+		return demoProbe{name: "GET", build: func(t *testing.T, cred bool, inject string) *http.Request {
+			u := target
+			if inject != "" {
+				u += "?q=" + url.QueryEscape(inject)
+			}
+			req, err := http.NewRequest(http.MethodGet, u, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cred {
+				req.Header.Set("Authorization", "Bearer "+token)
+			}
+			return req
+		}}
+	case http.MethodPost:
+		return demoProbe{name: "POST", build: func(t *testing.T, cred bool, inject string) *http.Request {
+			// The created product comes back in the response: its name
+			// carries the card number, or the injection.
+			name := "Gift card (test card " + demoCardNumber + ")"
+			if inject != "" {
+				name = inject
+			}
+			req, err := http.NewRequest(http.MethodPost, target, strings.NewReader(fmt.Sprintf(`{"name":%q,"price":25,"currency":"EUR"}`, name)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/json")
+			if cred {
+				req.Header.Set("Authorization", "Bearer "+token)
+			}
+			return req
+		}}
+	}
+	t.Fatalf("route %s: no probe for method %s", r.Name, m)
+	return demoProbe{}
+}
+
+// check asserts the refusals and the masking.
+func (p demoProbe) check(t *testing.T) {
+	t.Helper()
+	// No credentials.
+	code, body := sendDemo(t, p.build(t, false, ""))
+	if p.soap {
+		if (code != 400 && code != 401) || !strings.Contains(body, "Fault>") || !regexp.MustCompile(`wsse:(InvalidSecurity|FailedAuthentication)`).MatchString(body) {
+			t.Errorf("%s without WS-Security: %d\n%s\nwant a 400 or 401 SOAP Fault wsse:InvalidSecurity or wsse:FailedAuthentication", p.name, code, body)
+		}
+	} else if code != 401 || !strings.Contains(body, `"code":"missing_credentials"`) {
+		t.Errorf("%s without a token: %d\n%s\nwant 401 missing_credentials", p.name, code, body)
+	}
+	// SQL injection, with credentials.
+	code, body = sendDemo(t, p.build(t, true, demoSQLi))
+	if code != 403 || !strings.Contains(body, "waf_blocked") || (p.soap && !strings.Contains(body, "Fault>")) {
+		t.Errorf("%s with SQL injection: %d\n%s\nwant 403 waf_blocked", p.name, code, body)
+	}
+	// The card number in the upstream's answer is masked.
+	code, body = sendDemo(t, p.build(t, true, ""))
+	if code/100 != 2 || !strings.Contains(body, demoCardMasked) || strings.Contains(body, demoCardNumber) || strings.Contains(body, strings.ReplaceAll(demoCardNumber, " ", "")) {
+		t.Errorf("%s: %d\n%s\nwant a 2xx with the card number masked (%s)", p.name, code, body, demoCardMasked)
+	}
+}
+
+// checkBurst sends requests with credentials, eight at a time, until one
+// is refused with 429 (with Retry-After), at most 400: every route limits
+// a client to 20 a second, which eight parallel clients on loopback
+// outrun however loaded the machine.
+func (p demoProbe) checkBurst(t *testing.T) {
+	t.Helper()
+	if !burstLimited(t, func() *http.Request { return p.build(t, true, "") }) {
+		t.Errorf("%s: 400 requests in a burst, none refused with 429 and Retry-After", p.name)
+	}
+}
+
+func burstLimited(t *testing.T, build func() *http.Request) bool {
+	t.Helper()
+	var limited atomic.Bool
+	var sent atomic.Int32
+	var wg sync.WaitGroup
+	client := &http.Client{Timeout: 10 * time.Second}
+	for range 8 {
+		wg.Go(func() {
+			for !limited.Load() && sent.Add(1) <= 400 {
+				resp, err := client.Do(build())
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusTooManyRequests && resp.Header.Get("Retry-After") != "" {
+					limited.Store(true)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return limited.Load()
+}
+
+// testPublicDemoRoute checks a route that is public on purpose: it
+// answers without credentials, and still refuses SQL injection and limits
+// a burst.
+func testPublicDemoRoute(t *testing.T, d *runningDemo, r config.Route) {
+	t.Helper()
+	if r.Match.Path == "" || len(r.Match.Methods) != 1 || r.Match.Methods[0] != http.MethodGet || r.SOAP == "" {
+		t.Fatalf("public route %s: this test knows how to call a SOAP route's GET ?wsdl only", r.Name)
+	}
+	wsdl := d.base + r.Match.Path + "?wsdl"
+	get := func(u string) *http.Request {
+		req, err := http.NewRequest(http.MethodGet, u, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return req
+	}
+	if code, body := sendDemo(t, get(wsdl)); code != 200 || !strings.Contains(body, "definitions") {
+		t.Errorf("GET ?wsdl without credentials: %d\n%s", code, body)
+	}
+	if code, body := sendDemo(t, get(wsdl+"&q="+url.QueryEscape(demoSQLi))); code != 403 || !strings.Contains(body, "waf_blocked") {
+		t.Errorf("GET ?wsdl with SQL injection: %d\n%s\nwant 403 waf_blocked", code, body)
+	}
+	if !burstLimited(t, func() *http.Request { return get(wsdl) }) {
+		t.Errorf("GET ?wsdl: 400 requests in a burst, none refused with 429")
+	}
+}
+
+// testDemoTokenEndpoint checks the embedded authorization server's token
+// endpoint, which the gateway serves before the routes: no client
+// credentials is 401, and guessing a client's secret is cut off with 429.
+func testDemoTokenEndpoint(t *testing.T, base string) {
+	t.Helper()
+	token := func(user, secret string) *http.Request {
+		req, err := http.NewRequest(http.MethodPost, base+"/oauth2/token", strings.NewReader("grant_type=client_credentials&scope=products%3Aread"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if user != "" {
+			req.SetBasicAuth(user, secret)
+		}
+		return req
+	}
+	if code, body := sendDemo(t, token("", "")); code != 401 || !strings.Contains(body, "invalid_client") {
+		t.Errorf("token request without client credentials: %d\n%s\nwant 401 invalid_client", code, body)
+	}
+	limited := false
+	for i := 0; i < 40 && !limited; i++ {
+		code, _ := sendDemo(t, token("demo-reader", fmt.Sprintf("guess-%d", i)))
+		limited = code == http.StatusTooManyRequests
+	}
+	if !limited {
+		t.Error("40 wrong secrets for demo-reader: none refused with 429")
+	}
+}
+
+// testDemoSTSRefusesAnonymous checks that the STS issues nothing to a
+// request without WS-Security.
+func testDemoSTSRefusesAnonymous(t *testing.T, base string) {
+	t.Helper()
+	msg := strings.Replace(stsRequest("Issue", `<wsp:AppliesTo xmlns:wsp="http://schemas.xmlsoap.org/ws/2004/09/policy"><wsa:EndpointReference><wsa:Address>`+
+		`urn:gatehouse:demo:products</wsa:Address></wsa:EndpointReference></wsp:AppliesTo>`, time.Now().UTC()),
+		regexp.MustCompile(`(?s)<wsse:Security>.*</wsse:Security>`).FindString(stsRequest("Issue", "", time.Now().UTC())), "", 1)
+	req, err := http.NewRequest(http.MethodPost, base+"/sts", strings.NewReader(msg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/soap+xml; charset=utf-8")
+	code, body := sendDemo(t, req)
+	if code/100 != 4 || !strings.Contains(body, "Fault>") || strings.Contains(body, "Assertion") {
+		t.Errorf("STS Issue without WS-Security: %d\n%s\nwant a 4xx SOAP Fault and no assertion", code, body)
+	}
+}
+
+func sendDemo(t *testing.T, req *http.Request) (int, string) {
+	t.Helper()
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+func xmlEscape(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "'", "&apos;", `"`, "&quot;").Replace(s)
+}
