@@ -64,7 +64,7 @@ func runDemo(listen, adminListen, restListen, soapListen string, stdout io.Write
 		return err
 	}
 	defer d.close()
-	printDemoHelp(stdout, d.base, d.g.AdminAddr(), d.clients, d.pki)
+	printDemoHelp(stdout, d.base, d.g.AdminAddr(), d.clients, d.pki, d.up.cardProductID)
 	fmt.Fprintf(stdout, "Demo upstreams (direct, bypassing the gateway): REST %s, SOAP %s\n", d.up.restURL, d.up.soapURL)
 	if code := waitAndStop(d.g, d.cfg.ShutdownTimeout.Std(), nil, log); code != 0 {
 		return errors.New("gatehouse demo: stopped with errors")
@@ -271,7 +271,9 @@ func demoTokens(base string) ([]demoClient, error) {
 	return clients, nil
 }
 
-func printDemoHelp(w io.Writer, base string, admin net.Addr, clients []demoClient, pki *demo.PKI) {
+// printDemoHelp prints the banner: the clients and their tokens, and what
+// to try; cardID is the product whose name holds a card number.
+func printDemoHelp(w io.Writer, base string, admin net.Addr, clients []demoClient, pki *demo.PKI, cardID string) {
 	fmt.Fprintf(w, "Gatehouse demo is running on %s\n\n", base)
 	fmt.Fprintf(w, "DEMO ONLY clients of the embedded authorization server (their secrets are public):\n")
 	for _, c := range clients {
@@ -300,6 +302,11 @@ Try the REST API:
        -H 'Content-Type: application/json' -d '{"name":"Lamp","price":25.5,"currency":"EUR"}'
   curl -i %[1]s/product/p-1001 -X DELETE -H "Authorization: Bearer $WRITER"  # 405: the route allows GET only
   curl -i %[1]s/nowhere                           # 404 problem+json from the gateway
+  curl -s %[1]s/product/%[6]s -H "Authorization: Bearer $READER"   # dlp: the card number in its name is masked
+  curl -i "%[1]s/product/p-1001?q=1'%%20OR%%20'1'='1'%%20--" -H "Authorization: Bearer $READER"  # 403 waf_blocked
+  # Every route that serves data (/product, /product/{id}, the SOAP calls)
+  # has the same protections: authentication, a rate limit per caller
+  # (20 a second), the WAF, dlp, a daily quota.
 
 The SOAP ProductService (WS-Security; the WSDL is public):
   curl -s '%[1]s/soap/products?wsdl' | head
@@ -314,7 +321,7 @@ The SOAP ProductService (WS-Security; the WSDL is public):
   #   %[3]s
   #   %[4]s
   #   %[5]s
-`, base, demoAlicePassword, pki.CertFile, pki.KeyFile, pki.CAFile)
+`, base, demoAlicePassword, pki.CertFile, pki.KeyFile, pki.CAFile, cardID)
 	if admin != nil {
 		fmt.Fprintf(w, `
 Watch it:

@@ -85,6 +85,15 @@ func TestDemoRoutesProtected(t *testing.T) {
 			t.Errorf("demoPublicRoutes names %s, which is not a route of the demo", name)
 		}
 	}
+	t.Run("banner", func(t *testing.T) {
+		// The banner's dlp line names the product whose masking was
+		// checked above.
+		var b strings.Builder
+		printDemoHelp(&b, d.base, nil, d.clients, d.pki, d.up.cardProductID)
+		if want := "curl -s " + d.base + "/product/" + d.up.cardProductID + " "; !strings.Contains(b.String(), want) {
+			t.Errorf("the banner has no %q line:\n%s", want, b.String())
+		}
+	})
 	t.Run("authorization-server", func(t *testing.T) { testDemoTokenEndpoint(t, d.base) })
 	t.Run("sts", func(t *testing.T) { testDemoSTSRefusesAnonymous(t, d.base) })
 }
