@@ -293,3 +293,83 @@ routes:
 		})
 	}
 }
+
+// TestHTTP2Stalls holds HTTP/2 connections open the ways a slow client
+// can (the preface only; a header block never ended; a request body never
+// sent) and requires that the listener's timeouts end each: the
+// connection is closed (GOAWAY or EOF) well before the test's 20 s
+// deadline, and a request whose body stalls is answered 408
+// request_timeout first.
+func TestHTTP2Stalls(t *testing.T) {
+	up := startRawUpstream(t, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+	dir := t.TempDir()
+	ca := tlstest.NewCA(t, "stall test CA")
+	certFile, keyFile := ca.Server(t).WriteFiles(t, dir, "server")
+	g := gatewaytest.Start(t, `
+listeners:
+  - name: main
+    address: 127.0.0.1:0
+    tls: {cert_file: "`+certFile+`", key_file: "`+keyFile+`"}
+    read_header_timeout: 1s
+    read_timeout: 1s
+    idle_timeout: 2s
+admin: {address: "off"}
+access_log: {disabled: true}
+routes:
+  - name: root
+    match: {path: /}
+    upstream: {url: "http://`+up.addr+`"}
+`, gateway.Options{BaseDir: dir, Registry: builtin.Registry()})
+	addr := g.Addr("main").String()
+	for _, stall := range []string{"preface only", "header block never ended", "request body never sent"} {
+		t.Run(stall, func(t *testing.T) {
+			t.Parallel()
+			conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(20 * time.Second))
+			io.WriteString(conn, http2.ClientPreface)
+			fr := http2.NewFramer(conn, conn)
+			fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+			fr.WriteSettings()
+			var hb bytes.Buffer
+			enc := hpack.NewEncoder(&hb)
+			for _, f := range []hpack.HeaderField{{Name: ":method", Value: "POST"}, {Name: ":scheme", Value: "https"}, {Name: ":authority", Value: addr}, {Name: ":path", Value: "/"}} {
+				enc.WriteField(f)
+			}
+			switch stall {
+			case "header block never ended":
+				fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndHeaders: false})
+			case "request body never sent":
+				fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndHeaders: true})
+			}
+			status := ""
+			for {
+				f, err := fr.ReadFrame()
+				if err != nil {
+					if ne, ok := err.(net.Error); ok && ne.Timeout() {
+						t.Fatalf("the connection is still open after 20 s")
+					}
+					break // closed
+				}
+				switch f := f.(type) {
+				case *http2.SettingsFrame:
+					if !f.IsAck() {
+						fr.WriteSettingsAck()
+					}
+				case *http2.MetaHeadersFrame:
+					status = f.PseudoValue("status")
+				}
+			}
+			want := ""
+			if stall == "request body never sent" {
+				want = "408"
+			}
+			if status != want {
+				t.Errorf("answered %q before the close, want %q", status, want)
+			}
+		})
+	}
+}
