@@ -75,8 +75,20 @@ func TestDemoRoutesProtected(t *testing.T) {
 				probes = append(probes, p)
 				t.Run(m, p.check)
 			}
-			// One burst per route, last: the limit is the route's, whatever
-			// the method, and refuses what follows for a while.
+			// Guessing a password (where the credential is one) is limited
+			// too; then, once the route serves again, one burst per route,
+			// last: the limit is the route's, whatever the method, and
+			// refuses what follows for a while.
+			for _, p := range probes {
+				if p.guess != nil {
+					t.Run("guessing", func(t *testing.T) {
+						if !burstLimited(t, func() *http.Request { return p.guess(t) }) {
+							t.Errorf("%s: 400 wrong passwords in a burst, none refused with 429", p.name)
+						}
+						waitServed(t, p)
+					})
+				}
+			}
 			t.Run("burst", probes[0].checkBurst)
 		})
 	}
@@ -105,6 +117,9 @@ type demoProbe struct {
 	name  string
 	soap  bool
 	build func(t *testing.T, cred bool, inject string) *http.Request
+	// guess, when the credential is a password, makes the request with a
+	// wrong one.
+	guess func(t *testing.T) *http.Request
 }
 
 // demoProbeFor returns the probe of method m on route r; a method or kind
@@ -122,14 +137,14 @@ func demoProbeFor(t *testing.T, d *runningDemo, r config.Route, m, token string)
 		if r.SOAP != "1.1" || m != http.MethodPost {
 			t.Fatalf("route %s: no probe for SOAP %s %s", r.Name, r.SOAP, m)
 		}
-		return demoProbe{name: "SOAP GetProduct", soap: true, build: func(t *testing.T, cred bool, inject string) *http.Request {
+		build := func(t *testing.T, password, inject string) *http.Request {
 			id := d.up.cardProductID
 			if inject != "" {
 				id = xmlEscape(inject)
 			}
 			sec := ""
-			if cred {
-				sec = usernameToken("alice", demoAlicePassword, true, time.Now().UTC())
+			if password != "" {
+				sec = usernameToken("alice", password, true, time.Now().UTC())
 			}
 			req, err := http.NewRequest(http.MethodPost, target, strings.NewReader(soapMessage(sec,
 				`<GetProduct xmlns="urn:gatehouse:demo:products"><id>`+id+`</id></GetProduct>`)))
@@ -139,7 +154,17 @@ func demoProbeFor(t *testing.T, d *runningDemo, r config.Route, m, token string)
 			req.Header.Set("Content-Type", "text/xml; charset=utf-8")
 			req.Header.Set("SOAPAction", `"urn:gatehouse:demo:products/GetProduct"`)
 			return req
-		}}
+		}
+		return demoProbe{name: "SOAP GetProduct", soap: true,
+			build: func(t *testing.T, cred bool, inject string) *http.Request {
+				password := ""
+				if cred {
+					password = demoAlicePassword
+				}
+				return build(t, password, inject)
+			},
+			guess: func(t *testing.T) *http.Request { return build(t, "guess", "") },
+		}
 	}
 	switch m {
 	case http.MethodGet:
@@ -213,6 +238,18 @@ func (p demoProbe) checkBurst(t *testing.T) {
 	if !burstLimited(t, func() *http.Request { return p.build(t, true, "") }) {
 		t.Errorf("%s: 400 requests in a burst, none refused with 429 and Retry-After", p.name)
 	}
+}
+
+// waitServed waits (10 s at most) until the probe's request with
+// credentials is served again after a burst.
+func waitServed(t *testing.T, p demoProbe) {
+	t.Helper()
+	eventually(t, p.name+" served again", func() string {
+		if code, body := sendDemo(t, p.build(t, true, "")); code/100 != 2 {
+			return fmt.Sprintf("%d %s", code, body)
+		}
+		return ""
+	})
 }
 
 func burstLimited(t *testing.T, build func() *http.Request) bool {
