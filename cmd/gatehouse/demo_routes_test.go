@@ -305,13 +305,16 @@ func testPublicDemoRoute(t *testing.T, d *runningDemo, r config.Route) {
 	}
 }
 
-// testDemoTokenEndpoint checks the embedded authorization server's token
-// endpoint, which the gateway serves before the routes: no client
-// credentials is 401, and guessing a client's secret is cut off with 429.
+// testDemoTokenEndpoint checks the embedded authorization server, which
+// the gateway serves before the routes: its token, introspection and
+// revocation endpoints refuse a request without client credentials with
+// 401, its metadata and keys are public on purpose (RFC 8414, RFC 7517)
+// and hold no private key member, and guessing a client's secret is cut
+// off with 429.
 func testDemoTokenEndpoint(t *testing.T, base string) {
 	t.Helper()
-	token := func(user, secret string) *http.Request {
-		req, err := http.NewRequest(http.MethodPost, base+"/oauth2/token", strings.NewReader("grant_type=client_credentials&scope=products%3Aread"))
+	post := func(path, form, user, secret string) *http.Request {
+		req, err := http.NewRequest(http.MethodPost, base+path, strings.NewReader(form))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -321,12 +324,29 @@ func testDemoTokenEndpoint(t *testing.T, base string) {
 		}
 		return req
 	}
-	if code, body := sendDemo(t, token("", "")); code != 401 || !strings.Contains(body, "invalid_client") {
-		t.Errorf("token request without client credentials: %d\n%s\nwant 401 invalid_client", code, body)
+	const tokenForm = "grant_type=client_credentials&scope=products%3Aread"
+	for _, c := range []struct{ path, form string }{
+		{"/oauth2/token", tokenForm},
+		{"/oauth2/introspect", "token=x"},
+		{"/oauth2/revoke", "token=x"},
+	} {
+		if code, body := sendDemo(t, post(c.path, c.form, "", "")); code != 401 || !strings.Contains(body, "invalid_client") {
+			t.Errorf("%s without client credentials: %d\n%s\nwant 401 invalid_client", c.path, code, body)
+		}
+	}
+	for _, path := range []string{"/oauth2/jwks", "/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"} {
+		req, err := http.NewRequest(http.MethodGet, base+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, body := sendDemo(t, req)
+		if code != 200 || regexp.MustCompile(`"(d|p|q|dp|dq|qi|k)"\s*:`).MatchString(body) {
+			t.Errorf("%s (public): %d\n%s\nwant 200 and no private or symmetric key member", path, code, body)
+		}
 	}
 	limited := false
 	for i := 0; i < 40 && !limited; i++ {
-		code, _ := sendDemo(t, token("demo-reader", fmt.Sprintf("guess-%d", i)))
+		code, _ := sendDemo(t, post("/oauth2/token", tokenForm, "demo-reader", fmt.Sprintf("guess-%d", i)))
 		limited = code == http.StatusTooManyRequests
 	}
 	if !limited {
