@@ -355,7 +355,8 @@ func testDemoTokenEndpoint(t *testing.T, base string) {
 }
 
 // testDemoSTSRefusesAnonymous checks that the STS issues nothing to a
-// request without WS-Security.
+// request without WS-Security, and that guessing a password there is
+// limited.
 func testDemoSTSRefusesAnonymous(t *testing.T, base string) {
 	t.Helper()
 	msg := strings.Replace(stsRequest("Issue", `<wsp:AppliesTo xmlns:wsp="http://schemas.xmlsoap.org/ws/2004/09/policy"><wsa:EndpointReference><wsa:Address>`+
@@ -369,6 +370,21 @@ func testDemoSTSRefusesAnonymous(t *testing.T, base string) {
 	code, body := sendDemo(t, req)
 	if code/100 != 4 || !strings.Contains(body, "Fault>") || strings.Contains(body, "Assertion") {
 		t.Errorf("STS Issue without WS-Security: %d\n%s\nwant a 4xx SOAP Fault and no assertion", code, body)
+	}
+	// Guessing alice's password is cut off.
+	limited := false
+	for i := 0; i < 100 && !limited; i++ {
+		msg := strings.Replace(stsRequest("Issue", "", time.Now().UTC()), demoAlicePassword, fmt.Sprintf("guess-%d", i), 1)
+		req, err := http.NewRequest(http.MethodPost, base+"/sts", strings.NewReader(msg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/soap+xml; charset=utf-8")
+		code, _ := sendDemo(t, req)
+		limited = code == http.StatusTooManyRequests
+	}
+	if !limited {
+		t.Error("100 wrong passwords for alice at the STS: none refused with 429")
 	}
 }
 
