@@ -274,6 +274,21 @@ routes:
 		}
 	})
 
+	t.Run("an absolute URI as :path", func(t *testing.T) {
+		for _, path := range []string{"http://evil.example/", "https://evil.example/x?y=1", "evil.example/x"} {
+			n := len(up.received())
+			res := h2Do(t, addr, hf(":method", "GET", ":scheme", "https", ":authority", addr, ":path", path), "")
+			if heads := up.received()[n:]; len(heads) != 0 {
+				t.Errorf(":path %s: the upstream received:\n%s", path, heads[0])
+			}
+			// Go's server resets the stream for some (no scheme, no
+			// leading "/"); what it lets through, the gateway refuses.
+			if !res.resetd && (res.status() != "400" || !strings.Contains(res.body, "invalid_path")) {
+				t.Errorf(":path %s: status %q %s, want 400 invalid_path or a reset stream", path, res.status(), res.body)
+			}
+		}
+	})
+
 	for _, c := range []struct {
 		name   string
 		fields []hpack.HeaderField
