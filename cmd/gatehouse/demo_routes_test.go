@@ -222,8 +222,10 @@ func (p demoProbe) check(t *testing.T) {
 	if code != 403 || !strings.Contains(body, "waf_blocked") || (p.soap && !strings.Contains(body, "Fault>")) {
 		t.Errorf("%s with SQL injection: %d\n%s\nwant 403 waf_blocked", p.name, code, body)
 	}
-	// The card number in the upstream's answer is masked.
-	code, body = sendDemo(t, p.build(t, true, ""))
+	// The card number in the upstream's answer is masked, and the answer
+	// has the security headers.
+	code, body, h := sendDemoH(t, p.build(t, true, ""))
+	checkSecurityHeaders(t, p.name, h)
 	if code/100 != 2 || !strings.Contains(body, demoCardMasked) || strings.Contains(body, demoCardNumber) || strings.Contains(body, strings.ReplaceAll(demoCardNumber, " ", "")) {
 		t.Errorf("%s: %d\n%s\nwant a 2xx with the card number masked (%s)", p.name, code, body, demoCardMasked)
 	}
@@ -294,9 +296,11 @@ func testPublicDemoRoute(t *testing.T, d *runningDemo, r config.Route) {
 		}
 		return req
 	}
-	if code, body := sendDemo(t, get(wsdl)); code != 200 || !strings.Contains(body, "definitions") {
+	code, body, h := sendDemoH(t, get(wsdl))
+	if code != 200 || !strings.Contains(body, "definitions") {
 		t.Errorf("GET ?wsdl without credentials: %d\n%s", code, body)
 	}
+	checkSecurityHeaders(t, "GET ?wsdl", h)
 	if code, body := sendDemo(t, get(wsdl+"&q="+url.QueryEscape(demoSQLi))); code != 403 || !strings.Contains(body, "waf_blocked") {
 		t.Errorf("GET ?wsdl with SQL injection: %d\n%s\nwant 403 waf_blocked", code, body)
 	}
@@ -390,6 +394,12 @@ func testDemoSTSRefusesAnonymous(t *testing.T, base string) {
 
 func sendDemo(t *testing.T, req *http.Request) (int, string) {
 	t.Helper()
+	code, body, _ := sendDemoH(t, req)
+	return code, body
+}
+
+func sendDemoH(t *testing.T, req *http.Request) (int, string, http.Header) {
+	t.Helper()
 	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -399,7 +409,23 @@ func sendDemo(t *testing.T, req *http.Request) (int, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return resp.StatusCode, string(b)
+	return resp.StatusCode, string(b), resp.Header
+}
+
+// checkSecurityHeaders requires the headers every demo route sets on its
+// answers.
+func checkSecurityHeaders(t *testing.T, what string, h http.Header) {
+	t.Helper()
+	for name, want := range map[string]string{
+		"X-Content-Type-Options":  "nosniff",
+		"X-Frame-Options":         "DENY",
+		"Referrer-Policy":         "no-referrer",
+		"Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+	} {
+		if got := h.Get(name); got != want {
+			t.Errorf("%s: %s is %q, want %q", what, name, got, want)
+		}
+	}
 }
 
 func xmlEscape(s string) string {
