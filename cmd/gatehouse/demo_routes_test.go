@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,6 +24,16 @@ import (
 var demoPublicRoutes = map[string]string{
 	"soap-wsdl": "the WSDL describes the service to clients that have no credentials yet; it holds no data",
 }
+
+// demoEveryRoute are the policies every route of the demo has, public or
+// not, and demoDataRoute those every route that serves data has besides:
+// a structural check beside the behavioural ones below, for what they
+// cannot observe from outside (identity strips the identity headers a
+// client sends on every route; the quota).
+var (
+	demoEveryRoute = []string{"ipfilter", "size_limit", "rate_limit", "waf", "identity", "headers"}
+	demoDataRoute  = []string{"dlp", "quota"}
+)
 
 // The injection each route must refuse, and the card number the demo's
 // data holds (a test number no bank issues) and each route must mask.
@@ -61,6 +72,15 @@ func TestDemoRoutesProtected(t *testing.T) {
 	for _, r := range d.cfg.Routes {
 		seen[r.Name] = true
 		t.Run(r.Name, func(t *testing.T) {
+			want := demoEveryRoute
+			if _, ok := demoPublicRoutes[r.Name]; !ok {
+				want = append(want[:len(want):len(want)], demoDataRoute...)
+			}
+			for _, typ := range want {
+				if !slices.ContainsFunc(r.Policies, func(p config.PolicySpec) bool { return p.Type == typ }) {
+					t.Errorf("route %s has no %s policy", r.Name, typ)
+				}
+			}
 			if reason, ok := demoPublicRoutes[r.Name]; ok {
 				t.Logf("public on purpose: %s", reason)
 				testPublicDemoRoute(t, d, r)
