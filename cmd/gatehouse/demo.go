@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -58,33 +59,80 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 }
 
 func runDemo(listen, adminListen, restListen, soapListen string, stdout io.Writer, log *slog.Logger) error {
-	if _, port, err := net.SplitHostPort(listen); err != nil || port == "0" {
-		// The issuer URL (and the WSDL's endpoint) name this address.
-		return fmt.Errorf("gatehouse demo: --listen %q: give a host and a fixed port", listen)
-	}
-	up, err := startDemoUpstreams(restListen, soapListen, log)
-	if err != nil {
-		return fmt.Errorf("gatehouse demo: %w", err)
-	}
-	defer up.close()
-
-	// The certificates of the signing SOAP client and the WSDL the XML
-	// firewall checks operations against; gone when the demo stops.
-	dir, err := os.MkdirTemp("", "gatehouse-demo-")
-	if err != nil {
-		return fmt.Errorf("gatehouse demo: %w", err)
-	}
-	defer os.RemoveAll(dir)
-	base := "http://" + listen
-	pki, err := demo.WritePKI(dir, time.Now(), 7*24*time.Hour)
+	d, err := startDemo(listen, adminListen, restListen, soapListen, log)
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "products.wsdl"), demo.WSDL(base+"/soap/products"), 0o644); err != nil {
-		return fmt.Errorf("gatehouse demo: %w", err)
+	defer d.close()
+	printDemoHelp(stdout, d.base, d.g.AdminAddr(), d.clients, d.pki, d.up.cardProductID)
+	fmt.Fprintf(stdout, "Demo upstreams (direct, bypassing the gateway): REST %s, SOAP %s\n", d.up.restURL, d.up.soapURL)
+	if code := waitAndStop(d.g, d.cfg.ShutdownTimeout.Std(), nil, log); code != 0 {
+		return errors.New("gatehouse demo: stopped with errors")
 	}
-	if err := os.WriteFile(filepath.Join(dir, "products.openapi.yaml"), examples.ProductsOpenAPI, 0o644); err != nil {
-		return fmt.Errorf("gatehouse demo: %w", err)
+	return nil
+}
+
+// runningDemo is a started demo: its upstreams, the gateway in front of
+// them with examples/demo.yaml, and the tokens of the demo clients.
+type runningDemo struct {
+	g       *gateway.Gateway
+	cfg     *config.Config
+	base    string // the gateway's URL, http://listen
+	up      *demoUpstreams
+	pki     *demo.PKI
+	clients []demoClient
+	dir     string
+}
+
+// close stops the gateway (draining for at most 5 s; after waitAndStop,
+// which drained it already, this returns at once) and the upstreams, and
+// removes the demo's files.
+func (d *runningDemo) close() {
+	if d.g != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		d.g.Shutdown(ctx)
+		cancel()
+	}
+	if d.up != nil {
+		d.up.close()
+	}
+	if d.dir != "" {
+		os.RemoveAll(d.dir)
+	}
+}
+
+// startDemo starts what `gatehouse demo` runs: the demo upstreams on
+// restListen and soapListen, and the gateway with examples/demo.yaml on
+// listen (a fixed port: the issuer URL and the WSDL name it) and
+// adminListen; then it fetches a token for each demo client.
+func startDemo(listen, adminListen, restListen, soapListen string, log *slog.Logger) (_ *runningDemo, err error) {
+	if _, port, err := net.SplitHostPort(listen); err != nil || port == "0" {
+		// The issuer URL (and the WSDL's endpoint) name this address.
+		return nil, fmt.Errorf("gatehouse demo: --listen %q: give a host and a fixed port", listen)
+	}
+	d := &runningDemo{base: "http://" + listen}
+	defer func() {
+		if err != nil {
+			d.close()
+		}
+	}()
+	if d.up, err = startDemoUpstreams(restListen, soapListen, log); err != nil {
+		return nil, fmt.Errorf("gatehouse demo: %w", err)
+	}
+
+	// The certificates of the signing SOAP client and the WSDL the XML
+	// firewall checks operations against; gone when the demo stops.
+	if d.dir, err = os.MkdirTemp("", "gatehouse-demo-"); err != nil {
+		return nil, fmt.Errorf("gatehouse demo: %w", err)
+	}
+	if d.pki, err = demo.WritePKI(d.dir, time.Now(), 7*24*time.Hour); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(d.dir, "products.wsdl"), demo.WSDL(d.base+"/soap/products"), 0o644); err != nil {
+		return nil, fmt.Errorf("gatehouse demo: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(d.dir, "products.openapi.yaml"), examples.ProductsOpenAPI, 0o644); err != nil {
+		return nil, fmt.Errorf("gatehouse demo: %w", err)
 	}
 	kek := make([]byte, 32)
 	rand.Read(kek)
@@ -92,11 +140,11 @@ func runDemo(listen, adminListen, restListen, soapListen string, stdout io.Write
 	vars := map[string]string{
 		"DEMO_LISTEN":         listen,
 		"DEMO_ADMIN_LISTEN":   adminListen,
-		"DEMO_REST_UPSTREAM":  up.restURL,
-		"DEMO_SOAP_UPSTREAM":  up.soapURL,
-		"DEMO_ISSUER":         base,
+		"DEMO_REST_UPSTREAM":  d.up.restURL,
+		"DEMO_SOAP_UPSTREAM":  d.up.soapURL,
+		"DEMO_ISSUER":         d.base,
 		"DEMO_AS_KEK":         base64.StdEncoding.EncodeToString(kek),
-		"DEMO_DIR":            dir,
+		"DEMO_DIR":            d.dir,
 		"DEMO_ALICE_PASSWORD": demoAlicePassword,
 	}
 	lookup := func(name string) (string, bool) {
@@ -105,34 +153,30 @@ func runDemo(listen, adminListen, restListen, soapListen string, stdout io.Write
 		}
 		return os.LookupEnv(name)
 	}
-	cfg, err := config.LoadBytes("examples/demo.yaml", examples.DemoConfig, lookup)
-	if err != nil {
-		return err
+	if d.cfg, err = config.LoadBytes("examples/demo.yaml", examples.DemoConfig, lookup); err != nil {
+		return nil, err
 	}
-	g, err := gateway.New(cfg, gateway.Options{Registry: builtin.Registry(), Logger: log})
+	g, err := gateway.New(d.cfg, gateway.Options{Registry: builtin.Registry(), Logger: log})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := g.Start(); err != nil {
 		g.Close()
-		return err
+		return nil, err
 	}
-	clients, err := demoTokens(base)
-	if err != nil {
-		g.Close()
-		return fmt.Errorf("gatehouse demo: %w", err)
+	d.g = g
+	if d.clients, err = demoTokens(d.base); err != nil {
+		return nil, fmt.Errorf("gatehouse demo: %w", err)
 	}
-	printDemoHelp(stdout, base, g.AdminAddr(), clients, pki)
-	fmt.Fprintf(stdout, "Demo upstreams (direct, bypassing the gateway): REST %s, SOAP %s\n", up.restURL, up.soapURL)
-	if code := waitAndStop(g, cfg.ShutdownTimeout.Std(), nil, log); code != 0 {
-		return errors.New("gatehouse demo: stopped with errors")
-	}
-	return nil
+	return d, nil
 }
 
 type demoUpstreams struct {
 	restURL, soapURL string
-	servers          []*http.Server
+	// cardProductID is the product whose name holds a card number, which
+	// every data-serving route must mask.
+	cardProductID string
+	servers       []*http.Server
 }
 
 func (d *demoUpstreams) close() {
@@ -145,7 +189,8 @@ func startDemoUpstreams(restAddr, soapAddr string, log *slog.Logger) (*demoUpstr
 	store := demo.NewStore()
 	// A product whose name holds a test card number (a well-known one that
 	// no bank issues), so that the dlp policy has something to mask.
-	if _, err := store.Create(demo.NewProduct{Name: "Gift card (test card 4111 1111 1111 1111)", Price: 25, Currency: "EUR"}); err != nil {
+	card, err := store.Create(demo.NewProduct{Name: "Gift card (test card 4111 1111 1111 1111)", Price: 25, Currency: "EUR"})
+	if err != nil {
 		return nil, err
 	}
 	// The WSDL must point clients at the gateway, not at the upstream, so
@@ -160,7 +205,7 @@ func startDemoUpstreams(restAddr, soapAddr string, log *slog.Logger) (*demoUpstr
 		}
 		return proto + "://" + host + "/soap/products"
 	}
-	d := &demoUpstreams{}
+	d := &demoUpstreams{cardProductID: card.ID}
 	for _, h := range []struct {
 		url     *string
 		addr    string
@@ -226,7 +271,9 @@ func demoTokens(base string) ([]demoClient, error) {
 	return clients, nil
 }
 
-func printDemoHelp(w io.Writer, base string, admin net.Addr, clients []demoClient, pki *demo.PKI) {
+// printDemoHelp prints the banner: the clients and their tokens, and what
+// to try; cardID is the product whose name holds a card number.
+func printDemoHelp(w io.Writer, base string, admin net.Addr, clients []demoClient, pki *demo.PKI, cardID string) {
 	fmt.Fprintf(w, "Gatehouse demo is running on %s\n\n", base)
 	fmt.Fprintf(w, "DEMO ONLY clients of the embedded authorization server (their secrets are public):\n")
 	for _, c := range clients {
@@ -255,6 +302,11 @@ Try the REST API:
        -H 'Content-Type: application/json' -d '{"name":"Lamp","price":25.5,"currency":"EUR"}'
   curl -i %[1]s/product/p-1001 -X DELETE -H "Authorization: Bearer $WRITER"  # 405: the route allows GET only
   curl -i %[1]s/nowhere                           # 404 problem+json from the gateway
+  curl -s %[1]s/product/%[6]s -H "Authorization: Bearer $READER"   # dlp: the card number in its name is masked
+  curl -i "%[1]s/product/p-1001?q=1'%%20OR%%20'1'='1'%%20--" -H "Authorization: Bearer $READER"  # 403 waf_blocked
+  # Every route that serves data (/product, /product/{id}, the SOAP calls)
+  # has the same protections: authentication, a rate limit per caller
+  # (20 a second), the WAF, dlp, a daily quota.
 
 The SOAP ProductService (WS-Security; the WSDL is public):
   curl -s '%[1]s/soap/products?wsdl' | head
@@ -269,7 +321,7 @@ The SOAP ProductService (WS-Security; the WSDL is public):
   #   %[3]s
   #   %[4]s
   #   %[5]s
-`, base, demoAlicePassword, pki.CertFile, pki.KeyFile, pki.CAFile)
+`, base, demoAlicePassword, pki.CertFile, pki.KeyFile, pki.CAFile, cardID)
 	if admin != nil {
 		fmt.Fprintf(w, `
 Watch it:

@@ -336,6 +336,7 @@ func (g *Gateway) Start() error {
 		protos.SetHTTP2(lc.TLS != nil)
 		protos.SetUnencryptedHTTP2(lc.H2C)
 		srv.Protocols = &protos
+		srv.HTTP2 = http2Config()
 		ln := lns[i]
 		g.addrs[lc.Name] = ln.Addr()
 		if lc.TLS != nil {

@@ -178,7 +178,7 @@ func (g *Gateway) finish(rt *runtime, x *exchange, r *http.Request) int {
 
 func (g *Gateway) handle(rt *runtime, x *exchange, r *http.Request) {
 	p, ok := cleanPath(r)
-	if !ok {
+	if !ok || !h2TargetOK(r) {
 		x.decision, x.code = "error", "invalid_path"
 		render.Error(&x.w, r, policy.REST, x.RequestID, http.StatusBadRequest, "invalid_path", "the request path is not acceptable")
 		return

@@ -166,7 +166,7 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 	// the assertions it issues (one login for SOAP and REST routes).
 	var stsIssuers []authserver.SAMLIssuer
 	if sc := cfg.STS; sc != nil {
-		s, err := sts.New(*sc, sts.Deps{Store: g.store, Now: g.now, Logger: g.log, Config: cfg, BaseDir: g.baseDir, Audit: g.audit})
+		s, err := sts.New(*sc, sts.Deps{Store: g.store, Now: g.now, Logger: g.log, Config: cfg, BaseDir: g.baseDir, Audit: g.audit, TrustedProxies: rt.trusted})
 		if err != nil {
 			errs = append(errs, err)
 		} else {

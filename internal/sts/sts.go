@@ -25,6 +25,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -56,6 +57,9 @@ type Deps struct {
 	BaseDir string
 	// Audit records issued and cancelled assertions. Nil: discard.
 	Audit *audit.Log
+	// TrustedProxies are the peers whose forwarding headers name the
+	// client address that failed authentications are counted against.
+	TrustedProxies []netip.Prefix
 }
 
 // Server is the STS. It is safe for concurrent use.
@@ -68,6 +72,8 @@ type Server struct {
 	auth   *wssecurity.Policy
 	signer *saml2.Signer
 	wsdl   []byte
+	// trusted are the proxies whose forwarding headers are believed.
+	trusted []netip.Prefix
 }
 
 // New builds the STS from cfg: it checks the config, builds the
@@ -82,7 +88,7 @@ func New(cfg config.STS, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	srv := &Server{s: s, st: deps.Store, now: deps.Now, log: deps.Logger, audit: deps.Audit}
+	srv := &Server{s: s, st: deps.Store, now: deps.Now, log: deps.Logger, audit: deps.Audit, trusted: deps.TrustedProxies}
 	if srv.now == nil {
 		srv.now = time.Now
 	}
@@ -137,6 +143,8 @@ type fault struct {
 	status int
 	reason string
 	err    error // logged
+	// retryAfter, when set, is sent as Retry-After (a 429).
+	retryAfter time.Duration
 }
 
 func (f *fault) Error() string { return "sts: " + f.code + ": " + f.err.Error() }
@@ -208,9 +216,17 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		srv.writeFault(w, v12, "", newFault(FaultInvalidRequest, fmt.Errorf("request larger than %d bytes", MaxRequestBytes)))
 		return
 	}
+	ip := srv.clientIP(r)
+	if f := srv.overBudget(r.Context(), ip); f != nil {
+		srv.writeFault(w, v12, "", f)
+		return
+	}
 	out, err := srv.Handle(r.Context(), body, r.TLS != nil)
 	if err != nil {
 		var f *fault
+		if errors.As(err, &f) && f.code == FaultFailedAuthentication {
+			srv.spendFailure(r.Context(), ip)
+		}
 		if !errors.As(err, &f) {
 			srv.log.Error("sts: request failed", "err", err)
 			f = newFault(FaultRequestFailed, err)
@@ -647,6 +663,9 @@ func (o *Output) Envelope() *etree.Document {
 // reason is the fixed text of the code; the cause is only logged.
 func (srv *Server) writeFault(w http.ResponseWriter, v12 bool, relatesTo string, f *fault) {
 	srv.log.Info("sts: fault", "code", f.code, "err", f.err)
+	if f.retryAfter > 0 {
+		w.Header().Set("Retry-After", retryAfterSeconds(f.retryAfter))
+	}
 	doc := etree.NewDocument()
 	env := envelope(doc, v12)
 	env.CreateAttr("xmlns:wst", NamespaceWST)
