@@ -69,6 +69,10 @@ type Config struct {
 	KeepSecurityHeader bool `yaml:"keep_security_header"`
 	// MaxBodyBytes refuses larger messages. Default 1MiB.
 	MaxBodyBytes config.ByteSize `yaml:"max_body_bytes"`
+	// Recipients are this endpoint's absolute URLs as clients know them
+	// (behind a proxy): a SubjectConfirmationData Recipient must be one.
+	// Empty: the URL the request reached the gateway at.
+	Recipients []string `yaml:"recipients"`
 }
 
 // IssuerConfig is one trusted issuer.
@@ -118,6 +122,7 @@ type settings struct {
 	keepHeader    bool
 	maxBodyBytes  int64
 	wssecurityCfg *config.Node
+	recipients    []string
 }
 
 type rule struct {
@@ -234,6 +239,13 @@ func decode(cfg *config.Node) (*settings, error) {
 			return nil, cfg.Errorf(f+".operation", "saml: operation %q is not {namespace}Name or *", rc.Operation)
 		}
 		s.rules = append(s.rules, r)
+	}
+	for i, r := range c.Recipients {
+		u, err := url.Parse(r)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return nil, cfg.Errorf("recipients["+strconv.Itoa(i)+"]", "saml: recipient %q must be an absolute http(s) URL without query", r)
+		}
+		s.recipients = append(s.recipients, r)
 	}
 	if rc := c.ValidateWithSTS; rc != nil {
 		u, err := url.Parse(rc.URL)

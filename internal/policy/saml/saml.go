@@ -36,6 +36,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/policy"
 	"github.com/gatehouse/gatehouse/internal/policy/wssecurity"
 	"github.com/gatehouse/gatehouse/internal/saml2"
+	"github.com/gatehouse/gatehouse/internal/saml2/lifecycle"
 	"github.com/gatehouse/gatehouse/internal/soap"
 	"github.com/gatehouse/gatehouse/internal/store"
 	"github.com/gatehouse/gatehouse/internal/sts"
@@ -79,6 +80,7 @@ type Policy struct {
 	store    store.Store
 	fallback policy.Policy
 	client   *http.Client
+	lc       *lifecycle.Lifecycle
 
 	stsMu      sync.Mutex
 	stsIssuer  string
@@ -112,6 +114,7 @@ func New(cfg *config.Node, env *policy.Env) (policy.Policy, error) {
 	if p.store == nil {
 		p.store = store.NewMemory(p.now)
 	}
+	p.lc = lifecycle.New(p.store)
 	if s.wssecurityCfg != nil {
 		if p.fallback, err = wssecurity.New(s.wssecurityCfg, env); err != nil {
 			return nil, err
@@ -225,7 +228,7 @@ func (p *Policy) check(ctx context.Context, ex *policy.Exchange, m *soap.Message
 	if iss := firstChild(el, saml2.NamespaceAssertion, "Issuer"); iss != nil {
 		claimed = strings.TrimSpace(iss.Text())
 	}
-	trusted, fromSTS, err := p.trusted(ctx, claimed, now)
+	trusted, _, err := p.trusted(ctx, claimed, now)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -239,20 +242,14 @@ func (p *Policy) check(ctx context.Context, ex *policy.Exchange, m *soap.Message
 	if a.Issuer != claimed {
 		return nil, invalidToken("the verified issuer %q differs from %q", a.Issuer, claimed), nil
 	}
-	if err := a.Check(now, p.s.skew); err != nil {
-		return nil, invalidToken("%v", err), nil
-	}
-	if !a.AudienceOK(p.s.audience) {
-		return nil, invalidToken("assertion %s is not for audience %q (%v)", a.ID, p.s.audience, a.Audiences), nil
-	}
-	if fromSTS {
-		gone, err := sts.IsCancelled(ctx, p.store, a.ID)
-		if err != nil {
+	// Validity, audience and cancellation: the one lifecycle every door
+	// of the gateway applies (internal/saml2/lifecycle). A cancellation is
+	// honoured whoever issued the assertion: only the STS writes them.
+	if err := p.lc.Check(ctx, a, now, lifecycle.Rules{Audiences: []string{p.s.audience}, Skew: p.s.skew}); err != nil {
+		if errors.Is(err, lifecycle.ErrUnavailable) {
 			return nil, nil, fmt.Errorf("saml: %w", err)
 		}
-		if gone {
-			return nil, invalidToken("assertion %s was cancelled at the STS", a.ID), nil
-		}
+		return nil, invalidToken("%v", err), nil
 	}
 	var ts *etree.Element
 	for _, c := range sec.ChildElements() {
@@ -281,15 +278,13 @@ func (p *Policy) check(ctx context.Context, ex *policy.Exchange, m *soap.Message
 			return nil, invalidToken("the STS says assertion %s is invalid", a.ID), nil
 		}
 	}
-	if a.OneTimeUse {
-		ttl := a.NotOnOrAfter.Add(p.s.skew).Sub(now)
-		fresh, err := p.store.SetNX(ctx, "saml:used:"+a.Issuer+":"+a.ID, []byte{1}, ttl)
-		if err != nil {
-			return nil, nil, fmt.Errorf("saml: replay cache: %w", err)
+	// OneTimeUse: spent once under the key every door shares, last, so
+	// that a request refused for another reason does not spend it.
+	if err := p.lc.Use(ctx, a, now, p.s.skew, false); err != nil {
+		if errors.Is(err, lifecycle.ErrUnavailable) {
+			return nil, nil, fmt.Errorf("saml: %w", err)
 		}
-		if !fresh {
-			return nil, failedAuth("one-time assertion %s was used before: replay", a.ID), nil
-		}
+		return nil, failedAuth("%v: replay", err), nil
 	}
 	pr := &policy.Principal{
 		Subject:  a.NameID,
@@ -321,7 +316,14 @@ func (p *Policy) confirm(ex *policy.Exchange, m *soap.Message, sec, el, ts *etre
 		}
 	}
 	var tried []string
+	// Each confirmation's data (its times, Recipient, Address, no
+	// InResponseTo) is checked by the lifecycle, as at every other door.
+	ep := lifecycle.Endpoint{URLs: p.recipients(ex), ClientIP: ex.ClientIP}
 	if c := a.Confirmation(saml2.MethodHolderOfKey); c != nil && p.s.hok {
+		c, err := lifecycle.Confirmation(a, saml2.MethodHolderOfKey, now, p.s.skew, ep)
+		if err != nil {
+			return "", failedAuth("%v", err)
+		}
 		if sig == nil || ts == nil {
 			return "", failedAuth("holder-of-key assertion without a message signature and Timestamp")
 		}
@@ -333,6 +335,9 @@ func (p *Policy) confirm(ex *policy.Exchange, m *soap.Message, sec, el, ts *etre
 		tried = append(tried, "holder-of-key")
 	}
 	if c := a.Confirmation(saml2.MethodSenderVouches); c != nil && p.s.sv {
+		if _, err := lifecycle.Confirmation(a, saml2.MethodSenderVouches, now, p.s.skew, ep); err != nil {
+			return "", failedAuth("%v", err)
+		}
 		if sig == nil {
 			return "", failedAuth("sender-vouches assertion without a message signature")
 		}
@@ -354,8 +359,8 @@ func (p *Policy) confirm(ex *policy.Exchange, m *soap.Message, sec, el, ts *etre
 		if p.s.bearerTLS && !ex.TLS {
 			return "", failedAuth("bearer assertion over a connection without TLS")
 		}
-		if !c.NotOnOrAfter.IsZero() && !now.Add(-p.s.skew).Before(c.NotOnOrAfter) {
-			return "", invalidToken("bearer confirmation expired at %s", c.NotOnOrAfter)
+		if _, err := lifecycle.Confirmation(a, saml2.MethodBearer, now, p.s.skew, ep); err != nil {
+			return "", invalidToken("%v", err)
 		}
 		return saml2.MethodBearer, nil
 	} else if c != nil {
@@ -436,6 +441,20 @@ func (p *Policy) trusted(ctx context.Context, issuer string, now time.Time) ([]*
 		return []*x509.Certificate{p.stsCert}, true, nil
 	}
 	return nil, false, nil
+}
+
+// recipients are this endpoint's URLs a confirmation's Recipient may
+// name: the configured ones (the public URLs behind a proxy), else the URL
+// the request reached the gateway at.
+func (p *Policy) recipients(ex *policy.Exchange) []string {
+	if len(p.s.recipients) > 0 {
+		return p.s.recipients
+	}
+	scheme := "http"
+	if ex.TLS {
+		scheme = "https"
+	}
+	return []string{scheme + "://" + ex.Request.Host + ex.Request.URL.EscapedPath()}
 }
 
 // authorize applies the per-operation rules.
