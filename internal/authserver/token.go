@@ -477,6 +477,17 @@ type issueRequest struct {
 	// exp, when set, caps the token's expiry (an exchanged token does not
 	// outlive its subject token).
 	exp time.Time
+	// bind, when set, is the binding the caller established (token
+	// exchange verifies the request's DPoP proof itself, once, since a
+	// proof is spent by its first verification).
+	bind *binding
+}
+
+// binding is an access token's confirmation (RFC 7800 cnf): a DPoP key's
+// thumbprint (RFC 9449 §6), a client certificate's (RFC 8705 §3.1), both
+// or neither.
+type binding struct {
+	jkt, x5t string
 }
 
 // issue signs an access token for a, bound to the DPoP key of the
@@ -495,7 +506,18 @@ func (srv *Server) issue(r *http.Request, a *authenticated, req issueRequest) (*
 		Extra: a.c.claims,
 	}
 	tokenType := "Bearer"
-	if len(r.Header.Values("DPoP")) > 0 {
+	if b := req.bind; b != nil {
+		if b.jkt != "" || b.x5t != "" {
+			c.Cnf = map[string]string{}
+		}
+		if b.jkt != "" {
+			c.Cnf["jkt"] = b.jkt
+			tokenType = "DPoP"
+		}
+		if b.x5t != "" {
+			c.Cnf["x5t#S256"] = b.x5t
+		}
+	} else if len(r.Header.Values("DPoP")) > 0 {
 		jkt, err := srv.dpop.Verify(r.Context(), r, "", "")
 		if err != nil {
 			if d, ok := policy.AsDenial(err); ok {
