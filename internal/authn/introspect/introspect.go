@@ -19,12 +19,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/authn"
+	"github.com/gatehouse/gatehouse/internal/authn/bound"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/policy"
 )
@@ -58,13 +60,14 @@ type Authenticator struct {
 	pos    *cache // active tokens
 	neg    *cache // refused tokens, apart so a flood of bad tokens cannot evict good ones
 	flight flight
+	bound  *bound.Checker
 }
 
 // answer is what introspecting a token decided: a principal, or a refusal.
 type answer struct {
 	principal *policy.Principal // nil when refused
 	desc      string            // the public reason of a refusal
-	dpopBound bool              // the token has cnf.jkt (RFC 9449 §6.2)
+	jkt, x5t  string            // the token's binding (cnf, RFC 9449 §6.2, RFC 8705 §3.2)
 }
 
 var (
@@ -106,6 +109,11 @@ func New(cfg *config.Node, env *authn.Env) (*Authenticator, error) {
 	if !p.noCache {
 		a.pos, a.neg = newCache(p.size), newCache(p.size)
 	}
+	var trusted []netip.Prefix
+	if env.Env != nil {
+		trusted = env.TrustedProxies
+	}
+	a.bound = bound.New(bound.Options{Realm: a.realm, Now: a.now, PublicOrigin: p.dpopOrigin, TrustedProxies: trusted, Ignore: p.ignoreBinding})
 	return a, nil
 }
 
@@ -142,19 +150,19 @@ func (a *Authenticator) Authenticate(ctx context.Context, ex *policy.Exchange) (
 	if a.pos != nil {
 		now := a.now()
 		if ans, ok := a.pos.get(&k, now); ok {
-			return a.decide(ans, tok)
+			return a.decide(ctx, ex.Request, ans, tok)
 		}
 		if ans, ok := a.neg.get(&k, now); ok {
-			return a.decide(ans, tok)
+			return a.decide(ctx, ex.Request, ans, tok)
 		}
 	}
-	return a.miss(ctx, tok, k)
+	return a.miss(ctx, ex.Request, tok, k)
 }
 
 // miss introspects a token that is not cached. It is apart from
 // Authenticate so that the key escapes to the heap, for the closure, only
 // on this path.
-func (a *Authenticator) miss(ctx context.Context, tok authn.Token, k key) (*policy.Principal, error) {
+func (a *Authenticator) miss(ctx context.Context, r *http.Request, tok authn.Token, k key) (*policy.Principal, error) {
 	ans, err := a.flight.do(ctx, &k, func() (*answer, error) { return a.introspect(ctx, tok.Value, &k) })
 	if err != nil {
 		if ctx.Err() != nil {
@@ -162,7 +170,7 @@ func (a *Authenticator) miss(ctx context.Context, tok authn.Token, k key) (*poli
 		}
 		return nil, unavailable(err)
 	}
-	return a.decide(ans, tok)
+	return a.decide(ctx, r, ans, tok)
 }
 
 // hashToken returns the SHA-256 of token. Most opaque tokens fit the stack
@@ -176,14 +184,18 @@ func hashToken(token string) key {
 	return sha256.Sum256([]byte(token))
 }
 
-func (a *Authenticator) decide(ans *answer, tok authn.Token) (*policy.Principal, error) {
+// decide applies what must be checked on every request, cached answer or
+// not: the refusal, and the token's binding, which an introspection answer
+// carries in cnf as a JWT does (a DPoP proof by its key, its client
+// certificate; internal/authn/bound).
+func (a *Authenticator) decide(ctx context.Context, r *http.Request, ans *answer, tok authn.Token) (*policy.Principal, error) {
 	if ans.principal == nil {
 		return nil, authn.InvalidToken(a.realm, tok.Scheme, ans.desc, nil)
 	}
-	if ans.dpopBound && tok.Scheme != "DPoP" {
-		// RFC 9449 §7.1: a DPoP-bound token presented as a bearer token
-		// would let whoever stole it use it without the key.
-		return nil, authn.InvalidToken(a.realm, "DPoP", "the token is bound to a DPoP key and must be used with the DPoP scheme", nil)
+	if ans.jkt != "" || ans.x5t != "" {
+		if err := a.bound.Check(ctx, r, tok, ans.jkt, ans.x5t); err != nil {
+			return nil, err
+		}
 	}
 	pr := *ans.principal
 	return &pr, nil
@@ -262,6 +274,7 @@ func (a *Authenticator) introspect(ctx context.Context, token string, k *key) (*
 // Public reasons of refusals.
 const (
 	descInactive = "the token is not active"
+	descBinding  = "the token's binding cannot be read"
 	descExpired  = "the token has expired"
 	descNotYet   = "the token is not valid yet"
 	descAudience = "the token is not meant for this audience"
@@ -333,10 +346,9 @@ func (a *Authenticator) evaluate(resp map[string]any, now time.Time) (*answer, t
 		Claims:   resp,
 		Method:   "introspection",
 	}}
-	if cnf, ok := resp["cnf"].(map[string]any); ok {
-		if jkt, ok := cnf["jkt"].(string); ok && jkt != "" {
-			ans.dpopBound = true
-		}
+	if ans.jkt, ans.x5t, err = bound.Cnf(resp["cnf"]); err != nil {
+		// A binding that cannot be read must not be read as none.
+		return &answer{desc: descBinding}, exp, nil
 	}
 	return ans, exp, nil
 }
