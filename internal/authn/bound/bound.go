@@ -15,6 +15,8 @@ package bound
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"net/http"
 	"net/netip"
@@ -27,6 +29,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/authn/mtls"
 	"github.com/gatehouse/gatehouse/internal/clientip"
 	"github.com/gatehouse/gatehouse/internal/policy"
+	"github.com/gatehouse/gatehouse/internal/store"
 )
 
 // Causes of refusals, for errors.Is on a Denial's Err.
@@ -56,6 +59,10 @@ type Options struct {
 	// Ignore turns the check off (unsafe_ignore_token_binding): Check
 	// then only refuses a DPoP-bound token sent as a bearer token.
 	Ignore bool
+	// Store, when set, holds the replay cache of proofs, so that a proof
+	// seen by one instance is refused by every other sharing the store.
+	// Nil: a cache in memory.
+	Store store.Store
 }
 
 // Checker checks token bindings. It is safe for concurrent use.
@@ -73,6 +80,9 @@ func New(o Options) *Checker {
 	}
 	c := &Checker{realm: o.Realm, ignore: o.Ignore}
 	opts := dpop.Options{Now: now, Realm: o.Realm, ReplayCache: dpop.NewMemoryReplayCache(dpop.DefaultReplayCacheSize, now)}
+	if o.Store != nil {
+		opts.ReplayCache = storeReplay{st: o.Store, now: now}
+	}
 	switch {
 	case o.PublicOrigin != "":
 		origin := strings.TrimSuffix(o.PublicOrigin, "/")
@@ -182,6 +192,19 @@ func lastValue(h http.Header, name string) string {
 		v = v[i+1:]
 	}
 	return strings.TrimSpace(v)
+}
+
+// storeReplay is the proofs' replay cache in the shared store. Keys are
+// hashed: the jti is the client's to choose.
+type storeReplay struct {
+	st  store.Store
+	now func() time.Time
+}
+
+func (s storeReplay) Seen(ctx context.Context, key string, exp time.Time) (bool, error) {
+	sum := sha256.Sum256([]byte(key))
+	fresh, err := s.st.SetNX(ctx, "authn:dpop:"+hex.EncodeToString(sum[:]), []byte("1"), max(exp.Sub(s.now()), time.Second))
+	return !fresh, err
 }
 
 // CheckOrigin reports whether s is usable as Options.PublicOrigin: an

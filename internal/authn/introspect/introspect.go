@@ -29,6 +29,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/authn/bound"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/policy"
+	"github.com/gatehouse/gatehouse/internal/store"
 )
 
 // Unit is the `introspect` authenticator type.
@@ -109,11 +110,14 @@ func New(cfg *config.Node, env *authn.Env) (*Authenticator, error) {
 	if !p.noCache {
 		a.pos, a.neg = newCache(p.size), newCache(p.size)
 	}
-	var trusted []netip.Prefix
+	var (
+		trusted []netip.Prefix
+		st      store.Store
+	)
 	if env.Env != nil {
-		trusted = env.TrustedProxies
+		trusted, st = env.TrustedProxies, env.Store
 	}
-	a.bound = bound.New(bound.Options{Realm: a.realm, Now: a.now, PublicOrigin: p.dpopOrigin, TrustedProxies: trusted, Ignore: p.ignoreBinding})
+	a.bound = bound.New(bound.Options{Realm: a.realm, Now: a.now, PublicOrigin: p.dpopOrigin, TrustedProxies: trusted, Ignore: p.ignoreBinding, Store: st})
 	return a, nil
 }
 

@@ -114,7 +114,7 @@ func New(cfg *config.Node, env *authn.Env) (*Authenticator, error) {
 	if s.cacheSize > 0 {
 		a.cache = newCache(s.cacheSize)
 	}
-	a.bound = bound.New(bound.Options{Realm: a.realm, Now: a.now, PublicOrigin: s.dpopOrigin, TrustedProxies: penv.TrustedProxies, Ignore: s.ignoreBinding})
+	a.bound = bound.New(bound.Options{Realm: a.realm, Now: a.now, PublicOrigin: s.dpopOrigin, TrustedProxies: penv.TrustedProxies, Ignore: s.ignoreBinding, Store: penv.Store})
 	return a, nil
 }
 
