@@ -75,6 +75,7 @@ func (srv *Server) tokenExchange(r *http.Request, a *authenticated, form url.Val
 	allowed := a.c.scopes
 	var prevAct any
 	var bind *binding
+	var samlID string // the exchanged assertion's ID
 	switch typ {
 	case TokenTypeAccessToken, TokenTypeJWT:
 		v, err := srv.verifyOwn(subject)
@@ -103,6 +104,7 @@ func (srv *Server) tokenExchange(r *http.Request, a *authenticated, form url.Val
 		}
 		req.sub, bind = as.subject, as.bind
 		req.exp = as.notOnOrAfter
+		samlID = as.id
 	}
 	if actorTok != nil {
 		// An actor token bound to a key is no better than a subject token
@@ -129,6 +131,14 @@ func (srv *Server) tokenExchange(r *http.Request, a *authenticated, form url.Val
 	resp, e := srv.issue(r, a, req)
 	if e != nil {
 		return nil, e
+	}
+	if samlID != "" {
+		if err := srv.rememberExchange(r.Context(), samlID, resp.jti, resp.exp); err != nil {
+			if errors.Is(err, lifecycle.ErrCancelled) {
+				return nil, badRequest("invalid_grant", "the SAML assertion is not valid", err)
+			}
+			return nil, unavailable(err)
+		}
 	}
 	resp.IssuedTokenType = TokenTypeAccessToken
 	return resp, nil

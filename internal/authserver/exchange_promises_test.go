@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"errors"
 	"net/http"
 	"testing"
 	"time"
@@ -290,5 +291,63 @@ func TestExchangeSAMLHolderOfKey(t *testing.T) {
 	_, c = e.verify(m["access_token"].(string))
 	if cnf, _ := c["cnf"].(map[string]any); cnf["x5t#S256"] != x5tOf(holder) {
 		t.Errorf("exchanged over mTLS: cnf %v, want the holder's certificate", c["cnf"])
+	}
+}
+
+// TestCancelRevokesExchangedToken: the token an assertion was exchanged
+// for is revoked when the assertion is cancelled: by the published
+// message, by a rescan when messages may have been lost, and by the
+// exchange itself when the cancellation came while it ran.
+func TestCancelRevokesExchangedToken(t *testing.T) {
+	sts := newSAMLSigner(t)
+	e := newEnv(t, samlSection+baseClients(""), func(e *env) { e.writeFile("sts.pem", sts.certPEM) })
+	now := e.clock.now()
+	lc := lifecycle.New(e.store)
+	exchanged := func() (id, jti string) {
+		o := assertionOpts{id: "_" + newJTI(), issuer: "https://sts.test", subject: "alice", audience: e.issuer,
+			notBefore: now.Add(-time.Minute), notOnOrAfter: now.Add(5 * time.Minute)}
+		resp, m := e.post(PathToken, "writer", writerSecret, exchangeForm(sts.assertion(t, o, nil), TokenTypeSAML2))
+		wantGrant(t, resp, m, 200, "")
+		return o.id, decodePart(t, m["access_token"].(string), 1)["jti"].(string)
+	}
+	ctx := t.Context()
+
+	id, jti := exchanged()
+	if e.revs.Revoked(jti) {
+		t.Fatal("revoked before any cancellation")
+	}
+	if err := lc.Cancel(ctx, id, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.Publish(ctx, lifecycle.CancelChannel, []byte(id+" 0")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !e.revs.Revoked(jti) {
+		if time.Now().After(deadline) {
+			t.Fatal("the published cancellation did not revoke the exchanged token")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+
+	id, jti = exchanged()
+	if err := lc.Cancel(ctx, id, time.Hour); err != nil { // no message: lost
+		t.Fatal(err)
+	}
+	if err := e.srv.revokeAllCancelled(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !e.revs.Revoked(jti) {
+		t.Fatal("the rescan did not revoke the exchanged token")
+	}
+
+	if err := lc.Cancel(ctx, "_racing", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.srv.rememberExchange(ctx, "_racing", "jti-racing", now.Add(time.Minute)); !errors.Is(err, lifecycle.ErrCancelled) {
+		t.Fatalf("exchange overtaken by a cancellation: %v", err)
+	}
+	if !e.revs.Revoked("jti-racing") {
+		t.Fatal("the token of an exchange overtaken by a cancellation was not revoked")
 	}
 }

@@ -347,6 +347,9 @@ type tokenResponse struct {
 	TokenType       string `json:"token_type"`
 	ExpiresIn       int64  `json:"expires_in"`
 	Scope           string `json:"scope,omitempty"`
+
+	jti string    // the token's id, for what must be revoked with it
+	exp time.Time // its expiry
 }
 
 // accessClaims are an RFC 9068 access token's claims.
@@ -545,6 +548,7 @@ func (srv *Server) issue(r *http.Request, a *authenticated, req issueRequest) (*
 		Detail: req.grant + " scope=" + c.Scope + " aud=" + req.aud})
 	return &tokenResponse{
 		AccessToken: string(tok), TokenType: tokenType, ExpiresIn: c.Exp - now.Unix(), Scope: c.Scope,
+		jti: c.JTI, exp: exp,
 	}, nil
 }
 

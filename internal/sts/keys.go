@@ -36,7 +36,7 @@ const (
 	renewedPrefix = "sts:renewed:"
 	// CancelChannel carries the ID of every cancelled assertion to every
 	// instance ("ID UNIXEXP"), for relying parties that keep a local view.
-	CancelChannel = "sts:cancellations"
+	CancelChannel = lifecycle.CancelChannel
 )
 
 // storedKey is the made signing key as kept in the store: the certificate

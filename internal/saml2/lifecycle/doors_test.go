@@ -232,23 +232,44 @@ func soapCall(t *testing.T, in instance, path, assertion string) int {
 // the status and the OAuth error code, if any.
 func exchange(t *testing.T, in instance, assertion string) (int, string) {
 	t.Helper()
+	code, e, _ := exchangeToken(t, in, assertion)
+	return code, e
+}
+
+// exchangeToken is exchange that also returns the access token.
+func exchangeToken(t *testing.T, in instance, assertion string) (int, string, string) {
+	t.Helper()
 	form := url.Values{"grant_type": {grantExchange}, "subject_token_type": {typeSAML2},
 		"subject_token": {base64.RawURLEncoding.EncodeToString([]byte(assertion))}}
 	code, body := post(t, in.url+"/oauth2/token", "application/x-www-form-urlencoded", form.Encode(), func(r *http.Request) { r.SetBasicAuth("exch", "exch-secret") })
 	var m map[string]any
 	json.Unmarshal([]byte(body), &m)
 	e, _ := m["error"].(string)
-	if code == 200 && m["access_token"] == nil {
+	tok, _ := m["access_token"].(string)
+	if code == 200 && tok == "" {
 		t.Fatalf("exchange at %s: 200 without a token: %s", in.name, body)
 	}
-	return code, e
+	return code, e, tok
+}
+
+// active asks in's introspection endpoint about tok.
+func active(t *testing.T, in instance, tok string) bool {
+	t.Helper()
+	code, body := post(t, in.url+"/oauth2/introspect", "application/x-www-form-urlencoded", url.Values{"token": {tok}}.Encode(),
+		func(r *http.Request) { r.SetBasicAuth("exch", "exch-secret") })
+	var m map[string]any
+	if code != 200 || json.Unmarshal([]byte(body), &m) != nil {
+		t.Fatalf("introspect at %s: %d %s", in.name, code, body)
+	}
+	return m["active"] == true
 }
 
 // TestCancelledAtEveryDoor: an assertion of the STS, accepted at its doors,
 // is refused at every door of every instance once cancelled at one: the
 // saml policy, the saml policy asking the STS (validate_with_sts), the
 // STS's Validate and the authorization server's token exchange (which
-// issued a JWT for it before).
+// issued a JWT for it before). The JWT an assertion was exchanged for
+// before its cancellation is revoked with it.
 func TestCancelledAtEveryDoor(t *testing.T) {
 	a, b, issuer := pair(t)
 	as := issue(t, a, issuer)
@@ -265,11 +286,22 @@ func TestCancelledAtEveryDoor(t *testing.T) {
 		}
 	}
 	fresh := issue(t, a, issuer)
-	if code, e := exchange(t, b, fresh); code != 200 {
+	code, e, jwt := exchangeToken(t, b, fresh)
+	if code != 200 || !active(t, a, jwt) {
 		t.Fatalf("exchange of a live assertion: %d %s", code, e)
 	}
 
 	cancel(t, b, as)
+	// The token an assertion was exchanged for dies with it, on every
+	// instance.
+	cancel(t, a, fresh)
+	deadline := time.Now().Add(5 * time.Second)
+	for active(t, a, jwt) || active(t, b, jwt) {
+		if time.Now().After(deadline) {
+			t.Fatal("the JWT exchanged for a cancelled assertion is still active")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	for _, in := range []instance{a, b} {
 		if got := soapCall(t, in, "/soap", as); got != 401 {
 			t.Errorf("saml at %s: %d, want 401", in.name, got)

@@ -39,10 +39,14 @@ import (
 )
 
 // Store keys. CancelPrefix+ID marks a cancelled assertion (written by the
-// STS); SpentPrefix marks a spent one-time assertion.
+// STS); SpentPrefix marks a spent one-time assertion. CancelChannel carries
+// "ID UNIXEXP" of every cancellation to every instance, for those that act
+// on it (the authorization server revokes what it exchanged the assertion
+// for).
 const (
-	CancelPrefix = "sts:cancelled:"
-	SpentPrefix  = "saml:spent:"
+	CancelPrefix  = "sts:cancelled:"
+	SpentPrefix   = "saml:spent:"
+	CancelChannel = "sts:cancellations"
 )
 
 // Causes, for errors.Is. A store failure is none of them: it wraps
