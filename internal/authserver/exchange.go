@@ -2,6 +2,7 @@ package authserver
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/x509"
 	"encoding/base64"
@@ -71,11 +72,19 @@ func (srv *Server) tokenExchange(r *http.Request, a *authenticated, form url.Val
 	if e != nil {
 		return nil, e
 	}
+	if actorTok != nil {
+		// An actor token bound to a key is no better than a subject token
+		// bound to one: it acts only with its proof.
+		if _, e := pf.carry(actorTok.claims.Cnf, "actor"); e != nil {
+			return nil, e
+		}
+	}
 	req := issueRequest{grant: config.GrantTokenExchange}
 	allowed := a.c.scopes
 	var prevAct any
 	var bind *binding
 	var samlID string // the exchanged assertion's ID
+	var saml *samlAssertion
 	switch typ {
 	case TokenTypeAccessToken, TokenTypeJWT:
 		v, err := srv.verifyOwn(subject)
@@ -104,14 +113,7 @@ func (srv *Server) tokenExchange(r *http.Request, a *authenticated, form url.Val
 		}
 		req.sub, bind = as.subject, as.bind
 		req.exp = as.notOnOrAfter
-		samlID = as.id
-	}
-	if actorTok != nil {
-		// An actor token bound to a key is no better than a subject token
-		// bound to one: it acts only with its proof.
-		if _, e := pf.carry(actorTok.claims.Cnf, "actor"); e != nil {
-			return nil, e
-		}
+		samlID, saml = as.id, as
 	}
 	if bind == nil {
 		// An unbound subject: bound as any token of this client would be.
@@ -127,6 +129,13 @@ func (srv *Server) tokenExchange(r *http.Request, a *authenticated, form url.Val
 	}
 	if req.aud, e = srv.audience(a.c, form); e != nil {
 		return nil, e
+	}
+	if samlID != "" {
+		// Spent last, when nothing else can refuse the request: a request
+		// refused for its scope or audience does not use the assertion up.
+		if e := srv.spendSAML(r.Context(), saml); e != nil {
+			return nil, e
+		}
 	}
 	resp, e := srv.issue(r, a, req)
 	if e != nil {
@@ -254,6 +263,7 @@ type samlAssertion struct {
 	id, issuer, subject string
 	notOnOrAfter        time.Time
 	bind                *binding // the proven holder-of-key, nil for bearer
+	verified            *saml2.Assertion
 }
 
 // tokenEndpoint is the token endpoint's public URL: the one audience and
@@ -354,13 +364,20 @@ func (srv *Server) verifySAML(r *http.Request, tok string, pf *proof) (*samlAsse
 	} else if _, err := lifecycle.Confirmation(a, saml2.MethodBearer, now, samlClockSkew, ep); err != nil {
 		return nil, invalid(err)
 	}
-	if err := lc.Use(ctx, a, now, samlClockSkew, true); err != nil {
-		if errors.Is(err, lifecycle.ErrUnavailable) {
-			return nil, unavailable(err)
-		}
-		return nil, invalid(err)
-	}
+	as.verified = a
 	return as, nil
+}
+
+// spendSAML uses the verified assertion up, under the one store key every
+// door shares (see verifySAML).
+func (srv *Server) spendSAML(ctx context.Context, as *samlAssertion) *oauthError {
+	if err := lifecycle.New(srv.st).Use(ctx, as.verified, srv.now(), samlClockSkew, true); err != nil {
+		if errors.Is(err, lifecycle.ErrUnavailable) {
+			return unavailable(err)
+		}
+		return badRequest("invalid_grant", "the SAML assertion is not valid", err)
+	}
+	return nil
 }
 
 // holds returns the binding of a request that proves the holder-of-key

@@ -230,11 +230,22 @@ func TestExchangeSAMLLifecycle(t *testing.T) {
 			}
 		})
 	}
+	// Refused for its scope or audience: not spent either.
+	kept := sts.assertion(t, opts(nil), nil)
+	resp, m := e.post(PathToken, "writer", writerSecret, exchangeForm(kept, TokenTypeSAML2, "scope", "products:admin"))
+	wantGrant(t, resp, m, 400, "invalid_scope")
+	resp, m = e.post(PathToken, "writer", writerSecret, exchangeForm(kept, TokenTypeSAML2, "audience", "api://elsewhere"))
+	wantGrant(t, resp, m, 400, "")
+	resp, m = e.post(PathToken, "writer", writerSecret, exchangeForm(kept, TokenTypeSAML2))
+	wantGrant(t, resp, m, 200, "")
+	resp, m = e.post(PathToken, "writer", writerSecret, exchangeForm(kept, TokenTypeSAML2))
+	wantGrant(t, resp, m, 400, "invalid_grant")
+
 	cancelled := opts(nil)
 	if err := lifecycle.New(e.store).Cancel(t.Context(), cancelled.id, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	resp, m := e.post(PathToken, "writer", writerSecret, exchangeForm(sts.assertion(t, cancelled, nil), TokenTypeSAML2))
+	resp, m = e.post(PathToken, "writer", writerSecret, exchangeForm(sts.assertion(t, cancelled, nil), TokenTypeSAML2))
 	wantGrant(t, resp, m, 400, "invalid_grant")
 }
 
