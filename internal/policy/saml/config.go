@@ -98,9 +98,13 @@ type RuleConfig struct {
 type RemoteConfig struct {
 	// URL is the STS endpoint. Required; https unless on loopback.
 	URL string `yaml:"url"`
-	// Cache is how long an answer is kept, by assertion. Default 30s, at
-	// most 5m; never past the assertion's expiry.
-	Cache config.Duration `yaml:"cache"`
+	// Cache is how long an answer is kept, by assertion, at most 5m and
+	// never past the assertion's expiry. Absent: "invalid" answers are kept
+	// 30s and "valid" ones not at all, so that a cancellation at the STS
+	// is seen at once (an invalid assertion never becomes valid again).
+	// Set, it keeps both, and a cancellation may take that long to reach
+	// this route; 0s keeps none.
+	Cache *config.Duration `yaml:"cache"`
 	// Timeout bounds one call. Default 2s.
 	Timeout config.Duration `yaml:"timeout"`
 }
@@ -131,9 +135,9 @@ type rule struct {
 }
 
 type remote struct {
-	url     string
-	cache   time.Duration
-	timeout time.Duration
+	url               string
+	cache, invalidFor time.Duration // how long valid and invalid answers are kept
+	timeout           time.Duration
 }
 
 func decode(cfg *config.Node) (*settings, error) {
@@ -255,9 +259,10 @@ func decode(cfg *config.Node) (*settings, error) {
 		if u.Scheme == "http" && !isLoopback(u.Hostname()) {
 			return nil, cfg.Errorf("validate_with_sts.url", "saml: an http STS URL is allowed only on loopback")
 		}
-		r := &remote{url: rc.URL, cache: 30 * time.Second, timeout: 2 * time.Second}
-		if rc.Cache != 0 {
+		r := &remote{url: rc.URL, cache: 0, invalidFor: 30 * time.Second, timeout: 2 * time.Second}
+		if rc.Cache != nil {
 			r.cache = rc.Cache.Std()
+			r.invalidFor = r.cache
 			if r.cache < 0 || r.cache > 5*time.Minute {
 				return nil, cfg.Errorf("validate_with_sts.cache", "saml: cache must be between 0s and 5m")
 			}

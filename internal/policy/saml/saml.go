@@ -478,7 +478,8 @@ func (p *Policy) authorize(m *soap.Message, pr *policy.Principal) *policy.Denial
 }
 
 // validateRemote asks the configured STS with the Validate binding,
-// remembering the answer for the cache time (never past expiry).
+// remembering the answer for the cache time (never past expiry; by
+// default only an "invalid" one, which cannot turn valid again).
 func (p *Policy) validateRemote(ctx context.Context, a *saml2.Assertion, now time.Time) (bool, error) {
 	key := sha256.Sum256(a.Canonical)
 	p.cacheMu.Lock()
@@ -518,6 +519,9 @@ func (p *Policy) validateRemote(ctx context.Context, a *saml2.Assertion, now tim
 	}
 	valid := strings.TrimSpace(code.Text()) == sts.StatusValid
 	until := now.Add(p.s.remote.cache)
+	if !valid {
+		until = now.Add(p.s.remote.invalidFor)
+	}
 	if a.NotOnOrAfter.Before(until) {
 		until = a.NotOnOrAfter
 	}

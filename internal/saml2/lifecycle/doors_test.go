@@ -3,11 +3,14 @@ package lifecycle_test
 import (
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -85,7 +88,7 @@ routes:
     match: {path: /soapv, methods: [POST]}
     upstream: {url: UPSTREAM}
     policies:
-      - saml: {audience: "ISSUER", sts: true, bearer_requires_tls: false, validate_with_sts: {url: "STSURL", cache: 0s}}
+      - saml: {audience: "ISSUER", sts: true, bearer_requires_tls: false, validate_with_sts: {url: "STSURL"}}
   - name: soap-once
     soap: "1.1"
     match: {path: /soap-once, methods: [POST]}
@@ -97,7 +100,7 @@ routes:
     match: {path: /soapv-once, methods: [POST]}
     upstream: {url: UPSTREAM}
     policies:
-      - saml: {audience: "ISSUER/oauth2/token", sts: true, bearer_requires_tls: false, validate_with_sts: {url: "STSURL", cache: 0s}}
+      - saml: {audience: "ISSUER/oauth2/token", sts: true, bearer_requires_tls: false, validate_with_sts: {url: "STSURL"}}
 `
 
 // sha256("exch-secret")
@@ -111,7 +114,7 @@ type instance struct {
 
 // pair starts two gateway instances sharing one real Redis (each with its
 // own connection), as two replicas behind a load balancer would.
-func pair(t *testing.T) (a, b instance, issuer string) {
+func pair(t *testing.T) (a, b instance, issuer string, upstreamURL string, st store.Store) {
 	t.Helper()
 	srv := redistest.Start(t)
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
@@ -120,7 +123,8 @@ func pair(t *testing.T) (a, b instance, issuer string) {
 	issuer = "http://" + addrA
 	prefix := strings.NewReplacer("/", "_").Replace(t.Name()) + ":" + time.Now().Format("150405.000000") + ":"
 	start := func(name, addr string) instance {
-		st, err := store.NewRedis(store.RedisOptions{Addrs: []string{srv.Addr()}, KeyPrefix: prefix})
+		var err error
+		st, err = store.NewRedis(store.RedisOptions{Addrs: []string{srv.Addr()}, KeyPrefix: prefix})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -131,7 +135,7 @@ func pair(t *testing.T) (a, b instance, issuer string) {
 	}
 	a = start("A", addrA)
 	b = start("B", addrB)
-	return a, b, issuer
+	return a, b, issuer, upstream.URL, st
 }
 
 var hc = &http.Client{Timeout: 10 * time.Second}
@@ -271,7 +275,7 @@ func active(t *testing.T, in instance, tok string) bool {
 // issued a JWT for it before). The JWT an assertion was exchanged for
 // before its cancellation is revoked with it.
 func TestCancelledAtEveryDoor(t *testing.T) {
-	a, b, issuer := pair(t)
+	a, b, issuer, _, _ := pair(t)
 	as := issue(t, a, issuer)
 	// Open doors first, so that a refusal below is the cancellation's.
 	for _, in := range []instance{a, b} {
@@ -322,7 +326,7 @@ func TestCancelledAtEveryDoor(t *testing.T) {
 // use at any door of either instance, and refused at every door of both
 // after; presented at all doors at once, exactly one accepts it.
 func TestOneTimeUseAtEveryDoor(t *testing.T) {
-	a, b, issuer := pair(t)
+	a, b, issuer, _, _ := pair(t)
 	aud := issuer + "/oauth2/token"
 	type door struct {
 		name string
@@ -376,4 +380,59 @@ func TestOneTimeUseAtEveryDoor(t *testing.T) {
 			t.Fatalf("accepted at %v, want exactly one door", won)
 		}
 	})
+}
+
+// TestValidateWithSTSElsewhere: a gateway that shares no state with the
+// STS (its own memory store) trusts its certificate and asks its Validate
+// binding (validate_with_sts, no cache): what the STS knows (a
+// cancellation, a one-time assertion spent at another door) refuses the
+// assertion there too.
+func TestValidateWithSTSElsewhere(t *testing.T) {
+	a, _, issuer, upstreamURL, st := pair(t)
+	_, cert, err := sts.LoadPublished(t.Context(), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "sts.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	src := strings.NewReplacer("ADDR", freeAddr(t), "ISSUER", issuer, "UPSTREAM", upstreamURL).Replace(`
+listeners: [{name: main, address: "ADDR"}]
+admin: {address: "off"}
+access_log: {disabled: true}
+store: {type: memory}
+routes:
+  - name: soapv
+    soap: "1.1"
+    match: {path: /soapv, methods: [POST]}
+    upstream: {url: UPSTREAM}
+    policies:
+      - saml: {audience: "ISSUER", issuers: [{issuer: "ISSUER/sts", certificate_file: sts.pem}], bearer_requires_tls: false, validate_with_sts: {url: "ISSUER/sts"}}
+  - name: soapv-once
+    soap: "1.1"
+    match: {path: /soapv-once, methods: [POST]}
+    upstream: {url: UPSTREAM}
+    policies:
+      - saml: {audience: "ISSUER/oauth2/token", issuers: [{issuer: "ISSUER/sts", certificate_file: sts.pem}], bearer_requires_tls: false, validate_with_sts: {url: "ISSUER/sts"}}
+`)
+	g := gatewaytest.Start(t, src, gateway.Options{Registry: builtin.Registry(), BaseDir: dir})
+	c := instance{name: "C", url: g.URL}
+
+	as := issue(t, a, issuer)
+	if got := soapCall(t, c, "/soapv", as); got != 200 {
+		t.Fatalf("before cancel: %d", got)
+	}
+	cancel(t, a, as)
+	if got := soapCall(t, c, "/soapv", as); got != 401 {
+		t.Errorf("cancelled at the STS: %d, want 401", got)
+	}
+
+	once := issue(t, a, issuer+"/oauth2/token")
+	if code, e := exchange(t, a, once); code != 200 {
+		t.Fatalf("exchange: %d %s", code, e)
+	}
+	if got := soapCall(t, c, "/soapv-once", once); got != 401 {
+		t.Errorf("one-time assertion spent at the exchange: %d, want 401", got)
+	}
 }
