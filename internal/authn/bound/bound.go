@@ -18,6 +18,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -129,8 +130,10 @@ func (c *Checker) Check(ctx context.Context, r *http.Request, tok authn.Token, j
 // Cnf returns the confirmation members of a cnf claim value (RFC 7800):
 // the JWK thumbprint (RFC 9449 §6) and the certificate thumbprint (RFC
 // 8705 §3.1). A missing or null cnf binds nothing; a cnf that is not an
-// object, or whose jkt or x5t#S256 is not a non-empty string, is ErrCnf:
-// a binding that cannot be read must not be read as none.
+// object, whose jkt or x5t#S256 is not a non-empty string, or that holds
+// any other confirmation method (which no proof here can satisfy) is
+// ErrCnf: a binding that cannot be read or checked must not be read as
+// none.
 func Cnf(v any) (jkt, x5t string, err error) {
 	get := func(m map[string]any, k string) (string, error) {
 		x, ok := m[k]
@@ -147,6 +150,14 @@ func Cnf(v any) (jkt, x5t string, err error) {
 	case nil:
 		return "", "", nil
 	case map[string]any:
+		for k := range m {
+			if k != "jkt" && k != "x5t#S256" {
+				// A confirmation method we cannot check (RFC 7800 jwk,
+				// jwe, kid, jku; anything else): the token is bound to
+				// something, and accepting it as unbound would drop that.
+				return "", "", fmt.Errorf("%w: unsupported confirmation method %q", ErrCnf, truncate(k))
+			}
+		}
 		if jkt, err = get(m, "jkt"); err != nil {
 			return "", "", err
 		}
@@ -156,6 +167,13 @@ func Cnf(v any) (jkt, x5t string, err error) {
 		return m["jkt"], m["x5t#S256"], nil
 	}
 	return "", "", ErrCnf
+}
+
+func truncate(s string) string {
+	if len(s) > 32 {
+		return s[:32] + "..."
+	}
+	return s
 }
 
 // ForwardedURL is the URL the client used according to the

@@ -366,6 +366,7 @@ func TestBoundToken(t *testing.T) {
 	d.set("cert-tok", map[string]any{"active": true, "sub": "a", "cnf": map[string]any{"x5t#S256": base64.RawURLEncoding.EncodeToString(sum[:])}})
 	d.set("bad-cnf", map[string]any{"active": true, "sub": "a", "cnf": map[string]any{"jkt": 7}})
 	d.set("cnf-string", map[string]any{"active": true, "sub": "a", "cnf": "x"})
+	d.set("cnf-jwk", map[string]any{"active": true, "sub": "a", "cnf": map[string]any{"jwk": map[string]any{"kty": "EC"}}})
 	a := newAuth(t, settings(d.srv.URL, ""), nil)
 	unsafe := newAuth(t, settings(d.srv.URL, "unsafe_ignore_token_binding: true\n"), nil)
 	const url = "http://gw.example/products"
@@ -415,6 +416,7 @@ func TestBoundToken(t *testing.T) {
 
 		want(call(a, "Bearer bad-cnf", "", nil, false), 401, "invalid_token")
 		want(call(a, "Bearer cnf-string", "", nil, false), 401, "invalid_token")
+		want(call(a, "Bearer cnf-jwk", "", nil, false), 401, "invalid_token")
 	}
 	want(call(unsafe, "DPoP dpop-tok", "", nil, false), 0, "")
 	want(call(unsafe, "Bearer cert-tok", "", nil, false), 0, "")

@@ -374,6 +374,11 @@ func TestBoundToken(t *testing.T) {
 		}
 	}
 
+	// Bound by a confirmation method no proof here can satisfy: refused,
+	// not taken for unbound.
+	jwkTok := s.sign(t, claims(p.srv.URL, "cnf", map[string]any{"jwk": map[string]any{"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"}}))
+	wantDenial(t, errOf(auth(t, a, bearer(jwkTok))), 401, "invalid_token", descMalformed)
+
 	unsafe := w.build(t, jwksConfig(p, "ES256", "unsafe_ignore_token_binding: true"))
 	if _, err := auth(t, unsafe, dpopReq()); err != nil {
 		t.Errorf("opted out, DPoP scheme without a proof: %v", err)
