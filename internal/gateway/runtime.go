@@ -91,6 +91,7 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 			metrics: g.metrics.Route(rc.Name),
 		}
 		rt.routes = append(rt.routes, r)
+		var protected []string // the chain's protected request fields (inbound.go)
 		for _, spec := range rc.Policies {
 			env := &policy.Env{
 				Route:          r.info,
@@ -115,8 +116,10 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 			if rp, ok := p.(policy.ResponsePolicy); ok {
 				r.response = append(r.response, rp)
 			}
+			protected = appendProtected(protected, p)
 		}
 		up, err := proxy.New(rc.Upstream, proxy.Options{
+			Protected:      protected,
 			TrustedProxies: rt.trusted,
 			OnError:        g.proxyError,
 			ErrorLog:       slog.NewLogLogger(g.log.With("route", rc.Name).Handler(), slog.LevelDebug),
