@@ -3,7 +3,6 @@ package proxy
 import (
 	"errors"
 	"net/http"
-	"strings"
 
 	"golang.org/x/net/http/httpguts"
 )
@@ -39,45 +38,54 @@ func foldField(c byte) byte {
 	return c
 }
 
-// normField returns name in the form names are compared in: lower case,
-// '-' for '_'.
-func normField(name string) string {
-	for i := 0; i < len(name); i++ {
-		if c := name[i]; c == '_' || ('A' <= c && c <= 'Z') {
-			b := []byte(name)
-			for j := i; j < len(b); j++ {
-				b[j] = foldField(b[j])
-			}
-			return string(b)
+// hasFieldPrefix reports whether name begins with prefix, compared as
+// SameField compares.
+func hasFieldPrefix(name, prefix string) bool {
+	return len(name) >= len(prefix) && SameField(name[:len(prefix)], prefix)
+}
+
+// inFields reports whether name is one of names, compared as SameField
+// compares. Most names differ in length, which is looked at first: a
+// lookup allocates nothing and costs little on the request path.
+func inFields(name string, names []string) bool {
+	for _, n := range names {
+		if SameField(name, n) {
+			return true
 		}
 	}
-	return name
+	return false
+}
+
+// forwardingNames are the single-address and path-override fields of
+// ForwardingField; every X-Forwarded-* is one too.
+var forwardingNames = []string{
+	"forwarded", "x-real-ip", "true-client-ip", "x-client-ip",
+	"x-cluster-client-ip", "client-ip", "cf-connecting-ip",
+	"cf-connecting-ipv6", "fastly-client-ip", "x-original-forwarded-for",
+	"x-originating-ip", "x-remote-ip", "x-remote-addr",
+	"x-original-url", "x-rewrite-url",
 }
 
 // ForwardingField reports whether name (in any case, '_' for '-') is one
 // of the fields proxies use to tell an upstream who the client is and how
-// it reached them: Forwarded (RFC 7239), every X-Forwarded-*, and the
-// single-address fields of common proxies and CDNs (X-Real-IP,
-// True-Client-IP, X-Client-IP, X-Cluster-Client-IP, Client-IP,
-// CF-Connecting-IP, Fastly-Client-IP, X-Original-Forwarded-For,
-// X-Originating-IP, X-Remote-IP, X-Remote-Addr), and the path overrides
-// some stacks honour from a front proxy (X-Original-URL, X-Rewrite-URL).
-// Only a trusted proxy may send them; the gateway drops them from any
-// other peer. Via is not among them: it names protocols, not clients.
+// it reached them: Forwarded (RFC 7239), every X-Forwarded-* (Envoy's
+// X-Forwarded-Client-Cert among them), and the single-address fields of
+// common proxies and CDNs (X-Real-IP, True-Client-IP, X-Client-IP,
+// X-Cluster-Client-IP, Client-IP, CF-Connecting-IP, Fastly-Client-IP,
+// X-Original-Forwarded-For, X-Originating-IP, X-Remote-IP,
+// X-Remote-Addr), and the path overrides some stacks honour from a front
+// proxy (X-Original-URL, X-Rewrite-URL). Only a trusted proxy may send
+// them; the gateway drops them from any other peer. Via is not among
+// them: it names protocols, not clients.
 func ForwardingField(name string) bool {
-	n := normField(name)
-	if strings.HasPrefix(n, "x-forwarded-") {
-		return true
-	}
-	switch n {
-	case "forwarded", "x-real-ip", "true-client-ip", "x-client-ip",
-		"x-cluster-client-ip", "client-ip", "cf-connecting-ip",
-		"cf-connecting-ipv6", "fastly-client-ip", "x-original-forwarded-for",
-		"x-originating-ip", "x-remote-ip", "x-remote-addr",
-		"x-original-url", "x-rewrite-url":
-		return true
-	}
-	return false
+	return hasFieldPrefix(name, "x-forwarded-") || inFields(name, forwardingNames)
+}
+
+// hopNames are the fields of HopByHopField.
+var hopNames = []string{
+	"connection", "proxy-connection", "keep-alive", "proxy-authenticate",
+	"proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade",
+	"http2-settings", "content-length", "host",
 }
 
 // HopByHopField reports whether name (in any case, '_' for '-') is a
@@ -86,41 +94,16 @@ func ForwardingField(name string) bool {
 // field of the message's framing (Content-Length, Transfer-Encoding,
 // Host, Trailer).
 func HopByHopField(name string) bool {
-	switch normField(name) {
-	case "connection", "proxy-connection", "keep-alive", "proxy-authenticate",
-		"proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade",
-		"http2-settings", "content-length", "host":
-		return true
-	}
-	return false
+	return inFields(name, hopNames)
 }
 
 // RequestIDField is the field carrying the gateway's request id.
 const RequestIDField = "X-Request-Id"
 
-// TrailerAllowed reports whether a field named name may be passed on in a
-// trailer section. RFC 9110 §6.5.1 keeps out of trailers the fields that
-// must be known before the content: framing, routing, request modifiers
-// (conditionals, ranges, cache directives, Expect), authentication,
-// response controls and the content's own metadata. Gatehouse adds the
-// fields an upstream takes the gateway's word for: cookies, forwarding
-// fields, the request id, method overrides, and protected, the names a
-// route's policies set or strip (the identity headers and the identity
-// token). Names are compared in any case and with '_' for '-'. A name
-// that is not a valid field name, or a pseudo-header, is refused too.
-func TrailerAllowed(name string, protected []string) bool {
-	if name == "" || name[0] == ':' || !httpguts.ValidHeaderFieldName(name) {
-		return false
-	}
-	if HopByHopField(name) || ForwardingField(name) {
-		return false
-	}
-	n := normField(name)
-	if strings.HasPrefix(n, "proxy-") || strings.HasPrefix(n, "if-") || strings.HasPrefix(n, "access-control-") || strings.HasPrefix(n, "sec-") {
-		return false
-	}
-	switch n {
-	case
+// notTrailerNames and notTrailerPrefixes are the fields TrailerAllowed
+// refuses besides the hop-by-hop and forwarding ones.
+var (
+	notTrailerNames = []string{
 		// routing and request modifiers
 		"expect", "max-forwards", "range", "cache-control", "pragma",
 		"x-http-method-override", "x-http-method", "x-method-override",
@@ -136,11 +119,30 @@ func TrailerAllowed(name string, protected []string) bool {
 		"content-type", "content-encoding", "content-range",
 		"content-language", "content-location", "content-disposition",
 		// forwarding and the gateway's own
-		"via", "x-request-id", "x-gatehouse-identity":
+		"via", "x-request-id", "x-gatehouse-identity",
+	}
+	notTrailerPrefixes = []string{"proxy-", "if-", "access-control-", "sec-"}
+)
+
+// TrailerAllowed reports whether a field named name may be passed on in a
+// trailer section. RFC 9110 §6.5.1 keeps out of trailers the fields that
+// must be known before the content: framing, routing, request modifiers
+// (conditionals, ranges, cache directives, Expect), authentication,
+// response controls and the content's own metadata. Gatehouse adds the
+// fields an upstream takes the gateway's word for: cookies, forwarding
+// fields, the request id, method overrides, and protected, the names a
+// route's policies set or strip (the identity headers and the identity
+// token). Names are compared in any case and with '_' for '-'. A name
+// that is not a valid field name, or a pseudo-header, is refused too.
+func TrailerAllowed(name string, protected []string) bool {
+	if name == "" || name[0] == ':' || !httpguts.ValidHeaderFieldName(name) {
 		return false
 	}
-	for _, p := range protected {
-		if SameField(name, p) {
+	if HopByHopField(name) || ForwardingField(name) || inFields(name, notTrailerNames) || inFields(name, protected) {
+		return false
+	}
+	for _, p := range notTrailerPrefixes {
+		if hasFieldPrefix(name, p) {
 			return false
 		}
 	}

@@ -499,8 +499,9 @@ func ishex(c byte) bool {
 }
 
 // informational passes a 1xx response (103 Early Hints) on to the client,
-// with its own headers only.
+// with its own headers only, less the hop-by-hop ones.
 func informational(w http.ResponseWriter, code int, h http.Header) {
+	removeHopByHop(h)
 	dst := w.Header()
 	saved := dst.Clone()
 	for k, vv := range h {
