@@ -10,8 +10,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -252,11 +254,14 @@ func fieldNames(b string) map[string][]string {
 // without WebSocket and request trailers, behind an API key and the
 // identity policy (headers and a signed token).
 type seamGateway struct {
-	addr     string
-	apiKey   string
-	plain    *rawUpstream // http://: the proxy's own HTTP/1.1 client
-	tls      *rawUpstream // https://: ReverseProxy
-	identity []string     // the identity policy's header names
+	addr   string
+	apiKey string
+	plain  *rawUpstream // http://: the proxy's own HTTP/1.1 client
+	tls    *rawUpstream // https://: ReverseProxy
+	// h2c is an HTTP/2 upstream (ReverseProxy, h2c): its requests as Go
+	// parsed them, since HTTP/2 frames are no text to read back.
+	h2c      chan http.Header
+	identity []string // the identity policy's header names
 }
 
 func startSeamGateway(t *testing.T, trusted string) *seamGateway {
@@ -280,6 +285,17 @@ func startSeamGateway(t *testing.T, trusted string) *seamGateway {
 		tls:      startRawUpstream(t, &tls.Config{Certificates: []tls.Certificate{ca.Server(t).TLS}, NextProtos: []string{"http/1.1"}}),
 		identity: []string{"X-Auth-Subject", "X-Auth-Scopes", "X-Gatehouse-Identity", "X-Admin"},
 	}
+	sg.h2c = make(chan http.Header, 16)
+	h2cUp := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := r.Header.Clone()
+		h.Set(":proto", r.Proto)
+		sg.h2c <- h
+		io.WriteString(w, "ok")
+	}))
+	h2cUp.Config.Protocols = new(http.Protocols)
+	h2cUp.Config.Protocols.SetUnencryptedHTTP2(true)
+	h2cUp.Start()
+	t.Cleanup(h2cUp.Close)
 	key, hash, err := apikey.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
@@ -316,7 +332,8 @@ routes:` +
 		route("h1-trailers", "/h1trl", sg.plain.URL, ", request_trailers: true") +
 		route("rp", "/rp", sg.tls.URL, "") +
 		route("rp-ws", "/rpws", sg.tls.URL, ", websocket: true") +
-		route("rp-trailers", "/rptrl", sg.tls.URL, ", request_trailers: true")
+		route("rp-trailers", "/rptrl", sg.tls.URL, ", request_trailers: true") +
+		route("h2c", "/h2c", h2cUp.URL, ", h2c: true")
 	g := gatewaytest.Start(t, yaml, gateway.Options{
 		Registry:  builtin.Registry(),
 		AccessLog: slog.New(slog.DiscardHandler),
@@ -388,6 +405,35 @@ func TestSeamUpgrades(t *testing.T) {
 				}
 			})
 		}
+	}
+
+	// To an h2c upstream (ReverseProxy, HTTP/2) the same requests go as
+	// plain ones: HTTP/2 has no Upgrade, and http2's transport would
+	// refuse to send one.
+	for _, tc := range plain {
+		if !slices.Contains(tc.routes, "/h1") {
+			continue
+		}
+		t.Run(tc.name+"/h2c", func(t *testing.T) {
+			ex := send(t, sg.addr, tc.method+" /h2c/x HTTP/1.1\r\nHost: gw\r\n"+auth+tc.fields+"\r\n"+tc.body)
+			if ex.res.StatusCode != 200 {
+				t.Fatalf("status %d, want 200 (the upstream's): %s", ex.res.StatusCode, ex.body)
+			}
+			var h http.Header
+			select {
+			case h = <-sg.h2c:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the upstream received no request")
+			}
+			if h.Get(":proto") != "HTTP/2.0" {
+				t.Errorf("the upstream was spoken to in %s", h.Get(":proto"))
+			}
+			for _, name := range []string{"Upgrade", "Http2-Settings", "Http2_settings", "Connection"} {
+				if v := h.Values(name); len(v) > 0 {
+					t.Errorf("the upstream received %s: %q", name, v)
+				}
+			}
+		})
 	}
 
 	// A WebSocket handshake on a route that takes it passes, with its
