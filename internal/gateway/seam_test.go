@@ -60,7 +60,7 @@ type rawUpstream struct {
 
 const okAnswer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
 
-func startRawUpstream(t *testing.T, tc *tls.Config) *rawUpstream {
+func startRawUpstream(t testing.TB, tc *tls.Config) *rawUpstream {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -264,7 +264,7 @@ type seamGateway struct {
 	identity []string // the identity policy's header names
 }
 
-func startSeamGateway(t *testing.T, trusted string) *seamGateway {
+func startSeamGateway(t testing.TB, trusted string) *seamGateway {
 	t.Helper()
 	dir := t.TempDir()
 	k, err := keys.Generate("ES256")
