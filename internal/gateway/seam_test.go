@@ -323,7 +323,7 @@ func startSeamGateway(t testing.TB, trusted string) *seamGateway {
     upstream: {url: "` + up + `"` + tlsPart + extra + `}` + chain
 	}
 	yaml := `
-listeners: [{name: main, address: "127.0.0.1:0"}]
+listeners: [{name: main, address: "127.0.0.1:0", h2c: true}]
 admin: {address: "off"}
 trusted_proxies: ` + trusted + `
 routes:` +
@@ -532,6 +532,30 @@ func TestSeamUpgrades(t *testing.T) {
 			sg.tls.none(t)
 		})
 	}
+}
+
+// TestSeamConnectHTTP2: CONNECT over HTTP/2 is refused like CONNECT over
+// HTTP/1.1, before the chain and the upstream.
+func TestSeamConnectHTTP2(t *testing.T) {
+	sg := startSeamGateway(t, "[]")
+	p := new(http.Protocols)
+	p.SetUnencryptedHTTP2(true)
+	c := &http.Client{Transport: &http.Transport{Protocols: p}, Timeout: 10 * time.Second}
+	req, err := http.NewRequest(http.MethodConnect, "http://"+sg.addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Api-Key", sg.apiKey)
+	res, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.ProtoMajor != 2 || res.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("%s %d, want HTTP/2 405", res.Proto, res.StatusCode)
+	}
+	sg.plain.none(t)
+	sg.tls.none(t)
 }
 
 // TestSeamTrailers: request trailers are dropped unless the route opts in,
