@@ -73,7 +73,7 @@ type segment struct {
 type builder[T any] struct {
 	r       *Router[T]
 	in      []Route[T]
-	methods [][]string // per route, validated; nil means any method
+	methods [][]string // per route, validated; nil means any method ("*")
 	groups  []*group
 }
 
@@ -140,7 +140,21 @@ func (b *builder[T]) add(i int) error {
 	}
 
 	var methods []string
+	switch {
+	case len(rt.Methods) == 0:
+		// Fail closed: a route that names no method takes the standard
+		// ones, not TRACE, CONNECT or whatever token a client invents.
+		methods = slices.Clone(StandardMethods)
+	case slices.Contains(rt.Methods, AnyMethod):
+		if len(rt.Methods) > 1 {
+			return fail("methods", "%q (any method) must be the only entry", AnyMethod)
+		}
+		// methods stays nil: any method token.
+	}
 	for _, m := range rt.Methods {
+		if m == AnyMethod {
+			continue
+		}
 		if msg := checkMethod(m); msg != "" {
 			return fail("methods", "%q: %s", m, msg)
 		}
@@ -270,14 +284,22 @@ func (b *builder[T]) overlap(j, i int) string {
 	mj, mi := b.methods[j], b.methods[i]
 	switch {
 	case mj == nil && mi == nil:
-		return "both take any method"
+		return `both take any method ("*")`
 	case mj == nil:
-		return fmt.Sprintf("route %d takes any method", j)
+		return fmt.Sprintf(`route %d takes any method ("*")`, j)
 	case mi == nil:
-		return fmt.Sprintf("route %d takes any method", i)
+		return fmt.Sprintf(`route %d takes any method ("*")`, i)
 	}
 	for _, m := range mi {
 		if slices.Contains(mj, m) {
+			switch sj, si := len(b.in[j].Methods) == 0, len(b.in[i].Methods) == 0; {
+			case sj && si:
+				return "both take the standard methods (no methods listed)"
+			case sj:
+				return fmt.Sprintf("route %d takes the standard methods (no methods listed), %s included", j, m)
+			case si:
+				return fmt.Sprintf("route %d takes the standard methods (no methods listed), %s included", i, m)
+			}
 			return fmt.Sprintf("both take %s", m)
 		}
 	}

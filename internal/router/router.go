@@ -26,11 +26,21 @@ type Route[T any] struct {
 	// PathPrefix matches this path and everything below it on a segment
 	// boundary. Exclusive with Path.
 	PathPrefix string
-	// Methods are upper-case method names. Empty: any method.
+	// Methods are upper-case method names. Empty: the
+	// [StandardMethods]. [AnyMethod] alone: any method token.
 	Methods []string
 	// Value is returned in [Match.Value] when the route is selected.
 	Value T
 }
+
+// StandardMethods are the methods of a route that lists none: those of
+// RFC 9110 §9.3 and RFC 5789 less CONNECT and TRACE, sorted. Do not
+// modify.
+var StandardMethods = []string{"DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"}
+
+// AnyMethod, as a route's only method, makes the route take any method
+// token, CONNECT, TRACE and extension methods included.
+const AnyMethod = "*"
 
 // Result is the outcome of [Router.Match]. The zero value is NotFound.
 type Result uint8
