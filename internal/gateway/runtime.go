@@ -56,6 +56,9 @@ type route struct {
 	upstream *proxy.Upstream
 	metrics  *telemetry.RouteMetrics
 	closers  []policy.Closer
+	// methodOverride: a POST's X-HTTP-Method-Override may name this
+	// route's method (method.go).
+	methodOverride bool
 }
 
 // link is one policy in a chain with its pre-resolved metrics.
@@ -89,6 +92,8 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 		r := &route{
 			info:    policy.Route{Name: rc.Name, Protocol: protocolOf(rc.SOAP)},
 			metrics: g.metrics.Route(rc.Name),
+
+			methodOverride: rc.MethodOverride,
 		}
 		rt.routes = append(rt.routes, r)
 		for _, spec := range rc.Policies {

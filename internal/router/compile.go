@@ -183,12 +183,14 @@ func (b *builder[T]) add(i int) error {
 		if b.r.any == nil {
 			b.r.any = &table{}
 		}
-		return b.insert(b.r.any, "any host", i, k, pattern, segs)
+		return b.insert(b.r.any, "any host", rankOf(1, k, segs), i, k, pattern, segs)
 	}
 	for _, key := range hosts {
 		var t *table
 		var where string
+		tableRank := uint32(3)
 		if suffix, ok := strings.CutPrefix(key, "*"); ok {
+			tableRank = 2
 			if b.r.wild == nil {
 				b.r.wild = make(map[string]*table)
 			}
@@ -208,7 +210,7 @@ func (b *builder[T]) add(i int) error {
 			}
 			where = fmt.Sprintf("host %q", key)
 		}
-		if err := b.insert(t, where, i, k, pattern, segs); err != nil {
+		if err := b.insert(t, where, rankOf(tableRank, k, segs), i, k, pattern, segs); err != nil {
 			return err
 		}
 	}
@@ -217,8 +219,13 @@ func (b *builder[T]) add(i int) error {
 
 // insert adds route i to the group of its pattern in t, failing if the
 // group already has a route whose methods overlap.
-func (b *builder[T]) insert(t *table, where string, i int, k kind, pattern string, segs []segment) error {
+func (b *builder[T]) insert(t *table, where string, rank uint32, i int, k kind, pattern string, segs []segment) error {
 	var g *group
+	defer func() {
+		if g != nil {
+			g.rank = rank
+		}
+	}()
 	switch k {
 	case kindExact:
 		if t.exact == nil {
@@ -269,6 +276,21 @@ func (b *builder[T]) insert(t *table, where string, i int, k kind, pattern strin
 	}
 	g.members = append(g.members, i)
 	return nil
+}
+
+// rankOf is the Rank of a pattern of kind k and segments segs in a host
+// table of rank tableRank (3 exact, 2 wildcard, 1 any host): the table
+// first, then exact over template over prefix, then, among templates, the
+// number of literal segments and, among prefixes, the number of segments.
+func rankOf(tableRank uint32, k kind, segs []segment) uint32 {
+	detail := uint32(0)
+	for _, s := range segs {
+		if !s.param && s.lit != "" {
+			detail++
+		}
+	}
+	detail = min(detail, 0xffff)
+	return tableRank<<24 | uint32(kindPrefix-k+1)<<16 | detail
 }
 
 // group returns a new, empty group, registered for finish.

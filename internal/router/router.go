@@ -81,6 +81,12 @@ type Match[T any] struct {
 	// with ", " ("GET, HEAD, POST"), for the Allow header of a 405. It is
 	// computed at load time.
 	Allow string
+	// Rank orders the pattern that decided a Found or MethodNotAllowed
+	// result against the pattern of another match of the same Router:
+	// greater is more specific (a more specific host table first, then
+	// exact over template over prefix, then more literal segments). Two
+	// different patterns may have the same Rank. Zero for NotFound.
+	Rank uint32
 }
 
 // Router selects routes. It is built by [New], immutable and safe for
@@ -155,6 +161,7 @@ func (r *Router[T]) Match(host, method, path string, params []Param) (m Match[T]
 // resolve picks the route of g for method. p holds the template parameter
 // values found for g's pattern, without keys yet.
 func (r *Router[T]) resolve(g *group, method string, p []Param) (m Match[T], out []Param) {
+	m.Rank = g.rank
 	i := g.route(method)
 	if i < 0 {
 		m.Result = MethodNotAllowed
@@ -304,6 +311,7 @@ type group struct {
 	anyMethod int
 	methods   []methodRoute // explicit methods plus the implicit HEAD
 	allow     string
+	rank      uint32 // Match.Rank
 }
 
 type methodRoute struct {
