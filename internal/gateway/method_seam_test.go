@@ -51,8 +51,8 @@ func TestMethodSeam(t *testing.T) {
 		name, method, target, headers string
 		// status is the client's; on 204 the upstream got method on
 		// route with target.
-		status                 int
-		code                   string
+		status                  int
+		code                    string
 		method2, route, target2 string
 	}{
 		{"override header", "POST", "/ov/items/1", "X-HTTP-Method-Override: DELETE\r\n", 204, "", "DELETE", "ov-item", "/ov/items/1"},
