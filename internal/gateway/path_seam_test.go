@@ -53,7 +53,10 @@ func newRecorder(t testing.TB) *recorder {
 	rec.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		rec.mu.Lock()
-		id := r.Header.Get("X-Request-Id")
+		id := r.Header.Get("X-Seam")
+		if id == "" {
+			id = r.Header.Get("X-Request-Id")
+		}
 		got := rec.seen[id]
 		rec.seen[id] = recorded{target: r.RequestURI, method: r.Method, header: r.Header.Clone(), n: got.n + 1}
 		rec.mu.Unlock()
