@@ -47,10 +47,10 @@ func (g *Gateway) evaluate(rt *runtime, x *exchange, r *http.Request) int {
 		x.decision = "authserver"
 		return http.StatusOK
 	}
-	m, params, code := rt.match(r, p, x.params[:0])
-	if code != "" {
-		x.decision, x.code = "error", code
-		return http.StatusBadRequest
+	m, params, ref := rt.match(&x.Exchange, r, p, x.params[:0])
+	if ref != nil {
+		x.decision, x.code = "error", ref.code
+		return ref.status
 	}
 	switch m.Result {
 	case router.NotFound:

@@ -191,10 +191,10 @@ func (g *Gateway) handle(rt *runtime, x *exchange, r *http.Request) {
 		rt.sts.ServeHTTP(&x.w, r)
 		return
 	}
-	m, params, code := rt.match(r, p, x.params[:0])
-	if code != "" {
-		x.decision, x.code = "error", code
-		render.Error(&x.w, r, policy.REST, x.RequestID, http.StatusBadRequest, code, "the request is ambiguous to the upstream")
+	m, params, ref := rt.match(&x.Exchange, r, p, x.params[:0])
+	if ref != nil {
+		x.decision, x.code = "error", ref.code
+		render.Error(&x.w, r, policy.REST, x.RequestID, ref.status, ref.code, ref.detail)
 		return
 	}
 	switch m.Result {

@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -75,6 +76,11 @@ func TestMethodSeam(t *testing.T) {
 		{"a list", "POST", "/ov/items/1", "X-HTTP-Method-Override: DELETE, PUT\r\n", 400, "invalid_method_override", "", "", ""},
 		{"empty override", "POST", "/ov/items/1", "X-HTTP-Method-Override: \r\n", 400, "invalid_method_override", "", "", ""},
 		{"override the target route does not take", "POST", "/ov2/1", "X-HTTP-Method-Override: DELETE\r\n", 400, "invalid_method_override", "", "", ""},
+		{"form _method", "POST", "/ov/items/1", "BODY a=1&_method=DELETE&b=2", 204, "", "DELETE", "ov-item", "/ov/items/1"},
+		{"form encoded _method", "POST", "/ov/items/1", "BODY %5Fmethod=PATCH", 204, "", "PATCH", "ov-item", "/ov/items/1"},
+		{"form and header agreeing", "POST", "/ov/items/1", "X-HTTP-Method-Override: PUT\r\nBODY _method=PUT&x=2", 204, "", "PUT", "ov-item", "/ov/items/1"},
+		{"form and header disagreeing", "POST", "/ov/items/1", "X-HTTP-Method-Override: PUT\r\nBODY _method=DELETE", 400, "invalid_method_override", "", "", ""},
+		{"form lower-case _method", "POST", "/ov/items/1", "BODY _method=delete", 400, "invalid_method_override", "", "", ""},
 		{"no override on an override route", "POST", "/ov/items/1", "", 204, "", "POST", "ov-item", "/ov/items/1"},
 		{"GET is never overridden", "GET", "/ov/items/1", "X-HTTP-Method-Override: DELETE\r\n", 204, "", "GET", "ov-get", "/ov/items/1"},
 		{"GET query _method dropped", "GET", "/ov/items/1?_method=DELETE&x=1", "", 204, "", "GET", "ov-get", "/ov/items/1?x=1"},
@@ -92,7 +98,12 @@ func TestMethodSeam(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			head := tc.method + " " + tc.target + " HTTP/1.1\r\nHost: gw.test\r\nConnection: close\r\nContent-Length: 0\r\n" + tc.headers + "\r\n"
+			headers, body, form := strings.Cut(tc.headers, "BODY ")
+			head := tc.method + " " + tc.target + " HTTP/1.1\r\nHost: gw.test\r\nConnection: close\r\n" + headers
+			if form {
+				head += "Content-Type: application/x-www-form-urlencoded\r\n"
+			}
+			head += "Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body
 			resp, code, err := rawExchange(t, addr, head)
 			if err != nil {
 				t.Fatal(err)
@@ -116,6 +127,15 @@ func TestMethodSeam(t *testing.T) {
 			route, fwd := splitRecorded(up.target)
 			if up.method != tc.method2 || route != tc.route || fwd != tc.target2 {
 				t.Errorf("upstream got %s %s on route %s, want %s %s on route %s", up.method, fwd, route, tc.method2, tc.target2, tc.route)
+			}
+			if strings.Contains(up.body, "_method") || strings.Contains(up.body, "%5Fmethod") {
+				t.Errorf("the upstream received the body %q", up.body)
+			}
+			if form {
+				want := strings.NewReplacer("_method=DELETE&", "", "%5Fmethod=PATCH", "", "_method=PUT&", "").Replace(body)
+				if up.body != want {
+					t.Errorf("the upstream received the body %q, want %q", up.body, want)
+				}
 			}
 			for k := range up.header {
 				if isOverrideName(k) {

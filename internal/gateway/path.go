@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/text/unicode/norm"
 
+	"github.com/gatehouse/gatehouse/internal/policy"
 	"github.com/gatehouse/gatehouse/internal/router"
 )
 
@@ -180,47 +181,85 @@ func containsFoldEscapedSlash(raw string) bool {
 	return false
 }
 
-// Route-level codes of a refused request, rendered with 400.
-const (
-	codeInvalidPath           = "invalid_path"
-	codeInvalidMethodOverride = "invalid_method_override"
+// refusal is a request refused before its route's chain runs.
+type refusal struct {
+	status       int
+	code, detail string
+}
+
+var (
+	refuseAmbiguousPath = &refusal{http.StatusBadRequest, "invalid_path", "the request path is ambiguous to the upstream"}
+	refuseOverride      = &refusal{http.StatusBadRequest, "invalid_method_override", "the method override is not acceptable here"}
 )
+
+// formOverrideLimit bounds the form body read for its "_method" on a
+// method_override route.
+const formOverrideLimit = 1 << 20
 
 // match routes r, whose cleaned path is p: the method-override fields
 // are taken off the request first (and honored where the route allows
-// them, see takeOverride), then the router picks the route, and a path
-// that a case-insensitive or trailing-slash-lenient upstream would give
-// to another route is refused (see ambiguous). code is "" or the stable
-// code of a 400.
-func (rt *runtime) match(r *http.Request, p string, params []router.Param) (m router.Match[*route], out []router.Param, code string) {
+// them, see method.go), then the router picks the route, and a path that
+// a case-insensitive or trailing-slash-lenient upstream would give to
+// another route is refused (see ambiguous). ex is r's exchange, whose
+// Body reads a form body's "_method" on a method_override route.
+func (rt *runtime) match(ex *policy.Exchange, r *http.Request, p string, params []router.Param) (m router.Match[*route], out []router.Param, ref *refusal) {
 	over, present := takeOverride(r)
-	if present && r.Method == http.MethodPost {
+	if r.Method != http.MethodPost {
+		m, out = rt.router.Match(r.Host, r.Method, p, params)
+		if m.Result == router.Found && rt.ambiguous(r.Host, r.Method, p, m.Value, m.Rank) {
+			return router.Match[*route]{}, out[:0], refuseAmbiguousPath
+		}
+		return m, out, nil
+	}
+	m, out = rt.router.Match(r.Host, r.Method, p, params)
+	postOverride := m.Result == router.Found && m.Value.methodOverride
+	if postOverride && isForm(r) {
+		// Rails, Laravel and Symfony read "_method" from a form body
+		// too: on a route that takes overrides it is one more source,
+		// removed from the body the upstream receives.
+		body, err := ex.Body(formOverrideLimit)
+		if err != nil {
+			if d, ok := policy.AsDenial(err); ok {
+				return router.Match[*route]{}, out[:0], &refusal{d.StatusCode(), d.Code, d.Detail}
+			}
+			return router.Match[*route]{}, out[:0], &refusal{http.StatusBadRequest, "invalid_request_body", "the request body could not be read"}
+		}
+		if kept, vs, found := dropQueryParam(string(body), overrideParam); found {
+			ex.SetBody([]byte(kept))
+			over, present = append(over, vs...), true
+		}
+	}
+	if present {
 		if ov, valid := overrideMethod(over); valid {
 			if mo, po := rt.router.Match(r.Host, ov, p, params); mo.Result == router.Found && mo.Value.methodOverride {
 				// The override is the request's method from here on:
 				// routed, authorized, logged and forwarded.
 				r.Method = ov
 				if rt.ambiguous(r.Host, ov, p, mo.Value, mo.Rank) {
-					return router.Match[*route]{}, po[:0], codeInvalidPath
+					return router.Match[*route]{}, po[:0], refuseAmbiguousPath
 				}
-				return mo, po, ""
+				return mo, po, nil
 			}
+			m, out = rt.router.Match(r.Host, r.Method, p, params)
 		}
-		m, out = rt.router.Match(r.Host, r.Method, p, params)
-		if m.Result == router.Found && m.Value.methodOverride {
+		if postOverride {
 			// This route takes overrides and the client asked for
 			// one it cannot have (not PUT, PATCH or DELETE, several
 			// different ones, or one no override route takes): a
 			// POST is not what it meant.
-			return router.Match[*route]{}, out[:0], codeInvalidMethodOverride
+			return router.Match[*route]{}, out[:0], refuseOverride
 		}
-	} else {
-		m, out = rt.router.Match(r.Host, r.Method, p, params)
 	}
 	if m.Result == router.Found && rt.ambiguous(r.Host, r.Method, p, m.Value, m.Rank) {
-		return router.Match[*route]{}, out[:0], codeInvalidPath
+		return router.Match[*route]{}, out[:0], refuseAmbiguousPath
 	}
-	return m, out, ""
+	return m, out, nil
+}
+
+// isForm reports whether r's body is application/x-www-form-urlencoded.
+func isForm(r *http.Request) bool {
+	ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";")
+	return strings.EqualFold(strings.TrimSpace(ct), "application/x-www-form-urlencoded")
 }
 
 // ambiguous reports whether a stack that matches paths without regard to

@@ -43,22 +43,22 @@ type recorder struct {
 }
 
 type recorded struct {
-	target, method string
-	header         http.Header
-	n              int
+	target, method, body string
+	header               http.Header
+	n                    int
 }
 
 func newRecorder(t testing.TB) *recorder {
 	rec := &recorder{seen: make(map[string]recorded)}
 	rec.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
+		body, _ := io.ReadAll(r.Body)
 		rec.mu.Lock()
 		id := r.Header.Get("X-Seam")
 		if id == "" {
 			id = r.Header.Get("X-Request-Id")
 		}
 		got := rec.seen[id]
-		rec.seen[id] = recorded{target: r.RequestURI, method: r.Method, header: r.Header.Clone(), n: got.n + 1}
+		rec.seen[id] = recorded{target: r.RequestURI, method: r.Method, header: r.Header.Clone(), body: string(body), n: got.n + 1}
 		rec.mu.Unlock()
 		w.WriteHeader(http.StatusNoContent)
 	}))
