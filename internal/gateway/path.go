@@ -283,7 +283,9 @@ func (rt *runtime) ambiguous(host, method, p string, chosen *route, rank uint32)
 		}
 	}
 	other := func(v string) bool {
-		m, _ := rt.router.Match(host, method, v, nil)
+		// Lookup keeps nothing of v: a short variant is built on the
+		// stack.
+		m := rt.router.Lookup(host, method, v)
 		switch m.Result {
 		case router.Found:
 			return m.Value != chosen && m.Rank >= rank

@@ -158,6 +158,92 @@ func (r *Router[T]) Match(host, method, path string, params []Param) (m Match[T]
 	return m, out
 }
 
+// Lookup returns what Match would return for the request, without the
+// template parameters. It neither allocates nor retains path, so a
+// caller may build path in a temporary buffer.
+func (r *Router[T]) Lookup(host, method, path string) Match[T] {
+	var m Match[T]
+	if r == nil || len(path) == 0 || path[0] != '/' {
+		return m
+	}
+	var buf [256]byte
+	h := appendHost(buf[:0], host)
+	g := (*group)(nil)
+	if len(r.exact) > 0 {
+		if t := r.exact[string(h)]; t != nil {
+			g = t.find(path)
+		}
+	}
+	if g == nil && len(r.wild) > 0 {
+		for i := max(1, len(h)-r.wildMax); i < len(h) && g == nil; i++ {
+			if h[i] != '.' {
+				continue
+			}
+			if t := r.wild[string(h[i:])]; t != nil {
+				g = t.find(path)
+			}
+		}
+	}
+	if g == nil && r.any != nil {
+		g = r.any.find(path)
+	}
+	if g == nil {
+		return m
+	}
+	m.Rank = g.rank
+	i := g.route(method)
+	if i < 0 {
+		m.Result, m.Allow = MethodNotAllowed, g.allow
+		return m
+	}
+	rt := &r.routes[i]
+	m.Value, m.Name, m.Result = rt.value, rt.name, Found
+	return m
+}
+
+// find is lookup without the parameters.
+func (t *table) find(path string) *group {
+	if g := t.exact[path]; g != nil {
+		return g
+	}
+	if t.root != nil {
+		if g := t.root.reach(path, 1); g != nil {
+			return g
+		}
+	}
+	if t.prefixes != nil {
+		return t.prefixes.longest(path)
+	}
+	return nil
+}
+
+// reach is walk without the parameters: the same order, the same leaf.
+func (n *node) reach(path string, i int) *group {
+	seg, next, last := path[i:], 0, true
+	if j := strings.IndexByte(seg, '/'); j >= 0 {
+		seg, next, last = seg[:j], i+j+1, false
+	}
+	if c := n.static(seg); c != nil {
+		if last {
+			if c.leaf != nil {
+				return c.leaf
+			}
+		} else if g := c.reach(path, next); g != nil {
+			return g
+		}
+	}
+	if c := n.param; c != nil && seg != "" {
+		if last {
+			if c.leaf != nil {
+				return c.leaf
+			}
+		} else if g := c.reach(path, next); g != nil {
+			return g
+		}
+	}
+	return nil
+}
+
 // resolve picks the route of g for method. p holds the template parameter
 // values found for g's pattern, without keys yet.
 func (r *Router[T]) resolve(g *group, method string, p []Param) (m Match[T], out []Param) {

@@ -2,6 +2,8 @@ package router
 
 import (
 	"errors"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -518,5 +520,50 @@ func TestMethodsFailClosed(t *testing.T) {
 	// An extension method beside the standard set is not ambiguous.
 	if _, err := New([]Route[int]{{Path: "/a"}, {Path: "/a", Methods: []string{"PROPFIND"}}}); err != nil {
 		t.Errorf("standard methods beside PROPFIND: %v", err)
+	}
+}
+
+// TestLookupAgreesWithMatch: Lookup is Match without the parameters, on
+// the reference test's random route sets and requests; and Rank orders
+// host tables, then exact over template over prefix.
+func TestLookupAgreesWithMatch(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 200 {
+		var routes []Route[int]
+		for len(routes) < 8 {
+			rt := randRoute(rng)
+			rt.Value = len(routes)
+			if cand := append(slices.Clone(routes), rt); len(refConflicts(cand)) == 0 {
+				routes = cand
+			}
+		}
+		r, err := New(routes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 100 {
+			host, method, path := randRequest(rng)
+			m, _ := r.Match(host, method, path, nil)
+			if l := r.Lookup(host, method, path); l != m {
+				t.Fatalf("Lookup(%q, %q, %q) = %+v, Match = %+v", host, method, path, l, m)
+			}
+		}
+	}
+	r, err := New([]Route[int]{
+		{Path: "/a/b", Value: 0}, {Path: "/a/{x}", Value: 1}, {PathPrefix: "/a", Value: 2}, {PathPrefix: "/", Value: 3},
+		{Hosts: []string{"h.test"}, PathPrefix: "/", Value: 4},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rank := func(host, path string) uint32 { return r.Lookup(host, "GET", path).Rank }
+	if !(rank("x", "/a/b") > rank("x", "/a/c") && rank("x", "/a/c") > rank("x", "/a/c/d") && rank("x", "/a/c/d") > rank("x", "/z")) {
+		t.Errorf("ranks exact %d, template %d, prefix %d, root prefix %d: want decreasing", rank("x", "/a/b"), rank("x", "/a/c"), rank("x", "/a/c/d"), rank("x", "/z"))
+	}
+	if rank("h.test", "/z") <= rank("x", "/a/b") {
+		t.Errorf("an exact host's prefix ranks %d, below the any-host exact path's %d", rank("h.test", "/z"), rank("x", "/a/b"))
+	}
+	if got := rank("x", ""); got != 0 {
+		t.Errorf("NotFound rank %d", got)
 	}
 }
