@@ -330,3 +330,49 @@ func seamSend(t testing.TB, rec *recorder, addr, target string, sr *router.Route
 	}
 	return fwd, route
 }
+
+// TestPathSeamMatrix: with paths.matrix_params the gateway routes as a
+// servlet container does (parameters removed) and forwards the
+// parameters; Tomcat/Spring resolve the forwarded target to the route
+// chosen. Dot segments with parameters stay refused.
+func TestPathSeamMatrix(t *testing.T) {
+	rec := newRecorder(t)
+	g := startSeamGateway(t, rec, "paths: {matrix_params: true}\n")
+	addr := strings.TrimPrefix(g.URL, "http://")
+	sr := stackRouter(t)
+	tomcat := stacks[0]
+	for _, tc := range []struct{ target, gateway, route string }{
+		{"/admin;x/", "/admin;x/", "admin"},
+		{"/admin;jsessionid=ABC", "/admin;jsessionid=ABC", "admin"},
+		{"/api/items;v=2/7;x", "/api/items;v=2/7;x", "item"},
+		{"/api;a/items;b", "/api;a/items;b", "items"},
+		{"/public;x/../admin", "/admin", "admin"},
+		{"/public/..;/admin", "invalid_path", ""},
+		{"/public/.;/admin", "invalid_path", ""},
+		{"/;x/admin", "invalid_path", ""},
+		{"/public/%2e%2e;x/admin", "invalid_path", ""},
+		{"/admin%3Bx", "/admin;x", "admin"},
+		{"/Admin;x", "invalid_path", ""},
+		{"/health;x/", "invalid_path", ""},
+	} {
+		resp, code, err := rawExchange(t, addr, "GET "+tc.target+" HTTP/1.1\r\nHost: gw.test\r\nConnection: close\r\n\r\n")
+		if err != nil {
+			t.Fatal(err)
+		}
+		up, reached := rec.get(resp.Header.Get("X-Request-Id"))
+		if !reached {
+			if tc.gateway != code {
+				t.Errorf("%q: %d %q, want %q", tc.target, resp.StatusCode, code, tc.gateway)
+			}
+			continue
+		}
+		route, fwd := splitRecorded(up.target)
+		if fwd != tc.gateway || route != tc.route {
+			t.Errorf("%q: forwarded %q on %q, want %q on %q", tc.target, fwd, route, tc.gateway, tc.route)
+		}
+		p, ok := tomcat.resolve(fwd)
+		if m := sr.Lookup("gw.test", "GET", p); !ok || m.Value != route {
+			t.Errorf("%q: forwarded %q on %q, which Tomcat/Spring resolves to %q on %q", tc.target, fwd, route, p, m.Value)
+		}
+	}
+}
