@@ -140,10 +140,11 @@ func stripParams(p string) string {
 }
 
 // safeUnicode reports whether the non-ASCII text of p is valid UTF-8 that
-// no common normalization turns into ASCII (NFKC: fullwidth forms, the
-// KELVIN SIGN, "․" ONE DOT LEADER, "ſ" LONG S), with no spaces and no
-// format characters (zero-width, bidi controls, soft hyphen) that some
-// stacks drop.
+// no common normalization or case mapping turns into ASCII (NFKC:
+// fullwidth forms, the KELVIN SIGN, "․" ONE DOT LEADER, "ſ" LONG S; case:
+// "ı" DOTLESS I upper-cases to "I"), with no spaces and no format
+// characters (zero-width, bidi controls, soft hyphen) that some stacks
+// drop.
 func safeUnicode(p string) bool {
 	if !utf8.ValidString(p) {
 		return false
@@ -154,6 +155,17 @@ func safeUnicode(p string) bool {
 			continue
 		}
 		if unicode.IsSpace(c) || unicode.In(c, unicode.Cf, unicode.Cc, unicode.Zl, unicode.Zp, unicode.Co, unicode.Cs) || c == utf8.RuneError {
+			return false
+		}
+		// Case folding that reaches ASCII: Java's equalsIgnoreCase and
+		// toUpperCase read "ı" (dotless i) as "I", "ſ" as "S", the
+		// KELVIN SIGN as "k".
+		for f := unicode.SimpleFold(c); f != c; f = unicode.SimpleFold(f) {
+			if f < utf8.RuneSelf {
+				return false
+			}
+		}
+		if unicode.ToUpper(c) < utf8.RuneSelf || unicode.ToLower(c) < utf8.RuneSelf {
 			return false
 		}
 		n := utf8.EncodeRune(buf[:], c)

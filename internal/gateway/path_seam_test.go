@@ -229,6 +229,7 @@ var pathCases = []pathCase{
 	{"/public/%ef%bc%8e%ef%bc%8e/admin", "/public/．．/admin", "/public/%ef%bc%8e%ef%bc%8e/admin", "/public/．．/admin", "/public/．．/admin", "invalid_path", ""},
 	{"/public/%E2%80%8B/../admin", "/public/admin", "/public/%e2%80%8b/../admin", "/public/admin", "/public/admin", "invalid_path", ""},
 	{"/%E2%84%AAey", "/\u212aey", "/%e2%84%aaey", "/\u212aey", "/\u212aey", "invalid_path", ""},
+	{"/adm%C4%B1n", "/adm\u0131n", "/adm%c4%b1n", "/adm\u0131n", "/adm\u0131n", "invalid_path", ""},
 	{"/admin/%C3%A9", "/admin/é", "/admin/%c3%a9", "/admin/é", "/admin/é", "/admin/%C3%A9", "admin"},
 	// Percent-encoded unreserved characters: forwarded in one encoding.
 	{"/adm%69n", "/admin", "/adm%69n", "/admin", "/admin", "/admin", "admin"},
