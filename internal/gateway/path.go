@@ -204,8 +204,8 @@ var (
 	refuseOverride      = &refusal{http.StatusBadRequest, "invalid_method_override", "the method override is not acceptable here"}
 )
 
-// formOverrideLimit bounds the form body read for its "_method" on a
-// method_override route.
+// formOverrideLimit bounds the form body of a POST read for its
+// "_method": a larger urlencoded form is refused with 413.
 const formOverrideLimit = 1 << 20
 
 // match routes r, whose cleaned path is p: the method-override fields
@@ -225,21 +225,18 @@ func (rt *runtime) match(ex *policy.Exchange, r *http.Request, p string, params 
 	}
 	m, out = rt.router.Match(r.Host, r.Method, p, params)
 	postOverride := m.Result == router.Found && m.Value.methodOverride
-	if postOverride && isForm(r) {
+	form := isForm(r)
+	if postOverride && form {
 		// Rails, Laravel and Symfony read "_method" from a form body
-		// too: on a route that takes overrides it is one more source,
-		// removed from the body the upstream receives.
-		body, err := ex.Body(formOverrideLimit)
-		if err != nil {
-			if d, ok := policy.AsDenial(err); ok {
-				return router.Match[*route]{}, out[:0], &refusal{d.StatusCode(), d.Code, d.Detail}
-			}
-			return router.Match[*route]{}, out[:0], &refusal{http.StatusBadRequest, "invalid_request_body", "the request body could not be read"}
+		// too: on a route that takes overrides it is one more source.
+		vs, ref := takeFormOverride(ex)
+		if ref != nil {
+			return router.Match[*route]{}, out[:0], ref
 		}
-		if kept, vs, found := dropQueryParam(string(body), overrideParam); found {
-			ex.SetBody([]byte(kept))
+		if vs != nil {
 			over, present = append(over, vs...), true
 		}
+		form = false // read and cleaned
 	}
 	if present {
 		if ov, valid := overrideMethod(over); valid {
@@ -249,6 +246,11 @@ func (rt *runtime) match(ex *policy.Exchange, r *http.Request, p string, params 
 				r.Method = ov
 				if rt.ambiguous(r.Host, ov, p, mo.Value, mo.Rank) {
 					return router.Match[*route]{}, po[:0], refuseAmbiguousPath
+				}
+				if form {
+					if _, ref := takeFormOverride(ex); ref != nil {
+						return router.Match[*route]{}, po[:0], ref
+					}
 				}
 				return mo, po, nil
 			}
@@ -262,10 +264,38 @@ func (rt *runtime) match(ex *policy.Exchange, r *http.Request, p string, params 
 			return router.Match[*route]{}, out[:0], refuseOverride
 		}
 	}
-	if m.Result == router.Found && rt.ambiguous(r.Host, r.Method, p, m.Value, m.Rank) {
+	if m.Result != router.Found {
+		return m, out, nil
+	}
+	if rt.ambiguous(r.Host, r.Method, p, m.Value, m.Rank) {
 		return router.Match[*route]{}, out[:0], refuseAmbiguousPath
 	}
+	if form {
+		// A route without overrides: the form's "_method" is removed
+		// all the same, so that an upstream framework cannot run it.
+		if _, ref := takeFormOverride(ex); ref != nil {
+			return router.Match[*route]{}, out[:0], ref
+		}
+	}
 	return m, out, nil
+}
+
+// takeFormOverride reads the form body of ex's request (formOverrideLimit
+// at most, through Exchange.Body, so that policies reuse the bytes) and
+// removes its "_method" fields, returning their values.
+func takeFormOverride(ex *policy.Exchange) ([]string, *refusal) {
+	body, err := ex.Body(formOverrideLimit)
+	if err != nil {
+		if d, ok := policy.AsDenial(err); ok {
+			return nil, &refusal{d.StatusCode(), d.Code, d.Detail}
+		}
+		return nil, &refusal{http.StatusBadRequest, "invalid_request_body", "the request body could not be read"}
+	}
+	kept, vs, found := dropQueryParam(string(body), overrideParam)
+	if found {
+		ex.SetBody([]byte(kept))
+	}
+	return vs, nil
 }
 
 // isForm reports whether r's body is application/x-www-form-urlencoded.
