@@ -45,19 +45,40 @@ type exchange struct {
 	upstream bool   // the response (or its failure) came from the upstream
 	// body wraps the request body on its way to the upstream, so that a
 	// failure to read it (a malformed chunk, a client too slow for
-	// read_timeout) is told apart from the upstream failing.
-	body trackedBody
+	// read_timeout) is told apart from the upstream failing. Nil without
+	// a body.
+	body *trackedBody
+	// sent: the final status line went to the client, so an error can no
+	// longer be answered, only the connection aborted.
+	sent bool
 }
 
 // trackedBody remembers the first error, other than io.EOF, of reading the
 // client's request body. The transport reads the body on a goroutine of
-// its own, hence the atomic.
+// its own, hence the atomics.
+//
+// It is made for one request and never pooled: http.Transport may read a
+// request body after RoundTrip returned (its write loop goes on while the
+// response is read), so a reader may come after the handler has returned
+// and the exchange was recycled. Such a reader holds this request's
+// handle, which after release refuses every read without touching the
+// client's body, and never the next request's state.
 type trackedBody struct {
-	rc  io.ReadCloser
-	err atomic.Pointer[error]
+	rc       io.ReadCloser
+	err      atomic.Pointer[error]
+	released atomic.Bool
 }
 
+// errBodyReleased is what a read of a request body gets once the request's
+// handler has returned.
+var errBodyReleased = errors.New("gateway: read of a request body after its request ended")
+
+func newTrackedBody(rc io.ReadCloser) *trackedBody { return &trackedBody{rc: rc} }
+
 func (b *trackedBody) Read(p []byte) (int, error) {
+	if b.released.Load() {
+		return 0, errBodyReleased
+	}
 	n, err := b.rc.Read(p)
 	if err != nil && err != io.EOF {
 		first := err // only a failing read pays for the pointer
@@ -66,15 +87,31 @@ func (b *trackedBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// readErr returns the first error reading the body, or nil.
+// readErr returns the first error reading the body, or nil (also for a nil
+// body).
 func (b *trackedBody) readErr() error {
+	if b == nil {
+		return nil
+	}
 	if e := b.err.Load(); e != nil {
 		return *e
 	}
 	return nil
 }
 
-func (b *trackedBody) Close() error { return b.rc.Close() }
+func (b *trackedBody) Close() error {
+	if b.released.Load() {
+		return nil
+	}
+	return b.rc.Close()
+}
+
+// release ends the handle's use: later reads fail with errBodyReleased.
+func (b *trackedBody) release() {
+	if b != nil {
+		b.released.Store(true)
+	}
+}
 
 var exchanges = sync.Pool{New: func() any {
 	x := new(exchange)
@@ -90,8 +127,8 @@ func getExchange() *exchange { return exchanges.Get().(*exchange) }
 func putExchange(x *exchange) {
 	x.Exchange.Reset()
 	x.route, x.decision, x.code, x.denier, x.detail, x.cause, x.upstream = nil, "", "", "", "", nil, false
-	x.body.rc = nil
-	x.body.err.Store(nil)
+	x.body.release()
+	x.body, x.sent = nil, false
 	x.w.reset()
 	exchanges.Put(x)
 }
@@ -141,7 +178,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 
-	g.handle(rt, x, r)
+	g.handleRecovered(rt, x, r)
 	// Writers holding bytes back (dlp) pass them on before the status and
 	// byte count are logged.
 	x.Exchange.EndResponse()
@@ -228,8 +265,8 @@ func (g *Gateway) handle(rt *runtime, x *exchange, r *http.Request) {
 	x.decision = "allow"
 	x.upstream = true
 	if r.Body != nil && r.Body != http.NoBody {
-		x.body.rc = r.Body
-		r.Body = &x.body
+		x.body = newTrackedBody(r.Body)
+		r.Body = x.body
 	}
 	rte.upstream.ServeHTTP(&x.w, r)
 }
@@ -292,6 +329,10 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 		// What the chain left in the request cannot go out as HTTP/1.1:
 		// the gateway's fault, not the upstream's nor the client's.
 		status, code, kind = http.StatusInternalServerError, "internal_error", ""
+	case proxy.UpstreamProtocol(err):
+		// A response that breaks HTTP (a status outside 200-599, a
+		// header that does not parse): nothing of it was passed on.
+		code, kind = "upstream_protocol_error", "protocol"
 	case errors.Is(err, policy.ErrBodyTooLarge) || errors.As(err, &mbe) || errors.As(bodyErr, &mbe):
 		status, code, kind = http.StatusRequestEntityTooLarge, "body_too_large", ""
 	case bodyErr != nil && r.Context().Err() == nil:
@@ -325,10 +366,13 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 		// so the client sees a truncated response, not a complete one.
 		panic(http.ErrAbortHandler)
 	}
-	render.Error(rw, r, x.route.info.Protocol, x.RequestID, status, code, upstreamDetail(status))
+	render.Error(rw, r, x.route.info.Protocol, x.RequestID, status, code, upstreamDetail(status, code))
 }
 
-func upstreamDetail(status int) string {
+func upstreamDetail(status int, code string) string {
+	if code == "upstream_protocol_error" {
+		return "the upstream sent an invalid response"
+	}
 	switch status {
 	case http.StatusBadRequest:
 		return "the request body could not be read"
@@ -489,8 +533,11 @@ func (w *responseWriter) WriteHeader(code int) {
 		return
 	}
 	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
-		// Informational responses (103 Early Hints) pass through.
-		w.ResponseWriter.WriteHeader(code)
+		// Informational responses (103 Early Hints) pass through, but
+		// not to an HTTP/1.0 client, which has none (RFC 9110 §15.2).
+		if w.x.Request.ProtoAtLeast(1, 1) {
+			w.ResponseWriter.WriteHeader(code)
+		}
 		return
 	}
 	w.wroteHeader = true
@@ -513,6 +560,7 @@ func (w *responseWriter) WriteHeader(code int) {
 		return
 	}
 	w.ResponseWriter.WriteHeader(code)
+	w.x.sent = true
 }
 
 // sendHeld writes the status line held back for HoldHeader, once.
@@ -523,6 +571,7 @@ func (w *responseWriter) sendHeld(code int) {
 	w.held = false
 	w.status = code
 	w.ResponseWriter.WriteHeader(code)
+	w.x.sent = true
 }
 
 func (w *responseWriter) Write(b []byte) (int, error) {
@@ -563,6 +612,7 @@ func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
 	if err == nil {
 		w.wroteHeader, w.status = true, http.StatusSwitchingProtocols
+		w.x.sent = true
 	}
 	return conn, brw, err
 }

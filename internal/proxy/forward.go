@@ -34,6 +34,15 @@ func (u *Upstream) serveH1(w http.ResponseWriter, r *http.Request) {
 		u.onError(w, r, err)
 		return
 	}
+	// Whatever ends this function, a panic of the client's writer (a
+	// response policy's) included, the writer goroutine has ended and the
+	// connection is closed or pooled before it returns: the writer reads
+	// the client's request body, which is not ours after the handler.
+	defer func() {
+		if !ex.ended {
+			ex.fail()
+		}
+	}()
 	res := ex.res
 	removeHopByHop(res.Header)
 	dst := w.Header()

@@ -89,11 +89,12 @@ func New(cfg config.Upstream, opt Options) (*Upstream, error) {
 		errLog = log.New(io.Discard, "", 0)
 	}
 	u.rp = &httputil.ReverseProxy{
-		Rewrite:      u.rewrite,
-		Transport:    tr,
-		ErrorHandler: opt.OnError,
-		ErrorLog:     errLog,
-		BufferPool:   bufferPool{},
+		Rewrite:        u.rewrite,
+		Transport:      tr,
+		ModifyResponse: checkResponse,
+		ErrorHandler:   u.rpError,
+		ErrorLog:       errLog,
+		BufferPool:     bufferPool{},
 		// -1 would flush after every write; 0 lets the server buffer, and
 		// ReverseProxy already flushes streaming responses (SSE, unknown
 		// length) at once.
@@ -191,7 +192,7 @@ func (u *Upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		u.serveH1(w, r)
 		return
 	}
-	u.rp.ServeHTTP(w, r)
+	u.rp.ServeHTTP(w, bound1xx(r))
 }
 
 // Close releases the upstream's idle connections. Requests in flight
