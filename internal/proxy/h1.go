@@ -429,7 +429,11 @@ func (ex *h1Exchange) sendHead(ctx context.Context, out *outbound, w http.Respon
 		}
 		code := res.StatusCode
 		if code < 100 || code >= 200 || code == http.StatusSwitchingProtocols {
-			if err := checkFinalStatus(code); err != nil {
+			err := checkFinalStatus(code)
+			if err == nil {
+				err = checkHeader(res.Header)
+			}
+			if err != nil {
 				if cause := ex.fail(); cause != nil {
 					return cause
 				}

@@ -11,7 +11,10 @@ import (
 	"net/textproto"
 	"os"
 	"strings"
+	"sync/atomic"
 	"syscall"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // protocolError is an upstream response that breaks HTTP: a status line or
@@ -95,6 +98,7 @@ var readResponseErrors = []string{
 	"malformed HTTP status code",
 	"malformed HTTP version",
 	"bad Content-Length",
+	"multiple Content-Length",
 	"invalid Content-Length",
 	"unsupported transfer encoding",
 	"too many transfer encodings",
@@ -126,31 +130,74 @@ func classifyTransportError(err error) error {
 }
 
 // checkResponse is the ReverseProxy's ModifyResponse: a final status no
-// client may be given fails the exchange as a protocol error.
+// client may be given, or a header field no message may carry, fails the
+// exchange as a protocol error, as on the h1 path.
 func checkResponse(res *http.Response) error {
-	return checkFinalStatus(res.StatusCode)
+	if err := checkFinalStatus(res.StatusCode); err != nil {
+		return err
+	}
+	return checkHeader(res.Header)
+}
+
+// checkHeader refuses a response header with a field name that is not a
+// token ("Bad Name", which http.ReadResponse accepts) or a value with a
+// control character: RFC 9112 §5.1 makes such a message invalid, and
+// passing it on would leave the client's parser to decide what it means.
+func checkHeader(h http.Header) error {
+	for k, vv := range h {
+		if !httpguts.ValidHeaderFieldName(k) {
+			return protocolError{fmt.Errorf("invalid response header field name %q", k)}
+		}
+		for _, v := range vv {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return protocolError{fmt.Errorf("invalid value of response header field %q", k)}
+			}
+		}
+	}
+	return nil
 }
 
 // rpError is the ReverseProxy's ErrorHandler: the gateway's, with the
 // errors of a malformed response classified.
+//
+// While a request body is still being written, http.Transport may report
+// the write failing on the connection it closed itself after rejecting
+// the response ("use of closed network connection") rather than why it
+// rejected it. The exchange's trace (rpTrace) tells that case apart: the
+// upstream had begun to answer and no response came of it.
 func (u *Upstream) rpError(w http.ResponseWriter, r *http.Request, err error) {
-	u.onError(w, r, classifyTransportError(err))
+	err = classifyTransportError(err)
+	if st, ok := r.Context().Value(rpStateKey{}).(*rpState); ok && !UpstreamProtocol(err) &&
+		st.firstByte.Load() && errors.Is(err, net.ErrClosed) && r.Context().Err() == nil {
+		err = protocolError{err}
+	}
+	u.onError(w, r, err)
 }
 
-// bound1xx returns r with a ClientTrace that fails the exchange at the
-// informational response past max1xx. ReverseProxy composes its own trace,
-// which forwards each 1xx, before this one, so the client may receive the
-// one that is refused before the 502.
-func bound1xx(r *http.Request) *http.Request {
-	n := 0
+// rpState is what the trace of one ReverseProxy exchange saw.
+type rpState struct {
+	n1xx      atomic.Int32
+	firstByte atomic.Bool
+}
+
+type rpStateKey struct{}
+
+// rpTrace returns r with a ClientTrace that fails the exchange at the
+// informational response past max1xx and records the first response byte
+// (for rpError). ReverseProxy composes its own trace, which forwards each
+// 1xx, before this one, so the client may receive the one that is refused
+// before the 502.
+func rpTrace(r *http.Request) *http.Request {
+	st := new(rpState)
 	trace := &httptrace.ClientTrace{
-		Got1xxResponse: func(code int, _ textproto.MIMEHeader) error {
-			n++
-			if n > max1xx {
+		GotFirstResponseByte: func() { st.firstByte.Store(true) },
+		Got1xxResponse: func(int, textproto.MIMEHeader) error {
+			if st.n1xx.Add(1) > max1xx {
 				return protocolError{errors.New("too many informational responses")}
 			}
 			return nil
 		},
 	}
-	return r.WithContext(httptrace.WithClientTrace(r.Context(), trace))
+	ctx := context.WithValue(r.Context(), rpStateKey{}, st)
+	return r.WithContext(httptrace.WithClientTrace(ctx, trace))
 }

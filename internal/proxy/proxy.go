@@ -125,6 +125,8 @@ func newTransport(cfg config.Upstream, target *url.URL, baseDir string) (*http.T
 		MaxIdleConns:          0,
 		MaxIdleConnsPerHost:   cfg.MaxIdleConnsPerHost,
 		ExpectContinueTimeout: time.Second,
+		// The same bound as the h1 client's (maxResponseHead).
+		MaxResponseHeaderBytes: maxResponseHead,
 		// The client's Accept-Encoding goes through untouched and the body
 		// comes back as the upstream sent it.
 		DisableCompression: true,
@@ -192,7 +194,7 @@ func (u *Upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		u.serveH1(w, r)
 		return
 	}
-	u.rp.ServeHTTP(w, bound1xx(r))
+	u.rp.ServeHTTP(w, rpTrace(r))
 }
 
 // Close releases the upstream's idle connections. Requests in flight
