@@ -2,8 +2,8 @@ package clientip
 
 import (
 	"net/http"
-	"strings"
 	"net/netip"
+	"strings"
 	"testing"
 )
 
