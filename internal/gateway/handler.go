@@ -19,7 +19,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/gatehouse/gatehouse/internal/clientip"
 	"github.com/gatehouse/gatehouse/internal/policy"
 	"github.com/gatehouse/gatehouse/internal/proxy"
 	"github.com/gatehouse/gatehouse/internal/render"
@@ -147,7 +146,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x.Start = g.now()
 	x.Request = r
 	x.TLS = r.TLS != nil
-	x.ClientIP = clientip.Resolve(r.RemoteAddr, r.Header, rt.trusted)
+	x.ClientIP = rt.clientIP.Resolve(r.RemoteAddr, r.Header)
 	x.RequestID = requestID(r, x, rt)
 	x.w.ResponseWriter = w
 	x.ResponseBody = (*clientBody)(&x.w)

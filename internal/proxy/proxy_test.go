@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/tls"
+	"github.com/gatehouse/gatehouse/internal/clientip"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -47,7 +48,7 @@ func TestSetForwarded(t *testing.T) {
 			}
 			out := in.Clone(in.Context())
 			out.Header = http.Header{}
-			setForwarded(in, out, trusted)
+			setForwarded(in, out, clientip.Source{Trusted: trusted})
 			for k, want := range map[string]string{"X-Forwarded-For": tc.xff, "Forwarded": tc.fwd, "X-Forwarded-Host": tc.host, "X-Forwarded-Proto": tc.prot} {
 				if got := out.Header.Get(k); got != want {
 					t.Errorf("%s = %q, want %q", k, got, want)
@@ -82,14 +83,14 @@ func TestWriteForwardedMatchesValues(t *testing.T) {
 		}
 		var buf bytes.Buffer
 		bw := bufio.NewWriter(&buf)
-		writeForwarded(bw, in, trusted)
+		writeForwarded(bw, in, clientip.Source{Trusted: trusted})
 		bw.WriteString("\r\n")
 		bw.Flush()
 		got, err := textproto.NewReader(bufio.NewReader(&buf)).ReadMIMEHeader()
 		if err != nil && buf.Len() > 0 {
 			t.Fatalf("%s: %v", tc.remote, err)
 		}
-		fw := forwardedValues(in, trusted)
+		fw := forwardedValues(in, clientip.Source{Trusted: trusted})
 		want := map[string]string{"X-Forwarded-For": fw.xff, "X-Forwarded-Host": fw.host, "X-Forwarded-Proto": fw.proto, "Forwarded": fw.forwarded}
 		if fw.xff == "" {
 			want = map[string]string{}
