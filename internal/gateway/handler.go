@@ -74,11 +74,15 @@ var errBodyReleased = errors.New("gateway: read of a request body after its requ
 
 func newTrackedBody(rc io.ReadCloser) *trackedBody { return &trackedBody{rc: rc} }
 
-func (b *trackedBody) Read(p []byte) (int, error) {
+func (b *trackedBody) Read(p []byte) (n int, err error) {
 	if b.released.Load() {
 		return 0, errBodyReleased
 	}
-	n, err := b.rc.Read(p)
+	// The proxy reads the body on goroutines of its own (the h1 client's
+	// writer, http.Transport's write loop), where a panic of a policy's
+	// body reader would end the process: it becomes this body's error.
+	defer recoverBodyPanic(b, &n, &err)
+	n, err = b.rc.Read(p)
 	if err != nil && err != io.EOF {
 		first := err // only a failing read pays for the pointer
 		b.err.CompareAndSwap(nil, &first)
@@ -324,6 +328,10 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 		bodyErr = nil
 	}
 	switch {
+	case g.bodyPanicked(x, bodyErr):
+		// A policy's body reader panicked (recover.go): the gateway's
+		// fault.
+		status, code, kind, err = http.StatusInternalServerError, "internal_error", "", bodyErr
 	case proxy.Unsendable(err):
 		// What the chain left in the request cannot go out as HTTP/1.1:
 		// the gateway's fault, not the upstream's nor the client's.

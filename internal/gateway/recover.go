@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"runtime/debug"
@@ -111,5 +112,41 @@ func renderAfterPanic(x *exchange, r *http.Request, proto policy.Protocol, statu
 		detail = "the upstream sent an invalid response"
 	}
 	render.Error(w, r, proto, x.RequestID, status, code, detail)
+	return true
+}
+
+// bodyPanic is a panic of a request body reader, made the body's error.
+type bodyPanic struct {
+	v     any
+	stack []byte
+}
+
+func (e *bodyPanic) Error() string { return fmt.Sprintf("panic reading the request body: %v", e.v) }
+
+// recoverBodyPanic, deferred in trackedBody.Read, turns a panic of the
+// reader below into the read's error, recorded as the body's.
+func recoverBodyPanic(b *trackedBody, n *int, err *error) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	var e error = &bodyPanic{v: v, stack: debug.Stack()}
+	*n, *err = 0, e
+	b.err.CompareAndSwap(nil, &e)
+}
+
+// bodyPanicked reports, and logs with the request id, a failed exchange
+// whose request body reader panicked.
+func (g *Gateway) bodyPanicked(x *exchange, bodyErr error) bool {
+	var bp *bodyPanic
+	if !errors.As(bodyErr, &bp) {
+		return false
+	}
+	routeName := ""
+	if x.route != nil {
+		routeName = x.route.info.Name
+	}
+	g.log.Error("panic handling a request", "request_id", x.RequestID, "route", routeName,
+		"panic", fmt.Sprint(bp.v), "stack", string(bp.stack))
 	return true
 }
