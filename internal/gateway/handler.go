@@ -555,6 +555,11 @@ func (w *responseWriter) WriteHeader(code int) {
 		// its logs know.
 		h["X-Request-Id"] = []string{w.x.RequestID}
 	}
+	if r := w.x.Request; r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {
+		// ServeHTTP asked for it, but ReverseProxy clears the header map
+		// after each 1xx it passes on (TestInformationalKeepsGatewayHeaders).
+		h["Connection"] = []string{"close"}
+	}
 	for k, v := range w.x.ResponseHeader {
 		h[k] = append(h[k], v...)
 	}

@@ -224,3 +224,42 @@ routes:
 		}
 	}
 }
+
+// TestInformationalKeepsGatewayHeaders: an upstream's 103 before its
+// answer leaves the headers the gateway set for the final response in
+// place on both proxy paths (ReverseProxy clears the header map after each
+// 1xx): X-Request-Id, and Connection: close after a chunked HTTP/1 request
+// (RFC 9112 §6.1, the smuggling defence).
+func TestInformationalKeepsGatewayHeaders(t *testing.T) {
+	responses := map[string]string{"hints": "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"}
+	plain := newHostileUpstream(t, responses, nil)
+	ca := tlstest.NewCA(t, "hints CA")
+	secure := newHostileUpstream(t, responses, &tls.Config{Certificates: []tls.Certificate{ca.Server(t).TLS}, NextProtos: []string{"http/1.1"}})
+	g := startGateway(t, `
+listeners: [{name: main, address: "127.0.0.1:0"}]
+admin: {address: "off"}
+routes:
+  - name: h1
+    match: {path_prefix: /h1/}
+    upstream: {url: "http://`+plain.addr()+`"}
+  - name: rp
+    match: {path_prefix: /rp/}
+    upstream: {url: "https://`+secure.addr()+`", tls: {ca_file: "`+ca.WriteFile(t, t.TempDir(), "ca.pem")+`", server_name: localhost}}
+`, nil)
+	for _, path := range []string{"h1", "rp"} {
+		t.Run(path, func(t *testing.T) {
+			stop := make(chan struct{})
+			defer close(stop)
+			resp, b := do(t, nil, newReq(t, "POST", g.base+"/"+path+"/hints", &slowBody{n: 195, stop: stop}))
+			if resp.StatusCode != 200 || string(b) != "ok" {
+				t.Fatalf("status %d body %q", resp.StatusCode, b)
+			}
+			if resp.Header.Get("X-Request-Id") == "" {
+				t.Error("X-Request-Id lost after a 103")
+			}
+			if !resp.Close {
+				t.Errorf("no Connection: close after a chunked request with a 103 on the way: %v", resp.Header)
+			}
+		})
+	}
+}

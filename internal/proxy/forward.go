@@ -401,7 +401,9 @@ func writeForwarded(bw *bufio.Writer, in *http.Request, src clientip.Source) {
 		return
 	}
 	ip := peer.Addr().Unmap().WithZone("")
-	var ipBuf [64]byte
+	// One buffer for both texts: it escapes, and one allocation is
+	// cheaper than two.
+	var ipBuf [128]byte
 	ipText := ip.AppendTo(ipBuf[:0])
 	trustedPeer := inPrefixes(ip, src.Trusted)
 	proto := "http"
@@ -413,8 +415,10 @@ func writeForwarded(bw *bufio.Writer, in *http.Request, src clientip.Source) {
 	if trustedPeer {
 		client = src.Resolve(in.RemoteAddr, h)
 	}
-	var clientBuf [64]byte
-	clientText := client.AppendTo(clientBuf[:0])
+	clientText := ipText
+	if client != ip {
+		clientText = client.AppendTo(ipBuf[len(ipText):len(ipText)])
+	}
 	xffSource := src.Header == "" || src.Header == clientip.XForwardedFor
 	fwdSource := src.Header == clientip.Forwarded
 	if other := otherHeader(src); other != "" {
