@@ -260,6 +260,21 @@ routes:
 			if !resp.Close {
 				t.Errorf("no Connection: close after a chunked request with a 103 on the way: %v", resp.Header)
 			}
+			// HTTP/1.0 has no 1xx (RFC 9110 §15.2): such a client gets the
+			// final response only.
+			c, err := net.Dial("tcp", strings.TrimPrefix(g.base, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+			if _, err := io.WriteString(c, "GET /"+path+"/hints HTTP/1.0\r\nHost: x\r\n\r\n"); err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := io.ReadAll(c)
+			if !strings.HasPrefix(string(raw), "HTTP/1.0 200 ") || strings.Contains(string(raw), " 103 ") {
+				t.Errorf("HTTP/1.0 client got %q", raw)
+			}
 		})
 	}
 }
