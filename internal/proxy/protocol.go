@@ -133,6 +133,11 @@ func classifyTransportError(err error) error {
 // client may be given, or a header field no message may carry, fails the
 // exchange as a protocol error, as on the h1 path.
 func checkResponse(res *http.Response) error {
+	if res.Request != nil {
+		if st, ok := res.Request.Context().Value(rpStateKey{}).(*rpState); ok {
+			st.res = res
+		}
+	}
 	if err := checkFinalStatus(res.StatusCode); err != nil {
 		return err
 	}
@@ -178,6 +183,20 @@ func (u *Upstream) rpError(w http.ResponseWriter, r *http.Request, err error) {
 type rpState struct {
 	n1xx      atomic.Int32
 	firstByte atomic.Bool
+	// res is the response, set by checkResponse on the handler's
+	// goroutine, so that a panic while it is copied (a response policy's
+	// writer) does not leave its body, and the Transport's connection and
+	// read loop with it, open for good (closeResponse).
+	res *http.Response
+}
+
+// closeResponse, deferred around ReverseProxy.ServeHTTP, closes the body
+// of the exchange's response; ReverseProxy has closed it already unless a
+// panic cut it short, and closing twice is harmless.
+func closeResponse(r *http.Request) {
+	if st, ok := r.Context().Value(rpStateKey{}).(*rpState); ok && st.res != nil {
+		_ = st.res.Body.Close()
+	}
 }
 
 type rpStateKey struct{}

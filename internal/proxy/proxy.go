@@ -202,7 +202,9 @@ func (u *Upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		u.serveH1(w, r)
 		return
 	}
-	u.rp.ServeHTTP(w, rpTrace(r))
+	r = rpTrace(r)
+	defer closeResponse(r)
+	u.rp.ServeHTTP(w, r)
 }
 
 // Close releases the upstream's idle connections. Requests in flight
