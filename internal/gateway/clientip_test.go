@@ -47,9 +47,10 @@ func TestClientIPSource(t *testing.T) {
 		{
 			name:     "x-real-ip source, set for the upstream from the resolved address",
 			clientIP: "{trusted_proxies: [127.0.0.1], header: X-Real-IP}",
-			send:     hdrs{"X-Real-Ip": "198.51.100.4", "X-Forwarded-For": "192.0.2.9", "Forwarded": "for=192.0.2.10"},
+			send:     hdrs{"X-Real-Ip": "198.51.100.4", "X-Forwarded-For": "192.0.2.9", "Forwarded": "for=192.0.2.10", "X_real_ip": "192.0.2.11"},
 			client:   "198.51.100.4",
 			want:     hdrs{"X-Real-Ip": "198.51.100.4", "X-Forwarded-For": "198.51.100.4, 127.0.0.1", "Forwarded": "for=198.51.100.4, for=127.0.0.1;"},
+			absent:   []string{"X_real_ip"},
 		},
 		{
 			name:     "cf-connecting-ip garbage: the peer",
@@ -120,6 +121,11 @@ routes:
 					}
 				} else if got != v {
 					t.Errorf("upstream %s = %q, want %q", k, got, v)
+				}
+			}
+			for _, k := range tt.absent {
+				if v, ok := e.Header[k]; ok {
+					t.Errorf("upstream got %s: %q", k, v)
 				}
 			}
 			if !strings.Contains(grep([]byte(g.access.String()), resp.Header.Get("X-Request-Id")), `"client_ip":"`+tt.client+`"`) {

@@ -168,7 +168,7 @@ func (o *outbound) write(bw *bufio.Writer) error {
 
 	other := otherHeader(u.src)
 	for k, vv := range h {
-		if skipOutbound(k) || slices.Contains(named, k) || (other != "" && k == other) {
+		if skipOutbound(k) || slices.Contains(named, k) || isOtherHeader(k, other) {
 			continue
 		}
 		for _, v := range vv {
@@ -302,7 +302,7 @@ func (o *outbound) check(uri, host string) (named []string, err error) {
 			// A trusted peer's are passed on, before ours, whatever
 			// the Connection header names (as on the ReverseProxy
 			// path, which reads them from the inbound request).
-		} else if skipOutbound(k) || slices.Contains(named, k) || (other != "" && k == other) {
+		} else if skipOutbound(k) || slices.Contains(named, k) || isOtherHeader(k, other) {
 			continue
 		}
 		if !httpguts.ValidHeaderFieldName(k) {

@@ -262,7 +262,11 @@ func (u *Upstream) rewrite(pr *httputil.ProxyRequest) {
 func setForwarded(in, out *http.Request, src clientip.Source) {
 	fw := forwardedValues(in, src)
 	if h := otherHeader(src); h != "" {
-		delete(out.Header, h)
+		for k := range out.Header {
+			if isOtherHeader(k, h) {
+				delete(out.Header, k)
+			}
+		}
 		if fw.client != "" {
 			out.Header[h] = []string{fw.client}
 		}
@@ -293,6 +297,32 @@ func otherHeader(src clientip.Source) string {
 		return ""
 	}
 	return src.Header
+}
+
+// isOtherHeader reports a client's field that stands for other, the header
+// otherHeader names: the same name in any case, or with '_' for '-'
+// (X_Real_IP), which CGI-style servers read as the same variable.
+func isOtherHeader(k, other string) bool {
+	if other == "" || len(k) != len(other) {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		a, b := lowerASCII(k[i]), lowerASCII(other[i])
+		if a == '_' {
+			a = '-'
+		}
+		if a != b {
+			return false
+		}
+	}
+	return true
+}
+
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 // forwardedValues computes the forwarding fields for in: this hop appended

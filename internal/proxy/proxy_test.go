@@ -123,6 +123,7 @@ func TestForwardedFollowsTheSource(t *testing.T) {
 		"X-Forwarded-For": {"192.0.2.66"},       // client-supplied
 		"Forwarded":       {"for=198.51.100.4"}, // the proxy's
 		"X-Real-Ip":       {"203.0.113.99"},     // client-supplied
+		"X_real_ip":       {"192.0.2.77"},       // its CGI twin
 	}
 	tests := []struct {
 		name, header, remote string
@@ -160,6 +161,28 @@ func TestForwardedFollowsTheSource(t *testing.T) {
 					t.Errorf("%s = %q, want %q", k, got, want)
 				}
 			}
+			if _, ok := out.Header["X_real_ip"]; ok && tc.header == "X-Real-Ip" {
+				t.Errorf("the underscore twin of the client address header was passed on: %v", out.Header)
+			}
 		})
+	}
+}
+
+func TestIsOtherHeader(t *testing.T) {
+	for _, tc := range []struct {
+		k, other string
+		want     bool
+	}{
+		{"X-Real-Ip", "X-Real-Ip", true},
+		{"X_Real_IP", "X-Real-Ip", true},
+		{"x_real_ip", "X-Real-Ip", true},
+		{"X-Real-Ips", "X-Real-Ip", false},
+		{"X^Real-Ip", "X~Real-Ip", false},
+		{"", "", false},
+		{"X-Real-Ip", "", false},
+	} {
+		if got := isOtherHeader(tc.k, tc.other); got != tc.want {
+			t.Errorf("isOtherHeader(%q, %q) = %v, want %v", tc.k, tc.other, got, tc.want)
+		}
 	}
 }
