@@ -61,11 +61,15 @@ type exchange struct {
 // response is read), so a reader may come after the handler has returned
 // and the exchange was recycled. Such a reader holds this request's
 // handle, which after release refuses every read without touching the
-// client's body, and never the next request's state.
+// client's body, and never the next request's state. A read already under
+// way when the request ends may still be in the readers below, which can
+// be the exchange's own: release reports it, and the exchange is then
+// left to the garbage collector instead of the pool.
 type trackedBody struct {
 	rc       io.ReadCloser
 	err      atomic.Pointer[error]
 	released atomic.Bool
+	inflight atomic.Int32 // reads under way
 }
 
 // errBodyReleased is what a read of a request body gets once the request's
@@ -75,6 +79,10 @@ var errBodyReleased = errors.New("gateway: read of a request body after its requ
 func newTrackedBody(rc io.ReadCloser) *trackedBody { return &trackedBody{rc: rc} }
 
 func (b *trackedBody) Read(p []byte) (n int, err error) {
+	// Counted before released is looked at: release either sees this
+	// read, or this read sees the release (see release).
+	b.inflight.Add(1)
+	defer b.inflight.Add(-1)
 	if b.released.Load() {
 		return 0, errBodyReleased
 	}
@@ -109,11 +117,16 @@ func (b *trackedBody) Close() error {
 	return b.rc.Close()
 }
 
-// release ends the handle's use: later reads fail with errBodyReleased.
-func (b *trackedBody) release() {
-	if b != nil {
-		b.released.Store(true)
+// release ends the handle's use: later reads fail with errBodyReleased
+// without touching anything below. It reports whether no read is under
+// way, that is whether the readers below (and the exchange holding them)
+// may be reused.
+func (b *trackedBody) release() (quiet bool) {
+	if b == nil {
+		return true
 	}
+	b.released.Store(true)
+	return b.inflight.Load() == 0
 }
 
 var exchanges = sync.Pool{New: func() any {
@@ -128,9 +141,14 @@ var exchanges = sync.Pool{New: func() any {
 func getExchange() *exchange { return exchanges.Get().(*exchange) }
 
 func putExchange(x *exchange) {
+	if !x.body.release() {
+		// A read of the request body is still under way on a goroutine
+		// of the proxy's: it may touch this exchange, which is left to
+		// the garbage collector rather than reset under it.
+		return
+	}
 	x.Exchange.Reset()
 	x.route, x.decision, x.code, x.denier, x.detail, x.cause, x.upstream = nil, "", "", "", "", nil, false
-	x.body.release()
 	x.body, x.sent = nil, false
 	x.w.reset()
 	exchanges.Put(x)
