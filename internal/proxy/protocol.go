@@ -17,20 +17,20 @@ import (
 	"golang.org/x/net/http/httpguts"
 )
 
-// protocolError is an upstream response that breaks HTTP: a status line or
+// badResponse is an upstream response that breaks HTTP: a status line or
 // header that does not parse, a final status outside 200-599, a storm of
 // informational responses, a head too large. It is the upstream's fault,
 // and no byte of it reaches the client.
-type protocolError struct{ err error }
+type badResponse struct{ err error }
 
-func (e protocolError) Error() string { return "upstream protocol error: " + e.err.Error() }
-func (e protocolError) Unwrap() error { return e.err }
+func (e badResponse) Error() string { return "upstream protocol error: " + e.err.Error() }
+func (e badResponse) Unwrap() error { return e.err }
 
 // UpstreamProtocol reports that err, given to the ErrorHandler, is an
-// upstream response that breaks HTTP (see protocolError); the gateway
+// upstream response that breaks HTTP (see badResponse); the gateway
 // answers it with 502 upstream_protocol_error.
 func UpstreamProtocol(err error) bool {
-	var pe protocolError
+	var pe badResponse
 	return errors.As(err, &pe)
 }
 
@@ -51,7 +51,7 @@ func checkFinalStatus(code int) error {
 	if code >= 200 && code <= 599 || code == http.StatusSwitchingProtocols {
 		return nil
 	}
-	return protocolError{fmt.Errorf("invalid final status %03d", code)}
+	return badResponse{fmt.Errorf("invalid final status %03d", code)}
 }
 
 // checkInformational refuses the informational response past max1xx. A
@@ -60,7 +60,7 @@ func checkFinalStatus(code int) error {
 // bounded.
 func checkInformational(n int) error {
 	if n >= max1xx {
-		return protocolError{errors.New("too many informational responses")}
+		return badResponse{errors.New("too many informational responses")}
 	}
 	return nil
 }
@@ -80,12 +80,12 @@ func transportFailure(err error) bool {
 // not the connection's is the response's, a protocol error.
 func malformedResponse(err error) error {
 	if errors.Is(err, errHeadTooLarge) {
-		return protocolError{err}
+		return badResponse{err}
 	}
 	if transportFailure(err) {
 		return err
 	}
-	return protocolError{err}
+	return badResponse{err}
 }
 
 // readResponseErrors are the messages of net/http's response parser, which
@@ -118,12 +118,12 @@ func classifyTransportError(err error) error {
 	}
 	var tpe textproto.ProtocolError
 	if errors.As(err, &tpe) {
-		return protocolError{err}
+		return badResponse{err}
 	}
 	msg := err.Error()
 	for _, m := range readResponseErrors {
 		if strings.Contains(msg, m) {
-			return protocolError{err}
+			return badResponse{err}
 		}
 	}
 	return err
@@ -151,11 +151,11 @@ func checkResponse(res *http.Response) error {
 func checkHeader(h http.Header) error {
 	for k, vv := range h {
 		if !httpguts.ValidHeaderFieldName(k) {
-			return protocolError{fmt.Errorf("invalid response header field name %q", k)}
+			return badResponse{fmt.Errorf("invalid response header field name %q", k)}
 		}
 		for _, v := range vv {
 			if !httpguts.ValidHeaderFieldValue(v) {
-				return protocolError{fmt.Errorf("invalid value of response header field %q", k)}
+				return badResponse{fmt.Errorf("invalid value of response header field %q", k)}
 			}
 		}
 	}
@@ -174,7 +174,7 @@ func (u *Upstream) rpError(w http.ResponseWriter, r *http.Request, err error) {
 	err = classifyTransportError(err)
 	if st, ok := r.Context().Value(rpStateKey{}).(*rpState); ok && !UpstreamProtocol(err) &&
 		st.firstByte.Load() && errors.Is(err, net.ErrClosed) && r.Context().Err() == nil {
-		err = protocolError{err}
+		err = badResponse{err}
 	}
 	u.onError(w, r, err)
 }
@@ -212,7 +212,7 @@ func rpTrace(r *http.Request) *http.Request {
 		GotFirstResponseByte: func() { st.firstByte.Store(true) },
 		Got1xxResponse: func(int, textproto.MIMEHeader) error {
 			if st.n1xx.Add(1) > max1xx {
-				return protocolError{errors.New("too many informational responses")}
+				return badResponse{errors.New("too many informational responses")}
 			}
 			return nil
 		},
