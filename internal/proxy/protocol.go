@@ -133,11 +133,7 @@ func classifyTransportError(err error) error {
 // client may be given, or a header field no message may carry, fails the
 // exchange as a protocol error, as on the h1 path.
 func checkResponse(res *http.Response) error {
-	if res.Request != nil {
-		if st, ok := res.Request.Context().Value(rpStateKey{}).(*rpState); ok {
-			st.res = res
-		}
-	}
+	recordResponse(res)
 	if err := checkFinalStatus(res.StatusCode); err != nil {
 		return err
 	}
@@ -188,6 +184,15 @@ type rpState struct {
 	// writer) does not leave its body, and the Transport's connection and
 	// read loop with it, open for good (closeResponse).
 	res *http.Response
+}
+
+// recordResponse keeps res in its exchange's rpState, for closeResponse.
+func recordResponse(res *http.Response) {
+	if res.Request != nil {
+		if st, ok := res.Request.Context().Value(rpStateKey{}).(*rpState); ok {
+			st.res = res
+		}
+	}
 }
 
 // closeResponse, deferred around ReverseProxy.ServeHTTP, closes the body
