@@ -162,24 +162,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer putExchange(x)
 	// Deferred so that it also runs when a failed response aborts.
 	defer x.Exchange.Done()
-	x.Start = g.now()
-	x.wrapIdleBody(w, r)
-	x.Request = r
-	x.TLS = r.TLS != nil
-	sanitizeInbound(r, rt.trusted) // before anything reads or sets a field (inbound.go)
-	x.ClientIP = rt.clientIP.Resolve(r.RemoteAddr, r.Header)
-	x.RequestID = requestID(r, x, rt)
-	x.w.ResponseWriter = w
-	w.Header()["X-Request-Id"] = []string{x.RequestID}
-	r.Header["X-Request-Id"] = []string{x.RequestID}
-	if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {
-		// net/http frames a chunked request by its Transfer-Encoding and
-		// drops any Content-Length before we see it. RFC 9112 §6.1 asks to
-		// close the connection after such a request, so that bytes a front
-		// proxy framed differently (CL.TE, TE.CL) can never be read here
-		// as a second request.
-		w.Header()["Connection"] = []string{"close"}
-	}
+	g.begin(rt, x, w, r)
 	finished := false
 	defer func() {
 		if finished {
@@ -210,6 +193,31 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// begin takes r in: the steps before dispatch, shared by the handler and
+// the dry run so that both decide on the same request. The client's
+// fields are cleaned before anything reads or sets one (inbound.go), then
+// the client address and request id are settled.
+func (g *Gateway) begin(rt *runtime, x *exchange, w http.ResponseWriter, r *http.Request) {
+	x.Start = g.now()
+	x.wrapIdleBody(w, r)
+	x.Request = r
+	x.TLS = r.TLS != nil
+	sanitizeInbound(r, rt.trusted)
+	x.ClientIP = rt.clientIP.Resolve(r.RemoteAddr, r.Header)
+	x.RequestID = requestID(r, x, rt)
+	x.w.ResponseWriter = w
+	w.Header()["X-Request-Id"] = []string{x.RequestID}
+	r.Header["X-Request-Id"] = []string{x.RequestID}
+	if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {
+		// net/http frames a chunked request by its Transfer-Encoding and
+		// drops any Content-Length before we see it. RFC 9112 §6.1 asks to
+		// close the connection after such a request, so that bytes a front
+		// proxy framed differently (CL.TE, TE.CL) can never be read here
+		// as a second request.
+		w.Header()["Connection"] = []string{"close"}
+	}
+}
+
 // finish counts, logs and records the request, and returns its status as
 // counted.
 func (g *Gateway) finish(rt *runtime, x *exchange, r *http.Request) int {
@@ -230,72 +238,36 @@ func (g *Gateway) finish(rt *runtime, x *exchange, r *http.Request) int {
 	return status
 }
 
+// handle answers r as dispatch decides (dispatch.go): the gateway's own
+// refusal, a token service, the chain's denial, or the upstream.
 func (g *Gateway) handle(rt *runtime, x *exchange, r *http.Request) {
-	if g.refuseTunnel(x, r) {
-		return
-	}
-	p, fwd, ok := cleanPath(r, rt.cfg.Paths.MatrixParams)
-	if !ok || !h2TargetOK(r) {
-		x.decision, x.code = "error", "invalid_path"
-		render.Error(&x.w, r, policy.REST, x.RequestID, http.StatusBadRequest, "invalid_path", "the request path is not acceptable")
-		return
-	}
-	if rt.auth != nil && rt.auth.Owns(p) {
-		// The authorization server's endpoints come before the routes.
-		x.decision = "authserver"
+	d := g.dispatch(rt, x, r)
+	switch d.verdict {
+	case refused:
+		if d.allow != "" {
+			x.w.Header().Set("Allow", d.allow)
+		}
+		render.Error(&x.w, r, policy.REST, x.RequestID, d.status, x.code, d.detail)
+	case authServer:
 		rt.auth.ServeHTTP(&x.w, r)
-		return
-	}
-	if rt.sts != nil && rt.sts.Owns(p) {
-		// So is the STS endpoint.
-		x.decision = "sts"
+	case tokenService:
 		rt.sts.ServeHTTP(&x.w, r)
-		return
-	}
-	m, params, ref := rt.match(&x.Exchange, r, p, x.params[:0])
-	if ref != nil {
-		x.decision, x.code = "error", ref.code
-		render.Error(&x.w, r, policy.REST, x.RequestID, ref.status, ref.code, ref.detail)
-		return
-	}
-	switch m.Result {
-	case router.NotFound:
-		x.decision, x.code = "no_route", "no_route"
-		render.Error(&x.w, r, policy.REST, x.RequestID, http.StatusNotFound, "no_route", "no route matches this request")
-		return
-	case router.MethodNotAllowed:
-		x.decision, x.code = "no_route", "method_not_allowed"
-		x.w.Header().Set("Allow", m.Allow)
-		render.Error(&x.w, r, policy.REST, x.RequestID, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this path")
-		return
-	}
-	rte := m.Value
-	x.route = rte
-	x.Route = &rte.info
-	x.Params = params
-	x.w.filters = rte.filters
-	// The cleaned path in its one canonical encoding, whatever the
-	// client's spelling ("/adm%69n" is forwarded as "/admin").
-	r.URL.Path, r.URL.RawPath = fwd, ""
-
-	if err := x.runChain(r.Context(), rte.chain); err != nil {
-		if den, ok := policy.AsDenial(err); ok {
-			x.decision, x.code, x.cause, x.detail = "deny", den.Code, den.Err, den.Detail
-			g.metrics.Denied(rte.info.Name, x.denier, den.Code)
-			render.RouteDenial(&x.w, r, &rte.info, x.RequestID, den)
+	case denied:
+		info := &x.route.info
+		if d.denial == nil {
+			render.RouteError(&x.w, r, info, x.RequestID, http.StatusInternalServerError, "internal_error", "the gateway could not process this request")
 			return
 		}
-		x.decision, x.code, x.cause = "error", "internal_error", err
-		render.RouteError(&x.w, r, &rte.info, x.RequestID, http.StatusInternalServerError, "internal_error", "the gateway could not process this request")
-		return
+		g.metrics.Denied(info.Name, x.denier, d.denial.Code)
+		render.RouteDenial(&x.w, r, info, x.RequestID, d.denial)
+	case allowed:
+		x.upstream = true
+		if r.Body != nil && r.Body != http.NoBody {
+			x.body = newTrackedBody(r.Body)
+			r.Body = x.body
+		}
+		x.route.upstream.ServeHTTP(&x.w, r)
 	}
-	x.decision = "allow"
-	x.upstream = true
-	if r.Body != nil && r.Body != http.NoBody {
-		x.body = newTrackedBody(r.Body)
-		r.Body = x.body
-	}
-	rte.upstream.ServeHTTP(&x.w, r)
 }
 
 // runChain runs the policies in order and returns the first refusal (a
