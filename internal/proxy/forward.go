@@ -60,7 +60,7 @@ func (u *Upstream) serveH1(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(res.StatusCode)
 
-	if err := copyResponse(w, res.Body, streaming(res)); err != nil {
+	if err := copyResponse(w, res.Body, streaming(res), res.ContentLength, ex.pc.br.Buffered); err != nil {
 		ex.finish(false)
 		panic(http.ErrAbortHandler)
 	}
@@ -570,8 +570,14 @@ func streaming(res *http.Response) bool {
 }
 
 // copyResponse copies the upstream's body to the client, flushing after
-// each write when flush is set.
-func copyResponse(w http.ResponseWriter, body io.Reader, flush bool) error {
+// each write when flush is set. Whether or not it is, it flushes when the
+// upstream pauses: when no byte of the body is waiting in buffered (the
+// connection's reader) and more is to come (length, -1 if unknown, is not
+// reached), so that a response whose head has arrived reaches the client
+// before the upstream sends the rest (clients and health checks see a
+// slow upstream as slow, not as hung), without a write of its own for the
+// head when the body came with it.
+func copyResponse(w http.ResponseWriter, body io.Reader, flush bool, length int64, buffered func() int) error {
 	bp := buffers.Get().(*[]byte)
 	defer buffers.Put(bp)
 	buf := *bp
@@ -579,13 +585,21 @@ func copyResponse(w http.ResponseWriter, body io.Reader, flush bool) error {
 	if flush {
 		rc = http.NewResponseController(w)
 	}
+	pause, _ := w.(http.Flusher) // the gateway's writer: no allocation
+	var copied int64
 	for {
+		if pause != nil && buffered() == 0 && (length < 0 || copied < length) {
+			// The next read waits for the upstream: let what the
+			// client can have go now (the head, the body so far).
+			pause.Flush()
+		}
 		n, rerr := body.Read(buf)
 		if n > 0 {
+			copied += int64(n)
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				return werr
 			}
-			if rc != nil {
+			if flush {
 				if err := rc.Flush(); err != nil {
 					return err
 				}
