@@ -40,6 +40,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/saml2/lifecycle"
 	"github.com/gatehouse/gatehouse/internal/soap"
 	"github.com/gatehouse/gatehouse/internal/store"
+	"github.com/gatehouse/gatehouse/internal/wstrust"
 	"github.com/gatehouse/gatehouse/internal/xmlscan"
 )
 
@@ -115,9 +116,8 @@ func New(cfg config.STS, deps Deps) (*Server, error) {
 	if srv.signer, err = srv.loadSigner(ctx); err != nil {
 		return nil, err
 	}
-	pub, _ := json.Marshal(Published{Issuer: s.issuer, Certificate: srv.signer.Certificate().Raw})
-	if err := srv.st.Set(ctx, PublishedKey, pub, 0); err != nil {
-		return nil, fmt.Errorf("sts: publishing the certificate: %w", err)
+	if err := wstrust.Publish(ctx, srv.st, s.issuer, srv.signer.Certificate()); err != nil {
+		return nil, err
 	}
 	srv.wsdl = wsdl(s.path)
 	return srv, nil
