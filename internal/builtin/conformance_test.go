@@ -66,7 +66,7 @@ type page struct {
 	sections []string // H2 headings in order
 	// lines counts the non-blank lines under each H2 heading, up to the
 	// next H2 (subsections included).
-	lines map[string]int
+	lines    map[string]int
 	examples []example
 }
 
