@@ -340,7 +340,8 @@ func hasKey(m *yaml.Node, k string) bool {
 
 // exampleEnv answers every ${NAME} and {env: NAME} of the examples.
 func exampleEnv(name string) (string, bool) {
-	return "example-" + strings.ToLower(name), true
+	// Base64 of 33 bytes: fits the settings that want base64 too.
+	return "ZXhhbXBsZS1zZWNyZXQtdmFsdWUtMDEyMzQ1Njc4OWFi", true
 }
 
 // build loads config text as the file name in dir, the way `gatehouse
