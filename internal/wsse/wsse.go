@@ -86,7 +86,12 @@ type Result struct {
 	Certificate *x509.Certificate
 	// Message is the message without the gateway's Security header, cut
 	// out byte for byte; the message as given when the header is kept.
+	// When the message was decrypted, it is the decrypted message
+	// serialized (see Decrypted).
 	Message []byte
+	// Decrypted reports that Message is the plaintext of an encrypted
+	// message.
+	Decrypted bool
 }
 
 // Freshness bounds the age of a message's Timestamp and of a
