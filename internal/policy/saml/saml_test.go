@@ -394,3 +394,17 @@ func TestConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestNoFallbackFactory: a `wssecurity:` block when no wssecurity factory
+// was handed in is a config error at the block, not a silently ignored
+// fallback; without the block none is needed.
+func TestNoFallbackFactory(t *testing.T) {
+	_, err := Factory(nil)(policytest.Node(t, "audience: a\nsts: true\nwssecurity:\n  x509: {}\n"), policytest.Env())
+	policytest.WantConfigError(t, err, 3, "wssecurity", "no wssecurity policy type")
+	if _, err := Factory(nil)(policytest.Node(t, "audience: a\nsts: true\n"), policytest.Env()); err != nil {
+		t.Fatal(err)
+	}
+	if u := Unit(wssecurity.New); u.Name != "saml" || u.New == nil {
+		t.Errorf("Unit = %+v", u)
+	}
+}
