@@ -213,13 +213,18 @@ access_log: {disabled: true}
 store: {type: memory}
 `
 
-// route wraps policies (a YAML sequence, indented by 6) into a route.
-func route(soap bool, policies string) string {
-	s := header + "routes:\n  - name: example\n    match: {path_prefix: /}\n    upstream: {url: \"http://127.0.0.1:9\"}\n"
-	if soap {
-		s += "    soap: \"1.1\"\n"
-	}
-	return s + "    policies:\n" + policies
+// restRoute and soapRoute are the kind line of a wrapped route: a snippet
+// without its route may be meant for either kind, so an example that
+// does not build on a REST route is built on a SOAP 1.1 route too.
+const (
+	restRoute = "    soap: \"\"\n"
+	soapRoute = "    soap: \"1.1\"\n"
+)
+
+// route wraps policies (a YAML sequence, indented by 6) into a REST route.
+func route(policies string) string {
+	return header + "routes:\n  - name: example\n    match: {path_prefix: /}\n    upstream: {url: \"http://127.0.0.1:9\"}\n" +
+		restRoute + "    policies:\n" + policies
 }
 
 func indent(s string, n int) string {
@@ -252,8 +257,6 @@ func dedent(s string) string {
 	return strings.Join(lines, "\n") + "\n"
 }
 
-// soapUnits need a SOAP route.
-var soapUnits = []string{"xmlguard", "wssecurity", "saml"}
 
 // wrap turns an example on the page of unit (a policy type, or an
 // authenticator when authn) into a whole config: a config as it is; a list
@@ -269,7 +272,6 @@ func wrap(unit string, authn bool, text string, policies, authenticators []strin
 		return "", errors.New("empty")
 	}
 	root := doc.Content[0]
-	soap := slices.Contains(soapUnits, unit)
 	keyOf := func(n *yaml.Node) string {
 		if n.Kind == yaml.MappingNode && len(n.Content) == 2 {
 			return n.Content[0].Value
@@ -301,9 +303,9 @@ func wrap(unit string, authn bool, text string, policies, authenticators []strin
 			return wrap(unit, authn, "- "+strings.TrimPrefix(indent(text, 2), "  "), policies, authenticators)
 		}
 		if authn {
-			return route(false, "      - authenticate:\n          with:\n            - "+unit+":\n"+indent(text, 16)), nil
+			return route("      - authenticate:\n          with:\n            - "+unit+":\n"+indent(text, 16)), nil
 		}
-		return route(soap, "      - "+unit+":\n"+indent(text, 10)), nil
+		return route("      - "+unit+":\n"+indent(text, 10)), nil
 	case yaml.SequenceNode:
 		var inPolicy, inAuthn int
 		for _, item := range root.Content {
@@ -311,7 +313,6 @@ func wrap(unit string, authn bool, text string, policies, authenticators []strin
 			switch {
 			case slices.Contains(policies, k):
 				inPolicy++
-				soap = soap || slices.Contains(soapUnits, k)
 			case slices.Contains(authenticators, k):
 				inAuthn++
 			default:
@@ -320,9 +321,9 @@ func wrap(unit string, authn bool, text string, policies, authenticators []strin
 		}
 		switch {
 		case inAuthn == 0:
-			return route(soap, indent(text, 6)), nil
+			return route(indent(text, 6)), nil
 		case inPolicy == 0:
-			return route(false, "      - authenticate:\n          with:\n"+indent(text, 12)), nil
+			return route("      - authenticate:\n          with:\n"+indent(text, 12)), nil
 		}
 		return "", errors.New("a list mixing policy types and authenticators")
 	}
@@ -392,7 +393,17 @@ func TestUnitExamples(t *testing.T) {
 					t.Errorf("%s:%d: %v", p.file, ex.line, err)
 					continue
 				}
-				if err := build(t, dir, fmt.Sprintf("%s-%d.yaml", name, ex.line), text); err != nil {
+				file := fmt.Sprintf("%s-%d.yaml", name, ex.line)
+				err = build(t, dir, file, text)
+				if err != nil && strings.Contains(text, restRoute) {
+					soap := strings.Replace(text, restRoute, soapRoute, 1)
+					if soapErr := build(t, dir, file, soap); soapErr == nil {
+						err = nil
+					} else {
+						err = fmt.Errorf("on a REST route: %v; on a SOAP route: %v", err, soapErr)
+					}
+				}
+				if err != nil {
 					t.Errorf("%s:%d: the example does not build: %v\n%s", p.file, ex.line, err, text)
 				}
 			}
@@ -408,13 +419,12 @@ func TestUnitConfigErrors(t *testing.T) {
 	dir := t.TempDir()
 	for _, name := range append(slices.Clone(policies), authenticators...) {
 		authn := slices.Contains(authenticators, name)
-		soap := slices.Contains(soapUnits, name)
 		at := func(settings string) (text string, line int) {
 			item := "      - " + name + ": " + settings + "\n"
 			if authn {
-				text = route(false, "      - authenticate:\n          with:\n      "+item)
+				text = route("      - authenticate:\n          with:\n      "+item)
 			} else {
-				text = route(soap, item)
+				text = route(item)
 			}
 			return text, strings.Count(text[:strings.Index(text, name+": "+settings)], "\n") + 1
 		}
