@@ -257,7 +257,6 @@ func dedent(s string) string {
 	return strings.Join(lines, "\n") + "\n"
 }
 
-
 // wrap turns an example on the page of unit (a policy type, or an
 // authenticator when authn) into a whole config: a config as it is; a list
 // of policies into a route; a list of authenticators into an authenticate
@@ -303,9 +302,9 @@ func wrap(unit string, authn bool, text string, policies, authenticators []strin
 			return wrap(unit, authn, "- "+strings.TrimPrefix(indent(text, 2), "  "), policies, authenticators)
 		}
 		if authn {
-			return route("      - authenticate:\n          with:\n            - "+unit+":\n"+indent(text, 16)), nil
+			return route("      - authenticate:\n          with:\n            - " + unit + ":\n" + indent(text, 16)), nil
 		}
-		return route("      - "+unit+":\n"+indent(text, 10)), nil
+		return route("      - " + unit + ":\n" + indent(text, 10)), nil
 	case yaml.SequenceNode:
 		var inPolicy, inAuthn int
 		for _, item := range root.Content {
@@ -323,7 +322,7 @@ func wrap(unit string, authn bool, text string, policies, authenticators []strin
 		case inAuthn == 0:
 			return route(indent(text, 6)), nil
 		case inPolicy == 0:
-			return route("      - authenticate:\n          with:\n"+indent(text, 12)), nil
+			return route("      - authenticate:\n          with:\n" + indent(text, 12)), nil
 		}
 		return "", errors.New("a list mixing policy types and authenticators")
 	}
@@ -422,7 +421,7 @@ func TestUnitConfigErrors(t *testing.T) {
 		at := func(settings string) (text string, line int) {
 			item := "      - " + name + ": " + settings + "\n"
 			if authn {
-				text = route("      - authenticate:\n          with:\n      "+item)
+				text = route("      - authenticate:\n          with:\n      " + item)
 			} else {
 				text = route(item)
 			}
