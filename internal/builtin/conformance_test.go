@@ -484,3 +484,42 @@ func TestPageChecker(t *testing.T) {
 		})
 	}
 }
+
+// TestWrap checks how examples are wrapped: each shape becomes a config
+// with the unit where the example put it, and a list of unknown items is
+// refused rather than passed.
+func TestWrap(t *testing.T) {
+	policies, authenticators := units(t)
+	for _, tc := range []struct {
+		name, unit string
+		authn      bool
+		text, want string // want: a line the config has, "" for an error
+	}{
+		{"settings of a policy", "size_limit", false, "body: 1MiB\n", "      - size_limit:\n          body: 1MiB\n"},
+		{"settings of an authenticator", "mtls", true, "{}\n", "            - mtls:\n                {}\n"},
+		{"a policy list", "scopes", false, "  - scopes: {all: [a]}\n", "      - scopes: {all: [a]}\n"},
+		{"an authenticator list", "jwt", true, "- mtls: {}\n", "          with:\n            - mtls: {}\n"},
+		{"a route's policies", "ipfilter", false, "policies:\n  - ipfilter: {allow: [10.0.0.0/8]}\n", "      - ipfilter: {allow: [10.0.0.0/8]}\n"},
+		{"one item without its dash", "headers", false, "headers:\n  request: {remove: [X]}\n", "      - headers:\n          request: {remove: [X]}\n"},
+		{"a whole config", "ipfilter", false, "routes: []\nstore: {type: file}\n", "listeners: [{name: public"},
+		{"an unknown list item", "ipfilter", false, "- nosuchunit: {}\n", ""},
+		{"a mixed list", "ipfilter", false, "- ipfilter: {}\n- mtls: {}\n", ""},
+		{"a scalar", "ipfilter", false, "just text\n", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := wrap(tc.unit, tc.authn, tc.text, policies, authenticators)
+			if tc.want == "" {
+				if err == nil {
+					t.Fatalf("got\n%s\nwant an error", got)
+				}
+				return
+			}
+			if err != nil || !strings.Contains(got, tc.want) {
+				t.Fatalf("got %v\n%s\nwant it to contain\n%s", err, got, tc.want)
+			}
+			if tc.name == "a whole config" && strings.Count(got, "store:") != 1 {
+				t.Errorf("the header's store was added to a config that has one:\n%s", got)
+			}
+		})
+	}
+}
