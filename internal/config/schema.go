@@ -33,6 +33,8 @@ type Config struct {
 	// Routes are matched by host, path and method; order does not matter
 	// (the most specific match wins; ambiguous routes fail the load).
 	Routes []Route `yaml:"routes"`
+	// Paths are the request path rules shared by all routes (paths.go).
+	Paths Paths `yaml:"paths"`
 
 	// root is the parsed document, for Errorf; nil when not loaded.
 	root *Node
@@ -153,6 +155,10 @@ type Route struct {
 	// Policies run in order; each entry is a one-key mapping from the
 	// policy's type to its settings, e.g. `- ipfilter: {allow: [10.0.0.0/8]}`.
 	Policies []PolicySpec `yaml:"policies"`
+	// MethodOverride lets a POST name another method in
+	// X-HTTP-Method-Override (see paths.go); false, the default, strips
+	// the override fields.
+	MethodOverride bool `yaml:"method_override"`
 }
 
 // Match selects requests. Exactly one of Path and PathPrefix is required.
@@ -166,7 +172,9 @@ type Match struct {
 	// PathPrefix matches the path and everything below it on a segment
 	// boundary: /api matches /api and /api/x, not /apix.
 	PathPrefix string `yaml:"path_prefix"`
-	// Methods limits the route to these methods. Empty: any method.
+	// Methods limits the route to these methods, upper case (methods are
+	// case-sensitive). Empty: the standard methods GET HEAD POST PUT
+	// PATCH DELETE OPTIONS. ["*"]: any method.
 	Methods []string `yaml:"methods"`
 }
 

@@ -193,12 +193,10 @@ func validateMatch(v *validator, p string, m *Match) {
 	seen := make(map[string]bool, len(m.Methods))
 	for i, meth := range m.Methods {
 		ip := fmt.Sprintf("%s.methods[%d]", p, i)
-		if !IsToken(meth) {
-			v.add(ip, "invalid method %q: not an HTTP token", meth)
+		if msg := checkMethod(meth, len(m.Methods)); msg != "" {
+			v.add(ip, "%s", msg)
 			continue
 		}
-		meth = strings.ToUpper(meth)
-		m.Methods[i] = meth
 		if seen[meth] {
 			v.add(ip, "duplicate method %s", meth)
 		}

@@ -37,7 +37,7 @@ func (g *Gateway) Evaluate(r *http.Request) admin.Decision {
 }
 
 func (g *Gateway) evaluate(rt *runtime, x *exchange, r *http.Request) int {
-	p, ok := cleanPath(r)
+	p, fwd, ok := cleanPath(r, rt.cfg.Paths.MatrixParams)
 	if !ok {
 		x.decision, x.code = "error", "invalid_path"
 		return http.StatusBadRequest
@@ -46,7 +46,11 @@ func (g *Gateway) evaluate(rt *runtime, x *exchange, r *http.Request) int {
 		x.decision = "authserver"
 		return http.StatusOK
 	}
-	m, params := rt.router.Match(r.Host, r.Method, p, x.params[:0])
+	m, params, ref := rt.match(&x.Exchange, r, p, x.params[:0])
+	if ref != nil {
+		x.decision, x.code = "error", ref.code
+		return ref.status
+	}
 	switch m.Result {
 	case router.NotFound:
 		x.decision, x.code = "no_route", "no_route"
@@ -59,9 +63,7 @@ func (g *Gateway) evaluate(rt *runtime, x *exchange, r *http.Request) int {
 	x.route = rte
 	x.Route = &rte.info
 	x.Params = params
-	if p != r.URL.Path {
-		r.URL.Path, r.URL.RawPath = p, ""
-	}
+	r.URL.Path, r.URL.RawPath = fwd, ""
 	if err := x.runChain(r.Context(), rte.chain); err != nil {
 		if den, ok := policy.AsDenial(err); ok {
 			x.decision, x.code, x.cause, x.detail = "deny", den.Code, den.Err, den.Detail

@@ -936,8 +936,8 @@ func TestCleanPath(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.raw, func(t *testing.T) {
 			r := httptest.NewRequest("GET", "http://x"+tc.raw, nil)
-			got, ok := cleanPath(r)
-			if got != tc.want || ok != tc.ok {
+			got, fwd, ok := cleanPath(r, false)
+			if got != tc.want || ok != tc.ok || fwd != got {
 				t.Errorf("cleanPath(%q) = %q, %v; want %q, %v", tc.raw, got, ok, tc.want, tc.ok)
 			}
 		})

@@ -11,8 +11,6 @@ import (
 	"net"
 	"net/http"
 
-	"path"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -181,7 +179,7 @@ func (g *Gateway) handle(rt *runtime, x *exchange, r *http.Request) {
 	if g.refuseTunnel(x, r) {
 		return
 	}
-	p, ok := cleanPath(r)
+	p, fwd, ok := cleanPath(r, rt.cfg.Paths.MatrixParams)
 	if !ok || !h2TargetOK(r) {
 		x.decision, x.code = "error", "invalid_path"
 		render.Error(&x.w, r, policy.REST, x.RequestID, http.StatusBadRequest, "invalid_path", "the request path is not acceptable")
@@ -199,7 +197,12 @@ func (g *Gateway) handle(rt *runtime, x *exchange, r *http.Request) {
 		rt.sts.ServeHTTP(&x.w, r)
 		return
 	}
-	m, params := rt.router.Match(r.Host, r.Method, p, x.params[:0])
+	m, params, ref := rt.match(&x.Exchange, r, p, x.params[:0])
+	if ref != nil {
+		x.decision, x.code = "error", ref.code
+		render.Error(&x.w, r, policy.REST, x.RequestID, ref.status, ref.code, ref.detail)
+		return
+	}
 	switch m.Result {
 	case router.NotFound:
 		x.decision, x.code = "no_route", "no_route"
@@ -216,9 +219,9 @@ func (g *Gateway) handle(rt *runtime, x *exchange, r *http.Request) {
 	x.Route = &rte.info
 	x.Params = params
 	x.w.filters = rte.filters
-	if p != r.URL.Path {
-		r.URL.Path, r.URL.RawPath = p, ""
-	}
+	// The cleaned path in its one canonical encoding, whatever the
+	// client's spelling ("/adm%69n" is forwarded as "/admin").
+	r.URL.Path, r.URL.RawPath = fwd, ""
 
 	if err := x.runChain(r.Context(), rte.chain); err != nil {
 		if den, ok := policy.AsDenial(err); ok {
@@ -357,53 +360,6 @@ func upstreamDetail(status int) string {
 		return "the gateway could not process this request"
 	}
 	return "the upstream is unavailable"
-}
-
-// cleanPath returns the path to route and forward. It refuses encoded
-// slashes and backslashes, NUL bytes and paths not starting with "/" (so
-// that the gateway and the upstream cannot disagree on which resource is
-// meant), and resolves "." and ".." segments and repeated slashes, keeping a
-// trailing slash. It allocates only when the path needs cleaning.
-func cleanPath(r *http.Request) (string, bool) {
-	p := r.URL.Path
-	if p == "" || p[0] != '/' {
-		return "", false
-	}
-	if raw := r.URL.RawPath; raw != "" && containsFoldEscapedSlash(raw) {
-		return "", false
-	}
-	dirty := false
-	for i := 0; i < len(p); i++ {
-		switch c := p[i]; c {
-		case 0, '\\':
-			return "", false
-		case '/':
-			if i+1 < len(p) && (p[i+1] == '/' || p[i+1] == '.') {
-				dirty = true
-			}
-		}
-	}
-	if !dirty {
-		return p, true
-	}
-	c := path.Clean(p)
-	if strings.HasSuffix(p, "/") && c != "/" {
-		c += "/"
-	}
-	return c, true
-}
-
-func containsFoldEscapedSlash(raw string) bool {
-	for i := 0; i+2 < len(raw); i++ {
-		if raw[i] != '%' {
-			continue
-		}
-		h, l := raw[i+1], raw[i+2]|0x20
-		if (h == '2' && l == 'f') || (h == '5' && l == 'c') || (h == '0' && l == '0') {
-			return true
-		}
-	}
-	return false
 }
 
 // requestID keeps a trusted proxy's X-Request-Id and otherwise makes one.

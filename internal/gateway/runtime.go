@@ -60,6 +60,9 @@ type route struct {
 	// telemetry counts the refusals of the route's response filters.
 	telemetry *telemetry.Metrics
 	closers   []policy.Closer
+	// methodOverride: a POST's X-HTTP-Method-Override may name this
+	// route's method (method.go).
+	methodOverride bool
 }
 
 // link is one policy in a chain with its pre-resolved metrics.
@@ -94,6 +97,8 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 			info:      policy.Route{Name: rc.Name, Protocol: protocolOf(rc.SOAP), FaultStatus: rc.SOAPFaultStatus},
 			metrics:   g.metrics.Route(rc.Name),
 			telemetry: g.metrics,
+
+			methodOverride: rc.MethodOverride,
 		}
 		rt.routes = append(rt.routes, r)
 		var err error
