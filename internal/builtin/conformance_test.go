@@ -340,8 +340,9 @@ func hasKey(m *yaml.Node, k string) bool {
 
 // exampleEnv answers every ${NAME} and {env: NAME} of the examples.
 func exampleEnv(name string) (string, bool) {
-	// Base64 of 33 bytes: fits the settings that want base64 too.
-	return "ZXhhbXBsZS1zZWNyZXQtdmFsdWUtMDEyMzQ1Njc4OWFi", true
+	// Base64 of 32 bytes: fits the settings that want base64 too, and
+	// those that want an AES-256 key.
+	return "ZXhhbXBsZS1zZWNyZXQtdmFsdWUtMDEyMzQ1Njc4OWE=", true
 }
 
 // build loads config text as the file name in dir, the way `gatehouse
