@@ -17,7 +17,7 @@ type Usage struct {
 	Resets time.Time `json:"resets,omitzero"`
 }
 
-// UsageReporter is implemented by limit policies (quota, rate_limit) that
+// UsageReporter is implemented by limit policies (quota today) that
 // can tell how much of its allowance a consumer has used; the admin API
 // and the console show it per consumer. It lives here, with the policy
 // contract, so that the admin API depends on the policies' types and no
