@@ -14,6 +14,10 @@ type Config struct {
 	// X-Forwarded-For, Forwarded and X-Request-Id headers are believed.
 	// Empty: none is trusted and the client IP is the TCP peer.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// ClientIP chooses the header trusted proxies carry the client's
+	// address in, and may list the trusted proxies itself (clientip.go).
+	// Nil: X-Forwarded-For from TrustedProxies.
+	ClientIP *ClientIP `yaml:"client_ip"`
 	// AccessLog configures the per-request JSON log.
 	AccessLog AccessLog `yaml:"access_log"`
 	// Audit configures the audit log of security events (see

@@ -21,6 +21,7 @@ func (c *Config) validate() Errors {
 			v.add(fmt.Sprintf("trusted_proxies[%d]", i), "%v", err)
 		}
 	}
+	c.validateClientIP(v)
 	if strings.ContainsRune(c.AccessLog.Output, 0) {
 		v.add("access_log.output", "invalid path %q", c.AccessLog.Output)
 	}

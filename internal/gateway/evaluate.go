@@ -4,7 +4,6 @@ import (
 	"net/http"
 
 	"github.com/gatehouse/gatehouse/internal/admin"
-	"github.com/gatehouse/gatehouse/internal/clientip"
 	"github.com/gatehouse/gatehouse/internal/policy"
 	"github.com/gatehouse/gatehouse/internal/router"
 )
@@ -23,7 +22,7 @@ func (g *Gateway) Evaluate(r *http.Request) admin.Decision {
 	x.Start = g.now()
 	x.Request = r
 	x.TLS = r.TLS != nil
-	x.ClientIP = clientip.Resolve(r.RemoteAddr, r.Header, rt.trusted)
+	x.ClientIP = rt.clientIP.Resolve(r.RemoteAddr, r.Header)
 	x.RequestID = requestID(r, x, rt)
 	w := &discardWriter{h: http.Header{}}
 	x.w.ResponseWriter = w

@@ -16,7 +16,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/gatehouse/gatehouse/internal/clientip"
 	"github.com/gatehouse/gatehouse/internal/policy"
 	"github.com/gatehouse/gatehouse/internal/proxy"
 	"github.com/gatehouse/gatehouse/internal/render"
@@ -42,22 +41,52 @@ type exchange struct {
 	upstream bool   // the response (or its failure) came from the upstream
 	// body wraps the request body on its way to the upstream, so that a
 	// failure to read it (a malformed chunk, a client too slow for
-	// read_timeout) is told apart from the upstream failing.
-	body trackedBody
+	// read_timeout) is told apart from the upstream failing. Nil without
+	// a body.
+	body *trackedBody
 	// idle bounds the pauses in the request body (bodyidle.go).
 	idle idleBody
 }
 
 // trackedBody remembers the first error, other than io.EOF, of reading the
 // client's request body. The transport reads the body on a goroutine of
-// its own, hence the atomic.
+// its own, hence the atomics.
+//
+// It is made for one request and never pooled: http.Transport may read a
+// request body after RoundTrip returned (its write loop goes on while the
+// response is read), so a reader may come after the handler has returned
+// and the exchange was recycled. Such a reader holds this request's
+// handle, which after release refuses every read without touching the
+// client's body, and never the next request's state. A read already under
+// way when the request ends may still be in the readers below, which can
+// be the exchange's own: release reports it, and the exchange is then
+// left to the garbage collector instead of the pool.
 type trackedBody struct {
-	rc  io.ReadCloser
-	err atomic.Pointer[error]
+	rc       io.ReadCloser
+	err      atomic.Pointer[error]
+	released atomic.Bool
+	inflight atomic.Int32 // reads under way
 }
 
-func (b *trackedBody) Read(p []byte) (int, error) {
-	n, err := b.rc.Read(p)
+// errBodyReleased is what a read of a request body gets once the request's
+// handler has returned.
+var errBodyReleased = errors.New("gateway: read of a request body after its request ended")
+
+func newTrackedBody(rc io.ReadCloser) *trackedBody { return &trackedBody{rc: rc} }
+
+func (b *trackedBody) Read(p []byte) (n int, err error) {
+	// Counted before released is looked at: release either sees this
+	// read, or this read sees the release (see release).
+	b.inflight.Add(1)
+	defer b.inflight.Add(-1)
+	if b.released.Load() {
+		return 0, errBodyReleased
+	}
+	// The proxy reads the body on goroutines of its own (the h1 client's
+	// writer, http.Transport's write loop), where a panic of a policy's
+	// body reader would end the process: it becomes this body's error.
+	defer recoverBodyPanic(b, &n, &err)
+	n, err = b.rc.Read(p)
 	if err != nil && err != io.EOF {
 		first := err // only a failing read pays for the pointer
 		b.err.CompareAndSwap(nil, &first)
@@ -65,15 +94,36 @@ func (b *trackedBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// readErr returns the first error reading the body, or nil.
+// readErr returns the first error reading the body, or nil (also for a nil
+// body).
 func (b *trackedBody) readErr() error {
+	if b == nil {
+		return nil
+	}
 	if e := b.err.Load(); e != nil {
 		return *e
 	}
 	return nil
 }
 
-func (b *trackedBody) Close() error { return b.rc.Close() }
+func (b *trackedBody) Close() error {
+	if b.released.Load() {
+		return nil
+	}
+	return b.rc.Close()
+}
+
+// release ends the handle's use: later reads fail with errBodyReleased
+// without touching anything below. It reports whether no read is under
+// way, that is whether the readers below (and the exchange holding them)
+// may be reused.
+func (b *trackedBody) release() (quiet bool) {
+	if b == nil {
+		return true
+	}
+	b.released.Store(true)
+	return b.inflight.Load() == 0
+}
 
 var exchanges = sync.Pool{New: func() any {
 	x := new(exchange)
@@ -87,10 +137,15 @@ var exchanges = sync.Pool{New: func() any {
 func getExchange() *exchange { return exchanges.Get().(*exchange) }
 
 func putExchange(x *exchange) {
+	if !x.body.release() {
+		// A read of the request body is still under way on a goroutine
+		// of the proxy's: it may touch this exchange, which is left to
+		// the garbage collector rather than reset under it.
+		return
+	}
 	x.Exchange.Reset()
 	x.route, x.decision, x.code, x.denier, x.detail, x.cause, x.upstream = nil, "", "", "", "", nil, false
-	x.body.rc = nil
-	x.body.err.Store(nil)
+	x.body = nil
 	x.idle = idleBody{}
 	x.w.reset()
 	exchanges.Put(x)
@@ -112,7 +167,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x.Request = r
 	x.TLS = r.TLS != nil
 	sanitizeInbound(r, rt.trusted) // before anything reads or sets a field (inbound.go)
-	x.ClientIP = clientip.Resolve(r.RemoteAddr, r.Header, rt.trusted)
+	x.ClientIP = rt.clientIP.Resolve(r.RemoteAddr, r.Header)
 	x.RequestID = requestID(r, x, rt)
 	x.w.ResponseWriter = w
 	w.Header()["X-Request-Id"] = []string{x.RequestID}
@@ -142,7 +197,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 
-	g.handle(rt, x, r)
+	g.handleRecovered(rt, x, r)
 	// Response filters holding bytes back (dlp) pass them on before the
 	// status and byte count are logged.
 	x.w.end()
@@ -237,8 +292,8 @@ func (g *Gateway) handle(rt *runtime, x *exchange, r *http.Request) {
 	x.decision = "allow"
 	x.upstream = true
 	if r.Body != nil && r.Body != http.NoBody {
-		x.body.rc = r.Body
-		r.Body = &x.body
+		x.body = newTrackedBody(r.Body)
+		r.Body = x.body
 	}
 	rte.upstream.ServeHTTP(&x.w, r)
 }
@@ -297,6 +352,10 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 		bodyErr = nil
 	}
 	switch {
+	case g.bodyPanicked(x, bodyErr):
+		// A policy's body reader panicked (recover.go): the gateway's
+		// fault.
+		status, code, kind, err = http.StatusInternalServerError, "internal_error", "", bodyErr
 	case proxy.ProtocolError(err):
 		// A 101 the client did not ask for: nothing more is read from
 		// or sent on this client connection.
@@ -306,6 +365,10 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 		// What the chain left in the request cannot go out as HTTP/1.1:
 		// the gateway's fault, not the upstream's nor the client's.
 		status, code, kind = http.StatusInternalServerError, "internal_error", ""
+	case proxy.UpstreamProtocol(err):
+		// A response that breaks HTTP (a status outside 200-599, a
+		// header that does not parse): nothing of it was passed on.
+		code, kind = "upstream_protocol_error", "protocol"
 	case errors.Is(err, policy.ErrBodyTooLarge) || errors.As(err, &mbe) || errors.As(bodyErr, &mbe):
 		status, code, kind = http.StatusRequestEntityTooLarge, "body_too_large", ""
 	case bodyErr != nil && (r.Context().Err() == nil || errors.As(bodyErr, &nerr) && nerr.Timeout()):
@@ -343,10 +406,13 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 		// so the client sees a truncated response, not a complete one.
 		panic(http.ErrAbortHandler)
 	}
-	render.RouteError(rw, r, &x.route.info, x.RequestID, status, code, upstreamDetail(status))
+	render.RouteError(rw, r, &x.route.info, x.RequestID, status, code, upstreamDetail(status, code))
 }
 
-func upstreamDetail(status int) string {
+func upstreamDetail(status int, code string) string {
+	if code == "upstream_protocol_error" {
+		return "the upstream sent an invalid response"
+	}
 	switch status {
 	case http.StatusBadRequest:
 		return "the request body could not be read"

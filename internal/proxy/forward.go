@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"github.com/gatehouse/gatehouse/internal/clientip"
 	"io"
 	"net/http"
 	"net/http/httputil"
@@ -35,6 +36,15 @@ func (u *Upstream) serveH1(w http.ResponseWriter, r *http.Request) {
 		u.onError(w, r, err)
 		return
 	}
+	// Whatever ends this function, a panic of the client's writer (a
+	// response policy's) included, the writer goroutine has ended and the
+	// connection is closed or pooled before it returns: the writer reads
+	// the client's request body, which is not ours after the handler.
+	defer func() {
+		if !ex.ended {
+			ex.fail()
+		}
+	}()
 	res := ex.res
 	removeHopByHop(res.Header)
 	var trailers []string
@@ -151,8 +161,9 @@ func (o *outbound) write(bw *bufio.Writer) error {
 	bw.WriteString(host)
 	bw.WriteString("\r\n")
 
+	other := otherHeader(u.src)
 	for k, vv := range h {
-		if skipOutbound(k) || slices.Contains(named, k) {
+		if skipOutbound(k) || slices.Contains(named, k) || isOtherHeader(k, other) {
 			continue
 		}
 		for _, v := range vv {
@@ -168,7 +179,7 @@ func (o *outbound) write(bw *bufio.Writer) error {
 	if httpguts.HeaderValuesContainsToken(h["Te"], "trailers") {
 		bw.WriteString("Te: trailers\r\n")
 	}
-	writeForwarded(bw, in, u.trusted)
+	writeForwarded(bw, in, u.src)
 
 	switch {
 	case o.body == nil:
@@ -280,12 +291,14 @@ func (o *outbound) check(uri, host string) (named []string, err error) {
 	if peer, err := netip.ParseAddrPort(in.RemoteAddr); err == nil {
 		trustedPeer = inPrefixes(peer.Addr().Unmap().WithZone(""), o.u.trusted)
 	}
+	// The client's own, replaced by the resolved address (writeForwarded).
+	other := otherHeader(o.u.src)
 	for k, vv := range h {
 		if forwardingField(k) && trustedPeer {
 			// A trusted peer's are passed on, before ours, whatever
 			// the Connection header names (as on the ReverseProxy
 			// path, which reads them from the inbound request).
-		} else if skipOutbound(k) || slices.Contains(named, k) {
+		} else if skipOutbound(k) || slices.Contains(named, k) || isOtherHeader(k, other) {
 			continue
 		}
 		if !httpguts.ValidHeaderFieldName(k) {
@@ -359,27 +372,48 @@ func skipOutbound(k string) bool {
 // writeForwarded writes the fields forwardedValues computes, without
 // building them as strings first (they were a sixth of a proxied request's
 // allocations).
-func writeForwarded(bw *bufio.Writer, in *http.Request, trusted []netip.Prefix) {
+func writeForwarded(bw *bufio.Writer, in *http.Request, src clientip.Source) {
 	peer, err := netip.ParseAddrPort(in.RemoteAddr)
 	if err != nil {
 		return
 	}
 	ip := peer.Addr().Unmap().WithZone("")
-	var ipBuf [64]byte
+	// One buffer for both texts: it escapes, and one allocation is
+	// cheaper than two.
+	var ipBuf [128]byte
 	ipText := ip.AppendTo(ipBuf[:0])
-	trustedPeer := inPrefixes(ip, trusted)
+	trustedPeer := inPrefixes(ip, src.Trusted)
 	proto := "http"
 	if in.TLS != nil {
 		proto = "https"
 	}
 	h := in.Header
+	client := ip
+	if trustedPeer {
+		client = src.Resolve(in.RemoteAddr, h)
+	}
+	clientText := ipText
+	if client != ip {
+		clientText = client.AppendTo(ipBuf[len(ipText):len(ipText)])
+	}
+	xffSource := src.Header == "" || src.Header == clientip.XForwardedFor
+	fwdSource := src.Header == clientip.Forwarded
+	if other := otherHeader(src); other != "" {
+		bw.WriteString(other)
+		bw.WriteString(": ")
+		bw.Write(clientText)
+		bw.WriteString("\r\n")
+	}
 
 	bw.WriteString("X-Forwarded-For: ")
-	if prior := h["X-Forwarded-For"]; trustedPeer && len(prior) > 0 {
+	if prior := h["X-Forwarded-For"]; trustedPeer && xffSource && len(prior) > 0 {
 		for _, v := range prior {
 			bw.WriteString(v)
 			bw.WriteString(", ")
 		}
+	} else if !xffSource && client != ip {
+		bw.Write(clientText)
+		bw.WriteString(", ")
 	}
 	bw.Write(ipText)
 	host, fproto := in.Host, proto
@@ -397,11 +431,21 @@ func writeForwarded(bw *bufio.Writer, in *http.Request, trusted []netip.Prefix) 
 	bw.WriteString(fproto)
 
 	bw.WriteString("\r\nForwarded: ")
-	if prior := h["Forwarded"]; trustedPeer && len(prior) > 0 {
+	if prior := h["Forwarded"]; trustedPeer && fwdSource && len(prior) > 0 {
 		for _, v := range prior {
 			bw.WriteString(v)
 			bw.WriteString(", ")
 		}
+	} else if !fwdSource && client != ip {
+		bw.WriteString("for=")
+		if client.Is6() {
+			bw.WriteString(`"[`)
+			bw.Write(clientText)
+			bw.WriteString(`]"`)
+		} else {
+			bw.Write(clientText)
+		}
+		bw.WriteString(", ")
 	}
 	bw.WriteString("for=")
 	if ip.Is6() {
