@@ -21,13 +21,18 @@ var _ Store = (*Redis)(nil)
 // RedisOptions configure NewRedis. Zero values take the defaults named.
 type RedisOptions struct {
 	// Addrs are host:port of the server, or of Redis Cluster nodes (more
-	// than one address means a cluster). Required.
+	// than one address means a cluster). Required unless Sentinel is set,
+	// and then empty: the sentinels name the master.
 	Addrs []string
-	// Username and Password authenticate (ACL or requirepass); empty: none.
+	// Sentinel, when set, finds the master through Redis Sentinel and
+	// follows it across failovers.
+	Sentinel *SentinelOptions
+	// Username and Password authenticate to the data nodes (ACL or
+	// requirepass); empty: none.
 	Username, Password string
 	// DB is the database number (not with a cluster).
 	DB int
-	// TLS, when set, connects with TLS.
+	// TLS, when set, connects with TLS (to the sentinels too).
 	TLS *tls.Config
 	// KeyPrefix is put before every key and channel name, so that several
 	// deployments can share one Redis. It must not contain '{' or '}'
@@ -35,26 +40,47 @@ type RedisOptions struct {
 	KeyPrefix string
 	// DialTimeout, ReadTimeout and WriteTimeout bound each step of an
 	// operation. Defaults 2s, 500ms, 500ms: a limiter must not hang
-	// requests.
+	// requests. A charging call (Allow with a cost, IncrBy with n > 0) is
+	// given up after ReadTimeout as a whole, or at its context's deadline
+	// when that is sooner, and Redis charges nothing when it runs the
+	// call later than that (see redisclock.go).
 	DialTimeout, ReadTimeout, WriteTimeout time.Duration
 	// PoolSize is the number of connections per node. 0: 10 per CPU.
 	PoolSize int
 }
 
-// Redis is a Store in Redis or Redis Cluster, shared by every gateway
-// instance pointing at it. Allow is one server-side Lua script call (one
-// round trip) that reads the server's clock, so instances with skewed
-// clocks still agree. Failures to reach Redis wrap ErrUnavailable; nothing
-// is retried silently (a retried INCRBY could count twice), and the client
-// reconnects by itself once Redis is back.
+// SentinelOptions find a master through Redis Sentinel.
+type SentinelOptions struct {
+	// MasterName is the name the sentinels monitor the master under.
+	MasterName string
+	// Addrs are host:port of sentinels (one is enough to start; the
+	// others are learnt from it).
+	Addrs []string
+	// Username and Password authenticate to the sentinels, which have
+	// their own users, apart from the data nodes'.
+	Username, Password string
+}
+
+// Redis is a Store in Redis, Redis Cluster or a Sentinel-managed
+// master, shared by every gateway instance pointing at it. Allow is one
+// server-side Lua script call (one round trip) that reads the server's
+// clock, so instances with skewed clocks still agree. Failures to reach
+// Redis wrap ErrUnavailable; nothing is retried silently (a retried
+// INCRBY could count twice), and the client reconnects by itself once
+// Redis is back. A charging call that Redis runs after the caller gave up
+// charges nothing (see redisclock.go).
 //
 // Keys are KeyPrefix+key. Allow's buckets are KeyPrefix+"{@"+key+"}:"+i,
 // so that in a cluster all buckets of one call hash to the same slot;
 // callers should not use keys starting with "{".
 type Redis struct {
-	client redis.UniversalClient
-	prefix string
-	closed atomic.Bool
+	client  redis.UniversalClient
+	prefix  string
+	timeout time.Duration // a charging call's whole budget (ReadTimeout)
+	closed  atomic.Bool
+
+	clock redisClock
+	stop  chan struct{} // closed by Close: ends the clock sampler
 
 	mu   sync.Mutex
 	subs map[*redis.PubSub]struct{}
@@ -65,7 +91,7 @@ type Redis struct {
 // operation does, and a Redis that is down makes operations fail with
 // ErrUnavailable rather than the gateway fail to start.
 func NewRedis(opts RedisOptions) (*Redis, error) {
-	if len(opts.Addrs) == 0 {
+	if len(opts.Addrs) == 0 && opts.Sentinel == nil {
 		return nil, errors.New("store: redis: no address")
 	}
 	if strings.ContainsAny(opts.KeyPrefix, "{}") {
@@ -74,33 +100,170 @@ func NewRedis(opts RedisOptions) (*Redis, error) {
 	if len(opts.Addrs) > 1 && opts.DB != 0 {
 		return nil, errors.New("store: redis: a cluster has no databases other than 0")
 	}
+	if s := opts.Sentinel; s != nil {
+		if len(opts.Addrs) > 0 {
+			return nil, errors.New("store: redis: with sentinel, the sentinels name the master: no addresses")
+		}
+		if s.MasterName == "" || len(s.Addrs) == 0 {
+			return nil, errors.New("store: redis: sentinel needs a master name and at least one address")
+		}
+	}
 	def := func(d, v time.Duration) time.Duration {
 		if d == 0 {
 			return v
 		}
 		return d
 	}
-	client := redis.NewUniversalClient(&redis.UniversalOptions{
-		Addrs:        opts.Addrs,
-		Username:     opts.Username,
-		Password:     opts.Password,
-		DB:           opts.DB,
-		TLSConfig:    opts.TLS,
-		DialTimeout:  def(opts.DialTimeout, 2*time.Second),
-		ReadTimeout:  def(opts.ReadTimeout, 500*time.Millisecond),
-		WriteTimeout: def(opts.WriteTimeout, 500*time.Millisecond),
-		PoolSize:     opts.PoolSize,
-		// A request's deadline bounds its store call too.
-		ContextTimeoutEnabled: true,
-		// No silent retries: a write whose reply was lost may have been
-		// applied, and counting twice is worse than reporting the failure.
-		MaxRetries: -1,
-		// Managed-service maintenance push notifications are not needed
-		// and not every server understands the handshake.
-		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
-	})
-	return &Redis{client: client, prefix: opts.KeyPrefix, subs: make(map[*redis.PubSub]struct{})}, nil
+	r := &Redis{prefix: opts.KeyPrefix, timeout: def(opts.ReadTimeout, 500*time.Millisecond),
+		subs: make(map[*redis.PubSub]struct{}), stop: make(chan struct{})}
+	// Every new connection samples its server's clock before its first
+	// command (one TIME), so that a call's deadline can be converted
+	// without a round trip of its own, and a failover's new master is
+	// sampled before it runs anything.
+	onConnect := func(node string) func(context.Context, *redis.Conn) error {
+		return func(ctx context.Context, cn *redis.Conn) error {
+			_ = r.clock.sample(ctx, node, cn) // a failure shows in the call itself
+			return nil
+		}
+	}
+	dial, read, write := def(opts.DialTimeout, 2*time.Second), r.timeout, def(opts.WriteTimeout, 500*time.Millisecond)
+	// No silent retries (MaxRetries -1): a write whose reply was lost may
+	// have been applied, and counting twice is worse than reporting the
+	// failure. A request's deadline bounds its store call too
+	// (ContextTimeoutEnabled). Managed-service maintenance push
+	// notifications are not needed and not every server understands the
+	// handshake.
+	noMaint := &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+	switch {
+	case opts.Sentinel != nil:
+		r.client = redis.NewFailoverClient(&redis.FailoverOptions{
+			MasterName:       opts.Sentinel.MasterName,
+			SentinelAddrs:    opts.Sentinel.Addrs,
+			SentinelUsername: opts.Sentinel.Username,
+			SentinelPassword: opts.Sentinel.Password,
+			Username:         opts.Username,
+			Password:         opts.Password,
+			DB:               opts.DB,
+			TLSConfig:        opts.TLS,
+			DialTimeout:      dial, ReadTimeout: read, WriteTimeout: write,
+			PoolSize:              opts.PoolSize,
+			ContextTimeoutEnabled: true,
+			MaxRetries:            -1,
+			OnConnect:             onConnect(""),
+		})
+	case len(opts.Addrs) > 1:
+		r.client = redis.NewClusterClient(&redis.ClusterOptions{
+			Addrs:       opts.Addrs,
+			Username:    opts.Username,
+			Password:    opts.Password,
+			TLSConfig:   opts.TLS,
+			DialTimeout: dial, ReadTimeout: read, WriteTimeout: write,
+			PoolSize:              opts.PoolSize,
+			ContextTimeoutEnabled: true,
+			MaxRetries:            -1,
+			// Each node's clock is its own: samples are kept per node.
+			NewClient: func(o *redis.Options) *redis.Client {
+				o.OnConnect = onConnect(o.Addr)
+				return redis.NewClient(o)
+			},
+			MaintNotificationsConfig: noMaint,
+		})
+	default:
+		r.client = redis.NewClient(&redis.Options{
+			Addr:        opts.Addrs[0],
+			Username:    opts.Username,
+			Password:    opts.Password,
+			DB:          opts.DB,
+			TLSConfig:   opts.TLS,
+			DialTimeout: dial, ReadTimeout: read, WriteTimeout: write,
+			PoolSize:                 opts.PoolSize,
+			ContextTimeoutEnabled:    true,
+			MaxRetries:               -1,
+			OnConnect:                onConnect(""),
+			MaintNotificationsConfig: noMaint,
+		})
+	}
+	r.wg.Add(1)
+	go r.sampler()
+	return r, nil
 }
+
+// sampler takes a new clock sample of every node whose sample is older
+// than resampleAfter, so that drift never widens a bound by much; it
+// runs until Close. Nodes no longer masters of a cluster are forgotten.
+func (r *Redis) sampler() {
+	defer r.wg.Done()
+	t := time.NewTicker(sampleTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-t.C:
+		}
+		stale := r.clock.stale(time.Now())
+		if len(stale) == 0 {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
+		switch c := r.client.(type) {
+		case *redis.ClusterClient:
+			masters := map[string]*redis.Client{}
+			var mu sync.Mutex
+			_ = c.ForEachMaster(ctx, func(_ context.Context, n *redis.Client) error {
+				mu.Lock()
+				masters[n.Options().Addr] = n
+				mu.Unlock()
+				return nil
+			})
+			for _, addr := range stale {
+				if n, ok := masters[addr]; ok {
+					_ = r.clock.sample(ctx, addr, n)
+				} else if len(masters) > 0 {
+					r.clock.forget(addr)
+				}
+			}
+		default:
+			_ = r.clock.sample(ctx, "", r.client)
+		}
+		cancel()
+	}
+}
+
+// charging prepares a call that charges on the node holding key: its
+// context, ended when the caller gives up (after the store's timeout, or
+// at ctx's deadline when sooner), and the same moment on the server's
+// clock (µs, chargeMargin earlier) for the script to check.
+func (r *Redis) charging(ctx context.Context, key string) (context.Context, context.CancelFunc, int64, error) {
+	deadline := time.Now().Add(r.timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	node, cmd := "", redis.Cmdable(r.client)
+	if c, ok := r.client.(*redis.ClusterClient); ok {
+		n, err := c.MasterForKey(ctx, key)
+		if err != nil {
+			cancel()
+			return nil, nil, 0, r.unavailable(err)
+		}
+		node, cmd = n.Options().Addr, n
+	}
+	s, ok := r.clock.get(node)
+	if !ok {
+		// No connection to this node yet: sample it now (once).
+		if err := r.clock.sample(ctx, node, cmd); err != nil {
+			cancel()
+			return nil, nil, 0, r.unavailable(err)
+		}
+		s, _ = r.clock.get(node)
+	}
+	return ctx, cancel, serverDeadline(s, deadline), nil
+}
+
+// errLate is a charging call that Redis ran after its deadline, and so
+// did not charge.
+var errLate = fmt.Errorf("%w: redis: the call reached Redis after the caller's deadline; nothing was charged", ErrUnavailable)
 
 // unavailable classifies err: failures to reach Redis, and Redis saying
 // it cannot serve now (LOADING, CLUSTERDOWN, TRYAGAIN, MASTERDOWN,
@@ -183,28 +346,67 @@ func (r *Redis) Delete(ctx context.Context, key string) error {
 	return r.unavailable(r.client.Del(ctx, r.prefix+key).Err())
 }
 
-// IncrBy implements Store in one round trip: MULTI, SET key 0 NX PX ttl
-// (creates the counter with its expiry only when absent), INCRBY, EXEC.
+// incrScript is IncrBy on the server. KEYS[1] is the counter; ARGV[1] n,
+// ARGV[2] the TTL in milliseconds for a new counter (0: none), ARGV[3]
+// the deadline in µs on the server's clock (0: none). It creates the
+// counter at 0 with the TTL when absent, adds n and returns the new
+// value; past the deadline it changes nothing and fails with "LATE".
+var incrScript = redis.NewScript(`
+local dl = tonumber(ARGV[3])
+if dl > 0 then
+  local t = redis.call('TIME')
+  if tonumber(t[1]) * 1000000 + tonumber(t[2]) > dl then
+    return redis.error_reply('LATE deadline passed')
+  end
+end
+if ARGV[2] == '0' then
+  redis.call('SET', KEYS[1], '0', 'NX')
+else
+  redis.call('SET', KEYS[1], '0', 'NX', 'PX', ARGV[2])
+end
+return redis.call('INCRBY', KEYS[1], ARGV[1])
+`)
+
+// IncrBy implements Store in one round trip (one EVALSHA). An increment
+// (n > 0) charges: it carries the caller's deadline and Redis adds
+// nothing when it runs later (the call then fails with ErrUnavailable).
+// Reads (n = 0) and refunds (n < 0) carry none: a late refund is still
+// right.
 func (r *Redis) IncrBy(ctx context.Context, key string, n int64, ttl time.Duration) (int64, error) {
 	if err := r.check(); err != nil {
 		return 0, err
 	}
 	k := r.prefix + key
-	var incr *redis.IntCmd
-	_, err := r.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.SetNX(ctx, k, 0, redisTTL(ttl))
-		incr = p.IncrBy(ctx, k, n)
-		return nil
-	})
+	var deadline int64
+	if n > 0 {
+		var cancel context.CancelFunc
+		var err error
+		if ctx, cancel, deadline, err = r.charging(ctx, k); err != nil {
+			return 0, err
+		}
+		defer cancel()
+	}
+	v, err := incrScript.Run(ctx, r.client, []string{k}, n, redisTTL(ttl).Milliseconds(), deadline).Int64()
 	if err != nil {
+		if isLate(err) {
+			return 0, errLate
+		}
 		return 0, r.unavailable(err)
 	}
-	return incr.Val(), nil
+	return v, nil
+}
+
+// isLate reports whether err is a script's refusal to charge past the
+// deadline.
+func isLate(err error) bool {
+	var re redis.Error
+	return errors.As(err, &re) && strings.HasPrefix(re.Error(), "LATE")
 }
 
 // gcraScript is Allow on the server. KEYS are the buckets; ARGV[1] is the
-// cost, then for each limit its emission interval in microseconds and its
-// burst. TATs are microseconds since the Unix epoch, kept with full double
+// cost, ARGV[2] the deadline in µs on the server's clock (0: none), then
+// for each limit its emission interval in microseconds and its burst.
+// Past the deadline it changes nothing and returns {-1}. TATs are microseconds since the Unix epoch, kept with full double
 // precision (%.17g: Lua's default tostring would round to 14 digits). It
 // returns {allowed, limit index, remaining, retry after us, reset after us}.
 // Same computation as gcraStep.
@@ -212,11 +414,13 @@ var gcraScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local cost = tonumber(ARGV[1])
+local dl = tonumber(ARGV[2])
+if dl > 0 and now > dl then return {-1} end
 local tats = {}
 local best, bestRem, bestReset = -1, 0, 0
 for i = 1, #KEYS do
-  local interval = tonumber(ARGV[2 * i])
-  local burst = tonumber(ARGV[2 * i + 1])
+  local interval = tonumber(ARGV[2 * i + 1])
+  local burst = tonumber(ARGV[2 * i + 2])
   local offset = interval * burst
   local tat = tonumber(redis.call('GET', KEYS[i]) or now) or now
   if tat < now then tat = now end
@@ -251,7 +455,9 @@ func (r *Redis) bucketKey(key string, i int) string {
 }
 
 // Allow implements Store with one EVALSHA (EVAL when the server does not
-// have the script yet, after a restart).
+// have the script yet, after a restart). With a cost, the call carries
+// the caller's deadline and Redis charges nothing when it runs later (the
+// call then fails with ErrUnavailable).
 func (r *Redis) Allow(ctx context.Context, key string, limits []Limit, cost int) (Decision, error) {
 	if err := r.check(); err != nil {
 		return Decision{}, err
@@ -260,16 +466,27 @@ func (r *Redis) Allow(ctx context.Context, key string, limits []Limit, cost int)
 		return Decision{}, err
 	}
 	keys := make([]string, len(limits))
-	args := make([]any, 1+2*len(limits))
-	args[0] = cost
+	args := make([]any, 2+2*len(limits))
+	args[0], args[1] = cost, 0
 	for i, l := range limits {
 		keys[i] = r.bucketKey(key, i)
-		args[1+2*i] = strconv.FormatFloat(float64(l.Period)/float64(l.Rate)/1e3, 'g', -1, 64)
-		args[2+2*i] = l.BurstOrRate()
+		args[2+2*i] = strconv.FormatFloat(float64(l.Period)/float64(l.Rate)/1e3, 'g', -1, 64)
+		args[3+2*i] = l.BurstOrRate()
+	}
+	if cost > 0 {
+		cctx, cancel, deadline, err := r.charging(ctx, keys[0])
+		if err != nil {
+			return Decision{}, err
+		}
+		defer cancel()
+		ctx, args[1] = cctx, deadline
 	}
 	res, err := gcraScript.Run(ctx, r.client, keys, args...).Int64Slice()
 	if err != nil {
 		return Decision{}, r.unavailable(err)
+	}
+	if len(res) == 1 && res[0] == -1 {
+		return Decision{}, errLate
 	}
 	if len(res) != 5 {
 		return Decision{}, fmt.Errorf("store: redis: allow script returned %d values, want 5", len(res))
@@ -458,6 +675,7 @@ func (r *Redis) Close() error {
 		r.mu.Unlock()
 		return nil
 	}
+	close(r.stop)
 	for ps := range r.subs {
 		ps.Close() // closes its channel, which ends the forwarding goroutine
 	}
