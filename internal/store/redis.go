@@ -122,8 +122,9 @@ func NewRedis(opts RedisOptions) (*Redis, error) {
 	// sampled before it runs anything.
 	onConnect := func(node string) func(context.Context, *redis.Conn) error {
 		return func(ctx context.Context, cn *redis.Conn) error {
-			_ = r.clock.sample(ctx, node, cn) // a failure shows in the call itself
-			return nil
+			// A TIME that failed (timed out) may still be answered on
+			// this connection: it must not carry anything else.
+			return r.clock.sample(ctx, node, cn)
 		}
 	}
 	dial, read, write := def(opts.DialTimeout, 2*time.Second), r.timeout, def(opts.WriteTimeout, 500*time.Millisecond)
