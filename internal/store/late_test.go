@@ -111,7 +111,7 @@ func stallRun(t *testing.T, addr, mode string, inFlight bool) (control, guarded 
 	// The loads: 8 goroutines per kind of call, from before the stall
 	// until it is over.
 	var stop atomic.Bool
-	var gate sync.RWMutex // held by the stall's start when !inFlight
+	var gate sync.RWMutex        // held by the stall's start when !inFlight
 	var admitted [4]atomic.Int64 // old allow, old incr, new allow, new incr
 	calls := []func(context.Context) bool{oldAllow, oldIncr, newAllow, newIncr}
 	var wg sync.WaitGroup
