@@ -122,9 +122,16 @@ func NewRedis(opts RedisOptions) (*Redis, error) {
 	// sampled before it runs anything.
 	onConnect := func(node string) func(context.Context, *redis.Conn) error {
 		return func(ctx context.Context, cn *redis.Conn) error {
-			// A TIME that failed (timed out) may still be answered on
-			// this connection: it must not carry anything else.
-			return r.clock.sample(ctx, node, cn)
+			err := r.clock.sample(ctx, node, cn)
+			if _, refused := errors.AsType[redis.Error](err); refused {
+				// Answered, with a refusal: a sentinel's connection
+				// (go-redis runs this hook there too), or a user not
+				// allowed TIME (its charging calls will fail, saying so).
+				return nil
+			}
+			// A TIME that failed otherwise (timed out) may still be
+			// answered on this connection: it must not carry anything else.
+			return err
 		}
 	}
 	dial, read, write := def(opts.DialTimeout, 2*time.Second), r.timeout, def(opts.WriteTimeout, 500*time.Millisecond)
