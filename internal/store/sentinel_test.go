@@ -49,7 +49,7 @@ func startSentinelSetup(t *testing.T, useTLS bool) *sentinelSetup {
 	}
 	start := func(args ...string) *redistest.Server {
 		args = append([]string{"--requirepass", nodePass, "--masterauth", nodePass,
-			"--user", dataUser, "on", ">" + dataPass, "~*", "&*", "+@all"}, args...)
+			"--user", dataUser, "on", ">" + dataPass, "~sentinel:*", "&sentinel:*", "+@read", "+@write", "+@scripting", "+@pubsub", "+@connection", "+time"}, args...)
 		if files != nil {
 			return redistest.StartTLS(t, *files, args...)
 		}
