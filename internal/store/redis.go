@@ -82,6 +82,9 @@ type Redis struct {
 	clock redisClock
 	stop  chan struct{} // closed by Close: ends the clock sampler
 
+	late                sync.WaitGroup // charging calls still waiting for a reply
+	refunds, unrefunded atomic.Uint64
+
 	mu   sync.Mutex
 	subs map[*redis.PubSub]struct{}
 	wg   sync.WaitGroup
@@ -134,7 +137,12 @@ func NewRedis(opts RedisOptions) (*Redis, error) {
 			return err
 		}
 	}
-	dial, read, write := def(opts.DialTimeout, 2*time.Second), r.timeout, def(opts.WriteTimeout, 500*time.Millisecond)
+	// The clients' read timeout is lateReplyWait, so that a charging call
+	// whose caller gave up can still read its late reply (see charge);
+	// every other call is bounded by the store's timeout through its
+	// context (bound), and waiting for a pooled connection too.
+	dial, read, write := def(opts.DialTimeout, 2*time.Second), max(r.timeout, lateReplyWait), def(opts.WriteTimeout, 500*time.Millisecond)
+	pool := r.timeout
 	// No silent retries (MaxRetries -1): a write whose reply was lost may
 	// have been applied, and counting twice is worse than reporting the
 	// failure. A request's deadline bounds its store call too
@@ -155,6 +163,7 @@ func NewRedis(opts RedisOptions) (*Redis, error) {
 			TLSConfig:        opts.TLS,
 			DialTimeout:      dial, ReadTimeout: read, WriteTimeout: write,
 			PoolSize:              opts.PoolSize,
+			PoolTimeout:           pool,
 			ContextTimeoutEnabled: true,
 			MaxRetries:            -1,
 			OnConnect:             onConnect(""),
@@ -167,6 +176,7 @@ func NewRedis(opts RedisOptions) (*Redis, error) {
 			TLSConfig:   opts.TLS,
 			DialTimeout: dial, ReadTimeout: read, WriteTimeout: write,
 			PoolSize:              opts.PoolSize,
+			PoolTimeout:           pool,
 			ContextTimeoutEnabled: true,
 			MaxRetries:            -1,
 			// Each node's clock is its own: samples are kept per node.
@@ -185,6 +195,7 @@ func NewRedis(opts RedisOptions) (*Redis, error) {
 			TLSConfig:   opts.TLS,
 			DialTimeout: dial, ReadTimeout: read, WriteTimeout: write,
 			PoolSize:                 opts.PoolSize,
+			PoolTimeout:              pool,
 			ContextTimeoutEnabled:    true,
 			MaxRetries:               -1,
 			OnConnect:                onConnect(""),
@@ -242,7 +253,7 @@ func (r *Redis) sampler() {
 // context, ended when the caller gives up (after the store's timeout, or
 // at ctx's deadline when sooner), and the same moment on the server's
 // clock (µs, chargeMargin earlier) for the script to check.
-func (r *Redis) charging(ctx context.Context, key string) (context.Context, context.CancelFunc, int64, error) {
+func (r *Redis) charging(ctx context.Context, key string) (context.Context, context.CancelFunc, time.Time, int64, error) {
 	deadline := time.Now().Add(r.timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
@@ -253,7 +264,7 @@ func (r *Redis) charging(ctx context.Context, key string) (context.Context, cont
 		n, err := c.MasterForKey(ctx, key)
 		if err != nil {
 			cancel()
-			return nil, nil, 0, r.unavailable(err)
+			return nil, nil, time.Time{}, 0, r.unavailable(err)
 		}
 		node, cmd = n.Options().Addr, n
 	}
@@ -262,11 +273,69 @@ func (r *Redis) charging(ctx context.Context, key string) (context.Context, cont
 		// No connection to this node yet: sample it now (once).
 		if err := r.clock.sample(ctx, node, cmd); err != nil {
 			cancel()
-			return nil, nil, 0, r.unavailable(err)
+			return nil, nil, time.Time{}, 0, r.unavailable(err)
 		}
 		s, _ = r.clock.get(node)
 	}
-	return ctx, cancel, serverDeadline(s, deadline), nil
+	return ctx, cancel, deadline, serverDeadline(s, deadline), nil
+}
+
+// lateReplyWait is how long a charging call whose caller gave up keeps
+// waiting for Redis's reply, to take back a charge Redis made before the
+// deadline but answered too late (its reply held behind a stall).
+const lateReplyWait = 10 * time.Second
+
+// charge runs call, a charging call, for a caller who waits until ctx
+// ends (at deadline, or sooner if cancelled). The call itself runs on
+// its own goroutine and may wait lateReplyWait longer for its reply: when
+// the caller has given up by then and the reply says Redis charged,
+// undo takes the charge back, so that a refused request consumes
+// nothing even when Redis ran its call in time but answered late. A
+// reply that never comes (the connection or the server died) leaves the
+// charge, if any, in place.
+func (r *Redis) charge(ctx context.Context, deadline time.Time, call func(context.Context) (charged bool, err error), undo func(context.Context) error) error {
+	var state atomic.Int32 // 0: waiting, 1: answered the caller, 2: the caller gave up
+	answer := make(chan error, 1)
+	wctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline.Add(lateReplyWait))
+	r.late.Add(1)
+	go func() {
+		defer r.late.Done()
+		defer cancel()
+		charged, err := call(wctx)
+		if state.CompareAndSwap(0, 1) {
+			answer <- err
+			return
+		}
+		if !charged {
+			return
+		}
+		uctx, ucancel := context.WithTimeout(context.Background(), r.timeout)
+		defer ucancel()
+		if undo(uctx) == nil {
+			r.refunds.Add(1)
+		} else {
+			r.unrefunded.Add(1)
+		}
+	}()
+	select {
+	case err := <-answer:
+		return err
+	case <-ctx.Done():
+		if !state.CompareAndSwap(0, 2) {
+			return <-answer
+		}
+		if errors.Is(ctx.Err(), context.Canceled) {
+			return fmt.Errorf("store: redis: %w", ctx.Err())
+		}
+		return fmt.Errorf("%w: redis: no answer before the deadline (any charge will be taken back): %w", ErrUnavailable, ctx.Err())
+	}
+}
+
+// LateRefunds reports how many charges Redis made for callers that had
+// given up were taken back (refunded), and how many could not be (the
+// undo failed).
+func (r *Redis) LateRefunds() (refunded, failed uint64) {
+	return r.refunds.Load(), r.unrefunded.Load()
 }
 
 // errLate is a charging call that Redis ran after its deadline, and so
@@ -310,6 +379,8 @@ func (r *Redis) Get(ctx context.Context, key string) ([]byte, error) {
 	if err := r.check(); err != nil {
 		return nil, err
 	}
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
 	b, err := r.client.Get(ctx, r.prefix+key).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return nil, ErrNotFound
@@ -322,6 +393,8 @@ func (r *Redis) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 	if err := r.check(); err != nil {
 		return err
 	}
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
 	return r.unavailable(r.client.Set(ctx, r.prefix+key, value, redisTTL(ttl)).Err())
 }
 
@@ -342,6 +415,8 @@ func (r *Redis) SetNX(ctx context.Context, key string, value []byte, ttl time.Du
 	if err := r.check(); err != nil {
 		return false, err
 	}
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
 	ok, err := r.client.SetNX(ctx, r.prefix+key, value, redisTTL(ttl)).Result()
 	return ok, r.unavailable(err)
 }
@@ -351,6 +426,8 @@ func (r *Redis) Delete(ctx context.Context, key string) error {
 	if err := r.check(); err != nil {
 		return err
 	}
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
 	return r.unavailable(r.client.Del(ctx, r.prefix+key).Err())
 }
 
@@ -385,23 +462,80 @@ func (r *Redis) IncrBy(ctx context.Context, key string, n int64, ttl time.Durati
 		return 0, err
 	}
 	k := r.prefix + key
-	var deadline int64
-	if n > 0 {
-		var cancel context.CancelFunc
-		var err error
-		if ctx, cancel, deadline, err = r.charging(ctx, k); err != nil {
-			return 0, err
-		}
+	ttlMS := redisTTL(ttl).Milliseconds()
+	if n <= 0 {
+		ctx, cancel := r.bound(ctx)
 		defer cancel()
+		v, err := incrScript.Run(ctx, r.client, []string{k}, n, ttlMS, 0).Int64()
+		return v, r.unavailable(err)
 	}
-	v, err := incrScript.Run(ctx, r.client, []string{k}, n, redisTTL(ttl).Milliseconds(), deadline).Int64()
+	ctx, cancel, deadline, sdl, err := r.charging(ctx, k)
 	if err != nil {
-		if isLate(err) {
-			return 0, errLate
+		return 0, err
+	}
+	defer cancel()
+	var v int64 // written by the call's goroutine; read only once it answered
+	err = r.charge(ctx, deadline, func(ctx context.Context) (bool, error) {
+		res, err := incrScript.Run(ctx, r.client, []string{k}, n, ttlMS, sdl).Int64()
+		switch {
+		case err == nil:
+			v = res
+			return true, nil
+		case isLate(err):
+			return false, errLate
 		}
-		return 0, r.unavailable(err)
+		return false, r.unavailable(err)
+	}, func(ctx context.Context) error {
+		return decrScript.Run(ctx, r.client, []string{k}, n).Err()
+	})
+	if err != nil {
+		return 0, err
 	}
 	return v, nil
+}
+
+// decrScript takes back an increment of ARGV[1] that was made for a
+// caller who had given up, unless the counter has expired since.
+var decrScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return redis.call('DECRBY', KEYS[1], ARGV[1])
+end
+return 0
+`)
+
+// ungcraScript takes back a GCRA charge of ARGV[1] units made for a
+// caller who had given up: each bucket's TAT moves back by the cost in
+// its interval (ARGV[1+i], µs); a bucket whose TAT falls to now or before
+// is full and is deleted. It never gives back more than was taken: when
+// the bucket had spare capacity before the charge, the result is at most
+// as full as it would have been.
+var ungcraScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local cost = tonumber(ARGV[1])
+for i = 1, #KEYS do
+  local tat = tonumber(redis.call('GET', KEYS[i]) or '')
+  if tat then
+    local nt = tat - tonumber(ARGV[1 + i]) * cost
+    if nt <= now then
+      redis.call('DEL', KEYS[i])
+    else
+      local ttl = math.ceil((nt - now) / 1000)
+      if ttl < 1 then ttl = 1 end
+      redis.call('SET', KEYS[i], string.format('%.17g', nt), 'PX', ttl)
+    end
+  end
+end
+return 1
+`)
+
+// bound gives a call that does not charge the store's timeout, unless
+// ctx ends sooner: the client's own read timeout is lateReplyWait.
+func (r *Redis) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if d, ok := ctx.Deadline(); ok && time.Until(d) <= r.timeout {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, r.timeout)
 }
 
 // isLate reports whether err is a script's refusal to charge past the
@@ -481,20 +615,42 @@ func (r *Redis) Allow(ctx context.Context, key string, limits []Limit, cost int)
 		args[2+2*i] = strconv.FormatFloat(float64(l.Period)/float64(l.Rate)/1e3, 'g', -1, 64)
 		args[3+2*i] = l.BurstOrRate()
 	}
-	if cost > 0 {
-		cctx, cancel, deadline, err := r.charging(ctx, keys[0])
+	var res []int64
+	if cost == 0 {
+		ctx, cancel := r.bound(ctx)
+		defer cancel()
+		var err error
+		if res, err = gcraScript.Run(ctx, r.client, keys, args...).Int64Slice(); err != nil {
+			return Decision{}, r.unavailable(err)
+		}
+	} else {
+		ctx, cancel, deadline, sdl, err := r.charging(ctx, keys[0])
 		if err != nil {
 			return Decision{}, err
 		}
 		defer cancel()
-		ctx, args[1] = cctx, deadline
-	}
-	res, err := gcraScript.Run(ctx, r.client, keys, args...).Int64Slice()
-	if err != nil {
-		return Decision{}, r.unavailable(err)
-	}
-	if len(res) == 1 && res[0] == -1 {
-		return Decision{}, errLate
+		args[1] = sdl
+		err = r.charge(ctx, deadline, func(ctx context.Context) (bool, error) {
+			v, err := gcraScript.Run(ctx, r.client, keys, args...).Int64Slice()
+			if err != nil {
+				return false, r.unavailable(err)
+			}
+			if len(v) == 1 && v[0] == -1 {
+				return false, errLate
+			}
+			res = v
+			return len(v) == 5 && v[0] == 1, nil
+		}, func(ctx context.Context) error {
+			undo := make([]any, 1+len(limits))
+			undo[0] = cost
+			for i := range limits {
+				undo[1+i] = args[2+2*i]
+			}
+			return ungcraScript.Run(ctx, r.client, keys, undo...).Err()
+		})
+		if err != nil {
+			return Decision{}, err
+		}
 	}
 	if len(res) != 5 {
 		return Decision{}, fmt.Errorf("store: redis: allow script returned %d values, want 5", len(res))
@@ -535,12 +691,14 @@ func (r *Redis) Scan(ctx context.Context, prefix string, fn func(key string, val
 	switch c := r.client.(type) {
 	case *redis.ClusterClient:
 		var mu sync.Mutex
-		err := c.ForEachMaster(ctx, func(_ context.Context, n *redis.Client) error {
+		cctx, cancel := r.bound(ctx)
+		err := c.ForEachMaster(cctx, func(_ context.Context, n *redis.Client) error {
 			mu.Lock()
 			nodes = append(nodes, n)
 			mu.Unlock()
 			return nil
 		})
+		cancel()
 		if err != nil {
 			return r.unavailable(err)
 		}
@@ -553,19 +711,23 @@ func (r *Redis) Scan(ctx context.Context, prefix string, fn func(key string, val
 	for _, n := range nodes {
 		var cursor uint64
 		for {
-			keys, next, err := n.Scan(ctx, cursor, match, 500).Result()
+			cctx, cancel := r.bound(ctx)
+			keys, next, err := n.Scan(cctx, cursor, match, 500).Result()
+			cancel()
 			if err != nil {
 				return r.unavailable(err)
 			}
 			// Allow's buckets are not keys (their names start with "{").
 			keys = slices.DeleteFunc(keys, func(k string) bool { return strings.HasPrefix(k[len(r.prefix):], "{") })
 			if len(keys) > 0 {
-				cmds, err := n.Pipelined(ctx, func(p redis.Pipeliner) error {
+				cctx, cancel := r.bound(ctx)
+				cmds, err := n.Pipelined(cctx, func(p redis.Pipeliner) error {
 					for _, k := range keys {
-						p.Get(ctx, k)
+						p.Get(cctx, k)
 					}
 					return nil
 				})
+				cancel()
 				if err != nil && !errors.Is(err, redis.Nil) {
 					return r.unavailable(err)
 				}
@@ -594,6 +756,8 @@ func (r *Redis) Publish(ctx context.Context, channel string, msg []byte) error {
 		return err
 	}
 	ch := r.prefix + channel
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
 	if c, ok := r.client.(*redis.ClusterClient); ok {
 		// PUBLISH is keyless to go-redis, which sends it to any node; the
 		// cluster bus then delivers messages from different nodes in any
@@ -689,5 +853,7 @@ func (r *Redis) Close() error {
 	}
 	r.mu.Unlock()
 	r.wg.Wait()
-	return r.client.Close()
+	err := r.client.Close() // ends the calls still waiting for a late reply
+	r.late.Wait()
+	return err
 }
