@@ -22,10 +22,12 @@ import (
 // the offset between the two clocks, taken from TIME samples (see
 // redisClock), and is brought forward by chargeMargin. So a call that
 // Redis runs before its server deadline ran, in the gateway's time, at
-// least chargeMargin before the gateway gave up: such a call is lost only
-// if its reply then took longer than chargeMargin to be read (a stalled
-// network path back, or a gateway paused for that long), which is the one
-// remaining way for a refused request to be charged.
+// least chargeMargin before the gateway gave up. Such a call may still
+// have its reply held behind a stall (Redis writes replies at the end of
+// its event loop's turn); Redis.charge keeps reading for lateReplyWait
+// and takes the charge back when the late reply says it charged. What
+// remains charged for a caller who gave up is a call whose reply never
+// comes (the connection or the server died) or whose undo fails.
 
 const (
 	// chargeMargin is how much earlier than the caller's deadline Redis
