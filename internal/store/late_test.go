@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,10 +38,18 @@ import (
 // makes the store take the charge back. Both must end exactly at what
 // was admitted; under DEBUG SLEEP with calls in flight, refunds must
 // have happened (or the test did not exercise them).
+//
+// "reply-hold" stalls the way back instead: a proxy between the clients
+// and Redis passes requests at once and holds Redis's replies for 2 s,
+// so that every call runs in time and is answered too late: every charge
+// must be taken back.
 func TestRedisStallChargesNothingLate(t *testing.T) {
 	srv := redistest.StartWith(t, "--enable-debug-command", "yes")
-	for _, mode := range []string{"debug-sleep", "client-pause"} {
+	for _, mode := range []string{"debug-sleep", "client-pause", "reply-hold"} {
 		for _, inFlight := range []bool{false, true} {
+			if mode == "reply-hold" && !inFlight {
+				continue
+			}
 			name := mode
 			if inFlight {
 				name += "/in-flight"
@@ -50,10 +60,10 @@ func TestRedisStallChargesNothingLate(t *testing.T) {
 				if after != 0 {
 					t.Errorf("%d units were charged beyond those admitted, want 0", after)
 				}
-				if mode == "debug-sleep" && inFlight && refunded == 0 {
-					t.Errorf("no late charge was taken back: the calls in flight were not run before the stall, the test shows nothing")
+				if mode == "reply-hold" && refunded == 0 {
+					t.Errorf("no late charge was taken back: no reply was held, the test shows nothing")
 				}
-				if mode == "debug-sleep" && before == 0 {
+				if mode != "client-pause" && before == 0 {
 					t.Errorf("the control load was not charged late: the stall did not queue calls, the test shows nothing")
 				}
 			})
@@ -67,13 +77,19 @@ func TestRedisStallChargesNothingLate(t *testing.T) {
 func stallRun(t *testing.T, addr, mode string, inFlight bool) (control, guarded int64, refunded uint64) {
 	const timeout = 200 * time.Millisecond
 	prefix := "late-" + mode + ":" + strconv.FormatBool(inFlight) + ":"
+	redisAddr := addr
+	var proxy *holdProxy
+	if mode == "reply-hold" {
+		proxy = newHoldProxy(t, addr)
+		addr = proxy.addr
+	}
 	st, err := NewRedis(RedisOptions{Addrs: []string{addr}, KeyPrefix: prefix + "new:", ReadTimeout: timeout, WriteTimeout: timeout, DialTimeout: timeout})
 	must(t, err)
 	defer st.Close()
 	old := redis.NewClient(&redis.Options{Addr: addr, ReadTimeout: timeout, WriteTimeout: timeout, DialTimeout: timeout,
 		MaxRetries: -1, ContextTimeoutEnabled: true})
 	defer old.Close()
-	admin := redis.NewClient(&redis.Options{Addr: addr, ReadTimeout: 10 * time.Second, MaxRetries: -1})
+	admin := redis.NewClient(&redis.Options{Addr: redisAddr, ReadTimeout: 10 * time.Second, MaxRetries: -1})
 	defer admin.Close()
 	ctx := context.Background()
 
@@ -142,6 +158,9 @@ func stallRun(t *testing.T, addr, mode string, inFlight bool) (control, guarded 
 	case "client-pause":
 		must(t, admin.Do(ctx, "CLIENT", "PAUSE", "2000", "ALL").Err())
 		go func() { stallDone <- nil }()
+	case "reply-hold":
+		proxy.hold()
+		go func() { stallDone <- nil }()
 	}
 	// The stall is on once a PING goes unanswered for 50 ms.
 	probe := redis.NewClient(&redis.Options{Addr: addr, ReadTimeout: 50 * time.Millisecond, MaxRetries: -1})
@@ -153,10 +172,15 @@ func stallRun(t *testing.T, addr, mode string, inFlight bool) (control, guarded 
 	if err := <-stallDone; err != nil {
 		t.Fatalf("stall: %v", err)
 	}
+	if proxy != nil {
+		time.Sleep(2 * time.Second) // the stall's length, as DEBUG SLEEP 2
+		proxy.release()
+	}
 	// Over once a PING is answered (this one waits for the stall's end).
 	must(t, admin.Ping(ctx).Err())
+	a2, a3 := admitted[2].Load(), admitted[3].Load()
 	waitFor(t, 10*time.Second, "calls admitted after the stall", func() bool {
-		return admitted[2].Load() > 0 && admitted[3].Load() > 0
+		return admitted[2].Load() > a2 && admitted[3].Load() > a3
 	})
 	stop.Store(true)
 	wg.Wait()
@@ -189,6 +213,75 @@ func stallRun(t *testing.T, addr, mode string, inFlight bool) (control, guarded 
 		t.Errorf("%d late charges could not be taken back", failed)
 	}
 	return oldCharged - oldAdmitted, newCharged - newAdmitted, refunded
+}
+
+// holdProxy is a TCP proxy to Redis that passes requests at once and,
+// while held, keeps Redis's replies back.
+type holdProxy struct {
+	addr string
+	mu   sync.Mutex
+	gate chan struct{} // closed when replies may flow; replaced by hold
+}
+
+func newHoldProxy(t *testing.T, target string) *holdProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	p := &holdProxy{addr: ln.Addr().String(), gate: make(chan struct{})}
+	close(p.gate)
+	var conns sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); conns.Wait() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			conns.Add(2)
+			go func() { // requests: at once
+				defer conns.Done()
+				io.Copy(s, c)
+				s.Close()
+			}()
+			go func() { // replies: not while held
+				defer conns.Done()
+				defer c.Close()
+				buf := make([]byte, 32<<10)
+				for {
+					n, err := s.Read(buf)
+					if n > 0 {
+						p.mu.Lock()
+						g := p.gate
+						p.mu.Unlock()
+						<-g
+						if _, werr := c.Write(buf[:n]); werr != nil {
+							return
+						}
+					}
+					if err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return p
+}
+
+func (p *holdProxy) hold() {
+	p.mu.Lock()
+	p.gate = make(chan struct{})
+	p.mu.Unlock()
+}
+
+func (p *holdProxy) release() {
+	p.mu.Lock()
+	close(p.gate)
+	p.mu.Unlock()
 }
 
 // quiet waits until Redis has run no script, transaction or INCRBY for
