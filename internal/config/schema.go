@@ -242,17 +242,24 @@ type Store struct {
 	Redis *Redis `yaml:"redis"`
 }
 
-// Redis is a Redis server (or a Redis Cluster) holding shared state.
+// Redis is a Redis server, a Redis Cluster, or a master found through
+// Redis Sentinel, holding shared state.
 type Redis struct {
 	// Addresses are host:port of the server, or of cluster nodes (more
-	// than one address means Redis Cluster). Required.
+	// than one address means Redis Cluster). Required unless Sentinel is
+	// set, and then not allowed.
 	Addresses []string `yaml:"addresses"`
-	// Username and Password authenticate (ACL or requirepass).
+	// Sentinel finds the master through Redis Sentinel and follows it
+	// across failovers.
+	Sentinel *RedisSentinel `yaml:"sentinel"`
+	// Username and Password authenticate to the data nodes (ACL or
+	// requirepass).
 	Username string  `yaml:"username"`
 	Password *Secret `yaml:"password"`
 	// DB selects the database (not with a cluster). Default 0.
 	DB int `yaml:"db"`
-	// TLS connects with TLS; CAFile, CertFile and KeyFile as for upstreams.
+	// TLS connects with TLS (to the sentinels too); CAFile, CertFile and
+	// KeyFile as for upstreams.
 	TLS *UpstreamTLS `yaml:"tls"`
 	// KeyPrefix is put before every key, so that several gateways can
 	// share one Redis. Default "gatehouse:".
@@ -264,6 +271,19 @@ type Redis struct {
 	WriteTimeout Duration `yaml:"write_timeout"`
 	// PoolSize is the connection pool size. Default 10 per CPU.
 	PoolSize int `yaml:"pool_size"`
+}
+
+// RedisSentinel names the sentinels and the master they watch.
+type RedisSentinel struct {
+	// MasterName is the name the sentinels monitor the master under.
+	// Required.
+	MasterName string `yaml:"master_name"`
+	// Addresses are host:port of sentinels. At least one.
+	Addresses []string `yaml:"addresses"`
+	// Username and Password authenticate to the sentinels, apart from the
+	// data nodes' credentials.
+	Username string  `yaml:"username"`
+	Password *Secret `yaml:"password"`
 }
 
 // PolicySpec is one entry of a route's policies: the policy type and its
