@@ -160,12 +160,17 @@ func sentinelFailover(t *testing.T, useTLS bool) {
 	var firstAfter atomic.Int64
 	var stop atomic.Bool
 	var wg sync.WaitGroup
+	// gate lets the test hold the load for the moment it takes to make
+	// the replica catch up before the kill (see below).
+	var gate sync.RWMutex
 	defer func() { stop.Store(true); wg.Wait() }() // before st.Close, on failures too
 	for range workers {
 		wg.Go(func() {
 			for !stop.Load() {
 				began := time.Now().UnixNano()
+				gate.RLock()
 				d, err := st.Allow(ctx, "k", lim, 1)
+				gate.RUnlock()
 				switch {
 				case err != nil:
 					if !errors.Is(err, ErrUnavailable) {
@@ -184,6 +189,20 @@ func sentinelFailover(t *testing.T, useTLS bool) {
 		})
 	}
 	waitFor(t, 30*time.Second, "300 units admitted", func() bool { return admitted.Load() >= 300 })
+	// Replication is asynchronous: what the replica has not received when
+	// the master dies is lost, however many writes that is (on a loaded
+	// machine it was hundreds). To measure what the failover itself
+	// loses, the load is held while WAIT makes the replica catch up, and
+	// the master is killed as the load resumes: what is lost then is the
+	// calls in flight around the kill.
+	gate.Lock()
+	direct := redis.NewClient(&redis.Options{Addr: su.master.Addr(), Username: dataUser, Password: dataPass, TLSConfig: su.tls})
+	if n, err := direct.Wait(ctx, 1, 30*time.Second).Result(); err != nil || n < 1 {
+		gate.Unlock()
+		t.Fatalf("WAIT for the replica: %d, %v", n, err)
+	}
+	direct.Close()
+	gate.Unlock()
 	killed.Store(time.Now().UnixNano())
 	atKill := admitted.Load()
 	su.master.Stop()
@@ -204,8 +223,8 @@ func sentinelFailover(t *testing.T, useTLS bool) {
 	if downs != 1 || ups != 1 {
 		t.Errorf("the store went down %d and up %d times, want once each", downs, ups)
 	}
-	if loss < -workers || loss > workers {
-		t.Errorf("admitted %d against a burst of %d: the failover lost or added %d units, want at most the %d calls in flight", admitted.Load(), lim[0].Rate, loss, workers)
+	if loss < -2*workers || loss > 2*workers {
+		t.Errorf("admitted %d against a burst of %d: the failover lost or added %d units, want at most about the %d calls in flight around the kill", admitted.Load(), lim[0].Rate, loss, workers)
 	}
 	// The promoted replica is the master now.
 	sc := redis.NewSentinelClient(&redis.Options{Addr: su.sentinels[0].Addr(), Username: sentUser, Password: sentPass, TLSConfig: su.tls})
