@@ -18,15 +18,22 @@ func TestPromptHead(t *testing.T) {
 		name  string
 		first string // sent with the head
 		size  bool   // Content-Length set
+		tls   bool   // an https upstream: ReverseProxy's path
 	}{
-		{"length, nothing yet", "", true},
-		{"length, a first part", "first ", true},
-		{"chunked, nothing yet", "", false},
-		{"chunked, a first part", "first ", false},
+		{"length, nothing yet", "", true, false},
+		{"length, a first part", "first ", true, false},
+		{"chunked, nothing yet", "", false, false},
+		{"chunked, a first part", "first ", false, false},
+		{"https, length, nothing yet", "", true, true},
+		{"https, chunked, nothing yet", "", false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			release := make(chan struct{})
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			newServer := httptest.NewServer
+			if tc.tls {
+				newServer = httptest.NewTLSServer
+			}
+			srv := newServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				if tc.size {
 					w.Header().Set("Content-Length", strconv.Itoa(len(tc.first)+len("rest")))
 				}
@@ -41,7 +48,11 @@ func TestPromptHead(t *testing.T) {
 				io.WriteString(w, "rest")
 			}))
 			defer srv.Close()
-			g := startGateway(t, simpleConfig, map[string]string{"UP": srv.URL, "TRUSTED": "[]"})
+			cfg := simpleConfig
+			if tc.tls {
+				cfg = promptTLSConfig
+			}
+			g := startGateway(t, cfg, map[string]string{"UP": srv.URL, "TRUSTED": "[]"})
 			type result struct {
 				resp *http.Response
 				err  error
@@ -70,3 +81,14 @@ func TestPromptHead(t *testing.T) {
 		})
 	}
 }
+
+const promptTLSConfig = `
+listeners:
+  - name: main
+    address: 127.0.0.1:0
+admin: {address: "off"}
+routes:
+  - name: slow
+    match: {path_prefix: /}
+    upstream: {url: "${UP}", tls: {insecure_skip_verify: true}}
+`

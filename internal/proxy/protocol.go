@@ -167,6 +167,9 @@ func checkHeader(h http.Header) error {
 // rejected it. The exchange's trace (rpTrace) tells that case apart: the
 // upstream had begun to answer and no response came of it.
 func (u *Upstream) rpError(w http.ResponseWriter, r *http.Request, err error) {
+	if h, ok := w.(headFlusher); ok {
+		w = h.ResponseWriter // the writer the gateway handed to ServeHTTP
+	}
 	err = classifyTransportError(err)
 	if st, ok := r.Context().Value(rpStateKey{}).(*rpState); ok && !UpstreamProtocol(err) &&
 		st.firstByte.Load() && errors.Is(err, net.ErrClosed) && r.Context().Err() == nil {

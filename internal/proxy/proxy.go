@@ -234,8 +234,29 @@ func (u *Upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	r = rpTrace(r)
 	defer closeResponse(r)
-	u.rp.ServeHTTP(w, r)
+	u.rp.ServeHTTP(headFlusher{w}, r)
 }
+
+// headFlusher sends a final response's head as soon as ReverseProxy
+// writes it, rather than with the first body bytes: ReverseProxy copies
+// the body only as it arrives, so without this a slow upstream's answer
+// looks hung to the client. (The h1 client flushes when the upstream
+// pauses, saving the head's own write when the body came with it; an
+// https or h2c upstream's body gives no such view.)
+type headFlusher struct{ http.ResponseWriter }
+
+func (h headFlusher) WriteHeader(code int) {
+	h.ResponseWriter.WriteHeader(code)
+	if code >= 200 {
+		if f, ok := h.ResponseWriter.(http.Flusher); ok {
+			f.Flush()
+		}
+	}
+}
+
+// Unwrap lets http.ResponseController reach the writer (flushes, the
+// WebSocket hijack).
+func (h headFlusher) Unwrap() http.ResponseWriter { return h.ResponseWriter }
 
 // upgradeAllowed reports a WebSocket handshake (RFC 6455 §4.1: a GET over
 // HTTP/1.1, without a body, asking for exactly "websocket") to an upstream
