@@ -351,8 +351,8 @@ func (s *Session) Decrypt(d *Data, authenticated bool) ([]etree.Token, error) {
 }
 
 // Replace decrypts d and puts the plaintext nodes in its place in the
-// tree; it returns the elements put there.
-func (s *Session) Replace(d *Data, authenticated bool) ([]*etree.Element, error) {
+// tree; it returns the nodes put there.
+func (s *Session) Replace(d *Data, authenticated bool) ([]etree.Token, error) {
 	nodes, err := s.Decrypt(d, authenticated)
 	if err != nil {
 		return nil, err
@@ -363,14 +363,10 @@ func (s *Session) Replace(d *Data, authenticated bool) ([]*etree.Element, error)
 	}
 	at := d.Element.Index()
 	parent.RemoveChildAt(at)
-	var els []*etree.Element
 	for i, t := range nodes {
 		parent.InsertChildAt(at+i, t)
-		if e, ok := t.(*etree.Element); ok {
-			els = append(els, e)
-		}
 	}
-	return els, nil
+	return nodes, nil
 }
 
 func randomKey(n int) []byte {

@@ -158,6 +158,17 @@ type message struct {
 	ut        *etree.Element
 	bsts      []*etree.Element
 	signature *etree.Element
+
+	// Decryption (encryption.go): whether anything was decrypted, the
+	// signature verified before decryption, the EncryptedData each
+	// decrypted element came from, every decrypted node, and whether the
+	// Body's content was decrypted.
+	enc           bool
+	decrypted     bool
+	early         *earlySig
+	origin        map[*etree.Element]*etree.Element
+	plain         map[etree.Token]bool
+	bodyDecrypted bool
 }
 
 // Apply checks the request's WS-Security header. It returns a *Denial with
@@ -181,7 +192,7 @@ func (p *Policy) Apply(ctx context.Context, ex *policy.Exchange) error {
 		return err
 	}
 	ex.Principal = res.Principal
-	if !p.s.keepHeader {
+	if !p.s.keepHeader || res.Decrypted {
 		ex.SetBody(res.Message)
 	}
 	return nil
@@ -196,8 +207,12 @@ type Result struct {
 	Certificate *x509.Certificate
 	// Message is the message without the gateway's Security header, cut
 	// out byte for byte; the message as given when keep_security_header
-	// is set.
+	// is set. When the message was decrypted, it is the decrypted message
+	// serialized (see Decrypted).
 	Message []byte
+	// Decrypted reports that Message is the plaintext of an encrypted
+	// message.
+	Decrypted bool
 }
 
 // Verify checks the WS-Security header of msg exactly as Apply checks a
@@ -224,6 +239,9 @@ func (p *Policy) verify(ctx context.Context, msg []byte, tls bool, doc *etree.Do
 		return nil, d
 	}
 	now := p.now()
+	if d := p.decrypt(m, now); d != nil {
+		return nil, d
+	}
 	if m.timestamp == nil {
 		if p.s.tsRequired {
 			return nil, fault(CodeInvalidSecurity, "no Timestamp in the Security header")
@@ -309,7 +327,13 @@ func (p *Policy) verify(ctx context.Context, msg []byte, tls bool, doc *etree.Do
 	}
 	pr.Consumer = pr.Subject
 	res := &Result{Principal: pr, Certificate: cert, Message: body}
-	if !p.s.keepHeader {
+	if m.decrypted {
+		nb, err := p.plaintext(m)
+		if err != nil {
+			return nil, fmt.Errorf("wssecurity: writing the decrypted message: %w", err)
+		}
+		res.Message, res.Decrypted = nb, true
+	} else if !p.s.keepHeader {
 		nb, err := removeElement(body, m)
 		if err != nil {
 			return nil, fmt.Errorf("wssecurity: removing the Security header: %w", err)
@@ -354,7 +378,7 @@ func (p *Policy) parse(body []byte, doc *etree.Document) (*message, *policy.Deni
 	if err := checkProlog(body); err != nil {
 		return nil, fault(CodeInvalidSecurity, "%v", err)
 	}
-	m := &message{doc: doc}
+	m := &message{doc: doc, enc: p.s.enc != nil}
 	if doc == nil {
 		m.doc = etree.NewDocument()
 		m.doc.ReadSettings = etree.ReadSettings{
@@ -501,6 +525,8 @@ func (m *message) collect() *policy.Denial {
 			m.ut = k
 		case ns == NamespaceWSSE && k.Tag == "BinarySecurityToken":
 			m.bsts = append(m.bsts, k)
+		case m.enc && isEnc(k):
+			// Handled by decrypt, which runs collect again afterwards.
 		case ns == xmlsig.NamespaceDSig && k.Tag == "Signature":
 			if m.signature != nil {
 				return fault(CodeInvalidSecurity, "more than one Signature")
