@@ -2,6 +2,8 @@ package wssecurity
 
 import (
 	"crypto/x509/pkix"
+	"encoding/json"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -156,5 +158,59 @@ func TestXmlsec1Encrypted(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestPythonXmlsecEncrypted: messages encrypted (and signed) by
+// python3-xmlsec (libxmlsec1's Python binding) in SOAP 1.1 and 1.2: the
+// good ones pass and reach the service decrypted, the bad ones get the
+// one decryption fault.
+func TestPythonXmlsecEncrypted(t *testing.T) {
+	py := xmlsigtest.PythonPeers(t)
+	f := newEncFixture(t)
+	dir := t.TempDir()
+	stranger := f.ca.Issue(t, pkix.Name{CommonName: "someone else"}, f.stranger, nil)
+	now := time.Now()
+	msgs := map[string]string{
+		"soap11": docString(t, utEnc(t, now, false)),
+		"soap12": docString(t, utEnc(t, now, true)),
+	}
+	spec, err := json.Marshal(map[string]any{
+		"messages": msgs,
+		"cert":     f.certFile,
+		"stranger": writeFile(t, dir, "stranger.pem", stranger.CertPEM()),
+		"key":      writeFile(t, dir, "key.pem", f.leaf.KeyPEM(t)),
+		"signcert": writeFile(t, dir, "signcert.pem", f.leaf.CertPEM()),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	specFile, _ := filepath.Abs(writeFile(t, dir, "spec.json", spec))
+	script, _ := filepath.Abs("testdata/pypeers/encpeer.py")
+	var out map[string]string
+	if err := json.Unmarshal(xmlsigtest.Run(t, py, script, specFile), &out); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"body": "", "body-gcm128": "", "username-token": "", "signed-then-encrypted": "", "encrypted-then-signed": "",
+		"tampered": CodeFailedCheck, "wrong-key": CodeFailedCheck, "rsa15": CodeFailedCheck, "unsigned-cbc": CodeFailedCheck,
+	}
+	if len(out) != 2*len(want) {
+		t.Fatalf("python3-xmlsec made %d messages, want %d", len(out), 2*len(want))
+	}
+	for name, msg := range out {
+		_, kind, _ := strings.Cut(name, " ")
+		code, ok := want[kind]
+		if !ok {
+			t.Fatalf("unexpected case %q", name)
+		}
+		t.Run(name, func(t *testing.T) {
+			p := build(t, f.config("  allow_cbc: true\n"), &clock{now.Add(time.Second)})
+			fwd, err := forwarded(t, p, msg)
+			wantCode(t, err, code)
+			if code == "" && (!strings.Contains(fwd, "<m:id>p-1001</m:id>") || strings.Contains(fwd, "EncryptedData")) {
+				t.Fatalf("forwarded:\n%s", fwd)
+			}
+		})
 	}
 }
