@@ -449,6 +449,14 @@ func (s *Session) parse(at *etree.Element, plain []byte, cipherLen int, fail boo
 		return nil, ErrDecrypt
 	}
 	if err != nil {
+		// A plaintext refused early (a DTD at its start) would cost less
+		// than a failed decryption, which scans a filler of its length:
+		// scan that filler too, so that the refusal costs at least as
+		// much whichever step failed.
+		f := filler(cipherLen)
+		fd := make([]byte, 0, len(open)+len(f)+len(close))
+		fd = append(append(append(fd, open...), f...), close...)
+		xmlscan.Scan(fd, lim)
 		return nil, err
 	}
 	d := etree.NewDocument()
