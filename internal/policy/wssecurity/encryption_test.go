@@ -29,7 +29,7 @@ type encFixture struct {
 	keyFile  string
 }
 
-func newEncFixture(t *testing.T) *encFixture {
+func newEncFixture(t testing.TB) *encFixture {
 	f := &encFixture{x509Fixture: newX509Fixture(t)}
 	f.gw = f.ca.Issue(t, pkix.Name{CommonName: "gateway encryption"}, xmlsigtest.RSAKey(t, 4), func(c *x509.Certificate) {
 		c.KeyUsage = x509.KeyUsageKeyEncipherment
@@ -44,7 +44,7 @@ func newEncFixture(t *testing.T) *encFixture {
 
 func (f *encFixture) config(extra string) string {
 	return f.x509Fixture.config("") +
-		"username_token: {users: [{username: alice, password: s3cret}]}\n" +
+		"username_token: {text: allowed, users: [{username: alice, password: s3cret}]}\n" +
 		"encryption:\n  keys: [{certificate: " + f.certFile + ", key: {file: " + f.keyFile + "}}]\n" + extra
 }
 
