@@ -199,6 +199,9 @@ type Session struct {
 type unwrapped struct {
 	key []byte
 	ok  bool
+	// ck is the key cache's key for it, committed only once content
+	// decrypted under it (see Options.KeyCache); nil when not cached.
+	ck *[32]byte
 }
 
 // NewSession starts the decryption of one document. resolve finds an
@@ -321,8 +324,9 @@ func (s *Session) Decrypt(d *Data, authenticated bool) ([]etree.Token, error) {
 	if want == 0 {
 		want = 32
 	}
-	key, ok := s.contentKey(d.keyInfo, want)
-	if !ok || len(key) != want {
+	u := s.contentKey(d.keyInfo, want)
+	key := u.key
+	if !u.ok || len(key) != want {
 		fail = true
 	}
 	if fail {
@@ -343,6 +347,15 @@ func (s *Session) Decrypt(d *Data, authenticated bool) ([]etree.Token, error) {
 	nodes, err := s.parse(d.Element, plain, len(d.cipherValue), fail)
 	if err != nil || fail {
 		return nil, ErrDecrypt
+	}
+	if u.ck != nil {
+		// Content authenticated under this key (a GCM tag, or a CBC
+		// ciphertext a verified signature covers): whoever sent the
+		// EncryptedKey knew the key, so remembering it tells nobody
+		// anything. Remembering every key that merely unwrapped would
+		// be an OAEP validity oracle: send a changed EncryptedKey twice
+		// and time the second.
+		s.d.cache.put(*u.ck, u.key, s.d.opts.KeyCache, s.d.opts.KeyCacheTTL)
 	}
 	if d.Type == TypeElement {
 		n := 0
@@ -573,19 +586,20 @@ func xmlEscape(b *strings.Builder, s string) {
 	}
 }
 
-// contentKey finds and unwraps the content key of keyInfo; ok is false
-// when none could be (the caller then uses a random key).
-func (s *Session) contentKey(keyInfo *etree.Element, want int) ([]byte, bool) {
+// contentKey finds and unwraps the content key of keyInfo; its ok is
+// false when none could be (the caller then uses a random key).
+func (s *Session) contentKey(keyInfo *etree.Element, want int) *unwrapped {
 	ek := s.encryptedKey(keyInfo)
 	if ek == nil {
-		return nil, false
+		return &unwrapped{}
 	}
 	if u := s.keys[ek]; u != nil {
-		return u.key, u.ok
+		return u
 	}
-	key, ok := s.d.unwrap(ek, want)
-	s.keys[ek] = &unwrapped{key, ok}
-	return key, ok
+	key, ok, ck := s.d.unwrap(ek, want)
+	u := &unwrapped{key: key, ok: ok, ck: ck}
+	s.keys[ek] = u
+	return u
 }
 
 // encryptedKey finds the EncryptedKey an EncryptedData's KeyInfo names:
@@ -633,7 +647,7 @@ func (s *Session) encryptedKey(keyInfo *etree.Element) *etree.Element {
 // for uses outside EncryptedData (a SAML EncryptedAssertion's key is one).
 // It returns ErrDecrypt however it fails.
 func (d *Decrypter) UnwrapKey(ek *etree.Element, want int) ([]byte, error) {
-	k, ok := d.unwrap(ek, want)
+	k, ok, _ := d.unwrap(ek, want)
 	if !ok {
 		return nil, ErrDecrypt
 	}
@@ -643,8 +657,10 @@ func (d *Decrypter) UnwrapKey(ek *etree.Element, want int) ([]byte, error) {
 // unwrap decrypts an EncryptedKey. It does the work of an RSA decryption
 // whenever an RSA key is configured and the EncryptedKey is not a key
 // wrap, even when the algorithm is refused or no key matches, so that the
-// cost of a refusal does not say why.
-func (d *Decrypter) unwrap(ek *etree.Element, want int) ([]byte, bool) {
+// cost of a refusal does not say why; only a key the cache holds (one
+// that decrypted content before) saves it. ck is the cache key to commit
+// the key under once content decrypts with it.
+func (d *Decrypter) unwrap(ek *etree.Element, want int) (key []byte, ok bool, ck *[32]byte) {
 	var method, keyInfo, cipherData *etree.Element
 	for _, k := range ek.ChildElements() {
 		switch {
@@ -656,61 +672,56 @@ func (d *Decrypter) unwrap(ek *etree.Element, want int) ([]byte, bool) {
 			cipherData = k
 		case k.NamespaceURI() == NamespaceXENC && (k.Tag == "ReferenceList" || k.Tag == "CarriedKeyName" || k.Tag == "EncryptionProperties"):
 		default:
-			return nil, false
+			return nil, false, nil
 		}
 	}
 	if method == nil || cipherData == nil {
-		return nil, false
+		return nil, false, nil
 	}
 	ct, err := cipherValue(cipherData)
 	if err != nil {
-		return nil, false
+		return nil, false, nil
 	}
 	alg := method.SelectAttrValue("Algorithm", "")
 	switch alg {
 	case KWAES128, KWAES192, KWAES256:
 		kek := d.symmetric(keyInfo)
 		if kek == nil || len(kek) != map[string]int{KWAES128: 16, KWAES192: 24, KWAES256: 32}[alg] {
-			return nil, false
+			return nil, false, nil
 		}
 		k, err := Unwrap(kek, ct)
-		return k, err == nil && len(k) == want
+		return k, err == nil && len(k) == want, nil
 	}
 	if len(d.keys.RSA) == 0 {
-		return nil, false
+		return nil, false, nil
 	}
 	opts, okAlg := oaepOptions(alg, method)
-	key, found := d.rsaKey(keyInfo)
+	rk, found := d.rsaKey(keyInfo)
 	if !found {
-		key = &d.keys.RSA[0]
+		rk = &d.keys.RSA[0]
 	}
 	if opts == nil {
 		opts = &rsa.OAEPOptions{Hash: crypto.SHA1}
 	}
-	var ck *[32]byte
 	if d.opts.KeyCache > 0 && okAlg && found {
 		h := sha256.New()
-		fmt.Fprintf(h, "%p\x00%s\x00%d\x00%d\x00%x\x00%d\x00", key, alg, opts.Hash, opts.MGFHash, opts.Label, want)
+		fmt.Fprintf(h, "%p\x00%s\x00%d\x00%d\x00%x\x00%d\x00", rk, alg, opts.Hash, opts.MGFHash, opts.Label, want)
 		h.Write(ct)
 		var sum [32]byte
 		h.Sum(sum[:0])
 		ck = &sum
 		if k := d.cache.get(sum); k != nil {
-			return k, true
+			return k, true, nil
 		}
 	}
 	// The RSA operation runs in every case, refused algorithm or unknown
 	// key included; its result counts only when all else holds. Go's
 	// OAEP decoding is constant time and has one error.
-	k, err := key.Key.Decrypt(nil, ct, opts)
-	ok := err == nil && okAlg && found && len(k) == want
-	if !ok {
-		return nil, false
+	k, err := rk.Key.Decrypt(nil, ct, opts)
+	if err != nil || !okAlg || !found || len(k) != want {
+		return nil, false, nil
 	}
-	if ck != nil {
-		d.cache.put(*ck, k, d.opts.KeyCache, d.opts.KeyCacheTTL)
-	}
-	return k, true
+	return k, true, ck
 }
 
 // oaepOptions reads an RSA-OAEP EncryptionMethod: DigestMethod SHA-1 (the

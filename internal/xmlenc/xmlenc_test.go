@@ -412,3 +412,52 @@ func TestNewRefusesWeakKeys(t *testing.T) {
 		t.Error("key not matching its certificate accepted")
 	}
 }
+
+// TestKeyCacheOnlyAfterContent: an EncryptedKey is remembered only once
+// content decrypted under it. Remembering every key that unwrapped would
+// be an OAEP validity oracle: an attacker sends a changed EncryptedKey
+// twice and times the second.
+func TestKeyCacheOnlyAfterContent(t *testing.T) {
+	f := newFixture(t)
+	d, err := New(Keys{RSA: []RSAKey{{Key: f.k1.Key.(*rsa.PrivateKey), Cert: f.k1.Cert}}}, Options{KeyCache: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.d = d
+	cached := func() int {
+		d.cache.mu.Lock()
+		defer d.cache.mu.Unlock()
+		return len(d.cache.m)
+	}
+	// Valid key, tampered content: unwraps, but is not remembered.
+	doc, b := envelope(t, body)
+	if _, err := EncryptInPlace(b, TypeContent, AES256GCM, pub(f.k1), KeyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cv := b.FindElement(".//EncryptedData/CipherData/CipherValue")
+	v, _ := base64.StdEncoding.DecodeString(cv.Text())
+	v[len(v)-1] ^= 1
+	good := cv.Text()
+	cv.SetText(base64.StdEncoding.EncodeToString(v))
+	bad := doc.Copy()
+	if _, err := decryptBody(t, f, bad, false); err != ErrDecrypt {
+		t.Fatalf("tampered content: %v", err)
+	}
+	if n := cached(); n != 0 {
+		t.Fatalf("%d keys cached after a failed decryption", n)
+	}
+	// The same key with its real content: remembered, and used again.
+	cv.SetText(good)
+	for range 2 {
+		if _, err := decryptBody(t, f, doc.Copy(), false); err != nil {
+			t.Fatal(err)
+		}
+		if n := cached(); n != 1 {
+			t.Fatalf("%d keys cached after a good decryption, want 1", n)
+		}
+	}
+	// A cached key does not make a tampered message pass.
+	if _, err := decryptBody(t, f, bad.Copy(), false); err != ErrDecrypt {
+		t.Fatalf("tampered content with a cached key: %v", err)
+	}
+}
