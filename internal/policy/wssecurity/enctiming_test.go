@@ -24,6 +24,32 @@ func TestDecryptionRefusalTiming(t *testing.T) {
 	now := time.Now()
 	p := build(t, f.config("  allow_cbc: true\n"), &clock{now})
 	classes := refusalClasses(t, f, now)
+	// A real difference shows in every run; a burst of load on a shared
+	// machine rarely twice in a row: up to three runs, and the test fails
+	// only when every one of them separates some pair.
+	for attempt := 1; ; attempt++ {
+		worst, pair := measureRefusals(t, p, classes)
+		if worst <= refusalBound {
+			return
+		}
+		if attempt == 3 {
+			t.Fatalf("%s are separable by time: KS D = %.3f > %.2f in %d runs", pair, worst, refusalBound, attempt)
+		}
+		t.Logf("run %d: %s KS D = %.3f; measuring again", attempt, pair, worst)
+	}
+}
+
+// refusalBound bounds the KS statistic between two refusal classes. The
+// critical value for n = m = 150 at alpha = 0.001 is about
+// 1.95*sqrt(2/150) = 0.23; the bound is above it so that a loaded
+// machine's noise does not fail the test, while a class that skips the
+// RSA operation (most of the cost) gives D near 1, and one that skips
+// the plaintext scan about 0.3.
+const refusalBound = 0.3
+
+// measureRefusals times rounds of the classes, interleaved in random
+// order, and returns the largest pairwise KS statistic and its pair.
+func measureRefusals(t *testing.T, p *Policy, classes []classMsg) (float64, string) {
 	const rounds = 150
 	samples := make([][]float64, len(classes))
 	order := make([]int, len(classes))
@@ -51,21 +77,17 @@ func TestDecryptionRefusalTiming(t *testing.T) {
 		slices.Sort(s)
 		t.Logf("%-14s median %v", classes[i].name, time.Duration(s[len(s)/2]))
 	}
-	// KS critical value for n = m = 150 at alpha = 0.001 is about
-	// 1.95*sqrt(2/150) = 0.23; the bound is well above it so that a
-	// loaded machine's noise does not fail the test, while a class that
-	// skips the RSA operation (about all of the cost) or the decryption
-	// would give D near 1.
-	const bound = 0.3
+	worst, pair := 0.0, ""
 	for i := range classes {
 		for j := i + 1; j < len(classes); j++ {
 			d := ksStatistic(samples[i], samples[j])
 			t.Logf("KS %s vs %s: D = %.3f", classes[i].name, classes[j].name, d)
-			if d > bound {
-				t.Errorf("%s and %s are separable by time: KS D = %.3f > %.2f", classes[i].name, classes[j].name, d, bound)
+			if d > worst {
+				worst, pair = d, classes[i].name+" and "+classes[j].name
 			}
 		}
 	}
+	return worst, pair
 }
 
 // ksStatistic is the two-sample Kolmogorov–Smirnov statistic: the
