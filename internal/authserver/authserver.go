@@ -39,6 +39,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/clientip"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/revocation"
+	"github.com/gatehouse/gatehouse/internal/saml2/lifecycle"
 	"github.com/gatehouse/gatehouse/internal/store"
 )
 
@@ -186,6 +187,11 @@ func New(cfg config.AuthorizationServer, deps Deps) (*Server, error) {
 		stop()
 		return nil, fmt.Errorf("authserver: subscribing to revocations: %w", err)
 	}
+	cancelCh, err := deps.Store.Subscribe(bg, lifecycle.CancelChannel)
+	if err != nil {
+		stop()
+		return nil, fmt.Errorf("authserver: subscribing to assertion cancellations: %w", err)
+	}
 	if err := srv.loadRevocations(ctx); err != nil {
 		stop()
 		return nil, err
@@ -211,6 +217,7 @@ func New(cfg config.AuthorizationServer, deps Deps) (*Server, error) {
 	}
 	srv.wg.Go(func() { srv.refreshLoop(bg, interval) })
 	srv.wg.Go(func() { srv.watchRevocations(bg, revCh) })
+	srv.wg.Go(func() { srv.watchCancellations(bg, cancelCh) })
 	for _, c := range s.clientsSorted {
 		if c.demo {
 			srv.log.Warn("DEMO-ONLY client registered; its secret is public, never use it in production", "client_id", c.id)

@@ -68,6 +68,7 @@ type client struct {
 	lifetime  time.Duration
 	claims    map[string]string // fixed claims of its tokens
 	demo      bool
+	mayExch   []string // client ids whose tokens it may exchange (may_exchange)
 }
 
 func (c *client) allows(method string) bool { return slices.Contains(c.methods, method) }
@@ -183,6 +184,12 @@ func newClient(cc *config.AuthClient, s *settings, cfg *config.Config, field, ba
 		lifetime:  durOr(cc.TokenLifetime, s.lifetime),
 		claims:    cc.Claims,
 		demo:      cc.Demo,
+		mayExch:   cc.MayExchange,
+	}
+	for i, id := range cc.MayExchange {
+		if id == "" {
+			return nil, configError(cfg, fmt.Sprintf("%s.may_exchange[%d]", field, i), "empty client id")
+		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(cc.Claims)) {
 		if registeredClaims[name] || name == "" {

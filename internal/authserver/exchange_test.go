@@ -1,7 +1,6 @@
 package authserver
 
 import (
-	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -12,6 +11,8 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"math/big"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -126,6 +127,13 @@ func newSAMLSigner(t testing.TB) *samlSigner {
 type assertionOpts struct {
 	id, issuer, subject, audience string
 	notBefore, notOnOrAfter       time.Time
+	// The subject confirmation: bearer unless method says otherwise
+	// ("none": no SubjectConfirmation); its data when set.
+	method                           string
+	recipient, address, inResponseTo string
+	confNotOnOrAfter                 time.Time
+	hokCert                          *x509.Certificate
+	oneTimeUse                       bool
 }
 
 // assertion builds and signs (enveloped, over the whole Assertion) a SAML
@@ -138,12 +146,36 @@ func (s *samlSigner) assertion(t testing.TB, o assertionOpts, tamper func(*etree
 	a.CreateAttr("Version", "2.0")
 	a.CreateAttr("IssueInstant", o.notBefore.UTC().Format(time.RFC3339))
 	a.CreateElement("saml:Issuer").SetText(o.issuer)
-	a.CreateElement("saml:Subject").CreateElement("saml:NameID").SetText(o.subject)
+	subj := a.CreateElement("saml:Subject")
+	subj.CreateElement("saml:NameID").SetText(o.subject)
+	if o.method != "none" {
+		sc := subj.CreateElement("saml:SubjectConfirmation")
+		sc.CreateAttr("Method", cmpOr(o.method, saml2.MethodBearer))
+		scd := sc.CreateElement("saml:SubjectConfirmationData")
+		for _, kv := range [][2]string{{"Recipient", o.recipient}, {"Address", o.address}, {"InResponseTo", o.inResponseTo}} {
+			if kv[1] != "" {
+				scd.CreateAttr(kv[0], kv[1])
+			}
+		}
+		if !o.confNotOnOrAfter.IsZero() {
+			scd.CreateAttr("NotOnOrAfter", o.confNotOnOrAfter.UTC().Format(time.RFC3339))
+		}
+		if o.hokCert != nil {
+			scd.CreateAttr("xmlns:xsi", "http://www.w3.org/2001/XMLSchema-instance")
+			scd.CreateAttr("xsi:type", "saml:KeyInfoConfirmationDataType")
+			ki := scd.CreateElement("ds:KeyInfo")
+			ki.CreateAttr("xmlns:ds", xmlsig.NamespaceDSig)
+			ki.CreateElement("ds:X509Data").CreateElement("ds:X509Certificate").SetText(base64.StdEncoding.EncodeToString(o.hokCert.Raw))
+		}
+	}
 	cond := a.CreateElement("saml:Conditions")
 	cond.CreateAttr("NotBefore", o.notBefore.UTC().Format(time.RFC3339))
 	cond.CreateAttr("NotOnOrAfter", o.notOnOrAfter.UTC().Format(time.RFC3339))
 	if o.audience != "" { // "": none, to test that one is required
 		cond.CreateElement("saml:AudienceRestriction").CreateElement("saml:Audience").SetText(o.audience)
+	}
+	if o.oneTimeUse {
+		cond.CreateElement("saml:OneTimeUse")
 	}
 	ctx, err := dsig.NewSigningContext(s.key, [][]byte{s.cert.Raw})
 	if err != nil {
@@ -205,8 +237,8 @@ func TestExchangeSAML(t *testing.T) {
 		name, tok string
 		why       string // in the internal cause
 	}{
-		{"other audience", sts.assertion(t, with(func(o *assertionOpts) { o.audience = "https://elsewhere" }), nil), "audience is not this server"},
-		{"no audience restriction", sts.assertion(t, with(func(o *assertionOpts) { o.audience = "" }), nil), "audience is not this server"},
+		{"other audience", sts.assertion(t, with(func(o *assertionOpts) { o.audience = "https://elsewhere" }), nil), "not for this audience"},
+		{"no audience restriction", sts.assertion(t, with(func(o *assertionOpts) { o.audience = "" }), nil), "not for this audience"},
 		{"expired", sts.assertion(t, with(func(o *assertionOpts) { o.notOnOrAfter = now.Add(-time.Minute) }), nil), saml2.ErrExpired.Error()},
 		{"not yet valid", sts.assertion(t, with(func(o *assertionOpts) { o.notBefore = now.Add(time.Minute) }), nil), saml2.ErrNotYetValid.Error()},
 		{"valid for more than an hour", sts.assertion(t, with(func(o *assertionOpts) { o.notOnOrAfter = now.Add(2 * time.Hour) }), nil), "more than 1h"},
@@ -228,7 +260,7 @@ func TestExchangeSAML(t *testing.T) {
 				t.Error("the description leaks assertion content")
 			}
 			// Refused for the reason the case is about.
-			if _, err := e.srv.verifySAML(context.Background(), tc.tok); err == nil || !strings.Contains(err.Error(), tc.why) {
+			if _, err := e.srv.verifySAML(httptest.NewRequest(http.MethodPost, PathToken, nil), tc.tok, &proof{}); err == nil || !strings.Contains(err.Error(), tc.why) {
 				t.Errorf("got cause %v, want one with %q", err, tc.why)
 			}
 		})
@@ -356,11 +388,11 @@ func BenchmarkVerifySAML(b *testing.B) {
 				raw, _ := doc.WriteToBytes()
 				toks[i] = base64.RawURLEncoding.EncodeToString(raw)
 			}
-			ctx := context.Background()
+			r := httptest.NewRequest(http.MethodPost, PathToken, nil)
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := range b.N {
-				if _, err := e.srv.verifySAML(ctx, toks[i]); err != nil {
+				if _, err := e.srv.verifySAML(r, toks[i], &proof{}); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -347,6 +347,9 @@ type tokenResponse struct {
 	TokenType       string `json:"token_type"`
 	ExpiresIn       int64  `json:"expires_in"`
 	Scope           string `json:"scope,omitempty"`
+
+	jti string    // the token's id, for what must be revoked with it
+	exp time.Time // its expiry
 }
 
 // accessClaims are an RFC 9068 access token's claims.
@@ -477,6 +480,17 @@ type issueRequest struct {
 	// exp, when set, caps the token's expiry (an exchanged token does not
 	// outlive its subject token).
 	exp time.Time
+	// bind, when set, is the binding the caller established (token
+	// exchange verifies the request's DPoP proof itself, once, since a
+	// proof is spent by its first verification).
+	bind *binding
+}
+
+// binding is an access token's confirmation (RFC 7800 cnf): a DPoP key's
+// thumbprint (RFC 9449 §6), a client certificate's (RFC 8705 §3.1), both
+// or neither.
+type binding struct {
+	jkt, x5t string
 }
 
 // issue signs an access token for a, bound to the DPoP key of the
@@ -495,7 +509,18 @@ func (srv *Server) issue(r *http.Request, a *authenticated, req issueRequest) (*
 		Extra: a.c.claims,
 	}
 	tokenType := "Bearer"
-	if len(r.Header.Values("DPoP")) > 0 {
+	if b := req.bind; b != nil {
+		if b.jkt != "" || b.x5t != "" {
+			c.Cnf = map[string]string{}
+		}
+		if b.jkt != "" {
+			c.Cnf["jkt"] = b.jkt
+			tokenType = "DPoP"
+		}
+		if b.x5t != "" {
+			c.Cnf["x5t#S256"] = b.x5t
+		}
+	} else if len(r.Header.Values("DPoP")) > 0 {
 		jkt, err := srv.dpop.Verify(r.Context(), r, "", "")
 		if err != nil {
 			if d, ok := policy.AsDenial(err); ok {
@@ -523,6 +548,7 @@ func (srv *Server) issue(r *http.Request, a *authenticated, req issueRequest) (*
 		Detail: req.grant + " scope=" + c.Scope + " aud=" + req.aud})
 	return &tokenResponse{
 		AccessToken: string(tok), TokenType: tokenType, ExpiresIn: c.Exp - now.Unix(), Scope: c.Scope,
+		jti: c.JTI, exp: exp,
 	}, nil
 }
 

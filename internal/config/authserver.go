@@ -120,6 +120,11 @@ type AuthClient struct {
 	Claims map[string]string `yaml:"claims"`
 	// Demo marks a demo-only client, announced loudly at start.
 	Demo bool `yaml:"demo"`
+	// MayExchange are the client ids whose tokens this client may present
+	// as token exchange subject tokens besides its own and those naming it
+	// (aud, client_id, azp, may_act): the delegation rule of RFC 8693
+	// §4.4 kept in config. Empty: none.
+	MayExchange []string `yaml:"may_exchange"`
 }
 
 // Authorization server grant and authentication method names.

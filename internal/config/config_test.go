@@ -480,6 +480,11 @@ func TestLoadErrors(t *testing.T) {
 			wantLine: 8, wantPath: "routes[0].upstream.h2c", wantMsg: "h2c is only for http upstreams",
 		},
 		{
+			name:     "websocket on h2c upstream",
+			src:      base + "  - name: r\n    match: {path: /}\n    upstream:\n      url: http://u\n      h2c: true\n      websocket: true\n",
+			wantLine: 9, wantPath: "routes[0].upstream.websocket", wantMsg: "cannot take a WebSocket upgrade",
+		},
+		{
 			name:     "upstream client cert without key",
 			src:      base + "  - name: r\n    match: {path: /}\n    upstream:\n      url: https://u\n      tls:\n        cert_file: c.pem\n",
 			wantLine: 8, wantPath: "routes[0].upstream.tls.key_file", wantMsg: "required with cert_file",

@@ -193,6 +193,14 @@ type Upstream struct {
 	IdleConnTimeout Duration `yaml:"idle_conn_timeout"`
 	// MaxIdleConnsPerHost sizes the keep-alive pool. Default 256.
 	MaxIdleConnsPerHost int `yaml:"max_idle_conns_per_host"`
+	// WebSocket lets a WebSocket upgrade (GET, HTTP/1.1, no body) through
+	// to this upstream, after the route's whole policy chain. Default
+	// false: the Upgrade is removed and the request goes on as a plain one.
+	WebSocket bool `yaml:"websocket"`
+	// RequestTrailers forwards the client's request trailers that were
+	// announced in its Trailer field and may be trailers (RFC 9110
+	// §6.5.1). Default false: request trailers are dropped.
+	RequestTrailers bool `yaml:"request_trailers"`
 }
 
 // UpstreamTLS is the TLS client side of an https:// upstream.

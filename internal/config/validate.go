@@ -272,6 +272,9 @@ func validateUpstream(v *validator, p string, u *Upstream) {
 	if pu.Scheme == "https" && u.H2C {
 		v.add(p+".h2c", "h2c is only for http upstreams (https negotiates HTTP/2 through ALPN)")
 	}
+	if u.H2C && u.WebSocket {
+		v.add(p+".websocket", "an h2c upstream cannot take a WebSocket upgrade (it needs HTTP/1.1)")
+	}
 	if t := u.TLS; t != nil && (t.CertFile == "") != (t.KeyFile == "") {
 		if t.CertFile == "" {
 			v.add(p+".tls.cert_file", "required with key_file")

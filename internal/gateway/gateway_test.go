@@ -645,9 +645,27 @@ func TestWebSocketPassThrough(t *testing.T) {
 		}
 	}))
 	defer up.Close()
-	g := startGateway(t, simpleConfig, map[string]string{"UP": up.URL, "TRUSTED": "[]"})
+	g := startGateway(t, `
+listeners: [{name: main, address: "127.0.0.1:0"}]
+admin: {address: "off"}
+routes:
+  - name: ws
+    match: {path: /ws}
+    upstream: {url: "`+up.URL+`", websocket: true}
+  - name: plain
+    match: {path: /plain}
+    upstream: {url: "`+up.URL+`"}
+`, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	// A route without websocket: true forwards the handshake as a plain
+	// GET, which the upstream refuses.
+	if c, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(g.base, "http")+"/plain", nil); err == nil {
+		c.CloseNow()
+		t.Fatal("a WebSocket opened through a route without websocket: true")
+	} else if resp == nil || resp.StatusCode == http.StatusSwitchingProtocols {
+		t.Fatalf("route without websocket: %v", err)
+	}
 	c, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(g.base, "http")+"/ws", nil)
 	if err != nil {
 		t.Fatalf("dial through gateway: %v", err)

@@ -113,6 +113,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x.wrapIdleBody(w, r)
 	x.Request = r
 	x.TLS = r.TLS != nil
+	sanitizeInbound(r, rt.trusted) // before anything reads or sets a field (inbound.go)
 	x.ClientIP = clientip.Resolve(r.RemoteAddr, r.Header, rt.trusted)
 	x.RequestID = requestID(r, x, rt)
 	x.w.ResponseWriter = w
@@ -177,6 +178,9 @@ func (g *Gateway) finish(rt *runtime, x *exchange, r *http.Request) int {
 }
 
 func (g *Gateway) handle(rt *runtime, x *exchange, r *http.Request) {
+	if g.refuseTunnel(x, r) {
+		return
+	}
 	p, ok := cleanPath(r)
 	if !ok || !h2TargetOK(r) {
 		x.decision, x.code = "error", "invalid_path"
@@ -290,6 +294,11 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 		bodyErr = nil
 	}
 	switch {
+	case proxy.ProtocolError(err):
+		// A 101 the client did not ask for: nothing more is read from
+		// or sent on this client connection.
+		status, code, kind = http.StatusBadGateway, "upstream_protocol_error", "protocol"
+		rw.Header()["Connection"] = []string{"close"}
 	case proxy.Unsendable(err):
 		// What the chain left in the request cannot go out as HTTP/1.1:
 		// the gateway's fault, not the upstream's nor the client's.

@@ -100,6 +100,7 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 		if r.info.Realm, err = routeRealm(rc); err != nil {
 			errs = append(errs, err)
 		}
+		var protected []string // the chain's protected request fields (inbound.go)
 		for _, spec := range rc.Policies {
 			env := &policy.Env{
 				Route:          r.info,
@@ -124,8 +125,10 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 			if f, ok := p.(policy.ResponseFilter); ok {
 				r.filters = append(r.filters, filter{name: spec.Type, filter: f})
 			}
+			protected = appendProtected(protected, p)
 		}
 		up, err := proxy.New(rc.Upstream, proxy.Options{
+			Protected:      protected,
 			TrustedProxies: rt.trusted,
 			OnError:        g.proxyError,
 			ErrorLog:       slog.NewLogLogger(g.log.With("route", rc.Name).Handler(), slog.LevelDebug),

@@ -21,9 +21,10 @@ import (
 // what httputil.ReverseProxy does in Rewrite mode, step for step: the same
 // outbound request (hop-by-hop headers removed, forwarding headers rebuilt,
 // unparsable query parameters dropped, no Go User-Agent added), 1xx
-// responses passed on, hop-by-hop response headers removed, trailers
-// forwarded, streaming responses flushed as they come, and a response the
-// upstream cuts short aborted with http.ErrAbortHandler.
+// responses passed on, hop-by-hop response headers removed, streaming
+// responses flushed as they come, and a response the upstream cuts short
+// aborted with http.ErrAbortHandler. Trailers pass as on the ReverseProxy
+// path: only those announced and allowed (trailerNames).
 func (u *Upstream) serveH1(w http.ResponseWriter, r *http.Request) {
 	out := outbound{u: u, in: r}
 	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
@@ -36,17 +37,16 @@ func (u *Upstream) serveH1(w http.ResponseWriter, r *http.Request) {
 	}
 	res := ex.res
 	removeHopByHop(res.Header)
+	var trailers []string
+	if len(res.Trailer) > 0 {
+		trailers = trailerNames(res.Trailer, res.Header, u.protected)
+	}
 	dst := w.Header()
 	for k, vv := range res.Header {
 		dst[k] = append(dst[k], vv...)
 	}
-	announced := len(res.Trailer)
-	if announced > 0 {
-		keys := make([]string, 0, announced)
-		for k := range res.Trailer {
-			keys = append(keys, k)
-		}
-		dst.Add("Trailer", strings.Join(keys, ", "))
+	if len(trailers) > 0 {
+		dst.Add("Trailer", strings.Join(trailers, ", "))
 	}
 	w.WriteHeader(res.StatusCode)
 
@@ -61,21 +61,16 @@ func (u *Upstream) serveH1(w http.ResponseWriter, r *http.Request) {
 	}
 	ex.finish(true)
 
-	if len(res.Trailer) > 0 {
-		// Chunked, so that the trailer can follow the body.
-		_ = http.NewResponseController(w).Flush()
-	}
-	if len(res.Trailer) == announced {
-		for k, vv := range res.Trailer {
-			dst[k] = append(dst[k], vv...)
-		}
+	if len(trailers) == 0 {
+		// The reader added every field of the upstream's trailer,
+		// announced or not: none passes unannounced.
 		return
 	}
+	// Chunked, so that the trailer can follow the body.
+	_ = http.NewResponseController(w).Flush()
+	keepTrailers(res.Trailer, trailers)
 	for k, vv := range res.Trailer {
-		k = http.TrailerPrefix + k
-		for _, v := range vv {
-			dst.Add(k, v)
-		}
+		dst[k] = append(dst[k], vv...)
 	}
 }
 
@@ -217,14 +212,15 @@ func (o *outbound) write(bw *bufio.Writer) error {
 		return err
 	}
 	// A body of unknown length, sent chunked, with the client's trailer
-	// after it.
+	// after it when the upstream takes trailers: the fields the client
+	// announced that may be trailers (trailerNames); the rest are dropped.
 	bw.WriteString("Transfer-Encoding: chunked\r\n")
-	if len(in.Trailer) > 0 {
-		keys := make([]string, 0, len(in.Trailer))
-		for k := range in.Trailer {
-			keys = append(keys, k)
-		}
-		writeField(bw, "Trailer", strings.Join(keys, ", "))
+	var trailers []string
+	if u.requestTrailers && len(in.Trailer) > 0 {
+		trailers = trailerNames(in.Trailer, h, u.protected)
+	}
+	if len(trailers) > 0 {
+		writeField(bw, "Trailer", strings.Join(trailers, ", "))
 	}
 	bw.WriteString("\r\n")
 	bp := buffers.Get().(*[]byte)
@@ -239,16 +235,14 @@ func (o *outbound) write(bw *bufio.Writer) error {
 	if err := cw.Close(); err != nil {
 		return err
 	}
-	for k, vv := range in.Trailer {
-		// The values came with the body's end; the names were checked.
-		for _, v := range vv {
-			if !httpguts.ValidHeaderFieldValue(v) {
-				// Too late to refuse cleanly: the body is out. Ending
-				// the exchange here leaves the upstream a request cut
-				// short, which it must not act on.
-				return errInvalidHeader{k}
+	for _, k := range trailers {
+		// The values came with the body's end; a field with a value no
+		// message may carry is dropped, as one not announced is.
+		vv := in.Trailer[k]
+		if !slices.ContainsFunc(vv, func(v string) bool { return !httpguts.ValidHeaderFieldValue(v) }) {
+			for _, v := range vv {
+				writeField(bw, k, v)
 			}
-			writeField(bw, k, v)
 		}
 	}
 	_, err = bw.WriteString("\r\n")
@@ -257,11 +251,11 @@ func (o *outbound) write(bw *bufio.Writer) error {
 
 // check refuses a request that no HTTP/1.1 message may carry as it stands:
 // a header name or value (a policy's: the server parsed the client's), a
-// request-target or Host with bytes that would split the request line, a
-// trusted peer's forwarding field that would split the header, or a
-// trailer name that is invalid or one that must not be a trailer (framing,
-// routing, authentication: RFC 9110 §6.5.1). It returns the fields the
-// Connection header names, which are hop-by-hop too.
+// request-target or Host with bytes that would split the request line, or
+// a trusted peer's forwarding field that would split the header. (Trailer
+// fields that may not pass are dropped, not refused: see write.) It
+// returns the fields the Connection header names, which are hop-by-hop
+// too, less those the gateway and the route's policies set.
 func (o *outbound) check(uri, host string) (named []string, err error) {
 	in := o.in
 	h := in.Header
@@ -276,7 +270,9 @@ func (o *outbound) check(uri, host string) (named []string, err error) {
 	for _, f := range h["Connection"] {
 		for sf := range strings.SplitSeq(f, ",") {
 			if sf = textproto.TrimString(sf); sf != "" {
-				named = append(named, textproto.CanonicalMIMEHeaderKey(sf))
+				if k := textproto.CanonicalMIMEHeaderKey(sf); !slices.Contains(o.u.protected, k) {
+					named = append(named, k)
+				}
 			}
 		}
 	}
@@ -304,11 +300,6 @@ func (o *outbound) check(uri, host string) (named []string, err error) {
 	if !httpguts.ValidHeaderFieldValue(in.Host) {
 		return nil, errInvalidHeader{"X-Forwarded-Host"}
 	}
-	for k := range in.Trailer {
-		if !httpguts.ValidHeaderFieldName(k) || badTrailer(k) {
-			return nil, errInvalidHeader{k}
-		}
-	}
 	return named, nil
 }
 
@@ -317,20 +308,6 @@ func (o *outbound) check(uri, host string) (named []string, err error) {
 func forwardingField(k string) bool {
 	switch k {
 	case "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto":
-		return true
-	}
-	return false
-}
-
-// badTrailer reports a field that must not come in a trailer, the list
-// net/http's reader refuses.
-func badTrailer(k string) bool {
-	switch textproto.CanonicalMIMEHeaderKey(k) {
-	case "Authorization", "Cache-Control", "Connection", "Content-Encoding",
-		"Content-Length", "Content-Range", "Content-Type", "Expect", "Host",
-		"Keep-Alive", "Max-Forwards", "Pragma", "Proxy-Authenticate",
-		"Proxy-Authorization", "Proxy-Connection", "Range", "Realm", "Te",
-		"Trailer", "Transfer-Encoding", "Www-Authenticate":
 		return true
 	}
 	return false
@@ -372,7 +349,7 @@ func skipOutbound(k string) bool {
 	switch k {
 	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
 		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
-		"Host", "Content-Length",
+		"Http2-Settings", "Host", "Content-Length",
 		"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto":
 		return true
 	}
@@ -470,10 +447,12 @@ func isUpgrade(r *http.Request) bool {
 }
 
 // hopHeaders are removed in both directions besides those the Connection
-// header names (RFC 9110 §7.6.1), as ReverseProxy removes them.
+// header names (RFC 9110 §7.6.1), as ReverseProxy removes them, and
+// HTTP2-Settings, which belongs to an h2c upgrade.
 var hopHeaders = []string{
 	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
 	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+	"Http2-Settings",
 }
 
 func removeHopByHop(h http.Header) {
@@ -520,8 +499,9 @@ func ishex(c byte) bool {
 }
 
 // informational passes a 1xx response (103 Early Hints) on to the client,
-// with its own headers only.
+// with its own headers only, less the hop-by-hop ones.
 func informational(w http.ResponseWriter, code int, h http.Header) {
+	removeHopByHop(h)
 	dst := w.Header()
 	saved := dst.Clone()
 	for k, vv := range h {

@@ -72,22 +72,60 @@ var (
 // list httputil.ReverseProxy removes), framing and forwarding are the
 // fields the proxy writes itself: none of the client's arrive as sent.
 var (
-	hopByHop   = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+	hopByHop   = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade", "Http2-Settings"}
 	framing    = []string{"Host", "Content-Length"}
 	forwarding = []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded"}
-	// unreadableTrailer are the trailer names http.ReadRequest refuses to
-	// see announced (and Request.Write to send); notTrailer the fields
-	// RFC 9110 §6.5.1 keeps out of trailers (net/http's server list),
-	// which a writer may refuse too.
-	unreadableTrailer = []string{"Content-Length", "Trailer", "Transfer-Encoding"}
-	notTrailer        = []string{
+	// notTrailer are the fields that never pass as trailers, compared in
+	// any case and with '_' for '-' (proxy.TrailerAllowed's contract):
+	// those RFC 9110 §6.5.1 keeps out of trailers (framing, routing,
+	// request modifiers, authentication, response controls, content
+	// metadata), cookies, forwarding fields, the gateway's request id and
+	// identity token, method overrides; notTrailerPrefix the families.
+	notTrailer = []string{
 		"Authorization", "Cache-Control", "Connection", "Content-Encoding",
 		"Content-Length", "Content-Range", "Content-Type", "Expect", "Host",
 		"Keep-Alive", "Max-Forwards", "Pragma", "Proxy-Authenticate",
 		"Proxy-Authorization", "Proxy-Connection", "Range", "Realm", "Te",
-		"Trailer", "Transfer-Encoding", "Www-Authenticate",
+		"Trailer", "Transfer-Encoding", "Www-Authenticate", "Upgrade", "Http2-Settings",
+		"Authentication-Info", "Dpop", "X-Api-Key", "Cookie", "Cookie2", "Set-Cookie", "Set-Cookie2",
+		"Age", "Expires", "Date", "Location", "Retry-After", "Vary", "Warning",
+		"Strict-Transport-Security", "Content-Security-Policy",
+		"Content-Language", "Content-Location", "Content-Disposition",
+		"Forwarded", "Via", "X-Real-Ip", "True-Client-Ip", "X-Client-Ip", "X-Cluster-Client-Ip",
+		"Client-Ip", "Cf-Connecting-Ip", "Cf-Connecting-Ipv6", "Fastly-Client-Ip", "X-Original-Forwarded-For",
+		"X-Originating-Ip", "X-Remote-Ip", "X-Remote-Addr", "X-Original-Url", "X-Rewrite-Url",
+		"X-Request-Id", "X-Gatehouse-Identity",
+		"X-Http-Method-Override", "X-Http-Method", "X-Method-Override",
 	}
+	notTrailerPrefix = []string{"x-forwarded-", "proxy-", "if-", "access-control-", "sec-"}
 )
+
+// mayTrail reports whether the field k may pass as a trailer of a message
+// whose header section is h, by the rules of proxy.TrailerAllowed written
+// out again: a valid name, none of notTrailer or notTrailerPrefix in any
+// case or spelling, and not a field of the header section.
+func mayTrail(k string, h http.Header) bool {
+	if k == "" || k[0] == ':' || !httpguts.ValidHeaderFieldName(k) {
+		return false
+	}
+	n := strings.ToLower(strings.ReplaceAll(k, "_", "-"))
+	for _, p := range notTrailerPrefix {
+		if strings.HasPrefix(n, p) {
+			return false
+		}
+	}
+	for _, d := range notTrailer {
+		if n == strings.ToLower(d) {
+			return false
+		}
+	}
+	for hk := range h {
+		if strings.ToLower(strings.ReplaceAll(hk, "_", "-")) == n {
+			return false
+		}
+	}
+	return true
+}
 
 // FuzzOutboundRequest writes the upstream request of an inbound request
 // built from the fuzzer's input, as the server and then a policy might
@@ -166,6 +204,14 @@ func FuzzOutboundRequest(f *testing.F) {
 	add(get, "/q?a=1;b=2&c=3", noHeaders, "", nil, "", "", "h")
 	add(get|selPolicyPath, "/a b\r\n?x=1", noHeaders, "", nil, "", "", "h")
 	add(get, "//evil.example/x?", noHeaders, "", nil, "", "", "h")
+	// Trailers that must not pass: forwarding and cookie fields in any
+	// spelling, a field of the header section again, and X-Request-Id,
+	// which the Connection field cannot remove either.
+	add(post|chunked|selTrailer, "/t", noHeaders, "", []byte("x"), "X_Forwarded_For", "1.2.3.4", "h")
+	add(post|chunked|selTrailer, "/t", noHeaders, "", []byte("x"), "set_cookie", "a=b", "h")
+	add(post|chunked|selTrailer, "/t", [4]pair{{"X-Sum", "head"}}, "", []byte("x"), "X_sum", "trailer", "h")
+	add(post|chunked|selTrailer, "/t", noHeaders, "", []byte("x"), "Content-Digest", "sha-256=:x:", "h")
+	add(get|selConnection, "/", [4]pair{{"X-Request-Id", "gw-id"}, {"Http2-Settings", "AAMAAABkAAQAAP__"}}, "X-Request-Id, HTTP2-Settings", nil, "", "", "h")
 	// Bodies that do not match their ContentLength.
 	add(post|withLength|fuzzShort, "/", noHeaders, "", []byte("abc"), "", "", "h")
 	add(post|streamed|fuzzLong, "/", noHeaders, "", []byte("abc"), "", "", "h")
@@ -175,7 +221,9 @@ func FuzzOutboundRequest(f *testing.F) {
 	var ups [4]*Upstream
 	for i, raw := range []string{"http://127.0.0.1:8080", "http://127.0.0.1:8080/base/?k=v"} {
 		for j, preserve := range []bool{false, true} {
-			u, err := New(config.Upstream{URL: raw, PreserveHost: preserve}, Options{
+			// Trailers on, to check which pass; off, none do
+			// (TestTrailers).
+			u, err := New(config.Upstream{URL: raw, PreserveHost: preserve, RequestTrailers: true}, Options{
 				TrustedProxies: fuzzTrusted,
 				OnError:        func(http.ResponseWriter, *http.Request, error) {},
 			})
@@ -224,7 +272,6 @@ func FuzzOutboundRequest(f *testing.F) {
 			set  []string
 		}{
 			{"an invalid field", exp.invalid},
-			{"an invalid trailer field", exp.invalidTrailer},
 			{"a forwarding field with an invalid value", exp.invalidForwarding},
 		} {
 			if len(bad.set) > 0 {
@@ -349,16 +396,19 @@ type expected struct {
 	length   int64               // Content-Length; -1 chunked
 	clHeader bool                // a Content-Length field
 	body     []byte
-	trailer  map[string][]string
-	// invalid and invalidTrailer are the fields to pass on that no
-	// HTTP/1.1 message may carry (for a trailer, also a name the reader
-	// refuses); invalidForwarding the forwarding fields to write (a
-	// trusted peer's, extended) that no message may carry either. All
-	// three must be refused.
-	invalid, invalidTrailer, invalidForwarding []string
+	// announced are the trailer fields that may pass (mayTrail), trailer
+	// those of them with values that any message may carry: exactly
+	// these arrive; the others are dropped, not refused.
+	announced []string
+	trailer   map[string][]string
+	// invalid are the fields to pass on that no HTTP/1.1 message may
+	// carry; invalidForwarding the forwarding fields to write (a trusted
+	// peer's, extended) that no message may carry either. Both must be
+	// refused.
+	invalid, invalidForwarding []string
 	// refusable may be refused besides: a trusted peer's forwarding
 	// field with an invalid value (even one not written, as a second
-	// X-Forwarded-Host), a trailer RFC 9110 keeps out of trailers.
+	// X-Forwarded-Host).
 	refusable []string
 	mismatch  bool // body and ContentLength differ
 }
@@ -393,7 +443,9 @@ func expectOutbound(up *Upstream, in *http.Request, body []byte, hasBody bool) *
 	var named []string
 	for _, v := range in.Header["Connection"] {
 		for f := range strings.SplitSeq(v, ",") {
-			if f = textproto.TrimString(f); f != "" {
+			// X-Request-Id is the gateway's: never removed for the
+			// Connection field naming it.
+			if f = textproto.TrimString(f); f != "" && textproto.CanonicalMIMEHeaderKey(f) != "X-Request-Id" {
 				named = append(named, textproto.CanonicalMIMEHeaderKey(f))
 			}
 		}
@@ -442,12 +494,12 @@ func expectOutbound(up *Upstream, in *http.Request, body []byte, hasBody bool) *
 		e.length, e.body = -1, body
 		e.trailer = map[string][]string{}
 		for k, vv := range in.Trailer {
-			if !validField(k, vv) || slices.Contains(unreadableTrailer, k) {
-				e.invalidTrailer = append(e.invalidTrailer, k)
+			if !mayTrail(k, in.Header) {
 				continue
 			}
-			if slices.Contains(notTrailer, k) {
-				e.refusable = append(e.refusable, k)
+			e.announced = append(e.announced, k)
+			if !validField(k, vv) {
+				continue // a value no message may carry: dropped
 			}
 			for _, v := range vv {
 				e.trailer[k] = append(e.trailer[k], textproto.TrimString(v))
@@ -479,9 +531,9 @@ func checkRefusal(t *testing.T, err error, e *expected, sent []byte) {
 	var ih errInvalidHeader
 	switch {
 	case errors.As(err, &ih):
-		if !slices.ContainsFunc([][]string{e.invalid, e.invalidTrailer, e.invalidForwarding, e.refusable}, func(set []string) bool { return slices.Contains(set, ih.name) }) {
-			t.Fatalf("write refused the field %q, which is valid or not passed on (invalid: %q, trailer %q, forwarding %q, refusable %q): %v",
-				ih.name, e.invalid, e.invalidTrailer, e.invalidForwarding, e.refusable, err)
+		if !slices.ContainsFunc([][]string{e.invalid, e.invalidForwarding, e.refusable}, func(set []string) bool { return slices.Contains(set, ih.name) }) {
+			t.Fatalf("write refused the field %q, which is valid or not passed on (invalid: %q, forwarding %q, refusable %q): %v",
+				ih.name, e.invalid, e.invalidForwarding, e.refusable, err)
 		}
 	case errors.Is(err, io.ErrUnexpectedEOF) || strings.Contains(err.Error(), "longer than its Content-Length"):
 		if !e.mismatch {
@@ -594,14 +646,9 @@ func checkWire(t *testing.T, e *expected, wire []byte, whole bool) {
 		if req.ContentLength != -1 || !slices.Equal(req.TransferEncoding, []string{"chunked"}) {
 			fail("ContentLength %d, Transfer-Encoding %q; want chunked", req.ContentLength, req.TransferEncoding)
 		}
-		// An invalid name is refused after the body; what its
-		// announcement forged, if anything, the checks above found.
-		if len(e.invalidTrailer) == 0 {
-			announced := slices.Sorted(maps.Keys(req.Trailer))
-			want := slices.Sorted(maps.Keys(e.in.Trailer))
-			if !slices.Equal(announced, want) {
-				fail("announced trailer %q, want %q", announced, want)
-			}
+		announced := slices.Sorted(maps.Keys(req.Trailer))
+		if want := slices.Sorted(slices.Values(e.announced)); !slices.Equal(announced, want) {
+			fail("announced trailer %q, want %q", announced, want)
 		}
 	}
 

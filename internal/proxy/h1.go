@@ -430,7 +430,9 @@ func (ex *h1Exchange) send(ctx context.Context, out *outbound, w http.ResponseWr
 	ex.mu.Unlock()
 	if ex.res.StatusCode == http.StatusSwitchingProtocols {
 		ex.fail()
-		return errors.New("upstream switched protocols unasked")
+		// No upgrade goes out on this client (WebSocket takes the
+		// ReverseProxy path): any 101 is one the client did not ask for.
+		return protocolError{"upstream switched protocols (101) unasked"}
 	}
 	return nil
 }

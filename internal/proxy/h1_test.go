@@ -554,23 +554,58 @@ func TestH1Informational(t *testing.T) {
 	}
 }
 
-// TestH1Trailers: announced and unannounced trailers of a chunked upstream
-// response reach the client's Response.Trailer, and a chunked request's
-// trailer reaches the upstream.
-func TestH1Trailers(t *testing.T) {
-	us, _ := newTrackedUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+// TestTrailers: of a chunked upstream response, the announced trailer
+// fields that may be trailers reach the client, and no other (one not
+// announced, an announced Set-Cookie); of a chunked request, with
+// request_trailers, the announced allowed fields reach the upstream and
+// no other (a protected identity header, X-Forwarded-For, one not
+// announced), and none at all without it. On both paths: the proxy's own
+// HTTP/1.1 client and ReverseProxy (h2c).
+func TestTrailers(t *testing.T) {
+	for _, mode := range []string{"h1", "h2c"} {
+		t.Run(mode, func(t *testing.T) {
+			for _, reqTrailers := range []bool{true, false} {
+				testTrailers(t, mode, reqTrailers)
+			}
+		})
+	}
+}
+
+func testTrailers(t *testing.T, mode string, reqTrailers bool) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		w.Header().Set("Trailer", "X-Checksum")
-		w.Header().Set("X-Request-Trailer", r.Trailer.Get("X-Req-Sum"))
+		w.Header().Set("Trailer", "X-Checksum, Set-Cookie")
+		w.Header().Set("X-Request-Trailer", fmt.Sprint(r.Trailer))
 		w.Header().Set("X-Request-Body", string(body))
 		w.WriteHeader(200)
 		io.WriteString(w, "part one, ")
 		w.(http.Flusher).Flush()
 		io.WriteString(w, "part two")
 		w.Header().Set("X-Checksum", "abc123")
+		w.Header().Set("Set-Cookie", "session=forged")
 		w.Header().Set(http.TrailerPrefix+"X-Late", "late")
-	}))
-	up, rec := newUpstream(t, us.URL, nil)
+	})
+	var us *httptest.Server
+	if mode == "h2c" {
+		us = httptest.NewUnstartedServer(h)
+		us.Config.Protocols = new(http.Protocols)
+		us.Config.Protocols.SetUnencryptedHTTP2(true)
+		us.Start()
+		t.Cleanup(us.Close)
+	} else {
+		us, _ = newTrackedUpstream(t, h)
+	}
+	cfg := config.Upstream{
+		URL: us.URL, H2C: mode == "h2c", RequestTrailers: reqTrailers,
+		ConnectTimeout: config.Duration(5 * time.Second), ResponseHeaderTimeout: config.Duration(60 * time.Second),
+		IdleConnTimeout: config.Duration(90 * time.Second), MaxIdleConnsPerHost: 256,
+	}
+	rec := newErrRecorder()
+	up, err := proxy.New(cfg, proxy.Options{OnError: rec.handle, Protected: []string{"X-Auth-Subject"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(up.Close)
 	front := newFront(t, up)
 	for i := range 3 { // the later ones on the pooled connection
 		req, _ := http.NewRequestWithContext(testContext(t), "GET", front.URL+"/t", nil)
@@ -579,7 +614,10 @@ func TestH1Trailers(t *testing.T) {
 			req.Method = "POST"
 			req.Body = io.NopCloser(io.MultiReader(strings.NewReader("req-body")))
 			req.ContentLength = -1
-			req.Trailer = http.Header{"X-Req-Sum": {"r1"}}
+			req.Trailer = http.Header{
+				"X-Req-Sum": {"r1"}, "X-Auth-Subject": {"admin"}, "X_auth_subject": {"admin"},
+				"X-Forwarded-For": {"1.2.3.4"}, "Authorization": {"Bearer x"}, "X-Request-Id": {"forged"},
+			}
 		}
 		res, err := front.Client().Do(req)
 		if err != nil {
@@ -593,15 +631,21 @@ func TestH1Trailers(t *testing.T) {
 		if v := res.Trailer.Get("X-Checksum"); v != "abc123" {
 			t.Errorf("request %d: announced trailer X-Checksum = %q, want abc123 (trailer %v)", i, v, res.Trailer)
 		}
-		if v := res.Trailer.Get("X-Late"); v != "late" {
-			t.Errorf("request %d: unannounced trailer X-Late = %q, want late (trailer %v)", i, v, res.Trailer)
+		for _, k := range []string{"X-Late", "Set-Cookie"} {
+			if v := res.Trailer.Get(k); v != "" {
+				t.Errorf("request %d: trailer %s = %q passed (trailer %v)", i, k, v, res.Trailer)
+			}
 		}
 		if v := res.Header.Get("X-Checksum"); v != "" {
 			t.Errorf("request %d: trailer leaked into the header: %q", i, v)
 		}
 		if i == 2 {
-			if v := res.Header.Get("X-Request-Trailer"); v != "r1" {
-				t.Errorf("the upstream got request trailer X-Req-Sum = %q, want r1", v)
+			want := "map[]"
+			if reqTrailers {
+				want = "map[X-Req-Sum:[r1]]"
+			}
+			if v := res.Header.Get("X-Request-Trailer"); v != want {
+				t.Errorf("the upstream got request trailer %s, want %s", v, want)
 			}
 			if v := res.Header.Get("X-Request-Body"); v != "req-body" {
 				t.Errorf("the upstream got request body %q, want req-body", v)

@@ -1,8 +1,10 @@
-// Package proxy forwards allowed requests to a route's upstream with
-// httputil.ReverseProxy in Rewrite mode: hop-by-hop headers are removed,
-// X-Forwarded-* and Forwarded (RFC 7239) are rebuilt from what the gateway
-// saw and what trusted proxies said, bodies stream both ways, and protocol
-// upgrades (WebSocket) pass through.
+// Package proxy forwards allowed requests to a route's upstream, over its
+// own HTTP/1.1 client or httputil.ReverseProxy in Rewrite mode: hop-by-hop
+// headers are removed, X-Forwarded-* and Forwarded (RFC 7239) are rebuilt
+// from what the gateway saw and what trusted proxies said, bodies stream
+// both ways, trailers pass only when announced and allowed
+// (TrailerAllowed), and a WebSocket upgrade passes only to an upstream
+// configured for it; h2c and every other upgrade never do.
 package proxy
 
 import (
@@ -16,13 +18,16 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
+	"net/textproto"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/config"
+	"golang.org/x/net/http/httpguts"
 )
 
 // ErrorHandler is called when the exchange with the upstream fails before a
@@ -45,6 +50,15 @@ type Upstream struct {
 	// plainTarget: the upstream URL has no path or query of its own, so
 	// the client's path and query are forwarded as they are.
 	plainTarget bool
+	// websocket: WebSocket upgrades may pass (config websocket).
+	websocket bool
+	// requestTrailers: the client's trailers may pass (config
+	// request_trailers), those TrailerAllowed allows.
+	requestTrailers bool
+	// protected are the fields the route's policies set or strip (the
+	// identity headers): never a trailer, never removed because the
+	// client's Connection named them.
+	protected []string
 }
 
 // Options are what New needs besides the upstream's config.
@@ -58,6 +72,11 @@ type Options struct {
 	ErrorLog *log.Logger
 	// BaseDir resolves relative certificate paths. Empty: the working directory.
 	BaseDir string
+	// Protected are the request fields the route's policies set or
+	// strip (the identity policy's headers and token): they never pass as
+	// trailers either way, and the proxy never removes them because a
+	// Connection field names them.
+	Protected []string
 }
 
 // New builds the proxy of an upstream. Certificate files are read now, so a
@@ -80,6 +99,10 @@ func New(cfg config.Upstream, opt Options) (*Upstream, error) {
 		transport:    tr,
 		onError:      opt.OnError,
 		plainTarget:  (target.Path == "" || target.Path == "/") && target.RawPath == "" && target.RawQuery == "" && !target.ForceQuery,
+
+		websocket:       cfg.WebSocket,
+		requestTrailers: cfg.RequestTrailers,
+		protected:       append([]string{RequestIDField}, opt.Protected...),
 	}
 	if target.Scheme == "http" && !cfg.H2C {
 		u.h1 = newH1Client(cfg, target)
@@ -89,11 +112,12 @@ func New(cfg config.Upstream, opt Options) (*Upstream, error) {
 		errLog = log.New(io.Discard, "", 0)
 	}
 	u.rp = &httputil.ReverseProxy{
-		Rewrite:      u.rewrite,
-		Transport:    tr,
-		ErrorHandler: opt.OnError,
-		ErrorLog:     errLog,
-		BufferPool:   bufferPool{},
+		Rewrite:        u.rewrite,
+		ModifyResponse: u.modifyResponse,
+		Transport:      tr,
+		ErrorHandler:   opt.OnError,
+		ErrorLog:       errLog,
+		BufferPool:     bufferPool{},
 		// -1 would flush after every write; 0 lets the server buffer, and
 		// ReverseProxy already flushes streaming responses (SSE, unknown
 		// length) at once.
@@ -187,11 +211,59 @@ func (u *Upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer cancel()
 		r = r.WithContext(ctx)
 	}
-	if u.h1 != nil && !isUpgrade(r) {
+	upgrade := u.upgradeAllowed(r)
+	if !upgrade && (r.Header["Upgrade"] != nil || r.Header["Http2-Settings"] != nil) {
+		// Not an upgrade this upstream takes: the request goes on as a
+		// plain one (RFC 9110 §7.8 lets a server ignore Upgrade), and
+		// ReverseProxy must not see it as one either.
+		stripUpgrade(r.Header)
+	}
+	if u.h1 != nil && !upgrade {
 		u.serveH1(w, r)
 		return
 	}
 	u.rp.ServeHTTP(w, r)
+}
+
+// upgradeAllowed reports a WebSocket handshake (RFC 6455 §4.1: a GET over
+// HTTP/1.1, without a body, asking for exactly "websocket") to an upstream
+// that takes WebSocket. No other protocol is ever switched to: h2c would
+// hand the upstream connection to a client whose later requests no
+// policy sees.
+func (u *Upstream) upgradeAllowed(r *http.Request) bool {
+	if !u.websocket || !isUpgrade(r) || r.Method != http.MethodGet || r.ProtoMajor != 1 || r.ProtoMinor < 1 {
+		return false
+	}
+	if r.ContentLength != 0 || len(r.TransferEncoding) > 0 {
+		return false
+	}
+	up := r.Header["Upgrade"]
+	return len(up) == 1 && strings.EqualFold(textproto.TrimString(up[0]), "websocket")
+}
+
+// stripUpgrade removes a request's Upgrade, its HTTP2-Settings and the
+// Connection options naming them.
+func stripUpgrade(h http.Header) {
+	delete(h, "Upgrade")
+	delete(h, "Http2-Settings")
+	conn := h["Connection"]
+	if conn == nil {
+		return
+	}
+	var keep []string
+	for _, f := range conn {
+		for sf := range strings.SplitSeq(f, ",") {
+			sf = textproto.TrimString(sf)
+			if sf != "" && !strings.EqualFold(sf, "upgrade") && !strings.EqualFold(sf, "http2-settings") {
+				keep = append(keep, sf)
+			}
+		}
+	}
+	if len(keep) == 0 {
+		delete(h, "Connection")
+		return
+	}
+	h["Connection"] = []string{strings.Join(keep, ", ")}
 }
 
 // Close releases the upstream's idle connections. Requests in flight
@@ -240,6 +312,138 @@ func (u *Upstream) rewrite(pr *httputil.ProxyRequest) {
 		pr.Out.Host = pr.In.Host
 	}
 	setForwarded(pr.In, pr.Out, u.trusted)
+	delete(pr.Out.Header, "Http2-Settings")
+	// ReverseProxy removed what the Connection field named; the fields
+	// the gateway and the route's policies set are theirs, not the
+	// client's to remove (the gateway removed the client's own named
+	// fields at its entry, before it set these).
+	for _, k := range u.protected {
+		if v, ok := pr.In.Header[k]; ok {
+			pr.Out.Header[k] = v
+		}
+	}
+	u.setRequestTrailers(pr)
+}
+
+// setRequestTrailers sets the trailer of the upstream request: the client's
+// announced trailers that may pass (trailerNames), when the upstream takes
+// them and the body is of unknown length (so chunked, or HTTP/2), filled
+// in when the client's body ends. Otherwise none.
+func (u *Upstream) setRequestTrailers(pr *httputil.ProxyRequest) {
+	pr.Out.Trailer = nil
+	if !u.requestTrailers || pr.Out.Body == nil || pr.Out.ContentLength >= 0 || len(pr.In.Trailer) == 0 {
+		return
+	}
+	names := trailerNames(pr.In.Trailer, pr.In.Header, u.protected)
+	if len(names) == 0 {
+		return
+	}
+	pr.Out.Trailer = make(http.Header, len(names))
+	for _, k := range names {
+		pr.Out.Trailer[k] = nil
+	}
+	pr.Out.Body = &trailerCopy{ReadCloser: pr.Out.Body, in: pr.In, out: pr.Out.Trailer, names: names}
+}
+
+// trailerCopy copies the allowed trailer values of in into out when in's
+// body ends: the server fills in.Trailer then, and the transport writes
+// out, the outbound request's Trailer, after the body it read through
+// here, on the same goroutine.
+type trailerCopy struct {
+	io.ReadCloser
+	in    *http.Request
+	out   http.Header
+	names []string
+	done  bool
+}
+
+func (t *trailerCopy) Read(p []byte) (int, error) {
+	n, err := t.ReadCloser.Read(p)
+	if err == io.EOF && !t.done {
+		t.done = true
+		got := t.in.Trailer.Clone()
+		keepTrailers(got, t.names)
+		for k, vv := range got {
+			t.out[k] = vv
+		}
+	}
+	return n, err
+}
+
+// modifyResponse checks a 101 against what the client asked for and
+// filters the response's trailer.
+func (u *Upstream) modifyResponse(res *http.Response) error {
+	if res.StatusCode == http.StatusSwitchingProtocols {
+		return u.checkSwitch(res)
+	}
+	filterResponseTrailers(res, u.protected)
+	return nil
+}
+
+// checkSwitch accepts a 101 only as the answer to a WebSocket upgrade this
+// upstream takes and that was forwarded, switching to websocket.
+// ReverseProxy alone would tunnel a 101 without any Upgrade to a request
+// that asked for none.
+func (u *Upstream) checkSwitch(res *http.Response) error {
+	req := res.Request
+	asked := req != nil && u.websocket && httpguts.HeaderValuesContainsToken(req.Header["Connection"], "upgrade") &&
+		strings.EqualFold(req.Header.Get("Upgrade"), "websocket")
+	got := httpguts.HeaderValuesContainsToken(res.Header["Connection"], "upgrade") &&
+		len(res.Header["Upgrade"]) == 1 && strings.EqualFold(textproto.TrimString(res.Header["Upgrade"][0]), "websocket")
+	if !asked {
+		return protocolError{"upstream switched protocols (101) unasked"}
+	}
+	if !got {
+		return protocolError{"upstream switched to a protocol other than the websocket asked for"}
+	}
+	return nil
+}
+
+// filterResponseTrailers keeps of res's trailer the fields that were
+// announced and may pass (trailerNames): now, for the announcement the
+// client gets, and again when the body ends, since the transport adds
+// every field the upstream sent in its trailer, announced or not.
+func filterResponseTrailers(res *http.Response, protected []string) {
+	if res.Trailer == nil && res.ContentLength >= 0 && res.ProtoMajor == 1 {
+		return // no trailer can follow a body of known length in HTTP/1.1
+	}
+	names := trailerNames(res.Trailer, res.Header, protected)
+	for k := range res.Trailer {
+		if !slices.Contains(names, k) {
+			delete(res.Trailer, k)
+		}
+	}
+	res.Body = &responseTrailers{ReadCloser: res.Body, res: res, names: names}
+}
+
+// responseTrailers filters res.Trailer to names at the end of the body and
+// at Close, after which ReverseProxy reads it.
+type responseTrailers struct {
+	io.ReadCloser
+	res   *http.Response
+	names []string
+}
+
+func (t *responseTrailers) Read(p []byte) (int, error) {
+	n, err := t.ReadCloser.Read(p)
+	if err == io.EOF {
+		t.filter()
+	}
+	return n, err
+}
+
+func (t *responseTrailers) Close() error {
+	err := t.ReadCloser.Close()
+	t.filter()
+	return err
+}
+
+func (t *responseTrailers) filter() {
+	if len(t.names) == 0 {
+		t.res.Trailer = nil
+		return
+	}
+	keepTrailers(t.res.Trailer, t.names)
 }
 
 // setForwarded rebuilds the forwarding headers. ReverseProxy's Rewrite mode

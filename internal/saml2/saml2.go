@@ -112,9 +112,12 @@ type Assertion struct {
 type Confirmation struct {
 	// Method is MethodBearer, MethodHolderOfKey or MethodSenderVouches.
 	Method string
-	// NotOnOrAfter and Recipient are SubjectConfirmationData's, if set.
-	NotOnOrAfter time.Time
-	Recipient    string
+	// NotBefore, NotOnOrAfter, Recipient, Address and InResponseTo are
+	// SubjectConfirmationData's, if set (SAML core §2.4.1.2).
+	NotBefore, NotOnOrAfter time.Time
+	Recipient               string
+	Address                 string
+	InResponseTo            string
 	// Certificate is the holder-of-key certificate
 	// (KeyInfoConfirmationDataType, ds:X509Certificate); Key is its
 	// public key, or an RSA or EC key given as ds:KeyValue.
@@ -179,15 +182,24 @@ func Build(a *Assertion) *etree.Element {
 	for _, c := range a.Confirmations {
 		sc := subj.CreateElement("saml2:SubjectConfirmation")
 		sc.CreateAttr("Method", c.Method)
-		if c.NotOnOrAfter.IsZero() && c.Recipient == "" && c.Certificate == nil {
+		if c.NotBefore.IsZero() && c.NotOnOrAfter.IsZero() && c.Recipient == "" && c.Address == "" && c.InResponseTo == "" && c.Certificate == nil {
 			continue
 		}
 		scd := sc.CreateElement("saml2:SubjectConfirmationData")
+		if !c.NotBefore.IsZero() {
+			scd.CreateAttr("NotBefore", FormatTime(c.NotBefore))
+		}
 		if !c.NotOnOrAfter.IsZero() {
 			scd.CreateAttr("NotOnOrAfter", FormatTime(c.NotOnOrAfter))
 		}
 		if c.Recipient != "" {
 			scd.CreateAttr("Recipient", c.Recipient)
+		}
+		if c.InResponseTo != "" {
+			scd.CreateAttr("InResponseTo", c.InResponseTo)
+		}
+		if c.Address != "" {
+			scd.CreateAttr("Address", c.Address)
 		}
 		if c.Certificate != nil {
 			scd.CreateAttr("xmlns:xsi", NamespaceXSI)

@@ -325,7 +325,14 @@ func readSubject(a *Assertion, subj *etree.Element) error {
 						return fmt.Errorf("SubjectConfirmationData NotOnOrAfter: %v: %w", err, ErrMalformed)
 					}
 				}
+				if v := scd.SelectAttrValue("NotBefore", ""); v != "" {
+					if conf.NotBefore, err = parseTime(v); err != nil {
+						return fmt.Errorf("SubjectConfirmationData NotBefore: %v: %w", err, ErrMalformed)
+					}
+				}
 				conf.Recipient = scd.SelectAttrValue("Recipient", "")
+				conf.Address = scd.SelectAttrValue("Address", "")
+				conf.InResponseTo = scd.SelectAttrValue("InResponseTo", "")
 				if ki := findDS(scd, "KeyInfo"); ki != nil {
 					if conf.Certificate, conf.Key, err = keyInfoKey(ki); err != nil {
 						return err

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/saml2"
+	"github.com/gatehouse/gatehouse/internal/saml2/lifecycle"
 	"github.com/gatehouse/gatehouse/internal/store"
 )
 
@@ -32,11 +33,10 @@ const (
 	// `sts: true` trusts what is published here.
 	PublishedKey  = "sts:published"
 	issuedPrefix  = "sts:issued:"
-	cancelPrefix  = "sts:cancelled:"
 	renewedPrefix = "sts:renewed:"
 	// CancelChannel carries the ID of every cancelled assertion to every
 	// instance ("ID UNIXEXP"), for relying parties that keep a local view.
-	CancelChannel = "sts:cancellations"
+	CancelChannel = lifecycle.CancelChannel
 )
 
 // storedKey is the made signing key as kept in the store: the certificate
@@ -76,16 +76,9 @@ func LoadPublished(ctx context.Context, st store.Store) (string, *x509.Certifica
 }
 
 // IsCancelled reports whether the assertion id was cancelled at the STS
-// sharing st.
+// sharing st (the lifecycle component's registry, internal/saml2/lifecycle).
 func IsCancelled(ctx context.Context, st store.Store, id string) (bool, error) {
-	_, err := st.Get(ctx, cancelPrefix+id)
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.Is(err, store.ErrNotFound):
-		return false, nil
-	}
-	return false, fmt.Errorf("sts: cancellation registry: %w", err)
+	return lifecycle.New(st).Cancelled(ctx, id)
 }
 
 // loadSigner returns the signer: the configured key file, or the key kept

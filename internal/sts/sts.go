@@ -37,6 +37,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/policy"
 	"github.com/gatehouse/gatehouse/internal/policy/wssecurity"
 	"github.com/gatehouse/gatehouse/internal/saml2"
+	"github.com/gatehouse/gatehouse/internal/saml2/lifecycle"
 	"github.com/gatehouse/gatehouse/internal/soap"
 	"github.com/gatehouse/gatehouse/internal/store"
 	"github.com/gatehouse/gatehouse/internal/xmlscan"
@@ -74,6 +75,9 @@ type Server struct {
 	wsdl   []byte
 	// trusted are the proxies whose forwarding headers are believed.
 	trusted []netip.Prefix
+	// lc keeps the assertions' lifecycle (cancellation, one-time use) in
+	// the store, shared with every other door that accepts them.
+	lc *lifecycle.Lifecycle
 }
 
 // New builds the STS from cfg: it checks the config, builds the
@@ -88,7 +92,7 @@ func New(cfg config.STS, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	srv := &Server{s: s, st: deps.Store, now: deps.Now, log: deps.Logger, audit: deps.Audit, trusted: deps.TrustedProxies}
+	srv := &Server{s: s, st: deps.Store, now: deps.Now, log: deps.Logger, audit: deps.Audit, trusted: deps.TrustedProxies, lc: lifecycle.New(deps.Store)}
 	if srv.now == nil {
 		srv.now = time.Now
 	}
@@ -477,7 +481,7 @@ func (srv *Server) check(ctx context.Context, el *etree.Element) (*saml2.Asserti
 	if a.Issuer != srv.s.issuer {
 		return nil, nil, fmt.Errorf("issuer %q is not this STS", a.Issuer)
 	}
-	gone, err := IsCancelled(ctx, srv.st, a.ID)
+	gone, err := srv.lc.Cancelled(ctx, a.ID)
 	if err != nil {
 		return nil, nil, &errInternal{err}
 	}
@@ -517,7 +521,9 @@ func (srv *Server) validate(ctx context.Context, req *rst) (*etree.Element, erro
 	code, reason := StatusValid, "valid"
 	a, _, err := srv.check(ctx, req.target)
 	if err == nil {
-		err = a.Check(srv.now(), ClockSkew)
+		// The same lifecycle as every other door (validity, cancellation),
+		// the audience being any of our relying parties.
+		err = srv.lc.Check(ctx, a, srv.now(), lifecycle.Rules{Skew: ClockSkew})
 	}
 	if err == nil {
 		ok := false
@@ -527,6 +533,17 @@ func (srv *Server) validate(ctx context.Context, req *rst) (*etree.Element, erro
 		if !ok {
 			err = errors.New("the audience is not a known relying party")
 		}
+	}
+	if err == nil {
+		// Validate is a status query: it does not spend a one-time
+		// assertion, but one spent at any door is no longer valid.
+		var spent bool
+		if spent, err = srv.lc.Spent(ctx, a); err == nil && spent {
+			err = fmt.Errorf("%w: assertion %s", lifecycle.ErrSpent, a.ID)
+		}
+	}
+	if errors.Is(err, lifecycle.ErrUnavailable) {
+		err = &errInternal{err}
 	}
 	if err != nil {
 		var ie *errInternal
@@ -620,11 +637,7 @@ func (srv *Server) cancel(ctx context.Context, req *rst, caller *wssecurity.Resu
 		exp = rec.NotAfter
 	}
 	now := srv.now()
-	ttl := exp.Add(srv.s.renewGrace + ClockSkew).Sub(now)
-	if ttl < time.Second {
-		ttl = time.Second
-	}
-	if err := srv.st.Set(ctx, cancelPrefix+id, []byte("1"), ttl); err != nil {
+	if err := srv.lc.Cancel(ctx, id, exp.Add(srv.s.renewGrace+ClockSkew).Sub(now)); err != nil {
 		return nil, fmt.Errorf("sts: recording the cancellation: %w", err)
 	}
 	if err := srv.st.Publish(ctx, CancelChannel, []byte(id+" "+strconv.FormatInt(exp.Unix(), 10))); err != nil {

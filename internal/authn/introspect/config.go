@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/authn/bound"
 	"github.com/gatehouse/gatehouse/internal/config"
 )
 
@@ -66,6 +67,15 @@ type Config struct {
 	// Leeway is the clock skew allowed with the authorization server when
 	// checking exp and nbf. Default 0; at most 5m.
 	Leeway config.Duration `yaml:"leeway"`
+	// UnsafeIgnoreTokenBinding stops checking the proof of a bound token
+	// (an answer's cnf.jkt: a DPoP proof by that key; cnf["x5t#S256"]:
+	// that client certificate). Default false: a bound token without its
+	// proof is refused. Only for a route whose binding policy checks it.
+	UnsafeIgnoreTokenBinding bool `yaml:"unsafe_ignore_token_binding"`
+	// DPoPPublicOrigin is the scheme://host[:port] clients use when the
+	// gateway is behind a proxy, for the DPoP proofs' htu. Default: the
+	// forwarded headers of a trusted proxy, else the request's own URL.
+	DPoPPublicOrigin string `yaml:"dpop_public_origin"`
 }
 
 // CacheConfig is the introspection cache's settings.
@@ -96,20 +106,22 @@ const (
 
 // parsed is a validated Config.
 type parsed struct {
-	endpoint    string
-	clientID    string
-	secret      string
-	basic       string // the Authorization header for client_secret_basic; "" for post
-	roots       *x509.CertPool
-	timeout     time.Duration
-	ttl, negTTL time.Duration
-	size        int
-	noCache     bool
-	audiences   []string
-	issuer      string
-	hint        string
-	scopeField  string
-	leeway      time.Duration
+	ignoreBinding bool
+	dpopOrigin    string
+	endpoint      string
+	clientID      string
+	secret        string
+	basic         string // the Authorization header for client_secret_basic; "" for post
+	roots         *x509.CertPool
+	timeout       time.Duration
+	ttl, negTTL   time.Duration
+	size          int
+	noCache       bool
+	audiences     []string
+	issuer        string
+	hint          string
+	scopeField    string
+	leeway        time.Duration
 }
 
 func decode(cfg *config.Node) (*parsed, error) {
@@ -145,20 +157,27 @@ func decode(cfg *config.Node) (*parsed, error) {
 	if c.ClientSecret.Value() == "" {
 		return nil, cfg.Errorf("", "client_secret is required")
 	}
+	if c.DPoPPublicOrigin != "" {
+		if err := bound.CheckOrigin(c.DPoPPublicOrigin); err != nil {
+			return nil, cfg.Errorf("dpop_public_origin", "%v", err)
+		}
+	}
 	p := &parsed{
-		endpoint:   u.String(),
-		clientID:   c.ClientID,
-		secret:     c.ClientSecret.Value(),
-		timeout:    c.Timeout.Std(),
-		ttl:        c.Cache.TTL.Std(),
-		negTTL:     c.Cache.NegativeTTL.Std(),
-		size:       c.Cache.Size,
-		noCache:    c.Cache.Disabled,
-		audiences:  c.Audiences,
-		issuer:     c.Issuer,
-		hint:       c.TokenTypeHint,
-		scopeField: c.ScopeField,
-		leeway:     c.Leeway.Std(),
+		ignoreBinding: c.UnsafeIgnoreTokenBinding,
+		dpopOrigin:    c.DPoPPublicOrigin,
+		endpoint:      u.String(),
+		clientID:      c.ClientID,
+		secret:        c.ClientSecret.Value(),
+		timeout:       c.Timeout.Std(),
+		ttl:           c.Cache.TTL.Std(),
+		negTTL:        c.Cache.NegativeTTL.Std(),
+		size:          c.Cache.Size,
+		noCache:       c.Cache.Disabled,
+		audiences:     c.Audiences,
+		issuer:        c.Issuer,
+		hint:          c.TokenTypeHint,
+		scopeField:    c.ScopeField,
+		leeway:        c.Leeway.Std(),
 	}
 	switch c.AuthMethod {
 	case methodBasic:

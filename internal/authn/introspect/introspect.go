@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -31,8 +32,10 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/authn"
+	"github.com/gatehouse/gatehouse/internal/authn/bound"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/policy"
+	"github.com/gatehouse/gatehouse/internal/store"
 )
 
 // Unit is the `introspect` authenticator type.
@@ -64,6 +67,7 @@ type Authenticator struct {
 	pos    *cache // active tokens
 	neg    *cache // refused tokens, apart so a flood of bad tokens cannot evict good ones
 	flight flight
+	bound  *bound.Checker
 	log    *slog.Logger
 	// lastComplaint is when a misconfiguration was last logged (Unix ns).
 	lastComplaint atomic.Int64
@@ -73,7 +77,7 @@ type Authenticator struct {
 type answer struct {
 	principal *policy.Principal // nil when refused
 	desc      string            // the public reason of a refusal
-	dpopBound bool              // the token has cnf.jkt (RFC 9449 §6.2)
+	jkt, x5t  string            // the token's binding (cnf, RFC 9449 §6.2, RFC 8705 §3.2)
 	// declined: the endpoint does not handle this kind of token
 	// (unsupported_token_type): "not mine" (authn.Declined).
 	declined bool
@@ -124,6 +128,14 @@ func New(cfg *config.Node, env *authn.Env) (*Authenticator, error) {
 	if !p.noCache {
 		a.pos, a.neg = newCache(p.size), newCache(p.size)
 	}
+	var (
+		trusted []netip.Prefix
+		st      store.Store
+	)
+	if env.Env != nil {
+		trusted, st = env.TrustedProxies, env.Store
+	}
+	a.bound = bound.New(bound.Options{Realm: a.realm, Now: a.now, PublicOrigin: p.dpopOrigin, TrustedProxies: trusted, Ignore: p.ignoreBinding, Store: st})
 	return a, nil
 }
 
@@ -163,19 +175,19 @@ func (a *Authenticator) Authenticate(ctx context.Context, ex *policy.Exchange) (
 	if a.pos != nil {
 		now := a.now()
 		if ans, ok := a.pos.get(&k, now); ok {
-			return a.decide(ans, tok)
+			return a.decide(ctx, ex.Request, ans, tok)
 		}
 		if ans, ok := a.neg.get(&k, now); ok {
-			return a.refusedOr(ans, tok)
+			return a.refusedOr(ctx, ex.Request, ans, tok)
 		}
 	}
-	return a.miss(ctx, tok, k)
+	return a.miss(ctx, ex.Request, tok, k)
 }
 
 // miss introspects a token that is not cached. It is apart from
 // Authenticate so that the key escapes to the heap, for the closure, only
 // on this path.
-func (a *Authenticator) miss(ctx context.Context, tok authn.Token, k key) (*policy.Principal, error) {
+func (a *Authenticator) miss(ctx context.Context, r *http.Request, tok authn.Token, k key) (*policy.Principal, error) {
 	ans, err := a.flight.do(ctx, &k, func() (*answer, error) { return a.introspect(ctx, tok.Value, &k) })
 	if err != nil {
 		if ctx.Err() != nil {
@@ -183,17 +195,17 @@ func (a *Authenticator) miss(ctx context.Context, tok authn.Token, k key) (*poli
 		}
 		return nil, unavailable(err)
 	}
-	return a.refusedOr(ans, tok)
+	return a.refusedOr(ctx, r, ans, tok)
 }
 
 // refusedOr answers a token the endpoint declined as "not mine"
 // (authn.Declined, refused 401 invalid_token when no other authenticator
 // takes it), and decides any other answer.
-func (a *Authenticator) refusedOr(ans *answer, tok authn.Token) (*policy.Principal, error) {
+func (a *Authenticator) refusedOr(ctx context.Context, r *http.Request, ans *answer, tok authn.Token) (*policy.Principal, error) {
 	if ans.declined {
 		return nil, authn.Decline(authn.InvalidToken(a.realm, tok.Scheme, ans.desc, errDeclined))
 	}
-	return a.decide(ans, tok)
+	return a.decide(ctx, r, ans, tok)
 }
 
 // errDeclined is the logged cause of a token refused as unsupported_token_type.
@@ -210,14 +222,18 @@ func hashToken(token string) key {
 	return sha256.Sum256([]byte(token))
 }
 
-func (a *Authenticator) decide(ans *answer, tok authn.Token) (*policy.Principal, error) {
+// decide applies what must be checked on every request, cached answer or
+// not: the refusal, and the token's binding, which an introspection answer
+// carries in cnf as a JWT does (a DPoP proof by its key, its client
+// certificate; internal/authn/bound).
+func (a *Authenticator) decide(ctx context.Context, r *http.Request, ans *answer, tok authn.Token) (*policy.Principal, error) {
 	if ans.principal == nil {
 		return nil, authn.InvalidToken(a.realm, tok.Scheme, ans.desc, nil)
 	}
-	if ans.dpopBound && tok.Scheme != "DPoP" {
-		// RFC 9449 §7.1: a DPoP-bound token presented as a bearer token
-		// would let whoever stole it use it without the key.
-		return nil, authn.InvalidToken(a.realm, "DPoP", "the token is bound to a DPoP key and must be used with the DPoP scheme", nil)
+	if ans.jkt != "" || ans.x5t != "" {
+		if err := a.bound.Check(ctx, r, tok, ans.jkt, ans.x5t); err != nil {
+			return nil, err
+		}
 	}
 	pr := *ans.principal
 	return &pr, nil
@@ -375,6 +391,7 @@ func (a *Authenticator) complain(msg string, args ...any) {
 // Public reasons of refusals.
 const (
 	descInactive = "the token is not active"
+	descBinding  = "the token's binding cannot be read"
 	descExpired  = "the token has expired"
 	descNotYet   = "the token is not valid yet"
 	descAudience = "the token is not meant for this audience"
@@ -450,10 +467,9 @@ func (a *Authenticator) evaluate(resp map[string]any, now time.Time) (*answer, t
 		Claims:   resp,
 		Method:   "introspection",
 	}}
-	if cnf, ok := resp["cnf"].(map[string]any); ok {
-		if jkt, ok := cnf["jkt"].(string); ok && jkt != "" {
-			ans.dpopBound = true
-		}
+	if ans.jkt, ans.x5t, err = bound.Cnf(resp["cnf"]); err != nil {
+		// A binding that cannot be read must not be read as none.
+		return &answer{desc: descBinding}, exp, nil
 	}
 	return ans, exp, nil
 }

@@ -3,6 +3,8 @@ package introspect
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -19,8 +21,10 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/authn"
+	"github.com/gatehouse/gatehouse/internal/authn/dpop/dpoptest"
 	"github.com/gatehouse/gatehouse/internal/policy"
 	"github.com/gatehouse/gatehouse/internal/policy/policytest"
+	"github.com/gatehouse/gatehouse/internal/tlstest"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -305,7 +309,7 @@ func TestAuthenticate(t *testing.T) {
 		{name: "wrong issuer", a: strict, authz: "Bearer wrong-iss", status: 401, code: "invalid_token", scheme: "Bearer"},
 		{name: "audience unchecked when not configured", a: plain, authz: "Bearer wrong-aud", subject: "a"},
 		{name: "dpop-bound token as bearer", a: plain, authz: "Bearer dpop", status: 401, code: "invalid_token", scheme: "DPoP"},
-		{name: "dpop-bound token with dpop scheme", a: plain, authz: "DPoP dpop", subject: "a"},
+		{name: "dpop-bound token with dpop scheme, no proof", a: plain, authz: "DPoP dpop", status: 401, code: "invalid_dpop_proof", scheme: "DPoP"},
 		{name: "scope list in another field", a: scp, authz: "Bearer scp", subject: "a", scopes: []string{"x", "y"}},
 		{name: "token too large", a: plain, authz: "Bearer " + strings.Repeat("a", maxToken+1), status: 401, code: "invalid_token", scheme: "Bearer"},
 		{name: "no active member", a: plain, authz: "Bearer no-active", status: 503, code: "introspection_unavailable"},
@@ -368,6 +372,79 @@ func TestAuthenticate(t *testing.T) {
 			t.Errorf("principal (-want +got):\n%s", diff)
 		}
 	})
+}
+
+// TestBoundToken: an introspection answer's cnf binds the token as a
+// JWT's does: DPoP-bound, it is accepted only with the DPoP scheme and a
+// proof by its key over this request and token; certificate-bound, only
+// over a connection with that verified certificate; a cnf that cannot be
+// read refuses the token; each on the cached answer too, and without any
+// binding policy. unsafe_ignore_token_binding turns the proof check off.
+func TestBoundToken(t *testing.T) {
+	d := newIDP(t, "client_secret_basic")
+	key, other := dpoptest.NewKey(t), dpoptest.NewKey(t)
+	ca := tlstest.NewCA(t, "client CA")
+	mine, theirs := ca.Client(t, "mine"), ca.Client(t, "theirs")
+	sum := sha256.Sum256(mine.TLS.Leaf.Raw)
+	d.set("dpop-tok", map[string]any{"active": true, "sub": "a", "cnf": map[string]any{"jkt": key.JKT(t)}})
+	d.set("cert-tok", map[string]any{"active": true, "sub": "a", "cnf": map[string]any{"x5t#S256": base64.RawURLEncoding.EncodeToString(sum[:])}})
+	d.set("bad-cnf", map[string]any{"active": true, "sub": "a", "cnf": map[string]any{"jkt": 7}})
+	d.set("cnf-string", map[string]any{"active": true, "sub": "a", "cnf": "x"})
+	d.set("cnf-jwk", map[string]any{"active": true, "sub": "a", "cnf": map[string]any{"jwk": map[string]any{"kty": "EC"}}})
+	a := newAuth(t, settings(d.srv.URL, ""), nil)
+	unsafe := newAuth(t, settings(d.srv.URL, "unsafe_ignore_token_binding: true\n"), nil)
+	const url = "http://gw.example/products"
+	now := policytest.Start
+	call := func(a *Authenticator, authz string, proof string, l *tlstest.Leaf, verified bool) error {
+		r := httptest.NewRequest(http.MethodGet, url, nil)
+		r.Header.Set("Authorization", authz)
+		if proof != "" {
+			r.Header.Set("DPoP", proof)
+		}
+		if l != nil {
+			st := &tls.ConnectionState{PeerCertificates: []*x509.Certificate{l.TLS.Leaf}}
+			if verified {
+				st.VerifiedChains = [][]*x509.Certificate{{l.TLS.Leaf, ca.Cert}}
+			}
+			r.TLS = st
+		}
+		_, err := a.Authenticate(context.Background(), policytest.Exchange(r))
+		return err
+	}
+	want := func(err error, status int, code string) {
+		t.Helper()
+		if status == 0 {
+			if err != nil {
+				t.Fatalf("got %v, want accepted", err)
+			}
+			return
+		}
+		den, ok := policy.AsDenial(err)
+		if !ok || den.Status != status || den.Code != code {
+			t.Fatalf("got %v, want %d %s", err, status, code)
+		}
+	}
+	for range 2 { // the second round reads the cached answers
+		want(call(a, "Bearer dpop-tok", "", nil, false), 401, "invalid_token")
+		want(call(a, "DPoP dpop-tok", "", nil, false), 401, "invalid_dpop_proof")
+		want(call(a, "DPoP dpop-tok", other.Proof(t, "GET", url, "dpop-tok", now), nil, false), 401, "invalid_dpop_proof")
+		want(call(a, "DPoP dpop-tok", key.Proof(t, "GET", url, "other-tok", now), nil, false), 401, "invalid_dpop_proof")
+		proof := key.Proof(t, "GET", url, "dpop-tok", now)
+		want(call(a, "DPoP dpop-tok", proof, nil, false), 0, "")
+		want(call(a, "DPoP dpop-tok", proof, nil, false), 401, "invalid_dpop_proof") // replayed
+
+		want(call(a, "Bearer cert-tok", "", nil, false), 401, "invalid_token")
+		want(call(a, "Bearer cert-tok", "", theirs, true), 401, "invalid_token")
+		want(call(a, "Bearer cert-tok", "", mine, false), 401, "invalid_token")
+		want(call(a, "Bearer cert-tok", "", mine, true), 0, "")
+
+		want(call(a, "Bearer bad-cnf", "", nil, false), 401, "invalid_token")
+		want(call(a, "Bearer cnf-string", "", nil, false), 401, "invalid_token")
+		want(call(a, "Bearer cnf-jwk", "", nil, false), 401, "invalid_token")
+	}
+	want(call(unsafe, "DPoP dpop-tok", "", nil, false), 0, "")
+	want(call(unsafe, "Bearer cert-tok", "", nil, false), 0, "")
+	want(call(unsafe, "Bearer dpop-tok", "", nil, false), 401, "invalid_token")
 }
 
 func TestCache(t *testing.T) {

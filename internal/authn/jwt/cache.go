@@ -22,8 +22,9 @@ type verified struct {
 	// key set drops it, the verdict is no longer honoured.
 	key *rawKey
 	jti string
-	// dpop: the token has cnf.jkt (RFC 9449 §6.1) and needs the DPoP scheme.
-	dpop bool
+	// jkt and x5t are the token's binding (cnf.jkt, RFC 9449 §6.1;
+	// cnf["x5t#S256"], RFC 8705 §3.1), proven on every request.
+	jkt, x5t string
 }
 
 // cache is a bounded map from token hashes to verdicts. It is sharded so

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/authn/bound"
 	"github.com/gatehouse/gatehouse/internal/config"
 )
 
@@ -100,6 +101,15 @@ type Config struct {
 	// JWE accepts nested JWTs encrypted to the gateway (see JWEConfig).
 	// Absent: an encrypted token is not this authenticator's.
 	JWE *JWEConfig `yaml:"jwe"`
+	// UnsafeIgnoreTokenBinding stops checking the proof of a bound token
+	// (cnf.jkt: a DPoP proof by that key; cnf["x5t#S256"]: that client
+	// certificate). Default false: a bound token without its proof is
+	// refused. Only for a route whose binding policy checks it instead.
+	UnsafeIgnoreTokenBinding bool `yaml:"unsafe_ignore_token_binding"`
+	// DPoPPublicOrigin is the scheme://host[:port] clients use when the
+	// gateway is behind a proxy, for the DPoP proofs' htu. Default: the
+	// forwarded headers of a trusted proxy, else the request's own URL.
+	DPoPPublicOrigin string `yaml:"dpop_public_origin"`
 }
 
 // KeyConfig is one local key file.
@@ -152,6 +162,8 @@ const (
 
 // settings is a validated Config with defaults applied.
 type settings struct {
+	ignoreBinding  bool
+	dpopOrigin     string
 	issuer         string
 	audiences      []string
 	algs           algSet
@@ -186,7 +198,14 @@ func decode(cfg *config.Node) (*settings, error) {
 	if err := cfg.Decode(&c); err != nil {
 		return nil, err
 	}
+	if c.DPoPPublicOrigin != "" {
+		if err := bound.CheckOrigin(c.DPoPPublicOrigin); err != nil {
+			return nil, cfg.Errorf("dpop_public_origin", "jwt: %v", err)
+		}
+	}
 	s := &settings{
+		ignoreBinding:  c.UnsafeIgnoreTokenBinding,
+		dpopOrigin:     c.DPoPPublicOrigin,
 		issuer:         c.Issuer,
 		audiences:      c.Audiences,
 		jwksURL:        c.JWKSURL,

@@ -41,6 +41,7 @@ import (
 	"unsafe"
 
 	"github.com/gatehouse/gatehouse/internal/authn"
+	"github.com/gatehouse/gatehouse/internal/authn/bound"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/policy"
 	"github.com/gatehouse/gatehouse/internal/revocation"
@@ -63,6 +64,7 @@ type Authenticator struct {
 	release func() error
 	revs    *revocation.List
 	cache   *cache // nil: disabled
+	bound   *bound.Checker
 	// derived is this authenticator's view of the source's current raw
 	// set, rebuilt when the source installs a new one.
 	derived atomic.Pointer[keySet]
@@ -121,6 +123,7 @@ func New(cfg *config.Node, env *authn.Env) (*Authenticator, error) {
 	if s.cacheSize > 0 {
 		a.cache = newCache(s.cacheSize)
 	}
+	a.bound = bound.New(bound.Options{Realm: a.realm, Now: a.now, PublicOrigin: s.dpopOrigin, TrustedProxies: penv.TrustedProxies, Ignore: s.ignoreBinding, Store: penv.Store})
 	return a, nil
 }
 
@@ -193,7 +196,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, ex *policy.Exchange) (
 			now = a.now()
 			k, hashed = key(sha256.Sum256(bytesOf(tok.Value))), tok.Value
 			if v := a.cache.get(&k, now.UnixNano()); v != nil {
-				return a.decide(v, tok)
+				return a.decide(ctx, ex.Request, v, tok)
 			}
 			// Not a token we know: the complete reading below refuses
 			// what headerToken let through unchecked.
@@ -212,7 +215,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, ex *policy.Exchange) (
 		now = a.now()
 	}
 	if a.cache == nil {
-		return a.miss(ctx, tok, nil, now)
+		return a.miss(ctx, ex, tok, nil, now)
 	}
 	// A token never empty here: hashed == tok.Value means that
 	// headerToken read this very token and the cache does not have it,
@@ -220,15 +223,15 @@ func (a *Authenticator) Authenticate(ctx context.Context, ex *policy.Exchange) (
 	if hashed != tok.Value {
 		k = key(sha256.Sum256(bytesOf(tok.Value)))
 		if v := a.cache.get(&k, now.UnixNano()); v != nil {
-			return a.decide(v, tok)
+			return a.decide(ctx, ex.Request, v, tok)
 		}
 	}
-	return a.miss(ctx, tok, &k, now)
+	return a.miss(ctx, ex, tok, &k, now)
 }
 
 // miss verifies a token not in the cache and caches the verdict under k
 // (nil: no cache).
-func (a *Authenticator) miss(ctx context.Context, tok authn.Token, k *key, now time.Time) (*policy.Principal, error) {
+func (a *Authenticator) miss(ctx context.Context, ex *policy.Exchange, tok authn.Token, k *key, now time.Time) (*policy.Principal, error) {
 	v, err := a.verify(ctx, tok.Value, now)
 	if err != nil {
 		var f *failure
@@ -244,20 +247,21 @@ func (a *Authenticator) miss(ctx context.Context, tok authn.Token, k *key, now t
 	if k != nil && v.until > now.UnixNano() {
 		a.cache.put(k, v, now.UnixNano())
 	}
-	return a.decide(v, tok)
+	return a.decide(ctx, ex.Request, v, tok)
 }
 
 // decide applies what must be checked on every request, cached or not:
-// revocation and the DPoP binding. It returns the caller's own copy of the
-// principal.
-func (a *Authenticator) decide(v *verified, tok authn.Token) (*policy.Principal, error) {
+// revocation and the token's binding (a DPoP proof by its key, its client
+// certificate; internal/authn/bound). It returns the caller's own copy of
+// the principal.
+func (a *Authenticator) decide(ctx context.Context, r *http.Request, v *verified, tok authn.Token) (*policy.Principal, error) {
 	if v.jti != "" && a.revs.Revoked(v.jti) {
 		return nil, authn.InvalidToken(a.realm, tok.Scheme, descRevoked, errors.New("jwt: jti revoked"))
 	}
-	if v.dpop && tok.Scheme != "DPoP" {
-		// RFC 9449 §7.1: a DPoP-bound token presented as a bearer token
-		// would let whoever stole it use it without the key.
-		return nil, authn.InvalidToken(a.realm, "DPoP", descDPoP, errors.New("jwt: DPoP-bound token used as a bearer token"))
+	if v.jkt != "" || v.x5t != "" {
+		if err := a.bound.Check(ctx, r, tok, v.jkt, v.x5t); err != nil {
+			return nil, err
+		}
 	}
 	pr := *v.principal
 	return &pr, nil
@@ -526,15 +530,9 @@ func (a *Authenticator) checkClaims(c map[string]any, used *rawKey, now time.Tim
 	if err != nil {
 		return nil, fail(descMalformed, err)
 	}
-	dpop := false
-	switch cnf := c["cnf"].(type) {
-	case nil:
-	case map[string]any:
-		if jkt, ok := cnf["jkt"].(string); ok && jkt != "" {
-			dpop = true
-		}
-	default:
-		return nil, fail(descMalformed, fmt.Errorf("%w: \"cnf\" is not an object", errClaimType))
+	jkt, x5t, err := bound.Cnf(c["cnf"])
+	if err != nil {
+		return nil, fail(descMalformed, fmt.Errorf("%w: %w", errClaimType, err))
 	}
 	subject, consumer := sub, clientID
 	if subject == "" {
@@ -556,7 +554,8 @@ func (a *Authenticator) checkClaims(c map[string]any, used *rawKey, now time.Tim
 		until: until.UnixNano(),
 		key:   used,
 		jti:   jti,
-		dpop:  dpop,
+		jkt:   jkt,
+		x5t:   x5t,
 	}, nil
 }
 

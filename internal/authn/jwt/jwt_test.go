@@ -2,6 +2,8 @@ package jwt
 
 import (
 	"crypto/elliptic"
+	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
@@ -18,8 +20,10 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/gatehouse/gatehouse/internal/authn"
+	"github.com/gatehouse/gatehouse/internal/authn/dpop/dpoptest"
 	"github.com/gatehouse/gatehouse/internal/policy"
 	"github.com/gatehouse/gatehouse/internal/policy/policytest"
+	"github.com/gatehouse/gatehouse/internal/tlstest"
 )
 
 func TestAlgorithms(t *testing.T) {
@@ -61,14 +65,13 @@ func TestPrincipal(t *testing.T) {
 	w := newWorld()
 	a := w.build(t, jwksConfig(p, "ES256"))
 	scp := w.build(t, jwksConfig(p, "ES256", "scope_claim: scp", "subject_claim: oid"))
-	cnf := map[string]any{"x5t#S256": "abc"}
 	for _, tc := range []struct {
 		name   string
 		a      *Authenticator
 		claims map[string]any
 		want   policy.Principal
 	}{
-		{"scope string", a, claims(p.srv.URL, "cnf", cnf), policy.Principal{
+		{"scope string", a, claims(p.srv.URL), policy.Principal{
 			Subject: "alice", ClientID: "app", Consumer: "app", Scopes: []string{"products:read", "products:write"}, Method: "jwt"}},
 		{"scope array", a, claims(p.srv.URL, "scope", []string{"a", "b"}), policy.Principal{
 			Subject: "alice", ClientID: "app", Consumer: "app", Scopes: []string{"a", "b"}, Method: "jwt"}},
@@ -338,27 +341,85 @@ func TestTokenSources(t *testing.T) {
 	}
 }
 
-func TestDPoPBoundToken(t *testing.T) {
+// TestBoundToken: a DPoP-bound token is accepted only with the DPoP scheme
+// and a fresh proof by its key over this request and token, a
+// certificate-bound one only over a connection with that verified
+// certificate, cached verdict or not, with no binding policy on the route;
+// unsafe_ignore_token_binding turns the proof check off (not the scheme).
+func TestBoundToken(t *testing.T) {
 	s := signer{"k1", jose.ES256, ecKey(t, elliptic.P256())}
 	p := newIDP(t, s.jwk())
 	w := newWorld()
 	a := w.build(t, jwksConfig(p, "ES256"))
-	tok := s.sign(t, claims(p.srv.URL, "cnf", map[string]any{"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}))
-	d := wantDenial(t, errOf(auth(t, a, bearer(tok))), 401, "invalid_token", descDPoP)
-	if ch := d.Header.Get("Www-Authenticate"); !strings.HasPrefix(ch, `DPoP realm="api", error="invalid_token"`) {
-		t.Errorf("challenge %q, want a DPoP one", ch)
+	key, other := dpoptest.NewKey(t), dpoptest.NewKey(t)
+	tok := s.sign(t, claims(p.srv.URL, "cnf", map[string]any{"jkt": key.JKT(t)}))
+	const url = "http://gw.example/products"
+	dpopReq := func(proofs ...string) *policy.Exchange {
+		r := httptest.NewRequest(http.MethodGet, url, nil)
+		r.Header.Set("Authorization", "DPoP "+tok)
+		for _, pf := range proofs {
+			r.Header.Add("DPoP", pf)
+		}
+		return policytest.Exchange(r)
 	}
-	// Cached now: still refused as a bearer token.
-	wantDenial(t, errOf(auth(t, a, bearer(tok))), 401, "invalid_token", descDPoP)
-	r := httptest.NewRequest(http.MethodGet, "http://gw.example/products", nil)
-	r.Header.Set("Authorization", "DPoP "+tok)
-	pr, err := auth(t, a, policytest.Exchange(r))
-	if err != nil {
-		t.Fatalf("DPoP scheme: %v", err)
+	for round := range 2 { // the second round reads the cached verdict
+		d := wantDenial(t, errOf(auth(t, a, bearer(tok))), 401, "invalid_token", descDPoP)
+		if ch := d.Header.Get("Www-Authenticate"); !strings.HasPrefix(ch, `DPoP realm="api", error="invalid_token"`) {
+			t.Errorf("round %d: challenge %q, want a DPoP one", round, ch)
+		}
+		wantDenial(t, errOf(auth(t, a, dpopReq())), 401, "invalid_dpop_proof", "")
+		wantDenial(t, errOf(auth(t, a, dpopReq(other.Proof(t, "GET", url, tok, w.clock.now())))), 401, "invalid_dpop_proof", "")
+		wantDenial(t, errOf(auth(t, a, dpopReq(key.Proof(t, "POST", url, tok, w.clock.now())))), 401, "invalid_dpop_proof", "")
+		wantDenial(t, errOf(auth(t, a, dpopReq(key.Proof(t, "GET", url, "another-token", w.clock.now())))), 401, "invalid_dpop_proof", "")
+		proof := key.Proof(t, "GET", url, tok, w.clock.now())
+		pr, err := auth(t, a, dpopReq(proof))
+		if err != nil {
+			t.Fatalf("round %d: DPoP with its proof: %v", round, err)
+		}
+		if cnf, _ := pr.Claims["cnf"].(map[string]any); cnf["jkt"] == nil {
+			t.Errorf("cnf %v not kept for the binding policy", pr.Claims["cnf"])
+		}
+		// The same proof again is a replay.
+		wantDenial(t, errOf(auth(t, a, dpopReq(proof))), 401, "invalid_dpop_proof", "")
 	}
-	if cnf, _ := pr.Claims["cnf"].(map[string]any); cnf["jkt"] == nil {
-		t.Errorf("cnf %v not kept for the binding policy", pr.Claims["cnf"])
+
+	ca := tlstest.NewCA(t, "client CA")
+	mine, theirs := ca.Client(t, "mine"), ca.Client(t, "theirs")
+	sum := sha256.Sum256(mine.TLS.Leaf.Raw)
+	ctok := s.sign(t, claims(p.srv.URL, "cnf", map[string]any{"x5t#S256": base64.RawURLEncoding.EncodeToString(sum[:])}))
+	over := func(l *tlstest.Leaf, verified bool) *policy.Exchange {
+		ex := bearer(ctok)
+		if l != nil {
+			st := &tls.ConnectionState{PeerCertificates: []*x509.Certificate{l.TLS.Leaf}}
+			if verified {
+				st.VerifiedChains = [][]*x509.Certificate{{l.TLS.Leaf, ca.Cert}}
+			}
+			ex.Request.TLS = st
+		}
+		return ex
 	}
+	for round := range 2 {
+		wantDenial(t, errOf(auth(t, a, over(nil, false))), 401, "invalid_token", "client certificate")
+		wantDenial(t, errOf(auth(t, a, over(theirs, true))), 401, "invalid_token", "client certificate")
+		wantDenial(t, errOf(auth(t, a, over(mine, false))), 401, "invalid_token", "client certificate")
+		if _, err := auth(t, a, over(mine, true)); err != nil {
+			t.Fatalf("round %d: over its certificate: %v", round, err)
+		}
+	}
+
+	// Bound by a confirmation method no proof here can satisfy: refused,
+	// not taken for unbound.
+	jwkTok := s.sign(t, claims(p.srv.URL, "cnf", map[string]any{"jwk": map[string]any{"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"}}))
+	wantDenial(t, errOf(auth(t, a, bearer(jwkTok))), 401, "invalid_token", descMalformed)
+
+	unsafe := w.build(t, jwksConfig(p, "ES256", "unsafe_ignore_token_binding: true"))
+	if _, err := auth(t, unsafe, dpopReq()); err != nil {
+		t.Errorf("opted out, DPoP scheme without a proof: %v", err)
+	}
+	if _, err := auth(t, unsafe, over(nil, false)); err != nil {
+		t.Errorf("opted out, certificate-bound without a certificate: %v", err)
+	}
+	wantDenial(t, errOf(auth(t, unsafe, bearer(tok))), 401, "invalid_token", descDPoP)
 }
 
 func errOf(_ *policy.Principal, err error) error { return err }

@@ -10,14 +10,12 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/authn"
+	"github.com/gatehouse/gatehouse/internal/authn/bound"
 	"github.com/gatehouse/gatehouse/internal/authn/dpop"
 	"github.com/gatehouse/gatehouse/internal/authn/mtls"
-	"github.com/gatehouse/gatehouse/internal/clientip"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/policy"
 )
@@ -92,7 +90,7 @@ func New(cfg *config.Node, env *policy.Env) (policy.Policy, error) {
 		opts.PublicURL = func(r *http.Request) string { return origin + r.URL.EscapedPath() }
 	case c.Proof.TrustForwarded:
 		trusted := env.TrustedProxies
-		opts.PublicURL = func(r *http.Request) string { return forwardedURL(r, trusted) }
+		opts.PublicURL = func(r *http.Request) string { return bound.ForwardedURL(r, trusted) }
 	}
 	b.verifier = dpop.NewVerifier(opts)
 	return b, nil
@@ -178,68 +176,12 @@ func (b *Binding) invalidToken(desc string, cause error) *policy.Denial {
 }
 
 // cnf returns the principal's confirmation members (RFC 7800): the JWK
-// thumbprint (RFC 9449 §6) and the certificate thumbprint (RFC 8705 §3.1).
+// thumbprint (RFC 9449 §6) and the certificate thumbprint (RFC 8705 §3.1),
+// read as every authenticator reads them (internal/authn/bound).
 func cnf(pr *policy.Principal) (jkt, x5t string, err error) {
-	v, ok := pr.Claims["cnf"]
-	if !ok || v == nil {
-		return "", "", nil
+	jkt, x5t, err = bound.Cnf(pr.Claims["cnf"])
+	if err != nil {
+		return "", "", ErrCnf
 	}
-	get := func(m map[string]any, k string) (string, error) {
-		x, ok := m[k]
-		if !ok {
-			return "", nil
-		}
-		s, ok := x.(string)
-		if !ok || s == "" {
-			return "", ErrCnf
-		}
-		return s, nil
-	}
-	switch m := v.(type) {
-	case map[string]any:
-		if jkt, err = get(m, "jkt"); err != nil {
-			return "", "", err
-		}
-		x5t, err = get(m, "x5t#S256")
-		return jkt, x5t, err
-	case map[string]string:
-		return m["jkt"], m["x5t#S256"], nil
-	}
-	return "", "", ErrCnf
-}
-
-// forwardedURL is the URL the client used according to the
-// X-Forwarded-Proto and X-Forwarded-Host headers, believed only from a
-// trusted proxy peer; otherwise, or when they are absent, the gateway's
-// own view. Of several values the last counts: the one added by the
-// proxy closest to the gateway, which is trusted.
-func forwardedURL(r *http.Request, trusted []netip.Prefix) string {
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil || !clientip.Trusted(ap.Addr(), trusted) {
-		return dpop.RequestURL(r)
-	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	if p := lastValue(r.Header, "X-Forwarded-Proto"); p != "" {
-		scheme = strings.ToLower(p)
-	}
-	host := r.Host
-	if h := lastValue(r.Header, "X-Forwarded-Host"); h != "" {
-		host = h
-	}
-	return scheme + "://" + host + r.URL.EscapedPath()
-}
-
-func lastValue(h http.Header, name string) string {
-	vals := h.Values(name)
-	if len(vals) == 0 {
-		return ""
-	}
-	v := vals[len(vals)-1]
-	if i := strings.LastIndexByte(v, ','); i >= 0 {
-		v = v[i+1:]
-	}
-	return strings.TrimSpace(v)
+	return jkt, x5t, nil
 }

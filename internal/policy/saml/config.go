@@ -69,6 +69,10 @@ type Config struct {
 	KeepSecurityHeader bool `yaml:"keep_security_header"`
 	// MaxBodyBytes refuses larger messages. Default 1MiB.
 	MaxBodyBytes config.ByteSize `yaml:"max_body_bytes"`
+	// Recipients are this endpoint's absolute URLs as clients know them
+	// (behind a proxy): a SubjectConfirmationData Recipient must be one.
+	// Empty: the URL the request reached the gateway at.
+	Recipients []string `yaml:"recipients"`
 }
 
 // IssuerConfig is one trusted issuer.
@@ -94,9 +98,13 @@ type RuleConfig struct {
 type RemoteConfig struct {
 	// URL is the STS endpoint. Required; https unless on loopback.
 	URL string `yaml:"url"`
-	// Cache is how long an answer is kept, by assertion. Default 30s, at
-	// most 5m; never past the assertion's expiry.
-	Cache config.Duration `yaml:"cache"`
+	// Cache is how long an answer is kept, by assertion, at most 5m and
+	// never past the assertion's expiry. Absent: "invalid" answers are kept
+	// 30s and "valid" ones not at all, so that a cancellation at the STS
+	// is seen at once (an invalid assertion never becomes valid again).
+	// Set, it keeps both, and a cancellation may take that long to reach
+	// this route; 0s keeps none.
+	Cache *config.Duration `yaml:"cache"`
 	// Timeout bounds one call. Default 2s.
 	Timeout config.Duration `yaml:"timeout"`
 }
@@ -118,6 +126,7 @@ type settings struct {
 	keepHeader    bool
 	maxBodyBytes  int64
 	wssecurityCfg *config.Node
+	recipients    []string
 }
 
 type rule struct {
@@ -126,9 +135,9 @@ type rule struct {
 }
 
 type remote struct {
-	url     string
-	cache   time.Duration
-	timeout time.Duration
+	url               string
+	cache, invalidFor time.Duration // how long valid and invalid answers are kept
+	timeout           time.Duration
 }
 
 func decode(cfg *config.Node) (*settings, error) {
@@ -235,6 +244,13 @@ func decode(cfg *config.Node) (*settings, error) {
 		}
 		s.rules = append(s.rules, r)
 	}
+	for i, r := range c.Recipients {
+		u, err := url.Parse(r)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return nil, cfg.Errorf("recipients["+strconv.Itoa(i)+"]", "saml: recipient %q must be an absolute http(s) URL without query", r)
+		}
+		s.recipients = append(s.recipients, r)
+	}
 	if rc := c.ValidateWithSTS; rc != nil {
 		u, err := url.Parse(rc.URL)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
@@ -243,9 +259,10 @@ func decode(cfg *config.Node) (*settings, error) {
 		if u.Scheme == "http" && !isLoopback(u.Hostname()) {
 			return nil, cfg.Errorf("validate_with_sts.url", "saml: an http STS URL is allowed only on loopback")
 		}
-		r := &remote{url: rc.URL, cache: 30 * time.Second, timeout: 2 * time.Second}
-		if rc.Cache != 0 {
+		r := &remote{url: rc.URL, cache: 0, invalidFor: 30 * time.Second, timeout: 2 * time.Second}
+		if rc.Cache != nil {
 			r.cache = rc.Cache.Std()
+			r.invalidFor = r.cache
 			if r.cache < 0 || r.cache > 5*time.Minute {
 				return nil, cfg.Errorf("validate_with_sts.cache", "saml: cache must be between 0s and 5m")
 			}

@@ -35,6 +35,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/policy"
 	"github.com/gatehouse/gatehouse/internal/policy/wssecurity"
 	"github.com/gatehouse/gatehouse/internal/saml2"
+	"github.com/gatehouse/gatehouse/internal/saml2/lifecycle"
 	"github.com/gatehouse/gatehouse/internal/soap"
 	"github.com/gatehouse/gatehouse/internal/store"
 	"github.com/gatehouse/gatehouse/internal/sts"
@@ -78,6 +79,7 @@ type Policy struct {
 	store    store.Store
 	fallback policy.Policy
 	client   *http.Client
+	lc       *lifecycle.Lifecycle
 
 	stsMu      sync.Mutex
 	stsIssuer  string
@@ -111,6 +113,7 @@ func New(cfg *config.Node, env *policy.Env) (policy.Policy, error) {
 	if p.store == nil {
 		p.store = store.NewMemory(p.now)
 	}
+	p.lc = lifecycle.New(p.store)
 	if s.wssecurityCfg != nil {
 		if p.fallback, err = wssecurity.New(s.wssecurityCfg, env); err != nil {
 			return nil, err
@@ -224,7 +227,7 @@ func (p *Policy) check(ctx context.Context, ex *policy.Exchange, m *soap.Message
 	if iss := firstChild(el, saml2.NamespaceAssertion, "Issuer"); iss != nil {
 		claimed = strings.TrimSpace(iss.Text())
 	}
-	trusted, fromSTS, err := p.trusted(ctx, claimed, now)
+	trusted, _, err := p.trusted(ctx, claimed, now)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -238,20 +241,14 @@ func (p *Policy) check(ctx context.Context, ex *policy.Exchange, m *soap.Message
 	if a.Issuer != claimed {
 		return nil, invalidToken("the verified issuer %q differs from %q", a.Issuer, claimed), nil
 	}
-	if err := a.Check(now, p.s.skew); err != nil {
-		return nil, invalidToken("%v", err), nil
-	}
-	if !a.AudienceOK(p.s.audience) {
-		return nil, invalidToken("assertion %s is not for audience %q (%v)", a.ID, p.s.audience, a.Audiences), nil
-	}
-	if fromSTS {
-		gone, err := sts.IsCancelled(ctx, p.store, a.ID)
-		if err != nil {
+	// Validity, audience and cancellation: the one lifecycle every door
+	// of the gateway applies (internal/saml2/lifecycle). A cancellation is
+	// honoured whoever issued the assertion: only the STS writes them.
+	if err := p.lc.Check(ctx, a, now, lifecycle.Rules{Audiences: []string{p.s.audience}, Skew: p.s.skew}); err != nil {
+		if errors.Is(err, lifecycle.ErrUnavailable) {
 			return nil, nil, fmt.Errorf("saml: %w", err)
 		}
-		if gone {
-			return nil, invalidToken("assertion %s was cancelled at the STS", a.ID), nil
-		}
+		return nil, invalidToken("%v", err), nil
 	}
 	var ts *etree.Element
 	for _, c := range sec.ChildElements() {
@@ -285,15 +282,13 @@ func (p *Policy) check(ctx context.Context, ex *policy.Exchange, m *soap.Message
 			return nil, d, err
 		}
 	}
-	if a.OneTimeUse {
-		ttl := a.NotOnOrAfter.Add(p.s.skew).Sub(now)
-		fresh, err := p.store.SetNX(ctx, "saml:used:"+a.Issuer+":"+a.ID, []byte{1}, ttl)
-		if err != nil {
-			return nil, nil, fmt.Errorf("saml: replay cache: %w", err)
+	// OneTimeUse: spent once under the key every door shares, last, so
+	// that a request refused for another reason does not spend it.
+	if err := p.lc.Use(ctx, a, now, p.s.skew, false); err != nil {
+		if errors.Is(err, lifecycle.ErrUnavailable) {
+			return nil, nil, fmt.Errorf("saml: %w", err)
 		}
-		if !fresh {
-			return nil, failedAuth("one-time assertion %s was used before: replay", a.ID), nil
-		}
+		return nil, failedAuth("%v: replay", err), nil
 	}
 	pr := &policy.Principal{
 		Subject:  a.NameID,
@@ -326,7 +321,14 @@ func (p *Policy) confirm(ex *policy.Exchange, m *soap.Message, sec, el, ts *etre
 		}
 	}
 	var tried []string
+	// Each confirmation's data (its times, Recipient, Address, no
+	// InResponseTo) is checked by the lifecycle, as at every other door.
+	ep := lifecycle.Endpoint{URLs: p.recipients(ex), ClientIP: ex.ClientIP}
 	if c := a.Confirmation(saml2.MethodHolderOfKey); c != nil && p.s.hok {
+		c, err := lifecycle.Confirmation(a, saml2.MethodHolderOfKey, now, p.s.skew, ep)
+		if err != nil {
+			return "", nil, failedAuth("%v", err)
+		}
 		if sig == nil || ts == nil {
 			return "", nil, failedAuth("holder-of-key assertion without a message signature and Timestamp")
 		}
@@ -339,6 +341,9 @@ func (p *Policy) confirm(ex *policy.Exchange, m *soap.Message, sec, el, ts *etre
 		tried = append(tried, "holder-of-key")
 	}
 	if c := a.Confirmation(saml2.MethodSenderVouches); c != nil && p.s.sv {
+		if _, err := lifecycle.Confirmation(a, saml2.MethodSenderVouches, now, p.s.skew, ep); err != nil {
+			return "", nil, failedAuth("%v", err)
+		}
 		if sig == nil {
 			return "", nil, failedAuth("sender-vouches assertion without a message signature")
 		}
@@ -361,8 +366,8 @@ func (p *Policy) confirm(ex *policy.Exchange, m *soap.Message, sec, el, ts *etre
 		if p.s.bearerTLS && !ex.TLS {
 			return "", nil, failedAuth("bearer assertion over a connection without TLS")
 		}
-		if !c.NotOnOrAfter.IsZero() && !now.Add(-p.s.skew).Before(c.NotOnOrAfter) {
-			return "", nil, invalidToken("bearer confirmation expired at %s", c.NotOnOrAfter)
+		if _, err := lifecycle.Confirmation(a, saml2.MethodBearer, now, p.s.skew, ep); err != nil {
+			return "", nil, invalidToken("%v", err)
 		}
 		return saml2.MethodBearer, nil, nil
 	} else if c != nil {
@@ -466,6 +471,20 @@ func (p *Policy) trusted(ctx context.Context, issuer string, now time.Time) ([]*
 	return nil, false, nil
 }
 
+// recipients are this endpoint's URLs a confirmation's Recipient may
+// name: the configured ones (the public URLs behind a proxy), else the URL
+// the request reached the gateway at.
+func (p *Policy) recipients(ex *policy.Exchange) []string {
+	if len(p.s.recipients) > 0 {
+		return p.s.recipients
+	}
+	scheme := "http"
+	if ex.TLS {
+		scheme = "https"
+	}
+	return []string{scheme + "://" + ex.Request.Host + ex.Request.URL.EscapedPath()}
+}
+
 // authorize applies the per-operation rules.
 func (p *Policy) authorize(m *soap.Message, pr *policy.Principal) *policy.Denial {
 	if len(p.s.rules) == 0 {
@@ -487,7 +506,8 @@ func (p *Policy) authorize(m *soap.Message, pr *policy.Principal) *policy.Denial
 }
 
 // validateRemote asks the configured STS with the Validate binding,
-// remembering the answer for the cache time (never past expiry).
+// remembering the answer for the cache time (never past expiry; by
+// default only an "invalid" one, which cannot turn valid again).
 func (p *Policy) validateRemote(ctx context.Context, a *saml2.Assertion, now time.Time) (bool, error) {
 	key := sha256.Sum256(a.Canonical)
 	p.cacheMu.Lock()
@@ -527,6 +547,9 @@ func (p *Policy) validateRemote(ctx context.Context, a *saml2.Assertion, now tim
 	}
 	valid := strings.TrimSpace(code.Text()) == sts.StatusValid
 	until := now.Add(p.s.remote.cache)
+	if !valid {
+		until = now.Add(p.s.remote.invalidFor)
+	}
 	if a.NotOnOrAfter.Before(until) {
 		until = a.NotOnOrAfter
 	}
