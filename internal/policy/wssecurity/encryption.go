@@ -1,12 +1,8 @@
 package wssecurity
 
 import (
-	"crypto/rsa"
-	"crypto/x509"
 	"encoding/base64"
-	"encoding/pem"
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -14,7 +10,6 @@ import (
 	"github.com/beevik/etree"
 
 	"github.com/gatehouse/gatehouse/internal/config"
-	"github.com/gatehouse/gatehouse/internal/pemfile"
 	"github.com/gatehouse/gatehouse/internal/policy"
 	"github.com/gatehouse/gatehouse/internal/xmlenc"
 	"github.com/gatehouse/gatehouse/internal/xmlscan"
@@ -90,15 +85,11 @@ func decodeEncryption(cfg *config.Node, c *EncryptionConfig, maxBody int64) (*en
 		if k.Certificate == "" || k.Key.Value() == "" {
 			return nil, cfg.Errorf(field, "wssecurity: an encryption key needs certificate and key")
 		}
-		certs, err := pemfile.Certificates(resolve(cfg, k.Certificate))
-		if err != nil || len(certs) == 0 {
-			return nil, cfg.Errorf(field+".certificate", "wssecurity: %v", err)
-		}
-		priv, err := parseRSAKey([]byte(k.Key.Value()))
+		rk, err := xmlenc.LoadRSAKey(resolve(cfg, k.Certificate), []byte(k.Key.Value()))
 		if err != nil {
-			return nil, cfg.Errorf(field+".key", "wssecurity: %v", err)
+			return nil, cfg.Errorf(field, "wssecurity: %v", err)
 		}
-		keys.RSA = append(keys.RSA, xmlenc.RSAKey{Key: priv, Cert: certs[0]})
+		keys.RSA = append(keys.RSA, rk)
 	}
 	for i, w := range c.WrapKeys {
 		field := index("encryption.wrap_keys", i)
@@ -145,31 +136,6 @@ func decodeEncryption(cfg *config.Node, c *EncryptionConfig, maxBody int64) (*en
 		}
 	}
 	return e, nil
-}
-
-func parseRSAKey(b []byte) (*rsa.PrivateKey, error) {
-	blk, _ := pem.Decode(b)
-	if blk == nil {
-		return nil, errors.New("the key is not PEM")
-	}
-	var k any
-	var err error
-	switch blk.Type {
-	case "RSA PRIVATE KEY":
-		k, err = x509.ParsePKCS1PrivateKey(blk.Bytes)
-	case "PRIVATE KEY":
-		k, err = x509.ParsePKCS8PrivateKey(blk.Bytes)
-	default:
-		return nil, fmt.Errorf("PEM block %q is not a private key", blk.Type)
-	}
-	if err != nil {
-		return nil, err
-	}
-	rk, ok := k.(*rsa.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("a %T key cannot transport keys: RSA only", k)
-	}
-	return rk, nil
 }
 
 // decFault is the one fault of every decryption failure, whatever the
