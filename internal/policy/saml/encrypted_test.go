@@ -1,17 +1,23 @@
 package saml
 
 import (
+	"context"
 	"crypto/rsa"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/beevik/etree"
 
+	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/saml2"
+	"github.com/gatehouse/gatehouse/internal/sts"
 	"github.com/gatehouse/gatehouse/internal/xmlenc"
 	"github.com/gatehouse/gatehouse/internal/xmlsig/xmlsigtest"
 )
@@ -122,4 +128,54 @@ func TestEncryptedAssertion(t *testing.T) {
 		_, err := apply(t, req, f.message(f.issue(t, "alice", "alicepw", "urn:gatehouse:products"), "GetProduct"), true)
 		wantCode(t, err, "wsse:FailedAuthentication", 401)
 	})
+}
+
+// TestSTSIssuesEncrypted: an STS that knows the relying party's
+// encryption certificate issues EncryptedAssertions, which the requester
+// cannot read and the relying party's saml policy decrypts and accepts.
+func TestSTSIssuesEncrypted(t *testing.T) {
+	f := newFixture(t)
+	_, dec := f.encFiles(t)
+	caFile := filepath.Join(f.dir, "ca.pem")
+	yaml := strings.Replace(strings.Replace(stsConfig, "CAFILE", caFile, 1),
+		`- {audience: "urn:gatehouse:products"}`,
+		`- {audience: "urn:gatehouse:products", encryption_certificate: `+filepath.Join(f.dir, "gw-enc.pem")+`}`, 1)
+	cfg, err := config.LoadBytes(filepath.Join(f.dir, "gh2.yaml"), []byte(yaml), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.sts, err = sts.New(*cfg.STS, sts.Deps{Store: f.store, Now: f.clock.now, Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := f.clock.t.Format(time.RFC3339)
+	msg := `<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:wsse="` + nsWSSE + `" xmlns:wsu="` + nsWSU + `"><s:Header><wsse:Security>` +
+		`<wsu:Timestamp><wsu:Created>` + created + `</wsu:Created></wsu:Timestamp><wsse:UsernameToken><wsse:Username>alice</wsse:Username><wsse:Password>alicepw</wsse:Password></wsse:UsernameToken>` +
+		`</wsse:Security></s:Header><s:Body><wst:RequestSecurityToken xmlns:wst="` + sts.NamespaceWST + `"><wst:RequestType>` + sts.RequestIssue + `</wst:RequestType>` +
+		`<wsp:AppliesTo xmlns:wsp="http://schemas.xmlsoap.org/ws/2004/09/policy"><wsa:EndpointReference xmlns:wsa="http://www.w3.org/2005/08/addressing"><wsa:Address>urn:gatehouse:products</wsa:Address></wsa:EndpointReference></wsp:AppliesTo>` +
+		`</wst:RequestSecurityToken></s:Body></s:Envelope>`
+	out, err := f.sts.Handle(context.Background(), []byte(msg), false)
+	if err != nil {
+		t.Fatalf("STS: %v", err)
+	}
+	ea := out.Body.FindElement("//RequestedSecurityToken/EncryptedAssertion")
+	if ea == nil || out.Body.FindElement("//RequestedSecurityToken/Assertion") != nil {
+		t.Fatal("the STS did not issue an EncryptedAssertion")
+	}
+	d := etree.NewDocument()
+	d.SetRoot(ea.Copy())
+	tok, _ := d.WriteToString()
+	if strings.Contains(tok, "alice") {
+		t.Fatalf("the subject shows through the encryption:\n%s", tok)
+	}
+	p := f.policy(t, basicPolicy+dec)
+	ex, err := apply(t, p, f.message(tok, "GetProduct"), true)
+	wantCode(t, err, "", 0)
+	if ex.Principal.Subject != "alice" {
+		t.Fatalf("principal %+v", ex.Principal)
+	}
+	// Another relying party's assertions stay in the clear.
+	if tok := f.issue(t, "bob", "bobpw", "urn:gatehouse:other"); !strings.Contains(tok, ">bob<") {
+		t.Fatalf("urn:gatehouse:other got %s", tok)
+	}
 }
