@@ -326,6 +326,11 @@ func (p *Policy) verify(ctx context.Context, msg []byte, tls bool, doc *etree.Do
 		pr.Claims["wss_username"] = user
 	}
 	pr.Consumer = pr.Subject
+	if m.bodyDecrypted {
+		// For rules that want a confidential operation encrypted (expr:
+		// principal.claims.wss_encrypted_body).
+		pr.Claims["wss_encrypted_body"] = true
+	}
 	res := &Result{Principal: pr, Certificate: cert, Message: body}
 	if m.decrypted {
 		nb, err := p.plaintext(m)
