@@ -136,6 +136,11 @@ type Options struct {
 	KeyCache int
 	// KeyCacheTTL bounds how long a cached key is used. Default 10m.
 	KeyCacheTTL time.Duration
+	// MaxKeys bounds the EncryptedKeys one Session unwraps (each an RSA
+	// private-key operation, about a millisecond): a message carrying a
+	// hundred of them costs no more than MaxKeys. Further ones fail like
+	// a wrong key. Default 4.
+	MaxKeys int
 	// Limits bound each decrypted plaintext as xmlscan bounds a document
 	// (zero fields are xmlscan's defaults).
 	Limits xmlscan.Limits
@@ -194,6 +199,8 @@ type Session struct {
 	// SecurityTokenReference to an EncryptedKey; nil resolves nothing.
 	resolve func(id string) *etree.Element
 	keys    map[*etree.Element]*unwrapped
+	// unwraps counts the EncryptedKeys unwrapped (see Options.MaxKeys).
+	unwraps int
 }
 
 type unwrapped struct {
@@ -594,6 +601,15 @@ func (s *Session) contentKey(keyInfo *etree.Element, want int) *unwrapped {
 		return &unwrapped{}
 	}
 	if u := s.keys[ek]; u != nil {
+		return u
+	}
+	max := s.d.opts.MaxKeys
+	if max <= 0 {
+		max = 4
+	}
+	if s.unwraps++; s.unwraps > max {
+		u := &unwrapped{}
+		s.keys[ek] = u
 		return u
 	}
 	key, ok, ck := s.d.unwrap(ek, want)

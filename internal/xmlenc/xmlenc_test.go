@@ -461,3 +461,31 @@ func TestKeyCacheOnlyAfterContent(t *testing.T) {
 		t.Fatalf("tampered content with a cached key: %v", err)
 	}
 }
+
+// TestMaxKeysPerSession: a document with many EncryptedKeys gets at most
+// MaxKeys RSA operations; the ones beyond fail like a wrong key.
+func TestMaxKeysPerSession(t *testing.T) {
+	f := newFixture(t)
+	doc, b := envelope(t, strings.Repeat(`<m:x xmlns:m="urn:x">1</m:x>`, 6))
+	for _, el := range b.ChildElements() {
+		if _, err := EncryptInPlace(el, TypeElement, AES256GCM, pub(f.k1), KeyOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := f.d.NewSession(nil)
+	var errs []error
+	for _, el := range b.ChildElements() {
+		d, err := ParseData(el)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = s.Decrypt(d, false)
+		errs = append(errs, err)
+	}
+	for i, err := range errs {
+		if (i < 4) != (err == nil) {
+			t.Errorf("EncryptedData %d: %v", i, err)
+		}
+	}
+	_ = doc
+}

@@ -196,6 +196,15 @@ func (p *Policy) decrypt(m *message, now time.Time) *policy.Denial {
 	var targets []*etree.Element
 	seen := map[*etree.Element]bool{}
 	add := func(el *etree.Element) *policy.Denial {
+		if isEncryptedHeader(el) {
+			// WSS 1.1 §9.3: a reference may name the EncryptedHeader;
+			// what is decrypted is its one EncryptedData.
+			kids := el.ChildElements()
+			if len(kids) != 1 {
+				return decFault("EncryptedHeader with %d children, want one EncryptedData", len(kids))
+			}
+			el = kids[0]
+		}
 		if el.Tag != "EncryptedData" || el.NamespaceURI() != xmlenc.NamespaceXENC {
 			return decFault("a DataReference to %s, not to an EncryptedData", clark(el))
 		}
@@ -242,6 +251,15 @@ func (p *Policy) decrypt(m *message, now time.Time) *policy.Denial {
 			add(k)
 		}
 	}
+	// Encrypted header blocks (WSS 1.1 §9.3) are decrypted whether or not
+	// a ReferenceList names them.
+	for _, h := range m.header.ChildElements() {
+		if isEncryptedHeader(h) {
+			if d := add(h); d != nil {
+				return d
+			}
+		}
+	}
 	var walk func(*etree.Element)
 	walk = func(el *etree.Element) {
 		for _, c := range el.ChildElements() {
@@ -278,7 +296,7 @@ func (p *Policy) decrypt(m *message, now time.Time) *policy.Denial {
 		}
 		datas[i] = d
 	}
-	m.origin = map[*etree.Element]*etree.Element{}
+	m.origin = map[*etree.Element][]*etree.Element{}
 	m.plain = map[etree.Token]bool{}
 	s := e.dec.NewSession(m.ids.Lookup)
 	for _, d := range datas {
@@ -291,6 +309,9 @@ func (p *Policy) decrypt(m *message, now time.Time) *policy.Denial {
 			}
 		}
 		parent := d.Element.Parent()
+		if d.Type != xmlenc.TypeElement && isEncryptedHeader(parent) {
+			return decFault("an EncryptedHeader must hold Type Element")
+		}
 		nodes, err := s.Replace(d, auth)
 		if err != nil {
 			if errors.Is(err, xmlenc.ErrDecrypt) {
@@ -301,11 +322,20 @@ func (p *Policy) decrypt(m *message, now time.Time) *policy.Denial {
 		for _, n := range nodes {
 			m.plain[n] = true
 			if el, ok := n.(*etree.Element); ok {
-				m.origin[el] = d.Element
+				m.origin[el] = []*etree.Element{d.Element}
+				if isEncryptedHeader(parent) {
+					// A signature names the EncryptedHeader (WSS 1.1
+					// §9.3) or its EncryptedData: either covers it.
+					m.origin[el] = append(m.origin[el], parent)
+				}
 			}
 		}
 		if parent == m.body {
 			m.bodyDecrypted = true
+		}
+		if isEncryptedHeader(parent) {
+			// The header block takes the EncryptedHeader's place.
+			hoist(parent)
 		}
 	}
 	if len(targets) > 0 {
@@ -327,7 +357,7 @@ func (p *Policy) decrypt(m *message, now time.Time) *policy.Denial {
 // encrypted arrived in the clear.
 func (p *Policy) checkEncryptedParts(m *message) *policy.Denial {
 	r := p.s.enc.required
-	came := func(el *etree.Element) bool { return m.origin[el] != nil }
+	came := func(el *etree.Element) bool { return len(m.origin[el]) > 0 }
 	if r.body {
 		if len(m.body.ChildElements()) == 0 || !m.bodyDecrypted {
 			return fault(CodeInvalidSecurity, "the Body was not encrypted, and encryption.required_parts has Body")
@@ -363,6 +393,25 @@ func (p *Policy) checkEncryptedParts(m *message) *policy.Denial {
 	return nil
 }
 
+// NamespaceWSSE11 is WSS 1.1's secext namespace, of EncryptedHeader.
+const nsWSSE11 = NamespaceWSSE11
+
+func isEncryptedHeader(el *etree.Element) bool {
+	return el != nil && el.Tag == "EncryptedHeader" && el.NamespaceURI() == nsWSSE11
+}
+
+// hoist puts the children of w in w's place.
+func hoist(w *etree.Element) {
+	p := w.Parent()
+	at := w.Index()
+	kids := slices.Clone(w.Child)
+	p.RemoveChildAt(at)
+	for i, k := range kids {
+		w.RemoveChild(k)
+		p.InsertChildAt(at+i, k)
+	}
+}
+
 func isAncestor(a, el *etree.Element) bool {
 	for p := el.Parent(); p != nil; p = p.Parent() {
 		if p == a {
@@ -379,8 +428,13 @@ func (m *message) covers(covered []*etree.Element, el *etree.Element) bool {
 	if slices.Contains(covered, el) {
 		return true
 	}
-	if o := m.origin[el]; o != nil && m.early != nil {
-		return slices.Contains(covered, o)
+	if m.early == nil {
+		return false
+	}
+	for _, o := range m.origin[el] {
+		if slices.Contains(covered, o) {
+			return true
+		}
 	}
 	return false
 }

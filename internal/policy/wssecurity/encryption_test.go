@@ -477,3 +477,75 @@ func unwrapForTest(t testing.TB, f *encFixture, doc *etree.Document) []byte {
 }
 
 var _ = bytes.Equal
+
+// TestEncryptedHeader: a WSS 1.1 EncryptedHeader is decrypted into the
+// header block it hides, which then counts as encrypted (required_parts)
+// and, when a signature made last covered the EncryptedHeader, as signed.
+func TestEncryptedHeader(t *testing.T) {
+	f := newEncFixture(t)
+	now := time.Now()
+	c := &clock{now}
+	const account = `<m:Account xmlns:m="urn:x:acct" wsu:Id="H-1">4111-secret</m:Account>`
+	msg := func(t *testing.T, encrypt, sign bool) string {
+		doc := utEnc(t, now, false)
+		hdr := doc.FindElement("//Header")
+		frag := parseDoc(t, `<w xmlns:wsu="`+NamespaceWSU+`">`+account+`</w>`)
+		hdr.AddChild(frag.Root().ChildElements()[0])
+		if encrypt {
+			el := hdr.FindElement("Account")
+			eh := etree.NewElement("wsse11:EncryptedHeader")
+			eh.CreateAttr("xmlns:wsse11", NamespaceWSSE11)
+			eh.CreateAttr("wsu:Id", "EH-1")
+			hdr.InsertChildAt(el.Index(), eh)
+			hdr.RemoveChild(el)
+			eh.AddChild(el)
+			key := xmlenc.NewKey(xmlenc.AES256GCM)
+			ek, err := xmlenc.EncryptKey(f.pub(), key, xmlenc.KeyOptions{ID: "EK-1"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ki := etree.NewElement("ds:KeyInfo")
+			ki.CreateAttr("xmlns:ds", xmlenc.NamespaceDSig)
+			str := ki.CreateElement("wsse:SecurityTokenReference")
+			str.CreateAttr("xmlns:wsse", NamespaceWSSE)
+			str.CreateElement("wsse:Reference").CreateAttr("URI", "#EK-1")
+			if _, err := xmlenc.Seal(el, xmlenc.TypeElement, xmlenc.AES256GCM, key, "ED-H", ki); err != nil {
+				t.Fatal(err)
+			}
+			ek.CreateElement("xenc:ReferenceList").CreateElement("xenc:DataReference").CreateAttr("URI", "#ED-H")
+			doc.FindElement("//Security").InsertChildAt(0, ek)
+		}
+		if sign {
+			id := "H-1"
+			if encrypt {
+				id = "EH-1"
+			}
+			signEnc(t, doc, f.leaf, true, "TS-1", "Body-1", id)
+		}
+		return docString(t, doc)
+	}
+	for _, tc := range []struct {
+		name, extra   string
+		encrypt, sign bool
+		code          string
+	}{
+		{"encrypted header", "  required_parts: [\"{urn:x:acct}Account\"]\n", true, false, ""},
+		{"clear header, required encrypted", "  required_parts: [\"{urn:x:acct}Account\"]\n", false, false, CodeInvalidSecurity},
+		{"encrypt then sign the EncryptedHeader", "signature: {required_parts: [Body, Timestamp, \"{urn:x:acct}Account\"]}\n", true, true, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := f.config("")
+			if strings.HasPrefix(tc.extra, "  ") {
+				cfg = f.config(tc.extra)
+			} else {
+				cfg += tc.extra
+			}
+			p := build(t, cfg, c)
+			out, err := forwarded(t, p, msg(t, tc.encrypt, tc.sign))
+			wantCode(t, err, tc.code)
+			if tc.code == "" && (!strings.Contains(out, "4111-secret") || strings.Contains(out, "EncryptedHeader")) {
+				t.Fatalf("forwarded:\n%s", out)
+			}
+		})
+	}
+}

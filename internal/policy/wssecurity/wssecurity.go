@@ -166,7 +166,7 @@ type message struct {
 	enc           bool
 	decrypted     bool
 	early         *earlySig
-	origin        map[*etree.Element]*etree.Element
+	origin        map[*etree.Element][]*etree.Element
 	plain         map[etree.Token]bool
 	bodyDecrypted bool
 }
