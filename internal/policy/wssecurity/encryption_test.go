@@ -58,6 +58,9 @@ type encOpts struct {
 	// edit changes the EncryptedKey and EncryptedData before they are
 	// placed (attacks).
 	edit func(ek *etree.Element, eds []*etree.Element)
+	// kek, when set, wraps the key with kw-aes256 under the wrap key
+	// named "kek-1" instead of RSA.
+	kek []byte
 }
 
 // wssEncrypt encrypts the elements with the given IDs (Body: its content;
@@ -71,9 +74,25 @@ func wssEncrypt(t testing.TB, doc *etree.Document, o encOpts, ids ...string) {
 	}
 	key := xmlenc.NewKey(o.method)
 	o.key.ID = "EK-1"
-	ek, err := xmlenc.EncryptKey(o.to, key, o.key)
-	if err != nil {
-		t.Fatal(err)
+	var ek *etree.Element
+	if o.kek != nil {
+		w, err := xmlenc.Wrap(o.kek, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ek = etree.NewElement("xenc:EncryptedKey")
+		ek.CreateAttr("xmlns:xenc", xmlenc.NamespaceXENC)
+		ek.CreateAttr("Id", "EK-1")
+		ek.CreateElement("xenc:EncryptionMethod").CreateAttr("Algorithm", xmlenc.KWAES256)
+		ki := ek.CreateElement("ds:KeyInfo")
+		ki.CreateAttr("xmlns:ds", xmlenc.NamespaceDSig)
+		ki.CreateElement("ds:KeyName").SetText("kek-1")
+		ek.CreateElement("xenc:CipherData").CreateElement("xenc:CipherValue").SetText(base64.StdEncoding.EncodeToString(w))
+	} else {
+		var err error
+		if ek, err = xmlenc.EncryptKey(o.to, key, o.key); err != nil {
+			t.Fatal(err)
+		}
 	}
 	rl := etree.NewElement("xenc:ReferenceList")
 	var eds []*etree.Element
