@@ -1,13 +1,17 @@
 package main
 
 import (
+	"bufio"
+	"cmp"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -77,9 +81,9 @@ func cmdTest(args []string, stdout, stderr io.Writer) int {
 	}
 	for i, c := range tc.Cases {
 		switch c.Expect {
-		case "allow", "deny", "error", "no_route":
+		case "allow", "deny", "error", "no_route", "authserver", "sts":
 		default:
-			fmt.Fprintln(stderr, node.Errorf(fmt.Sprintf("cases[%d].expect", i), "must be allow, deny, error or no_route, got %q", c.Expect))
+			fmt.Fprintln(stderr, node.Errorf(fmt.Sprintf("cases[%d].expect", i), "must be allow, deny, error, no_route, authserver or sts, got %q", c.Expect))
 			return 1
 		}
 		if c.Path == "" || c.Path[0] != '/' {
@@ -153,21 +157,34 @@ func cmdTest(args []string, stdout, stderr io.Writer) int {
 }
 
 func caseRequest(c testCase) (*http.Request, error) {
-	method := c.Method
-	if method == "" {
-		method = http.MethodGet
+	// The request is written as a client would send it and read back by
+	// net/http's own parser, as the server reads it: the method as
+	// written (methods are case-sensitive), the request-target uncleaned,
+	// Host and Content-Length as header fields. A request built in code
+	// (http.NewRequest) differs from a served one in all of these, and the
+	// dry run must decide on what serve would see.
+	method := cmp.Or(c.Method, http.MethodGet)
+	host := cmp.Or(c.Host, "localhost")
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: %s\r\n", method, c.Path, host)
+	names := slices.Sorted(maps.Keys(c.Headers))
+	hasLength := false
+	for _, k := range names {
+		v := c.Headers[k]
+		if strings.ContainsAny(k, "\r\n:") || strings.ContainsAny(v, "\r\n") {
+			return nil, fmt.Errorf("header %q: a name or value with a line break or colon", k)
+		}
+		hasLength = hasLength || strings.EqualFold(k, "Content-Length")
+		fmt.Fprintf(&b, "%s: %s\r\n", k, v)
 	}
-	host := c.Host
-	if host == "" {
-		host = "localhost"
+	if c.Body != "" && !hasLength {
+		fmt.Fprintf(&b, "Content-Length: %d\r\n", len(c.Body))
 	}
-	r, err := http.NewRequest(strings.ToUpper(method), "http://"+host+c.Path, strings.NewReader(c.Body))
+	b.WriteString("\r\n")
+	b.WriteString(c.Body)
+	r, err := http.ReadRequest(bufio.NewReader(strings.NewReader(b.String())))
 	if err != nil {
 		return nil, err
-	}
-	r.Host = host
-	for k, v := range c.Headers {
-		r.Header.Set(k, v)
 	}
 	ip := c.ClientIP
 	if ip == "" {

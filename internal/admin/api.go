@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/audit"
+	"github.com/gatehouse/gatehouse/internal/policy"
 )
 
 // Backend is what the admin API reads and acts on: the gateway. Every
@@ -76,23 +77,13 @@ type Consumer struct {
 	Usage       []Usage `json:"usage,omitempty"`
 }
 
-// Usage is a consumer's use of one limit or quota.
-type Usage struct {
-	Route  string    `json:"route"`
-	Policy string    `json:"policy"`
-	Name   string    `json:"name,omitempty"`
-	Used   int64     `json:"used"`
-	Limit  int64     `json:"limit"`
-	Unit   string    `json:"unit"` // requests, bytes
-	Resets time.Time `json:"resets,omitzero"`
-}
+// Usage is a consumer's use of one limit or quota (policy.Usage: the
+// limit policies report it, the admin API shows it).
+type Usage = policy.Usage
 
-// UsageReporter is implemented by limit policies (quota, rate_limit) that
-// can tell how much of its allowance a consumer has used; the admin API
-// and the console show it per consumer.
-type UsageReporter interface {
-	ConsumerUsage(ctx context.Context, consumer string) ([]Usage, error)
-}
+// UsageReporter is implemented by limit policies that can tell how much of
+// its allowance a consumer has used (policy.UsageReporter).
+type UsageReporter = policy.UsageReporter
 
 // Tokens are the tokens the gateway knows of.
 type Tokens struct {

@@ -73,6 +73,9 @@ type Deps struct {
 	// TrustedProxies are the peers whose forwarding headers name the
 	// client address, for the per-address failure limit.
 	TrustedProxies []netip.Prefix
+	// ClientIPHeader is the one header trusted proxies name the client
+	// address in (clientip.Source.Header); empty: X-Forwarded-For.
+	ClientIPHeader string
 	// RefreshInterval is how often the keys are re-read from the store
 	// (rotations by other instances) and the rotation schedule checked.
 	// Zero: 10s.
@@ -94,7 +97,7 @@ type Server struct {
 	revs    *revocation.List
 	now     func() time.Time
 	log     *slog.Logger
-	trusted []netip.Prefix
+	trusted clientip.Source
 	audit   *audit.Log
 	ring    *keyring
 	dpop    *dpop.Verifier
@@ -142,7 +145,7 @@ func New(cfg config.AuthorizationServer, deps Deps) (*Server, error) {
 		revs:    deps.Revocations,
 		now:     deps.Now,
 		log:     deps.Logger,
-		trusted: deps.TrustedProxies,
+		trusted: clientip.Source{Trusted: deps.TrustedProxies, Header: deps.ClientIPHeader},
 		audit:   deps.Audit,
 	}
 	if srv.now == nil {
@@ -530,7 +533,7 @@ func errString(err error) string {
 }
 
 func (srv *Server) clientIP(r *http.Request) netip.Addr {
-	return clientip.Resolve(r.RemoteAddr, r.Header, srv.trusted)
+	return srv.trusted.Resolve(r.RemoteAddr, r.Header)
 }
 
 // maxForm bounds a request body: token requests carry an assertion of a

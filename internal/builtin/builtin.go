@@ -48,7 +48,7 @@ func Units() []policy.Unit {
 		headers.Unit,
 		xmlguard.Unit,
 		wssecurity.Unit,
-		saml.Unit,
+		saml.Unit(wssecurity.Unit.New),
 		authenticate.Unit(Authenticators()),
 		binding.Unit,
 		waf.Unit,

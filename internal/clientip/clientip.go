@@ -1,6 +1,6 @@
 // Package clientip finds the address of the client behind a request, taking
-// into account only the forwarding headers written by proxies the operator
-// trusts.
+// into account only the one forwarding header the operator chose, and only
+// as written by proxies the operator trusts.
 //
 // Every proxy appends the address it received the request from to the right
 // of X-Forwarded-For (or adds an element to Forwarded). Only the entries
@@ -9,50 +9,112 @@
 // from the right, the entries of trusted proxies are skipped, and the first
 // untrusted entry is the client: the address the outermost trusted proxy
 // saw. Anything to its left was written by that client and is ignored.
+//
+// Exactly one header is read (Source.Header): the one the trusted proxies
+// write. Were several read, with one preferred when present, a client could
+// send the other one through a proxy that passes it on untouched and choose
+// its own address.
 package clientip
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
 	"net/netip"
+	"net/textproto"
 	"strings"
 )
 
-// Resolve returns the client address of a request that arrived from the TCP
-// peer remoteAddr ("ip:port", as in http.Request.RemoteAddr) with headers h.
+// The headers Source.Header names that have a syntax of their own; any
+// other is read as a list of addresses, like X-Forwarded-For.
+const (
+	Forwarded     = "Forwarded"
+	XForwardedFor = "X-Forwarded-For"
+)
+
+// Source is where the client address of a request is read from: the TCP
+// peer, or, when the peer is one of Trusted, the header Header (in
+// canonical form). The zero Source trusts nobody: the client is the peer.
+type Source struct {
+	Trusted []netip.Prefix
+	// Header is Forwarded (RFC 7239 "for" parameters), X-Forwarded-For, or
+	// the name of another header holding an address or a comma-separated
+	// list of them, such as X-Real-Ip or Cf-Connecting-Ip. Empty means
+	// X-Forwarded-For.
+	Header string
+}
+
+// ParseHeader returns the canonical header name of a config's
+// client_ip.header: "forwarded", "x-forwarded-for" (any case), or a field
+// name. Framing and hop-by-hop fields, which no proxy uses to carry an
+// address and which do not reach the gateway as sent, are refused.
+func ParseHeader(s string) (string, error) {
+	if s == "" {
+		return XForwardedFor, nil
+	}
+	for i := 0; i < len(s); i++ {
+		if !isTchar(s[i]) {
+			return "", fmt.Errorf("%q is not a header field name", s)
+		}
+	}
+	name := textproto.CanonicalMIMEHeaderKey(s)
+	switch name {
+	case "Connection", "Keep-Alive", "Proxy-Connection", "Te", "Trailer",
+		"Transfer-Encoding", "Upgrade", "Content-Length", "Host", "Cookie",
+		"Authorization", "Proxy-Authorization":
+		return "", errors.New(name + " cannot carry the client address")
+	}
+	return name, nil
+}
+
+// Resolve returns the client address of a request that arrived from the
+// TCP peer remoteAddr ("ip:port", as in http.Request.RemoteAddr) with
+// headers h.
 //
-// When the peer is not in trusted, it is the client, and the headers are
-// ignored: they are the client's own words. When it is trusted, the entries
-// of X-Forwarded-For (all its header lines, in order, comma-separated) are
-// walked from the right, skipping trusted addresses, and the first untrusted
-// one is returned. If every entry is trusted, the leftmost is returned. An
-// entry that is not an address stops the walk, and the last address seen
-// (to its right) is returned: nothing left of garbage can be attributed to a
-// trusted hop. Entries may carry a port ("192.0.2.1:4711", "[2001:db8::1]:80")
-// and empty list elements are skipped.
-//
-// Without an X-Forwarded-For header, the "for" parameters of Forwarded
-// (RFC 7239) are walked the same way; "unknown", obfuscated identifiers
-// ("_hidden") and elements without "for" stop the walk.
+// When the peer is not trusted, it is the client, and the headers are
+// ignored: they are the client's own words. When it is trusted, the
+// entries of the chosen header (all its lines, in order, comma-separated)
+// are walked from the right, skipping trusted addresses, and the first
+// untrusted one is returned. If every entry is trusted, the leftmost is
+// returned. An entry that is not an address where the walk needs one
+// (garbage, "unknown", an obfuscated Forwarded node, an element without
+// "for") ends it with the peer: nothing left of it can be believed, and
+// nothing to its right is the client. Without the header, the client is
+// the peer. Entries may carry a port ("192.0.2.1:4711",
+// "[2001:db8::1]:80") and empty list elements are skipped.
 //
 // Returned addresses have IPv6 zones stripped and IPv4-mapped IPv6
 // addresses unmapped. If remoteAddr is not an address (with or without a
 // port), the zero netip.Addr is returned, which is invalid.
-func Resolve(remoteAddr string, h http.Header, trusted []netip.Prefix) netip.Addr {
+func (s Source) Resolve(remoteAddr string, h http.Header) netip.Addr {
 	peer := parsePeer(remoteAddr)
-	if !peer.IsValid() || !Trusted(peer, trusted) {
+	if !peer.IsValid() || !Trusted(peer, s.Trusted) {
 		return peer
 	}
-	// Direct map access: the header keys of a server request are
-	// canonical, and this keeps the common no-header path free of work.
-	if xff := h["X-Forwarded-For"]; len(xff) > 0 {
-		if a, ok := walkXFF(xff, peer, trusted); ok {
-			return a
+	switch s.Header {
+	case Forwarded:
+		if fwd := h[Forwarded]; len(fwd) > 0 {
+			return walkForwarded(fwd, peer, s.Trusted)
+		}
+	case "", XForwardedFor:
+		// Direct map access: the header keys of a server request are
+		// canonical, and this keeps the common no-header path free of
+		// work.
+		if xff := h[XForwardedFor]; len(xff) > 0 {
+			return walkList(xff, peer, s.Trusted)
+		}
+	default:
+		if v := h[s.Header]; len(v) > 0 {
+			return walkList(v, peer, s.Trusted)
 		}
 	}
-	if fwd := h["Forwarded"]; len(fwd) > 0 {
-		return walkForwarded(fwd, peer, trusted)
-	}
 	return peer
+}
+
+// Resolve is Source{Trusted: trusted}.Resolve: the client address from
+// X-Forwarded-For as trusted proxies wrote it.
+func Resolve(remoteAddr string, h http.Header, trusted []netip.Prefix) netip.Addr {
+	return Source{Trusted: trusted}.Resolve(remoteAddr, h)
 }
 
 // Trusted reports whether a is within one of the trusted prefixes. IPv4
@@ -83,12 +145,10 @@ func parsePeer(remoteAddr string) netip.Addr {
 	return netip.Addr{}
 }
 
-// walkXFF walks X-Forwarded-For lines from the right. ok is false when the
-// header held no entry at all (only empty elements), so that Forwarded may
-// be consulted instead.
-func walkXFF(lines []string, peer netip.Addr, trusted []netip.Prefix) (netip.Addr, bool) {
+// walkList walks a list of addresses (X-Forwarded-For and the like) from
+// the right; see Source.Resolve.
+func walkList(lines []string, peer netip.Addr, trusted []netip.Prefix) netip.Addr {
 	last := peer
-	seen := false
 	for i := len(lines) - 1; i >= 0; i-- {
 		line := lines[i]
 		for line != "" {
@@ -102,18 +162,17 @@ func walkXFF(lines []string, peer netip.Addr, trusted []netip.Prefix) (netip.Add
 			if entry == "" {
 				continue
 			}
-			seen = true
 			a, ok := parseNode(entry)
 			if !ok {
-				return last, true
+				return peer
 			}
 			if !Trusted(a, trusted) {
-				return a, true
+				return a
 			}
 			last = a
 		}
 	}
-	return last, seen
+	return last
 }
 
 // walkForwarded walks the "for" parameters of Forwarded elements from the
@@ -129,7 +188,7 @@ func walkForwarded(lines []string, peer netip.Addr, trusted []netip.Prefix) neti
 	for i := len(nodes) - 1; i >= 0; i-- {
 		n := nodes[i]
 		if !n.ok {
-			return last
+			return peer
 		}
 		if !Trusted(n.addr, trusted) {
 			return n.addr
@@ -153,61 +212,81 @@ type forNode struct {
 //	forwarded-pair = token "=" value
 //	value          = token / quoted-string
 //
-// A syntax error ends the line with a bad node, so the walk stops there.
+// An element with a syntax error becomes a bad node, and parsing goes on
+// after the first comma that follows the element's start. A proxy appends
+// its element after ", " to whatever the client sent, so the client's
+// garbage (an unterminated quote swallowing the rest of the line) cannot
+// hide the proxy's element, which the walk reads first.
 func appendForwarded(nodes []forNode, s string) []forNode {
 	i := 0
 	for {
-		// One element.
-		var node forNode
-		hasFor, empty := false, true
-		for {
-			i = skipOWS(s, i)
-			if i >= len(s) || s[i] == ',' || s[i] == ';' {
-				// Empty pair.
-			} else {
-				empty = false
-				start := i
-				for i < len(s) && isTchar(s[i]) {
-					i++
-				}
-				key := s[start:i]
-				if key == "" || i >= len(s) || s[i] != '=' {
-					return append(nodes, forNode{})
-				}
-				i++
-				var val string
-				var ok bool
-				val, i, ok = parseValue(s, i)
-				if !ok {
-					return append(nodes, forNode{})
-				}
-				if strings.EqualFold(key, "for") {
-					if hasFor {
-						// Two "for" in one element is ambiguous.
-						return append(nodes, forNode{})
-					}
-					hasFor = true
-					node.addr, node.ok = parseForwardedNode(val)
-				}
-				i = skipOWS(s, i)
+		start := i
+		node, next, empty, ok := parseElement(s, i)
+		if !ok {
+			nodes = append(nodes, forNode{})
+			c := strings.IndexByte(s[start:], ',')
+			if c < 0 {
+				return nodes
 			}
-			if i < len(s) && s[i] == ';' {
-				i++
-				continue
-			}
-			break
+			i = start + c + 1
+			continue
 		}
 		if !empty {
 			nodes = append(nodes, node) // node.ok is false without "for"
 		}
-		if i >= len(s) {
+		if next >= len(s) {
 			return nodes
 		}
-		if s[i] != ',' {
-			return append(nodes, forNode{})
-		}
-		i++
+		i = next + 1 // past the comma
 	}
+}
+
+// parseElement parses the forwarded-element at s[i:], up to the comma
+// that ends it (next, or len(s)). empty: it has no pair.
+func parseElement(s string, i int) (node forNode, next int, empty, ok bool) {
+	hasFor := false
+	empty = true
+	for {
+		i = skipOWS(s, i)
+		if i >= len(s) || s[i] == ',' || s[i] == ';' {
+			// Empty pair.
+		} else {
+			empty = false
+			start := i
+			for i < len(s) && isTchar(s[i]) {
+				i++
+			}
+			key := s[start:i]
+			if key == "" || i >= len(s) || s[i] != '=' {
+				return forNode{}, i, false, false
+			}
+			i++
+			var val string
+			var vok bool
+			val, i, vok = parseValue(s, i)
+			if !vok {
+				return forNode{}, i, false, false
+			}
+			if strings.EqualFold(key, "for") {
+				if hasFor {
+					// Two "for" in one element is ambiguous.
+					return forNode{}, i, false, false
+				}
+				hasFor = true
+				node.addr, node.ok = parseForwardedNode(val)
+			}
+			i = skipOWS(s, i)
+		}
+		if i < len(s) && s[i] == ';' {
+			i++
+			continue
+		}
+		break
+	}
+	if i < len(s) && s[i] != ',' {
+		return forNode{}, i, false, false
+	}
+	return node, i, empty, true
 }
 
 // parseValue parses a token or quoted-string at s[i:], returning the value

@@ -3,6 +3,7 @@ package clientip
 import (
 	"net/http"
 	"net/netip"
+	"strings"
 	"testing"
 )
 
@@ -23,9 +24,11 @@ func TestResolve(t *testing.T) {
 	tests := []struct {
 		name   string
 		remote string
+		src    string // Source.Header; "" is X-Forwarded-For
 		xff    []string
 		fwd    []string
-		want   string // "" = invalid
+		other  []string // the header src names, when another
+		want   string   // "" = invalid
 	}{
 		// The TCP peer alone.
 		{name: "untrusted peer", remote: "203.0.113.7:5555", want: "203.0.113.7"},
@@ -41,7 +44,7 @@ func TestResolve(t *testing.T) {
 		// Spoofing: headers from an untrusted peer are the client's words.
 		{name: "spoof xff from untrusted peer", remote: "203.0.113.7:5555", xff: []string{"10.9.9.9"}, want: "203.0.113.7"},
 		{name: "spoof xff chain from untrusted peer", remote: "203.0.113.7:5555", xff: []string{"1.1.1.1, 10.0.0.1"}, want: "203.0.113.7"},
-		{name: "spoof forwarded from untrusted peer", remote: "203.0.113.7:5555", fwd: []string{"for=192.0.2.1"}, want: "203.0.113.7"},
+		{src: Forwarded, name: "spoof forwarded from untrusted peer", remote: "203.0.113.7:5555", fwd: []string{"for=192.0.2.1"}, want: "203.0.113.7"},
 		// Spoofing through a trusted proxy: the client prepends entries, the
 		// proxy appends the real address; the rightmost untrusted wins.
 		{name: "client-supplied entries left of the real one", remote: "10.0.0.1:1", xff: []string{"127.0.0.1, 10.0.0.5, 198.51.100.9"}, want: "198.51.100.9"},
@@ -62,38 +65,62 @@ func TestResolve(t *testing.T) {
 		{name: "empty elements skipped", remote: "10.0.0.1:1", xff: []string{" , 198.51.100.1,, "}, want: "198.51.100.1"},
 		{name: "tabs are whitespace", remote: "10.0.0.1:1", xff: []string{"\t198.51.100.1\t"}, want: "198.51.100.1"},
 
-		// Garbage stops the walk; nothing to its left is believed.
+		// Garbage stops the walk with the peer; nothing to its left is
+		// believed, and nothing to its right is the client.
 		{name: "garbage rightmost gives peer", remote: "10.0.0.1:1", xff: []string{"198.51.100.1, bogus"}, want: "10.0.0.1"},
-		{name: "garbage after trusted hop", remote: "10.0.0.1:1", xff: []string{"198.51.100.1, unknown, 10.0.0.7"}, want: "10.0.0.7"},
+		{name: "garbage after trusted hop", remote: "10.0.0.1:1", xff: []string{"198.51.100.1, unknown, 10.0.0.7"}, want: "10.0.0.1"},
 		{name: "garbage left of client is ignored", remote: "10.0.0.1:1", xff: []string{"<script>, 198.51.100.1"}, want: "198.51.100.1"},
 		{name: "out of range octet", remote: "10.0.0.1:1", xff: []string{"198.51.100.300"}, want: "10.0.0.1"},
 		{name: "bad port", remote: "10.0.0.1:1", xff: []string{"198.51.100.1:99999"}, want: "10.0.0.1"},
 		{name: "unbracketed ipv6 with port is garbage", remote: "10.0.0.1:1", xff: []string{"2001:db8::1:4711:x"}, want: "10.0.0.1"},
 
 		// Forwarded, when there is no X-Forwarded-For.
-		{name: "forwarded ipv4", remote: "10.0.0.1:1", fwd: []string{"for=192.0.2.60;proto=http;by=203.0.113.43"}, want: "192.0.2.60"},
-		{name: "forwarded key case-insensitive", remote: "10.0.0.1:1", fwd: []string{"For=192.0.2.60"}, want: "192.0.2.60"},
-		{name: "forwarded quoted ipv6 with port", remote: "10.0.0.1:1", fwd: []string{`for="[2001:db8:cafe::17]:4711"`}, want: "2001:db8:cafe::17"},
-		{name: "forwarded quoted ipv4 with port", remote: "10.0.0.1:1", fwd: []string{`for="192.0.2.43:47011"`}, want: "192.0.2.43"},
-		{name: "forwarded chain", remote: "10.0.0.1:1", fwd: []string{"for=192.0.2.43, for=10.0.0.9"}, want: "192.0.2.43"},
-		{name: "forwarded several lines", remote: "10.0.0.1:1", fwd: []string{"for=192.0.2.43", "for=10.0.0.9;proto=https"}, want: "192.0.2.43"},
-		{name: "forwarded quoted comma is not a separator", remote: "10.0.0.1:1", fwd: []string{`for=192.0.2.43;ext="a,for=10.0.0.3", for=10.0.0.9`}, want: "192.0.2.43"},
-		{name: "forwarded quoted-pair", remote: "10.0.0.1:1", fwd: []string{`for="\[2001:db8::9\]"`}, want: "2001:db8::9"},
-		{name: "forwarded unknown stops", remote: "10.0.0.1:1", fwd: []string{"for=192.0.2.43, for=unknown, for=10.0.0.9"}, want: "10.0.0.9"},
-		{name: "forwarded obfuscated stops", remote: "10.0.0.1:1", fwd: []string{"for=192.0.2.43, for=_hidden"}, want: "10.0.0.1"},
-		{name: "forwarded obfuscated port is fine", remote: "10.0.0.1:1", fwd: []string{`for="192.0.2.43:_p1"`}, want: "192.0.2.43"},
-		{name: "forwarded element without for stops", remote: "10.0.0.1:1", fwd: []string{"for=192.0.2.43, proto=https"}, want: "10.0.0.1"},
-		{name: "forwarded unbracketed ipv6 is garbage", remote: "10.0.0.1:1", fwd: []string{`for="2001:db8::1"`}, want: "10.0.0.1"},
-		{name: "forwarded unquoted port is garbage", remote: "10.0.0.1:1", fwd: []string{"for=192.0.2.43:80"}, want: "10.0.0.1"},
-		{name: "forwarded unterminated quote", remote: "10.0.0.1:1", fwd: []string{`for="192.0.2.43`}, want: "10.0.0.1"},
-		{name: "forwarded duplicate for is garbage", remote: "10.0.0.1:1", fwd: []string{"for=192.0.2.43;for=192.0.2.44"}, want: "10.0.0.1"},
-		{name: "forwarded garbage left of client ignored", remote: "10.0.0.1:1", fwd: []string{"for=\"oops, for=192.0.2.9", "for=198.51.100.4"}, want: "198.51.100.4"},
-		{name: "forwarded empty elements", remote: "10.0.0.1:1", fwd: []string{" ,for=192.0.2.43;;, "}, want: "192.0.2.43"},
-		{name: "forwarded all trusted gives leftmost", remote: "10.0.0.1:1", fwd: []string{"for=10.0.0.3, for=10.0.0.4"}, want: "10.0.0.3"},
+		{src: Forwarded, name: "forwarded ipv4", remote: "10.0.0.1:1", fwd: []string{"for=192.0.2.60;proto=http;by=203.0.113.43"}, want: "192.0.2.60"},
+		{src: Forwarded, name: "forwarded key case-insensitive", remote: "10.0.0.1:1", fwd: []string{"For=192.0.2.60"}, want: "192.0.2.60"},
+		{src: Forwarded, name: "forwarded quoted ipv6 with port", remote: "10.0.0.1:1", fwd: []string{`for="[2001:db8:cafe::17]:4711"`}, want: "2001:db8:cafe::17"},
+		{src: Forwarded, name: "forwarded quoted ipv4 with port", remote: "10.0.0.1:1", fwd: []string{`for="192.0.2.43:47011"`}, want: "192.0.2.43"},
+		{src: Forwarded, name: "forwarded chain", remote: "10.0.0.1:1", fwd: []string{"for=192.0.2.43, for=10.0.0.9"}, want: "192.0.2.43"},
+		{src: Forwarded, name: "forwarded several lines", remote: "10.0.0.1:1", fwd: []string{"for=192.0.2.43", "for=10.0.0.9;proto=https"}, want: "192.0.2.43"},
+		{src: Forwarded, name: "forwarded quoted comma is not a separator", remote: "10.0.0.1:1", fwd: []string{`for=192.0.2.43;ext="a,for=10.0.0.3", for=10.0.0.9`}, want: "192.0.2.43"},
+		{src: Forwarded, name: "forwarded quoted-pair", remote: "10.0.0.1:1", fwd: []string{`for="\[2001:db8::9\]"`}, want: "2001:db8::9"},
+		{src: Forwarded, name: "forwarded unknown stops", remote: "10.0.0.1:1", fwd: []string{"for=192.0.2.43, for=unknown, for=10.0.0.9"}, want: "10.0.0.1"},
+		{src: Forwarded, name: "forwarded obfuscated stops", remote: "10.0.0.1:1", fwd: []string{"for=192.0.2.43, for=_hidden"}, want: "10.0.0.1"},
+		{src: Forwarded, name: "forwarded obfuscated port is fine", remote: "10.0.0.1:1", fwd: []string{`for="192.0.2.43:_p1"`}, want: "192.0.2.43"},
+		{src: Forwarded, name: "forwarded element without for stops", remote: "10.0.0.1:1", fwd: []string{"for=192.0.2.43, proto=https"}, want: "10.0.0.1"},
+		{src: Forwarded, name: "forwarded unbracketed ipv6 is garbage", remote: "10.0.0.1:1", fwd: []string{`for="2001:db8::1"`}, want: "10.0.0.1"},
+		{src: Forwarded, name: "forwarded unquoted port is garbage", remote: "10.0.0.1:1", fwd: []string{"for=192.0.2.43:80"}, want: "10.0.0.1"},
+		{src: Forwarded, name: "forwarded unterminated quote", remote: "10.0.0.1:1", fwd: []string{`for="192.0.2.43`}, want: "10.0.0.1"},
+		{src: Forwarded, name: "forwarded duplicate for is garbage", remote: "10.0.0.1:1", fwd: []string{"for=192.0.2.43;for=192.0.2.44"}, want: "10.0.0.1"},
+		{src: Forwarded, name: "forwarded garbage left of client ignored", remote: "10.0.0.1:1", fwd: []string{"for=\"oops, for=192.0.2.9", "for=198.51.100.4"}, want: "198.51.100.4"},
+		{src: Forwarded, name: "forwarded empty elements", remote: "10.0.0.1:1", fwd: []string{" ,for=192.0.2.43;;, "}, want: "192.0.2.43"},
+		{src: Forwarded, name: "forwarded all trusted gives leftmost", remote: "10.0.0.1:1", fwd: []string{"for=10.0.0.3, for=10.0.0.4"}, want: "10.0.0.3"},
 
-		// Both headers: X-Forwarded-For wins.
-		{name: "xff wins over forwarded", remote: "10.0.0.1:1", xff: []string{"198.51.100.1"}, fwd: []string{"for=192.0.2.60"}, want: "198.51.100.1"},
-		{name: "empty xff falls back to forwarded", remote: "10.0.0.1:1", xff: []string{" , "}, fwd: []string{"for=192.0.2.60"}, want: "192.0.2.60"},
+		// Forwarded: a client's garbage left of the proxy's element, in
+		// the same line, does not hide it.
+		{src: Forwarded, name: "forwarded unterminated quote then proxy element", remote: "10.0.0.1:1", fwd: []string{`for="oops, for=198.51.100.4`}, want: "198.51.100.4"},
+		{src: Forwarded, name: "forwarded open quote in a parameter then proxy element", remote: "10.0.0.1:1", fwd: []string{`for=10.0.0.3;ext=", for=198.51.100.4`}, want: "198.51.100.4"},
+		{src: Forwarded, name: "forwarded quote closed by proxy's quote", remote: "10.0.0.1:1", fwd: []string{`for=10.0.0.3;x=", for="[2001:db8::5]:80"`}, want: "2001:db8::5"},
+		{src: Forwarded, name: "forwarded garbage element then trusted hop", remote: "10.0.0.1:1", fwd: []string{`for=198.51.100.1, for=x y, for=10.0.0.7`}, want: "10.0.0.1"},
+
+		// Only the chosen header is read: a client-supplied one of the
+		// other kind, passed on by a trusted proxy, chooses nothing.
+		{name: "xff source ignores forwarded", remote: "10.0.0.1:1", fwd: []string{"for=192.0.2.60"}, want: "10.0.0.1"},
+		{name: "xff source with both", remote: "10.0.0.1:1", xff: []string{"198.51.100.1"}, fwd: []string{"for=192.0.2.60"}, want: "198.51.100.1"},
+		{name: "empty xff does not fall back to forwarded", remote: "10.0.0.1:1", xff: []string{" , "}, fwd: []string{"for=192.0.2.60"}, want: "10.0.0.1"},
+		{src: Forwarded, name: "forwarded source ignores client xff", remote: "10.0.0.1:1", xff: []string{"192.0.2.66"}, fwd: []string{"for=198.51.100.4"}, want: "198.51.100.4"},
+		{src: Forwarded, name: "forwarded source without forwarded is peer", remote: "10.0.0.1:1", xff: []string{"192.0.2.66"}, want: "10.0.0.1"},
+		{src: Forwarded, name: "forwarded source untrusted peer", remote: "203.0.113.7:1", fwd: []string{"for=192.0.2.66"}, want: "203.0.113.7"},
+
+		// Another header (X-Real-IP, CF-Connecting-IP, True-Client-IP).
+		{src: "X-Real-Ip", name: "x-real-ip from trusted peer", remote: "10.0.0.1:1", other: []string{"198.51.100.7"}, want: "198.51.100.7"},
+		{src: "X-Real-Ip", name: "x-real-ip ignores xff", remote: "10.0.0.1:1", xff: []string{"192.0.2.66"}, other: []string{"198.51.100.7"}, want: "198.51.100.7"},
+		{src: "X-Real-Ip", name: "x-real-ip absent ignores xff and forwarded", remote: "10.0.0.1:1", xff: []string{"192.0.2.66"}, fwd: []string{"for=192.0.2.67"}, want: "10.0.0.1"},
+		{src: "X-Real-Ip", name: "x-real-ip from untrusted peer", remote: "203.0.113.7:1", other: []string{"198.51.100.7"}, want: "203.0.113.7"},
+		{src: "X-Real-Ip", name: "x-real-ip garbage", remote: "10.0.0.1:1", other: []string{"not-an-ip"}, want: "10.0.0.1"},
+		{src: "X-Real-Ip", name: "x-real-ip trusted value is still the client", remote: "10.0.0.1:1", other: []string{"10.0.0.42"}, want: "10.0.0.42"},
+		{src: "X-Real-Ip", name: "x-real-ip two lines: the proxy's is last", remote: "10.0.0.1:1", other: []string{"192.0.2.66", "198.51.100.7"}, want: "198.51.100.7"},
+		{src: "Cf-Connecting-Ip", name: "cf-connecting-ip ipv6", remote: "10.0.0.1:1", other: []string{"2001:db8::77"}, want: "2001:db8::77"},
+		{src: "True-Client-Ip", name: "true-client-ip with port", remote: "[fd00::1]:1", other: []string{"198.51.100.8:1234"}, want: "198.51.100.8"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -104,13 +131,16 @@ func TestResolve(t *testing.T) {
 			if tt.fwd != nil {
 				h["Forwarded"] = tt.fwd
 			}
-			got := Resolve(tt.remote, h, trusted)
+			if tt.other != nil {
+				h[tt.src] = tt.other
+			}
+			got := Source{Trusted: trusted, Header: tt.src}.Resolve(tt.remote, h)
 			var want netip.Addr
 			if tt.want != "" {
 				want = netip.MustParseAddr(tt.want)
 			}
 			if got != want {
-				t.Errorf("Resolve(%q, xff=%q, fwd=%q) = %v, want %v", tt.remote, tt.xff, tt.fwd, got, want)
+				t.Errorf("Resolve(%q, src=%q, xff=%q, fwd=%q, other=%q) = %v, want %v", tt.remote, tt.src, tt.xff, tt.fwd, tt.other, got, want)
 			}
 		})
 	}
@@ -205,6 +235,34 @@ func TestResolveNoAllocs(t *testing.T) {
 	for _, remote := range []string{"203.0.113.7:5555", "10.0.0.1:5555", "[2001:db8::1]:443"} {
 		if n := testing.AllocsPerRun(100, func() { Resolve(remote, h, trusted) }); n != 0 {
 			t.Errorf("Resolve(%q) without forwarding headers: %v allocs, want 0", remote, n)
+		}
+	}
+}
+
+func TestParseHeader(t *testing.T) {
+	for _, tc := range []struct{ in, want, err string }{
+		{"", XForwardedFor, ""},
+		{"forwarded", Forwarded, ""},
+		{"FORWARDED", Forwarded, ""},
+		{"x-forwarded-for", XForwardedFor, ""},
+		{"X-Real-IP", "X-Real-Ip", ""},
+		{"cf-connecting-ip", "Cf-Connecting-Ip", ""},
+		{"True-Client-IP", "True-Client-Ip", ""},
+		{"X Real IP", "", "not a header field name"},
+		{"X-Real-IP:", "", "not a header field name"},
+		{"host", "", "cannot carry"},
+		{"Transfer-Encoding", "", "cannot carry"},
+		{"connection", "", "cannot carry"},
+	} {
+		got, err := ParseHeader(tc.in)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("ParseHeader(%q) = %q, %v; want error %q", tc.in, got, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("ParseHeader(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
 		}
 	}
 }

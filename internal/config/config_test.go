@@ -44,7 +44,7 @@ routes:
     match:
       hosts: [API.Example.com, "*.example.org"]
       path_prefix: /products
-      methods: [get, POST]
+      methods: [GET, POST]
     upstream: &fast
       url: http://products.internal:8080/v1
       connect_timeout: 2s
@@ -405,9 +405,19 @@ func TestLoadErrors(t *testing.T) {
 			wantLine: 7, wantPath: "routes[0].match.methods[1]", wantMsg: `invalid method "PO ST"`,
 		},
 		{
-			name:     "duplicate method after normalization",
-			src:      base + "  - name: r\n    match:\n      path: /\n      methods:\n        - GET\n        - get\n    upstream: {url: 'http://u'}\n",
+			name:     "lower-case method",
+			src:      base + "  - name: r\n    match:\n      path: /\n      methods:\n        - GET\n        - delete\n    upstream: {url: 'http://u'}\n",
+			wantLine: 9, wantPath: "routes[0].match.methods[1]", wantMsg: `methods are case-sensitive; write "DELETE"`,
+		},
+		{
+			name:     "duplicate method",
+			src:      base + "  - name: r\n    match:\n      path: /\n      methods:\n        - GET\n        - GET\n    upstream: {url: 'http://u'}\n",
 			wantLine: 9, wantPath: "routes[0].match.methods[1]", wantMsg: "duplicate method GET",
+		},
+		{
+			name:     "any method beside another",
+			src:      base + "  - name: r\n    match:\n      path: /\n      methods: [GET, \"*\"]\n    upstream: {url: 'http://u'}\n",
+			wantLine: 7, wantPath: "routes[0].match.methods[1]", wantMsg: `"*" (any method) must be the only method`,
 		},
 		{
 			name:     "host with port",

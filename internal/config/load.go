@@ -94,13 +94,18 @@ func (c *Config) Errorf(path, format string, args ...any) error {
 	return c.root.Errorf(path, format, args...)
 }
 
-// TrustedPrefixes returns TrustedProxies parsed: CIDRs as written (IPv4 in
-// IPv6 unmapped), single addresses as /32 or /128. Entries that do not
-// parse are skipped; Load has refused them already, so after a successful
-// Load every entry is there. Nil when none is trusted.
+// TrustedPrefixes returns the trusted proxies (client_ip.trusted_proxies,
+// or the top-level trusted_proxies when that is not given) parsed: CIDRs
+// as written (IPv4 in IPv6 unmapped), single addresses as /32 or /128.
+// Entries that do not parse are skipped; Load has refused them already, so
+// after a successful Load every entry is there. Nil when none is trusted.
 func (c *Config) TrustedPrefixes() []netip.Prefix {
+	list := c.TrustedProxies
+	if c.ClientIP != nil && c.ClientIP.TrustedProxies != nil {
+		list = c.ClientIP.TrustedProxies
+	}
 	var out []netip.Prefix
-	for _, s := range c.TrustedProxies {
+	for _, s := range list {
 		if p, err := parseTrustedProxy(s); err == nil {
 			out = append(out, p)
 		}

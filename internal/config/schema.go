@@ -14,6 +14,10 @@ type Config struct {
 	// X-Forwarded-For, Forwarded and X-Request-Id headers are believed.
 	// Empty: none is trusted and the client IP is the TCP peer.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// ClientIP chooses the header trusted proxies carry the client's
+	// address in, and may list the trusted proxies itself (clientip.go).
+	// Nil: X-Forwarded-For from TrustedProxies.
+	ClientIP *ClientIP `yaml:"client_ip"`
 	// AccessLog configures the per-request JSON log.
 	AccessLog AccessLog `yaml:"access_log"`
 	// Audit configures the audit log of security events (see
@@ -33,6 +37,8 @@ type Config struct {
 	// Routes are matched by host, path and method; order does not matter
 	// (the most specific match wins; ambiguous routes fail the load).
 	Routes []Route `yaml:"routes"`
+	// Paths are the request path rules shared by all routes (paths.go).
+	Paths Paths `yaml:"paths"`
 
 	// root is the parsed document, for Errorf; nil when not loaded.
 	root *Node
@@ -153,6 +159,10 @@ type Route struct {
 	// Policies run in order; each entry is a one-key mapping from the
 	// policy's type to its settings, e.g. `- ipfilter: {allow: [10.0.0.0/8]}`.
 	Policies []PolicySpec `yaml:"policies"`
+	// MethodOverride lets a POST name another method in
+	// X-HTTP-Method-Override (see paths.go); false, the default, strips
+	// the override fields.
+	MethodOverride bool `yaml:"method_override"`
 }
 
 // Match selects requests. Exactly one of Path and PathPrefix is required.
@@ -166,7 +176,9 @@ type Match struct {
 	// PathPrefix matches the path and everything below it on a segment
 	// boundary: /api matches /api and /api/x, not /apix.
 	PathPrefix string `yaml:"path_prefix"`
-	// Methods limits the route to these methods. Empty: any method.
+	// Methods limits the route to these methods, upper case (methods are
+	// case-sensitive). Empty: the standard methods GET HEAD POST PUT
+	// PATCH DELETE OPTIONS. ["*"]: any method.
 	Methods []string `yaml:"methods"`
 }
 
@@ -230,17 +242,24 @@ type Store struct {
 	Redis *Redis `yaml:"redis"`
 }
 
-// Redis is a Redis server (or a Redis Cluster) holding shared state.
+// Redis is a Redis server, a Redis Cluster, or a master found through
+// Redis Sentinel, holding shared state.
 type Redis struct {
 	// Addresses are host:port of the server, or of cluster nodes (more
-	// than one address means Redis Cluster). Required.
+	// than one address means Redis Cluster). Required unless Sentinel is
+	// set, and then not allowed.
 	Addresses []string `yaml:"addresses"`
-	// Username and Password authenticate (ACL or requirepass).
+	// Sentinel finds the master through Redis Sentinel and follows it
+	// across failovers.
+	Sentinel *RedisSentinel `yaml:"sentinel"`
+	// Username and Password authenticate to the data nodes (ACL or
+	// requirepass).
 	Username string  `yaml:"username"`
 	Password *Secret `yaml:"password"`
 	// DB selects the database (not with a cluster). Default 0.
 	DB int `yaml:"db"`
-	// TLS connects with TLS; CAFile, CertFile and KeyFile as for upstreams.
+	// TLS connects with TLS (to the sentinels too); CAFile, CertFile and
+	// KeyFile as for upstreams.
 	TLS *UpstreamTLS `yaml:"tls"`
 	// KeyPrefix is put before every key, so that several gateways can
 	// share one Redis. Default "gatehouse:".
@@ -252,6 +271,19 @@ type Redis struct {
 	WriteTimeout Duration `yaml:"write_timeout"`
 	// PoolSize is the connection pool size. Default 10 per CPU.
 	PoolSize int `yaml:"pool_size"`
+}
+
+// RedisSentinel names the sentinels and the master they watch.
+type RedisSentinel struct {
+	// MasterName is the name the sentinels monitor the master under.
+	// Required.
+	MasterName string `yaml:"master_name"`
+	// Addresses are host:port of sentinels. At least one.
+	Addresses []string `yaml:"addresses"`
+	// Username and Password authenticate to the sentinels, apart from the
+	// data nodes' credentials.
+	Username string  `yaml:"username"`
+	Password *Secret `yaml:"password"`
 }
 
 // PolicySpec is one entry of a route's policies: the policy type and its

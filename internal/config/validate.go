@@ -21,6 +21,7 @@ func (c *Config) validate() Errors {
 			v.add(fmt.Sprintf("trusted_proxies[%d]", i), "%v", err)
 		}
 	}
+	c.validateClientIP(v)
 	if strings.ContainsRune(c.AccessLog.Output, 0) {
 		v.add("access_log.output", "invalid path %q", c.AccessLog.Output)
 	}
@@ -193,12 +194,10 @@ func validateMatch(v *validator, p string, m *Match) {
 	seen := make(map[string]bool, len(m.Methods))
 	for i, meth := range m.Methods {
 		ip := fmt.Sprintf("%s.methods[%d]", p, i)
-		if !IsToken(meth) {
-			v.add(ip, "invalid method %q: not an HTTP token", meth)
+		if msg := checkMethod(meth, len(m.Methods)); msg != "" {
+			v.add(ip, "%s", msg)
 			continue
 		}
-		meth = strings.ToUpper(meth)
-		m.Methods[i] = meth
 		if seen[meth] {
 			v.add(ip, "duplicate method %s", meth)
 		}

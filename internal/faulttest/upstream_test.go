@@ -164,8 +164,8 @@ routes:
 		{"down", 502, "upstream_unavailable", "connect"},
 		{"slow", 504, "upstream_timeout", "timeout"},
 		{"reset", 502, "upstream_unavailable", "reset"},
-		{"garbage", 502, "upstream_unavailable", "other"},
-		{"badstatus", 502, "upstream_unavailable", "other"},
+		{"garbage", 502, "upstream_protocol_error", "protocol"},
+		{"badstatus", 502, "upstream_protocol_error", "protocol"},
 	} {
 		t.Run(tc.fault, func(t *testing.T) {
 			before := metricValue(t, g.metrics, "gatehouse_upstream_errors_total", "route", "up", "kind", tc.kind)

@@ -298,7 +298,10 @@ func TestTrustedProxyForwarding(t *testing.T) {
 	if got := e.Header.Get("X-Forwarded-Proto"); got != "https" {
 		t.Errorf("X-Forwarded-Proto = %q", got)
 	}
-	if got := e.Header.Get("Forwarded"); !strings.HasPrefix(got, "for=203.0.113.7;proto=https, for=127.0.0.1;") {
+	// The client address comes from X-Forwarded-For (the default
+	// client_ip.header): the client-supplied Forwarded is not passed on,
+	// the resolved address is (clientip_test.go has the matrix).
+	if got := e.Header.Get("Forwarded"); !strings.HasPrefix(got, "for=203.0.113.7, for=127.0.0.1;") {
 		t.Errorf("Forwarded = %q", got)
 	}
 	if got := resp.Header.Get("X-Request-Id"); got != "edge-123" {
@@ -936,8 +939,8 @@ func TestCleanPath(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.raw, func(t *testing.T) {
 			r := httptest.NewRequest("GET", "http://x"+tc.raw, nil)
-			got, ok := cleanPath(r)
-			if got != tc.want || ok != tc.ok {
+			got, fwd, ok := cleanPath(r, false)
+			if got != tc.want || ok != tc.ok || fwd != got {
 				t.Errorf("cleanPath(%q) = %q, %v; want %q, %v", tc.raw, got, ok, tc.want, tc.ok)
 			}
 		})

@@ -11,14 +11,11 @@ import (
 	"net"
 	"net/http"
 
-	"path"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
-	"github.com/gatehouse/gatehouse/internal/clientip"
 	"github.com/gatehouse/gatehouse/internal/policy"
 	"github.com/gatehouse/gatehouse/internal/proxy"
 	"github.com/gatehouse/gatehouse/internal/render"
@@ -44,22 +41,52 @@ type exchange struct {
 	upstream bool   // the response (or its failure) came from the upstream
 	// body wraps the request body on its way to the upstream, so that a
 	// failure to read it (a malformed chunk, a client too slow for
-	// read_timeout) is told apart from the upstream failing.
-	body trackedBody
+	// read_timeout) is told apart from the upstream failing. Nil without
+	// a body.
+	body *trackedBody
 	// idle bounds the pauses in the request body (bodyidle.go).
 	idle idleBody
 }
 
 // trackedBody remembers the first error, other than io.EOF, of reading the
 // client's request body. The transport reads the body on a goroutine of
-// its own, hence the atomic.
+// its own, hence the atomics.
+//
+// It is made for one request and never pooled: http.Transport may read a
+// request body after RoundTrip returned (its write loop goes on while the
+// response is read), so a reader may come after the handler has returned
+// and the exchange was recycled. Such a reader holds this request's
+// handle, which after release refuses every read without touching the
+// client's body, and never the next request's state. A read already under
+// way when the request ends may still be in the readers below, which can
+// be the exchange's own: release reports it, and the exchange is then
+// left to the garbage collector instead of the pool.
 type trackedBody struct {
-	rc  io.ReadCloser
-	err atomic.Pointer[error]
+	rc       io.ReadCloser
+	err      atomic.Pointer[error]
+	released atomic.Bool
+	inflight atomic.Int32 // reads under way
 }
 
-func (b *trackedBody) Read(p []byte) (int, error) {
-	n, err := b.rc.Read(p)
+// errBodyReleased is what a read of a request body gets once the request's
+// handler has returned.
+var errBodyReleased = errors.New("gateway: read of a request body after its request ended")
+
+func newTrackedBody(rc io.ReadCloser) *trackedBody { return &trackedBody{rc: rc} }
+
+func (b *trackedBody) Read(p []byte) (n int, err error) {
+	// Counted before released is looked at: release either sees this
+	// read, or this read sees the release (see release).
+	b.inflight.Add(1)
+	defer b.inflight.Add(-1)
+	if b.released.Load() {
+		return 0, errBodyReleased
+	}
+	// The proxy reads the body on goroutines of its own (the h1 client's
+	// writer, http.Transport's write loop), where a panic of a policy's
+	// body reader would end the process: it becomes this body's error.
+	defer recoverBodyPanic(b, &n, &err)
+	n, err = b.rc.Read(p)
 	if err != nil && err != io.EOF {
 		first := err // only a failing read pays for the pointer
 		b.err.CompareAndSwap(nil, &first)
@@ -67,15 +94,36 @@ func (b *trackedBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// readErr returns the first error reading the body, or nil.
+// readErr returns the first error reading the body, or nil (also for a nil
+// body).
 func (b *trackedBody) readErr() error {
+	if b == nil {
+		return nil
+	}
 	if e := b.err.Load(); e != nil {
 		return *e
 	}
 	return nil
 }
 
-func (b *trackedBody) Close() error { return b.rc.Close() }
+func (b *trackedBody) Close() error {
+	if b.released.Load() {
+		return nil
+	}
+	return b.rc.Close()
+}
+
+// release ends the handle's use: later reads fail with errBodyReleased
+// without touching anything below. It reports whether no read is under
+// way, that is whether the readers below (and the exchange holding them)
+// may be reused.
+func (b *trackedBody) release() (quiet bool) {
+	if b == nil {
+		return true
+	}
+	b.released.Store(true)
+	return b.inflight.Load() == 0
+}
 
 var exchanges = sync.Pool{New: func() any {
 	x := new(exchange)
@@ -89,10 +137,15 @@ var exchanges = sync.Pool{New: func() any {
 func getExchange() *exchange { return exchanges.Get().(*exchange) }
 
 func putExchange(x *exchange) {
+	if !x.body.release() {
+		// A read of the request body is still under way on a goroutine
+		// of the proxy's: it may touch this exchange, which is left to
+		// the garbage collector rather than reset under it.
+		return
+	}
 	x.Exchange.Reset()
 	x.route, x.decision, x.code, x.denier, x.detail, x.cause, x.upstream = nil, "", "", "", "", nil, false
-	x.body.rc = nil
-	x.body.err.Store(nil)
+	x.body = nil
 	x.idle = idleBody{}
 	x.w.reset()
 	exchanges.Put(x)
@@ -109,24 +162,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer putExchange(x)
 	// Deferred so that it also runs when a failed response aborts.
 	defer x.Exchange.Done()
-	x.Start = g.now()
-	x.wrapIdleBody(w, r)
-	x.Request = r
-	x.TLS = r.TLS != nil
-	sanitizeInbound(r, rt.trusted) // before anything reads or sets a field (inbound.go)
-	x.ClientIP = clientip.Resolve(r.RemoteAddr, r.Header, rt.trusted)
-	x.RequestID = requestID(r, x, rt)
-	x.w.ResponseWriter = w
-	w.Header()["X-Request-Id"] = []string{x.RequestID}
-	r.Header["X-Request-Id"] = []string{x.RequestID}
-	if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {
-		// net/http frames a chunked request by its Transfer-Encoding and
-		// drops any Content-Length before we see it. RFC 9112 §6.1 asks to
-		// close the connection after such a request, so that bytes a front
-		// proxy framed differently (CL.TE, TE.CL) can never be read here
-		// as a second request.
-		w.Header()["Connection"] = []string{"close"}
-	}
+	g.begin(rt, x, w, r)
 	finished := false
 	defer func() {
 		if finished {
@@ -144,7 +180,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 
-	g.handle(rt, x, r)
+	g.handleRecovered(rt, x, r)
 	// Response filters holding bytes back (dlp) pass them on before the
 	// status and byte count are logged.
 	x.w.end()
@@ -154,6 +190,31 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// client went away, or a read timeout cut its body): abort, or
 		// net/http would answer an empty 200 to what may be a live client.
 		panic(http.ErrAbortHandler)
+	}
+}
+
+// begin takes r in: the steps before dispatch, shared by the handler and
+// the dry run so that both decide on the same request. The client's
+// fields are cleaned before anything reads or sets one (inbound.go), then
+// the client address and request id are settled.
+func (g *Gateway) begin(rt *runtime, x *exchange, w http.ResponseWriter, r *http.Request) {
+	x.Start = g.now()
+	x.wrapIdleBody(w, r)
+	x.Request = r
+	x.TLS = r.TLS != nil
+	sanitizeInbound(r, rt.trusted)
+	x.ClientIP = rt.clientIP.Resolve(r.RemoteAddr, r.Header)
+	x.RequestID = requestID(r, x, rt)
+	x.w.ResponseWriter = w
+	w.Header()["X-Request-Id"] = []string{x.RequestID}
+	r.Header["X-Request-Id"] = []string{x.RequestID}
+	if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {
+		// net/http frames a chunked request by its Transfer-Encoding and
+		// drops any Content-Length before we see it. RFC 9112 §6.1 asks to
+		// close the connection after such a request, so that bytes a front
+		// proxy framed differently (CL.TE, TE.CL) can never be read here
+		// as a second request.
+		w.Header()["Connection"] = []string{"close"}
 	}
 }
 
@@ -177,67 +238,36 @@ func (g *Gateway) finish(rt *runtime, x *exchange, r *http.Request) int {
 	return status
 }
 
+// handle answers r as dispatch decides (dispatch.go): the gateway's own
+// refusal, a token service, the chain's denial, or the upstream.
 func (g *Gateway) handle(rt *runtime, x *exchange, r *http.Request) {
-	if g.refuseTunnel(x, r) {
-		return
-	}
-	p, ok := cleanPath(r)
-	if !ok || !h2TargetOK(r) {
-		x.decision, x.code = "error", "invalid_path"
-		render.Error(&x.w, r, policy.REST, x.RequestID, http.StatusBadRequest, "invalid_path", "the request path is not acceptable")
-		return
-	}
-	if rt.auth != nil && rt.auth.Owns(p) {
-		// The authorization server's endpoints come before the routes.
-		x.decision = "authserver"
+	d := g.dispatch(rt, x, r)
+	switch d.verdict {
+	case refused:
+		if d.allow != "" {
+			x.w.Header().Set("Allow", d.allow)
+		}
+		render.Error(&x.w, r, policy.REST, x.RequestID, d.status, x.code, d.detail)
+	case authServer:
 		rt.auth.ServeHTTP(&x.w, r)
-		return
-	}
-	if rt.sts != nil && rt.sts.Owns(p) {
-		// So is the STS endpoint.
-		x.decision = "sts"
+	case tokenService:
 		rt.sts.ServeHTTP(&x.w, r)
-		return
-	}
-	m, params := rt.router.Match(r.Host, r.Method, p, x.params[:0])
-	switch m.Result {
-	case router.NotFound:
-		x.decision, x.code = "no_route", "no_route"
-		render.Error(&x.w, r, policy.REST, x.RequestID, http.StatusNotFound, "no_route", "no route matches this request")
-		return
-	case router.MethodNotAllowed:
-		x.decision, x.code = "no_route", "method_not_allowed"
-		x.w.Header().Set("Allow", m.Allow)
-		render.Error(&x.w, r, policy.REST, x.RequestID, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this path")
-		return
-	}
-	rte := m.Value
-	x.route = rte
-	x.Route = &rte.info
-	x.Params = params
-	x.w.filters = rte.filters
-	if p != r.URL.Path {
-		r.URL.Path, r.URL.RawPath = p, ""
-	}
-
-	if err := x.runChain(r.Context(), rte.chain); err != nil {
-		if den, ok := policy.AsDenial(err); ok {
-			x.decision, x.code, x.cause, x.detail = "deny", den.Code, den.Err, den.Detail
-			g.metrics.Denied(rte.info.Name, x.denier, den.Code)
-			render.RouteDenial(&x.w, r, &rte.info, x.RequestID, den)
+	case denied:
+		info := &x.route.info
+		if d.denial == nil {
+			render.RouteError(&x.w, r, info, x.RequestID, http.StatusInternalServerError, "internal_error", "the gateway could not process this request")
 			return
 		}
-		x.decision, x.code, x.cause = "error", "internal_error", err
-		render.RouteError(&x.w, r, &rte.info, x.RequestID, http.StatusInternalServerError, "internal_error", "the gateway could not process this request")
-		return
+		g.metrics.Denied(info.Name, x.denier, d.denial.Code)
+		render.RouteDenial(&x.w, r, info, x.RequestID, d.denial)
+	case allowed:
+		x.upstream = true
+		if r.Body != nil && r.Body != http.NoBody {
+			x.body = newTrackedBody(r.Body)
+			r.Body = x.body
+		}
+		x.route.upstream.ServeHTTP(&x.w, r)
 	}
-	x.decision = "allow"
-	x.upstream = true
-	if r.Body != nil && r.Body != http.NoBody {
-		x.body.rc = r.Body
-		r.Body = &x.body
-	}
-	rte.upstream.ServeHTTP(&x.w, r)
 }
 
 // runChain runs the policies in order and returns the first refusal (a
@@ -294,6 +324,10 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 		bodyErr = nil
 	}
 	switch {
+	case g.bodyPanicked(x, bodyErr):
+		// A policy's body reader panicked (recover.go): the gateway's
+		// fault.
+		status, code, kind, err = http.StatusInternalServerError, "internal_error", "", bodyErr
 	case proxy.ProtocolError(err):
 		// A 101 the client did not ask for: nothing more is read from
 		// or sent on this client connection.
@@ -303,6 +337,10 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 		// What the chain left in the request cannot go out as HTTP/1.1:
 		// the gateway's fault, not the upstream's nor the client's.
 		status, code, kind = http.StatusInternalServerError, "internal_error", ""
+	case proxy.UpstreamProtocol(err):
+		// A response that breaks HTTP (a status outside 200-599, a
+		// header that does not parse): nothing of it was passed on.
+		code, kind = "upstream_protocol_error", "protocol"
 	case errors.Is(err, policy.ErrBodyTooLarge) || errors.As(err, &mbe) || errors.As(bodyErr, &mbe):
 		status, code, kind = http.StatusRequestEntityTooLarge, "body_too_large", ""
 	case bodyErr != nil && (r.Context().Err() == nil || errors.As(bodyErr, &nerr) && nerr.Timeout()):
@@ -340,10 +378,13 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 		// so the client sees a truncated response, not a complete one.
 		panic(http.ErrAbortHandler)
 	}
-	render.RouteError(rw, r, &x.route.info, x.RequestID, status, code, upstreamDetail(status))
+	render.RouteError(rw, r, &x.route.info, x.RequestID, status, code, upstreamDetail(status, code))
 }
 
-func upstreamDetail(status int) string {
+func upstreamDetail(status int, code string) string {
+	if code == "upstream_protocol_error" {
+		return "the upstream sent an invalid response"
+	}
 	switch status {
 	case http.StatusBadRequest:
 		return "the request body could not be read"
@@ -357,53 +398,6 @@ func upstreamDetail(status int) string {
 		return "the gateway could not process this request"
 	}
 	return "the upstream is unavailable"
-}
-
-// cleanPath returns the path to route and forward. It refuses encoded
-// slashes and backslashes, NUL bytes and paths not starting with "/" (so
-// that the gateway and the upstream cannot disagree on which resource is
-// meant), and resolves "." and ".." segments and repeated slashes, keeping a
-// trailing slash. It allocates only when the path needs cleaning.
-func cleanPath(r *http.Request) (string, bool) {
-	p := r.URL.Path
-	if p == "" || p[0] != '/' {
-		return "", false
-	}
-	if raw := r.URL.RawPath; raw != "" && containsFoldEscapedSlash(raw) {
-		return "", false
-	}
-	dirty := false
-	for i := 0; i < len(p); i++ {
-		switch c := p[i]; c {
-		case 0, '\\':
-			return "", false
-		case '/':
-			if i+1 < len(p) && (p[i+1] == '/' || p[i+1] == '.') {
-				dirty = true
-			}
-		}
-	}
-	if !dirty {
-		return p, true
-	}
-	c := path.Clean(p)
-	if strings.HasSuffix(p, "/") && c != "/" {
-		c += "/"
-	}
-	return c, true
-}
-
-func containsFoldEscapedSlash(raw string) bool {
-	for i := 0; i+2 < len(raw); i++ {
-		if raw[i] != '%' {
-			continue
-		}
-		h, l := raw[i+1], raw[i+2]|0x20
-		if (h == '2' && l == 'f') || (h == '5' && l == 'c') || (h == '0' && l == '0') {
-			return true
-		}
-	}
-	return false
 }
 
 // requestID keeps a trusted proxy's X-Request-Id and otherwise makes one.

@@ -9,7 +9,6 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/policy"
 	"github.com/gatehouse/gatehouse/internal/proxy"
-	"github.com/gatehouse/gatehouse/internal/render"
 )
 
 // sanitizeInbound makes the client's request header the gateway's to read
@@ -111,7 +110,7 @@ func framingField(k string) bool {
 // websocketHandshake reports a request that may be a WebSocket opening
 // handshake (RFC 6455 §4.1): GET, HTTP/1.1, no body, and one Upgrade
 // field holding only "websocket". HTTP/2 carries no Upgrade (RFC 9113
-// §8.2.2), and its extended CONNECT is refused (refuseTunnel).
+// §8.2.2), and its extended CONNECT is refused (dispatch).
 func websocketHandshake(r *http.Request) bool {
 	if r.Method != http.MethodGet || r.ProtoMajor != 1 || r.ProtoMinor < 1 {
 		return false
@@ -165,18 +164,6 @@ func (d *declaredTrailers) Read(p []byte) (int, error) {
 		}
 	}
 	return n, err
-}
-
-// refuseTunnel refuses CONNECT, in HTTP/1.1 and as HTTP/2's extended
-// CONNECT alike: a 2xx answer to it turns the upstream connection into a
-// tunnel whose traffic no policy sees. It reports whether it answered.
-func (g *Gateway) refuseTunnel(x *exchange, r *http.Request) bool {
-	if r.Method != http.MethodConnect {
-		return false
-	}
-	x.decision, x.code = "error", "method_not_allowed"
-	render.Error(&x.w, r, policy.REST, x.RequestID, http.StatusMethodNotAllowed, "method_not_allowed", "CONNECT is not forwarded")
-	return true
 }
 
 // headerProtector is a policy that sets or strips request fields the

@@ -68,7 +68,9 @@ func (w *responseWriter) WriteHeader(code int) {
 		return
 	}
 	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
-		if len(w.filters) == 0 {
+		// Not to an HTTP/1.0 client either, which has none (RFC 9110
+		// §15.2).
+		if len(w.filters) == 0 && w.x.Request.ProtoAtLeast(1, 1) {
 			w.ResponseWriter.WriteHeader(code)
 		}
 		return
@@ -80,6 +82,11 @@ func (w *responseWriter) WriteHeader(code int) {
 		// The upstream echoed or replaced it; the gateway's id is the one
 		// its logs know.
 		h["X-Request-Id"] = []string{x.RequestID}
+	}
+	if r := x.Request; r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {
+		// ServeHTTP asked for it, but ReverseProxy clears the header map
+		// after each 1xx it passes on (TestInformationalKeepsGatewayHeaders).
+		h["Connection"] = []string{"close"}
 	}
 	for k, v := range x.ResponseHeader {
 		h[k] = append(h[k], v...)

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/gatehouse/gatehouse/internal/clientip"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -28,11 +29,13 @@ import (
 // built and swapped in as a whole; requests hold a reference while they run
 // so that retiring it closes its resources only after the last one ends.
 type runtime struct {
-	cfg       *config.Config
-	router    *router.Router[*route]
-	routes    []*route
-	noRoute   *telemetry.RouteMetrics
-	trusted   []netip.Prefix
+	cfg     *config.Config
+	router  *router.Router[*route]
+	routes  []*route
+	noRoute *telemetry.RouteMetrics
+	trusted []netip.Prefix
+	// clientIP is where the client address is read from (client_ip).
+	clientIP  clientip.Source
 	tls       map[string]*tls.Config // by listener name
 	listeners []config.Listener
 	log       *slog.Logger
@@ -60,6 +63,9 @@ type route struct {
 	// telemetry counts the refusals of the route's response filters.
 	telemetry *telemetry.Metrics
 	closers   []policy.Closer
+	// methodOverride: a POST's X-HTTP-Method-Override may name this
+	// route's method (method.go).
+	methodOverride bool
 }
 
 // link is one policy in a chain with its pre-resolved metrics.
@@ -75,6 +81,7 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 	rt := &runtime{
 		cfg:       cfg,
 		trusted:   cfg.TrustedPrefixes(),
+		clientIP:  cfg.ClientIPSource(),
 		tls:       make(map[string]*tls.Config),
 		listeners: cfg.Listeners,
 		noRoute:   g.metrics.Route(""),
@@ -94,6 +101,8 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 			info:      policy.Route{Name: rc.Name, Protocol: protocolOf(rc.SOAP), FaultStatus: rc.SOAPFaultStatus},
 			metrics:   g.metrics.Route(rc.Name),
 			telemetry: g.metrics,
+
+			methodOverride: rc.MethodOverride,
 		}
 		rt.routes = append(rt.routes, r)
 		var err error
@@ -107,6 +116,7 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 				Logger:         g.log.With("route", rc.Name, "policy", spec.Type),
 				Now:            g.now,
 				TrustedProxies: rt.trusted,
+				ClientIPHeader: rt.clientIP.Header,
 				Store:          g.store,
 				Pool:           g.pool,
 				Metrics:        g.metrics,
@@ -130,6 +140,7 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 		up, err := proxy.New(rc.Upstream, proxy.Options{
 			Protected:      protected,
 			TrustedProxies: rt.trusted,
+			ClientIPHeader: rt.clientIP.Header,
 			OnError:        g.proxyError,
 			ErrorLog:       slog.NewLogLogger(g.log.With("route", rc.Name).Handler(), slog.LevelDebug),
 			BaseDir:        g.baseDir,
@@ -180,7 +191,7 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 	if as := cfg.AuthorizationServer; as != nil {
 		auth, err := authserver.New(*as, authserver.Deps{
 			Store: g.store, Revocations: g.revocations, Now: g.now, Logger: g.log,
-			Config: cfg, BaseDir: g.baseDir, TrustedProxies: rt.trusted, Audit: g.audit,
+			Config: cfg, BaseDir: g.baseDir, TrustedProxies: rt.trusted, ClientIPHeader: rt.clientIP.Header, Audit: g.audit,
 			SAMLIssuers: stsIssuers,
 		})
 		if err != nil {

@@ -42,7 +42,7 @@ func FuzzGatewaySeams(f *testing.F) {
 	for _, s := range seeds {
 		f.Add([]byte(s))
 	}
-	sg := startSeamGateway(f, "[]")
+	sg := startFieldSeamGateway(f, "[]")
 	f.Fuzz(func(t *testing.T, in []byte) {
 		in = bytes.ReplaceAll(in, []byte("{{KEY}}"), []byte(sg.apiKey))
 		sg.plain.drain()

@@ -95,13 +95,13 @@ func (u *rawUpstream) setAnswer(f func(*http.Request) string) {
 	u.answer = f
 }
 
-// recorder keeps every byte read through it.
-type recorder struct {
+// byteRecorder keeps every byte read through it.
+type byteRecorder struct {
 	r   io.Reader
 	buf bytes.Buffer
 }
 
-func (r *recorder) Read(p []byte) (int, error) {
+func (r *byteRecorder) Read(p []byte) (int, error) {
 	n, err := r.r.Read(p)
 	r.buf.Write(p[:n])
 	return n, err
@@ -110,7 +110,7 @@ func (r *recorder) Read(p []byte) (int, error) {
 func (u *rawUpstream) serve(c net.Conn) {
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
-	rec := &recorder{r: c}
+	rec := &byteRecorder{r: c}
 	br := bufio.NewReader(rec)
 	req, err := http.ReadRequest(br)
 	if err != nil {
@@ -264,7 +264,7 @@ type seamGateway struct {
 	identity []string // the identity policy's header names
 }
 
-func startSeamGateway(t testing.TB, trusted string) *seamGateway {
+func startFieldSeamGateway(t testing.TB, trusted string) *seamGateway {
 	t.Helper()
 	dir := t.TempDir()
 	k, err := keys.Generate("ES256")
@@ -356,7 +356,7 @@ func (sg *seamGateway) upstreamOf(prefix string) *rawUpstream {
 // passes only after the chain, and a 101 nobody asked for is a 502 that
 // closes the client's connection.
 func TestSeamUpgrades(t *testing.T) {
-	sg := startSeamGateway(t, "[]")
+	sg := startFieldSeamGateway(t, "[]")
 	auth := "X-Api-Key: " + sg.apiKey + "\r\n"
 	wsKey := "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
 
@@ -537,7 +537,7 @@ func TestSeamUpgrades(t *testing.T) {
 // TestSeamConnectHTTP2: CONNECT over HTTP/2 is refused like CONNECT over
 // HTTP/1.1, before the chain and the upstream.
 func TestSeamConnectHTTP2(t *testing.T) {
-	sg := startSeamGateway(t, "[]")
+	sg := startFieldSeamGateway(t, "[]")
 	p := new(http.Protocols)
 	p.SetUnencryptedHTTP2(true)
 	c := &http.Client{Transport: &http.Transport{Protocols: p}, Timeout: 10 * time.Second}
@@ -562,7 +562,7 @@ func TestSeamConnectHTTP2(t *testing.T) {
 // and then only announced fields that may be trailers pass; response
 // trailers are filtered alike, on both paths.
 func TestSeamTrailers(t *testing.T) {
-	sg := startSeamGateway(t, "[]")
+	sg := startFieldSeamGateway(t, "[]")
 	auth := "X-Api-Key: " + sg.apiKey + "\r\n"
 	// Every field that must never be a trailer, in the spellings an
 	// upstream reads alike.
@@ -668,7 +668,7 @@ func TestSeamTrailers(t *testing.T) {
 // spelling; a trusted proxy's canonical fields are kept, its other
 // spellings are not.
 func TestSeamGatewayFields(t *testing.T) {
-	sg := startSeamGateway(t, "[]")
+	sg := startFieldSeamGateway(t, "[]")
 	auth := "X-Api-Key: " + sg.apiKey + "\r\n"
 	connections := []string{
 		"Connection: X-Request-Id, X-Auth-Subject, X-Gatehouse-Identity, X-Forwarded-For, Forwarded, X-Auth-Scopes\r\n",
@@ -742,7 +742,7 @@ func TestSeamGatewayFields(t *testing.T) {
 // TestSeamTrustedProxy: from a trusted proxy the canonical forwarding
 // fields are kept (and extended), their other spellings are not.
 func TestSeamTrustedProxy(t *testing.T) {
-	sg := startSeamGateway(t, "[127.0.0.1/32]")
+	sg := startFieldSeamGateway(t, "[127.0.0.1/32]")
 	auth := "X-Api-Key: " + sg.apiKey + "\r\n"
 	for _, prefix := range []string{"/h1", "/rp"} {
 		t.Run(prefix, func(t *testing.T) {

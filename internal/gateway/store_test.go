@@ -162,6 +162,11 @@ func TestStoreConfigErrors(t *testing.T) {
 		{"redis db in a cluster", "store:\n  type: redis\n  redis:\n    addresses: [a:1, b:1]\n    db: 2", 8, "store.redis.db"},
 		{"redis braces in prefix", "store:\n  type: redis\n  redis:\n    addresses: [a:1]\n    key_prefix: \"{gh}\"", 8, "store.redis.key_prefix"},
 		{"path with memory", "store: {type: memory, path: x.db}", 4, "store.path"},
+		{"sentinel bad address", "store:\n  type: redis\n  redis:\n    sentinel:\n      master_name: m\n      addresses: [s:26379, nope]", 9, "store.redis.sentinel.addresses[1]"},
+		{"sentinel without master name", "store:\n  type: redis\n  redis:\n    sentinel:\n      addresses: [s:26379]", 7, "store.redis.sentinel.master_name"},
+		{"sentinel and addresses", "store:\n  type: redis\n  redis:\n    addresses: [a:1]\n    sentinel: {master_name: m, addresses: [s:1]}", 7, "store.redis.addresses"},
+		{"sentinel username alone", "store:\n  type: redis\n  redis:\n    sentinel: {master_name: m, addresses: [s:1], username: u}", 7, "store.redis.sentinel.password"},
+		{"redis username alone", "store:\n  type: redis\n  redis:\n    addresses: [a:1]\n    username: u", 6, "store.redis.password"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

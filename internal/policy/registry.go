@@ -25,6 +25,10 @@ type Env struct {
 	Now func() time.Time
 	// TrustedProxies are the gateway-wide trusted proxy prefixes.
 	TrustedProxies []netip.Prefix
+	// ClientIPHeader is the one header trusted proxies name the client
+	// address in (clientip.Source.Header), for a policy that resolves the
+	// address again with proxies of its own. Empty: X-Forwarded-For.
+	ClientIPHeader string
 	// Store is the gateway's shared state (rate limits, quotas, replay
 	// caches). Never nil when built by the gateway.
 	Store store.Store

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"github.com/gatehouse/gatehouse/internal/clientip"
 	"io"
 	"net/http"
 	"net/http/httputil"
@@ -35,6 +36,15 @@ func (u *Upstream) serveH1(w http.ResponseWriter, r *http.Request) {
 		u.onError(w, r, err)
 		return
 	}
+	// Whatever ends this function, a panic of the client's writer (a
+	// response policy's) included, the writer goroutine has ended and the
+	// connection is closed or pooled before it returns: the writer reads
+	// the client's request body, which is not ours after the handler.
+	defer func() {
+		if !ex.ended {
+			ex.fail()
+		}
+	}()
 	res := ex.res
 	removeHopByHop(res.Header)
 	var trailers []string
@@ -50,7 +60,7 @@ func (u *Upstream) serveH1(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(res.StatusCode)
 
-	if err := copyResponse(w, res.Body, streaming(res)); err != nil {
+	if err := copyResponse(w, res.Body, streaming(res), res.ContentLength, ex.pc.br.Buffered); err != nil {
 		ex.finish(false)
 		panic(http.ErrAbortHandler)
 	}
@@ -151,8 +161,9 @@ func (o *outbound) write(bw *bufio.Writer) error {
 	bw.WriteString(host)
 	bw.WriteString("\r\n")
 
+	other := otherHeader(u.src)
 	for k, vv := range h {
-		if skipOutbound(k) || slices.Contains(named, k) {
+		if skipOutbound(k) || slices.Contains(named, k) || isOtherHeader(k, other) {
 			continue
 		}
 		for _, v := range vv {
@@ -168,7 +179,7 @@ func (o *outbound) write(bw *bufio.Writer) error {
 	if httpguts.HeaderValuesContainsToken(h["Te"], "trailers") {
 		bw.WriteString("Te: trailers\r\n")
 	}
-	writeForwarded(bw, in, u.trusted)
+	writeForwarded(bw, in, u.src)
 
 	switch {
 	case o.body == nil:
@@ -280,12 +291,14 @@ func (o *outbound) check(uri, host string) (named []string, err error) {
 	if peer, err := netip.ParseAddrPort(in.RemoteAddr); err == nil {
 		trustedPeer = inPrefixes(peer.Addr().Unmap().WithZone(""), o.u.trusted)
 	}
+	// The client's own, replaced by the resolved address (writeForwarded).
+	other := otherHeader(o.u.src)
 	for k, vv := range h {
 		if forwardingField(k) && trustedPeer {
 			// A trusted peer's are passed on, before ours, whatever
 			// the Connection header names (as on the ReverseProxy
 			// path, which reads them from the inbound request).
-		} else if skipOutbound(k) || slices.Contains(named, k) {
+		} else if skipOutbound(k) || slices.Contains(named, k) || isOtherHeader(k, other) {
 			continue
 		}
 		if !httpguts.ValidHeaderFieldName(k) {
@@ -359,27 +372,48 @@ func skipOutbound(k string) bool {
 // writeForwarded writes the fields forwardedValues computes, without
 // building them as strings first (they were a sixth of a proxied request's
 // allocations).
-func writeForwarded(bw *bufio.Writer, in *http.Request, trusted []netip.Prefix) {
+func writeForwarded(bw *bufio.Writer, in *http.Request, src clientip.Source) {
 	peer, err := netip.ParseAddrPort(in.RemoteAddr)
 	if err != nil {
 		return
 	}
 	ip := peer.Addr().Unmap().WithZone("")
-	var ipBuf [64]byte
+	// One buffer for both texts: it escapes, and one allocation is
+	// cheaper than two.
+	var ipBuf [128]byte
 	ipText := ip.AppendTo(ipBuf[:0])
-	trustedPeer := inPrefixes(ip, trusted)
+	trustedPeer := inPrefixes(ip, src.Trusted)
 	proto := "http"
 	if in.TLS != nil {
 		proto = "https"
 	}
 	h := in.Header
+	client := ip
+	if trustedPeer {
+		client = src.Resolve(in.RemoteAddr, h)
+	}
+	clientText := ipText
+	if client != ip {
+		clientText = client.AppendTo(ipBuf[len(ipText):len(ipText)])
+	}
+	xffSource := src.Header == "" || src.Header == clientip.XForwardedFor
+	fwdSource := src.Header == clientip.Forwarded
+	if other := otherHeader(src); other != "" {
+		bw.WriteString(other)
+		bw.WriteString(": ")
+		bw.Write(clientText)
+		bw.WriteString("\r\n")
+	}
 
 	bw.WriteString("X-Forwarded-For: ")
-	if prior := h["X-Forwarded-For"]; trustedPeer && len(prior) > 0 {
+	if prior := h["X-Forwarded-For"]; trustedPeer && xffSource && len(prior) > 0 {
 		for _, v := range prior {
 			bw.WriteString(v)
 			bw.WriteString(", ")
 		}
+	} else if !xffSource && client != ip {
+		bw.Write(clientText)
+		bw.WriteString(", ")
 	}
 	bw.Write(ipText)
 	host, fproto := in.Host, proto
@@ -397,11 +431,21 @@ func writeForwarded(bw *bufio.Writer, in *http.Request, trusted []netip.Prefix) 
 	bw.WriteString(fproto)
 
 	bw.WriteString("\r\nForwarded: ")
-	if prior := h["Forwarded"]; trustedPeer && len(prior) > 0 {
+	if prior := h["Forwarded"]; trustedPeer && fwdSource && len(prior) > 0 {
 		for _, v := range prior {
 			bw.WriteString(v)
 			bw.WriteString(", ")
 		}
+	} else if !fwdSource && client != ip {
+		bw.WriteString("for=")
+		if client.Is6() {
+			bw.WriteString(`"[`)
+			bw.Write(clientText)
+			bw.WriteString(`]"`)
+		} else {
+			bw.Write(clientText)
+		}
+		bw.WriteString(", ")
 	}
 	bw.WriteString("for=")
 	if ip.Is6() {
@@ -526,8 +570,14 @@ func streaming(res *http.Response) bool {
 }
 
 // copyResponse copies the upstream's body to the client, flushing after
-// each write when flush is set.
-func copyResponse(w http.ResponseWriter, body io.Reader, flush bool) error {
+// each write when flush is set. Whether or not it is, it flushes when the
+// upstream pauses: when no byte of the body is waiting in buffered (the
+// connection's reader) and more is to come (length, -1 if unknown, is not
+// reached), so that a response whose head has arrived reaches the client
+// before the upstream sends the rest (clients and health checks see a
+// slow upstream as slow, not as hung), without a write of its own for the
+// head when the body came with it.
+func copyResponse(w http.ResponseWriter, body io.Reader, flush bool, length int64, buffered func() int) error {
 	bp := buffers.Get().(*[]byte)
 	defer buffers.Put(bp)
 	buf := *bp
@@ -535,13 +585,21 @@ func copyResponse(w http.ResponseWriter, body io.Reader, flush bool) error {
 	if flush {
 		rc = http.NewResponseController(w)
 	}
+	pause, _ := w.(http.Flusher) // the gateway's writer: no allocation
+	var copied int64
 	for {
+		if pause != nil && buffered() == 0 && (length < 0 || copied < length) {
+			// The next read waits for the upstream: let what the
+			// client can have go now (the head, the body so far).
+			pause.Flush()
+		}
 		n, rerr := body.Read(buf)
 		if n > 0 {
+			copied += int64(n)
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				return werr
 			}
-			if rc != nil {
+			if flush {
 				if err := rc.Flush(); err != nil {
 					return err
 				}

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/gatehouse/gatehouse/internal/clientip"
 	"io"
 	"maps"
 	"net/http"
@@ -466,7 +467,7 @@ func expectOutbound(up *Upstream, in *http.Request, body []byte, hasBody bool) *
 			e.header[k] = append(e.header[k], textproto.TrimString(v))
 		}
 	}
-	e.fw = forwardedValues(in, fuzzTrusted)
+	e.fw = forwardedValues(in, clientip.Source{Trusted: fuzzTrusted})
 	if peer, err := netip.ParseAddrPort(in.RemoteAddr); err == nil && inPrefixes(peer.Addr().Unmap(), fuzzTrusted) {
 		for _, k := range forwarding {
 			if !validField(k, in.Header[k]) {

@@ -260,6 +260,13 @@ type h1Exchange struct {
 	// ours; its read error is not the client's fault.
 	abandoned bool
 	cause     error // the writer's failure, when it ended the exchange
+	// joined: the writer's result was received (werr), so that joining is
+	// idempotent. Handler goroutine only.
+	joined bool
+	werr   error
+	// ended: finish or fail ran; the connection is closed or pooled and
+	// the writer, if any, has ended. Handler goroutine only.
+	ended bool
 }
 
 // errNothingReceived wraps failures that happened before any byte of a
@@ -352,8 +359,23 @@ func (c *h1Client) roundTrip(ctx context.Context, out *outbound, w http.Response
 }
 
 // send runs the exchange up to the response head. On error the connection
-// is closed, the writer has ended and the exchange is over.
+// is closed, the writer has ended and the exchange is over. So it is when
+// the head's handling panics (a 1xx the client's writer refuses): the
+// writer reads the client's request body, which the gateway recycles once
+// the handler returns, so it is joined before the panic goes on.
 func (ex *h1Exchange) send(ctx context.Context, out *outbound, w http.ResponseWriter) error {
+	panicked := true
+	defer func() {
+		if panicked {
+			ex.fail()
+		}
+	}()
+	err := ex.sendHead(ctx, out, w)
+	panicked = false
+	return err
+}
+
+func (ex *h1Exchange) sendHead(ctx context.Context, out *outbound, w http.ResponseWriter) error {
 	c, pc := ex.c, ex.pc
 	if out.body == nil || out.inMemory() {
 		// Nothing to wait for: the request is written at once, and the
@@ -396,23 +418,35 @@ func (ex *h1Exchange) send(ctx context.Context, out *outbound, w http.ResponseWr
 			if n1xx == 0 {
 				return errNothingReceived{err}
 			}
-			return err
+			return malformedResponse(err)
 		}
 		res, err := http.ReadResponse(pc.br, out.in)
 		if err != nil {
 			if cause := ex.fail(); cause != nil {
 				return cause
 			}
-			return fmt.Errorf("reading the upstream's response: %w", err)
+			return fmt.Errorf("reading the upstream's response: %w", malformedResponse(err))
 		}
 		code := res.StatusCode
 		if code < 100 || code >= 200 || code == http.StatusSwitchingProtocols {
+			err := checkFinalStatus(code)
+			if err == nil {
+				err = checkHeader(res.Header)
+			}
+			if err != nil {
+				if cause := ex.fail(); cause != nil {
+					return cause
+				}
+				return err
+			}
 			ex.res = res
 			break
 		}
-		if n1xx >= 5 {
-			ex.fail()
-			return errors.New("upstream sent too many informational responses")
+		if err := checkInformational(n1xx); err != nil {
+			if cause := ex.fail(); cause != nil {
+				return cause
+			}
+			return err
 		}
 		if code != http.StatusContinue {
 			informational(w, code, res.Header)
@@ -476,6 +510,7 @@ func (ex *h1Exchange) write(out *outbound) {
 // any, and returns the writer's error (a bodyError) when that is what ended
 // the exchange.
 func (ex *h1Exchange) fail() error {
+	ex.ended = true
 	ex.mu.Lock()
 	ex.aborted = true
 	ex.mu.Unlock()
@@ -487,12 +522,15 @@ func (ex *h1Exchange) fail() error {
 	// read of the client's body may wait for a client that sends nothing:
 	// past the read deadline set here, it fails at once. The handler must
 	// not return before the writer ends, as the writer reads its request.
-	select {
-	case <-ex.wrote:
-	case <-time.After(writeWait):
-		ex.abandoned = true
-		_ = http.NewResponseController(ex.w).SetReadDeadline(aLongTimeAgo)
-		<-ex.wrote
+	if !ex.joined {
+		select {
+		case ex.werr = <-ex.wrote:
+		case <-time.After(writeWait):
+			ex.abandoned = true
+			_ = http.NewResponseController(ex.w).SetReadDeadline(aLongTimeAgo)
+			ex.werr = <-ex.wrote
+		}
+		ex.joined = true
 	}
 	ex.mu.Lock()
 	defer ex.mu.Unlock()
@@ -531,6 +569,7 @@ const writeWait = 50 * time.Millisecond
 // that it was read to its end and passed on; only then, and when the whole
 // request was sent, may the connection serve another request.
 func (ex *h1Exchange) finish(ok bool) {
+	ex.ended = true
 	reusable := ok && !ex.res.Close
 	if ex.wrote != nil {
 		done, werr := ex.waitWrite(reusable)
@@ -552,9 +591,13 @@ func (ex *h1Exchange) finish(ok bool) {
 // waitWrite reports whether the writer has ended, and its error; with wait,
 // it gives the writer writeWait to end.
 func (ex *h1Exchange) waitWrite(wait bool) (bool, error) {
+	if ex.joined {
+		return true, ex.werr
+	}
 	select {
-	case err := <-ex.wrote:
-		return true, err
+	case ex.werr = <-ex.wrote:
+		ex.joined = true
+		return true, ex.werr
 	default:
 	}
 	if !wait {
@@ -563,8 +606,9 @@ func (ex *h1Exchange) waitWrite(wait bool) (bool, error) {
 	t := time.NewTimer(writeWait)
 	defer t.Stop()
 	select {
-	case err := <-ex.wrote:
-		return true, err
+	case ex.werr = <-ex.wrote:
+		ex.joined = true
+		return true, ex.werr
 	case <-t.C:
 		return false, nil
 	}

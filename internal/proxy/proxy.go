@@ -26,6 +26,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/clientip"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"golang.org/x/net/http/httpguts"
 )
@@ -40,8 +41,11 @@ type Upstream struct {
 	preserveHost bool
 	timeout      time.Duration
 	trusted      []netip.Prefix
-	transport    *http.Transport
-	rp           *httputil.ReverseProxy
+	// src is where the gateway read the client address from; the
+	// forwarding fields the upstream gets say the same (forwardedValues).
+	src       clientip.Source
+	transport *http.Transport
+	rp        *httputil.ReverseProxy
 	// h1 carries plain HTTP/1.1 exchanges (all but protocol upgrades) to
 	// http:// upstreams; nil for https:// and h2c upstreams, which go
 	// through transport.
@@ -66,6 +70,9 @@ type Options struct {
 	// TrustedProxies are the peers whose forwarding headers are kept and
 	// appended to. Others' are replaced.
 	TrustedProxies []netip.Prefix
+	// ClientIPHeader is the header the gateway reads the client address
+	// from (clientip.Source.Header); empty: X-Forwarded-For.
+	ClientIPHeader string
 	// OnError renders a failed exchange. Required.
 	OnError ErrorHandler
 	// ErrorLog receives the reverse proxy's own diagnostics. Nil: discarded.
@@ -96,6 +103,7 @@ func New(cfg config.Upstream, opt Options) (*Upstream, error) {
 		preserveHost: cfg.PreserveHost,
 		timeout:      cfg.Timeout.Std(),
 		trusted:      opt.TrustedProxies,
+		src:          clientip.Source{Trusted: opt.TrustedProxies, Header: opt.ClientIPHeader},
 		transport:    tr,
 		onError:      opt.OnError,
 		plainTarget:  (target.Path == "" || target.Path == "/") && target.RawPath == "" && target.RawQuery == "" && !target.ForceQuery,
@@ -115,7 +123,7 @@ func New(cfg config.Upstream, opt Options) (*Upstream, error) {
 		Rewrite:        u.rewrite,
 		ModifyResponse: u.modifyResponse,
 		Transport:      tr,
-		ErrorHandler:   opt.OnError,
+		ErrorHandler:   u.rpError,
 		ErrorLog:       errLog,
 		BufferPool:     bufferPool{},
 		// -1 would flush after every write; 0 lets the server buffer, and
@@ -148,6 +156,8 @@ func newTransport(cfg config.Upstream, target *url.URL, baseDir string) (*http.T
 		MaxIdleConns:          0,
 		MaxIdleConnsPerHost:   cfg.MaxIdleConnsPerHost,
 		ExpectContinueTimeout: time.Second,
+		// The same bound as the h1 client's (maxResponseHead).
+		MaxResponseHeaderBytes: maxResponseHead,
 		// The client's Accept-Encoding goes through untouched and the body
 		// comes back as the upstream sent it.
 		DisableCompression: true,
@@ -222,6 +232,8 @@ func (u *Upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		u.serveH1(w, r)
 		return
 	}
+	r = rpTrace(r)
+	defer closeResponse(r)
 	u.rp.ServeHTTP(w, r)
 }
 
@@ -311,7 +323,7 @@ func (u *Upstream) rewrite(pr *httputil.ProxyRequest) {
 	if u.preserveHost {
 		pr.Out.Host = pr.In.Host
 	}
-	setForwarded(pr.In, pr.Out, u.trusted)
+	setForwarded(pr.In, pr.Out, u.src)
 	delete(pr.Out.Header, "Http2-Settings")
 	// ReverseProxy removed what the Connection field named; the fields
 	// the gateway and the route's policies set are theirs, not the
@@ -374,7 +386,12 @@ func (t *trailerCopy) Read(p []byte) (int, error) {
 // filters the response's trailer.
 func (u *Upstream) modifyResponse(res *http.Response) error {
 	if res.StatusCode == http.StatusSwitchingProtocols {
+		recordResponse(res)
 		return u.checkSwitch(res)
+	}
+	// A status or header no client may be given (protocol.go).
+	if err := checkResponse(res); err != nil {
+		return err
 	}
 	filterResponseTrailers(res, u.protected)
 	return nil
@@ -450,8 +467,18 @@ func (t *responseTrailers) filter() {
 // has already removed the inbound ones from out; a trusted peer's are put
 // back and extended, an untrusted peer's are dropped, so a client cannot
 // forge its address for the upstream.
-func setForwarded(in, out *http.Request, trusted []netip.Prefix) {
-	fw := forwardedValues(in, trusted)
+func setForwarded(in, out *http.Request, src clientip.Source) {
+	fw := forwardedValues(in, src)
+	if h := otherHeader(src); h != "" {
+		for k := range out.Header {
+			if isOtherHeader(k, h) {
+				delete(out.Header, k)
+			}
+		}
+		if fw.client != "" {
+			out.Header[h] = []string{fw.client}
+		}
+	}
 	if fw.xff == "" {
 		return
 	}
@@ -461,30 +488,84 @@ func setForwarded(in, out *http.Request, trusted []netip.Prefix) {
 	out.Header["Forwarded"] = []string{fw.forwarded}
 }
 
-// forwarded are the forwarding fields of the upstream request.
+// forwarded are the forwarding fields of the upstream request; client is
+// the client address the gateway resolved, for the header otherHeader
+// names.
 type forwarded struct {
-	xff, host, proto, forwarded string
+	xff, host, proto, forwarded, client string
+}
+
+// otherHeader is the header src names when it is neither X-Forwarded-For
+// nor Forwarded (X-Real-IP and the like): the upstream gets it set to the
+// client address the gateway resolved, never the client's own. "" when
+// none.
+func otherHeader(src clientip.Source) string {
+	switch src.Header {
+	case "", clientip.XForwardedFor, clientip.Forwarded:
+		return ""
+	}
+	return src.Header
+}
+
+// isOtherHeader reports a client's field that stands for other, the header
+// otherHeader names: the same name in any case, or with '_' for '-'
+// (X_Real_IP), which CGI-style servers read as the same variable.
+func isOtherHeader(k, other string) bool {
+	if other == "" || len(k) != len(other) {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		a, b := lowerASCII(k[i]), lowerASCII(other[i])
+		if a == '_' {
+			a = '-'
+		}
+		if a != b {
+			return false
+		}
+	}
+	return true
+}
+
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 // forwardedValues computes the forwarding fields for in: this hop appended
 // to a trusted peer's, or alone. All are empty when in's peer address does
 // not parse (never, under net/http's server).
-func forwardedValues(in *http.Request, trusted []netip.Prefix) forwarded {
+//
+// Only the header the gateway read the client address from (src.Header)
+// is passed on from a trusted peer and extended. The other kind would be
+// the client's own words, passed on untouched by a proxy that writes only
+// the first, and an upstream reading it would take another client address
+// than the gateway did; it starts instead with the client address the
+// gateway resolved, followed by this hop.
+func forwardedValues(in *http.Request, src clientip.Source) forwarded {
 	peer, err := netip.ParseAddrPort(in.RemoteAddr)
 	if err != nil {
 		return forwarded{}
 	}
 	ip := peer.Addr().Unmap().WithZone("")
-	trustedPeer := inPrefixes(ip, trusted)
+	trustedPeer := inPrefixes(ip, src.Trusted)
 	proto := "http"
 	if in.TLS != nil {
 		proto = "https"
 	}
-
-	fw := forwarded{xff: ip.String(), host: in.Host, proto: proto}
+	client := ip
 	if trustedPeer {
-		if prior := in.Header["X-Forwarded-For"]; len(prior) > 0 {
+		client = src.Resolve(in.RemoteAddr, in.Header)
+	}
+	xffSource := src.Header == "" || src.Header == clientip.XForwardedFor
+
+	fw := forwarded{xff: ip.String(), host: in.Host, proto: proto, client: client.String()}
+	if trustedPeer {
+		if prior := in.Header["X-Forwarded-For"]; xffSource && len(prior) > 0 {
 			fw.xff = strings.Join(prior, ", ") + ", " + fw.xff
+		} else if !xffSource && client != ip {
+			fw.xff = client.String() + ", " + fw.xff
 		}
 		if v := in.Header.Get("X-Forwarded-Host"); v != "" {
 			fw.host = v
@@ -495,11 +576,21 @@ func forwardedValues(in *http.Request, trusted []netip.Prefix) forwarded {
 	}
 	fw.forwarded = forwardedElement(ip, in.Host, proto)
 	if trustedPeer {
-		if prior := in.Header["Forwarded"]; len(prior) > 0 {
+		if prior := in.Header["Forwarded"]; src.Header == clientip.Forwarded && len(prior) > 0 {
 			fw.forwarded = strings.Join(prior, ", ") + ", " + fw.forwarded
+		} else if src.Header != clientip.Forwarded && client != ip {
+			fw.forwarded = forNode(client) + ", " + fw.forwarded
 		}
 	}
 	return fw
+}
+
+// forNode is a forwarded-element naming only the address ip.
+func forNode(ip netip.Addr) string {
+	if ip.Is6() {
+		return `for="[` + ip.String() + `]"`
+	}
+	return "for=" + ip.String()
 }
 
 // forwardedElement is one RFC 7239 forwarded-element for this hop.

@@ -73,7 +73,7 @@ type segment struct {
 type builder[T any] struct {
 	r       *Router[T]
 	in      []Route[T]
-	methods [][]string // per route, validated; nil means any method
+	methods [][]string // per route, validated; nil means any method ("*")
 	groups  []*group
 }
 
@@ -140,7 +140,21 @@ func (b *builder[T]) add(i int) error {
 	}
 
 	var methods []string
+	switch {
+	case len(rt.Methods) == 0:
+		// Fail closed: a route that names no method takes the standard
+		// ones, not TRACE, CONNECT or whatever token a client invents.
+		methods = slices.Clone(StandardMethods)
+	case slices.Contains(rt.Methods, AnyMethod):
+		if len(rt.Methods) > 1 {
+			return fail("methods", "%q (any method) must be the only entry", AnyMethod)
+		}
+		// methods stays nil: any method token.
+	}
 	for _, m := range rt.Methods {
+		if m == AnyMethod {
+			continue
+		}
 		if msg := checkMethod(m); msg != "" {
 			return fail("methods", "%q: %s", m, msg)
 		}
@@ -169,12 +183,14 @@ func (b *builder[T]) add(i int) error {
 		if b.r.any == nil {
 			b.r.any = &table{}
 		}
-		return b.insert(b.r.any, "any host", i, k, pattern, segs)
+		return b.insert(b.r.any, "any host", rankOf(1, k, segs), i, k, pattern, segs)
 	}
 	for _, key := range hosts {
 		var t *table
 		var where string
+		tableRank := uint32(3)
 		if suffix, ok := strings.CutPrefix(key, "*"); ok {
+			tableRank = 2
 			if b.r.wild == nil {
 				b.r.wild = make(map[string]*table)
 			}
@@ -194,7 +210,7 @@ func (b *builder[T]) add(i int) error {
 			}
 			where = fmt.Sprintf("host %q", key)
 		}
-		if err := b.insert(t, where, i, k, pattern, segs); err != nil {
+		if err := b.insert(t, where, rankOf(tableRank, k, segs), i, k, pattern, segs); err != nil {
 			return err
 		}
 	}
@@ -203,8 +219,13 @@ func (b *builder[T]) add(i int) error {
 
 // insert adds route i to the group of its pattern in t, failing if the
 // group already has a route whose methods overlap.
-func (b *builder[T]) insert(t *table, where string, i int, k kind, pattern string, segs []segment) error {
+func (b *builder[T]) insert(t *table, where string, rank uint32, i int, k kind, pattern string, segs []segment) error {
 	var g *group
+	defer func() {
+		if g != nil {
+			g.rank = rank
+		}
+	}()
 	switch k {
 	case kindExact:
 		if t.exact == nil {
@@ -257,6 +278,21 @@ func (b *builder[T]) insert(t *table, where string, i int, k kind, pattern strin
 	return nil
 }
 
+// rankOf is the Rank of a pattern of kind k and segments segs in a host
+// table of rank tableRank (3 exact, 2 wildcard, 1 any host): the table
+// first, then exact over template over prefix, then, among templates, the
+// number of literal segments and, among prefixes, the number of segments.
+func rankOf(tableRank uint32, k kind, segs []segment) uint32 {
+	detail := uint32(0)
+	for _, s := range segs {
+		if !s.param && s.lit != "" {
+			detail++
+		}
+	}
+	detail = min(detail, 0xffff)
+	return tableRank<<24 | uint32(kindPrefix-k+1)<<16 | detail
+}
+
 // group returns a new, empty group, registered for finish.
 func (b *builder[T]) group() *group {
 	g := &group{anyMethod: -1}
@@ -270,14 +306,22 @@ func (b *builder[T]) overlap(j, i int) string {
 	mj, mi := b.methods[j], b.methods[i]
 	switch {
 	case mj == nil && mi == nil:
-		return "both take any method"
+		return `both take any method ("*")`
 	case mj == nil:
-		return fmt.Sprintf("route %d takes any method", j)
+		return fmt.Sprintf(`route %d takes any method ("*")`, j)
 	case mi == nil:
-		return fmt.Sprintf("route %d takes any method", i)
+		return fmt.Sprintf(`route %d takes any method ("*")`, i)
 	}
 	for _, m := range mi {
 		if slices.Contains(mj, m) {
+			switch sj, si := len(b.in[j].Methods) == 0, len(b.in[i].Methods) == 0; {
+			case sj && si:
+				return "both take the standard methods (no methods listed)"
+			case sj:
+				return fmt.Sprintf("route %d takes the standard methods (no methods listed), %s included", j, m)
+			case si:
+				return fmt.Sprintf("route %d takes the standard methods (no methods listed), %s included", i, m)
+			}
 			return fmt.Sprintf("both take %s", m)
 		}
 	}

@@ -90,8 +90,12 @@
 //
 // # Methods
 //
-// Methods are case-sensitive tokens and must be written in upper case
-// ("GET"); an empty list means every method. Routes with the same host
+// Methods are case-sensitive tokens (RFC 9110 §9.1: "delete" is not
+// DELETE) and must be written in upper case ("GET"). An empty list means
+// the [StandardMethods] (GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS), so
+// that TRACE, CONNECT, "get" or an invented token reach no route that did
+// not name them; the single entry [AnyMethod] ("*") takes every method
+// token. Routes with the same host
 // table and the same pattern but disjoint methods combine: GET on one
 // route and POST on another. A route that takes GET also takes HEAD, as
 // net/http's ServeMux does, unless another route with the same pattern
@@ -106,7 +110,7 @@
 // or both without hosts), have the same pattern (the same exact path, the
 // same prefix, or templates that are equal once parameter names are
 // ignored: "/p/{id}" and "/p/{pid}") and their method sets overlap (an
-// empty set overlaps every set). Different host tables never conflict:
+// empty set is the standard methods; "*" overlaps every set). Different host tables never conflict:
 // "a.example.com", "*.example.com" and any-host are ordered by the host
 // rule above. Different patterns never conflict: the precedence rules
 // order any two of them. The implicit HEAD of a GET route does not cause

@@ -39,5 +39,5 @@ func Example() {
 	// method_not_allowed name="" value="" params=[] allow="GET, HEAD"
 	// found name="api" value="api" params=[] allow=""
 	// not_found name="" value="" params=[] allow=""
-	// router: route 1 ("b") is ambiguous with route 0 ("a"): same path template ("/p/{pid}" and "/p/{id}" differ only in parameter names) on any host, route 0 takes any method
+	// router: route 1 ("b") is ambiguous with route 0 ("a"): same path template ("/p/{pid}" and "/p/{id}" differ only in parameter names) on any host, route 0 takes the standard methods (no methods listed), GET included
 }

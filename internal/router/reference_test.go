@@ -170,14 +170,15 @@ func refMatch(routes []Route[int], host, method, path string) refResult {
 		pick := -1
 		explicitHead := false
 		for _, i := range group {
-			if len(routes[i].Methods) == 0 || slices.Contains(routes[i].Methods, method) {
+			ms := refMethods(routes[i])
+			if ms == nil || slices.Contains(ms, method) {
 				pick = i
 			}
-			explicitHead = explicitHead || slices.Contains(routes[i].Methods, "HEAD")
+			explicitHead = explicitHead || slices.Contains(ms, "HEAD")
 		}
 		if pick < 0 && method == "HEAD" && !explicitHead {
 			for _, i := range group {
-				if slices.Contains(routes[i].Methods, "GET") {
+				if slices.Contains(refMethods(routes[i]), "GET") {
 					pick = i
 				}
 			}
@@ -185,7 +186,7 @@ func refMatch(routes []Route[int], host, method, path string) refResult {
 		if pick < 0 {
 			var allow []string
 			for _, i := range group {
-				for _, m := range routes[i].Methods {
+				for _, m := range refMethods(routes[i]) {
 					if !slices.Contains(allow, m) {
 						allow = append(allow, m)
 					}
@@ -203,6 +204,18 @@ func refMatch(routes []Route[int], host, method, path string) refResult {
 	return refResult{Result: NotFound, Route: -1}
 }
 
+// refMethods is the method set of a route: nil for any method ("*"), the
+// standard methods spelled out when none are listed.
+func refMethods(rt Route[int]) []string {
+	switch {
+	case len(rt.Methods) == 0:
+		return []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+	case len(rt.Methods) == 1 && rt.Methods[0] == "*":
+		return nil
+	}
+	return rt.Methods
+}
+
 // refConflicts returns the pairs (a, b), a < b, of ambiguous routes.
 func refConflicts(routes []Route[int]) [][2]int {
 	var pairs [][2]int
@@ -213,8 +226,9 @@ func refConflicts(routes []Route[int]) [][2]int {
 			if !shareHost || refPattern(ra) != refPattern(rb) {
 				continue
 			}
-			overlap := len(ra.Methods) == 0 || len(rb.Methods) == 0 ||
-				slices.ContainsFunc(ra.Methods, func(m string) bool { return slices.Contains(rb.Methods, m) })
+			ma, mb := refMethods(ra), refMethods(rb)
+			overlap := ma == nil || mb == nil ||
+				slices.ContainsFunc(ma, func(m string) bool { return slices.Contains(mb, m) })
 			if overlap {
 				pairs = append(pairs, [2]int{a, b})
 			}
@@ -229,10 +243,13 @@ func randRoute(rng *rand.Rand) Route[int] {
 	hostSets := [][]string{nil, nil, nil, {"a.test"}, {"A.test."}, {"*.test"}, {"*.b.test"}, {"x.b.test"}, {"a.test", "*.b.test"}}
 	var rt Route[int]
 	rt.Hosts = hostSets[rng.IntN(len(hostSets))]
-	for _, m := range []string{"GET", "HEAD", "POST"} {
+	for _, m := range []string{"GET", "HEAD", "POST", "PROPFIND"} {
 		if rng.IntN(3) == 0 {
 			rt.Methods = append(rt.Methods, m)
 		}
+	}
+	if len(rt.Methods) == 0 && rng.IntN(3) == 0 {
+		rt.Methods = []string{"*"}
 	}
 	var b strings.Builder
 	prefix := rng.IntN(3) == 0
@@ -258,7 +275,7 @@ func randRoute(rng *rand.Rand) Route[int] {
 
 func randRequest(rng *rand.Rand) (host, method, path string) {
 	hosts := []string{"a.test", "A.TEST:8080", "a.test.", "x.b.test", "y.x.b.test", "b.test", "q.test", "other", ""}
-	methods := []string{"GET", "HEAD", "POST", "PUT"}
+	methods := []string{"GET", "HEAD", "POST", "PUT", "PROPFIND", "TRACE", "get", "Post"}
 	var b strings.Builder
 	for range rng.IntN(5) {
 		b.WriteByte('/')

@@ -26,11 +26,21 @@ type Route[T any] struct {
 	// PathPrefix matches this path and everything below it on a segment
 	// boundary. Exclusive with Path.
 	PathPrefix string
-	// Methods are upper-case method names. Empty: any method.
+	// Methods are upper-case method names. Empty: the
+	// [StandardMethods]. [AnyMethod] alone: any method token.
 	Methods []string
 	// Value is returned in [Match.Value] when the route is selected.
 	Value T
 }
+
+// StandardMethods are the methods of a route that lists none: those of
+// RFC 9110 §9.3 and RFC 5789 less CONNECT and TRACE, sorted. Do not
+// modify.
+var StandardMethods = []string{"DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"}
+
+// AnyMethod, as a route's only method, makes the route take any method
+// token, CONNECT, TRACE and extension methods included.
+const AnyMethod = "*"
 
 // Result is the outcome of [Router.Match]. The zero value is NotFound.
 type Result uint8
@@ -71,6 +81,12 @@ type Match[T any] struct {
 	// with ", " ("GET, HEAD, POST"), for the Allow header of a 405. It is
 	// computed at load time.
 	Allow string
+	// Rank orders the pattern that decided a Found or MethodNotAllowed
+	// result against the pattern of another match of the same Router:
+	// greater is more specific (a more specific host table first, then
+	// exact over template over prefix, then more literal segments). Two
+	// different patterns may have the same Rank. Zero for NotFound.
+	Rank uint32
 }
 
 // Router selects routes. It is built by [New], immutable and safe for
@@ -142,9 +158,96 @@ func (r *Router[T]) Match(host, method, path string, params []Param) (m Match[T]
 	return m, out
 }
 
+// Lookup returns what Match would return for the request, without the
+// template parameters. It neither allocates nor retains path, so a
+// caller may build path in a temporary buffer.
+func (r *Router[T]) Lookup(host, method, path string) Match[T] {
+	var m Match[T]
+	if r == nil || len(path) == 0 || path[0] != '/' {
+		return m
+	}
+	var buf [256]byte
+	h := appendHost(buf[:0], host)
+	g := (*group)(nil)
+	if len(r.exact) > 0 {
+		if t := r.exact[string(h)]; t != nil {
+			g = t.find(path)
+		}
+	}
+	if g == nil && len(r.wild) > 0 {
+		for i := max(1, len(h)-r.wildMax); i < len(h) && g == nil; i++ {
+			if h[i] != '.' {
+				continue
+			}
+			if t := r.wild[string(h[i:])]; t != nil {
+				g = t.find(path)
+			}
+		}
+	}
+	if g == nil && r.any != nil {
+		g = r.any.find(path)
+	}
+	if g == nil {
+		return m
+	}
+	m.Rank = g.rank
+	i := g.route(method)
+	if i < 0 {
+		m.Result, m.Allow = MethodNotAllowed, g.allow
+		return m
+	}
+	rt := &r.routes[i]
+	m.Value, m.Name, m.Result = rt.value, rt.name, Found
+	return m
+}
+
+// find is lookup without the parameters.
+func (t *table) find(path string) *group {
+	if g := t.exact[path]; g != nil {
+		return g
+	}
+	if t.root != nil {
+		if g := t.root.reach(path, 1); g != nil {
+			return g
+		}
+	}
+	if t.prefixes != nil {
+		return t.prefixes.longest(path)
+	}
+	return nil
+}
+
+// reach is walk without the parameters: the same order, the same leaf.
+func (n *node) reach(path string, i int) *group {
+	seg, next, last := path[i:], 0, true
+	if j := strings.IndexByte(seg, '/'); j >= 0 {
+		seg, next, last = seg[:j], i+j+1, false
+	}
+	if c := n.static(seg); c != nil {
+		if last {
+			if c.leaf != nil {
+				return c.leaf
+			}
+		} else if g := c.reach(path, next); g != nil {
+			return g
+		}
+	}
+	if c := n.param; c != nil && seg != "" {
+		if last {
+			if c.leaf != nil {
+				return c.leaf
+			}
+		} else if g := c.reach(path, next); g != nil {
+			return g
+		}
+	}
+	return nil
+}
+
 // resolve picks the route of g for method. p holds the template parameter
 // values found for g's pattern, without keys yet.
 func (r *Router[T]) resolve(g *group, method string, p []Param) (m Match[T], out []Param) {
+	m.Rank = g.rank
 	i := g.route(method)
 	if i < 0 {
 		m.Result = MethodNotAllowed
@@ -294,6 +397,7 @@ type group struct {
 	anyMethod int
 	methods   []methodRoute // explicit methods plus the implicit HEAD
 	allow     string
+	rank      uint32 // Match.Rank
 }
 
 type methodRoute struct {

@@ -2,6 +2,8 @@ package router
 
 import (
 	"errors"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -321,7 +323,12 @@ func TestNewAmbiguous(t *testing.T) {
 		a, b   int
 		reason string // a part of Reason
 	}{
-		{"same exact path", []Route[int]{{Path: "/a"}, {Path: "/x"}, {Path: "/a"}}, 0, 2, "both take any method"},
+		{"same exact path", []Route[int]{{Path: "/a"}, {Path: "/x"}, {Path: "/a"}}, 0, 2, "both take the standard methods"},
+		{"same exact path any method", []Route[int]{{Path: "/a", Methods: []string{"*"}}, {Path: "/x"}, {Path: "/a", Methods: []string{"*"}}}, 0, 2, `both take any method ("*")`},
+		{"any method beside an extension method", []Route[int]{
+			{Path: "/a", Methods: []string{"PROPFIND"}},
+			{Path: "/a", Methods: []string{"*"}},
+		}, 0, 1, `route 1 takes any method ("*")`},
 		{"same exact path overlapping methods", []Route[int]{
 			{Path: "/a", Methods: []string{"GET", "POST"}},
 			{Path: "/a", Methods: []string{"PUT", "POST"}},
@@ -329,11 +336,11 @@ func TestNewAmbiguous(t *testing.T) {
 		{"any method beside one", []Route[int]{
 			{Path: "/a", Methods: []string{"GET"}},
 			{Path: "/a"},
-		}, 0, 1, "route 1 takes any method"},
+		}, 0, 1, "route 1 takes the standard methods (no methods listed), GET included"},
 		{"one beside any method", []Route[int]{
 			{Path: "/a"},
 			{Path: "/a", Methods: []string{"GET"}},
-		}, 0, 1, "route 0 takes any method"},
+		}, 0, 1, "route 0 takes the standard methods (no methods listed), GET included"},
 		{"templates modulo names", []Route[int]{
 			{Path: "/p/{id}/r/{rid}", Methods: []string{"GET"}},
 			{Path: "/p/{pid}/r/{x}", Methods: []string{"GET"}},
@@ -452,5 +459,111 @@ func TestResultString(t *testing.T) {
 		if got := r.String(); got != want {
 			t.Errorf("%d.String() = %q, want %q", uint8(r), got, want)
 		}
+	}
+}
+
+// TestMethodsFailClosed: a route that lists no methods takes the standard
+// ones only (not TRACE, CONNECT, extension methods or another spelling of
+// a standard one: methods are case-sensitive); "*" takes every token.
+func TestMethodsFailClosed(t *testing.T) {
+	r, err := New([]Route[int]{
+		{Name: "std", Path: "/std", Value: 1},
+		{Name: "any", Path: "/any", Methods: []string{"*"}, Value: 2},
+		{Name: "get", Path: "/get", Methods: []string{"GET"}, Value: 3},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const stdAllow = "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT"
+	tests := []struct {
+		method, path string
+		want         Result
+		allow        string
+	}{
+		{"GET", "/std", Found, ""},
+		{"HEAD", "/std", Found, ""},
+		{"POST", "/std", Found, ""},
+		{"PUT", "/std", Found, ""},
+		{"PATCH", "/std", Found, ""},
+		{"DELETE", "/std", Found, ""},
+		{"OPTIONS", "/std", Found, ""},
+		{"TRACE", "/std", MethodNotAllowed, stdAllow},
+		{"CONNECT", "/std", MethodNotAllowed, stdAllow},
+		{"PROPFIND", "/std", MethodNotAllowed, stdAllow},
+		{"delete", "/std", MethodNotAllowed, stdAllow},
+		{"Delete", "/std", MethodNotAllowed, stdAllow},
+		{"get", "/std", MethodNotAllowed, stdAllow},
+		{"GET ", "/std", MethodNotAllowed, stdAllow},
+		{"", "/std", MethodNotAllowed, stdAllow},
+		{"TRACE", "/any", Found, ""},
+		{"CONNECT", "/any", Found, ""},
+		{"PROPFIND", "/any", Found, ""},
+		{"get", "/get", MethodNotAllowed, "GET, HEAD"},
+		{"head", "/get", MethodNotAllowed, "GET, HEAD"},
+		{"HEAD", "/get", Found, ""},
+	}
+	for _, tt := range tests {
+		m, _ := r.Match("x", tt.method, tt.path, nil)
+		if m.Result != tt.want || m.Allow != tt.allow {
+			t.Errorf("%q %s: got %v allow %q, want %v allow %q", tt.method, tt.path, m.Result, m.Allow, tt.want, tt.allow)
+		}
+	}
+	_, err = New([]Route[int]{{Name: "mixed", Path: "/a", Methods: []string{"GET", "*"}}})
+	var re *RouteError
+	if !errors.As(err, &re) || re.Field != "methods" {
+		t.Errorf(`"*" beside GET: got %v, want a methods RouteError`, err)
+	}
+	_, err = New([]Route[int]{{Name: "lower", Path: "/a", Methods: []string{"delete"}}})
+	if !errors.As(err, &re) || re.Field != "methods" {
+		t.Errorf(`"delete": got %v, want a methods RouteError`, err)
+	}
+	// An extension method beside the standard set is not ambiguous.
+	if _, err := New([]Route[int]{{Path: "/a"}, {Path: "/a", Methods: []string{"PROPFIND"}}}); err != nil {
+		t.Errorf("standard methods beside PROPFIND: %v", err)
+	}
+}
+
+// TestLookupAgreesWithMatch: Lookup is Match without the parameters, on
+// the reference test's random route sets and requests; and Rank orders
+// host tables, then exact over template over prefix.
+func TestLookupAgreesWithMatch(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 200 {
+		var routes []Route[int]
+		for len(routes) < 8 {
+			rt := randRoute(rng)
+			rt.Value = len(routes)
+			if cand := append(slices.Clone(routes), rt); len(refConflicts(cand)) == 0 {
+				routes = cand
+			}
+		}
+		r, err := New(routes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 100 {
+			host, method, path := randRequest(rng)
+			m, _ := r.Match(host, method, path, nil)
+			if l := r.Lookup(host, method, path); l != m {
+				t.Fatalf("Lookup(%q, %q, %q) = %+v, Match = %+v", host, method, path, l, m)
+			}
+		}
+	}
+	r, err := New([]Route[int]{
+		{Path: "/a/b", Value: 0}, {Path: "/a/{x}", Value: 1}, {PathPrefix: "/a", Value: 2}, {PathPrefix: "/", Value: 3},
+		{Hosts: []string{"h.test"}, PathPrefix: "/", Value: 4},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rank := func(host, path string) uint32 { return r.Lookup(host, "GET", path).Rank }
+	if !(rank("x", "/a/b") > rank("x", "/a/c") && rank("x", "/a/c") > rank("x", "/a/c/d") && rank("x", "/a/c/d") > rank("x", "/z")) {
+		t.Errorf("ranks exact %d, template %d, prefix %d, root prefix %d: want decreasing", rank("x", "/a/b"), rank("x", "/a/c"), rank("x", "/a/c/d"), rank("x", "/z"))
+	}
+	if rank("h.test", "/z") <= rank("x", "/a/b") {
+		t.Errorf("an exact host's prefix ranks %d, below the any-host exact path's %d", rank("h.test", "/z"), rank("x", "/a/b"))
+	}
+	if got := rank("x", ""); got != 0 {
+		t.Errorf("NotFound rank %d", got)
 	}
 }

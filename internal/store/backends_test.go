@@ -348,6 +348,12 @@ func TestOpen(t *testing.T) {
 		{config.Store{Type: "redis", Redis: &config.Redis{Addresses: []string{"a:1"}, TLS: &config.UpstreamTLS{CAFile: "missing.pem"}}}, "redis.tls.ca_file"},
 		{config.Store{Type: "redis", Redis: &config.Redis{Addresses: []string{"a:1"}, TLS: &config.UpstreamTLS{CertFile: "c.pem"}}}, "redis.tls.cert_file"},
 		{config.Store{Type: "file", Path: filepath.Join(dir, "no", "such", "dir", "x.db")}, "path"},
+		{config.Store{Type: "redis", Redis: &config.Redis{Sentinel: &config.RedisSentinel{Addresses: []string{"s:1"}}}}, "redis.sentinel.master_name"},
+		{config.Store{Type: "redis", Redis: &config.Redis{Sentinel: &config.RedisSentinel{MasterName: "m"}}}, "redis.sentinel.addresses"},
+		{config.Store{Type: "redis", Redis: &config.Redis{Sentinel: &config.RedisSentinel{MasterName: "m", Addresses: []string{"s:1", "s"}}}}, "redis.sentinel.addresses[1]"},
+		{config.Store{Type: "redis", Redis: &config.Redis{Addresses: []string{"a:1"}, Sentinel: &config.RedisSentinel{MasterName: "m", Addresses: []string{"s:1"}}}}, "redis.addresses"},
+		{config.Store{Type: "redis", Redis: &config.Redis{Sentinel: &config.RedisSentinel{MasterName: "m", Addresses: []string{"s:1"}, Username: "u"}}}, "redis.sentinel.password"},
+		{config.Store{Type: "redis", Redis: &config.Redis{Addresses: []string{"a:1"}, Username: "u"}}, "redis.password"},
 	}
 	for _, tc := range bad {
 		_, err := Open(tc.cfg, dir, nil)

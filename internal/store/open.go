@@ -115,15 +115,47 @@ func validate(cfg config.Store, baseDir string) (plan, error) {
 	return plan{}, fieldErr("type", "unknown store type %q (want memory, file or redis)", cfg.Type)
 }
 
-func redisOptions(c *config.Redis, baseDir string) (*RedisOptions, error) {
-	if len(c.Addresses) == 0 {
-		return nil, fieldErr("redis.addresses", "at least one host:port is required")
-	}
-	for i, a := range c.Addresses {
+// checkAddrs checks that every address is host:port.
+func checkAddrs(field string, addrs []string) error {
+	for i, a := range addrs {
 		host, port, err := net.SplitHostPort(a)
 		if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
-			return nil, fieldErr(fmt.Sprintf("redis.addresses[%d]", i), "invalid address %q: want host:port", a)
+			return fieldErr(fmt.Sprintf("%s[%d]", field, i), "invalid address %q: want host:port", a)
 		}
+	}
+	return nil
+}
+
+func redisOptions(c *config.Redis, baseDir string) (*RedisOptions, error) {
+	var sentinel *SentinelOptions
+	if s := c.Sentinel; s != nil {
+		if len(c.Addresses) > 0 {
+			return nil, fieldErr("redis.addresses", "not with sentinel: the sentinels name the master")
+		}
+		if s.MasterName == "" {
+			return nil, fieldErr("redis.sentinel.master_name", "required: the name the sentinels monitor the master under")
+		}
+		if len(s.Addresses) == 0 {
+			return nil, fieldErr("redis.sentinel.addresses", "at least one sentinel host:port is required")
+		}
+		if err := checkAddrs("redis.sentinel.addresses", s.Addresses); err != nil {
+			return nil, err
+		}
+		if s.Username != "" && (s.Password == nil || s.Password.Value() == "") {
+			return nil, fieldErr("redis.sentinel.password", "required with a username (a username alone is never sent)")
+		}
+		sentinel = &SentinelOptions{MasterName: s.MasterName, Addrs: s.Addresses, Username: s.Username}
+		if s.Password != nil {
+			sentinel.Password = s.Password.Value()
+		}
+	} else if len(c.Addresses) == 0 {
+		return nil, fieldErr("redis.addresses", "at least one host:port is required (or sentinel)")
+	}
+	if err := checkAddrs("redis.addresses", c.Addresses); err != nil {
+		return nil, err
+	}
+	if c.Username != "" && (c.Password == nil || c.Password.Value() == "") {
+		return nil, fieldErr("redis.password", "required with a username (a username alone is never sent)")
 	}
 	if len(c.Addresses) > 1 && c.DB != 0 {
 		return nil, fieldErr("redis.db", "a Redis Cluster (several addresses) has only database 0")
@@ -150,7 +182,7 @@ func redisOptions(c *config.Redis, baseDir string) (*RedisOptions, error) {
 		}
 		return d.Std(), nil
 	}
-	o := &RedisOptions{Addrs: c.Addresses, Username: c.Username, DB: c.DB, KeyPrefix: prefix, PoolSize: c.PoolSize}
+	o := &RedisOptions{Addrs: c.Addresses, Sentinel: sentinel, Username: c.Username, DB: c.DB, KeyPrefix: prefix, PoolSize: c.PoolSize}
 	var err error
 	if o.DialTimeout, err = timeout("dial_timeout", c.DialTimeout, DefaultDialTimeout); err != nil {
 		return nil, err

@@ -22,6 +22,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/saml2"
 	"github.com/gatehouse/gatehouse/internal/saml2/lifecycle"
 	"github.com/gatehouse/gatehouse/internal/store"
+	"github.com/gatehouse/gatehouse/internal/wstrust"
 )
 
 // Store keys of the STS's state.
@@ -29,9 +30,8 @@ const (
 	// signingKey holds the made signing key and its certificate.
 	signingKey = "sts:signing"
 	// PublishedKey holds the issuer name and signing certificate (public
-	// only), for relying parties in the same gateway: the saml policy's
-	// `sts: true` trusts what is published here.
-	PublishedKey  = "sts:published"
+	// only), for relying parties in the same gateway (wstrust.PublishedKey).
+	PublishedKey  = wstrust.PublishedKey
 	issuedPrefix  = "sts:issued:"
 	renewedPrefix = "sts:renewed:"
 	// CancelChannel carries the ID of every cancelled assertion to every
@@ -51,28 +51,15 @@ type storedKey struct {
 	Plain   []byte    `json:"plain,omitempty"`
 }
 
-// Published is what the STS publishes in the store for relying parties.
-type Published struct {
-	Issuer      string `json:"issuer"`
-	Certificate []byte `json:"certificate"` // DER
-}
+// Published is what the STS publishes in the store for relying parties
+// (wstrust.Published).
+type Published = wstrust.Published
 
 // LoadPublished reads the published issuer and certificate; ErrNotFound
-// from the store when no STS has started on it yet.
+// from the store when no STS has started on it yet. Relying parties call
+// wstrust.LoadPublished, which this forwards to.
 func LoadPublished(ctx context.Context, st store.Store) (string, *x509.Certificate, error) {
-	raw, err := st.Get(ctx, PublishedKey)
-	if err != nil {
-		return "", nil, err
-	}
-	var p Published
-	if err := json.Unmarshal(raw, &p); err != nil {
-		return "", nil, fmt.Errorf("sts: published certificate is corrupt: %w", err)
-	}
-	c, err := x509.ParseCertificate(p.Certificate)
-	if err != nil {
-		return "", nil, fmt.Errorf("sts: published certificate: %w", err)
-	}
-	return p.Issuer, c, nil
+	return wstrust.LoadPublished(ctx, st)
 }
 
 // IsCancelled reports whether the assertion id was cancelled at the STS

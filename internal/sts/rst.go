@@ -9,26 +9,27 @@ import (
 	"github.com/beevik/etree"
 
 	"github.com/gatehouse/gatehouse/internal/saml2"
+	"github.com/gatehouse/gatehouse/internal/wstrust"
 	"github.com/gatehouse/gatehouse/internal/xmlsig"
 )
 
-// WS-Trust 1.3 names.
+// WS-Trust 1.3 names (package wstrust, shared with relying parties).
 const (
-	NamespaceWST = "http://docs.oasis-open.org/ws-sx/ws-trust/200512"
+	NamespaceWST = wstrust.NamespaceWST
 	wstBase      = NamespaceWST + "/"
 
-	RequestIssue    = wstBase + "Issue"
-	RequestRenew    = wstBase + "Renew"
-	RequestCancel   = wstBase + "Cancel"
-	RequestValidate = wstBase + "Validate"
+	RequestIssue    = wstrust.RequestIssue
+	RequestRenew    = wstrust.RequestRenew
+	RequestCancel   = wstrust.RequestCancel
+	RequestValidate = wstrust.RequestValidate
 
-	KeyTypeBearer    = wstBase + "Bearer"
-	KeyTypePublicKey = wstBase + "PublicKey"
-	KeyTypeSymmetric = wstBase + "SymmetricKey"
+	KeyTypeBearer    = wstrust.KeyTypeBearer
+	KeyTypePublicKey = wstrust.KeyTypePublicKey
+	KeyTypeSymmetric = wstrust.KeyTypeSymmetric
 
-	TokenTypeStatus = wstBase + "RSTR/Status"
-	StatusValid     = wstBase + "status/valid"
-	StatusInvalid   = wstBase + "status/invalid"
+	TokenTypeStatus = wstrust.TokenTypeStatus
+	StatusValid     = wstrust.StatusValid
+	StatusInvalid   = wstrust.StatusInvalid
 
 	// TokenTypeSAML2Assertion is the ADFS-style SAML 2.0 token type,
 	// accepted as a synonym of saml2.TokenTypeSAML20.

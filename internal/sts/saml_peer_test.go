@@ -18,6 +18,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/policy"
 	"github.com/gatehouse/gatehouse/internal/policy/policytest"
 	"github.com/gatehouse/gatehouse/internal/policy/saml"
+	"github.com/gatehouse/gatehouse/internal/policy/wssecurity"
 	"github.com/gatehouse/gatehouse/internal/saml2"
 	"github.com/gatehouse/gatehouse/internal/store"
 	"github.com/gatehouse/gatehouse/internal/sts"
@@ -146,7 +147,7 @@ func TestAuth0SAMLAssertion(t *testing.T) {
 	env.Route.Protocol = policy.SOAP11
 	env.Now = time.Now // auth0's saml stamps the real time
 	env.Store = store.NewMemory(time.Now)
-	p, err := saml.New(policytest.Node(t, `audience: `+peerAudience+`
+	p, err := saml.Factory(wssecurity.New)(policytest.Node(t, `audience: `+peerAudience+`
 issuers:
   - {issuer: "`+peerIssuer+`", certificate_file: "`+certFile+`"}
 authorize:

@@ -40,6 +40,8 @@ import (
 	"github.com/gatehouse/gatehouse/internal/saml2/lifecycle"
 	"github.com/gatehouse/gatehouse/internal/soap"
 	"github.com/gatehouse/gatehouse/internal/store"
+	"github.com/gatehouse/gatehouse/internal/wsse"
+	"github.com/gatehouse/gatehouse/internal/wstrust"
 	"github.com/gatehouse/gatehouse/internal/xmlscan"
 )
 
@@ -115,9 +117,8 @@ func New(cfg config.STS, deps Deps) (*Server, error) {
 	if srv.signer, err = srv.loadSigner(ctx); err != nil {
 		return nil, err
 	}
-	pub, _ := json.Marshal(Published{Issuer: s.issuer, Certificate: srv.signer.Certificate().Raw})
-	if err := srv.st.Set(ctx, PublishedKey, pub, 0); err != nil {
-		return nil, fmt.Errorf("sts: publishing the certificate: %w", err)
+	if err := wstrust.Publish(ctx, srv.st, s.issuer, srv.signer.Certificate()); err != nil {
+		return nil, err
 	}
 	srv.wsdl = wsdl(s.path)
 	return srv, nil
@@ -281,7 +282,7 @@ func (srv *Server) Handle(ctx context.Context, body []byte, tls bool) (*Output, 
 	if a := action(m); a != "" && !actionMatches(a, req.requestType) {
 		return out, newFault(FaultInvalidRequest, fmt.Errorf("wsa:Action %q does not match RequestType %q", a, req.requestType))
 	}
-	var caller *wssecurity.Result
+	var caller *wsse.Result
 	if req.requestType != RequestValidate || srv.s.validateAuth {
 		res, err := srv.auth.Verify(ctx, body, tls)
 		if err != nil {
@@ -349,7 +350,7 @@ type record struct {
 	Renewable bool      `json:"renewable"`
 }
 
-func (srv *Server) issue(ctx context.Context, req *rst, caller *wssecurity.Result) (*etree.Element, error) {
+func (srv *Server) issue(ctx context.Context, req *rst, caller *wsse.Result) (*etree.Element, error) {
 	switch req.tokenType {
 	case "", saml2.TokenTypeSAML20, TokenTypeSAML2Assertion:
 	default:
@@ -570,7 +571,7 @@ func (srv *Server) validate(ctx context.Context, req *rst) (*etree.Element, erro
 // errInternal marks store failures that must not read as "invalid".
 type errInternal struct{ error }
 
-func (srv *Server) renew(ctx context.Context, req *rst, caller *wssecurity.Result) (*etree.Element, error) {
+func (srv *Server) renew(ctx context.Context, req *rst, caller *wsse.Result) (*etree.Element, error) {
 	if req.target == nil {
 		return nil, newFault(FaultInvalidRequest, errors.New("a Renew needs a RenewTarget holding the assertion"))
 	}
@@ -613,7 +614,7 @@ func (srv *Server) renew(ctx context.Context, req *rst, caller *wssecurity.Resul
 	return srv.mint(ctx, req, sub, rp, rec.KeyType, hok, a.AuthnContext, RequestRenew)
 }
 
-func (srv *Server) cancel(ctx context.Context, req *rst, caller *wssecurity.Result) (*etree.Element, error) {
+func (srv *Server) cancel(ctx context.Context, req *rst, caller *wsse.Result) (*etree.Element, error) {
 	id := req.targetID
 	var exp time.Time
 	if req.target != nil {

@@ -34,21 +34,22 @@ const (
 type Filter struct {
 	allow, deny prefixSet
 	// trusted and ownTrusted: see Config.TrustedProxies.
-	trusted    []netip.Prefix
+	trusted    clientip.Source
 	ownTrusted bool
 }
 
 var _ policy.Policy = (*Filter)(nil)
 
-// New builds a Filter from cfg (see Config). env is not used: the gateway
-// resolves the client address with env.TrustedProxies before the chain runs,
-// and a filter with its own trusted_proxies resolves it again.
+// New builds a Filter from cfg (see Config). The gateway resolves the
+// client address with env.TrustedProxies before the chain runs, and a
+// filter with its own trusted_proxies resolves it again, from the same
+// header (env.ClientIPHeader).
 func New(cfg *config.Node, env *policy.Env) (policy.Policy, error) {
 	p, err := decode(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return &Filter{allow: p.allow, deny: p.deny, trusted: p.trusted, ownTrusted: p.ownTrusted}, nil
+	return &Filter{allow: p.allow, deny: p.deny, trusted: clientip.Source{Trusted: p.trusted, Header: env.ClientIPHeader}, ownTrusted: p.ownTrusted}, nil
 }
 
 // Apply refuses the request with 403 ip_denied when its client address is
@@ -58,7 +59,7 @@ func New(cfg *config.Node, env *policy.Env) (policy.Policy, error) {
 func (f *Filter) Apply(_ context.Context, ex *policy.Exchange) error {
 	ip := ex.ClientIP
 	if f.ownTrusted {
-		ip = clientip.Resolve(ex.Request.RemoteAddr, ex.Request.Header, f.trusted)
+		ip = f.trusted.Resolve(ex.Request.RemoteAddr, ex.Request.Header)
 	}
 	ip = ip.WithZone("").Unmap()
 	if !ip.IsValid() {

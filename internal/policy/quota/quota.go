@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/gatehouse/gatehouse/internal/admin"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/policy"
 	"github.com/gatehouse/gatehouse/internal/policy/limitkey"
@@ -322,11 +321,11 @@ func (q *Quota) Usage(ctx context.Context, value, tier string) (Usage, error) {
 }
 
 // ConsumerUsage reports, for the admin API and the console (it implements
-// admin.UsageReporter), what consumer used of its default-tier quotas in
+// policy.UsageReporter), what consumer used of its default-tier quotas in
 // the current period. A quota keyed by something else than the consumer
 // or its client id (an address, a header) has nothing to say about a
 // consumer name: it returns nothing.
-func (q *Quota) ConsumerUsage(ctx context.Context, consumer string) ([]admin.Usage, error) {
+func (q *Quota) ConsumerUsage(ctx context.Context, consumer string) ([]policy.Usage, error) {
 	if k := q.s.key.Kind; k != limitkey.Consumer && k != limitkey.ClientID {
 		return nil, nil
 	}
@@ -334,17 +333,17 @@ func (q *Quota) ConsumerUsage(ctx context.Context, consumer string) ([]admin.Usa
 	if err != nil {
 		return nil, err
 	}
-	var out []admin.Usage
+	var out []policy.Usage
 	if u.RequestLimit > 0 {
-		out = append(out, admin.Usage{Name: "requests per " + q.s.period, Used: u.Requests, Limit: u.RequestLimit, Unit: "requests", Resets: u.End})
+		out = append(out, policy.Usage{Name: "requests per " + q.s.period, Used: u.Requests, Limit: u.RequestLimit, Unit: "requests", Resets: u.End})
 	}
 	if u.ByteLimit > 0 {
-		out = append(out, admin.Usage{Name: "bytes per " + q.s.period, Used: u.Bytes, Limit: u.ByteLimit, Unit: "bytes", Resets: u.End})
+		out = append(out, policy.Usage{Name: "bytes per " + q.s.period, Used: u.Bytes, Limit: u.ByteLimit, Unit: "bytes", Resets: u.End})
 	}
 	return out, nil
 }
 
-var _ admin.UsageReporter = (*Quota)(nil)
+var _ policy.UsageReporter = (*Quota)(nil)
 
 func (q *Quota) usage(ctx context.Context, value, tier string) (Usage, error) {
 	now := q.now()

@@ -9,7 +9,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/gatehouse/gatehouse/internal/admin"
 	"github.com/gatehouse/gatehouse/internal/policy"
 	"github.com/gatehouse/gatehouse/internal/policy/policytest"
 	"github.com/gatehouse/gatehouse/internal/store"
@@ -108,7 +107,7 @@ func TestPeriodBoundary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []admin.Usage{{Name: "requests per day", Used: 1, Limit: 3, Unit: "requests", Resets: time.Date(2025, 6, 3, 0, 0, 0, 0, berlin)}}
+	want := []policy.Usage{{Name: "requests per day", Used: 1, Limit: 3, Unit: "requests", Resets: time.Date(2025, 6, 3, 0, 0, 0, 0, berlin)}}
 	if diff := cmp.Diff(want, cu, cmp.Comparer(func(a, b time.Time) bool { return a.Equal(b) })); diff != "" {
 		t.Errorf("ConsumerUsage (-want +got):\n%s", diff)
 	}

@@ -8,8 +8,8 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/policy"
-	"github.com/gatehouse/gatehouse/internal/policy/wssecurity"
 	"github.com/gatehouse/gatehouse/internal/saml2"
+	"github.com/gatehouse/gatehouse/internal/wsse"
 	"github.com/gatehouse/gatehouse/internal/xmlenc"
 	"github.com/gatehouse/gatehouse/internal/xmlscan"
 )
@@ -80,7 +80,7 @@ func itoa(i int) string {
 // failedCheck is the one refusal of every EncryptedAssertion that does not
 // decrypt, whatever failed: one code, one text.
 func failedCheck(format string, args ...any) *policy.Denial {
-	return deny(http.StatusUnauthorized, wssecurity.CodeFailedCheck, "The signature or decryption was invalid", format, args...)
+	return deny(http.StatusUnauthorized, wsse.CodeFailedCheck, "The signature or decryption was invalid", format, args...)
 }
 
 // isEncryptedAssertion reports whether el is a saml2:EncryptedAssertion.
@@ -93,7 +93,7 @@ func isEncryptedAssertion(el *etree.Element) bool {
 // like any other), and returns it.
 func (p *Policy) decryptAssertion(el *etree.Element) (*etree.Element, *policy.Denial) {
 	if p.s.dec == nil {
-		return nil, deny(http.StatusBadRequest, wssecurity.CodeUnsupportedSecurityToken, "An unsupported token was provided",
+		return nil, deny(http.StatusBadRequest, wsse.CodeUnsupportedSecurityToken, "An unsupported token was provided",
 			"an EncryptedAssertion, and decryption is not configured")
 	}
 	a, err := p.s.dec.dec.DecryptWrapped(el)

@@ -33,22 +33,34 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/policy"
-	"github.com/gatehouse/gatehouse/internal/policy/wssecurity"
 	"github.com/gatehouse/gatehouse/internal/saml2"
 	"github.com/gatehouse/gatehouse/internal/saml2/lifecycle"
 	"github.com/gatehouse/gatehouse/internal/soap"
 	"github.com/gatehouse/gatehouse/internal/store"
-	"github.com/gatehouse/gatehouse/internal/sts"
+	"github.com/gatehouse/gatehouse/internal/wsse"
+	"github.com/gatehouse/gatehouse/internal/wstrust"
 	"github.com/gatehouse/gatehouse/internal/xmlscan"
 	"github.com/gatehouse/gatehouse/internal/xmlsig"
 )
 
-// Unit registers the saml policy.
-var Unit = policy.Unit{Name: "saml", New: New}
+// Unit registers the saml policy. wssecurity is the factory of the
+// policy a `wssecurity:` block configures for messages without an
+// assertion: the wssecurity unit's, handed in by internal/builtin so that
+// this unit does not import another (docs/architecture.md, "Layers").
+func Unit(wssecurity policy.Factory) policy.Unit {
+	return policy.Unit{Name: "saml", New: Factory(wssecurity)}
+}
+
+// Factory returns the saml policy's factory (see Unit).
+func Factory(wssecurity policy.Factory) policy.Factory {
+	return func(cfg *config.Node, env *policy.Env) (policy.Policy, error) {
+		return build(cfg, env, wssecurity)
+	}
+}
 
 const (
-	nsWSSE = wssecurity.NamespaceWSSE
-	nsWSU  = wssecurity.NamespaceWSU
+	nsWSSE = wsse.NamespaceWSSE
+	nsWSU  = wsse.NamespaceWSU
 )
 
 // ErrDenied is wrapped by the internal cause of every Denial of this
@@ -61,15 +73,15 @@ func deny(status int, code, detail, format string, args ...any) *policy.Denial {
 }
 
 func invalidToken(format string, args ...any) *policy.Denial {
-	return deny(http.StatusUnauthorized, wssecurity.CodeInvalidSecurityToken, "An invalid security token was provided", format, args...)
+	return deny(http.StatusUnauthorized, wsse.CodeInvalidSecurityToken, "An invalid security token was provided", format, args...)
 }
 
 func failedAuth(format string, args ...any) *policy.Denial {
-	return deny(http.StatusUnauthorized, wssecurity.CodeFailedAuthentication, "The security token could not be authenticated or authorized", format, args...)
+	return deny(http.StatusUnauthorized, wsse.CodeFailedAuthentication, "The security token could not be authenticated or authorized", format, args...)
 }
 
 func invalidSecurity(format string, args ...any) *policy.Denial {
-	return deny(http.StatusBadRequest, wssecurity.CodeInvalidSecurity, "An error was discovered processing the <wsse:Security> header", format, args...)
+	return deny(http.StatusBadRequest, wsse.CodeInvalidSecurity, "An error was discovered processing the <wsse:Security> header", format, args...)
 }
 
 // Policy is the saml policy. It is safe for concurrent use.
@@ -97,11 +109,12 @@ type cached struct {
 
 var _ policy.Policy = (*Policy)(nil)
 
-// New builds the policy from cfg (see Config). It uses env.Now, and
-// env.Store for one-time-use assertions, the embedded STS's published
-// certificate and its cancellations; a nil env.Store gets a process-local
-// memory store (and `sts: true` then trusts nothing).
-func New(cfg *config.Node, env *policy.Env) (policy.Policy, error) {
+// build builds the policy from cfg (see Config), the fallback with
+// newFallback. It uses env.Now, and env.Store for one-time-use assertions,
+// the embedded STS's published certificate and its cancellations; a nil
+// env.Store gets a process-local memory store (and `sts: true` then trusts
+// nothing).
+func build(cfg *config.Node, env *policy.Env, newFallback policy.Factory) (policy.Policy, error) {
 	s, err := decode(cfg)
 	if err != nil {
 		return nil, err
@@ -115,7 +128,10 @@ func New(cfg *config.Node, env *policy.Env) (policy.Policy, error) {
 	}
 	p.lc = lifecycle.New(p.store)
 	if s.wssecurityCfg != nil {
-		if p.fallback, err = wssecurity.New(s.wssecurityCfg, env); err != nil {
+		if newFallback == nil {
+			return nil, cfg.Errorf("wssecurity", "saml: no wssecurity policy type is registered")
+		}
+		if p.fallback, err = newFallback(s.wssecurityCfg, env); err != nil {
 			return nil, err
 		}
 	}
@@ -181,7 +197,7 @@ func (p *Policy) Apply(ctx context.Context, ex *policy.Exchange) error {
 	}
 	ex.Principal = pr
 	if !p.s.keepHeader {
-		nb, err := wssecurity.RemoveHeaderBlock(body, secIndex)
+		nb, err := wsse.RemoveHeaderBlock(body, secIndex)
 		if err != nil {
 			return fmt.Errorf("saml: removing the Security header: %w", err)
 		}
@@ -269,7 +285,7 @@ func (p *Policy) check(ctx context.Context, ex *policy.Exchange, m *soap.Message
 		}
 	}
 	if ts != nil {
-		if d := wssecurity.CheckTimestamp(ts, now, p.s.maxAge, p.s.skew); d != nil {
+		if d := (wsse.Freshness{MaxAge: p.s.maxAge, FutureSkew: p.s.skew, Refused: ErrDenied}).CheckTimestamp(ts, now); d != nil {
 			return nil, d, nil
 		}
 	}
@@ -390,15 +406,15 @@ func (p *Policy) confirm(ex *policy.Exchange, m *soap.Message, sec, el, ts *etre
 func (p *Policy) verifyMessage(sigEl *etree.Element, ids *xmlsig.IDIndex, key any, must ...*etree.Element) (*xmlsig.Signature, *policy.Denial) {
 	sig, err := xmlsig.Parse(sigEl, xmlsig.Options{})
 	if err != nil {
-		return nil, deny(http.StatusBadRequest, wssecurity.CodeUnsupportedAlgorithm, "An unsupported signature or encryption algorithm was used", "%v", err)
+		return nil, deny(http.StatusBadRequest, wsse.CodeUnsupportedAlgorithm, "An unsupported signature or encryption algorithm was used", "%v", err)
 	}
 	covered, err := sig.Verify(ids, key)
 	if err != nil {
-		return nil, deny(http.StatusUnauthorized, wssecurity.CodeFailedCheck, "The signature or decryption was invalid", "message signature: %v", err)
+		return nil, deny(http.StatusUnauthorized, wsse.CodeFailedCheck, "The signature or decryption was invalid", "message signature: %v", err)
 	}
 	for _, el := range must {
 		if !slices.Contains(covered, el) {
-			return nil, deny(http.StatusUnauthorized, wssecurity.CodeFailedCheck, "The signature or decryption was invalid", "the message signature does not cover %s", el.Tag)
+			return nil, deny(http.StatusUnauthorized, wsse.CodeFailedCheck, "The signature or decryption was invalid", "the message signature does not cover %s", el.Tag)
 		}
 	}
 	return sig, nil
@@ -464,7 +480,7 @@ func (p *Policy) trusted(ctx context.Context, issuer string, now time.Time) ([]*
 	// Re-read at most every 30s: the STS may start after this policy
 	// (it is built after the routes) or on another instance.
 	if p.stsCert == nil || now.Sub(p.stsFetched) > 30*time.Second {
-		iss, cert, err := sts.LoadPublished(ctx, p.store)
+		iss, cert, err := wstrust.LoadPublished(ctx, p.store)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 		case err != nil:
@@ -507,10 +523,10 @@ func (p *Policy) authorize(m *soap.Message, pr *policy.Principal) *policy.Denial
 		if len(r.roles) == 0 || slices.ContainsFunc(r.roles, func(s string) bool { return slices.Contains(roles, s) }) {
 			return nil
 		}
-		return deny(http.StatusForbidden, wssecurity.CodeFailedAuthentication, "The security token could not be authenticated or authorized",
+		return deny(http.StatusForbidden, wsse.CodeFailedAuthentication, "The security token could not be authenticated or authorized",
 			"%q (roles %v) may not call {%s}%s", pr.Subject, roles, m.Operation.Space, m.Operation.Local)
 	}
-	return deny(http.StatusForbidden, wssecurity.CodeFailedAuthentication, "The security token could not be authenticated or authorized",
+	return deny(http.StatusForbidden, wsse.CodeFailedAuthentication, "The security token could not be authenticated or authorized",
 		"no rule allows {%s}%s", m.Operation.Space, m.Operation.Local)
 }
 
@@ -526,14 +542,14 @@ func (p *Policy) validateRemote(ctx context.Context, a *saml2.Assertion, now tim
 		return c.valid, nil
 	}
 	msg := `<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:wsa="http://www.w3.org/2005/08/addressing"><s:Header><wsa:Action>` +
-		sts.NamespaceWST + `/RST/Validate</wsa:Action></s:Header><s:Body><wst:RequestSecurityToken xmlns:wst="` + sts.NamespaceWST + `"><wst:TokenType>` +
-		sts.TokenTypeStatus + `</wst:TokenType><wst:RequestType>` + sts.RequestValidate + `</wst:RequestType><wst:ValidateTarget>` +
+		wstrust.NamespaceWST + `/RST/Validate</wsa:Action></s:Header><s:Body><wst:RequestSecurityToken xmlns:wst="` + wstrust.NamespaceWST + `"><wst:TokenType>` +
+		wstrust.TokenTypeStatus + `</wst:TokenType><wst:RequestType>` + wstrust.RequestValidate + `</wst:RequestType><wst:ValidateTarget>` +
 		string(a.Canonical) + `</wst:ValidateTarget></wst:RequestSecurityToken></s:Body></s:Envelope>`
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.s.remote.url, strings.NewReader(msg))
 	if err != nil {
 		return false, fmt.Errorf("saml: validate_with_sts: %w", err)
 	}
-	req.Header.Set("Content-Type", `application/soap+xml; charset=utf-8; action="`+sts.NamespaceWST+`/RST/Validate"`)
+	req.Header.Set("Content-Type", `application/soap+xml; charset=utf-8; action="`+wstrust.NamespaceWST+`/RST/Validate"`)
 	res, err := p.client.Do(req)
 	if err != nil {
 		return false, fmt.Errorf("saml: validate_with_sts: %w", err)
@@ -551,10 +567,10 @@ func (p *Policy) validateRemote(ctx context.Context, a *saml2.Assertion, now tim
 		return false, fmt.Errorf("saml: validate_with_sts: the response is not acceptable XML")
 	}
 	code := doc.FindElement("//Status/Code")
-	if code == nil || code.NamespaceURI() != sts.NamespaceWST {
+	if code == nil || code.NamespaceURI() != wstrust.NamespaceWST {
 		return false, fmt.Errorf("saml: validate_with_sts: no wst:Status in the response")
 	}
-	valid := strings.TrimSpace(code.Text()) == sts.StatusValid
+	valid := strings.TrimSpace(code.Text()) == wstrust.StatusValid
 	until := now.Add(p.s.remote.cache)
 	if !valid {
 		until = now.Add(p.s.remote.invalidFor)

@@ -19,6 +19,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/policy"
 	"github.com/gatehouse/gatehouse/internal/policy/policytest"
+	"github.com/gatehouse/gatehouse/internal/policy/wssecurity"
 	"github.com/gatehouse/gatehouse/internal/saml2"
 	"github.com/gatehouse/gatehouse/internal/store"
 	"github.com/gatehouse/gatehouse/internal/sts"
@@ -94,7 +95,7 @@ func (f *fixture) policy(t testing.TB, yaml string) *Policy {
 	env.Route.Protocol = policy.SOAP11
 	env.Now = f.clock.now
 	env.Store = f.store
-	p, err := New(policytest.Node(t, yaml), env)
+	p, err := Factory(wssecurity.New)(policytest.Node(t, yaml), env)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -388,8 +389,22 @@ func TestConfigErrors(t *testing.T) {
 		{"bad wssecurity", "audience: a\nsts: true\nwssecurity:\n  bogus: 1\n", 4, "wssecurity.bogus", "unknown field"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := New(policytest.Node(t, tc.yaml), policytest.Env())
+			_, err := Factory(wssecurity.New)(policytest.Node(t, tc.yaml), policytest.Env())
 			policytest.WantConfigError(t, err, tc.line, tc.path, tc.msg)
 		})
+	}
+}
+
+// TestNoFallbackFactory: a `wssecurity:` block when no wssecurity factory
+// was handed in is a config error at the block, not a silently ignored
+// fallback; without the block none is needed.
+func TestNoFallbackFactory(t *testing.T) {
+	_, err := Factory(nil)(policytest.Node(t, "audience: a\nsts: true\nwssecurity:\n  x509: {}\n"), policytest.Env())
+	policytest.WantConfigError(t, err, 3, "wssecurity", "no wssecurity policy type")
+	if _, err := Factory(nil)(policytest.Node(t, "audience: a\nsts: true\n"), policytest.Env()); err != nil {
+		t.Fatal(err)
+	}
+	if u := Unit(wssecurity.New); u.Name != "saml" || u.New == nil {
+		t.Errorf("Unit = %+v", u)
 	}
 }

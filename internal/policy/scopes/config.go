@@ -21,8 +21,12 @@ type Config struct {
 	// All lists the scopes every request needs, whatever its method.
 	All []string `yaml:"all"`
 	// Methods lists, per request method, the scopes needed on top of All.
-	// Keys are upper-case method names (RFC 9110 tokens). HEAD uses GET's
-	// list unless it has its own; a method not listed needs only All.
+	// Keys are upper-case method names (RFC 9110 tokens; methods are
+	// case-sensitive). HEAD uses GET's list unless it has its own. When
+	// Methods is set, a method it does not list is refused (405
+	// method_not_allowed) unless the key "*" gives the scopes of every
+	// other method (an empty list: All alone). Without Methods, every
+	// method needs All.
 	Methods map[string][]string `yaml:"methods"`
 	// AnyOf false (the default): every listed scope is needed. True: one
 	// scope of each non-empty list (All, and the method's) suffices.
@@ -49,9 +53,18 @@ type compiled struct {
 	realm   string
 	anyOf   bool
 	methods map[string]*requirement
-	// other is the requirement of methods not in methods: All alone.
+	// other is the requirement of methods not in methods: All alone
+	// without Methods, All and Methods["*"] with it, nil (refused) when
+	// Methods lists methods but not "*".
 	other *requirement
+	// allow is the Allow value of a refused method: the methods listed,
+	// sorted, HEAD included where GET gives it.
+	allow string
 }
+
+// AnyOtherMethod is the methods key that gives the scopes of every
+// method not listed.
+const AnyOtherMethod = "*"
 
 func decode(cfg *config.Node) (*compiled, error) {
 	var c Config
@@ -71,7 +84,10 @@ func decode(cfg *config.Node) (*compiled, error) {
 	total := len(c.All)
 	for _, m := range names {
 		field := "methods" + keyPath(m)
-		if err := checkMethod(m); err != "" {
+		if m == AnyOtherMethod {
+			// Scopes for every method not listed: an explicit choice
+			// to let them through.
+		} else if err := checkMethod(m); err != "" {
 			return nil, cfg.Errorf(field, "scopes: method %q %s", m, err)
 		}
 		if err := checkScopes(cfg, field, c.Methods[m]); err != nil {
@@ -85,9 +101,16 @@ func decode(cfg *config.Node) (*compiled, error) {
 
 	// An empty realm is the route's (New).
 	p := &compiled{realm: c.Realm, anyOf: c.AnyOf, methods: make(map[string]*requirement, len(c.Methods)+1)}
-	p.other = build(c.All, nil, c.AnyOf)
+	switch other, ok := c.Methods[AnyOtherMethod]; {
+	case len(c.Methods) == 0:
+		p.other = build(c.All, nil, c.AnyOf)
+	case ok:
+		p.other = build(c.All, other, c.AnyOf)
+	}
 	for _, m := range names {
-		p.methods[m] = build(c.All, c.Methods[m], c.AnyOf)
+		if m != AnyOtherMethod {
+			p.methods[m] = build(c.All, c.Methods[m], c.AnyOf)
+		}
 	}
 	if _, ok := p.methods["HEAD"]; !ok {
 		// RFC 9110 §9.3.2: HEAD is GET without the content, so it reads
@@ -96,6 +119,12 @@ func decode(cfg *config.Node) (*compiled, error) {
 			p.methods["HEAD"] = get
 		}
 	}
+	allow := make([]string, 0, len(p.methods))
+	for m := range p.methods {
+		allow = append(allow, m)
+	}
+	slices.Sort(allow)
+	p.allow = strings.Join(allow, ", ")
 	return p, nil
 }
 

@@ -47,9 +47,13 @@ func TestConfigErrors(t *testing.T) {
 	}
 }
 
-// groups returns each method's requirement, "*" for unlisted methods.
+// groups returns each method's requirement, "*" for unlisted methods
+// (absent when they are refused).
 func (p *compiled) groups() map[string][][]string {
-	m := map[string][][]string{"*": p.other.groups}
+	m := map[string][][]string{}
+	if p.other != nil {
+		m["*"] = p.other.groups
+	}
 	for k, r := range p.methods {
 		m[k] = r.groups
 	}
@@ -73,7 +77,6 @@ func TestConfigRequirements(t *testing.T) {
 			name: "methods merged with all, overlap once",
 			yaml: "all: [a]\nmethods:\n  GET: [r, a]\n  POST: [w]\nrealm: products\n",
 			want: map[string][][]string{
-				"*":    {{"a"}},
 				"GET":  {{"a"}, {"r"}},
 				"HEAD": {{"a"}, {"r"}},
 				"POST": {{"a"}, {"w"}},
@@ -84,7 +87,6 @@ func TestConfigRequirements(t *testing.T) {
 			name: "head listed itself",
 			yaml: "methods:\n  GET: [r]\n  HEAD: [h]\n",
 			want: map[string][][]string{
-				"*":    nil,
 				"GET":  {{"r"}},
 				"HEAD": {{"h"}},
 			},
@@ -94,7 +96,6 @@ func TestConfigRequirements(t *testing.T) {
 			name: "empty get list still makes head need only all",
 			yaml: "all: [a]\nmethods:\n  GET: []\n",
 			want: map[string][][]string{
-				"*":    {{"a"}},
 				"GET":  {{"a"}},
 				"HEAD": {{"a"}},
 			},
@@ -104,7 +105,6 @@ func TestConfigRequirements(t *testing.T) {
 			name: "any_of keeps lists as groups",
 			yaml: "all: [a, b]\nmethods:\n  DELETE: [admin, owner]\n  PUT: []\nany_of: true\n",
 			want: map[string][][]string{
-				"*":      {{"a", "b"}},
 				"DELETE": {{"a", "b"}, {"admin", "owner"}},
 				"PUT":    {{"a", "b"}},
 			},
@@ -114,8 +114,25 @@ func TestConfigRequirements(t *testing.T) {
 			name: "extension method",
 			yaml: "methods:\n  PROPFIND: [dav]\n",
 			want: map[string][][]string{
-				"*":        nil,
 				"PROPFIND": {{"dav"}},
+			},
+			realm: "", // the route's, filled in by New
+		},
+		{
+			name: "star gives the other methods' scopes",
+			yaml: "all: [a]\nmethods:\n  DELETE: [admin]\n  \"*\": [other]\n",
+			want: map[string][][]string{
+				"*":      {{"a"}, {"other"}},
+				"DELETE": {{"a"}, {"admin"}},
+			},
+			realm: "", // the route's, filled in by New
+		},
+		{
+			name: "empty star lets other methods through with all",
+			yaml: "all: [a]\nmethods:\n  DELETE: [admin]\n  \"*\": []\n",
+			want: map[string][][]string{
+				"*":      {{"a"}},
+				"DELETE": {{"a"}, {"admin"}},
 			},
 			realm: "", // the route's, filled in by New
 		},

@@ -26,6 +26,10 @@ const (
 	CodeMissingCredentials = "missing_credentials"
 	// CodeInsufficientScope (403) is RFC 6750 §3.1's.
 	CodeInsufficientScope = "insufficient_scope"
+	// CodeMethodNotAllowed (405) refuses a method that methods does not
+	// list (and no "*" entry lets through): the router's code for the
+	// same situation.
+	CodeMethodNotAllowed = "method_not_allowed"
 )
 
 // Scopes checks a request's principal against the scopes its method
@@ -56,7 +60,9 @@ func New(cfg *config.Node, env *policy.Env) (policy.Policy, error) {
 }
 
 // Apply refuses a request without a principal with 401
-// missing_credentials, and one whose principal lacks scopes with 403
+// missing_credentials, one whose method methods does not name (without a
+// "*" entry) with 405 method_not_allowed and an Allow header, and one
+// whose principal lacks scopes with 403
 // insufficient_scope naming exactly the scopes missing (with any_of: the
 // alternatives of each unmet list) in the detail and in the
 // WWW-Authenticate challenge's scope attribute (RFC 6750 §3.1). The
@@ -77,6 +83,17 @@ func (s *Scopes) Apply(_ context.Context, ex *policy.Exchange) error {
 	req := s.p.other
 	if r, ok := s.p.methods[ex.Request.Method]; ok {
 		req = r
+	} else if req == nil {
+		// Fail closed: a method no rule names ("delete", PROPFIND,
+		// TRACE) gets no scopes of its own, and All alone would let
+		// it through with less than any listed method needs.
+		return &policy.Denial{
+			Status: http.StatusMethodNotAllowed,
+			Code:   CodeMethodNotAllowed,
+			Detail: "this method is not allowed here",
+			Header: http.Header{"Allow": {s.p.allow}},
+			Err:    &unlisted{method: ex.Request.Method},
+		}
 	}
 	for i, g := range req.groups {
 		if !hasAny(pr.Scopes, g) {
@@ -151,4 +168,11 @@ func (l *lack) Error() string {
 		what = "lacks one of the scopes "
 	}
 	return "scopes: principal " + strconv.Quote(l.subject) + " " + what + strings.Join(l.missing, " ")
+}
+
+// unlisted is the logged cause of a refused method.
+type unlisted struct{ method string }
+
+func (u *unlisted) Error() string {
+	return "scopes: method " + strconv.Quote(u.method) + " is not listed in methods (and no \"*\" entry)"
 }

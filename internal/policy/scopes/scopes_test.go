@@ -41,6 +41,10 @@ methods:
   DELETE: [products:write, products:admin]
 `
 
+// productsStar lets the methods products does not list through with all.
+const productsStar = products + `  "*": []
+`
+
 func TestApply(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -61,18 +65,22 @@ func TestApply(t *testing.T) {
 		{"post with read only", products, "POST", []string{"products", "products:read"}, "products:write"},
 		{"delete needs both", products, "DELETE", []string{"products", "products:write"}, "products:admin"},
 		{"delete names exactly the missing", products, "DELETE", []string{"products:admin"}, "products products:write"},
-		{"unlisted method needs all only", products, "PATCH", []string{"products"}, ""},
-		{"unlisted method without all", products, "PATCH", []string{"products:write"}, "products"},
-		{"methods are case-sensitive", products, "get", []string{"products"}, ""},
+		{"star: unlisted method needs all only", productsStar, "PATCH", []string{"products"}, ""},
+		{"star: unlisted method without all", productsStar, "PATCH", []string{"products:write"}, "products"},
+		{"star: methods are case-sensitive", productsStar, "get", []string{"products"}, ""},
+		{"star with scopes", "methods:\n  GET: [r]\n  \"*\": [w]\n", "PUT", []string{"r"}, "w"},
+		{"star does not change a listed method", "methods:\n  GET: [r]\n  \"*\": [w]\n", "GET", []string{"r"}, ""},
 		{"scopes are case-sensitive", products, "GET", []string{"Products", "products:read"}, "products"},
-		{"no all, unlisted method passes", "methods:\n  POST: [w]\n", "GET", nil, ""},
-		{"head does not inherit without get", "methods:\n  POST: [w]\n", "HEAD", nil, ""},
+		{"star, no all, unlisted method passes", "methods:\n  POST: [w]\n  \"*\": []\n", "GET", nil, ""},
+		{"star: head does not inherit without get", "methods:\n  POST: [w]\n  \"*\": []\n", "HEAD", nil, ""},
+		{"all only: every method needs all", "all: [a]\n", "PROPFIND", []string{"b"}, "a"},
+		{"all only: every method with all passes", "all: [a]\n", "TRACE", []string{"a"}, ""},
 		{"head listed itself", "methods:\n  GET: [r]\n  HEAD: [h]\n", "HEAD", []string{"r"}, "h"},
 		{"any_of one of each", "all: [a, b]\nmethods:\n  POST: [w, admin]\nany_of: true\n", "POST", []string{"b", "admin"}, ""},
 		{"any_of method list unmet", "all: [a, b]\nmethods:\n  POST: [w, admin]\nany_of: true\n", "POST", []string{"b"}, "w admin"},
 		{"any_of both unmet", "all: [a, b]\nmethods:\n  POST: [w, admin]\nany_of: true\n", "POST", []string{"r"}, "a b w admin"},
 		{"any_of all unmet", "all: [a, b]\nmethods:\n  POST: [w, admin]\nany_of: true\n", "POST", []string{"w"}, "a b"},
-		{"any_of unlisted", "all: [a, b]\nmethods:\n  POST: [w, admin]\nany_of: true\n", "GET", []string{"a"}, ""},
+		{"any_of unlisted", "all: [a, b]\nmethods:\n  POST: [w, admin]\n  \"*\": []\nany_of: true\n", "GET", []string{"a"}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -232,5 +240,54 @@ func BenchmarkApply(b *testing.B) {
 				s.Apply(ctx, ex)
 			}
 		})
+	}
+}
+
+// TestUnlistedMethodRefused: with methods set and no "*" entry, a method
+// no rule names is refused (405, Allow listing the named methods) whatever
+// the principal holds: another spelling of a listed method ("delete",
+// "Get"), an extension method, TRACE, CONNECT, HEAD without GET.
+func TestUnlistedMethodRefused(t *testing.T) {
+	all := []string{"products", "products:read", "products:write", "products:admin", "w", "r"}
+	tests := []struct {
+		name, yaml, method, allow string
+	}{
+		{"lower-case delete", products, "delete", "DELETE, GET, HEAD, POST"},
+		{"mixed-case get", products, "Get", "DELETE, GET, HEAD, POST"},
+		{"lower-case head", products, "head", "DELETE, GET, HEAD, POST"},
+		{"unlisted standard method", products, "PATCH", "DELETE, GET, HEAD, POST"},
+		{"put", products, "PUT", "DELETE, GET, HEAD, POST"},
+		{"options", products, "OPTIONS", "DELETE, GET, HEAD, POST"},
+		{"extension method", products, "PROPFIND", "DELETE, GET, HEAD, POST"},
+		{"trace", products, "TRACE", "DELETE, GET, HEAD, POST"},
+		{"connect", products, "CONNECT", "DELETE, GET, HEAD, POST"},
+		{"head without get", "methods:\n  POST: [w]\n", "HEAD", "POST"},
+		{"get without get", "methods:\n  POST: [w]\n", "GET", "POST"},
+		{"only head listed", "methods:\n  HEAD: [r]\n", "GET", "HEAD"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newScopes(t, tt.yaml)
+			err := s.Apply(context.Background(), exchange(tt.method, "Bearer abc", all...))
+			d, ok := policy.AsDenial(err)
+			if !ok {
+				t.Fatalf("Apply = %v, want a Denial", err)
+			}
+			if d.StatusCode() != http.StatusMethodNotAllowed || d.Code != CodeMethodNotAllowed {
+				t.Errorf("denial = %d %s, want 405 %s", d.StatusCode(), d.Code, CodeMethodNotAllowed)
+			}
+			if got := d.Header.Get("Allow"); got != tt.allow {
+				t.Errorf("Allow = %q, want %q", got, tt.allow)
+			}
+			if d.Err == nil || !strings.Contains(d.Err.Error(), tt.method) {
+				t.Errorf("Err = %v, want the logged cause naming the method", d.Err)
+			}
+		})
+	}
+	// Without a principal the 401 comes first, whatever the method.
+	ex := exchange("delete", "")
+	ex.Principal = nil
+	if d, ok := policy.AsDenial(newScopes(t, products).Apply(context.Background(), ex)); !ok || d.StatusCode() != http.StatusUnauthorized {
+		t.Errorf("no principal, delete: got %v, want 401", d)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/policy"
 	"github.com/gatehouse/gatehouse/internal/policy/policytest"
 	"github.com/gatehouse/gatehouse/internal/store"
+	"github.com/gatehouse/gatehouse/internal/wsse"
 	"github.com/gatehouse/gatehouse/internal/xmlsig/xmlsigtest"
 )
 
@@ -74,8 +75,8 @@ func wantCode(t testing.TB, err error, code string) {
 	if d.Code != code {
 		t.Fatalf("got %s (%v), want %s", d.Code, d.Err, code)
 	}
-	if d.StatusCode() != faults[code].status || d.Detail != faults[code].detail {
-		t.Errorf("got status %d detail %q, want %d %q", d.StatusCode(), d.Detail, faults[code].status, faults[code].detail)
+	if status, detail := wsse.FaultStatus(code); d.StatusCode() != status || d.Detail != detail {
+		t.Errorf("got status %d detail %q, want %d %q", d.StatusCode(), d.Detail, status, detail)
 	}
 	if !errors.Is(d.Err, ErrDenied) {
 		t.Errorf("cause %v does not wrap ErrDenied", d.Err)

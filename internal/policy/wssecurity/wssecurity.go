@@ -20,11 +20,9 @@ import (
 	"crypto/subtle"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -34,6 +32,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/policy"
 	"github.com/gatehouse/gatehouse/internal/store"
+	"github.com/gatehouse/gatehouse/internal/wsse"
 	"github.com/gatehouse/gatehouse/internal/xmlscan"
 	"github.com/gatehouse/gatehouse/internal/xmlsig"
 )
@@ -43,11 +42,11 @@ var Unit = policy.Unit{Name: "wssecurity", New: New}
 
 // Namespaces and URIs of WSS 1.1 and its token profiles.
 const (
-	NamespaceWSSE   = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
-	NamespaceWSSE11 = "http://docs.oasis-open.org/wss/oasis-wss-wssecurity-secext-1.1.xsd"
-	NamespaceWSU    = xmlsig.NamespaceWSU
-	NamespaceSOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
-	NamespaceSOAP12 = "http://www.w3.org/2003/05/soap-envelope"
+	NamespaceWSSE   = wsse.NamespaceWSSE
+	NamespaceWSSE11 = wsse.NamespaceWSSE11
+	NamespaceWSU    = wsse.NamespaceWSU
+	NamespaceSOAP11 = wsse.NamespaceSOAP11
+	NamespaceSOAP12 = wsse.NamespaceSOAP12
 
 	wssBase        = "http://docs.oasis-open.org/wss/2004/01/"
 	encBase64      = wssBase + "oasis-200401-wss-soap-message-security-1.0#Base64Binary"
@@ -63,44 +62,26 @@ const (
 	roleUltimate = "http://www.w3.org/2003/05/soap-envelope/role/ultimateReceiver"
 )
 
-// Fault codes (WSS 1.1 section 12), the Denial codes of this policy.
+// Fault codes (WSS 1.1 section 12), the Denial codes of this policy
+// (package wsse, shared with the saml policy and the STS).
 const (
-	CodeUnsupportedSecurityToken = "wsse:UnsupportedSecurityToken"
-	CodeUnsupportedAlgorithm     = "wsse:UnsupportedAlgorithm"
-	CodeInvalidSecurity          = "wsse:InvalidSecurity"
-	CodeInvalidSecurityToken     = "wsse:InvalidSecurityToken"
-	CodeFailedAuthentication     = "wsse:FailedAuthentication"
-	CodeFailedCheck              = "wsse:FailedCheck"
-	CodeSecurityTokenUnavailable = "wsse:SecurityTokenUnavailable"
-	CodeMessageExpired           = "wsse:MessageExpired"
+	CodeUnsupportedSecurityToken = wsse.CodeUnsupportedSecurityToken
+	CodeUnsupportedAlgorithm     = wsse.CodeUnsupportedAlgorithm
+	CodeInvalidSecurity          = wsse.CodeInvalidSecurity
+	CodeInvalidSecurityToken     = wsse.CodeInvalidSecurityToken
+	CodeFailedAuthentication     = wsse.CodeFailedAuthentication
+	CodeFailedCheck              = wsse.CodeFailedCheck
+	CodeSecurityTokenUnavailable = wsse.CodeSecurityTokenUnavailable
+	CodeMessageExpired           = wsse.CodeMessageExpired
 )
-
-// faults holds, per code, the status and the fault string of WSS 1.1
-// table 12, the only text a client sees: the precise reason is the
-// Denial's Err, which is logged. Message and token structure problems are
-// 400; everything saying "you are not who you claim, or not now" is 401.
-var faults = map[string]struct {
-	status int
-	detail string
-}{
-	CodeUnsupportedSecurityToken: {http.StatusBadRequest, "An unsupported token was provided"},
-	CodeUnsupportedAlgorithm:     {http.StatusBadRequest, "An unsupported signature or encryption algorithm was used"},
-	CodeInvalidSecurity:          {http.StatusBadRequest, "An error was discovered processing the <wsse:Security> header"},
-	CodeInvalidSecurityToken:     {http.StatusUnauthorized, "An invalid security token was provided"},
-	CodeFailedAuthentication:     {http.StatusUnauthorized, "The security token could not be authenticated or authorized"},
-	CodeFailedCheck:              {http.StatusUnauthorized, "The signature or decryption was invalid"},
-	CodeSecurityTokenUnavailable: {http.StatusUnauthorized, "Referenced security token could not be retrieved"},
-	CodeMessageExpired:           {http.StatusUnauthorized, "The message has expired"},
-}
 
 // ErrDenied is wrapped by the internal cause of every Denial of this
 // policy.
 var ErrDenied = errors.New("wssecurity: refused")
 
+// fault returns the Denial of code (wsse.Fault) wrapping ErrDenied.
 func fault(code string, format string, args ...any) *policy.Denial {
-	f := faults[code]
-	return &policy.Denial{Status: f.status, Code: code, Detail: f.detail,
-		Err: fmt.Errorf("%w: %s", ErrDenied, fmt.Sprintf(format, args...))}
+	return wsse.Fault(ErrDenied, code, format, args...)
 }
 
 // Policy checks the WS-Security header of SOAP requests. It is immutable
@@ -198,22 +179,8 @@ func (p *Policy) Apply(ctx context.Context, ex *policy.Exchange) error {
 	return nil
 }
 
-// Result is what Verify proved about a message.
-type Result struct {
-	// Principal is the caller, as Apply sets it on the exchange.
-	Principal *policy.Principal
-	// Certificate is the X.509 token whose key signed the message; nil
-	// when it was not signed.
-	Certificate *x509.Certificate
-	// Message is the message without the gateway's Security header, cut
-	// out byte for byte; the message as given when keep_security_header
-	// is set. When the message was decrypted, it is the decrypted message
-	// serialized (see Decrypted).
-	Message []byte
-	// Decrypted reports that Message is the plaintext of an encrypted
-	// message.
-	Decrypted bool
-}
+// Result is what Verify proved about a message (wsse.Result).
+type Result = wsse.Result
 
 // Verify checks the WS-Security header of msg exactly as Apply checks a
 // request's (tls says whether msg came over TLS, for PasswordText), spends
@@ -546,7 +513,7 @@ func (m *message) collect() *policy.Denial {
 	return nil
 }
 
-func clark(el *etree.Element) string { return "{" + el.NamespaceURI() + "}" + el.Tag }
+func clark(el *etree.Element) string { return wsse.Clark(el) }
 
 // checkProlog refuses DTDs (and with them entity expansion and XXE) and
 // processing instructions before any parsing: byte scanning is cheap, and
@@ -582,105 +549,31 @@ func checkProlog(b []byte) error {
 	}
 }
 
-// utf8Only accepts the encodings whose bytes are UTF-8, and refuses the
-// others rather than misreading them.
-func utf8Only(charset string, r io.Reader) (io.Reader, error) {
-	switch strings.ToLower(charset) {
-	case "utf-8", "utf8", "us-ascii", "ascii":
-		return r, nil
-	}
-	return nil, fmt.Errorf("encoding %q is not supported: use UTF-8", charset)
+// utf8Only accepts the encodings whose bytes are UTF-8 (wsse.UTF8Only).
+func utf8Only(charset string, r io.Reader) (io.Reader, error) { return wsse.UTF8Only(charset, r) }
+
+// freshness is the policy's bounds on Timestamp and Created.
+func (p *Policy) freshness() wsse.Freshness {
+	return wsse.Freshness{MaxAge: p.s.maxAge, FutureSkew: p.s.futureSkew, Refused: ErrDenied}
 }
 
-// checkTimestamp checks a wsu:Timestamp: exactly one Created, first, at
-// most one Expires after it, nothing else; UTC; fresh.
+// checkTimestamp checks a wsu:Timestamp (wsse.Freshness.CheckTimestamp).
 func (p *Policy) checkTimestamp(ts *etree.Element, now time.Time) *policy.Denial {
-	kids := ts.ChildElements()
-	if len(kids) == 0 || len(kids) > 2 {
-		return fault(CodeInvalidSecurity, "Timestamp must hold Created and at most Expires")
-	}
-	for i, k := range kids {
-		want := [2]string{"Created", "Expires"}[i]
-		if k.Tag != want || k.NamespaceURI() != NamespaceWSU {
-			return fault(CodeInvalidSecurity, "Timestamp child %d is %s, want wsu:%s", i, clark(k), want)
-		}
-	}
-	created, err := parseUTC(kids[0].Text())
-	if err != nil {
-		return fault(CodeInvalidSecurity, "Timestamp Created: %v", err)
-	}
-	if d := p.fresh(created, now, "Timestamp"); d != nil {
-		return d
-	}
-	if len(kids) == 2 {
-		expires, err := parseUTC(kids[1].Text())
-		if err != nil {
-			return fault(CodeInvalidSecurity, "Timestamp Expires: %v", err)
-		}
-		if !expires.After(created) {
-			return fault(CodeInvalidSecurity, "Timestamp Expires %s is not after Created %s", expires, created)
-		}
-		if !now.Before(expires) {
-			return fault(CodeMessageExpired, "Timestamp expired at %s (now %s)", expires, now)
-		}
-	}
-	return nil
+	return p.freshness().CheckTimestamp(ts, now)
 }
 
-// CheckTimestamp checks a wsu:Timestamp element as the policy does (one
-// Created first, at most one Expires, UTC, Created no older than maxAge and
-// no further than futureSkew in the future, Expires not passed) and
-// returns a *policy.Denial with a wsse code, or nil. It is for policies
-// that read a Security header of their own (saml).
+// CheckTimestamp checks a wsu:Timestamp element as the policy does. New
+// code calls wsse.Freshness.CheckTimestamp, which this forwards to.
 func CheckTimestamp(ts *etree.Element, now time.Time, maxAge, futureSkew time.Duration) *policy.Denial {
-	p := &Policy{s: &settings{maxAge: maxAge, futureSkew: futureSkew}}
-	return p.checkTimestamp(ts, now)
+	return wsse.Freshness{MaxAge: maxAge, FutureSkew: futureSkew, Refused: ErrDenied}.CheckTimestamp(ts, now)
 }
 
 func (p *Policy) fresh(created, now time.Time, what string) *policy.Denial {
-	if created.After(now.Add(p.s.futureSkew)) {
-		return fault(CodeMessageExpired, "%s Created %s is more than %s in the future (now %s)", what, created, p.s.futureSkew, now)
-	}
-	if now.Sub(created) > p.s.maxAge {
-		return fault(CodeMessageExpired, "%s Created %s is older than %s (now %s)", what, created, p.s.maxAge, now)
-	}
-	return nil
+	return p.freshness().Fresh(created, now, what)
 }
 
-// parseUTC parses an xsd:dateTime that must be in UTC, in any of the
-// spellings XML Schema gives UTC: "Z", "+00:00" and "-00:00" (python-zeep
-// and other Python clients write the offset), with fractional seconds of
-// any length (Go keeps nanoseconds; further digits are dropped). A time
-// without a zone, or in another zone, is refused: WSS 1.1 §10 wants UTC,
-// and a local time cannot be compared with ours.
-func parseUTC(s string) (time.Time, error) {
-	s = strings.TrimSpace(s)
-	var local string
-	switch {
-	case strings.HasSuffix(s, "Z"):
-		local = s[:len(s)-1]
-	case strings.HasSuffix(s, "+00:00"), strings.HasSuffix(s, "-00:00"):
-		local = s[:len(s)-6]
-	default:
-		return time.Time{}, fmt.Errorf("%q is not a UTC time (…Z or …+00:00)", s)
-	}
-	// "YYYY-MM-DDThh:mm:ss" then at most "." and one or more digits:
-	// time.Parse would also take a comma or other text there.
-	const base = len("2006-01-02T15:04:05")
-	if len(local) < base {
-		return time.Time{}, fmt.Errorf("%q is not a date-time", s)
-	}
-	if frac := local[base:]; frac != "" {
-		if len(frac) < 2 || frac[0] != '.' || strings.Trim(frac[1:], "0123456789") != "" {
-			return time.Time{}, fmt.Errorf("%q is not a date-time", s)
-		}
-	}
-	t, err := time.Parse("2006-01-02T15:04:05", local)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("%q is not a date-time", s)
-	}
-	return t, nil
-}
+// parseUTC parses an xsd:dateTime in UTC (wsse.ParseUTC).
+func parseUTC(s string) (time.Time, error) { return wsse.ParseUTC(s) }
 
 // checkUsernameToken authenticates a UsernameToken and returns its user and
 // the nonce to spend (nil if none).
@@ -794,7 +687,7 @@ func PasswordDigest(nonce []byte, created string, password []byte) [sha1.Size]by
 // Envelope's Header, cut out byte for byte so that the rest is forwarded
 // exactly as the client sent it: how a policy that read its own Security
 // header (saml) keeps credentials from the service.
-func RemoveHeaderBlock(body []byte, i int) ([]byte, error) { return removeHeaderBlock(body, i) }
+func RemoveHeaderBlock(body []byte, i int) ([]byte, error) { return wsse.RemoveHeaderBlock(body, i) }
 
 // removeElement returns body without m's Security header, cut out byte
 // for byte so that everything else is forwarded exactly as the client sent
@@ -932,43 +825,8 @@ func tagIs(b []byte, el *etree.Element) bool {
 }
 
 // removeHeaderBlock returns body without the i-th element child of the
-// Envelope's Header, cut out byte for byte so that everything else is
-// forwarded exactly as the client sent it.
-func removeHeaderBlock(body []byte, i int) ([]byte, error) {
-	dec := xml.NewDecoder(bytes.NewReader(body))
-	dec.CharsetReader = utf8Only
-	depth, child := 0, -1
-	inHeader := false
-	start := int64(-1)
-	for {
-		off := dec.InputOffset()
-		tok, err := dec.RawToken()
-		if err != nil {
-			return nil, err
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			depth++
-			switch {
-			case depth == 2:
-				inHeader = t.Name.Local == "Header"
-			case depth == 3 && inHeader:
-				child++
-				if child == i {
-					start = off
-				}
-			}
-		case xml.EndElement:
-			if depth == 3 && inHeader && child == i {
-				end := dec.InputOffset()
-				out := make([]byte, 0, len(body)-int(end-start))
-				out = append(out, body[:start]...)
-				return append(out, body[end:]...), nil
-			}
-			depth--
-		}
-	}
-}
+// Envelope's Header (wsse.RemoveHeaderBlock).
+func removeHeaderBlock(body []byte, i int) ([]byte, error) { return wsse.RemoveHeaderBlock(body, i) }
 
 // chainCache remembers verified certificate chains until the earliest
 // expiry among them, so that a busy signer costs one chain verification,

@@ -15,11 +15,14 @@ package redistest
 
 import (
 	"bufio"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,6 +39,11 @@ type Server struct {
 	url  string
 	dir  string
 	args []string // extra redis-server arguments
+
+	bin      string      // redis-server, or redis-sentinel
+	conf     string      // a sentinel's config file (it rewrites it)
+	tlsFiles *TLSFiles   // listen with TLS only
+	tlsCli   *tls.Config // to PING a TLS server
 
 	mu  sync.Mutex
 	cmd *exec.Cmd // nil: external (REDIS_URL) or stopped
@@ -57,10 +65,73 @@ func StartWith(t testing.TB, args ...string) *Server {
 		}
 		return &Server{t: t, addr: p.Host, url: u}
 	}
-	bin := redisServer(t)
-	s := &Server{t: t, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t))), dir: t.TempDir(), args: args}
+	return startNew(t, &Server{bin: redisServer(t), args: args})
+}
+
+// TLSFiles are PEM files for a server listening with TLS only: its
+// certificate and key, and the CA it and its own connections (a
+// replica's to its master, a sentinel's to the data nodes) trust. Client
+// certificates are not asked for (tls-auth-clients no): clients
+// authenticate with ACL users.
+type TLSFiles struct {
+	CA, Cert, Key string
+}
+
+// StartTLS is StartWith for a server that listens with TLS only, on
+// Addr, and replicates over TLS.
+func StartTLS(t testing.TB, files TLSFiles, args ...string) *Server {
+	t.Helper()
+	return startNew(t, &Server{bin: redisServer(t), args: args, tlsFiles: &files})
+}
+
+// Sentinel configures StartSentinel.
+type Sentinel struct {
+	// MasterName, MasterAddr and Quorum are the "sentinel monitor" line.
+	MasterName, MasterAddr string
+	Quorum                 int
+	// Lines are more lines of sentinel.conf (auth-pass, down-after-
+	// milliseconds, user, requirepass...).
+	Lines []string
+	// TLS, when set, makes the sentinel listen with TLS only and talk
+	// TLS to the data nodes and the other sentinels.
+	TLS *TLSFiles
+}
+
+// StartSentinel starts a Redis Sentinel (Debian's redis-sentinel,
+// installed when missing) on a free loopback port, killed when the test
+// ends. It returns once the sentinel answers.
+func StartSentinel(t testing.TB, c Sentinel) *Server {
+	t.Helper()
+	bin := peertest.Debian(t, "redis-sentinel", "redis-sentinel")
+	if bin == "" {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(c.MasterAddr)
+	if err != nil {
+		t.Fatalf("redistest: master address %q: %v", c.MasterAddr, err)
+	}
+	lines := append([]string{
+		"sentinel monitor " + c.MasterName + " " + host + " " + port + " " + strconv.Itoa(c.Quorum),
+	}, c.Lines...)
+	return startNew(t, &Server{bin: bin, args: lines, conf: "sentinel.conf", tlsFiles: c.TLS})
+}
+
+func startNew(t testing.TB, s *Server) *Server {
+	t.Helper()
+	s.t, s.dir = t, t.TempDir()
+	s.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
 	s.url = "redis://" + s.addr + "/0"
-	s.start(bin)
+	if s.tlsFiles != nil {
+		s.url = "rediss://" + s.addr + "/0"
+		pem, err := os.ReadFile(s.tlsFiles.CA)
+		if err != nil {
+			t.Fatalf("redistest: %v", err)
+		}
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(pem)
+		s.tlsCli = &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
+	}
+	s.start(s.bin)
 	t.Cleanup(s.Stop)
 	return s
 }
@@ -94,7 +165,7 @@ func (s *Server) Restart() {
 	s.Stop()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.start(redisServer(s.t))
+	s.start(s.bin)
 }
 
 // start runs redis-server and waits until it answers; callers hold mu or
@@ -102,8 +173,30 @@ func (s *Server) Restart() {
 func (s *Server) start(bin string) {
 	s.t.Helper()
 	_, port, _ := net.SplitHostPort(s.addr)
-	args := append([]string{"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", s.dir, "--daemonize", "no", "--loglevel", "warning"}, s.args...)
+	listen := []string{"port " + port}
+	if f := s.tlsFiles; f != nil {
+		listen = []string{"port 0", "tls-port " + port, "tls-cert-file " + f.Cert, "tls-key-file " + f.Key,
+			"tls-ca-cert-file " + f.CA, "tls-auth-clients no", "tls-replication yes"}
+	}
+	var args []string
+	if s.conf != "" {
+		// A sentinel: everything in its config file, which it rewrites.
+		conf := filepath.Join(s.dir, s.conf)
+		if _, err := os.Stat(conf); err != nil {
+			lines := append(append(listen, "bind 127.0.0.1", "daemonize no", "loglevel warning", "dir "+s.dir), s.args...)
+			if err := os.WriteFile(conf, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+				s.t.Fatalf("redistest: %v", err)
+			}
+		}
+		args = []string{conf}
+	} else {
+		for _, l := range listen {
+			k, v, _ := strings.Cut(l, " ")
+			args = append(args, "--"+k, v)
+		}
+		args = append(append(args, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+			"--dir", s.dir, "--daemonize", "no", "--loglevel", "warning"), s.args...)
+	}
 	cmd := exec.Command(bin, args...)
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -112,7 +205,7 @@ func (s *Server) start(bin string) {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if err := Ping(s.addr); err == nil {
+		if err := answers(s.addr, s.tlsCli); err == nil {
 			s.cmd = cmd
 			return
 		}
@@ -142,6 +235,36 @@ func Ping(addr string) error {
 	}
 	if strings.TrimSpace(line) != "+PONG" {
 		return fmt.Errorf("redistest: PING answered %q", strings.TrimSpace(line))
+	}
+	return nil
+}
+
+// answers reports whether the server at addr answers a PING, as PONG or
+// by asking for authentication.
+func answers(addr string, tc *tls.Config) error {
+	if tc == nil {
+		err := Ping(addr)
+		if err != nil && strings.Contains(err.Error(), "NOAUTH") {
+			return nil
+		}
+		return err
+	}
+	d := &net.Dialer{Timeout: time.Second}
+	c, err := tls.DialWithDialer(d, "tcp", addr, tc)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if l := strings.TrimSpace(line); l != "+PONG" && !strings.HasPrefix(l, "-NOAUTH") {
+		return fmt.Errorf("redistest: PING answered %q", l)
 	}
 	return nil
 }
