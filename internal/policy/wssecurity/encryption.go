@@ -334,7 +334,14 @@ func (p *Policy) decrypt(m *message, now time.Time) *policy.Denial {
 			m.bodyDecrypted = true
 		}
 		if isEncryptedHeader(parent) {
-			// The header block takes the EncryptedHeader's place.
+			// The header block takes the EncryptedHeader's place. It
+			// must not be a Security header: one that appears only after
+			// the gateway chose its own would go upstream unchecked.
+			for _, n := range nodes {
+				if el, ok := n.(*etree.Element); ok && el.Tag == "Security" && el.NamespaceURI() == NamespaceWSSE {
+					return decFault("an EncryptedHeader holds a Security header")
+				}
+			}
 			hoist(parent)
 		}
 	}

@@ -544,6 +544,19 @@ func TestEncryptedHeader(t *testing.T) {
 		}
 		return docString(t, doc)
 	}
+	t.Run("a Security header hidden in an EncryptedHeader", func(t *testing.T) {
+		doc := utEnc(t, now, false)
+		hdr := doc.FindElement("//Header")
+		hidden := parseDoc(t, `<wsse:Security xmlns:wsse="`+NamespaceWSSE+`"><wsse:UsernameToken><wsse:Username>admin</wsse:Username></wsse:UsernameToken></wsse:Security>`).Root()
+		eh := hdr.CreateElement("wsse11:EncryptedHeader")
+		eh.CreateAttr("xmlns:wsse11", NamespaceWSSE11)
+		eh.AddChild(hidden)
+		if _, err := xmlenc.EncryptInPlace(hidden, xmlenc.TypeElement, xmlenc.AES256GCM, f.pub(), xmlenc.KeyOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := forwarded(t, build(t, f.config(""), c), docString(t, doc))
+		wantCode(t, err, CodeFailedCheck)
+	})
 	for _, tc := range []struct {
 		name, extra   string
 		encrypt, sign bool
