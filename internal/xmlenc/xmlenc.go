@@ -587,6 +587,11 @@ func xmlEscape(b *strings.Builder, s string) {
 			b.WriteString("&lt;")
 		case '"':
 			b.WriteString("&quot;")
+		case '\t', '\n', '\r':
+			// As character references: literal, attribute value
+			// normalization would turn them into spaces, and the
+			// namespace name would no longer be the one in scope.
+			fmt.Fprintf(b, "&#%d;", r)
 		default:
 			b.WriteRune(r)
 		}

@@ -490,3 +490,24 @@ func TestMaxKeysPerSession(t *testing.T) {
 	}
 	_ = doc
 }
+
+// TestNamespaceWithWhitespace: a namespace name holding a tab (written
+// &#9;) is scanned and resolved as the one in scope where the
+// EncryptedData stood.
+func TestNamespaceWithWhitespace(t *testing.T) {
+	f := newFixture(t)
+	doc := etree.NewDocument()
+	if err := doc.ReadFromString(`<soap:Envelope xmlns:soap="` + nsS11 + `" xmlns:m="urn:a&#9;b"><soap:Body><m:x/></soap:Body></soap:Envelope>`); err != nil {
+		t.Fatal(err)
+	}
+	b := doc.Root().ChildElements()[0]
+	if _, err := EncryptInPlace(b, TypeContent, AES256GCM, pub(f.k1), KeyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := decryptBody(t, f, doc, false); err != nil {
+		t.Fatal(err)
+	}
+	if ns := b.ChildElements()[0].NamespaceURI(); ns != "urn:a\tb" {
+		t.Fatalf("namespace %q", ns)
+	}
+}
