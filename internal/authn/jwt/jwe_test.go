@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -197,4 +198,54 @@ func TestJWEConfig(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzNestedJWT: Authenticate with jwe never panics, and never accepts a
+// five-part token that go-jose (independently) does not decrypt with the
+// gateway's key into a JWS the issuer's key verifies. Run briefly: go
+// test -run XXX -fuzz FuzzNestedJWT -fuzztime 20s ./internal/authn/jwt/.
+func FuzzNestedJWT(f *testing.F) {
+	good := signer{"k1", jose.ES256, ecKey(f, elliptic.P256())}
+	enc := ecKey(f, elliptic.P256())
+	dir := f.TempDir()
+	pubDER, _ := x509.MarshalPKIXPublicKey(good.key.Public())
+	keyFile := filepath.Join(dir, "k1.pem")
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}), 0o600)
+	encDER, _ := x509.MarshalPKCS8PrivateKey(enc)
+	encFile := filepath.Join(dir, "enc.pem")
+	os.WriteFile(encFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: encDER}), 0o600)
+	const iss = "https://issuer.test"
+	w := newWorld()
+	a := w.build(f, "issuer: "+iss+"\naudiences: ["+testAud+"]\nalgorithms: [ES256]\nkeys: [{file: "+keyFile+", kid: k1}]\n"+
+		"cache: {disabled: true}\njwe: {keys: [{key: {file: "+encFile+"}, kid: e1}]}\n")
+	inner := good.sign(f, claims(iss))
+	f.Add(encrypt(f, inner, jose.ECDH_ES_A256KW, jose.A256GCM, &enc.PublicKey, "e1", nil))
+	f.Add(encrypt(f, inner, jose.ECDH_ES, jose.A256GCM, &enc.PublicKey, "", nil))
+	f.Add(encrypt(f, "x.y.z", jose.ECDH_ES, jose.A256GCM, &enc.PublicKey, "e1", nil))
+	f.Fuzz(func(t *testing.T, tok string) {
+		r := httptest.NewRequest(http.MethodGet, "http://gw.example/products", nil)
+		r.Header["Authorization"] = []string{"Bearer " + tok}
+		pr, err := a.Authenticate(t.Context(), policytest.Exchange(r))
+		if err != nil || strings.Count(tok, ".") != 4 {
+			return
+		}
+		if pr == nil {
+			t.Fatal("no principal and no error")
+		}
+		obj, err := jose.ParseEncryptedCompact(tok, []jose.KeyAlgorithm{jose.ECDH_ES, jose.ECDH_ES_A256KW}, []jose.ContentEncryption{jose.A256GCM})
+		if err != nil {
+			t.Fatalf("accepted a JWE go-jose does not parse: %v", err)
+		}
+		plain, err := obj.Decrypt(enc)
+		if err != nil {
+			t.Fatalf("accepted a JWE go-jose does not decrypt: %v", err)
+		}
+		jws, err := jose.ParseSignedCompact(string(plain), []jose.SignatureAlgorithm{jose.ES256})
+		if err != nil {
+			t.Fatalf("accepted a nested token that is no JWS: %v", err)
+		}
+		if _, err := jws.Verify(good.key.Public()); err != nil {
+			t.Fatalf("accepted a nested token the issuer did not sign: %v", err)
+		}
+	})
 }
