@@ -321,7 +321,11 @@ The SOAP ProductService (WS-Security; the WSDL is public):
   #   %[3]s
   #   %[4]s
   #   %[5]s
-`, base, demoAlicePassword, pki.CertFile, pki.KeyFile, pki.CAFile, cardID)
+  # GetProductCost (the purchase cost, confidential) needs the Body
+  # encrypted to the gateway's certificate (XML Encryption, RSA-OAEP +
+  # AES-256-GCM; xmlsec1 --encrypt, see the README):
+  #   %[7]s
+`, base, demoAlicePassword, pki.CertFile, pki.KeyFile, pki.CAFile, cardID, pki.EncCertFile)
 	if admin != nil {
 		fmt.Fprintf(w, `
 Watch it:

@@ -3,14 +3,19 @@ package main
 import (
 	"crypto"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha1"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
+	"encoding/pem"
+	"os"
 	"testing"
 	"time"
 
 	"github.com/beevik/etree"
 
+	"github.com/gatehouse/gatehouse/internal/xmlenc"
 	"github.com/gatehouse/gatehouse/internal/xmlsig/xmlsigtest"
 )
 
@@ -109,4 +114,43 @@ func stsRequest(action, body string, now time.Time) string {
 		`<s:Body><wst:RequestSecurityToken xmlns:wst="http://docs.oasis-open.org/ws-sx/ws-trust/200512">` +
 		`<wst:RequestType>http://docs.oasis-open.org/ws-sx/ws-trust/200512/` + action + `</wst:RequestType>` + body +
 		`</wst:RequestSecurityToken></s:Body></s:Envelope>`
+}
+
+// encryptDemoBody encrypts the Body content of msg (RSA-OAEP + AES-256-GCM,
+// the key inline, a ReferenceList first in the Security header) to the
+// certificate in encFile, or in otherFile when set (a key the gateway does
+// not hold).
+func encryptDemoBody(t *testing.T, msg, encFile, otherFile string) string {
+	t.Helper()
+	if otherFile != "" {
+		encFile = otherFile
+	}
+	b, err := os.ReadFile(encFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(b)
+	cert, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := etree.NewDocument()
+	if err := doc.ReadFromString(msg); err != nil {
+		t.Fatal(err)
+	}
+	body := doc.FindElement("//Body")
+	ed, err := xmlenc.EncryptInPlace(body, xmlenc.TypeContent, xmlenc.AES256GCM, cert.PublicKey.(*rsa.PublicKey), xmlenc.KeyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ed.CreateAttr("Id", "ED-1")
+	rl := etree.NewElement("xenc:ReferenceList")
+	rl.CreateAttr("xmlns:xenc", xmlenc.NamespaceXENC)
+	rl.CreateElement("xenc:DataReference").CreateAttr("URI", "#ED-1")
+	doc.FindElement("//Security").InsertChildAt(0, rl)
+	out, err := doc.WriteToString()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

@@ -397,7 +397,7 @@ func TestDemo(t *testing.T) {
 // creates; no or bad security is a fault.
 func testDemoSOAP(t *testing.T, base, banner string) {
 	t.Helper()
-	var certFile, keyFile string
+	var certFile, keyFile, encFile string
 	for _, line := range strings.Split(banner, "\n") {
 		f := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "#"))
 		switch {
@@ -405,14 +405,17 @@ func testDemoSOAP(t *testing.T, base, banner string) {
 			certFile = f
 		case strings.HasSuffix(f, "/client-key.pem"):
 			keyFile = f
+		case strings.HasSuffix(f, "/gateway-enc.pem"):
+			encFile = f
 		}
 	}
-	if certFile == "" || keyFile == "" {
+	if certFile == "" || keyFile == "" || encFile == "" {
 		t.Fatalf("the banner names no client certificate and key:\n%s", banner)
 	}
 	signer := loadSigner(t, certFile, keyFile)
 	get := `<GetProduct xmlns="urn:gatehouse:demo:products"><id>p-1002</id></GetProduct>`
 	create := `<CreateProduct xmlns="urn:gatehouse:demo:products"><name>Kettle</name><price>30</price><currency>EUR</currency></CreateProduct>`
+	cost := `<GetProductCost xmlns="urn:gatehouse:demo:products"><id>p-1002</id></GetProductCost>`
 	now := time.Now().UTC()
 	for _, c := range []struct {
 		name, op, security, body string
@@ -426,10 +429,19 @@ func testDemoSOAP(t *testing.T, base, banner string) {
 		{"alice cannot create", "CreateProduct", usernameToken("alice", "alice-demo-password", true, now), create, 403, "signature_required"},
 		{"signed create", "CreateProduct", "", create, 200, "<name>Kettle</name>"},
 		{"action names another operation", "GetProduct", usernameToken("alice", "alice-demo-password", true, now), create, 400, "soap_action_mismatch"},
+		{"cost in the clear", "GetProductCost", usernameToken("alice", "alice-demo-password", true, now), cost, 403, "encryption_required"},
+		{"cost encrypted", "GetProductCost", usernameToken("alice", "alice-demo-password", true, now), cost, 200, "<cost>"},
+		{"encrypted, another operation inside", "GetProductCost", usernameToken("alice", "alice-demo-password", true, now), get, 400, "soap_action_mismatch"},
+		{"encrypted to another key", "GetProductCost", usernameToken("alice", "alice-demo-password", true, now), cost, 401, "wsse:FailedCheck"},
 	} {
 		msg := soapMessage(c.security, c.body)
-		if c.name == "signed create" {
+		switch c.name {
+		case "signed create":
 			msg = signer.sign(t, c.body, now)
+		case "cost encrypted", "encrypted, another operation inside":
+			msg = encryptDemoBody(t, msg, encFile, "")
+		case "encrypted to another key":
+			msg = encryptDemoBody(t, msg, encFile, certFile)
 		}
 		req, _ := http.NewRequest("POST", base+"/soap/products", strings.NewReader(msg))
 		req.Header.Set("Content-Type", "text/xml; charset=utf-8")

@@ -21,6 +21,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/pemfile"
+	"github.com/gatehouse/gatehouse/internal/xmlenc"
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"golang.org/x/crypto/argon2"
@@ -49,6 +50,7 @@ type settings struct {
 	failuresIP    int
 	failuresCl    int
 	samlIssuers   map[string]*samlIssuer
+	samlDecrypter *xmlenc.Decrypter // nil: encrypted assertions refused
 	clients       map[string]*client
 	clientsSorted []*client
 }
@@ -149,6 +151,9 @@ func newSettings(as *config.AuthorizationServer, cfg *config.Config, baseDir str
 			return nil, configError(cfg, field+".issuer", "duplicate SAML issuer %q", si.Issuer)
 		}
 		s.samlIssuers[si.Issuer] = &samlIssuer{issuer: si.Issuer, certs: certs, audience: cmpOr(si.Audience, s.issuer)}
+	}
+	if s.samlDecrypter, err = samlDecrypter(as.SAMLDecryptionKeys, cfg, baseDir); err != nil {
+		return nil, err
 	}
 	if len(as.Clients) == 0 {
 		return nil, configError(cfg, "clients", "at least one client is required")

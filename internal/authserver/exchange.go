@@ -307,6 +307,11 @@ func (srv *Server) verifySAML(r *http.Request, tok string, pf *proof) (*samlAsse
 		return nil, invalid(fmt.Errorf("assertion XML: %w", err))
 	}
 	root := doc.Root()
+	if root != nil && root.Tag == "EncryptedAssertion" && root.NamespaceURI() == saml2.NamespaceAssertion {
+		if root, err = srv.decryptSAML(root); err != nil {
+			return nil, invalid(err)
+		}
+	}
 	if root == nil || root.Tag != "Assertion" || root.NamespaceURI() != saml2.NamespaceAssertion {
 		return nil, invalid(errors.New("not a SAML 2.0 Assertion"))
 	}

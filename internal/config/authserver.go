@@ -49,6 +49,11 @@ type AuthorizationServer struct {
 	// SAMLIssuers are the SAML 2.0 assertion issuers (our STS) whose
 	// assertions token exchange accepts as subject tokens.
 	SAMLIssuers []SAMLIssuer `yaml:"saml_issuers"`
+	// SAMLDecryptionKeys are the RSA keys (PEM certificate file and PEM
+	// private key) with which token exchange decrypts a subject token
+	// that is a saml2:EncryptedAssertion addressed to the gateway.
+	// Empty: encrypted assertions are refused.
+	SAMLDecryptionKeys []SAMLDecryptionKey `yaml:"saml_decryption_keys"`
 	// Clients are the registered clients. At least one is required.
 	Clients []AuthClient `yaml:"clients"`
 }
@@ -62,6 +67,15 @@ type AuthServerLimits struct {
 	FailuresPerIP int `yaml:"failures_per_ip"`
 	// FailuresPerClient per minute for one client_id. Default 10.
 	FailuresPerClient int `yaml:"failures_per_client"`
+}
+
+// SAMLDecryptionKey is one key for encrypted SAML assertions.
+type SAMLDecryptionKey struct {
+	// CertificateFile is the key's PEM certificate, relative to the
+	// config file. Required.
+	CertificateFile string `yaml:"certificate_file"`
+	// Key is the PEM private key (RSA, at least 2048 bits). Required.
+	Key Secret `yaml:"key"`
 }
 
 // SAMLIssuer is a trusted issuer of SAML 2.0 assertions.

@@ -88,6 +88,10 @@ type RelyingParty struct {
 	// OneTimeUse adds the OneTimeUse condition: the relying party accepts
 	// each assertion once.
 	OneTimeUse bool `yaml:"one_time_use"`
+	// EncryptionCertificate is a PEM file of the relying party's RSA
+	// certificate: assertions for it are issued encrypted to it
+	// (saml2:EncryptedAssertion, RSA-OAEP + AES-256-GCM).
+	EncryptionCertificate string `yaml:"encryption_certificate"`
 }
 
 // validateSTS checks the section's shape; the sts package checks what

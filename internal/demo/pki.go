@@ -26,6 +26,10 @@ type PKI struct {
 	// Subject is the client certificate's subject, as the gateway reports
 	// it in the principal.
 	Subject string
+	// EncCertFile and EncKeyFile are the gateway's encryption certificate
+	// and key (PKCS#8): clients encrypt GetProductCost messages to the
+	// certificate, the gateway decrypts them with the key.
+	EncCertFile, EncKeyFile string
 }
 
 // ClientCN is the common name of the demo's signing client.
@@ -76,11 +80,33 @@ func WritePKI(dir string, now time.Time, validity time.Duration) (*PKI, error) {
 	if err != nil {
 		return nil, err
 	}
+	encKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, err
+	}
+	enc := &x509.Certificate{
+		SerialNumber: serial(),
+		Subject:      pkix.Name{CommonName: "Gatehouse demo gateway encryption", Organization: []string{"Gatehouse demo"}},
+		NotBefore:    now.Add(-time.Minute),
+		NotAfter:     now.Add(validity),
+		KeyUsage:     x509.KeyUsageKeyEncipherment,
+	}
+	encDER, err := x509.CreateCertificate(rand.Reader, enc, caCert, &encKey.PublicKey, caKey)
+	if err != nil {
+		return nil, fmt.Errorf("demo: encryption certificate: %w", err)
+	}
+	encKeyDER, err := x509.MarshalPKCS8PrivateKey(encKey)
+	if err != nil {
+		return nil, err
+	}
 	p := &PKI{
 		CAFile:   filepath.Join(dir, "ca.pem"),
 		CertFile: filepath.Join(dir, "client.pem"),
 		KeyFile:  filepath.Join(dir, "client-key.pem"),
 		Subject:  "CN=" + ClientCN + ",O=Gatehouse demo",
+
+		EncCertFile: filepath.Join(dir, "gateway-enc.pem"),
+		EncKeyFile:  filepath.Join(dir, "gateway-enc-key.pem"),
 	}
 	for _, f := range []struct {
 		path, typ string
@@ -90,6 +116,8 @@ func WritePKI(dir string, now time.Time, validity time.Duration) (*PKI, error) {
 		{p.CAFile, "CERTIFICATE", caDER, 0o644},
 		{p.CertFile, "CERTIFICATE", leafDER, 0o644},
 		{p.KeyFile, "PRIVATE KEY", keyDER, 0o600},
+		{p.EncCertFile, "CERTIFICATE", encDER, 0o644},
+		{p.EncKeyFile, "PRIVATE KEY", encKeyDER, 0o600},
 	} {
 		if err := os.WriteFile(f.path, pem.EncodeToMemory(&pem.Block{Type: f.typ, Bytes: f.der}), f.mode); err != nil {
 			return nil, fmt.Errorf("demo: %w", err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -28,6 +29,9 @@ const (
 	SOAPActionGetProduct = Namespace + "/GetProduct"
 	// SOAPActionCreateProduct is the soapAction of CreateProduct.
 	SOAPActionCreateProduct = Namespace + "/CreateProduct"
+	// SOAPActionGetProductCost is the soapAction of GetProductCost, the
+	// operation whose messages the demo gateway wants encrypted.
+	SOAPActionGetProductCost = Namespace + "/GetProductCost"
 )
 
 // SOAP 1.1 fault codes (section 4.4.1), as QNames with the "soap" prefix
@@ -227,6 +231,31 @@ var operations = map[string]*operation{
 		fields: []string{"name", "price", "currency"},
 		run:    createProduct,
 	},
+	"GetProductCost": {
+		name:   "GetProductCost",
+		action: SOAPActionGetProductCost,
+		fields: []string{"id"},
+		run:    getProductCost,
+	},
+}
+
+// CostRatio is the demo's purchase cost of a product as a share of its
+// price: the confidential figure GetProductCost answers.
+const CostRatio = 0.62
+
+func getProductCost(s *Store, fields map[string]string) ([]byte, *soapFault) {
+	id, ok := fields["id"]
+	if !ok {
+		return nil, clientFault("GetProductCost: id is required")
+	}
+	p, err := s.Get(id)
+	if err != nil {
+		f := clientFault("product not found")
+		f.detail = &productFault{Code: ProductFaultNotFound}
+		return nil, f
+	}
+	cost := math.Round(p.Price*CostRatio*100) / 100
+	return marshalResponse(getProductCostResponse{ID: p.ID, Cost: strconv.FormatFloat(cost, 'f', -1, 64), Currency: p.Currency})
 }
 
 func getProduct(s *Store, fields map[string]string) ([]byte, *soapFault) {
@@ -328,6 +357,13 @@ func toXML(p Product) productXML {
 type getProductResponse struct {
 	XMLName xml.Name   `xml:"urn:gatehouse:demo:products GetProductResponse"`
 	Product productXML `xml:"product"`
+}
+
+type getProductCostResponse struct {
+	XMLName  xml.Name `xml:"urn:gatehouse:demo:products GetProductCostResponse"`
+	ID       string   `xml:"id"`
+	Cost     string   `xml:"cost"`
+	Currency string   `xml:"currency"`
 }
 
 type createProductResponse struct {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/xml"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -286,7 +287,7 @@ func TestWSDL(t *testing.T) {
 				}
 				messages[m.Name] = el
 			}
-			wantActions := map[string]string{"GetProduct": SOAPActionGetProduct, "CreateProduct": SOAPActionCreateProduct}
+			wantActions := map[string]string{"GetProduct": SOAPActionGetProduct, "CreateProduct": SOAPActionCreateProduct, "GetProductCost": SOAPActionGetProductCost}
 			gotOps := map[string]bool{}
 			for _, op := range d.PortType.Operations {
 				gotOps[op.Name] = true
@@ -629,5 +630,32 @@ func BenchmarkRESTGetProduct(b *testing.B) {
 		if rec.Code != http.StatusOK {
 			b.Fatalf("status %d: %s", rec.Code, rec.Body)
 		}
+	}
+}
+
+// TestGetProductCost: the third operation answers the cost of a product
+// (CostRatio of its price, rounded to cents) and faults on an unknown id.
+func TestGetProductCost(t *testing.T) {
+	s := NewStore()
+	srv := newSOAPServer(t, s, nil)
+	p, err := s.Get("p-1001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := post(t, srv.URL+soapPath, envelope(`<tns:GetProductCost><tns:id>p-1001</tns:id></tns:GetProductCost>`), "SOAPAction", strconv.Quote(SOAPActionGetProductCost))
+	if r.status != http.StatusOK {
+		t.Fatalf("status %d: %s", r.status, r.body)
+	}
+	el := soapBody(t, r.body)
+	if el.XMLName != (xml.Name{Space: Namespace, Local: "GetProductCostResponse"}) || len(el.Children) != 3 {
+		t.Fatalf("response %s with %v", qname(el.XMLName), names(el.Children))
+	}
+	want := strconv.FormatFloat(math.Round(p.Price*CostRatio*100)/100, 'f', -1, 64)
+	if el.Children[0].Text != "p-1001" || el.Children[1].Text != want || el.Children[2].Text != p.Currency {
+		t.Fatalf("got %s %s %s, want p-1001 %s %s", el.Children[0].Text, el.Children[1].Text, el.Children[2].Text, want, p.Currency)
+	}
+	r = post(t, srv.URL+soapPath, envelope(`<tns:GetProductCost><tns:id>p-0</tns:id></tns:GetProductCost>`), "SOAPAction", strconv.Quote(SOAPActionGetProductCost))
+	if f := parseFault(t, r); f.code != FaultClient || f.detailCode != ProductFaultNotFound {
+		t.Fatalf("unknown id: %+v", f)
 	}
 }

@@ -88,6 +88,25 @@ const wsdlTemplate = `<?xml version="1.0" encoding="UTF-8"?>
           </xs:sequence>
         </xs:complexType>
       </xs:element>
+      <xs:element name="GetProductCost">
+        <xs:annotation>
+          <xs:documentation>The purchase cost of a product: confidential, so the demo gateway accepts this operation only with an encrypted Body (WS-Security, XML Encryption).</xs:documentation>
+        </xs:annotation>
+        <xs:complexType>
+          <xs:sequence>
+            <xs:element name="id" type="tns:ProductId"/>
+          </xs:sequence>
+        </xs:complexType>
+      </xs:element>
+      <xs:element name="GetProductCostResponse">
+        <xs:complexType>
+          <xs:sequence>
+            <xs:element name="id" type="tns:ProductId"/>
+            <xs:element name="cost" type="tns:Price"/>
+            <xs:element name="currency" type="tns:Currency"/>
+          </xs:sequence>
+        </xs:complexType>
+      </xs:element>
       <xs:element name="ProductFault">
         <xs:annotation>
           <xs:documentation>Detail of a fault about a product: code is not_found, invalid_product or store_full; field names the refused field of an invalid_product.</xs:documentation>
@@ -113,6 +132,12 @@ const wsdlTemplate = `<?xml version="1.0" encoding="UTF-8"?>
   <wsdl:message name="CreateProductResponse">
     <wsdl:part name="parameters" element="tns:CreateProductResponse"/>
   </wsdl:message>
+  <wsdl:message name="GetProductCostRequest">
+    <wsdl:part name="parameters" element="tns:GetProductCost"/>
+  </wsdl:message>
+  <wsdl:message name="GetProductCostResponse">
+    <wsdl:part name="parameters" element="tns:GetProductCostResponse"/>
+  </wsdl:message>
   <wsdl:message name="ProductFault">
     <wsdl:part name="fault" element="tns:ProductFault"/>
   </wsdl:message>
@@ -127,6 +152,11 @@ const wsdlTemplate = `<?xml version="1.0" encoding="UTF-8"?>
       <wsdl:output message="tns:CreateProductResponse"/>
       <wsdl:fault name="ProductFault" message="tns:ProductFault"/>
     </wsdl:operation>
+    <wsdl:operation name="GetProductCost">
+      <wsdl:input message="tns:GetProductCostRequest"/>
+      <wsdl:output message="tns:GetProductCostResponse"/>
+      <wsdl:fault name="ProductFault" message="tns:ProductFault"/>
+    </wsdl:operation>
   </wsdl:portType>
   <wsdl:binding name="ProductBinding" type="tns:ProductPortType">
     <soap:binding style="document" transport="http://schemas.xmlsoap.org/soap/http"/>
@@ -138,6 +168,12 @@ const wsdlTemplate = `<?xml version="1.0" encoding="UTF-8"?>
     </wsdl:operation>
     <wsdl:operation name="CreateProduct">
       <soap:operation soapAction="` + SOAPActionCreateProduct + `" style="document"/>
+      <wsdl:input><soap:body use="literal"/></wsdl:input>
+      <wsdl:output><soap:body use="literal"/></wsdl:output>
+      <wsdl:fault name="ProductFault"><soap:fault name="ProductFault" use="literal"/></wsdl:fault>
+    </wsdl:operation>
+    <wsdl:operation name="GetProductCost">
+      <soap:operation soapAction="` + SOAPActionGetProductCost + `" style="document"/>
       <wsdl:input><soap:body use="literal"/></wsdl:input>
       <wsdl:output><soap:body use="literal"/></wsdl:output>
       <wsdl:fault name="ProductFault"><soap:fault name="ProductFault" use="literal"/></wsdl:fault>

@@ -1,6 +1,7 @@
 package sts
 
 import (
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -51,6 +52,9 @@ type party struct {
 	audience   string
 	lifetime   time.Duration
 	oneTimeUse bool
+	// encrypt, when set, is the certificate assertions for this party
+	// are encrypted to.
+	encrypt *x509.Certificate
 }
 
 // configError places a message at field of the sts section.
@@ -131,6 +135,13 @@ func newSettings(c *config.STS, cfg *config.Config, baseDir string) (*settings, 
 		p := &party{audience: rp.Audience, lifetime: s.lifetime, oneTimeUse: rp.OneTimeUse}
 		if d := rp.TokenLifetime.Std(); d != 0 {
 			p.lifetime = min(d, s.lifetime)
+		}
+		if rp.EncryptionCertificate != "" {
+			c, err := encryptionCertificate(resolve(baseDir, rp.EncryptionCertificate))
+			if err != nil {
+				return nil, configError(cfg, fmt.Sprintf("relying_parties[%d].encryption_certificate", i), "%v", err)
+			}
+			p.encrypt = c
 		}
 		s.parties[rp.Audience] = p
 	}

@@ -431,6 +431,12 @@ func (srv *Server) mint(ctx context.Context, req *rst, sub *subject, rp *party, 
 	rstr := newRSTR(req.context)
 	tt := cmpOr(req.tokenType, saml2.TokenTypeSAML20)
 	rstr.CreateElement("wst:TokenType").SetText(tt)
+	if rp.encrypt != nil {
+		var err error
+		if el, err = encryptFor(el, rp.encrypt); err != nil {
+			return nil, err
+		}
+	}
 	rstr.CreateElement("wst:RequestedSecurityToken").AddChild(el)
 	for _, n := range []string{"wst:RequestedAttachedReference", "wst:RequestedUnattachedReference"} {
 		str := rstr.CreateElement(n).CreateElement("wsse:SecurityTokenReference")

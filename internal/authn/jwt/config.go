@@ -98,6 +98,9 @@ type Config struct {
 	SubjectClaim string `yaml:"subject_claim"`
 	// Cache is the verified-token cache.
 	Cache CacheConfig `yaml:"cache"`
+	// JWE accepts nested JWTs encrypted to the gateway (see JWEConfig).
+	// Absent: an encrypted token is not this authenticator's.
+	JWE *JWEConfig `yaml:"jwe"`
 	// UnsafeIgnoreTokenBinding stops checking the proof of a bound token
 	// (cnf.jkt: a DPoP proof by that key; cnf["x5t#S256"]: that client
 	// certificate). Default false: a bound token without its proof is
@@ -186,6 +189,7 @@ type settings struct {
 	allowHTTP      bool
 	dir            string // the config file's directory, for key files
 	localKeys      []*rawKey
+	jwe            *jweSettings
 }
 
 // decode decodes and validates cfg.
@@ -312,6 +316,11 @@ func decode(cfg *config.Node) (*settings, error) {
 			}
 		}
 		s.localKeys = append(s.localKeys, keys...)
+	}
+
+	var err error
+	if s.jwe, err = decodeJWE(cfg, c.JWE); err != nil {
+		return nil, err
 	}
 
 	if s.refresh < time.Second {

@@ -314,8 +314,9 @@ func parseHeader(data []byte) (header, error) {
 	return h, nil
 }
 
-// verify checks a token completely: its form, header, signature and
-// claims, and returns what it established. A refusal is a *failure.
+// verifyJWS checks a signed token completely: its form, header, signature
+// and claims, and returns what it established. A refusal is a *failure.
+// (verify, in jwe.go, decrypts a nested JWT first.)
 //
 // What is "not mine" (authn.Declined) and what is refused follows the
 // authn contract: a token that is not a JWT this authenticator could
@@ -333,7 +334,7 @@ func parseHeader(data []byte) (header, error) {
 // Everything else, a JWT of our issuer that fails any check, is
 // refused: nothing after us is asked. The unverified iss only chooses
 // who verifies; it grants nothing.
-func (a *Authenticator) verify(ctx context.Context, token string, now time.Time) (*verified, error) {
+func (a *Authenticator) verifyJWS(ctx context.Context, token string, now time.Time) (*verified, error) {
 	dot1, dot2, ok := splitCompact(token)
 	if !ok {
 		return nil, notMine(descMalformed, errors.New("jwt: not a compact JWS"))

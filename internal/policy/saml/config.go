@@ -73,6 +73,9 @@ type Config struct {
 	// (behind a proxy): a SubjectConfirmationData Recipient must be one.
 	// Empty: the URL the request reached the gateway at.
 	Recipients []string `yaml:"recipients"`
+	// Decryption accepts saml2:EncryptedAssertion addressed to the
+	// gateway (see DecryptionConfig). Absent: one is refused.
+	Decryption *DecryptionConfig `yaml:"decryption"`
 }
 
 // IssuerConfig is one trusted issuer.
@@ -127,6 +130,7 @@ type settings struct {
 	maxBodyBytes  int64
 	wssecurityCfg *config.Node
 	recipients    []string
+	dec           *decryption
 }
 
 type rule struct {
@@ -274,6 +278,10 @@ func decode(cfg *config.Node) (*settings, error) {
 			}
 		}
 		s.remote = r
+	}
+	var err error
+	if s.dec, err = decodeDecryption(cfg, c.Decryption, s.maxBodyBytes); err != nil {
+		return nil, err
 	}
 	return s, nil
 }

@@ -162,11 +162,20 @@ func (p *Policy) Apply(ctx context.Context, ex *policy.Exchange) error {
 	var assertion *etree.Element
 	if sec != nil {
 		for _, c := range sec.ChildElements() {
-			if c.Tag == "Assertion" && c.NamespaceURI() == saml2.NamespaceAssertion {
+			enc := isEncryptedAssertion(c)
+			if enc || c.Tag == "Assertion" && c.NamespaceURI() == saml2.NamespaceAssertion {
 				if assertion != nil {
 					return invalidSecurity("more than one SAML assertion in the Security header")
 				}
 				assertion = c
+				if enc {
+					var d *policy.Denial
+					if assertion, d = p.decryptAssertion(c); d != nil {
+						return d
+					}
+				} else if p.s.dec != nil && p.s.dec.required {
+					return failedAuth("an unencrypted assertion, and decryption.required is set")
+				}
 			}
 		}
 	}

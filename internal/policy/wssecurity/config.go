@@ -57,6 +57,10 @@ type Config struct {
 	// gateway acts as. A Security header without actor, or for the
 	// ultimate receiver or "next", is always the gateway's.
 	Actors []string `yaml:"actors"`
+	// Encryption enables the decryption of XML Encryption (EncryptedKey,
+	// EncryptedData) addressed to the gateway. Absent: a Security header
+	// holding encryption elements is refused. See EncryptionConfig.
+	Encryption *EncryptionConfig `yaml:"encryption"`
 	// KeepSecurityHeader forwards the processed Security header upstream.
 	// Default false: it is removed, so the service sees no credentials.
 	KeepSecurityHeader bool `yaml:"keep_security_header"`
@@ -194,6 +198,7 @@ type settings struct {
 	actors       map[string]bool
 	keepHeader   bool
 	maxBodyBytes int64
+	enc          *encSettings
 }
 
 type utSettings struct {
@@ -295,6 +300,9 @@ func decode(cfg *config.Node) (*settings, error) {
 	}
 
 	if err := decodeSignature(cfg, &c.Signature, s); err != nil {
+		return nil, err
+	}
+	if s.enc, err = decodeEncryption(cfg, c.Encryption, s.maxBodyBytes); err != nil {
 		return nil, err
 	}
 	return s, nil

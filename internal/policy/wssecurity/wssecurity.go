@@ -139,6 +139,17 @@ type message struct {
 	ut        *etree.Element
 	bsts      []*etree.Element
 	signature *etree.Element
+
+	// Decryption (encryption.go): whether anything was decrypted, the
+	// signature verified before decryption, the EncryptedData each
+	// decrypted element came from, every decrypted node, and whether the
+	// Body's content was decrypted.
+	enc           bool
+	decrypted     bool
+	early         *earlySig
+	origin        map[*etree.Element][]*etree.Element
+	plain         map[etree.Token]bool
+	bodyDecrypted bool
 }
 
 // Apply checks the request's WS-Security header. It returns a *Denial with
@@ -162,7 +173,7 @@ func (p *Policy) Apply(ctx context.Context, ex *policy.Exchange) error {
 		return err
 	}
 	ex.Principal = res.Principal
-	if !p.s.keepHeader {
+	if !p.s.keepHeader || res.Decrypted {
 		ex.SetBody(res.Message)
 	}
 	return nil
@@ -195,6 +206,9 @@ func (p *Policy) verify(ctx context.Context, msg []byte, tls bool, doc *etree.Do
 		return nil, d
 	}
 	now := p.now()
+	if d := p.decrypt(m, now); d != nil {
+		return nil, d
+	}
 	if m.timestamp == nil {
 		if p.s.tsRequired {
 			return nil, fault(CodeInvalidSecurity, "no Timestamp in the Security header")
@@ -279,8 +293,19 @@ func (p *Policy) verify(ctx context.Context, msg []byte, tls bool, doc *etree.Do
 		pr.Claims["wss_username"] = user
 	}
 	pr.Consumer = pr.Subject
+	if m.bodyDecrypted {
+		// For rules that want a confidential operation encrypted (expr:
+		// principal.claims.wss_encrypted_body).
+		pr.Claims["wss_encrypted_body"] = true
+	}
 	res := &Result{Principal: pr, Certificate: cert, Message: body}
-	if !p.s.keepHeader {
+	if m.decrypted {
+		nb, err := p.plaintext(m)
+		if err != nil {
+			return nil, fmt.Errorf("wssecurity: writing the decrypted message: %w", err)
+		}
+		res.Message, res.Decrypted = nb, true
+	} else if !p.s.keepHeader {
 		nb, err := removeElement(body, m)
 		if err != nil {
 			return nil, fmt.Errorf("wssecurity: removing the Security header: %w", err)
@@ -325,7 +350,7 @@ func (p *Policy) parse(body []byte, doc *etree.Document) (*message, *policy.Deni
 	if err := checkProlog(body); err != nil {
 		return nil, fault(CodeInvalidSecurity, "%v", err)
 	}
-	m := &message{doc: doc}
+	m := &message{doc: doc, enc: p.s.enc != nil}
 	if doc == nil {
 		m.doc = etree.NewDocument()
 		m.doc.ReadSettings = etree.ReadSettings{
@@ -472,6 +497,8 @@ func (m *message) collect() *policy.Denial {
 			m.ut = k
 		case ns == NamespaceWSSE && k.Tag == "BinarySecurityToken":
 			m.bsts = append(m.bsts, k)
+		case m.enc && isEnc(k):
+			// Handled by decrypt, which runs collect again afterwards.
 		case ns == xmlsig.NamespaceDSig && k.Tag == "Signature":
 			if m.signature != nil {
 				return fault(CodeInvalidSecurity, "more than one Signature")

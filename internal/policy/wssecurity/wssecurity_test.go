@@ -312,7 +312,7 @@ type x509Fixture struct {
 	caFile, knownFile        string
 }
 
-func newX509Fixture(t *testing.T) *x509Fixture {
+func newX509Fixture(t testing.TB) *x509Fixture {
 	f := &x509Fixture{ca: xmlsigtest.NewCA(t, "wss test CA")}
 	f.inter = f.ca.Issue(t, pkix.Name{CommonName: "wss intermediate"}, xmlsigtest.RSAKey(t, 3), func(c *x509.Certificate) {
 		c.IsCA, c.BasicConstraintsValid, c.KeyUsage = true, true, x509.KeyUsageCertSign

@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"math/big"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -86,25 +85,23 @@ func (c *tokenCache) put(k [32]byte, valueType string, t *token) {
 // returns the token and the verified signature (whose ReplayKey the
 // caller spends).
 func (p *Policy) checkSignature(m *message, now time.Time) (*token, *xmlsig.Signature, *policy.Denial) {
-	sig, err := xmlsig.Parse(m.signature, xmlsig.Options{Algorithms: p.s.algs, MaxReferences: p.s.maxRefs})
-	if err != nil {
-		return nil, nil, sigFault(err)
-	}
-	tok, d := p.resolveToken(m, sig.KeyInfo)
-	if d != nil {
-		return nil, nil, d
-	}
-	if d := p.validate(tok, now); d != nil {
-		return nil, nil, d
-	}
-	covered, err := sig.Verify(m.ids, tok.cert.PublicKey)
-	if err != nil {
-		return nil, nil, sigFault(err)
+	var tok *token
+	var sig *xmlsig.Signature
+	var covered []*etree.Element
+	if m.early != nil {
+		// Verified over the ciphertext before decryption.
+		tok, sig, covered = m.early.tok, m.early.sig, m.early.covered
+	} else {
+		var d *policy.Denial
+		if tok, sig, covered, d = p.verifySignature(m, now); d != nil {
+			return nil, nil, d
+		}
 	}
 	// Coverage by identity: the Body the service gets is the Envelope's
 	// one Body child, found by position; that the signature covers an
-	// element with the Body's Id somewhere else proves nothing.
-	has := func(el *etree.Element) bool { return slices.Contains(covered, el) }
+	// element with the Body's Id somewhere else proves nothing. An
+	// element decrypted from a covered EncryptedData is covered.
+	has := func(el *etree.Element) bool { return m.covers(covered, el) }
 	if !has(m.body) {
 		return nil, nil, fault(CodeFailedCheck, "the signature does not cover the SOAP Body")
 	}
@@ -122,6 +119,28 @@ func (p *Policy) checkSignature(m *message, now time.Time) (*token, *xmlsig.Sign
 		}
 	}
 	return tok, sig, nil
+}
+
+// verifySignature verifies the message's Signature with the key of the
+// X.509 token its KeyInfo references, after validating that token against
+// the trust store, and returns what it covers.
+func (p *Policy) verifySignature(m *message, now time.Time) (*token, *xmlsig.Signature, []*etree.Element, *policy.Denial) {
+	sig, err := xmlsig.Parse(m.signature, xmlsig.Options{Algorithms: p.s.algs, MaxReferences: p.s.maxRefs})
+	if err != nil {
+		return nil, nil, nil, sigFault(err)
+	}
+	tok, d := p.resolveToken(m, sig.KeyInfo)
+	if d != nil {
+		return nil, nil, nil, d
+	}
+	if d := p.validate(tok, now); d != nil {
+		return nil, nil, nil, d
+	}
+	covered, err := sig.Verify(m.ids, tok.cert.PublicKey)
+	if err != nil {
+		return nil, nil, nil, sigFault(err)
+	}
+	return tok, sig, covered, nil
 }
 
 // sigFault maps an xmlsig error to its fault.

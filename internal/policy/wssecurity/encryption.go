@@ -1,0 +1,464 @@
+package wssecurity
+
+import (
+	"encoding/base64"
+	"errors"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/beevik/etree"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/policy"
+	"github.com/gatehouse/gatehouse/internal/xmlenc"
+	"github.com/gatehouse/gatehouse/internal/xmlscan"
+	"github.com/gatehouse/gatehouse/internal/xmlsig"
+)
+
+// EncryptionConfig sets the decryption of XML Encryption in messages
+// addressed to the gateway (WSS 1.1 §9).
+//
+//	encryption:
+//	  keys:
+//	    - {certificate: gateway-enc.pem, key: {file: gateway-enc.key}}
+//	  required_parts: [Body, UsernameToken]
+//	  allow_cbc: false
+type EncryptionConfig struct {
+	// Keys are the gateway's RSA key transport keys (2048 bits or more):
+	// a PEM certificate file (relative to the config file) and its PEM
+	// private key (a secret: inline, {env: NAME} or {file: PATH}). An
+	// EncryptedKey naming a certificate uses its key; one naming none
+	// uses the first. At least one key or wrap key is required.
+	Keys []EncryptionKeyConfig `yaml:"keys"`
+	// WrapKeys are symmetric key-encryption keys for EncryptedKeys made
+	// with kw-aes128/192/256, found by the ds:KeyName the message gives.
+	WrapKeys []WrapKeyConfig `yaml:"wrap_keys"`
+	// RequiredParts must arrive encrypted: Body (its content),
+	// UsernameToken and Signature (when present), or a header block by
+	// its Clark QName. Default none.
+	RequiredParts []string `yaml:"required_parts"`
+	// AllowCBC accepts AES-CBC content encryption, and then only when a
+	// signature verified before decryption covers the ciphertext
+	// (encrypt-then-sign). Default false: AES-GCM only.
+	AllowCBC bool `yaml:"allow_cbc"`
+	// KeyCache is how many RSA-unwrapped EncryptedKeys are remembered (by
+	// the SHA-256 of their ciphertext and parameters, for 10 minutes), so
+	// that a client sending the same EncryptedKey with many messages costs
+	// one RSA private-key operation. Only keys that unwrapped are
+	// remembered. Default 1024; 0 turns it off; at most 65536.
+	KeyCache *int `yaml:"key_cache"`
+}
+
+// EncryptionKeyConfig is one key transport key.
+type EncryptionKeyConfig struct {
+	Certificate string        `yaml:"certificate"`
+	Key         config.Secret `yaml:"key"`
+}
+
+// WrapKeyConfig is one key-wrap key.
+type WrapKeyConfig struct {
+	// Name is the ds:KeyName messages use for it.
+	Name string `yaml:"name"`
+	// Key is the base64 of 16, 24 or 32 bytes.
+	Key config.Secret `yaml:"key"`
+}
+
+// encSettings is a decoded EncryptionConfig.
+type encSettings struct {
+	dec      *xmlenc.Decrypter
+	allowCBC bool
+	required struct {
+		body, ut, sig bool
+		headers       []qname
+	}
+}
+
+func decodeEncryption(cfg *config.Node, c *EncryptionConfig, maxBody int64) (*encSettings, error) {
+	if c == nil {
+		return nil, nil
+	}
+	e := &encSettings{allowCBC: c.AllowCBC}
+	keys := xmlenc.Keys{Symmetric: map[string][]byte{}}
+	for i, k := range c.Keys {
+		field := index("encryption.keys", i)
+		if k.Certificate == "" || k.Key.Value() == "" {
+			return nil, cfg.Errorf(field, "wssecurity: an encryption key needs certificate and key")
+		}
+		rk, err := xmlenc.LoadRSAKey(resolve(cfg, k.Certificate), []byte(k.Key.Value()))
+		if err != nil {
+			return nil, cfg.Errorf(field, "wssecurity: %v", err)
+		}
+		keys.RSA = append(keys.RSA, rk)
+	}
+	for i, w := range c.WrapKeys {
+		field := index("encryption.wrap_keys", i)
+		if w.Name == "" {
+			return nil, cfg.Errorf(field+".name", "wssecurity: a wrap key needs a name")
+		}
+		if _, dup := keys.Symmetric[w.Name]; dup {
+			return nil, cfg.Errorf(field+".name", "wssecurity: wrap key %q is listed twice", w.Name)
+		}
+		b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(w.Key.Value()))
+		if err != nil {
+			return nil, cfg.Errorf(field+".key", "wssecurity: the wrap key is not base64")
+		}
+		keys.Symmetric[w.Name] = b
+	}
+	lim := xmlscan.DefaultLimits()
+	lim.MaxBytes = maxBody
+	cache := 1024
+	if c.KeyCache != nil {
+		cache = *c.KeyCache
+		if cache < 0 || cache > 65536 {
+			return nil, cfg.Errorf("encryption.key_cache", "wssecurity: key_cache must be between 0 and 65536")
+		}
+	}
+	d, err := xmlenc.New(keys, xmlenc.Options{Limits: lim, KeyCache: cache})
+	if err != nil {
+		return nil, cfg.Errorf("encryption", "wssecurity: %v", err)
+	}
+	e.dec = d
+	for i, p := range c.RequiredParts {
+		switch p {
+		case "Body":
+			e.required.body = true
+		case "UsernameToken":
+			e.required.ut = true
+		case "Signature":
+			e.required.sig = true
+		default:
+			q, ok := parseClark(p)
+			if !ok {
+				return nil, cfg.Errorf(index("encryption.required_parts", i), "wssecurity: %q is not Body, UsernameToken, Signature or a {namespace}Name header QName", p)
+			}
+			e.required.headers = append(e.required.headers, q)
+		}
+	}
+	return e, nil
+}
+
+// decFault is the one fault of every decryption failure, whatever the
+// cause (padding, tag, key, algorithm, XML after decryption): one code,
+// one text, one status, and the cause in the log only.
+func decFault(format string, args ...any) *policy.Denial {
+	return fault(CodeFailedCheck, format, args...)
+}
+
+// earlySig is a signature verified before decryption (encrypt-then-sign):
+// what it covers are elements of the ciphertext tree.
+type earlySig struct {
+	tok     *token
+	sig     *xmlsig.Signature
+	covered []*etree.Element
+}
+
+// isEnc reports whether el is an XML Encryption element of a Security
+// header.
+func isEnc(el *etree.Element) bool {
+	if el.NamespaceURI() != xmlenc.NamespaceXENC {
+		return false
+	}
+	switch el.Tag {
+	case "EncryptedKey", "ReferenceList", "EncryptedData":
+		return true
+	}
+	return false
+}
+
+// decrypt decrypts the message's EncryptedData (WSS 1.1 §9) in place,
+// after parse and before every other check. The order of the Security
+// header says the order of the operations: a Signature before every
+// encryption element was made last (encrypt-then-sign) and is verified
+// first, over the ciphertext; otherwise the message is decrypted first and
+// the signature verified over the plaintext as usual. It decrypts what the
+// header's EncryptedKey and ReferenceList elements reference, and every
+// EncryptedData in the Security header and in the Body. Afterwards the
+// IDs are indexed again and the header's tokens collected again, so that
+// everything after sees only the plaintext. Every failure is decFault.
+func (p *Policy) decrypt(m *message, now time.Time) *policy.Denial {
+	e := p.s.enc
+	if e == nil {
+		return nil
+	}
+	kids := m.security.ChildElements()
+	firstEnc, sigAt := -1, -1
+	for i, k := range kids {
+		if isEnc(k) && firstEnc < 0 {
+			firstEnc = i
+		}
+		if k == m.signature {
+			sigAt = i
+		}
+	}
+	// Targets: referenced first, in reference order, then the rest in
+	// document order.
+	var targets []*etree.Element
+	seen := map[*etree.Element]bool{}
+	add := func(el *etree.Element) *policy.Denial {
+		if isEncryptedHeader(el) {
+			// WSS 1.1 §9.3: a reference may name the EncryptedHeader;
+			// what is decrypted is its one EncryptedData.
+			kids := el.ChildElements()
+			if len(kids) != 1 {
+				return decFault("EncryptedHeader with %d children, want one EncryptedData", len(kids))
+			}
+			el = kids[0]
+		}
+		if el.Tag != "EncryptedData" || el.NamespaceURI() != xmlenc.NamespaceXENC {
+			return decFault("a DataReference to %s, not to an EncryptedData", clark(el))
+		}
+		if !seen[el] {
+			seen[el] = true
+			targets = append(targets, el)
+		}
+		return nil
+	}
+	for _, k := range kids {
+		if !isEnc(k) {
+			continue
+		}
+		var refs []*etree.Element
+		switch k.Tag {
+		case "EncryptedKey":
+			for _, c := range k.ChildElements() {
+				if c.Tag == "ReferenceList" && c.NamespaceURI() == xmlenc.NamespaceXENC {
+					refs = append(refs, c.ChildElements()...)
+				}
+			}
+		case "ReferenceList":
+			refs = k.ChildElements()
+		}
+		for _, r := range refs {
+			if r.NamespaceURI() != xmlenc.NamespaceXENC || (r.Tag != "DataReference" && r.Tag != "KeyReference") {
+				return decFault("unexpected %s in a ReferenceList", clark(r))
+			}
+			if r.Tag == "KeyReference" {
+				continue
+			}
+			id, ok := strings.CutPrefix(r.SelectAttrValue("URI", ""), "#")
+			el := m.ids.Lookup(id)
+			if !ok || el == nil {
+				return decFault("DataReference %q does not resolve", r.SelectAttrValue("URI", ""))
+			}
+			if d := add(el); d != nil {
+				return d
+			}
+		}
+	}
+	for _, k := range kids {
+		if k.Tag == "EncryptedData" && k.NamespaceURI() == xmlenc.NamespaceXENC {
+			add(k)
+		}
+	}
+	// Encrypted header blocks (WSS 1.1 §9.3) are decrypted whether or not
+	// a ReferenceList names them.
+	for _, h := range m.header.ChildElements() {
+		if isEncryptedHeader(h) {
+			if d := add(h); d != nil {
+				return d
+			}
+		}
+	}
+	var walk func(*etree.Element)
+	walk = func(el *etree.Element) {
+		for _, c := range el.ChildElements() {
+			if c.Tag == "EncryptedData" && c.NamespaceURI() == xmlenc.NamespaceXENC {
+				add(c)
+				continue
+			}
+			walk(c)
+		}
+	}
+	walk(m.body)
+
+	if len(targets) > 0 && m.signature != nil && sigAt >= 0 && (firstEnc < 0 || sigAt < firstEnc) {
+		if p.s.x509 == nil {
+			return fault(CodeUnsupportedSecurityToken, "Signature sent but x509 is not configured")
+		}
+		tok, sig, covered, d := p.verifySignature(m, now)
+		if d != nil {
+			return d
+		}
+		m.early = &earlySig{tok: tok, sig: sig, covered: covered}
+	}
+
+	// Parse every target before decrypting any, so that a malformed one
+	// fails before any cryptography.
+	datas := make([]*xmlenc.Data, len(targets))
+	for i, t := range targets {
+		d, err := xmlenc.ParseData(t)
+		if err != nil {
+			return decFault("%v", err)
+		}
+		if d.Type == xmlenc.TypeContent && t.Parent() == m.security {
+			return decFault("Content EncryptedData in the Security header")
+		}
+		datas[i] = d
+	}
+	m.origin = map[*etree.Element][]*etree.Element{}
+	m.plain = map[etree.Token]bool{}
+	s := e.dec.NewSession(m.ids.Lookup)
+	for _, d := range datas {
+		auth := false
+		if m.early != nil && e.allowCBC {
+			for _, c := range m.early.covered {
+				if c == d.Element || isAncestor(c, d.Element) {
+					auth = true
+				}
+			}
+		}
+		parent := d.Element.Parent()
+		if d.Type != xmlenc.TypeElement && isEncryptedHeader(parent) {
+			return decFault("an EncryptedHeader must hold Type Element")
+		}
+		nodes, err := s.Replace(d, auth)
+		if err != nil {
+			if errors.Is(err, xmlenc.ErrDecrypt) {
+				return decFault("decryption failed")
+			}
+			return decFault("%v", err)
+		}
+		for _, n := range nodes {
+			m.plain[n] = true
+			if el, ok := n.(*etree.Element); ok {
+				m.origin[el] = []*etree.Element{d.Element}
+				if isEncryptedHeader(parent) {
+					// A signature names the EncryptedHeader (WSS 1.1
+					// §9.3) or its EncryptedData: either covers it.
+					m.origin[el] = append(m.origin[el], parent)
+				}
+			}
+		}
+		if parent == m.body {
+			m.bodyDecrypted = true
+		}
+		if isEncryptedHeader(parent) {
+			// The header block takes the EncryptedHeader's place. It
+			// must not be a Security header: one that appears only after
+			// the gateway chose its own would go upstream unchecked.
+			for _, n := range nodes {
+				if el, ok := n.(*etree.Element); ok && el.Tag == "Security" && el.NamespaceURI() == NamespaceWSSE {
+					return decFault("an EncryptedHeader holds a Security header")
+				}
+			}
+			hoist(parent)
+		}
+	}
+	if len(targets) > 0 {
+		m.decrypted = true
+		ids, err := xmlsig.NewIDIndex(m.envelope)
+		if err != nil {
+			return decFault("after decryption: %v", err)
+		}
+		m.ids = ids
+		m.timestamp, m.ut, m.bsts, m.signature = nil, nil, nil, nil
+		if d := m.collect(); d != nil {
+			return d
+		}
+	}
+	return p.checkEncryptedParts(m)
+}
+
+// checkEncryptedParts refuses a message in which a part the route wants
+// encrypted arrived in the clear.
+func (p *Policy) checkEncryptedParts(m *message) *policy.Denial {
+	r := p.s.enc.required
+	came := func(el *etree.Element) bool { return len(m.origin[el]) > 0 }
+	if r.body {
+		if len(m.body.ChildElements()) == 0 || !m.bodyDecrypted {
+			return fault(CodeInvalidSecurity, "the Body was not encrypted, and encryption.required_parts has Body")
+		}
+		// Every element and every piece of text in the Body came out of
+		// an EncryptedData: nothing was added beside it in the clear.
+		for _, t := range m.body.Child {
+			switch t := t.(type) {
+			case *etree.Element:
+				if !m.plain[t] {
+					return fault(CodeInvalidSecurity, "Body content was not encrypted, and encryption.required_parts has Body")
+				}
+			case *etree.CharData:
+				if !t.IsWhitespace() && !m.plain[t] {
+					return fault(CodeInvalidSecurity, "Body text was not encrypted, and encryption.required_parts has Body")
+				}
+			}
+		}
+	}
+	if r.ut && m.ut != nil && !came(m.ut) {
+		return fault(CodeInvalidSecurity, "the UsernameToken was not encrypted, and encryption.required_parts has UsernameToken")
+	}
+	if r.sig && m.signature != nil && !came(m.signature) && m.early == nil {
+		return fault(CodeInvalidSecurity, "the Signature was not encrypted, and encryption.required_parts has Signature")
+	}
+	for _, q := range r.headers {
+		for _, h := range m.header.ChildElements() {
+			if h.Tag == q.local && h.NamespaceURI() == q.space && !came(h) {
+				return fault(CodeInvalidSecurity, "header {%s}%s was not encrypted", q.space, q.local)
+			}
+		}
+	}
+	return nil
+}
+
+// NamespaceWSSE11 is WSS 1.1's secext namespace, of EncryptedHeader.
+const nsWSSE11 = NamespaceWSSE11
+
+func isEncryptedHeader(el *etree.Element) bool {
+	return el != nil && el.Tag == "EncryptedHeader" && el.NamespaceURI() == nsWSSE11
+}
+
+// hoist puts the children of w in w's place.
+func hoist(w *etree.Element) {
+	p := w.Parent()
+	at := w.Index()
+	kids := slices.Clone(w.Child)
+	p.RemoveChildAt(at)
+	for i, k := range kids {
+		w.RemoveChild(k)
+		p.InsertChildAt(at+i, k)
+	}
+}
+
+func isAncestor(a, el *etree.Element) bool {
+	for p := el.Parent(); p != nil; p = p.Parent() {
+		if p == a {
+			return true
+		}
+	}
+	return false
+}
+
+// covers reports whether a signature's covered elements include el, or
+// the EncryptedData el was decrypted from (encrypt-then-sign: the
+// signature covered the ciphertext of el).
+func (m *message) covers(covered []*etree.Element, el *etree.Element) bool {
+	if slices.Contains(covered, el) {
+		return true
+	}
+	if m.early == nil {
+		return false
+	}
+	for _, o := range m.origin[el] {
+		if slices.Contains(covered, o) {
+			return true
+		}
+	}
+	return false
+}
+
+// plaintext returns the decrypted message as it goes upstream: the tree
+// serialized, without the gateway's Security header unless it is kept
+// (and then without its encryption elements, which name data no longer
+// there).
+func (p *Policy) plaintext(m *message) ([]byte, error) {
+	if p.s.keepHeader {
+		for _, k := range m.security.ChildElements() {
+			if isEnc(k) {
+				m.security.RemoveChild(k)
+			}
+		}
+	} else {
+		m.header.RemoveChild(m.security)
+	}
+	return m.doc.WriteToBytes()
+}
