@@ -2,9 +2,9 @@ package apikey
 
 import (
 	"bytes"
-	"fmt"
 	"crypto/sha256"
 	"crypto/subtle"
+	"fmt"
 	"math/bits"
 	"slices"
 	"strconv"
