@@ -401,7 +401,7 @@ func endOfLine(rest []byte) bool {
 }
 
 // parseScalar reads a scalar YAML reads as the same string: double-quoted
-// without escapes, single-quoted without ”, or plain of letters, digits
+// without escapes, single-quoted without a doubled quote, or plain of letters, digits
 // and . _ - : @ / + = starting with a letter or '_' (never a number, bool,
 // null or timestamp). In a flow sequence a plain scalar also ends at ','
 // and ']'.
