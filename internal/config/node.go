@@ -24,6 +24,10 @@ type Node struct {
 	key  *yaml.Node // the mapping key y is the value of, if any, for positions
 	path string     // dotted path from the document root
 	d    *doc
+	// released marks a Node of a config whose trees were dropped after
+	// building (Config.ReleaseNodes); text is then its redacted settings.
+	released bool
+	text     string
 }
 
 // doc is what every Node of one loaded document shares.

@@ -31,6 +31,8 @@ func (s PolicySpec) MarshalYAML() (any, error) {
 	var v any
 	if s.Config != nil && s.Config.y != nil {
 		v = redactNode(s.Config.y, false, 0)
+	} else if s.Config != nil && s.Config.released {
+		v = s.Config.releasedValue()
 	}
 	return map[string]any{s.Type: v}, nil
 }

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"runtime/pprof"
 	goruntime "runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"testing"
@@ -72,7 +72,6 @@ func TestScaleRoutes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		goruntime.MemProfileRate = 1
 		if err := pprof.WriteHeapProfile(out); err != nil {
 			t.Fatal(err)
 		}
@@ -83,4 +82,8 @@ func TestScaleRoutes(t *testing.T) {
 	t.Logf("RESULT %d routes: load+build %.2fs (parse %.2fs), held at rest %.1f MiB, %.2f KiB per route",
 		n, built.Seconds(), loaded.Seconds(), held/(1<<20), held/float64(n)/1024)
 	g.Close()
+	g = nil
+	if os.Getenv("GATEHOUSE_SCALE_DEBUG") != "" {
+		t.Logf("after close: %.1f MiB above the start", (float64(heap())-float64(before))/(1<<20))
+	}
 }

@@ -1,0 +1,94 @@
+package config
+
+import (
+	"slices"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Released returns a copy of c without the YAML trees a loaded config keeps
+// for its policies' factories, for a gateway to hold once it has built from
+// c: a loaded config then costs its decoded values, not its parse. In the
+// copy, the policy settings (PolicySpec.Config) are released Nodes holding
+// only their redacted form as YAML text, for Redacted and the admin API; a
+// released Node decodes as empty, so the copy must not be built from. The
+// document tree kept for Errorf loses the routes (an error about a place
+// inside them is reported at the `routes` key). c itself is not
+// changed and may be built again.
+//
+// Ten thousand routes of three policies hold some 20 MB of nodes without
+// this.
+func (c *Config) Released() *Config {
+	if c == nil {
+		return nil
+	}
+	out := *c
+	out.Routes = make([]Route, len(c.Routes))
+	for i, r := range c.Routes {
+		if len(r.Policies) > 0 {
+			ps := make([]PolicySpec, len(r.Policies))
+			for j, s := range r.Policies {
+				ps[j] = PolicySpec{Type: s.Type, Config: s.Config.release()}
+			}
+			r.Policies = ps
+		}
+		out.Routes[i] = r
+	}
+	if c.root != nil {
+		var d *doc
+		if c.root.d != nil {
+			d = newDoc(c.root.d.file, c.root.d.lookupEnv)
+			d.dir = c.root.d.dir
+		}
+		out.root = &Node{y: withoutRoutes(c.root.y), key: c.root.key, path: c.root.path, d: d}
+	}
+	return &out
+}
+
+// release returns the released form of n.
+func (n *Node) release() *Node {
+	if n == nil {
+		return nil
+	}
+	r := &Node{released: true}
+	if n.y != nil {
+		if b, err := yaml.Marshal(redactNode(n.y, false, 0)); err == nil {
+			r.text = string(b)
+		}
+	} else {
+		r.text = n.text
+	}
+	return r
+}
+
+// withoutRoutes returns a copy of the document root y with the routes
+// replaced by an empty list at the same place (the original tree is left
+// as it is). After building, only listener and admin settings are still
+// reported on; keeping every route's nodes for that would cost more than
+// the routes themselves.
+func withoutRoutes(y *yaml.Node) *yaml.Node {
+	if y == nil || y.Kind != yaml.MappingNode {
+		return y
+	}
+	root := *y
+	root.Content = slices.Clone(y.Content)
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		if root.Content[i].Value == "routes" {
+			r := root.Content[i+1]
+			root.Content[i+1] = &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Line: r.Line, Column: r.Column}
+		}
+	}
+	return &root
+}
+
+// releasedValue returns the redacted settings a released Node keeps.
+func (n *Node) releasedValue() any {
+	if n.text == "" {
+		return nil
+	}
+	var v any
+	if err := yaml.Unmarshal([]byte(n.text), &v); err != nil {
+		return nil
+	}
+	return v
+}
