@@ -57,7 +57,7 @@ var _ authn.Authenticator = (*Authenticator)(nil)
 // New builds an apikey authenticator from its config, reading keys_file if
 // one is named.
 func New(cfg *config.Node, env *authn.Env) (*Authenticator, error) {
-	p, err := decode(cfg)
+	p, err := decode(cfg, env)
 	if err != nil {
 		return nil, err
 	}
@@ -100,11 +100,21 @@ func (a *Authenticator) Authenticate(ctx context.Context, ex *policy.Exchange) (
 	// Hashing from a stack copy: []byte(key) would cost an allocation.
 	var buf [maxKeyLen]byte
 	sum := sha256.Sum256(buf[:copy(buf[:], key)])
-	i := a.p.keys.lookup(&sum)
-	if i < 0 {
+	if i := a.p.keys.lookup(&sum); i >= 0 {
+		return a.p.keys.principal(i), nil
+	}
+	if a.p.store == nil {
 		return nil, invalidKey()
 	}
-	return a.p.keys.principal(i), nil
+	tmpl, err := a.p.store.lookup(ctx, &sum)
+	if err != nil {
+		return nil, storeUnavailable(err)
+	}
+	if tmpl == nil {
+		return nil, invalidKey()
+	}
+	pr := *tmpl
+	return &pr, nil
 }
 
 // find returns the key of the request and where it was. A request with the

@@ -8,8 +8,11 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/gatehouse/gatehouse/internal/authn"
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/store"
 )
 
 // Config is the apikey authenticator's settings.
@@ -41,6 +44,9 @@ type Config struct {
 	// `keys` list of the same shape as Keys. A relative path is relative to
 	// the config file's directory. It is read at every config load.
 	KeysFile string `yaml:"keys_file"`
+	// Store, when set, also looks keys up in the gateway's state store
+	// (see StoreConfig), after those of Keys and KeysFile.
+	Store *StoreConfig `yaml:"store"`
 }
 
 // KeyConfig is one consumer and its key.
@@ -79,9 +85,10 @@ type parsed struct {
 	query  string
 	strip  bool
 	keys   *keySet
+	store  *storeSource // nil: no store lookups
 }
 
-func decode(cfg *config.Node) (*parsed, error) {
+func decode(cfg *config.Node, env *authn.Env) (*parsed, error) {
 	c := Config{Header: "X-API-Key", Strip: true}
 	if err := cfg.Decode(&c); err != nil {
 		return nil, err
@@ -115,14 +122,27 @@ func decode(cfg *config.Node) (*parsed, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	if ks.Len() == 0 {
-		return nil, cfg.Errorf("", "apikey needs at least one key in keys or keys_file")
+	var kstore *storeSource
+	if c.Store != nil {
+		var st store.Store
+		var now func() time.Time
+		if env != nil && env.Env != nil {
+			st, now = env.Store, env.Now
+		}
+		var err error
+		if kstore, err = newStoreSource(cfg, c.Store, st, now); err != nil {
+			return nil, err
+		}
+	}
+	if ks.Len() == 0 && kstore == nil {
+		return nil, cfg.Errorf("", "apikey needs at least one key in keys or keys_file, or a store")
 	}
 	return &parsed{
 		header: http.CanonicalHeaderKey(c.Header),
 		query:  c.Query,
 		strip:  c.Strip,
 		keys:   ks,
+		store:  kstore,
 	}, nil
 }
 
