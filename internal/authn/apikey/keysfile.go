@@ -2,6 +2,7 @@ package apikey
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"os"
@@ -106,6 +107,9 @@ func (ks *keysStream) run() error {
 		if ks.lr.n == 1 {
 			line = trimBOM(line)
 		}
+		if otherBreak(line) {
+			return errNotStreamable
+		}
 		if blankOrComment(line) {
 			continue
 		}
@@ -122,6 +126,9 @@ func (ks *keysStream) run() error {
 		}
 		if err != nil {
 			return err
+		}
+		if otherBreak(line) {
+			return errNotStreamable
 		}
 		if blankOrComment(line) {
 			if ks.itemLines > 0 {
@@ -243,6 +250,15 @@ func (lr *lineReader) next() ([]byte, error) {
 		l = l[:len(l)-1]
 	}
 	return l, nil
+}
+
+// otherBreak reports whether l holds a line break other than the '\n'
+// (or "\r\n") the reader splits at: a lone CR, or NEL, LS or PS, which
+// the YAML parser also reads as breaks. Such a file is parsed whole, so
+// that entries are cut where YAML cuts them.
+func otherBreak(l []byte) bool {
+	return bytes.IndexByte(l, '\r') >= 0 ||
+		bytes.Contains(l, []byte("\u0085")) || bytes.Contains(l, []byte("\u2028")) || bytes.Contains(l, []byte("\u2029"))
 }
 
 func trimBOM(l []byte) []byte {

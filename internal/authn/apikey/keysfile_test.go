@@ -121,6 +121,9 @@ func TestKeysFileStreamMatchesWhole(t *testing.T) {
 		{"unclosed flow", "keys:\n  - consumer: a\n    hash: \"" + h1 + "\"\n    scopes: [a,\n      b]\n", false},
 		{"nul scope", "keys:\n  - consumer: a\n    hash: \"" + h1 + "\"\n    scopes: [\"a\\0b\"]\n", true},
 		{"utf8 tier", "keys:\n  - consumer: a\n    hash: \"" + h1 + "\"\n    tier: \"gölд\"\n", false},
+		{"lone cr", "keys:\n  - consumer: a\r    hash: \"" + h1 + "\"\n  - consumer: b\n    hash: \"" + h2 + "\"\r  - consumer: c\n    hash: \"" + h3 + "\"\n", false},
+		{"line separator", "keys:\n  - consumer: a\n    hash: \"" + h1 + "\"\u2028  - consumer: b\n    hash: \"" + h2 + "\"\n", false},
+		{"next line", "keys:\n  - consumer: a\n    tier: \"x\u0085y\"\n    hash: \"" + h1 + "\"\n", false},
 		{"key instead of hash", "keys:\n  - consumer: a\n    hash: " + readerKey + "\n", true},
 	}
 	for _, tt := range tests {
