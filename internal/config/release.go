@@ -1,6 +1,9 @@
 package config
 
 import (
+	"bytes"
+	"compress/flate"
+	"io"
 	"slices"
 
 	"go.yaml.in/yaml/v3"
@@ -8,13 +11,13 @@ import (
 
 // Released returns a copy of c without the YAML trees a loaded config keeps
 // for its policies' factories, for a gateway to hold once it has built from
-// c: a loaded config then costs its decoded values, not its parse. In the
-// copy, the policy settings (PolicySpec.Config) are released Nodes holding
-// only their redacted form as YAML text, for Redacted and the admin API; a
-// released Node decodes as empty, so the copy must not be built from. The
-// document tree kept for Errorf loses the routes (an error about a place
-// inside them is reported at the `routes` key). c itself is not
-// changed and may be built again.
+// c: a loaded config then costs its decoded values and its text, not its
+// parse. In the copy, the policy settings (PolicySpec.Config) are released
+// Nodes, which decode as empty, so the copy must not be built from;
+// Redacted reads them again from the config's text, kept deflated. The document tree kept
+// for Errorf loses the routes (an error about a place inside them is
+// reported at the `routes` key). c itself is not changed and may be built
+// again.
 //
 // Ten thousand routes of three policies hold some 20 MB of nodes without
 // this.
@@ -28,7 +31,10 @@ func (c *Config) Released() *Config {
 		if len(r.Policies) > 0 {
 			ps := make([]PolicySpec, len(r.Policies))
 			for j, s := range r.Policies {
-				ps[j] = PolicySpec{Type: s.Type, Config: s.Config.release()}
+				ps[j] = PolicySpec{Type: s.Type}
+				if s.Config != nil {
+					ps[j].Config = releasedNode
+				}
 			}
 			r.Policies = ps
 		}
@@ -39,26 +45,34 @@ func (c *Config) Released() *Config {
 		if c.root.d != nil {
 			d = newDoc(c.root.d.file, c.root.d.lookupEnv)
 			d.dir = c.root.d.dir
+			d.sourceZ = compress(c.root.d.source)
+			d.released = true
 		}
 		out.root = &Node{y: withoutRoutes(c.root.y), key: c.root.key, path: c.root.path, d: d}
 	}
 	return &out
 }
 
-// release returns the released form of n.
-func (n *Node) release() *Node {
-	if n == nil {
+// releasedNode stands for every policy's settings in a released config:
+// Nodes are read-only, so one serves them all.
+var releasedNode = &Node{released: true}
+
+// compress returns s deflated: a config's text is repetitive (ten thousand
+// routes of 330 bytes each deflate to about a tenth).
+func compress(s string) []byte {
+	if s == "" {
 		return nil
 	}
-	r := &Node{released: true}
-	if n.y != nil {
-		if b, err := yaml.Marshal(redactNode(n.y, false, 0)); err == nil {
-			r.text = string(b)
-		}
-	} else {
-		r.text = n.text
-	}
-	return r
+	var b bytes.Buffer
+	w, _ := flate.NewWriter(&b, flate.BestSpeed)
+	io.WriteString(w, s)
+	w.Close()
+	return bytes.Clone(b.Bytes())
+}
+
+// decompress undoes compress.
+func decompress(z []byte) ([]byte, error) {
+	return io.ReadAll(flate.NewReader(bytes.NewReader(z)))
 }
 
 // withoutRoutes returns a copy of the document root y with the routes
@@ -81,14 +95,3 @@ func withoutRoutes(y *yaml.Node) *yaml.Node {
 	return &root
 }
 
-// releasedValue returns the redacted settings a released Node keeps.
-func (n *Node) releasedValue() any {
-	if n.text == "" {
-		return nil
-	}
-	var v any
-	if err := yaml.Unmarshal([]byte(n.text), &v); err != nil {
-		return nil
-	}
-	return v
-}
