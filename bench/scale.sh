@@ -2,7 +2,8 @@
 # Scale cases (issue 23), on loopback, in one run:
 #
 #   routes   10 / 1k / 10k routes of three policies each: time until the
-#            gateway answers, resident memory at rest, CPU per proxied
+#            gateway answers (and the CPU time it used by then: on a
+#            shared machine the wall clock says little), resident memory, CPU per proxied
 #            request (wrk) on one of them; nginx with as many locations
 #            beside it. Then the in-process measure (heap held per route),
 #            and, with BASE=<git ref>, the same measure of that ref.
@@ -108,7 +109,7 @@ gh() {
 	ghpid=$!
 	pids+=($ghpid)
 	wait_up "http://$GH/product/p-1001" "${@:2}"
-	ready=$(awk -v a="$t0" -v b="$(now)" 'BEGIN{printf "%.2f", b-a}')
+	ready=$(awk -v a="$t0" -v b="$(now)" -v t="$(ticks $ghpid)" -v hz="$HZ" 'BEGIN{printf "%.2f %6.2f", b-a, t/hz}')
 }
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 # nginx_conf INCLUDE: an nginx config proxying to the demo, with INCLUDE's
@@ -145,7 +146,7 @@ start_nginx() {
 	ngpid=$!
 	pids+=($ngpid)
 	wait_up "http://$NGINX/product/p-1001"
-	ready=$(awk -v a="$t0" -v b="$(now)" 'BEGIN{printf "%.2f", b-a}')
+	ready=$(awk -v a="$t0" -v b="$(now)" -v t="$(ticks $ngpid)" -v hz="$HZ" 'BEGIN{printf "%.2f %6.2f", b-a, t/hz}')
 }
 skip() { [[ " $SKIP " == *" $1 "* ]]; }
 
@@ -154,16 +155,16 @@ echo "# bench/scale.sh, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, load average
 if ! skip routes; then
 	echo
 	echo "## routes (three policies each; wrk on one route, $CONNS connections, $DURATION)"
-	printf '%-8s %-10s %8s %8s %8s %10s\n' routes target ready-s rss-MiB req/s cpu-µs/req
+	printf '%-8s %-10s %8s %6s %8s %8s %10s\n' routes target ready-s cpu-s rss-MiB req/s cpu-µs/req
 	for n in $ROUTES; do
 		go run ./bench/genscale -routes "$n" -listen "$GH" -upstream "http://$REST" -dir "$tmp"
 		gh "$tmp/routes.yaml"
 		r=$ready
-		printf '%-8s %-10s %8s %8s %s\n' "$n" gatehouse "$r" "$(rss $ghpid)" "$(cpureq $ghpid "http://$GH/product/p-1001")"
+		printf '%-8s %-10s %15s %8s %s\n' "$n" gatehouse "$r" "$(rss $ghpid)" "$(cpureq $ghpid "http://$GH/product/p-1001")"
 		stop $ghpid
 		nginx_conf "include $tmp/nginx-routes.conf;"
 		start_nginx
-		printf '%-8s %-10s %8s %8s %s\n' "$n" nginx "$ready" "$(rss $ngpid)" "$(cpureq $ngpid "http://$NGINX/product/p-1001")"
+		printf '%-8s %-10s %15s %8s %s\n' "$n" nginx "$ready" "$(rss $ngpid)" "$(cpureq $ngpid "http://$NGINX/product/p-1001")"
 		stop $ngpid
 	done
 	echo
@@ -184,7 +185,7 @@ fi
 if ! skip keys; then
 	echo
 	echo "## API keys in a keys_file (wrk with one key, $CONNS connections, $DURATION; reload by SIGHUP)"
-	printf '%-8s %8s %8s %8s %10s %9s %12s\n' keys ready-s rss-MiB req/s cpu-µs/req reload-s reload-peak
+	printf '%-8s %8s %6s %8s %8s %10s %9s %8s %12s\n' keys ready-s cpu-s rss-MiB req/s cpu-µs/req reload-s cpu-s reload-peak
 	for n in $KEYS; do
 		go run ./bench/genscale -keys "$n" -listen "$GH" -upstream "http://$REST" -dir "$tmp"
 		gh "$tmp/keys-gateway.yaml" -H "X-API-Key: gh_scale-0"
@@ -193,13 +194,14 @@ if ! skip keys; then
 		c=$(cpureq $ghpid "http://$GH/product/p-1001" -H "X-API-Key: gh_scale-0")
 		before=$(grep -c 'config reloaded' "$tmp/gh.err" || true)
 		t0=$(now)
+		k0=$(ticks $ghpid)
 		kill -HUP $ghpid
 		for _ in $(seq 6000); do
 			[ "$(grep -c 'config reloaded' "$tmp/gh.err" || true)" -gt "$before" ] && break
 			sleep 0.05
 		done
-		rl=$(awk -v a="$t0" -v b="$(now)" 'BEGIN{printf "%.2f", b-a}')
-		printf '%-8s %8s %8s %s %9s %12s\n' "$n" "$r" "$m" "$c" "$rl" "$(hwm $ghpid)"
+		rl=$(awk -v a="$t0" -v b="$(now)" -v t="$(($(ticks $ghpid) - k0))" -v hz="$HZ" 'BEGIN{printf "%9.2f %8.2f", b-a, t/hz}')
+		printf '%-8s %15s %8s %s %s %12s\n' "$n" "$r" "$m" "$c" "$rl" "$(hwm $ghpid)"
 		stop $ghpid
 	done
 	echo

@@ -2,6 +2,9 @@ package apikey
 
 import (
 	"bytes"
+	"cmp"
+	"encoding/binary"
+	"hash/maphash"
 	"crypto/sha256"
 	"crypto/subtle"
 	"fmt"
@@ -247,34 +250,53 @@ func (b *keySetBuilder) build() (*keySet, []error) {
 	n := len(b.nameEnd)
 	names := b.names.String()
 	nameOf := func(i uint32) string { return names[b.nameEnd[i]-uint32(b.nameLen[i]) : b.nameEnd[i]] }
-	perm := make([]uint32, n)
-	for i := range perm {
-		perm[i] = uint32(i)
+	// Both sorts below order (64-bit key, index) pairs, comparing the
+	// full names or hashes only when the keys are equal: a comparison
+	// through the index into the big arrays is a cache miss each.
+	type ord struct {
+		k uint64
+		i uint32
 	}
-	// Duplicate consumers: sort by name, then by order of appearance, so
-	// that the later of two is the one reported, as a reader expects.
-	slices.SortFunc(perm, func(x, y uint32) int {
-		if c := strings.Compare(nameOf(x), nameOf(y)); c != 0 {
+	ords := make([]ord, n)
+	// Duplicate consumers: by a hash of the name, then the name, then
+	// the order of appearance, so that the later of two is the one
+	// reported, as a reader expects.
+	seed := maphash.MakeSeed()
+	for i := range ords {
+		ords[i] = ord{maphash.String(seed, nameOf(uint32(i))), uint32(i)}
+	}
+	slices.SortFunc(ords, func(x, y ord) int {
+		if c := cmp.Compare(x.k, y.k); c != 0 {
 			return c
 		}
-		return int(x) - int(y)
+		if c := strings.Compare(nameOf(x.i), nameOf(y.i)); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.i, y.i)
 	})
 	dup := make([]bool, n)
 	for k := 1; k < n; k++ {
-		if nameOf(perm[k]) == nameOf(perm[k-1]) {
-			dup[perm[k]] = true
+		if ords[k].k == ords[k-1].k && nameOf(ords[k].i) == nameOf(ords[k-1].i) {
+			dup[ords[k].i] = true
 		}
 	}
 	hashOf := func(i uint32) []byte { return b.hashes[int(i)*sha256.Size : int(i+1)*sha256.Size] }
-	for i := range perm {
-		perm[i] = uint32(i)
+	for i := range ords {
+		ords[i] = ord{binary.BigEndian.Uint64(hashOf(uint32(i))), uint32(i)}
 	}
-	slices.SortFunc(perm, func(x, y uint32) int {
-		if c := bytes.Compare(hashOf(x), hashOf(y)); c != 0 {
+	slices.SortFunc(ords, func(x, y ord) int {
+		if c := cmp.Compare(x.k, y.k); c != 0 {
 			return c
 		}
-		return int(x) - int(y)
+		if c := bytes.Compare(hashOf(x.i), hashOf(y.i)); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.i, y.i)
 	})
+	perm := make([]uint32, n)
+	for k, o := range ords {
+		perm[k] = o.i
+	}
 	// A key whose consumer is a duplicate is dropped before its hash is
 	// compared, as a reader going down the file would.
 	type report struct {

@@ -3,6 +3,7 @@ package apikey
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"os"
@@ -257,8 +258,23 @@ func (lr *lineReader) next() ([]byte, error) {
 // the YAML parser also reads as breaks. Such a file is parsed whole, so
 // that entries are cut where YAML cuts them.
 func otherBreak(l []byte) bool {
-	return bytes.IndexByte(l, '\r') >= 0 ||
-		bytes.Contains(l, []byte("\u0085")) || bytes.Contains(l, []byte("\u2028")) || bytes.Contains(l, []byte("\u2029"))
+	if bytes.IndexByte(l, '\r') >= 0 {
+		return true
+	}
+	// NEL, LS and PS are multi-byte: ASCII lines (nearly all) need no
+	// further look.
+	i := 0
+	for ; i+8 <= len(l); i += 8 {
+		if binary.LittleEndian.Uint64(l[i:])&0x8080808080808080 != 0 {
+			break
+		}
+	}
+	for ; i < len(l); i++ {
+		if l[i] >= 0x80 {
+			return bytes.Contains(l, []byte("\u0085")) || bytes.Contains(l, []byte("\u2028")) || bytes.Contains(l, []byte("\u2029"))
+		}
+	}
+	return false
 }
 
 func trimBOM(l []byte) []byte {
