@@ -94,4 +94,3 @@ func withoutRoutes(y *yaml.Node) *yaml.Node {
 	}
 	return &root
 }
-

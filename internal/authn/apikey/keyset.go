@@ -3,11 +3,11 @@ package apikey
 import (
 	"bytes"
 	"cmp"
-	"encoding/binary"
-	"hash/maphash"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/binary"
 	"fmt"
+	"hash/maphash"
 	"math/bits"
 	"slices"
 	"strconv"
