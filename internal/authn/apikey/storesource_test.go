@@ -221,3 +221,44 @@ func TestStoreConfigErrors(t *testing.T) {
 	_, err := New(policytest.Node(t, "store: {}\n"), &authn.Env{Env: policytest.Env(), Realm: "api"})
 	policytest.WantConfigError(t, err, 1, "store", "no state store")
 }
+
+// TestStoreConcurrent: lookups from many goroutines, known and unknown
+// keys, through a cache small enough to evict all the time, give every
+// request the right answer (run with -race).
+func TestStoreConcurrent(t *testing.T) {
+	st := store.NewMemory(time.Now)
+	clk := &clock{t: time.Unix(1_700_000_000, 0)}
+	a := storeAuth(t, st, clk, "store: {cache_size: 8}\n")
+	var keys []string
+	for i := range 20 {
+		key, hash, _ := GenerateKey()
+		if err := PutStoredKey(context.Background(), st, DefaultStorePrefix, KeyConfig{Consumer: "c" + string(rune('a'+i)), Hash: hash}); err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, key)
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 200 {
+				j := (g*7 + i) % len(keys)
+				pr, err := authKey(a, keys[j])
+				if err != nil || pr.Consumer != "c"+string(rune('a'+j)) {
+					t.Errorf("key %d: %v %v", j, pr, err)
+					return
+				}
+				_, err = authKey(a, keys[j]+"x")
+				if d, ok := policy.AsDenial(err); !ok || d.Code != "invalid_api_key" {
+					t.Errorf("unknown key: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := len(a.p.store.cache); n > 8 {
+		t.Errorf("cache holds %d answers, bound 8", n)
+	}
+}
