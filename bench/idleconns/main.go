@@ -13,7 +13,7 @@ package main
 
 import (
 	"bufio"
-	"crypto/tls"
+	"context"
 	"flag"
 	"fmt"
 	"net"
@@ -22,8 +22,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"golang.org/x/net/http2"
 )
 
 type pids []int
@@ -51,7 +49,7 @@ func main() {
 	time.Sleep(*settle)
 	before := rss(ps)
 	var conns []net.Conn
-	var h2 []*http2.ClientConn
+	var h2 []*http.ClientConn
 	for i := 0; i < *n; i++ {
 		c, err := net.Dial("tcp", *addr)
 		if err != nil {
@@ -59,8 +57,10 @@ func main() {
 		}
 		conns = append(conns, c)
 		if *h2c {
-			tr := &http2.Transport{AllowHTTP: true, DialTLS: func(string, string, *tls.Config) (net.Conn, error) { return c, nil }}
-			cc, err := tr.NewClientConn(c)
+			var p http.Protocols
+			p.SetUnencryptedHTTP2(true)
+			tr := &http.Transport{Protocols: &p, DialContext: func(context.Context, string, string) (net.Conn, error) { return c, nil }}
+			cc, err := tr.NewClientConn(context.Background(), "http", *addr)
 			if err != nil {
 				fail("h2 connection %d: %v", i, err)
 			}
@@ -68,6 +68,9 @@ func main() {
 			resp, err := cc.RoundTrip(req)
 			if err != nil {
 				fail("h2 request %d: %v", i, err)
+			}
+			if resp.ProtoMajor != 2 {
+				fail("h2 request %d: answered in %s", i, resp.Proto)
 			}
 			drain(resp)
 			h2 = append(h2, cc)

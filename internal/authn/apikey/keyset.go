@@ -171,10 +171,6 @@ func (b *keySetBuilder) fail(err error) {
 	b.errs = append(b.errs, err)
 }
 
-// failed reports whether there are already as many errors as are reported,
-// so that a reader may stop early.
-func (b *keySetBuilder) failed() bool { return len(b.errs) >= maxErrors }
-
 // entry is one checked key, ready to add.
 type entry struct {
 	consumer string
