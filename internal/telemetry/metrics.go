@@ -188,8 +188,10 @@ type RouteMetrics struct {
 	vec      *prometheus.CounterVec
 	Duration prometheus.Observer
 	// common caches the counter of each common status code (codeSlot),
-	// so that counting a request is an atomic load and an add.
-	common [len(commonCodes)]atomic.Pointer[prometheus.Counter]
+	// so that counting a request is two atomic loads and an add; the
+	// slots themselves are allocated with the route's first request, so
+	// that a route that serves nothing holds a pointer, not 20.
+	common atomic.Pointer[commonSlots]
 	// rare holds the counters of the other codes, copied on write (a new
 	// code is rare; reading must not lock).
 	rare   atomic.Pointer[map[int]prometheus.Counter]
@@ -205,6 +207,9 @@ var commonCodes = [...]int{
 	400, 401, 403, 404, 405, 413, 422, 429, 499,
 	500, 502, 503, 504,
 }
+
+// commonSlots are a route's counters of the common codes.
+type commonSlots [len(commonCodes)]atomic.Pointer[prometheus.Counter]
 
 // codeSlot maps a status code to its index in commonCodes plus one; 0 for
 // the others.
@@ -226,7 +231,15 @@ func (m *Metrics) Route(route string) *RouteMetrics {
 func (rm *RouteMetrics) Count(status int) {
 	if status >= 0 && status < len(codeSlot) {
 		if s := codeSlot[status]; s != 0 {
-			slot := &rm.common[s-1]
+			slots := rm.common.Load()
+			if slots == nil {
+				// Racing first requests may each allocate; one wins,
+				// and a counter stored in a losing array is resolved
+				// again (the vector holds one per label set).
+				rm.common.CompareAndSwap(nil, new(commonSlots))
+				slots = rm.common.Load()
+			}
+			slot := &slots[s-1]
 			if c := slot.Load(); c != nil {
 				(*c).Inc()
 				return
