@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/maphash"
+	"math"
 	"math/bits"
 	"slices"
 	"strconv"
@@ -184,6 +185,10 @@ type entry struct {
 
 // add adds one checked key of source src at index i.
 func (b *keySetBuilder) add(src uint8, i int, e *entry) {
+	if b.names.Len()+len(e.consumer) > math.MaxUint32 || len(b.nameEnd) == math.MaxUint32 {
+		b.fail(fmt.Errorf("apikey: more keys than one authenticator holds (4 GiB of consumer names); keep the rest in the store"))
+		return
+	}
 	b.hashes = append(b.hashes, e.sum[:]...)
 	b.names.WriteString(e.consumer)
 	b.nameEnd = append(b.nameEnd, uint32(b.names.Len()))
@@ -224,7 +229,9 @@ func (b *keySetBuilder) profileOf(e *entry) uint32 {
 	if i, ok := b.profIndex[string(k)]; ok {
 		return i
 	}
-	b.profiles = append(b.profiles, profile{scopes: slices.Clone(e.scopes), claims: claims()})
+	// Clipped: an append by whoever holds a principal must not write
+	// into the array every consumer of the profile shares.
+	b.profiles = append(b.profiles, profile{scopes: slices.Clip(slices.Clone(e.scopes)), claims: claims()})
 	i := uint32(len(b.profiles) - 1)
 	b.profIndex[string(k)] = i
 	return i
