@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -62,9 +63,20 @@ type StoredKey struct {
 // DefaultStorePrefix is StoreConfig.Prefix's default.
 const DefaultStorePrefix = "apikey:"
 
+// checkPrefix refuses store key prefixes the store would misread.
+func checkPrefix(p string) error {
+	if p == "" || p[0] == '{' || len(p) > 64 || strings.ContainsFunc(p, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		return fmt.Errorf("%q: a prefix is 1 to 64 characters, without spaces or control characters, not starting with {", p)
+	}
+	return nil
+}
+
 // StoreKey returns the store key under which the key with hash (in the
 // config's "sha256:…" form) is kept.
 func StoreKey(prefix, hash string) (string, error) {
+	if err := checkPrefix(prefix); err != nil {
+		return "", fmt.Errorf("apikey: store prefix %w", err)
+	}
 	sum, err := ParseHash(hash)
 	if err != nil {
 		return "", err
@@ -79,6 +91,9 @@ func storeKey(prefix string, sum *[sha256.Size]byte) string {
 // PutStoredKey checks a consumer and its key hash as the config would, and
 // writes them to st under prefix (replacing an entry for the same hash).
 func PutStoredKey(ctx context.Context, st store.Store, prefix string, k KeyConfig) error {
+	if err := checkPrefix(prefix); err != nil {
+		return fmt.Errorf("apikey: store prefix %w", err)
+	}
 	e, err := checkEntry(nil, "", &k)
 	if err != nil {
 		return err
@@ -125,6 +140,9 @@ func newStoreSource(n *config.Node, c *StoreConfig, st store.Store, now func() t
 	}
 	if c.Prefix == "" {
 		c.Prefix = DefaultStorePrefix
+	}
+	if err := checkPrefix(c.Prefix); err != nil {
+		return nil, n.Errorf("store.prefix", "%v", err)
 	}
 	for _, d := range []struct {
 		field string

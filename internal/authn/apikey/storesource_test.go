@@ -210,6 +210,8 @@ func TestStoreConfigErrors(t *testing.T) {
 		{"store: {negative_ttl: -1s}\n", "store.negative_ttl", "must not be negative"},
 		{"store: {cache_size: -1}\n", "store.cache_size", "between 1 and"},
 		{"store: {prefx: a}\n", "store.prefx", "unknown field"},
+		{"store: {prefix: \"{a}:\"}\n", "store.prefix", "not starting with {"},
+		{"store: {prefix: \"a b\"}\n", "store.prefix", "without spaces"},
 	}
 	for _, tt := range tests {
 		env := policytest.Env()
