@@ -197,9 +197,10 @@ func (ks *keysStream) flush(indent int) error {
 	ks.item[indent] = ' '
 	at := "keys[" + strconv.Itoa(i) + "]"
 	n, err := config.ParseFragment(ks.file, ks.item, ks.itemLine, at, os.LookupEnv)
-	if err != nil {
+	if err != nil || n.IsZero() {
 		// Alone the item does not parse: it may refer to an anchor in
-		// another item. The whole document decides.
+		// another item. Or it is empty (`-` alone: null), whose place
+		// only the whole document knows. The whole document decides.
 		return errNotStreamable
 	}
 	var k KeyConfig

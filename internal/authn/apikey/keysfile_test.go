@@ -216,3 +216,32 @@ func TestParseSimpleItem(t *testing.T) {
 		}
 	}
 }
+
+// FuzzKeysFileStream: for any keys file, the streaming reader finds the
+// same keys as the whole-document parse, or errors where it does (it may
+// report more errors, never fewer or other ones).
+func FuzzKeysFileStream(f *testing.F) {
+	h1, h2 := hashOf("gh_1"), hashOf("gh_2")
+	for _, s := range []string{
+		"keys:\n  - consumer: a\n    hash: \"" + h1 + "\"\n",
+		"keys:\n  - consumer: a\n    hash: " + h1 + "\n    scopes: [r, 'w']\n    tier: gold\n  - consumer: b\n    hash: \"" + h2 + "\"\n",
+		"keys:\n- consumer: a # c\n  hash: \"" + h1 + "\"\n  metadata: {x: 1}\n",
+		"keys:\n  - &x\n    consumer: a\n    hash: \"" + h1 + "\"\n  - <<: *x\n    consumer: b\n",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, content string) {
+		stream, whole, serr, werr := loadBoth(t, content)
+		if (serr == "") != (werr == "") {
+			t.Fatalf("errors differ:\nstream: %s\nwhole:  %s", serr, werr)
+		}
+		for _, l := range strings.Split(werr, "\n") {
+			if !strings.Contains("\n"+serr+"\n", "\n"+l+"\n") {
+				t.Fatalf("stream misses %q:\nstream: %s", l, serr)
+			}
+		}
+		if diff := cmp.Diff(whole, stream); diff != "" {
+			t.Fatalf("keys differ (-whole +stream):\n%s", diff)
+		}
+	})
+}
