@@ -3,7 +3,8 @@
 //	gatehouse serve --config FILE   run the gateway
 //	gatehouse check --config FILE   validate a config and exit
 //	gatehouse demo                  run the gateway with demo upstreams
-//	gatehouse apikey create         make an API key
+//	gatehouse apikey create         make an API key (--store: into the state store)
+//	gatehouse apikey delete         delete an API key from the state store
 //	gatehouse keys generate         make a signing key (identity tokens)
 //	gatehouse keys jwks             print a signing key's public JWK Set
 //	gatehouse keys rotate           rotate the authorization server's key

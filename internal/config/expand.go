@@ -15,14 +15,21 @@ import (
 // a quoted one stays a string. Nodes that fail are reported and marked bad.
 func expandTree(root *yaml.Node, d *doc) Errors {
 	var errs Errors
-	seen := make(map[*yaml.Node]bool)
+	// Only aliases make a node reachable twice: without them (most
+	// documents) no node needs remembering.
+	var seen map[*yaml.Node]bool
+	if hasAlias(root) {
+		seen = make(map[*yaml.Node]bool)
+	}
 	var walk func(n *yaml.Node, path string)
 	walk = func(n *yaml.Node, path string) {
 		n = resolveAlias(n)
-		if seen[n] {
-			return
+		if seen != nil {
+			if seen[n] {
+				return
+			}
+			seen[n] = true
 		}
-		seen[n] = true
 		switch n.Kind {
 		case yaml.MappingNode:
 			for i := 0; i+1 < len(n.Content); i += 2 {

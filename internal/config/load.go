@@ -46,6 +46,7 @@ func LoadBytes(file string, data []byte, lookupEnv func(string) (string, bool)) 
 	dc.value(root, nil, "", reflect.ValueOf(&c).Elem())
 	errs = append(errs, dc.errs...)
 	c.root = &Node{y: root, d: d}
+	d.source = string(data)
 
 	applyDefaults(&c)
 	// A value that failed to decode was left unset, so validation would

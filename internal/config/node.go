@@ -24,6 +24,9 @@ type Node struct {
 	key  *yaml.Node // the mapping key y is the value of, if any, for positions
 	path string     // dotted path from the document root
 	d    *doc
+	// released marks a Node of a config whose trees were dropped after
+	// building (Config.Released): it decodes as empty.
+	released bool
 }
 
 // doc is what every Node of one loaded document shares.
@@ -39,6 +42,13 @@ type doc struct {
 	// environment. Such a value is taken as written where a string is
 	// expected: `name: ${NAME}` with NAME=yes or NAME=true is a string.
 	expanded map[*yaml.Node]bool
+	// source is the document's text, kept by LoadBytes so that a released
+	// config (Config.Released) can show its policies' settings again.
+	source string
+	// released marks the doc of a released config; sourceZ is then the
+	// deflated source.
+	released bool
+	sourceZ  []byte
 }
 
 func osDoc() *doc { return newDoc("", os.LookupEnv) }

@@ -93,6 +93,9 @@ func yamlError(file string, err error) *Error {
 // inside the node it refers to, which yaml.v3 accepts and which would make
 // every walk loop forever.
 func checkSize(root *yaml.Node) *Error {
+	if !hasAlias(root) {
+		return nil // only aliases can expand a document or loop
+	}
 	limit := maxAliasNodes + countNodes(root)
 	size := make(map[*yaml.Node]int)
 	const inProgress = -1
@@ -136,6 +139,19 @@ func checkSize(root *yaml.Node) *Error {
 	}
 	_, err := walk(root)
 	return err
+}
+
+// hasAlias reports whether the tree under n holds an alias.
+func hasAlias(n *yaml.Node) bool {
+	if n.Kind == yaml.AliasNode {
+		return true
+	}
+	for _, c := range n.Content {
+		if hasAlias(c) {
+			return true
+		}
+	}
+	return false
 }
 
 // countNodes counts the nodes of the document as written, aliases counting

@@ -13,6 +13,18 @@ import (
 // every value under a key that names a secret (see sensitiveKey) shows as
 // "[redacted]", whether written inline, from ${ENV} or as {env: NAME}.
 func (c *Config) Redacted() (map[string]any, error) {
+	if c.root != nil && c.root.d != nil && c.root.d.released && c.root.d.sourceZ != nil {
+		// A released config (Config.Released) no longer holds its
+		// policies' settings: they are read again from its text. Should
+		// that fail (an environment variable gone since), the settings
+		// show as null.
+		d := c.root.d
+		if src, err := decompress(d.sourceZ); err == nil {
+			if full, err := LoadBytes(d.file, src, d.lookupEnv); err == nil {
+				return full.Redacted()
+			}
+		}
+	}
 	b, err := yaml.Marshal(c)
 	if err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package telemetry
 
 import (
 	"strconv"
+	"sync"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -144,38 +145,133 @@ func (m *Metrics) UpstreamError(route, kind string) {
 }
 
 // PolicyObserver returns the duration histogram of one policy on one route,
-// resolved once at build time so the request path does no label lookup.
+// resolved on its first observation and then kept, so the request path does
+// no label lookup and a route that never runs holds no histogram (a
+// histogram is some 400 bytes; ten thousand routes of several policies
+// would hold tens of megabytes of them at rest).
 func (m *Metrics) PolicyObserver(route, policy string) prometheus.Observer {
-	return m.policyDuration.WithLabelValues(route, policy)
+	return &lazyObserver{vec: m.policyDuration, route: route, policy: policy, two: true}
+}
+
+// lazyObserver is a histogram of a vector resolved on first use.
+type lazyObserver struct {
+	vec           *prometheus.HistogramVec
+	route, policy string
+	two           bool // labels are route and policy, not route alone
+	h             atomic.Pointer[prometheus.Observer]
+}
+
+// Observe records v in the histogram, resolving it first if need be.
+func (l *lazyObserver) Observe(v float64) {
+	if h := l.h.Load(); h != nil {
+		(*h).Observe(v)
+		return
+	}
+	var h prometheus.Observer
+	if l.two {
+		h = l.vec.WithLabelValues(l.route, l.policy)
+	} else {
+		h = l.vec.WithLabelValues(l.route)
+	}
+	// Racing first observations resolve the same histogram: the vector
+	// holds one per label set.
+	l.h.Store(&h)
+	h.Observe(v)
 }
 
 // RouteMetrics are one route's request counters and latency histogram,
-// resolved once per config load.
+// resolved on first use and then kept. Sized by use: a route holds one
+// pointer per common status code and a map of the others it has answered
+// with, not a slot for each of the 500 codes.
 type RouteMetrics struct {
 	route    string
 	vec      *prometheus.CounterVec
 	Duration prometheus.Observer
-	// codes caches the counter of each status code, filled on first use,
-	// so that counting a request is an atomic load and an add.
-	codes [600]atomic.Pointer[prometheus.Counter]
+	// common caches the counter of each common status code (codeSlot),
+	// so that counting a request is two atomic loads and an add; the
+	// slots themselves are allocated with the route's first request, so
+	// that a route that serves nothing holds a pointer, not 20.
+	common atomic.Pointer[commonSlots]
+	// rare holds the counters of the other codes, copied on write (a new
+	// code is rare; reading must not lock).
+	rare   atomic.Pointer[map[int]prometheus.Counter]
+	rareMu sync.Mutex
+	dur    lazyObserver // Duration's, held here to spare an allocation
 }
+
+// commonCodes are the status codes the gateway and most upstreams answer
+// with. Their counters are reached without a map lookup.
+var commonCodes = [...]int{
+	200, 201, 204, 206,
+	301, 302, 304,
+	400, 401, 403, 404, 405, 413, 422, 429, 499,
+	500, 502, 503, 504,
+}
+
+// commonSlots are a route's counters of the common codes.
+type commonSlots [len(commonCodes)]atomic.Pointer[prometheus.Counter]
+
+// codeSlot maps a status code to its index in commonCodes plus one; 0 for
+// the others.
+var codeSlot = func() (t [600]uint8) {
+	for i, c := range commonCodes {
+		t[c] = uint8(i + 1)
+	}
+	return t
+}()
 
 // Route returns the metrics of route ("" for requests no route matched).
 func (m *Metrics) Route(route string) *RouteMetrics {
-	return &RouteMetrics{route: route, vec: m.requests, Duration: m.duration.WithLabelValues(route)}
+	rm := &RouteMetrics{route: route, vec: m.requests, dur: lazyObserver{vec: m.duration, route: route}}
+	rm.Duration = &rm.dur
+	return rm
 }
 
 // Count counts one request answered with status.
 func (rm *RouteMetrics) Count(status int) {
-	if status < 100 || status >= len(rm.codes) {
-		rm.vec.WithLabelValues(rm.route, strconv.Itoa(status)).Inc()
-		return
+	if status >= 0 && status < len(codeSlot) {
+		if s := codeSlot[status]; s != 0 {
+			slots := rm.common.Load()
+			if slots == nil {
+				// Racing first requests may each allocate; one wins,
+				// and a counter stored in a losing array is resolved
+				// again (the vector holds one per label set).
+				rm.common.CompareAndSwap(nil, new(commonSlots))
+				slots = rm.common.Load()
+			}
+			slot := &slots[s-1]
+			if c := slot.Load(); c != nil {
+				(*c).Inc()
+				return
+			}
+			c := rm.vec.WithLabelValues(rm.route, strconv.Itoa(status))
+			slot.Store(&c)
+			c.Inc()
+			return
+		}
 	}
-	if c := rm.codes[status].Load(); c != nil {
-		(*c).Inc()
-		return
+	if m := rm.rare.Load(); m != nil {
+		if c, ok := (*m)[status]; ok {
+			c.Inc()
+			return
+		}
 	}
 	c := rm.vec.WithLabelValues(rm.route, strconv.Itoa(status))
-	rm.codes[status].Store(&c)
 	c.Inc()
+	if status < 100 || status >= len(codeSlot) {
+		// Out of range: not cached, so that a misbehaving upstream
+		// cannot grow the map (net/http refuses such codes anyway).
+		return
+	}
+	rm.rareMu.Lock()
+	defer rm.rareMu.Unlock()
+	old := rm.rare.Load()
+	next := make(map[int]prometheus.Counter, 1)
+	if old != nil {
+		for k, v := range *old {
+			next[k] = v
+		}
+	}
+	next[status] = c
+	rm.rare.Store(&next)
 }

@@ -225,19 +225,24 @@ func TestStrip(t *testing.T) {
 	}
 }
 
-// TestHashCompare shows the lookup does not trust the map alone: an entry
-// filed under a hash other than its own is refused.
+// TestHashCompare shows the lookup compares the whole hash: a stored hash
+// differing from the presented key's in its last byte is refused, as is
+// one differing in its first (another bucket).
 func TestHashCompare(t *testing.T) {
-	a := newAuth(t, settings(""))
-	sum := sha256.Sum256([]byte(readerKey))
-	c := *a.p.byHash[sum]
-	c.hash[0] ^= 1
-	a.p.byHash[sum] = &c
-	r := httptest.NewRequest("GET", "/", nil)
-	r.Header.Set("X-Api-Key", readerKey)
-	_, err := a.Authenticate(context.Background(), policytest.Exchange(r))
-	if d, ok := policy.AsDenial(err); !ok || d.Code != "invalid_api_key" {
-		t.Errorf("got %v, want invalid_api_key", err)
+	for _, at := range []int{0, sha256.Size - 1} {
+		a := newAuth(t, settings(""))
+		sum := sha256.Sum256([]byte(readerKey))
+		i := a.p.keys.lookup(&sum)
+		if i < 0 {
+			t.Fatal("reader key not found")
+		}
+		a.p.keys.hashes[i*sha256.Size+at] ^= 1
+		r := httptest.NewRequest("GET", "/", nil)
+		r.Header.Set("X-Api-Key", readerKey)
+		_, err := a.Authenticate(context.Background(), policytest.Exchange(r))
+		if d, ok := policy.AsDenial(err); !ok || d.Code != "invalid_api_key" {
+			t.Errorf("byte %d flipped: got %v, want invalid_api_key", at, err)
+		}
 	}
 }
 

@@ -6,12 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/gatehouse/gatehouse/internal/authn"
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/store"
 )
 
 // Config is the apikey authenticator's settings.
@@ -43,6 +44,9 @@ type Config struct {
 	// `keys` list of the same shape as Keys. A relative path is relative to
 	// the config file's directory. It is read at every config load.
 	KeysFile string `yaml:"keys_file"`
+	// Store, when set, also looks keys up in the gateway's state store
+	// (see StoreConfig), after those of Keys and KeysFile.
+	Store *StoreConfig `yaml:"store"`
 }
 
 // KeyConfig is one consumer and its key.
@@ -80,16 +84,11 @@ type parsed struct {
 	header string // canonical
 	query  string
 	strip  bool
-	byHash map[[sha256.Size]byte]*consumer
+	keys   *keySet
+	store  *storeSource // nil: no store lookups
 }
 
-// source is one list of keys and the node to report its errors at.
-type source struct {
-	node *config.Node
-	keys []KeyConfig
-}
-
-func decode(cfg *config.Node) (*parsed, error) {
+func decode(cfg *config.Node, env *authn.Env) (*parsed, error) {
 	c := Config{Header: "X-API-Key", Strip: true}
 	if err := cfg.Decode(&c); err != nil {
 		return nil, err
@@ -103,102 +102,99 @@ func decode(cfg *config.Node) (*parsed, error) {
 	if c.Query != "" && strings.ContainsAny(c.Query, "&=#;+% ") {
 		return nil, cfg.Errorf("query", "%q is not a plain query parameter name", c.Query)
 	}
-	sources := []source{{node: cfg, keys: c.Keys}}
-	if c.KeysFile != "" {
-		s, err := readKeysFile(cfg, c.KeysFile)
+	b := newKeySetBuilder()
+	src := b.addSource(cfg.File(), joinField(cfg.Path(), "keys"))
+	for i := range c.Keys {
+		e, err := checkEntry(cfg, "keys["+strconv.Itoa(i)+"]", &c.Keys[i])
 		if err != nil {
+			b.fail(err)
+			continue
+		}
+		b.add(src, i, &e)
+	}
+	c.Keys = nil
+	if c.KeysFile != "" {
+		if err := readKeysFile(b, cfg, c.KeysFile); err != nil {
 			return nil, err
 		}
-		sources = append(sources, s)
 	}
-	p := &parsed{
-		header: http.CanonicalHeaderKey(c.Header),
-		query:  c.Query,
-		strip:  c.Strip,
-		byHash: make(map[[sha256.Size]byte]*consumer),
-	}
-	names := make(map[string]bool)
-	var errs []error
-	for _, s := range sources {
-		for i, k := range s.keys {
-			at := "keys[" + strconv.Itoa(i) + "]"
-			con, err := newConsumer(s.node, at, k)
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			if names[k.Consumer] {
-				errs = append(errs, s.node.Errorf(at+".consumer", "duplicate consumer %q", k.Consumer))
-				continue
-			}
-			if _, dup := p.byHash[con.hash]; dup {
-				errs = append(errs, s.node.Errorf(at+".hash", "duplicate hash: another consumer has the same key"))
-				continue
-			}
-			names[k.Consumer] = true
-			p.byHash[con.hash] = con
-		}
-	}
+	ks, errs := b.build()
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	if len(p.byHash) == 0 {
-		return nil, cfg.Errorf("", "apikey needs at least one key in keys or keys_file")
+	var kstore *storeSource
+	if c.Store != nil {
+		var st store.Store
+		var now func() time.Time
+		if env != nil && env.Env != nil {
+			st, now = env.Store, env.Now
+		}
+		var err error
+		if kstore, err = newStoreSource(cfg, c.Store, st, now); err != nil {
+			return nil, err
+		}
 	}
-	return p, nil
+	if ks.Len() == 0 && kstore == nil {
+		return nil, cfg.Errorf("", "apikey needs at least one key in keys or keys_file, or a store")
+	}
+	return &parsed{
+		header: http.CanonicalHeaderKey(c.Header),
+		query:  c.Query,
+		strip:  c.Strip,
+		keys:   ks,
+		store:  kstore,
+	}, nil
 }
 
-// readKeysFile reads and decodes a keys_file; its errors name that file.
-func readKeysFile(cfg *config.Node, name string) (source, error) {
-	path := name
-	if !filepath.IsAbs(path) {
-		path = filepath.Join(filepath.Dir(cfg.File()), path)
+func joinField(at, f string) string {
+	if at == "" {
+		return f
 	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return source{}, cfg.Errorf("keys_file", "%v", err)
-	}
-	n, err := config.ParseNode(path, data, os.LookupEnv)
-	if err != nil {
-		return source{}, err
-	}
-	var f keysFile
-	if err := n.Decode(&f); err != nil {
-		return source{}, err
-	}
-	return source{node: n, keys: f.Keys}, nil
+	return at + "." + f
 }
 
-func newConsumer(n *config.Node, at string, k KeyConfig) (*consumer, error) {
+// checkEntry checks one key's config, at path at relative to n (n may be
+// nil: the errors then have no place, and the caller parses again to
+// place them).
+func checkEntry(n *config.Node, at string, k *KeyConfig) (entry, error) {
 	if k.Consumer == "" {
-		return nil, n.Errorf(at, "consumer is required")
+		return entry{}, n.Errorf(at, "consumer is required")
 	}
 	if !validConsumer(k.Consumer) {
-		return nil, n.Errorf(at+".consumer", "%q: a consumer is 1 to %d letters, digits and . _ - : @", k.Consumer, maxConsumerLen)
+		return entry{}, n.Errorf(joinField(at, "consumer"), "%q: a consumer is 1 to %d letters, digits and . _ - : @", k.Consumer, maxConsumerLen)
 	}
 	if k.Hash == "" {
-		return nil, n.Errorf(at, "hash is required (create a key with `gatehouse apikey create --consumer %s`)", k.Consumer)
+		return entry{}, n.Errorf(at, "hash is required (create a key with `gatehouse apikey create --consumer %s`)", k.Consumer)
 	}
 	sum, err := ParseHash(k.Hash)
 	if err != nil {
-		return nil, n.Errorf(at+".hash", "%v", err)
+		return entry{}, n.Errorf(joinField(at, "hash"), "%v", err)
 	}
 	for j, s := range k.Scopes {
-		if s == "" || strings.ContainsAny(s, " \t\r\n\"\\") {
-			return nil, n.Errorf(at+".scopes["+strconv.Itoa(j)+"]", "%q is not a valid scope (RFC 6749 §3.3)", s)
+		if s == "" || strings.ContainsAny(s, " \t\r\n\"\\\x00") {
+			return entry{}, n.Errorf(joinField(at, "scopes["+strconv.Itoa(j)+"]"), "%q is not a valid scope (RFC 6749 §3.3)", s)
 		}
-	}
-	claims := make(map[string]any, len(k.Metadata)+1)
-	for name, v := range k.Metadata {
-		claims[name] = v
 	}
 	if k.Tier != "" {
 		if _, clash := k.Metadata["tier"]; clash {
-			return nil, n.Errorf(at+".metadata.tier", "tier is set both here and as the consumer's tier")
+			return entry{}, n.Errorf(joinField(at, "metadata.tier"), "tier is set both here and as the consumer's tier")
 		}
-		claims["tier"] = k.Tier
 	}
-	return &consumer{hash: sum, principal: principalFor(k.Consumer, k.Scopes, claims)}, nil
+	e := entry{consumer: k.Consumer, sum: sum, scopes: k.Scopes, tier: k.Tier, metadata: k.Metadata}
+	if n != nil {
+		e.consPos = posOf(n, joinField(at, "consumer"))
+		e.hashPos = posOf(n, joinField(at, "hash"))
+	}
+	return e, nil
+}
+
+// posOf returns the place in the file of field, relative to n.
+func posOf(n *config.Node, field string) pos {
+	var ce *config.Error
+	if errors.As(n.Errorf(field, ""), &ce) {
+		return pos{uint32(ce.Line), uint32(ce.Column)}
+	}
+	return pos{}
 }
 
 // ParseHash parses a key hash as written in the config: "sha256:" and the

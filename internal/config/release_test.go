@@ -1,0 +1,105 @@
+package config
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// TestReleased: the released copy shows the same redacted config, keeps
+// listener positions for errors, holds no policy or route nodes, and
+// leaves the original buildable.
+func TestReleased(t *testing.T) {
+	const src = `listeners:
+  - name: main
+    address: "127.0.0.1:8080"
+admin: {address: "off"}
+routes:
+  - name: r1
+    match: {path: /a}
+    upstream: {url: "http://127.0.0.1:1"}
+    policies:
+      - headers: {request: {set: {X-A: "1"}}}
+      - apikey:
+          keys:
+            - consumer: a
+              hash: "sha256:LCa0a2j_xo_5m0U8HTBBNBNCLXBkg7-g-YpeiGJm564"
+      - size_limit:
+`
+	c, err := LoadBytes("gh.yaml", []byte(src), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := c.Redacted()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.Released()
+	got, err := r.Redacted()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Redacted differs (-before +released):\n%s", diff)
+	}
+	if !strings.Contains(fmtAny(got), "[redacted]") {
+		t.Errorf("the key hash is not redacted: %v", got)
+	}
+	// Errors on listeners keep their place; inside routes they fall
+	// back to the routes key.
+	if err := r.Errorf("listeners[0].address", "x"); !strings.HasPrefix(err.Error(), "gh.yaml:3:14: ") {
+		t.Errorf("listener error: %v", err)
+	}
+	if err := r.Errorf("routes[0].match", "x"); !strings.HasPrefix(err.Error(), "gh.yaml:5:") {
+		t.Errorf("route error: %v", err)
+	}
+	for _, p := range r.Routes[0].Policies {
+		if p.Config == nil || p.Config.y != nil || p.Config.key != nil || p.Config.d != nil || !p.Config.released {
+			t.Errorf("%s: not released: %+v", p.Type, p.Config)
+		}
+		var v struct {
+			Request any `yaml:"request"`
+		}
+		if err := p.Config.Decode(&v); err != nil || v.Request != nil {
+			t.Errorf("%s: a released node decodes as empty, got %v, %v", p.Type, v, err)
+		}
+	}
+	if n := len(r.root.y.Content[5].Content); r.root.y.Content[4].Value != "routes" || n != 0 {
+		t.Errorf("released root keeps %d route nodes", n)
+	}
+	// The original is untouched.
+	if c.Routes[0].Policies[0].Config.y == nil || len(c.root.y.Content[5].Content) != 1 {
+		t.Error("Released changed the original config")
+	}
+	var h struct {
+		Request struct {
+			Set map[string]string `yaml:"set"`
+		} `yaml:"request"`
+	}
+	if err := c.Routes[0].Policies[0].Config.Decode(&h); err != nil || h.Request.Set["X-A"] != "1" {
+		t.Errorf("original no longer decodes: %v %v", h, err)
+	}
+}
+
+func fmtAny(v any) string {
+	var b strings.Builder
+	var walk func(v any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, e := range x {
+				b.WriteString(k + "=")
+				walk(e)
+			}
+		case []any:
+			for _, e := range x {
+				walk(e)
+			}
+		case string:
+			b.WriteString(x + " ")
+		}
+	}
+	walk(v)
+	return b.String()
+}
