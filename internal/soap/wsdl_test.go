@@ -16,6 +16,7 @@ func TestParseWSDLDemo(t *testing.T) {
 	want := []WSDLOperation{
 		{Name: "GetProduct", Element: xml.Name{Space: demo.Namespace, Local: "GetProduct"}, Version: V11, Action: demo.SOAPActionGetProduct},
 		{Name: "CreateProduct", Element: xml.Name{Space: demo.Namespace, Local: "CreateProduct"}, Version: V11, Action: demo.SOAPActionCreateProduct},
+		{Name: "GetProductCost", Element: xml.Name{Space: demo.Namespace, Local: "GetProductCost"}, Version: V11, Action: demo.SOAPActionGetProductCost},
 	}
 	if len(ops) != len(want) {
 		t.Fatalf("got %d operations %+v, want %d", len(ops), ops, len(want))

@@ -106,8 +106,8 @@ func TestConfigWSDL(t *testing.T) {
 	if got := s.soap.ops[get]; len(got) != 1 || got[0] != demo.SOAPActionGetProduct {
 		t.Errorf("GetProduct actions = %q, want [%q]", got, demo.SOAPActionGetProduct)
 	}
-	if len(s.soap.ops) != 2 {
-		t.Errorf("got %d operations, want 2", len(s.soap.ops))
+	if len(s.soap.ops) != 3 { // GetProduct, CreateProduct, GetProductCost
+		t.Errorf("got %d operations, want 3", len(s.soap.ops))
 	}
 
 	s, err = decode(writeDemoWSDL(t, "soap:\n  wsdl: products.wsdl\n  require_action_match: false\n"), soapEnv(policy.SOAP11))
