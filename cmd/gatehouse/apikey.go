@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 
@@ -14,8 +13,7 @@ func cmdAPIKey(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: gatehouse apikey create --consumer NAME")
 		return 2
 	}
-	fs := flag.NewFlagSet("apikey create", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("apikey create", stderr)
 	consumer := fs.String("consumer", "", "the consumer `name` the key belongs to")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2

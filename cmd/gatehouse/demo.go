@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -40,8 +39,7 @@ var demoClients = []demoClient{
 // cmdDemo runs the demo upstreams in-process on free loopback ports and the
 // gateway in front of them with examples/demo.yaml.
 func cmdDemo(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("demo", stderr)
 	listen := fs.String("listen", "127.0.0.1:8080", "gateway `address`")
 	adminListen := fs.String("admin-listen", "127.0.0.1:9901", "admin `address`")
 	restListen := fs.String("rest-listen", "127.0.0.1:0", "`address` of the demo REST upstream (port 0: any free port)")
