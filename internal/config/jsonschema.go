@@ -315,10 +315,15 @@ func withDescription(s map[string]any, d string) map[string]any {
 // registered policy (or authenticator) type, whose value is that unit's
 // settings or null (its defaults).
 func (g *schemaGen) specSchema() (map[string]any, error) {
-	units, kind := g.units.Policies, "policy"
+	units, kind, def := g.units.Policies, "policy", "PolicySpec"
 	if g.units.AuthenticatorFields[g.owner] {
-		units, kind = g.units.Authenticators, "authenticator"
+		units, kind, def = g.units.Authenticators, "authenticator", "AuthenticatorSpec"
 	}
+	ref := map[string]any{"$ref": "#/$defs/" + def}
+	if _, done := g.defs[def]; done {
+		return ref, nil
+	}
+	g.defs[def] = map[string]any{} // placeholder: a unit's settings may hold specs
 	names := make([]string, 0, len(units))
 	for n := range units {
 		names = append(names, n)
@@ -337,13 +342,15 @@ func (g *schemaGen) specSchema() (map[string]any, error) {
 			"additionalProperties": false,
 		})
 	}
-	if len(one) == 0 {
-		return map[string]any{"type": "object", "minProperties": 1, "maxProperties": 1}, nil
+	s := map[string]any{"type": "object", "minProperties": 1, "maxProperties": 1}
+	if len(one) > 0 {
+		s = map[string]any{
+			"description": fmt.Sprintf("a one-key mapping from the %s type (%s) to its settings", kind, strings.Join(names, ", ")),
+			"oneOf":       one,
+		}
 	}
-	return map[string]any{
-		"description": fmt.Sprintf("a one-key mapping from the %s type (%s) to its settings", kind, strings.Join(names, ", ")),
-		"oneOf":       one,
-	}, nil
+	g.defs[def] = s
+	return ref, nil
 }
 
 // fieldDocs returns the doc comments of the schema types and their fields
