@@ -37,6 +37,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/gateway"
 	"github.com/gatehouse/gatehouse/internal/gctune"
+	"github.com/gatehouse/gatehouse/internal/policy"
 	"github.com/gatehouse/gatehouse/internal/store"
 )
 
@@ -131,32 +132,70 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	if code != 0 {
 		return code
 	}
-	cfg, err := config.Load(path)
-	if err == nil {
-		// Building catches what decoding cannot: unreadable certificates,
-		// ambiguous routes, bad policy settings. Nothing is opened: the
-		// store settings are checked, but a memory store stands in, so
-		// that check neither creates the state file nor fails while a
-		// running gateway holds it.
-		var g *gateway.Gateway
-		g, err = gateway.New(cfg, gateway.Options{
-			Registry: builtin.Registry(),
-			Store:    store.NewMemory(nil),
-			Logger:   slog.New(slog.DiscardHandler),
-			BaseDir:  filepath.Dir(path),
-		})
-		if err == nil {
-			g.Close()
+	cfg, err := config.LoadForCheck(path)
+	if err != nil {
+		// The config does not load; its policies' settings, decoded only
+		// when they are built, may hold more problems: report them in the
+		// same run rather than one fix later.
+		if cfg != nil {
+			err = config.MergeErrors(err, checkPolicies(cfg)...)
 		}
+		fmt.Fprintln(stderr, err)
+		return 1
 	}
+	// Building catches what decoding cannot: unreadable certificates,
+	// ambiguous routes, bad policy settings. Nothing is opened: the
+	// store settings are checked, but a memory store stands in, so
+	// that check neither creates the state file nor fails while a
+	// running gateway holds it.
+	g, err := gateway.New(cfg, gateway.Options{
+		Registry: builtin.Registry(),
+		Store:    store.NewMemory(nil),
+		Logger:   slog.New(slog.DiscardHandler),
+		BaseDir:  filepath.Dir(path),
+	})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	g.Close()
 	// What loads but cannot do what it says: warnings, exit 0.
 	fmt.Fprint(stderr, formatWarnings(principalWarnings(cfg)))
 	fmt.Fprintf(stdout, "%s: ok (%d listeners, %d routes)\n", path, len(cfg.Listeners), len(cfg.Routes))
 	return 0
+}
+
+// checkPolicies builds every policy of a config that did not load, from
+// what decoded, and returns the problems their factories find in their
+// settings. Entries that did not decode (no type) are skipped: Load has
+// reported them.
+func checkPolicies(cfg *config.Config) []error {
+	reg := builtin.Registry()
+	mem := store.NewMemory(nil)
+	defer mem.Close()
+	var errs []error
+	for _, r := range cfg.Routes {
+		for _, spec := range r.Policies {
+			if spec.Type == "" || spec.Config == nil {
+				continue
+			}
+			env := &policy.Env{
+				Route:  policy.Route{Name: r.Name},
+				Logger: slog.New(slog.DiscardHandler),
+				Now:    time.Now,
+				Store:  mem,
+			}
+			p, err := reg.Build(spec, env)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if c, ok := p.(policy.Closer); ok {
+				c.Close()
+			}
+		}
+	}
+	return errs
 }
 
 func cmdServe(args []string, _, stderr io.Writer) int {
