@@ -214,7 +214,7 @@ func TestTemplate(t *testing.T) {
 	}
 
 	// The chart's default config is a valid gatehouse config.
-	env := map[string]string{"GATEHOUSE_ADMIN_TOKEN": "x", "GATEHOUSE_REDIS_PASSWORD": "y"}
+	env := map[string]string{"GATEHOUSE_ADMIN_TOKEN": "s3cret-admin-token", "GATEHOUSE_REDIS_PASSWORD": "redis-pass"}
 	if _, err := config.LoadBytes("configmap/gatehouse.yaml", []byte(cm.Data["gatehouse.yaml"]), func(k string) (string, bool) {
 		v, ok := env[k]
 		return v, ok
@@ -226,6 +226,11 @@ func TestTemplate(t *testing.T) {
 func TestTemplateRequiresAdminToken(t *testing.T) {
 	if _, err := render(t, map[string]any{}); err == nil || !strings.Contains(err.Error(), "adminToken") {
 		t.Errorf("render without an admin token: err = %v, want the adminToken failure", err)
+	}
+	// The gateway refuses an admin token under 16 characters; the chart
+	// says so at install rather than in a crash-looping pod.
+	if _, err := render(t, map[string]any{"adminToken": map[string]any{"value": "short"}}); err == nil || !strings.Contains(err.Error(), "16") {
+		t.Errorf("render with a short admin token: err = %v, want the length failure", err)
 	}
 }
 
