@@ -47,6 +47,10 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "gatehouse demo: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
 	defer tuneGC()()
 	if err := runDemo(*listen, *adminListen, *restListen, *soapListen, stdout, log); err != nil {

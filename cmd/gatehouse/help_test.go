@@ -137,6 +137,17 @@ func TestCommandsDispatch(t *testing.T) {
 			t.Errorf("%s --no-such-flag = %d, stdout %q; want 2 and nothing done", c.path, code, &stdout)
 		}
 	}
+	// Commands that take no positional argument refuse one rather than
+	// ignore it while they act.
+	for _, args := range [][]string{
+		{"clients", "new-secret", "extra"}, {"clients", "hash", "extra"}, {"version", "extra"},
+		{"config", "schema", "extra"}, {"demo", "extra"}, {"healthcheck", "extra"}, {"completion", "bash", "extra"},
+	} {
+		var stdout, stderr bytes.Buffer
+		if code := run(args, &stdout, &stderr); code != 2 || stdout.Len() != 0 {
+			t.Errorf("%q = %d, stdout %q; want 2 and nothing done", args, code, &stdout)
+		}
+	}
 	var stdout, stderr bytes.Buffer
 	if code := run([]string{"frobnicate", "-h"}, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), "unknown command") {
 		t.Errorf("frobnicate -h = %d, %s", code, &stderr)
