@@ -130,7 +130,7 @@ func TestReleaseOneTarget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(sums), "gatehouse-v0.0.0-test-linux-amd64\n") {
+	if !strings.Contains(string(sums), "gatehouse-v0.0.0-test-linux-amd64\n") || !strings.Contains(string(sums), "gatehouse-v0.0.0-test-linux-amd64.cdx.json\n") {
 		t.Errorf("SHA256SUMS:\n%s", sums)
 	}
 	check := exec.Command("sha256sum", "-c", "SHA256SUMS")
@@ -138,13 +138,15 @@ func TestReleaseOneTarget(t *testing.T) {
 	if b, err := check.CombinedOutput(); err != nil {
 		t.Errorf("sha256sum -c: %v\n%s", err, b)
 	}
-	sbom, err := os.ReadFile(filepath.Join(out, "gatehouse-v0.0.0-test.cdx.json"))
+	sbom, err := os.ReadFile(bin + ".cdx.json")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var doc struct {
-		BOMFormat  string `json:"bomFormat"`
-		Metadata   struct{ Component struct{ Name string } }
+		BOMFormat string `json:"bomFormat"`
+		Metadata  struct {
+			Component struct{ Name, Version string }
+		}
 		Components []struct {
 			Name, Version, Purl string
 		}
@@ -155,6 +157,9 @@ func TestReleaseOneTarget(t *testing.T) {
 	names := map[string]string{}
 	for _, c := range doc.Components {
 		names[c.Name] = c.Version
+	}
+	if doc.Metadata.Component.Name != "github.com/gatehouse/gatehouse" || doc.Metadata.Component.Version != "v0.0.0-test" {
+		t.Errorf("SBOM main component = %+v", doc.Metadata.Component)
 	}
 	if doc.BOMFormat != "CycloneDX" || names["go.yaml.in/yaml/v3"] == "" || names["github.com/corazawaf/coraza/v3"] == "" {
 		t.Errorf("SBOM: format %q, %d components, yaml %q, coraza %q", doc.BOMFormat, len(doc.Components),

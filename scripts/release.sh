@@ -9,9 +9,10 @@ usage() {
 usage: scripts/release.sh [-h] [--version V] [--out DIR] [--targets "os/arch ..."] [--allow-dirty] [--no-sbom]
 
 Builds dist/gatehouse-VERSION-OS-ARCH for each target (default: linux/amd64
-linux/arm64 darwin/amd64 darwin/arm64), then dist/SHA256SUMS and
-dist/gatehouse-VERSION.cdx.json (CycloneDX SBOM by cyclonedx-gomod, run from
-the Go module proxy at a pinned version).
+linux/arm64 darwin/amd64 darwin/arm64), then dist/SHA256SUMS and, beside each
+binary, its CycloneDX SBOM (gatehouse-VERSION-OS-ARCH.cdx.json, from the
+module list embedded in the binary, by cyclonedx-gomod run from the Go
+module proxy at a pinned version).
 
   --version V      the version to stamp (default: git describe --tags --always)
   --out DIR        where to put the files (default: dist)
@@ -68,10 +69,13 @@ for t in $targets; do
 done
 
 if [ "$sbom" = 1 ]; then
-	echo "writing $out/gatehouse-$version.cdx.json"
-	# The application's SBOM: the modules linked into cmd/gatehouse.
-	"$GO" run "$CYCLONEDX_GOMOD" app -json -licenses=false -main cmd/gatehouse \
-		-output "$out/gatehouse-$version.cdx.json" .
+	# One SBOM per binary, from the module list the Go linker embedded
+	# in it: exactly the modules (and versions) that binary contains.
+	for t in $targets; do
+		bin="$out/gatehouse-$version-${t%/*}-${t#*/}"
+		echo "writing $bin.cdx.json"
+		"$GO" run "$CYCLONEDX_GOMOD" bin -json -version "$version" -output "$bin.cdx.json" "$bin"
+	done
 fi
 
 (cd "$out" && rm -f SHA256SUMS && sha256sum gatehouse-* >SHA256SUMS)
