@@ -74,20 +74,26 @@ var commands = []command{
 func usage() string {
 	var b strings.Builder
 	b.WriteString("Gatehouse, an API security gateway for REST and SOAP.\n\nUsage:\n")
-	for _, c := range commands {
-		line := "  gatehouse " + c.path
-		if c.args != "" {
-			line += " " + c.args
-		}
-		short := shortOf(c.summary)
-		if len(line) > 44 {
-			fmt.Fprintf(&b, "%s\n%46s%s\n", line, "", short)
-		} else {
-			fmt.Fprintf(&b, "%-46s%s\n", line, short)
-		}
+	for i := range commands {
+		writeCommandLine(&b, &commands[i])
 	}
 	b.WriteString("\nRun 'gatehouse COMMAND --help' for a command's flags.\n")
 	return b.String()
+}
+
+// writeCommandLine writes c's line of a command list: its synopsis and
+// the first clause of its summary.
+func writeCommandLine(w io.Writer, c *command) {
+	line := "  gatehouse " + c.path
+	if c.args != "" {
+		line += " " + c.args
+	}
+	short := shortOf(c.summary)
+	if len(line) > 44 {
+		fmt.Fprintf(w, "%s\n%46s%s\n", line, "", short)
+	} else {
+		fmt.Fprintf(w, "%-46s%s\n", line, short)
+	}
 }
 
 // shortOf is the summary's first clause, for the command list.
@@ -165,10 +171,9 @@ func printHelp(args []string, w, stderr io.Writer) int {
 	switch {
 	case group:
 		fmt.Fprintf(w, "usage: gatehouse %s COMMAND\n\nCommands:\n", path)
-		for _, sub := range commands {
-			if strings.HasPrefix(sub.path, path+" ") {
-				first, _, _ := strings.Cut(sub.summary, "\n")
-				fmt.Fprintf(w, "  %-20s %s\n", strings.TrimPrefix(sub.path, path+" "), first)
+		for i := range commands {
+			if strings.HasPrefix(commands[i].path, path+" ") {
+				writeCommandLine(w, &commands[i])
 			}
 		}
 		fmt.Fprintf(w, "\nRun 'gatehouse %s COMMAND --help' for a command's flags.\n", path)

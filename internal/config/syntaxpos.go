@@ -17,6 +17,14 @@ import (
 // finds no fault (the two disagree on the YAML dialect), and the caller
 // keeps yaml.v3's report.
 func syntaxFault(data []byte) (line, col int, msg string, ok bool) {
+	// A panic in the second parser on hostile input must not take the
+	// load (or a running gateway's reload) down: it only loses the
+	// better position.
+	defer func() {
+		if recover() != nil {
+			line, col, msg, ok = 0, 0, "", false
+		}
+	}()
 	_, err := goccyparser.ParseBytes(data, 0)
 	var se *goccy.SyntaxError
 	if err == nil || !errors.As(err, &se) || se.Token == nil || se.Token.Position == nil || se.Token.Position.Line <= 0 {
