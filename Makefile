@@ -6,7 +6,7 @@ STATICCHECK ?= v0.8.2
 # over the seed corpora and a little beyond); `make fuzz` runs longer.
 FUZZTIME ?= 5s
 
-.PHONY: test check build demo bench vet fuzz soak
+.PHONY: test check build demo bench vet fuzz soak release
 
 # Every stage prints how long it took (scripts/stage.sh).
 test: vet
@@ -37,3 +37,9 @@ fuzz:
 
 soak: build
 	scripts/soak.sh
+
+# Static release binaries (linux/amd64, linux/arm64, darwin/amd64,
+# darwin/arm64) in dist/, with SHA256SUMS and a CycloneDX SBOM; see
+# scripts/release.sh --help. VERSION defaults to git describe.
+release:
+	GO=$(GO) scripts/release.sh $(if $(VERSION),--version $(VERSION))

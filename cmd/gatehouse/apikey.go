@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -27,8 +26,7 @@ func cmdAPIKey(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, apikeyUsage)
 		return 2
 	}
-	fs := flag.NewFlagSet("apikey "+args[0], flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("apikey "+args[0], stderr)
 	consumer := fs.String("consumer", "", "the consumer `name` the key belongs to")
 	toStore := fs.Bool("store", false, "write the key to the state store of the gateway of --config")
 	path := fs.String("config", "", "the gateway's YAML config `file` (for --store and delete)")

@@ -33,6 +33,15 @@ func cmdClients(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "list":
 		return cmdClientsList(args[1:], stdout, stderr)
+	case "hash", "new-secret":
+		// Neither takes arguments: one it does not know (a mistyped
+		// flag) must not be ignored while it acts.
+		if len(args) > 1 {
+			fmt.Fprintf(stderr, "gatehouse clients %s: unexpected argument %q\n%s", args[0], args[1], clientsUsage)
+			return 2
+		}
+	}
+	switch args[0] {
 	case "hash":
 		return cmdClientsHash(os.Stdin, stdout, stderr)
 	case "new-secret":

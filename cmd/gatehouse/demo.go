@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -40,13 +39,16 @@ var demoClients = []demoClient{
 // cmdDemo runs the demo upstreams in-process on free loopback ports and the
 // gateway in front of them with examples/demo.yaml.
 func cmdDemo(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("demo", stderr)
 	listen := fs.String("listen", "127.0.0.1:8080", "gateway `address`")
 	adminListen := fs.String("admin-listen", "127.0.0.1:9901", "admin `address`")
 	restListen := fs.String("rest-listen", "127.0.0.1:0", "`address` of the demo REST upstream (port 0: any free port)")
 	soapListen := fs.String("soap-listen", "127.0.0.1:0", "`address` of the demo SOAP upstream (port 0: any free port)")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "gatehouse demo: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, nil))

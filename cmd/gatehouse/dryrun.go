@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"cmp"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -49,8 +48,7 @@ type testCase struct {
 // (the dry-run for users' CI): exit 0 when every case decides as
 // expected, 1 on a mismatch or a config error, 2 on usage errors.
 func cmdTest(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("test", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("test", stderr)
 	path := fs.String("config", "", "the YAML config `file`")
 	if err := fs.Parse(args); err != nil {
 		return 2

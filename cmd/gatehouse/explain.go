@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -18,8 +17,7 @@ import (
 // cmdExplain asks the admin API why a request was decided as it was and
 // prints it.
 func cmdExplain(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("explain", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("explain", stderr)
 	adminURL := fs.String("admin", "http://127.0.0.1:9901", "the admin listener's `URL`")
 	token := fs.String("token", "", "the admin `token` (default: $GATEHOUSE_ADMIN_TOKEN)")
 	asJSON := fs.Bool("json", false, "print the decision as JSON")

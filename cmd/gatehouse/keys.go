@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -47,8 +46,7 @@ func cmdKeys(args []string, stdout, stderr io.Writer) int {
 }
 
 func cmdKeysGenerate(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("keys generate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("keys generate", stderr)
 	alg := fs.String("alg", "ES256", "the signing `algorithm`")
 	out := fs.String("out", "", "the private key `file` to create")
 	if err := fs.Parse(args); err != nil {
@@ -97,8 +95,7 @@ func writeKeyFile(path string, k *keys.Key) error {
 }
 
 func cmdKeysJWKS(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("keys jwks", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("keys jwks", stderr)
 	path := fs.String("key", "", "the private key `file` (PEM or JWK)")
 	alg := fs.String("alg", "", "the signing `algorithm` (default: the JWK's alg, else from the key)")
 	kid := fs.String("kid", "", "the key `id` (default: the JWK's kid, else its RFC 7638 thumbprint)")

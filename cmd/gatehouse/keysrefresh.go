@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -20,8 +19,7 @@ import (
 // withdrew stops verifying tokens at once rather than at the next
 // jwks_refresh. It exits 0 when every fetch succeeded, 1 otherwise.
 func cmdKeysRefresh(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("keys refresh", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("keys refresh", stderr)
 	adminURL := fs.String("admin", "http://127.0.0.1:9901", "the admin listener's `URL`")
 	token := fs.String("token", "", "the admin `token` (default: $GATEHOUSE_ADMIN_TOKEN)")
 	timeout := fs.Duration("timeout", 90*time.Second, "how long to wait for the fetches")

@@ -13,20 +13,21 @@
 //	gatehouse clients               list clients, hash client secrets
 //	gatehouse explain REQUEST_ID    why a request was allowed or denied
 //	gatehouse test --config FILE CASES.yaml  dry-run request cases (CI)
+//	gatehouse config schema         print the config's JSON Schema
+//	gatehouse healthcheck           probe a running gateway's /healthz
+//	gatehouse completion SHELL      print a shell completion script
 //	gatehouse version               print the version
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime/debug"
 	"syscall"
 	"time"
 	// Time zone names in expr policies (now.getHours("Europe/Berlin")) must
@@ -37,53 +38,32 @@ import (
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/gateway"
 	"github.com/gatehouse/gatehouse/internal/gctune"
+	"github.com/gatehouse/gatehouse/internal/policy"
 	"github.com/gatehouse/gatehouse/internal/store"
 )
-
-const usage = `Gatehouse, an API security gateway for REST and SOAP.
-
-Usage:
-  gatehouse serve --config FILE    run the gateway (reloads on SIGHUP and file change)
-  gatehouse check --config FILE    validate a config; exit 1 on any error, warn (exit 0)
-                                   of what loads but cannot work (scopes before authenticate)
-  gatehouse demo [--listen ADDR] [--admin-listen ADDR]
-                                   run the gateway in front of built-in demo upstreams
-  gatehouse keys generate [--alg ES256] --out FILE
-                                   write a new private signing key (PEM, mode 0600)
-  gatehouse keys jwks --key FILE [--alg ALG]
-                                   print the public JWK Set upstreams should trust
-  gatehouse token --issuer URL --client ID --secret S [--scope "A B"]
-                                   get an access token (client_credentials) and print it
-  gatehouse clients list --config FILE
-                                   list the authorization server's clients
-  gatehouse clients hash | new-secret
-                                   make a client secret_hash
-  gatehouse keys rotate --config FILE
-                                   rotate the authorization server's signing key
-                                   (a running gateway: kill -USR1 PID)
-  gatehouse keys refresh [--admin URL] [--token TOKEN]
-                                   make a running gateway fetch every trusted
-                                   issuer's JWKS now (or: kill -USR2 PID)
-  gatehouse explain REQUEST_ID [--admin URL]
-                                   why a request was allowed or denied
-  gatehouse test --config FILE CASES.yaml
-                                   dry-run request cases against a config (for CI)
-  gatehouse version                print the version
-
-Run 'gatehouse COMMAND -h' for a command's flags.
-`
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
 // run executes one command and returns the process exit code: 0 success,
-// 1 a config or runtime error, 2 a usage error.
+// 1 a config or runtime error, 2 a usage error. Help (-h, --help or
+// "help" on any command) is answered here, before the command is run, so
+// that no command acts when it is asked for help: it goes to stdout and
+// exits 0.
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, usage())
 		return 2
 	}
+	if words, ok := helpRequest(args); ok {
+		return printHelp(words, stdout, stderr)
+	}
+	return dispatch(args, stdout, stderr)
+}
+
+// dispatch runs the command args name.
+func dispatch(args []string, stdout, stderr io.Writer) int {
 	cmd, args := args[0], args[1:]
 	switch cmd {
 	case "serve":
@@ -104,14 +84,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdExplain(args, stdout, stderr)
 	case "test":
 		return cmdTest(args, stdout, stderr)
+	case "config":
+		return cmdConfig(args, stdout, stderr)
+	case "healthcheck":
+		return cmdHealthcheck(args, stdout, stderr)
+	case "completion":
+		return cmdCompletion(args, stdout, stderr)
 	case "version", "--version":
-		fmt.Fprintln(stdout, "gatehouse", version())
-		return 0
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
+		if len(args) > 0 {
+			fmt.Fprintln(stderr, "usage: gatehouse version")
+			return 2
+		}
+		readVersion().print(stdout)
 		return 0
 	}
-	fmt.Fprintf(stderr, "gatehouse: unknown command %q\n\n%s", cmd, usage)
+	fmt.Fprintf(stderr, "gatehouse: unknown command %q\n\n%s", cmd, usage())
 	return 2
 }
 
@@ -128,16 +115,8 @@ const heapFloor = 32 << 20
 // tuneGC starts gctune for a serving command and returns its stop.
 func tuneGC() func() { return gctune.Start(heapFloor) }
 
-func version() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "(devel)"
-}
-
 func configFlag(name string, args []string, stderr io.Writer) (string, int) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet(name, stderr)
 	path := fs.String("config", "", "the YAML config `file`")
 	if err := fs.Parse(args); err != nil {
 		return "", 2
@@ -154,32 +133,70 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	if code != 0 {
 		return code
 	}
-	cfg, err := config.Load(path)
-	if err == nil {
-		// Building catches what decoding cannot: unreadable certificates,
-		// ambiguous routes, bad policy settings. Nothing is opened: the
-		// store settings are checked, but a memory store stands in, so
-		// that check neither creates the state file nor fails while a
-		// running gateway holds it.
-		var g *gateway.Gateway
-		g, err = gateway.New(cfg, gateway.Options{
-			Registry: builtin.Registry(),
-			Store:    store.NewMemory(nil),
-			Logger:   slog.New(slog.DiscardHandler),
-			BaseDir:  filepath.Dir(path),
-		})
-		if err == nil {
-			g.Close()
+	cfg, err := config.LoadForCheck(path)
+	if err != nil {
+		// The config does not load; its policies' settings, decoded only
+		// when they are built, may hold more problems: report them in the
+		// same run rather than one fix later.
+		if cfg != nil {
+			err = config.MergeErrors(err, checkPolicies(cfg)...)
 		}
+		fmt.Fprintln(stderr, err)
+		return 1
 	}
+	// Building catches what decoding cannot: unreadable certificates,
+	// ambiguous routes, bad policy settings. Nothing is opened: the
+	// store settings are checked, but a memory store stands in, so
+	// that check neither creates the state file nor fails while a
+	// running gateway holds it.
+	g, err := gateway.New(cfg, gateway.Options{
+		Registry: builtin.Registry(),
+		Store:    store.NewMemory(nil),
+		Logger:   slog.New(slog.DiscardHandler),
+		BaseDir:  filepath.Dir(path),
+	})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	g.Close()
 	// What loads but cannot do what it says: warnings, exit 0.
 	fmt.Fprint(stderr, formatWarnings(principalWarnings(cfg)))
 	fmt.Fprintf(stdout, "%s: ok (%d listeners, %d routes)\n", path, len(cfg.Listeners), len(cfg.Routes))
 	return 0
+}
+
+// checkPolicies builds every policy of a config that did not load, from
+// what decoded, and returns the problems their factories find in their
+// settings. Entries that did not decode (no type) are skipped: Load has
+// reported them.
+func checkPolicies(cfg *config.Config) []error {
+	reg := builtin.Registry()
+	mem := store.NewMemory(nil)
+	defer mem.Close()
+	var errs []error
+	for _, r := range cfg.Routes {
+		for _, spec := range r.Policies {
+			if spec.Type == "" || spec.Config == nil {
+				continue
+			}
+			env := &policy.Env{
+				Route:  policy.Route{Name: r.Name},
+				Logger: slog.New(slog.DiscardHandler),
+				Now:    time.Now,
+				Store:  mem,
+			}
+			p, err := reg.Build(spec, env)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if c, ok := p.(policy.Closer); ok {
+				c.Close()
+			}
+		}
+	}
+	return errs
 }
 
 func cmdServe(args []string, _, stderr io.Writer) int {

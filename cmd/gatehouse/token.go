@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -24,8 +23,7 @@ const tokenUsage = `usage: gatehouse token --issuer URL --client ID [--secret S]
 
 // cmdToken handles `gatehouse token`.
 func cmdToken(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("token", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("token", stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, tokenUsage) }
 	issuer := fs.String("issuer", "http://127.0.0.1:8080", "the authorization server's issuer `URL`")
 	id := fs.String("client", "", "the client `id`")

@@ -721,7 +721,7 @@ func TestParseNodeErrors(t *testing.T) {
 	tests := []struct{ src, want string }{
 		{"a: 1\n---\nb: 2\n", "n.yaml:2:1: multiple YAML documents"},
 		{"a: ${NOPE}\n", "n.yaml:1:4: a: environment variable NOPE is not set"},
-		{"a: [\n", "n.yaml:1: invalid YAML: did not find expected node content"},
+		{"a: [\n", "n.yaml:1:4: invalid YAML: sequence end token ']' not found"},
 		{"a: *nope\n", "n.yaml: invalid YAML: unknown anchor 'nope' referenced"},
 	}
 	for _, tt := range tests {

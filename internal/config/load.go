@@ -30,14 +30,24 @@ func Load(path string) (*Config, error) {
 // files are not read here: the gateway does that and reports with
 // Config.Errorf.
 func LoadBytes(file string, data []byte, lookupEnv func(string) (string, bool)) (*Config, error) {
+	c, errs := load(file, data, lookupEnv)
+	if err := errs.err(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// load is LoadBytes returning the config decoded as far as it could be
+// (nil when the document did not parse) with every problem found.
+func load(file string, data []byte, lookupEnv func(string) (string, bool)) (*Config, Errors) {
 	d := newDoc(file, lookupEnv)
 	root, errs := parseDocument(file, data, false)
 	if root == nil {
-		return nil, errs.err()
+		return nil, errs
 	}
 	if root.Kind != yaml.MappingNode {
 		return nil, Errors{{File: file, Line: root.Line, Column: root.Column,
-			Msg: "the top level must be a mapping, got " + describe(root)}}.err()
+			Msg: "the top level must be a mapping, got " + describe(root)}}
 	}
 	errs = append(errs, expandTree(root, d)...)
 
@@ -57,10 +67,7 @@ func LoadBytes(file string, data []byte, lookupEnv func(string) (string, bool)) 
 			errs = append(errs, e)
 		}
 	}
-	if err := errs.err(); err != nil {
-		return nil, err
-	}
-	return &c, nil
+	return &c, errs
 }
 
 func overlapsAny(path string, errs Errors) bool {

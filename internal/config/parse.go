@@ -41,7 +41,7 @@ func parseDocument(file string, data []byte, allowEmpty bool) (*yaml.Node, Error
 		err == nil && (len(d.Content) == 0 || isNull(d.Content[0]))
 	switch {
 	case err != nil && !errors.Is(err, io.EOF):
-		return nil, Errors{yamlError(file, err)}
+		return nil, Errors{yamlError(file, err, data)}
 	case empty && !allowEmpty:
 		return nil, Errors{{File: file, Msg: "empty config"}}
 	}
@@ -56,7 +56,7 @@ func parseDocument(file string, data []byte, allowEmpty bool) (*yaml.Node, Error
 			return nil, Errors{{File: file, Line: extra.Line, Column: extra.Column,
 				Msg: "multiple YAML documents in one file are not supported"}}
 		case !errors.Is(err, io.EOF):
-			return nil, Errors{yamlError(file, err)}
+			return nil, Errors{yamlError(file, err, data)}
 		}
 	}
 	if e := checkSize(root); e != nil {
@@ -69,8 +69,12 @@ func parseDocument(file string, data []byte, allowEmpty bool) (*yaml.Node, Error
 var yamlLineRe = regexp.MustCompile(`^yaml: line (\d+): (?:column (\d+): )?`)
 
 // yamlError turns a yaml.v3 syntax error, "yaml: line 3: did not find
-// expected key", into an *Error at that line.
-func yamlError(file string, err error) *Error {
+// expected key", into an *Error at the fault's line and column as
+// syntaxFault finds them in data, else at yaml.v3's line.
+func yamlError(file string, err error, data []byte) *Error {
+	if line, col, msg, ok := syntaxFault(data); ok {
+		return &Error{File: file, Line: line, Column: col, Msg: "invalid YAML: " + msg, cause: err}
+	}
 	msg := err.Error()
 	e := &Error{File: file, cause: err}
 	if m := yamlLineRe.FindStringSubmatch(msg); m != nil {
