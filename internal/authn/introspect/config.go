@@ -6,8 +6,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/authn/bound"
@@ -190,10 +188,7 @@ func decode(cfg *config.Node) (*parsed, error) {
 		return nil, cfg.Errorf("auth_method", "unknown auth_method %q (want %s or %s)", c.AuthMethod, methodBasic, methodPost)
 	}
 	if c.CAFile != "" {
-		path := c.CAFile
-		if !filepath.IsAbs(path) {
-			path = filepath.Join(filepath.Dir(cfg.File()), path)
-		}
+		path := cfg.ResolvePath(c.CAFile)
 		pem, err := os.ReadFile(path)
 		if err != nil {
 			return nil, cfg.Errorf("ca_file", "%v", err)
@@ -219,7 +214,7 @@ func decode(cfg *config.Node) (*parsed, error) {
 	}
 	for i, a := range c.Audiences {
 		if a == "" {
-			return nil, cfg.Errorf("audiences["+strconv.Itoa(i)+"]", "an audience is not empty")
+			return nil, cfg.Errorf(config.Index("audiences", i), "an audience is not empty")
 		}
 	}
 	if c.TokenTypeHint == "" {

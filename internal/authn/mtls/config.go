@@ -106,7 +106,7 @@ func decode(cfg *config.Node) (*parsed, error) {
 		return nil, cfg.Errorf("subject_from", "unknown subject source %q (known: spiffe, san_dns, san_email, san_uri, cn)", c.SubjectFrom)
 	}
 	for i, s := range c.AllowedSubjects {
-		field := "allowed_subjects[" + strconv.Itoa(i) + "]"
+		field := config.Index("allowed_subjects", i)
 		if s == "" {
 			return nil, cfg.Errorf(field, "empty subject")
 		}
@@ -129,7 +129,7 @@ func decode(cfg *config.Node) (*parsed, error) {
 	for i, s := range c.RequiredEKUs {
 		e, err := parseEKU(s)
 		if err != nil {
-			return nil, cfg.Errorf("required_ekus["+strconv.Itoa(i)+"]", "%v", err)
+			return nil, cfg.Errorf(config.Index("required_ekus", i), "%v", err)
 		}
 		p.ekus = append(p.ekus, e)
 	}

@@ -2,7 +2,6 @@ package binding
 
 import (
 	"net/url"
-	"strconv"
 
 	"github.com/gatehouse/gatehouse/internal/authn/dpop"
 	"github.com/gatehouse/gatehouse/internal/config"
@@ -94,7 +93,7 @@ func decode(cfg *config.Node, hasTrusted bool) (*Config, error) {
 	p := &c.Proof
 	for i, a := range p.Algorithms {
 		if err := dpop.CheckAlgorithm(a); err != nil {
-			return nil, cfg.Errorf("proof.algorithms["+strconv.Itoa(i)+"]", "%v", err)
+			return nil, cfg.Errorf(config.Index("proof.algorithms", i), "%v", err)
 		}
 	}
 	if p.Algorithms != nil && len(p.Algorithms) == 0 {

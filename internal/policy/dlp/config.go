@@ -1,11 +1,9 @@
 package dlp
 
 import (
-	"fmt"
 	"net/http"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/gatehouse/gatehouse/internal/config"
@@ -228,7 +226,7 @@ func decode(cfg *config.Node) (*settings, error) {
 		names[d.name] = true
 	}
 	for i, cc := range c.Custom {
-		field := "custom[" + strconv.Itoa(i) + "]"
+		field := config.Index("custom", i)
 		if cc.Name == "" {
 			return nil, cfg.Errorf(field, "dlp: a custom pattern needs a name")
 		}
@@ -266,7 +264,7 @@ func decode(cfg *config.Node) (*settings, error) {
 		for i, t := range c.ContentTypes {
 			t = strings.ToLower(strings.TrimSpace(t))
 			if !validTypePattern(t) {
-				return nil, cfg.Errorf("content_types["+strconv.Itoa(i)+"]", "dlp: %q is not type/subtype, type/* or +suffix", c.ContentTypes[i])
+				return nil, cfg.Errorf(config.Index("content_types", i), "dlp: %q is not type/subtype, type/* or +suffix", c.ContentTypes[i])
 			}
 			s.types[i] = t
 		}
@@ -296,10 +294,10 @@ func addKinds(cfg *config.Node, field string, kc *KindsConfig, all []string, kin
 	for i, k := range list {
 		d, ok := kinds[k]
 		if !ok {
-			return cfg.Errorf(fmt.Sprintf("%s.kinds[%d]", field, i), "dlp: unknown kind %q; known: %s", k, strings.Join(all, ", "))
+			return cfg.Errorf(config.Index(field+".kinds", i), "dlp: unknown kind %q; known: %s", k, strings.Join(all, ", "))
 		}
 		if seen[k] {
-			return cfg.Errorf(fmt.Sprintf("%s.kinds[%d]", field, i), "dlp: kind %q is listed twice", k)
+			return cfg.Errorf(config.Index(field+".kinds", i), "dlp: kind %q is listed twice", k)
 		}
 		seen[k] = true
 		if err := add(field, kc.Action, d); err != nil {

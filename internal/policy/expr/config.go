@@ -100,7 +100,7 @@ func decode(cfg *config.Node) ([]compiledRule, error) {
 		}
 		rules = c.Rules
 		for i := range rules {
-			prefix = append(prefix, "rules["+strconv.Itoa(i)+"].")
+			prefix = append(prefix, config.Index("rules", i)+".")
 		}
 	default:
 		return nil, cfg.Errorf("", "expr: needs allow or rules")

@@ -43,10 +43,7 @@ func New(cfg *config.Node, env *policy.Env) (policy.Policy, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Expr{rules: rules, now: time.Now, realm: policy.DefaultRealm}
-	if env != nil && env.Now != nil {
-		e.now = env.Now
-	}
+	e := &Expr{rules: rules, now: env.Clock(), realm: policy.DefaultRealm}
 	if env != nil {
 		e.realm = env.Route.ChallengeRealm()
 	}

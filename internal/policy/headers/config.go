@@ -138,7 +138,7 @@ func decode(cfg *config.Node) (*compiled, error) {
 func compileOps(cfg *config.Node, side string, o Ops) (ops, error) {
 	var out ops
 	for i, name := range o.Remove {
-		at := side + ".remove[" + strconv.Itoa(i) + "]"
+		at := config.Index(side+".remove", i)
 		key, err := checkName(cfg, at, name)
 		if err != nil {
 			return out, err

@@ -3,9 +3,7 @@ package identity
 import (
 	"errors"
 	"net/http"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -224,7 +222,7 @@ func decode(cfg *config.Node) (*compiled, error) {
 	}
 
 	for i, name := range c.Strip {
-		at := "strip[" + strconv.Itoa(i) + "]"
+		at := config.Index("strip", i)
 		if _, err := claim(at, name); err != nil {
 			return nil, err
 		}
@@ -292,7 +290,7 @@ func decodeJWT(cfg *config.Node, c *JWTConfig, claim func(at, name string) (stri
 	}
 	seen := map[string]bool{}
 	for i, cl := range c.Claims {
-		at := "jwt.claims[" + strconv.Itoa(i) + "]"
+		at := config.Index("jwt.claims", i)
 		switch {
 		case cl == "":
 			return nil, cfg.Errorf(at, "a claim name must not be empty")
@@ -307,10 +305,7 @@ func decodeJWT(cfg *config.Node, c *JWTConfig, claim func(at, name string) (stri
 	if c.KeyFile == "" {
 		return nil, cfg.Errorf("jwt", "key_file is required (make one with `gatehouse keys generate --alg ES256 --out FILE`)")
 	}
-	path := c.KeyFile
-	if !filepath.IsAbs(path) {
-		path = filepath.Join(filepath.Dir(cfg.File()), path)
-	}
+	path := cfg.ResolvePath(c.KeyFile)
 	if j.key, err = keys.Load(path, c.Algorithm, c.KID); err != nil {
 		at := "jwt.key_file"
 		if errors.Is(err, keys.ErrAlgorithm) {

@@ -3,7 +3,6 @@ package ipfilter
 import (
 	"fmt"
 	"net/netip"
-	"strconv"
 	"strings"
 
 	"github.com/gatehouse/gatehouse/internal/config"
@@ -59,7 +58,7 @@ func decode(cfg *config.Node) (*parsed, error) {
 		for i, s := range c.TrustedProxies {
 			pfx, err := ParsePrefix(s)
 			if err != nil {
-				return nil, cfg.Errorf("trusted_proxies["+strconv.Itoa(i)+"]", "%v", err)
+				return nil, cfg.Errorf(config.Index("trusted_proxies", i), "%v", err)
 			}
 			p.trusted = append(p.trusted, pfx)
 		}
@@ -72,7 +71,7 @@ func parseList(cfg *config.Node, field string, list []string) (prefixSet, error)
 	for i, s := range list {
 		pfx, err := ParsePrefix(s)
 		if err != nil {
-			return set, cfg.Errorf(field+"["+strconv.Itoa(i)+"]", "%v", err)
+			return set, cfg.Errorf(config.Index(field, i), "%v", err)
 		}
 		set.add(pfx)
 	}

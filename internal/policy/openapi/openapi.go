@@ -18,7 +18,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/pb33f/libopenapi"
@@ -72,10 +71,7 @@ func New(cfg *config.Node, env *policy.Env) (policy.Policy, error) {
 	if c.Spec == "" {
 		return nil, cfg.Errorf("spec", "openapi: spec is required")
 	}
-	path := c.Spec
-	if !filepath.IsAbs(path) {
-		path = filepath.Join(filepath.Dir(cfg.File()), path)
-	}
+	path := cfg.ResolvePath(c.Spec)
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, cfg.Errorf("spec", "openapi: reading the spec: %v", err)
@@ -99,10 +95,7 @@ func New(cfg *config.Node, env *policy.Env) (policy.Policy, error) {
 	}
 	o := &OpenAPI{
 		v: v, request: c.Validate.Request == nil || *c.Validate.Request, response: c.Validate.Response,
-		maxBody: 1 << 20, maxResponse: 256 << 10, logger: env.Logger, route: env.Route.Name,
-	}
-	if o.logger == nil {
-		o.logger = slog.New(slog.DiscardHandler)
+		maxBody: 1 << 20, maxResponse: 256 << 10, logger: env.Log(), route: env.RouteName(),
 	}
 	if b := strings.TrimSuffix(c.ServerBase, "/"); b != "" {
 		if !strings.HasPrefix(b, "/") {

@@ -1,7 +1,6 @@
 package quota
 
 import (
-	"log/slog"
 	"strings"
 	"time"
 
@@ -158,5 +157,3 @@ func bounds(period string, loc *time.Location, t time.Time) (start, end time.Tim
 	start = time.Date(y, mo, 1, 0, 0, 0, 0, loc)
 	return start, time.Date(y, mo+1, 1, 0, 0, 0, 0, loc)
 }
-
-var discard = slog.New(slog.DiscardHandler)

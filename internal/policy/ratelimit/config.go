@@ -119,7 +119,7 @@ func decode(cfg *config.Node, now func() time.Time) (*settings, error) {
 	}
 
 	limits := c.Limits
-	at := func(i int) string { return "limits[" + strconv.Itoa(i) + "]." }
+	at := func(i int) string { return config.Index("limits", i) + "." }
 	switch {
 	case len(limits) > 0 && (c.Rate != 0 || c.Per != 0 || c.Burst != 0):
 		return nil, cfg.Errorf("rate", "ratelimit: give limits or rate/per/burst, not both")

@@ -1,10 +1,9 @@
 package saml
 
 import (
+	"cmp"
 	"crypto/x509"
 	"net/url"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -152,7 +151,7 @@ func decode(cfg *config.Node) (*settings, error) {
 		bearerTLS:     c.BearerRequiresTLS == nil || *c.BearerRequiresTLS,
 		skew:          30 * time.Second,
 		maxAge:        300 * time.Second,
-		rolesAttr:     cmpOr(c.RolesAttribute, "roles"),
+		rolesAttr:     cmp.Or(c.RolesAttribute, "roles"),
 		keepHeader:    c.KeepSecurityHeader,
 		maxBodyBytes:  1 << 20,
 		wssecurityCfg: c.WSSecurity,
@@ -179,7 +178,7 @@ func decode(cfg *config.Node) (*settings, error) {
 		}
 	}
 	for i, ic := range c.Issuers {
-		f := "issuers[" + strconv.Itoa(i) + "]"
+		f := config.Index("issuers", i)
 		if ic.Issuer == "" {
 			return nil, cfg.Errorf(f+".issuer", "saml: issuer is required")
 		}
@@ -189,7 +188,7 @@ func decode(cfg *config.Node) (*settings, error) {
 		if ic.CertificateFile == "" {
 			return nil, cfg.Errorf(f+".certificate_file", "saml: certificate_file is required")
 		}
-		certs, err := pemfile.Certificates(resolve(cfg, ic.CertificateFile))
+		certs, err := pemfile.Certificates(cfg.ResolvePath(ic.CertificateFile))
 		if err != nil {
 			return nil, cfg.Errorf(f+".certificate_file", "%v", err)
 		}
@@ -211,16 +210,16 @@ func decode(cfg *config.Node) (*settings, error) {
 		case "sender-vouches":
 			s.sv = true
 		default:
-			return nil, cfg.Errorf("confirmations["+strconv.Itoa(i)+"]", "saml: confirmation %q (want bearer, holder-of-key or sender-vouches)", m)
+			return nil, cfg.Errorf(config.Index("confirmations", i), "saml: confirmation %q (want bearer, holder-of-key or sender-vouches)", m)
 		}
 	}
 	if !s.bearer && !s.hok && !s.sv {
 		return nil, cfg.Errorf("confirmations", "saml: at least one confirmation method is required")
 	}
 	for i, f := range c.Senders {
-		certs, err := pemfile.Certificates(resolve(cfg, f))
+		certs, err := pemfile.Certificates(cfg.ResolvePath(f))
 		if err != nil {
-			return nil, cfg.Errorf("senders["+strconv.Itoa(i)+"]", "%v", err)
+			return nil, cfg.Errorf(config.Index("senders", i), "%v", err)
 		}
 		s.senders = append(s.senders, certs...)
 	}
@@ -228,7 +227,7 @@ func decode(cfg *config.Node) (*settings, error) {
 		return nil, cfg.Errorf("senders", "saml: sender-vouches needs the senders' certificates")
 	}
 	for i, rc := range c.Authorize {
-		f := "authorize[" + strconv.Itoa(i) + "]"
+		f := config.Index("authorize", i)
 		r := rule{roles: rc.Roles}
 		switch {
 		case rc.Operation == "*":
@@ -247,7 +246,7 @@ func decode(cfg *config.Node) (*settings, error) {
 	for i, r := range c.Recipients {
 		u, err := url.Parse(r)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-			return nil, cfg.Errorf("recipients["+strconv.Itoa(i)+"]", "saml: recipient %q must be an absolute http(s) URL without query", r)
+			return nil, cfg.Errorf(config.Index("recipients", i), "saml: recipient %q must be an absolute http(s) URL without query", r)
 		}
 		s.recipients = append(s.recipients, r)
 	}
@@ -279,17 +278,3 @@ func decode(cfg *config.Node) (*settings, error) {
 }
 
 func isLoopback(h string) bool { return h == "localhost" || h == "127.0.0.1" || h == "::1" }
-
-func resolve(cfg *config.Node, p string) string {
-	if filepath.IsAbs(p) {
-		return p
-	}
-	return filepath.Join(filepath.Dir(cfg.File()), p)
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}

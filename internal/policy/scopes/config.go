@@ -156,7 +156,7 @@ func build(all, method []string, anyOf bool) *requirement {
 // checkScopes validates one list of scopes at field.
 func checkScopes(cfg *config.Node, field string, list []string) error {
 	for i, s := range list {
-		at := field + "[" + strconv.Itoa(i) + "]"
+		at := config.Index(field, i)
 		if s == "" {
 			return cfg.Errorf(at, "scopes: empty scope")
 		}

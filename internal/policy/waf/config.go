@@ -2,7 +2,6 @@ package waf
 
 import (
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/gatehouse/gatehouse/internal/config"
@@ -137,13 +136,13 @@ func decode(cfg *config.Node) (*settings, error) {
 	s := &settings{paranoia: c.ParanoiaLevel, inbound: c.AnomalyThreshold.Inbound, mode: c.Mode}
 	for i, id := range c.Exclude.IDs {
 		if id < 1 || id > 9999999 {
-			return nil, cfg.Errorf("exclude.ids["+strconv.Itoa(i)+"]", "waf: %d is not a rule id", id)
+			return nil, cfg.Errorf(config.Index("exclude.ids", i), "waf: %d is not a rule id", id)
 		}
 	}
 	s.excludeIDs = slices.Clone(c.Exclude.IDs)
 	for i, tag := range c.Exclude.Tags {
 		if tag == "" || strings.ContainsAny(tag, " \t\r\n\"'\\") {
-			return nil, cfg.Errorf("exclude.tags["+strconv.Itoa(i)+"]", "waf: %q is not a rule tag", tag)
+			return nil, cfg.Errorf(config.Index("exclude.tags", i), "waf: %q is not a rule tag", tag)
 		}
 	}
 	s.excludeTags = slices.Clone(c.Exclude.Tags)
@@ -153,10 +152,10 @@ func decode(cfg *config.Node) (*settings, error) {
 		for i, p := range c.Platform {
 			if p == "all" {
 				if len(c.Platform) > 1 {
-					return nil, cfg.Errorf("platform["+strconv.Itoa(i)+"]", "waf: platform all stands alone")
+					return nil, cfg.Errorf(config.Index("platform", i), "waf: platform all stands alone")
 				}
 			} else if !slices.Contains(Platforms, p) {
-				return nil, cfg.Errorf("platform["+strconv.Itoa(i)+"]", "waf: unknown platform %q (known: all, %s)", p, strings.Join(Platforms, ", "))
+				return nil, cfg.Errorf(config.Index("platform", i), "waf: unknown platform %q (known: all, %s)", p, strings.Join(Platforms, ", "))
 			}
 		}
 		s.platforms = slices.Clone(c.Platform)
@@ -174,16 +173,16 @@ func decode(cfg *config.Node) (*settings, error) {
 		bodyLimit: int64(in.BodyLimit), maxArgs: in.MaxArgs}
 	for i, d := range c.Directives {
 		if strings.ContainsAny(d, "\r\n") {
-			return nil, cfg.Errorf("directives["+strconv.Itoa(i)+"]", "waf: one directive per entry (no line breaks; no continuation lines)")
+			return nil, cfg.Errorf(config.Index("directives", i), "waf: one directive per entry (no line breaks; no continuation lines)")
 		}
 		if strings.HasPrefix(strings.TrimSpace(d), "Include") {
-			return nil, cfg.Errorf("directives["+strconv.Itoa(i)+"]", "waf: Include is not allowed in directives")
+			return nil, cfg.Errorf(config.Index("directives", i), "waf: Include is not allowed in directives")
 		}
 	}
 	s.directives = slices.Clone(c.Directives)
 	for i, m := range c.AllowedMethods {
 		if m == "" || strings.ToUpper(m) != m || strings.ContainsAny(m, " \t'\"\\") {
-			return nil, cfg.Errorf("allowed_methods["+strconv.Itoa(i)+"]", "waf: %q is not an HTTP method in upper case", m)
+			return nil, cfg.Errorf(config.Index("allowed_methods", i), "waf: %q is not an HTTP method in upper case", m)
 		}
 	}
 	s.methods = slices.Clone(c.AllowedMethods)

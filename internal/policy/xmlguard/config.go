@@ -3,8 +3,6 @@ package xmlguard
 import (
 	"encoding/xml"
 	"os"
-	"path/filepath"
-	"strconv"
 
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/policy"
@@ -195,7 +193,7 @@ func decodeSOAP(cfg *config.Node, c *SOAPConfig, route policy.Protocol) (*soapSe
 		case "1.2":
 			ss.versions[soap.V12] = true
 		default:
-			return nil, cfg.Errorf("soap.versions["+strconv.Itoa(i)+"]", "unknown SOAP version %q; want \"1.1\" or \"1.2\"", v)
+			return nil, cfg.Errorf(config.Index("soap.versions", i), "unknown SOAP version %q; want \"1.1\" or \"1.2\"", v)
 		}
 	}
 	if len(c.Operations) > 0 && c.WSDL != "" {
@@ -213,15 +211,12 @@ func decodeSOAP(cfg *config.Node, c *SOAPConfig, route policy.Protocol) (*soapSe
 		for i, o := range c.Operations {
 			n, ok := soap.ParseQName(o)
 			if !ok {
-				return nil, cfg.Errorf("soap.operations["+strconv.Itoa(i)+"]", "%q is not a qualified name like {urn:example}Operation", o)
+				return nil, cfg.Errorf(config.Index("soap.operations", i), "%q is not a qualified name like {urn:example}Operation", o)
 			}
 			ss.ops[opKey{name: n}] = nil
 		}
 	case c.WSDL != "":
-		path := c.WSDL
-		if !filepath.IsAbs(path) {
-			path = filepath.Join(filepath.Dir(cfg.File()), path)
-		}
+		path := cfg.ResolvePath(c.WSDL)
 		data, err := os.ReadFile(path)
 		if err != nil {
 			return nil, cfg.Errorf("soap.wsdl", "reading the WSDL: %v", err)
