@@ -3,6 +3,9 @@
 // at once, kept exact across gateway instances by the shared store (one
 // round trip to Redis per request), with the IETF RateLimit headers and a
 // configured behaviour while the store is unreachable.
+//
+// The package is ratelimit, not rate_limit, only because Go package names have no
+// underscores; the unit, its docs page and its metrics use rate_limit.
 package ratelimit
 
 import (
