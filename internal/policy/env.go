@@ -59,3 +59,12 @@ func (e *Env) RouteName() string {
 	}
 	return e.Route.Name
 }
+
+// Realm returns the realm the route's challenges name
+// (Route.ChallengeRealm); DefaultRealm on a nil Env.
+func (e *Env) Realm() string {
+	if e == nil {
+		return DefaultRealm
+	}
+	return e.Route.ChallengeRealm()
+}
