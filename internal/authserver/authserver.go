@@ -20,6 +20,7 @@
 package authserver
 
 import (
+	"cmp"
 	"context"
 	"crypto/x509"
 	"encoding/json"
@@ -137,7 +138,7 @@ func New(cfg config.AuthorizationServer, deps Deps) (*Server, error) {
 		if _, dup := s.samlIssuers[si.Issuer]; dup || si.Issuer == "" || len(si.Certificates) == 0 {
 			return nil, configError(deps.Config, "saml_issuers", "SAML issuer %q is configured here and is also the gateway's own STS (or has no certificate): name it once", si.Issuer)
 		}
-		s.samlIssuers[si.Issuer] = &samlIssuer{issuer: si.Issuer, certs: si.Certificates, audience: cmpOr(si.Audience, s.issuer)}
+		s.samlIssuers[si.Issuer] = &samlIssuer{issuer: si.Issuer, certs: si.Certificates, audience: cmp.Or(si.Audience, s.issuer)}
 	}
 	srv := &Server{
 		s:       s,

@@ -1,6 +1,7 @@
 package authserver
 
 import (
+	"cmp"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -114,12 +115,12 @@ func newSettings(as *config.AuthorizationServer, cfg *config.Config, baseDir str
 	s := &settings{
 		issuer:      as.Issuer,
 		prefix:      strings.TrimSuffix(u.Path, "/"),
-		alg:         cmpOr(as.Algorithm, DefaultAlgorithm),
-		rotation:    durOr(as.KeyRotation, DefaultKeyRotation),
-		lifetime:    durOr(as.TokenLifetime, DefaultTokenLifetime),
+		alg:         cmp.Or(as.Algorithm, DefaultAlgorithm),
+		rotation:    cmp.Or(as.KeyRotation.Std(), DefaultKeyRotation),
+		lifetime:    cmp.Or(as.TokenLifetime.Std(), DefaultTokenLifetime),
 		audience:    as.Audience,
-		failuresIP:  intOr(as.Limits.FailuresPerIP, DefaultFailuresPerIP),
-		failuresCl:  intOr(as.Limits.FailuresPerClient, DefaultFailuresPerClient),
+		failuresIP:  cmp.Or(as.Limits.FailuresPerIP, DefaultFailuresPerIP),
+		failuresCl:  cmp.Or(as.Limits.FailuresPerClient, DefaultFailuresPerClient),
 		samlIssuers: make(map[string]*samlIssuer),
 		clients:     make(map[string]*client),
 	}
@@ -150,7 +151,7 @@ func newSettings(as *config.AuthorizationServer, cfg *config.Config, baseDir str
 		if _, dup := s.samlIssuers[si.Issuer]; dup {
 			return nil, configError(cfg, field+".issuer", "duplicate SAML issuer %q", si.Issuer)
 		}
-		s.samlIssuers[si.Issuer] = &samlIssuer{issuer: si.Issuer, certs: certs, audience: cmpOr(si.Audience, s.issuer)}
+		s.samlIssuers[si.Issuer] = &samlIssuer{issuer: si.Issuer, certs: certs, audience: cmp.Or(si.Audience, s.issuer)}
 	}
 	if s.samlDecrypter, err = samlDecrypter(as.SAMLDecryptionKeys, cfg, baseDir); err != nil {
 		return nil, err
@@ -186,7 +187,7 @@ func newClient(cc *config.AuthClient, s *settings, cfg *config.Config, field, ba
 		scopes:    cc.Scopes,
 		audience:  cc.Audience,
 		grants:    cc.GrantTypes,
-		lifetime:  durOr(cc.TokenLifetime, s.lifetime),
+		lifetime:  cmp.Or(cc.TokenLifetime.Std(), s.lifetime),
 		claims:    cc.Claims,
 		demo:      cc.Demo,
 		mayExch:   cc.MayExchange,
@@ -268,27 +269,6 @@ func newClient(cc *config.AuthClient, s *settings, cfg *config.Config, field, ba
 		}
 	}
 	return c, nil
-}
-
-func cmpOr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
-}
-
-func durOr(d config.Duration, def time.Duration) time.Duration {
-	if d == 0 {
-		return def
-	}
-	return d.Std()
-}
-
-func intOr(n, def int) int {
-	if n == 0 {
-		return def
-	}
-	return n
 }
 
 func resolve(dir, p string) string {

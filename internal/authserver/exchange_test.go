@@ -1,6 +1,7 @@
 package authserver
 
 import (
+	"cmp"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -150,7 +151,7 @@ func (s *samlSigner) assertion(t testing.TB, o assertionOpts, tamper func(*etree
 	subj.CreateElement("saml:NameID").SetText(o.subject)
 	if o.method != "none" {
 		sc := subj.CreateElement("saml:SubjectConfirmation")
-		sc.CreateAttr("Method", cmpOr(o.method, saml2.MethodBearer))
+		sc.CreateAttr("Method", cmp.Or(o.method, saml2.MethodBearer))
 		scd := sc.CreateElement("saml:SubjectConfirmationData")
 		for _, kv := range [][2]string{{"Recipient", o.recipient}, {"Address", o.address}, {"InResponseTo", o.inResponseTo}} {
 			if kv[1] != "" {

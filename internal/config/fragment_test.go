@@ -17,7 +17,7 @@ func TestParseFragment(t *testing.T) {
 		path     string
 		parseErr bool
 	}{
-		{"syntax", "    a: [1\n    b: 2\n", 41, "keys[7]", true},
+		{"syntax", "    a: [1\n    b: 2\n", 42, "keys[7]", true}, // the real fault: b where , or ] was due
 		{"unset variable", "    a: x\n    b: ${UNSET}\n", 42, "keys[7].b", true},
 		{"unknown field", "    a: ${SET}\n    c: 2\n", 42, "keys[7].c", false},
 	}

@@ -49,10 +49,12 @@ type Env struct {
 	Audit *audit.Log
 }
 
-// A Factory builds a policy from its raw config. It decodes strictly
-// (cfg.Decode), applies defaults, validates and provisions; every problem is
-// returned as a config error naming the file, the line and the field
-// (cfg.Errorf), so a bad config fails at load time, never per request.
+// A Factory builds a policy from its raw config, in the steps of the unit
+// lifecycle (CONTRIBUTING.md): decode strictly (cfg.Decode), validate (no
+// I/O; every independent problem at once, config.Problems), provision
+// (defaults, files, keys, compilation). Every problem is returned as a
+// config error naming the file, the line and the field (cfg.Errorf), so a
+// bad config fails at load time, never per request.
 type Factory func(cfg *config.Node, env *Env) (Policy, error)
 
 // Unit is a named policy type.

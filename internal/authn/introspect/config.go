@@ -6,8 +6,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/authn/bound"
@@ -135,33 +133,78 @@ func decode(cfg *config.Node) (*parsed, error) {
 	if err := cfg.Decode(&c); err != nil {
 		return nil, err
 	}
+	if err := c.validate(cfg); err != nil {
+		return nil, err
+	}
+	return c.provision(cfg)
+}
+
+// validate checks a defaulted c, reporting every independent problem at
+// its place. It does not read the CA file.
+func (c *Config) validate(cfg *config.Node) error {
+	var p config.Problems
 	if c.Endpoint == "" {
-		return nil, cfg.Errorf("", "endpoint is required")
-	}
-	u, err := url.Parse(c.Endpoint)
-	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return nil, cfg.Errorf("endpoint", "%q is not an http(s) URL", c.Endpoint)
-	}
-	if u.User != nil {
-		return nil, cfg.Errorf("endpoint", "credentials in the URL are not allowed: use client_id and client_secret")
-	}
-	if u.Fragment != "" {
-		return nil, cfg.Errorf("endpoint", "an endpoint has no fragment")
-	}
-	if u.Scheme == "http" && !c.AllowHTTP && !isLoopback(u.Hostname()) {
-		return nil, cfg.Errorf("endpoint", "http would send tokens and the client secret in clear text: use https, or allow_http: true if the network path is otherwise protected")
+		p.Errorf(cfg, "", "endpoint is required")
+	} else if u, err := url.Parse(c.Endpoint); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		p.Errorf(cfg, "endpoint", "%q is not an http(s) URL", c.Endpoint)
+	} else if u.User != nil {
+		p.Errorf(cfg, "endpoint", "credentials in the URL are not allowed: use client_id and client_secret")
+	} else if u.Fragment != "" {
+		p.Errorf(cfg, "endpoint", "an endpoint has no fragment")
+	} else if u.Scheme == "http" && !c.AllowHTTP && !isLoopback(u.Hostname()) {
+		p.Errorf(cfg, "endpoint", "http would send tokens and the client secret in clear text: use https, or allow_http: true if the network path is otherwise protected")
 	}
 	if c.ClientID == "" {
-		return nil, cfg.Errorf("", "client_id is required: the introspection endpoint authenticates its callers (RFC 7662 §2.1)")
+		p.Errorf(cfg, "", "client_id is required: the introspection endpoint authenticates its callers (RFC 7662 §2.1)")
 	}
 	if c.ClientSecret.Value() == "" {
-		return nil, cfg.Errorf("", "client_secret is required")
+		p.Errorf(cfg, "", "client_secret is required")
 	}
 	if c.DPoPPublicOrigin != "" {
 		if err := bound.CheckOrigin(c.DPoPPublicOrigin); err != nil {
-			return nil, cfg.Errorf("dpop_public_origin", "%v", err)
+			p.Errorf(cfg, "dpop_public_origin", "%v", err)
 		}
 	}
+	switch c.AuthMethod {
+	case methodBasic, methodPost:
+	default:
+		p.Errorf(cfg, "auth_method", "unknown auth_method %q (want %s or %s)", c.AuthMethod, methodBasic, methodPost)
+	}
+	if c.Timeout <= 0 {
+		p.Errorf(cfg, "timeout", "must be more than 0")
+	}
+	if !c.Cache.Disabled {
+		if c.Cache.TTL <= 0 {
+			p.Errorf(cfg, "cache.ttl", "must be more than 0 (to turn caching off, set cache.disabled)")
+		}
+		if c.Cache.NegativeTTL <= 0 {
+			p.Errorf(cfg, "cache.negative_ttl", "must be more than 0 (to turn caching off, set cache.disabled)")
+		}
+		if c.Cache.Size <= 0 {
+			p.Errorf(cfg, "cache.size", "must be more than 0 (to turn caching off, set cache.disabled)")
+		}
+	}
+	for i, a := range c.Audiences {
+		if a == "" {
+			p.Errorf(cfg, config.Index("audiences", i), "an audience is not empty")
+		}
+	}
+	if c.TokenTypeHint == "" {
+		p.Errorf(cfg, "token_type_hint", "must not be empty")
+	}
+	if c.ScopeField == "" {
+		p.Errorf(cfg, "scope_field", "must not be empty")
+	}
+	if c.Leeway.Std() > maxLeeway {
+		p.Errorf(cfg, "leeway", "at most %v: a larger skew means a broken clock", maxLeeway)
+	}
+	return p.Err()
+}
+
+// provision builds the settings of a validated c and reads the CA file
+// (relative to cfg's file).
+func (c *Config) provision(cfg *config.Node) (*parsed, error) {
+	u, _ := url.Parse(c.Endpoint) // validated
 	p := &parsed{
 		ignoreBinding: c.UnsafeIgnoreTokenBinding,
 		dpopOrigin:    c.DPoPPublicOrigin,
@@ -179,21 +222,14 @@ func decode(cfg *config.Node) (*parsed, error) {
 		scopeField:    c.ScopeField,
 		leeway:        c.Leeway.Std(),
 	}
-	switch c.AuthMethod {
-	case methodBasic:
+	if c.AuthMethod == methodBasic {
 		// RFC 6749 §2.3.1: id and secret are form-urlencoded before they
 		// are joined, so a ':' in either cannot shift the split.
 		p.basic = "Basic " + base64.StdEncoding.EncodeToString(
 			[]byte(url.QueryEscape(c.ClientID)+":"+url.QueryEscape(p.secret)))
-	case methodPost:
-	default:
-		return nil, cfg.Errorf("auth_method", "unknown auth_method %q (want %s or %s)", c.AuthMethod, methodBasic, methodPost)
 	}
 	if c.CAFile != "" {
-		path := c.CAFile
-		if !filepath.IsAbs(path) {
-			path = filepath.Join(filepath.Dir(cfg.File()), path)
-		}
+		path := cfg.ResolvePath(c.CAFile)
 		pem, err := os.ReadFile(path)
 		if err != nil {
 			return nil, cfg.Errorf("ca_file", "%v", err)
@@ -202,34 +238,6 @@ func decode(cfg *config.Node) (*parsed, error) {
 		if !p.roots.AppendCertsFromPEM(pem) {
 			return nil, cfg.Errorf("ca_file", "no PEM certificate found in %s", path)
 		}
-	}
-	if p.timeout <= 0 {
-		return nil, cfg.Errorf("timeout", "must be more than 0")
-	}
-	if !p.noCache {
-		if p.ttl <= 0 {
-			return nil, cfg.Errorf("cache.ttl", "must be more than 0 (to turn caching off, set cache.disabled)")
-		}
-		if p.negTTL <= 0 {
-			return nil, cfg.Errorf("cache.negative_ttl", "must be more than 0 (to turn caching off, set cache.disabled)")
-		}
-		if p.size <= 0 {
-			return nil, cfg.Errorf("cache.size", "must be more than 0 (to turn caching off, set cache.disabled)")
-		}
-	}
-	for i, a := range c.Audiences {
-		if a == "" {
-			return nil, cfg.Errorf("audiences["+strconv.Itoa(i)+"]", "an audience is not empty")
-		}
-	}
-	if c.TokenTypeHint == "" {
-		return nil, cfg.Errorf("token_type_hint", "must not be empty")
-	}
-	if c.ScopeField == "" {
-		return nil, cfg.Errorf("scope_field", "must not be empty")
-	}
-	if p.leeway > maxLeeway {
-		return nil, cfg.Errorf("leeway", "at most %v: a larger skew means a broken clock", maxLeeway)
 	}
 	return p, nil
 }

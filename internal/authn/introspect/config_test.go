@@ -88,3 +88,19 @@ func TestConfigDefaults(t *testing.T) {
 		t.Errorf("allow_http: %v", err)
 	}
 }
+
+// TestConfigErrorsTogether checks that independent problems are reported
+// in one load, each at its place, before the CA file is read.
+func TestConfigErrorsTogether(t *testing.T) {
+	yaml := "endpoint: http://idp.example/introspect\nclient_id: gw\nclient_secret: s\nauth_method: jwt\ntimeout: 0s\n" +
+		"cache: {ttl: 0s}\naudiences: ['']\nleeway: 1h\nca_file: /nonexistent.pem\n"
+	_, err := New(policytest.Node(t, yaml), &authn.Env{Env: policytest.Env()})
+	policytest.WantConfigErrors(t, err,
+		policytest.ConfigErrorAt{Line: 1, Path: "endpoint"},
+		policytest.ConfigErrorAt{Line: 4, Path: "auth_method"},
+		policytest.ConfigErrorAt{Line: 5, Path: "timeout"},
+		policytest.ConfigErrorAt{Line: 6, Path: "cache.ttl"},
+		policytest.ConfigErrorAt{Line: 7, Path: "audiences[0]"},
+		policytest.ConfigErrorAt{Line: 8, Path: "leeway"},
+	)
+}

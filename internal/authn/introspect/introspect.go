@@ -97,16 +97,7 @@ func New(cfg *config.Node, env *authn.Env) (*Authenticator, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Authenticator{p: p, realm: env.Realm}
-	if env.Env != nil {
-		a.now, a.log = env.Now, env.Logger
-	}
-	if a.now == nil {
-		a.now = time.Now
-	}
-	if a.log == nil {
-		a.log = slog.New(slog.DiscardHandler)
-	}
+	a := &Authenticator{p: p, realm: env.Realm, now: env.Env.Clock(), log: env.Env.Log()}
 	a.tr = &http.Transport{
 		// No proxy from the environment: tokens and the client secret go
 		// only where the config says.

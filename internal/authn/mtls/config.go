@@ -94,46 +94,69 @@ func (p pattern) match(s string) bool {
 	return s == p.s
 }
 
+// decode builds the settings of cfg: strict decoding, validate,
+// provision.
 func decode(cfg *config.Node) (*parsed, error) {
 	var c Config
 	if err := cfg.Decode(&c); err != nil {
 		return nil, err
 	}
-	p := &parsed{subjectFrom: c.SubjectFrom}
+	if err := c.validate(cfg); err != nil {
+		return nil, err
+	}
+	return c.provision(), nil
+}
+
+// requiredEKUs returns RequiredEKUs, defaulted to client_auth.
+func (c *Config) requiredEKUs() []string {
+	if c.RequiredEKUs == nil {
+		return []string{"client_auth"}
+	}
+	return c.RequiredEKUs
+}
+
+// validate checks c, reporting every independent problem at its place.
+func (c *Config) validate(cfg *config.Node) error {
+	var p config.Problems
 	switch c.SubjectFrom {
 	case fromAuto, fromSPIFFE, fromSANDNS, fromSANEmail, fromSANURI, fromCN:
 	default:
-		return nil, cfg.Errorf("subject_from", "unknown subject source %q (known: spiffe, san_dns, san_email, san_uri, cn)", c.SubjectFrom)
+		p.Errorf(cfg, "subject_from", "unknown subject source %q (known: spiffe, san_dns, san_email, san_uri, cn)", c.SubjectFrom)
 	}
 	for i, s := range c.AllowedSubjects {
-		field := "allowed_subjects[" + strconv.Itoa(i) + "]"
+		field := config.Index("allowed_subjects", i)
 		if s == "" {
-			return nil, cfg.Errorf(field, "empty subject")
-		}
-		body, star := strings.CutSuffix(s, "*")
-		if strings.Contains(body, "*") {
+			p.Errorf(cfg, field, "empty subject")
+		} else if body, _ := strings.CutSuffix(s, "*"); strings.Contains(body, "*") {
 			// A '*' anywhere else would read as a glob that it is not.
-			return nil, cfg.Errorf(field, "%q: '*' is only allowed at the end", s)
+			p.Errorf(cfg, field, "%q: '*' is only allowed at the end", s)
 		}
-		p.allowed = append(p.allowed, pattern{s: body, prefix: star})
 	}
 	if c.TrustDomain != "" {
 		if err := validTrustDomain(c.TrustDomain); err != nil {
-			return nil, cfg.Errorf("trust_domain", "%v", err)
+			p.Errorf(cfg, "trust_domain", "%v", err)
 		}
-		p.trustDomain = c.TrustDomain
 	}
-	if c.RequiredEKUs == nil {
-		c.RequiredEKUs = []string{"client_auth"}
-	}
-	for i, s := range c.RequiredEKUs {
-		e, err := parseEKU(s)
-		if err != nil {
-			return nil, cfg.Errorf("required_ekus["+strconv.Itoa(i)+"]", "%v", err)
+	for i, s := range c.requiredEKUs() {
+		if _, err := parseEKU(s); err != nil {
+			p.Errorf(cfg, config.Index("required_ekus", i), "%v", err)
 		}
+	}
+	return p.Err()
+}
+
+// provision returns the settings of a validated c.
+func (c *Config) provision() *parsed {
+	p := &parsed{subjectFrom: c.SubjectFrom, trustDomain: c.TrustDomain}
+	for _, s := range c.AllowedSubjects {
+		body, star := strings.CutSuffix(s, "*")
+		p.allowed = append(p.allowed, pattern{s: body, prefix: star})
+	}
+	for _, s := range c.requiredEKUs() {
+		e, _ := parseEKU(s) // validated
 		p.ekus = append(p.ekus, e)
 	}
-	return p, nil
+	return p
 }
 
 func parseEKU(s string) (eku, error) {

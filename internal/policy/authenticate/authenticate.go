@@ -13,22 +13,6 @@ import (
 	"github.com/gatehouse/gatehouse/internal/policy"
 )
 
-// Config is the policy's settings.
-type Config struct {
-	// Realm names the route's protection space in WWW-Authenticate
-	// challenges: of this policy's 401s and of every other policy's
-	// challenges on the route (scopes, binding, expr), which use it
-	// unless they set the same. Default "gatehouse".
-	Realm string `yaml:"realm"`
-	// Optional lets a request without any credential through as anonymous
-	// (Principal stays nil). A bad credential is refused all the same, and
-	// so is one that no authenticator recognises.
-	Optional bool `yaml:"optional"`
-	// With lists the authenticators, each a one-key mapping from its type
-	// to its settings. The first that recognises the request decides.
-	With []config.PolicySpec `yaml:"with"`
-}
-
 // Policy runs authenticators in order.
 type Policy struct {
 	realm      string
@@ -49,35 +33,16 @@ func Unit(reg *authn.Registry) policy.Unit {
 	}}
 }
 
-// New builds the policy from its config.
+// New builds the policy from its config: decode, validate, provision.
 func New(cfg *config.Node, env *policy.Env, reg *authn.Registry) (*Policy, error) {
-	var c Config
-	if err := cfg.Decode(&c); err != nil {
+	c, err := decode(cfg)
+	if err != nil {
 		return nil, err
 	}
-	if c.Realm == "" {
-		// The route's one realm (policy.Route.Realm), which the
-		// gateway reads from this very field when it is set.
-		c.Realm = env.Route.ChallengeRealm()
+	if err := c.validate(cfg, reg); err != nil {
+		return nil, err
 	}
-	if len(c.With) == 0 {
-		return nil, cfg.Errorf("with", "at least one authenticator is required (known: %v)", reg.Names())
-	}
-	p := &Policy{realm: c.Realm, optional: c.Optional}
-	aenv := &authn.Env{Env: env, Realm: c.Realm}
-	for _, spec := range c.With {
-		a, err := reg.Build(spec, aenv)
-		if err != nil {
-			p.Close()
-			return nil, err
-		}
-		p.auths = append(p.auths, a)
-		p.names = append(p.names, spec.Type)
-		if ch := a.Challenge(); ch != "" {
-			p.challenges = append(p.challenges, ch)
-		}
-	}
-	return p, nil
+	return c.provision(env, reg)
 }
 
 // Apply authenticates the request: the first authenticator that takes

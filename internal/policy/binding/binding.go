@@ -10,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"time"
 
 	"github.com/gatehouse/gatehouse/internal/authn"
 	"github.com/gatehouse/gatehouse/internal/authn/bound"
@@ -71,10 +70,7 @@ func New(cfg *config.Node, env *policy.Env) (policy.Policy, error) {
 	if c.DPoP == Forbidden {
 		return b, nil
 	}
-	now := env.Now
-	if now == nil {
-		now = time.Now
-	}
+	now := env.Clock()
 	opts := dpop.Options{
 		Algorithms:   c.Proof.Algorithms,
 		MaxAge:       c.Proof.MaxAge.Std(),

@@ -1,8 +1,8 @@
 package binding
 
 import (
+	"cmp"
 	"net/url"
-	"strconv"
 
 	"github.com/gatehouse/gatehouse/internal/authn/dpop"
 	"github.com/gatehouse/gatehouse/internal/config"
@@ -67,64 +67,79 @@ const (
 	Forbidden = "forbidden"
 )
 
-func checkMode(cfg *config.Node, field string, m *string) error {
-	switch *m {
-	case "":
-		*m = Allowed
-	case Required, Allowed, Forbidden:
-	default:
-		return cfg.Errorf(field, "unknown mode %q (known: required, allowed, forbidden)", *m)
-	}
-	return nil
-}
-
-// decode decodes and validates cfg; hasTrusted says whether the gateway
-// trusts any proxy.
+// decode decodes cfg strictly, validates it and fills in its defaults;
+// hasTrusted says whether the gateway trusts any proxy. New provisions
+// the policy from the result.
 func decode(cfg *config.Node, hasTrusted bool) (*Config, error) {
 	var c Config
 	if err := cfg.Decode(&c); err != nil {
 		return nil, err
 	}
-	if err := checkMode(cfg, "dpop", &c.DPoP); err != nil {
+	if err := c.validate(cfg, hasTrusted); err != nil {
 		return nil, err
 	}
-	if err := checkMode(cfg, "certificate", &c.Certificate); err != nil {
-		return nil, err
-	}
-	p := &c.Proof
-	for i, a := range p.Algorithms {
-		if err := dpop.CheckAlgorithm(a); err != nil {
-			return nil, cfg.Errorf("proof.algorithms["+strconv.Itoa(i)+"]", "%v", err)
-		}
-	}
-	if p.Algorithms != nil && len(p.Algorithms) == 0 {
-		return nil, cfg.Errorf("proof.algorithms", "at least one algorithm is required")
-	}
-	if p.MaxAge < 0 {
-		return nil, cfg.Errorf("proof.max_age", "must not be negative")
-	}
-	if p.FutureSkew < 0 {
-		return nil, cfg.Errorf("proof.future_skew", "must not be negative")
-	}
-	if p.ReplayCacheSize < 0 {
-		return nil, cfg.Errorf("proof.replay_cache_size", "must not be negative")
-	}
-	if p.ReplayCacheSize == 0 {
-		p.ReplayCacheSize = dpop.DefaultReplayCacheSize
-	}
-	if p.PublicOrigin != "" {
-		if p.TrustForwarded {
-			return nil, cfg.Errorf("proof.trust_forwarded", "public_origin and trust_forwarded exclude each other")
-		}
-		u, err := url.Parse(p.PublicOrigin)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil ||
-			(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
-			return nil, cfg.Errorf("proof.public_origin", "%q is not an origin like https://api.example.com", p.PublicOrigin)
-		}
-		p.PublicOrigin = u.Scheme + "://" + u.Host
-	}
-	if p.TrustForwarded && !hasTrusted {
-		return nil, cfg.Errorf("proof.trust_forwarded", "needs the gateway's trusted_proxies: forwarding headers from other peers are never believed")
-	}
+	c.setDefaults()
 	return &c, nil
+}
+
+// validate checks c, reporting every independent problem at its place.
+func (c *Config) validate(cfg *config.Node, hasTrusted bool) error {
+	var p config.Problems
+	for _, m := range []struct{ field, mode string }{{"dpop", c.DPoP}, {"certificate", c.Certificate}} {
+		switch m.mode {
+		case "", Required, Allowed, Forbidden:
+		default:
+			p.Errorf(cfg, m.field, "unknown mode %q (known: required, allowed, forbidden)", m.mode)
+		}
+	}
+	pr := &c.Proof
+	for i, a := range pr.Algorithms {
+		if err := dpop.CheckAlgorithm(a); err != nil {
+			p.Errorf(cfg, config.Index("proof.algorithms", i), "%v", err)
+		}
+	}
+	if pr.Algorithms != nil && len(pr.Algorithms) == 0 {
+		p.Errorf(cfg, "proof.algorithms", "at least one algorithm is required")
+	}
+	if pr.MaxAge < 0 {
+		p.Errorf(cfg, "proof.max_age", "must not be negative")
+	}
+	if pr.FutureSkew < 0 {
+		p.Errorf(cfg, "proof.future_skew", "must not be negative")
+	}
+	if pr.ReplayCacheSize < 0 {
+		p.Errorf(cfg, "proof.replay_cache_size", "must not be negative")
+	}
+	if pr.PublicOrigin != "" {
+		if pr.TrustForwarded {
+			p.Errorf(cfg, "proof.trust_forwarded", "public_origin and trust_forwarded exclude each other")
+		}
+		if _, ok := origin(pr.PublicOrigin); !ok {
+			p.Errorf(cfg, "proof.public_origin", "%q is not an origin like https://api.example.com", pr.PublicOrigin)
+		}
+	}
+	if pr.TrustForwarded && !hasTrusted {
+		p.Errorf(cfg, "proof.trust_forwarded", "needs the gateway's trusted_proxies: forwarding headers from other peers are never believed")
+	}
+	return p.Err()
+}
+
+// origin returns s as scheme://host, and whether s is an http(s) origin.
+func origin(s string) (string, bool) {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		return "", false
+	}
+	return u.Scheme + "://" + u.Host, true
+}
+
+// setDefaults fills in the defaults of a validated c.
+func (c *Config) setDefaults() {
+	c.DPoP = cmp.Or(c.DPoP, Allowed)
+	c.Certificate = cmp.Or(c.Certificate, Allowed)
+	c.Proof.ReplayCacheSize = cmp.Or(c.Proof.ReplayCacheSize, dpop.DefaultReplayCacheSize)
+	if c.Proof.PublicOrigin != "" {
+		c.Proof.PublicOrigin, _ = origin(c.Proof.PublicOrigin)
+	}
 }

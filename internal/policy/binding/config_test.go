@@ -81,3 +81,17 @@ func TestCnfStringMap(t *testing.T) {
 		t.Errorf("string map: %q %q %v", jkt, x5t, err)
 	}
 }
+
+// TestConfigErrorsTogether checks that independent problems are reported
+// in one load, each at its place.
+func TestConfigErrorsTogether(t *testing.T) {
+	yaml := "dpop: maybe\ncertificate: always\nproof:\n  algorithms: [none]\n  max_age: 1s\n  replay_cache_size: -1\n  public_origin: 'ftp://x'\n"
+	_, err := decode(policytest.Node(t, yaml), false)
+	policytest.WantConfigErrors(t, err,
+		policytest.ConfigErrorAt{Line: 1, Path: "dpop"},
+		policytest.ConfigErrorAt{Line: 2, Path: "certificate"},
+		policytest.ConfigErrorAt{Line: 4, Path: "proof.algorithms[0]"},
+		policytest.ConfigErrorAt{Line: 6, Path: "proof.replay_cache_size"},
+		policytest.ConfigErrorAt{Line: 7, Path: "proof.public_origin"},
+	)
+}

@@ -1,11 +1,10 @@
 package dlp
 
 import (
-	"fmt"
+	"cmp"
 	"net/http"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/gatehouse/gatehouse/internal/config"
@@ -155,13 +154,28 @@ func decodeInto[T any](n *config.Node, errp *error) *T {
 	return v
 }
 
+// decode builds the policy's settings from cfg: decodeConfig, validate,
+// provision.
 func decode(cfg *config.Node) (*settings, error) {
+	c, err := decodeConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.validate(cfg); err != nil {
+		return nil, err
+	}
+	return c.provision(), nil
+}
+
+// decodeConfig decodes cfg strictly into a Config; a detector given
+// without settings is on with its defaults.
+func decodeConfig(cfg *config.Node) (*Config, error) {
 	var raw rawConfig
 	if err := cfg.Decode(&raw); err != nil {
 		return nil, err
 	}
 	var err error
-	c := Config{
+	c := &Config{
 		CreditCards:  decodeInto[CardConfig](raw.CreditCards, &err),
 		IBANs:        decodeInto[DetectorConfig](raw.IBANs, &err),
 		NationalIDs:  decodeInto[KindsConfig](raw.NationalIDs, &err),
@@ -175,42 +189,136 @@ func decode(cfg *config.Node) (*settings, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &settings{maxBuffer: defaultMaxBuffer, oversize: actBlock}
-	add := func(field, act string, d *detector) error {
-		a, err := parseAction(cfg, field+".action", act)
-		if err != nil {
-			return err
-		}
-		d.action = a
-		s.dets = append(s.dets, d)
-		return nil
+	return c, nil
+}
+
+// The kinds of the detector families, in the order they run, with the name
+// each kind's findings are labelled with.
+var (
+	nationalIDKinds  = []string{"us_ssn", "uk_nino"}
+	accessTokenKinds = []string{"jwt", "aws", "github", "slack"}
+	kindNames        = map[string]string{
+		"us_ssn": "us_ssn", "uk_nino": "uk_nino",
+		"jwt": "jwt", "aws": "aws_access_key", "github": "github_token", "slack": "slack_token",
 	}
+)
+
+// validate checks c, reporting every independent problem at its place in
+// cfg. It does no I/O and builds nothing that provision needs.
+func (c *Config) validate(cfg *config.Node) error {
+	var p config.Problems
+	names := map[string]bool{}
+	action := func(field, act string) { _, err := parseAction(cfg, field+".action", act); p.Add(err) }
 	if c.CreditCards != nil {
-		d := &detector{name: "credit_card", maxLen: cardMaxLen, scan: scanCards(c.CreditCards.IIN), mask: maskCard}
-		if err := add("credit_cards", c.CreditCards.Action, d); err != nil {
-			return nil, err
-		}
+		action("credit_cards", c.CreditCards.Action)
+		names["credit_card"] = true
 	}
 	if c.IBANs != nil {
-		d := &detector{name: "iban", maxLen: ibanMaxLen, scan: scanIBANs, mask: maskKeepLast4}
-		if err := add("ibans", c.IBANs.Action, d); err != nil {
-			return nil, err
+		action("ibans", c.IBANs.Action)
+		names["iban"] = true
+	}
+	if c.NationalIDs != nil {
+		action("national_ids", c.NationalIDs.Action)
+		validateKinds(&p, cfg, "national_ids", c.NationalIDs, nationalIDKinds, names)
+	}
+	if c.PrivateKeys != nil {
+		action("private_keys", c.PrivateKeys.Action)
+		names["private_key"] = true
+	}
+	if c.AccessTokens != nil {
+		action("access_tokens", c.AccessTokens.Action)
+		validateKinds(&p, cfg, "access_tokens", c.AccessTokens, accessTokenKinds, names)
+	}
+	for i, cc := range c.Custom {
+		field := config.Index("custom", i)
+		action(field, cc.Action)
+		switch {
+		case cc.Name == "":
+			p.Errorf(cfg, field, "dlp: a custom pattern needs a name")
+		case names[cc.Name]:
+			p.Errorf(cfg, field+".name", "dlp: detector name %q is used twice", cc.Name)
 		}
+		names[cc.Name] = true
+		if cc.Pattern == "" {
+			p.Errorf(cfg, field, "dlp: a custom pattern needs a pattern")
+		} else if _, err := regexp.Compile(cc.Pattern); err != nil {
+			p.Errorf(cfg, field+".pattern", "dlp: %v", err)
+		}
+		if cc.MaxLength < 0 || cc.MaxLength > maxCustomLen {
+			p.Errorf(cfg, field+".max_length", "dlp: max_length must be between 1 and %d", maxCustomLen)
+		}
+	}
+	if c.CreditCards == nil && c.IBANs == nil && c.NationalIDs == nil && c.PrivateKeys == nil && c.AccessTokens == nil && len(c.Custom) == 0 {
+		p.Errorf(cfg, "", "dlp: no detector configured: give credit_cards, ibans, national_ids, private_keys, access_tokens or custom")
+	}
+	if c.ContentTypes != nil && len(c.ContentTypes) == 0 {
+		p.Errorf(cfg, "content_types", "dlp: an empty list scans nothing; leave it out for the default")
+	}
+	for i, t := range c.ContentTypes {
+		if !validTypePattern(strings.ToLower(strings.TrimSpace(t))) {
+			p.Errorf(cfg, config.Index("content_types", i), "dlp: %q is not type/subtype, type/* or +suffix", t)
+		}
+	}
+	if c.MaxBuffer != 0 && (c.MaxBuffer < 1024 || c.MaxBuffer > 64<<20) {
+		p.Errorf(cfg, "max_buffer", "dlp: max_buffer must be between 1KiB and 64MiB")
+	}
+	switch c.Oversize {
+	case "", "block", "mask":
+	default:
+		p.Errorf(cfg, "oversize", "dlp: oversize %q is not block or mask", c.Oversize)
+	}
+	return p.Err()
+}
+
+// list returns the kinds to run: Kinds, or all when Kinds is empty.
+func (kc *KindsConfig) list(all []string) []string {
+	if len(kc.Kinds) == 0 {
+		return all
+	}
+	return kc.Kinds
+}
+
+// validateKinds checks a family's kinds list (empty: all) and records the
+// names of the detectors it turns on.
+func validateKinds(p *config.Problems, cfg *config.Node, field string, kc *KindsConfig, all []string, names map[string]bool) {
+	list := kc.list(all)
+	seen := map[string]bool{}
+	for i, k := range list {
+		switch {
+		case !slices.Contains(all, k):
+			p.Errorf(cfg, config.Index(field+".kinds", i), "dlp: unknown kind %q; known: %s", k, strings.Join(all, ", "))
+		case seen[k]:
+			p.Errorf(cfg, config.Index(field+".kinds", i), "dlp: kind %q is listed twice", k)
+		}
+		seen[k] = true
+		names[kindNames[k]] = true
+	}
+}
+
+// provision builds the detectors and settings of a validated c.
+func (c *Config) provision() *settings {
+	s := &settings{maxBuffer: defaultMaxBuffer, oversize: actBlock}
+	add := func(act string, d *detector) {
+		d.action, _ = parseAction(nil, "", act) // validated
+		s.dets = append(s.dets, d)
+	}
+	if c.CreditCards != nil {
+		add(c.CreditCards.Action, &detector{name: "credit_card", maxLen: cardMaxLen, scan: scanCards(c.CreditCards.IIN), mask: maskCard})
+	}
+	if c.IBANs != nil {
+		add(c.IBANs.Action, &detector{name: "iban", maxLen: ibanMaxLen, scan: scanIBANs, mask: maskKeepLast4})
 	}
 	if c.NationalIDs != nil {
 		kinds := map[string]*detector{
 			"us_ssn":  {name: "us_ssn", maxLen: ssnLen, scan: scanSSNs, mask: maskKeepLast4},
 			"uk_nino": {name: "uk_nino", maxLen: ninoMaxLen, scan: scanNINOs, mask: maskKeepLast4},
 		}
-		if err := addKinds(cfg, "national_ids", c.NationalIDs, []string{"us_ssn", "uk_nino"}, kinds, add); err != nil {
-			return nil, err
+		for _, k := range c.NationalIDs.list(nationalIDKinds) {
+			add(c.NationalIDs.Action, kinds[k])
 		}
 	}
 	if c.PrivateKeys != nil {
-		d := &detector{name: "private_key", maxLen: pemMaxLen, scan: scanPrivateKeys(pemMaxLen), mask: maskPEM}
-		if err := add("private_keys", c.PrivateKeys.Action, d); err != nil {
-			return nil, err
-		}
+		add(c.PrivateKeys.Action, &detector{name: "private_key", maxLen: pemMaxLen, scan: scanPrivateKeys(pemMaxLen), mask: maskPEM})
 	}
 	if c.AccessTokens != nil {
 		kinds := map[string]*detector{
@@ -219,94 +327,28 @@ func decode(cfg *config.Node) (*settings, error) {
 			"github": {name: "github_token", maxLen: formatsMaxLen(githubFormats), scan: scanKeys(githubFormats), mask: maskKeepPrefix(githubFormats)},
 			"slack":  {name: "slack_token", maxLen: formatsMaxLen(slackFormats), scan: scanKeys(slackFormats), mask: maskKeepPrefix(slackFormats)},
 		}
-		if err := addKinds(cfg, "access_tokens", c.AccessTokens, []string{"jwt", "aws", "github", "slack"}, kinds, add); err != nil {
-			return nil, err
+		for _, k := range c.AccessTokens.list(accessTokenKinds) {
+			add(c.AccessTokens.Action, kinds[k])
 		}
 	}
-	names := map[string]bool{}
-	for _, d := range s.dets {
-		names[d.name] = true
-	}
-	for i, cc := range c.Custom {
-		field := "custom[" + strconv.Itoa(i) + "]"
-		if cc.Name == "" {
-			return nil, cfg.Errorf(field, "dlp: a custom pattern needs a name")
-		}
-		if names[cc.Name] {
-			return nil, cfg.Errorf(field+".name", "dlp: detector name %q is used twice", cc.Name)
-		}
-		names[cc.Name] = true
-		if cc.Pattern == "" {
-			return nil, cfg.Errorf(field, "dlp: a custom pattern needs a pattern")
-		}
-		re, err := regexp.Compile(cc.Pattern)
-		if err != nil {
-			return nil, cfg.Errorf(field+".pattern", "dlp: %v", err)
-		}
-		n := cc.MaxLength
-		switch {
-		case n == 0:
-			n = defaultCustomLen
-		case n < 0 || n > maxCustomLen:
-			return nil, cfg.Errorf(field+".max_length", "dlp: max_length must be between 1 and %d", maxCustomLen)
-		}
-		d := &detector{name: cc.Name, maxLen: n, scan: scanRegexp(re, n), mask: maskKeepLast4}
-		if err := add(field, cc.Action, d); err != nil {
-			return nil, err
-		}
-	}
-	if len(s.dets) == 0 {
-		return nil, cfg.Errorf("", "dlp: no detector configured: give credit_cards, ibans, national_ids, private_keys, access_tokens or custom")
+	for _, cc := range c.Custom {
+		n := cmp.Or(cc.MaxLength, defaultCustomLen)
+		re := regexp.MustCompile(cc.Pattern) // validated
+		add(cc.Action, &detector{name: cc.Name, maxLen: n, scan: scanRegexp(re, n), mask: maskKeepLast4})
 	}
 	if c.ContentTypes != nil {
-		if len(c.ContentTypes) == 0 {
-			return nil, cfg.Errorf("content_types", "dlp: an empty list scans nothing; leave it out for the default")
-		}
 		s.types = make([]string, len(c.ContentTypes))
 		for i, t := range c.ContentTypes {
-			t = strings.ToLower(strings.TrimSpace(t))
-			if !validTypePattern(t) {
-				return nil, cfg.Errorf("content_types["+strconv.Itoa(i)+"]", "dlp: %q is not type/subtype, type/* or +suffix", c.ContentTypes[i])
-			}
-			s.types[i] = t
+			s.types[i] = strings.ToLower(strings.TrimSpace(t))
 		}
 	}
 	if c.MaxBuffer != 0 {
-		if c.MaxBuffer < 1024 || c.MaxBuffer > 64<<20 {
-			return nil, cfg.Errorf("max_buffer", "dlp: max_buffer must be between 1KiB and 64MiB")
-		}
 		s.maxBuffer = int(c.MaxBuffer)
 	}
-	switch c.Oversize {
-	case "", "block":
-	case "mask":
+	if c.Oversize == "mask" {
 		s.oversize = actMask
-	default:
-		return nil, cfg.Errorf("oversize", "dlp: oversize %q is not block or mask", c.Oversize)
 	}
-	return s, nil
-}
-
-func addKinds(cfg *config.Node, field string, kc *KindsConfig, all []string, kinds map[string]*detector, add func(string, string, *detector) error) error {
-	list := kc.Kinds
-	if len(list) == 0 {
-		list = all
-	}
-	seen := map[string]bool{}
-	for i, k := range list {
-		d, ok := kinds[k]
-		if !ok {
-			return cfg.Errorf(fmt.Sprintf("%s.kinds[%d]", field, i), "dlp: unknown kind %q; known: %s", k, strings.Join(all, ", "))
-		}
-		if seen[k] {
-			return cfg.Errorf(fmt.Sprintf("%s.kinds[%d]", field, i), "dlp: kind %q is listed twice", k)
-		}
-		seen[k] = true
-		if err := add(field, kc.Action, d); err != nil {
-			return err
-		}
-	}
-	return nil
+	return s
 }
 
 func validTypePattern(t string) bool {

@@ -66,3 +66,24 @@ func join(s []string) string {
 	}
 	return out
 }
+
+// TestConfigErrorsTogether checks that validate reports independent
+// problems in one load, each at its place.
+func TestConfigErrorsTogether(t *testing.T) {
+	yaml := "credit_cards: {action: drop}\n" +
+		"access_tokens: {kinds: [jwt, stripe]}\n" +
+		"custom:\n" +
+		"  - {name: credit_card, pattern: 'a(b', max_length: -1}\n" +
+		"max_buffer: 10B\n" +
+		"oversize: pass\n"
+	_, err := New(policytest.Node(t, yaml), policytest.Env())
+	policytest.WantConfigErrors(t, err,
+		policytest.ConfigErrorAt{Line: 1, Path: "credit_cards.action"},
+		policytest.ConfigErrorAt{Line: 2, Path: "access_tokens.kinds[1]"},
+		policytest.ConfigErrorAt{Line: 4, Path: "custom[0].name"},
+		policytest.ConfigErrorAt{Line: 4, Path: "custom[0].pattern"},
+		policytest.ConfigErrorAt{Line: 4, Path: "custom[0].max_length"},
+		policytest.ConfigErrorAt{Line: 5, Path: "max_buffer"},
+		policytest.ConfigErrorAt{Line: 6, Path: "oversize"},
+	)
+}

@@ -71,10 +71,7 @@ func New(cfg *config.Node, env *policy.Env) (policy.Policy, error) {
 }
 
 func newDLP(s *settings, env *policy.Env) *DLP {
-	d := &DLP{s: s, route: env.Route.Name, logger: env.Logger}
-	if d.logger == nil {
-		d.logger = slog.New(slog.DiscardHandler)
-	}
+	d := &DLP{s: s, route: env.RouteName(), logger: env.Log()}
 	for _, det := range s.dets {
 		d.window = max(d.window, det.maxLen+1)
 		if det.action == actBlock {
@@ -84,7 +81,7 @@ func newDLP(s *settings, env *policy.Env) *DLP {
 	d.counters = make([][3]prometheus.Counter, len(s.dets))
 	for i, det := range s.dets {
 		for a := actMask; a <= actLog; a++ {
-			d.counters[i][a] = env.Metrics.DLPFinding(d.route, det.name, a.String())
+			d.counters[i][a] = env.Telemetry().DLPFinding(d.route, det.name, a.String())
 		}
 	}
 	d.pool.New = func() any { return &writer{d: d} }

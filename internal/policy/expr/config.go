@@ -1,6 +1,7 @@
 package expr
 
 import (
+	"cmp"
 	"fmt"
 	"strconv"
 	"strings"
@@ -74,72 +75,87 @@ type compiledRule struct {
 	cost                uint64 // estimated worst case, for docs and tests
 }
 
+// decode builds the rules of cfg: strict decoding, validate, provision.
 func decode(cfg *config.Node) ([]compiledRule, error) {
 	var c Config
 	if err := cfg.Decode(&c); err != nil {
 		return nil, err
 	}
-	if c.MaxCost == 0 {
-		c.MaxCost = DefaultMaxCost
+	if err := c.validate(cfg); err != nil {
+		return nil, err
 	}
-	var rules []Rule
-	var prefix []string // each rule's field path
+	return c.provision(cfg)
+}
+
+// ruleList returns the rules c gives, the shorthand allow as one rule
+// named "allow", and the path prefix of rule i's fields.
+func (c *Config) ruleList() ([]Rule, func(i int) string) {
+	if c.Allow != "" && len(c.Rules) == 0 {
+		return []Rule{{Name: "allow", Allow: c.Allow, Code: c.Code, Message: c.Message}}, func(int) string { return "" }
+	}
+	return c.Rules, func(i int) string { return config.Index("rules", i) + "." }
+}
+
+// validate checks c without compiling anything, reporting every
+// independent problem at its place.
+func (c *Config) validate(cfg *config.Node) error {
+	var p config.Problems
 	switch {
 	case c.Allow != "" && len(c.Rules) > 0:
-		return nil, cfg.Errorf("rules", "expr: give allow or rules, not both")
-	case c.Allow != "":
-		rules = []Rule{{Name: "allow", Allow: c.Allow, Code: c.Code, Message: c.Message}}
-		prefix = []string{""}
-	case len(c.Rules) > 0:
-		if c.Code != "" || c.Message != "" {
-			field := "code"
-			if c.Code == "" {
-				field = "message"
-			}
-			return nil, cfg.Errorf(field, "expr: with rules, code and message belong to each rule")
-		}
-		rules = c.Rules
-		for i := range rules {
-			prefix = append(prefix, "rules["+strconv.Itoa(i)+"].")
-		}
-	default:
-		return nil, cfg.Errorf("", "expr: needs allow or rules")
+		p.Errorf(cfg, "rules", "expr: give allow or rules, not both")
+	case c.Allow == "" && len(c.Rules) == 0:
+		p.Errorf(cfg, "", "expr: needs allow or rules")
+	case len(c.Rules) > 0 && c.Code != "":
+		p.Errorf(cfg, "code", "expr: with rules, code and message belong to each rule")
+	case len(c.Rules) > 0 && c.Message != "":
+		p.Errorf(cfg, "message", "expr: with rules, code and message belong to each rule")
 	}
+	rules, at := c.ruleList()
+	seen := map[string]bool{}
+	for i, r := range rules {
+		switch {
+		case r.Name == "":
+			p.Errorf(cfg, at(i)+"name", "expr: rule needs a name")
+		case seen[r.Name]:
+			p.Errorf(cfg, at(i)+"name", "expr: duplicate rule name %q", r.Name)
+		}
+		seen[r.Name] = true
+		if r.Code != "" && !validCode(r.Code) {
+			p.Errorf(cfg, at(i)+"code", "expr: code %q must be lower-case letters, digits and '_' (or a wsse: QName)", r.Code)
+		}
+		if msg := checkMessage(r.Message); r.Message != "" && msg != "" {
+			p.Errorf(cfg, at(i)+"message", "expr: message %s", msg)
+		}
+		if strings.TrimSpace(r.Allow) == "" {
+			p.Errorf(cfg, at(i)+"allow", "expr: rule %q needs an allow expression", r.Name)
+		} else if len(r.Allow) > maxExprLen {
+			p.Errorf(cfg, at(i)+"allow", "expr: expression is %d bytes, more than %d", len(r.Allow), maxExprLen)
+		}
+	}
+	return p.Err()
+}
 
+// provision compiles the rules of a validated c, reporting every rule
+// that does not compile.
+func (c *Config) provision(cfg *config.Node) ([]compiledRule, error) {
 	env, err := baseEnv()
 	if err != nil {
 		return nil, fmt.Errorf("expr: building the CEL environment: %w", err)
 	}
+	rules, at := c.ruleList()
+	maxCost := cmp.Or(c.MaxCost, DefaultMaxCost)
 	out := make([]compiledRule, 0, len(rules))
-	seen := map[string]bool{}
+	var p config.Problems
 	for i, r := range rules {
-		at := prefix[i]
-		if r.Name == "" {
-			return nil, cfg.Errorf(at+"name", "expr: rule needs a name")
+		cr, err := compile(env, cfg, at(i)+"allow", r.Allow, maxCost)
+		if p.Add(err) {
+			continue
 		}
-		if seen[r.Name] {
-			return nil, cfg.Errorf(at+"name", "expr: duplicate rule name %q", r.Name)
-		}
-		seen[r.Name] = true
-		if r.Code == "" {
-			r.Code = DefaultCode
-		} else if !validCode(r.Code) {
-			return nil, cfg.Errorf(at+"code", "expr: code %q must be lower-case letters, digits and '_' (or a wsse: QName)", r.Code)
-		}
-		if r.Message == "" {
-			r.Message = DefaultMessage
-		} else if msg := checkMessage(r.Message); msg != "" {
-			return nil, cfg.Errorf(at+"message", "expr: message %s", msg)
-		}
-		if strings.TrimSpace(r.Allow) == "" {
-			return nil, cfg.Errorf(at+"allow", "expr: rule %q needs an allow expression", r.Name)
-		}
-		cr, err := compile(env, cfg, at+"allow", r.Allow, c.MaxCost)
-		if err != nil {
-			return nil, err
-		}
-		cr.name, cr.code, cr.message = r.Name, r.Code, r.Message
+		cr.name, cr.code, cr.message = r.Name, cmp.Or(r.Code, DefaultCode), cmp.Or(r.Message, DefaultMessage)
 		out = append(out, cr)
+	}
+	if err := p.Err(); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -132,3 +132,21 @@ func TestCostEstimates(t *testing.T) {
 		})
 	}
 }
+
+// TestConfigErrorsTogether checks that independent problems are reported
+// in one load, each at its place, and that every rule that does not
+// compile is reported.
+func TestConfigErrorsTogether(t *testing.T) {
+	yaml := "rules:\n  - {name: a, allow: 'true', code: Bad}\n  - {name: a, allow: ''}\n"
+	_, err := New(policytest.Node(t, yaml), policytest.Env())
+	policytest.WantConfigErrors(t, err,
+		policytest.ConfigErrorAt{Line: 2, Path: "rules[0].code"},
+		policytest.ConfigErrorAt{Line: 3, Path: "rules[1].name"},
+		policytest.ConfigErrorAt{Line: 3, Path: "rules[1].allow"},
+	)
+	_, err = New(policytest.Node(t, "rules:\n  - {name: a, allow: '1'}\n  - {name: b, allow: 'nosuchvar'}\n"), policytest.Env())
+	policytest.WantConfigErrors(t, err,
+		policytest.ConfigErrorAt{Line: 2, Path: "rules[0].allow"},
+		policytest.ConfigErrorAt{Line: 3, Path: "rules[1].allow"},
+	)
+}

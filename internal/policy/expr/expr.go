@@ -43,13 +43,7 @@ func New(cfg *config.Node, env *policy.Env) (policy.Policy, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Expr{rules: rules, now: time.Now, realm: policy.DefaultRealm}
-	if env != nil && env.Now != nil {
-		e.now = env.Now
-	}
-	if env != nil {
-		e.realm = env.Route.ChallengeRealm()
-	}
+	e := &Expr{rules: rules, now: env.Clock(), realm: env.Realm()}
 	celEnv, err := baseEnv()
 	if err != nil {
 		return nil, fmt.Errorf("expr: building the CEL environment: %w", err)

@@ -1,6 +1,8 @@
 package headers
 
 import (
+	"cmp"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -113,163 +115,152 @@ type compiled struct {
 	hsts      string // Strict-Transport-Security value; "" none
 }
 
+// decode builds the header edits of cfg. Checking and building are one
+// pass here (names are checked as they are canonicalised, and duplicates
+// are found among canonical names), with no I/O; every problem found is
+// reported, at its place.
 func decode(cfg *config.Node) (*compiled, error) {
 	var c Config
 	if err := cfg.Decode(&c); err != nil {
 		return nil, err
 	}
-	var out compiled
-	var err error
-	if out.req, err = compileOps(cfg, "request", c.Request); err != nil {
-		return nil, err
+	var p config.Problems
+	out := compiled{
+		req:  compileOps(&p, cfg, "request", c.Request),
+		resp: compileOps(&p, cfg, "response", c.Response),
 	}
-	if out.resp, err = compileOps(cfg, "response", c.Response); err != nil {
-		return nil, err
+	compileSecurity(&p, cfg, &c.Security, &out)
+	if p.Len() == 0 && out.req.empty() && out.resp.empty() && out.hsts == "" {
+		p.Errorf(cfg, "", "headers needs request, response or security settings")
 	}
-	if err := compileSecurity(cfg, &c.Security, &out); err != nil {
+	if err := p.Err(); err != nil {
 		return nil, err
-	}
-	if out.req.empty() && out.resp.empty() && out.hsts == "" {
-		return nil, cfg.Errorf("", "headers needs request, response or security settings")
 	}
 	return &out, nil
 }
 
-func compileOps(cfg *config.Node, side string, o Ops) (ops, error) {
+func compileOps(p *config.Problems, cfg *config.Node, side string, o Ops) ops {
 	var out ops
 	for i, name := range o.Remove {
-		at := side + ".remove[" + strconv.Itoa(i) + "]"
-		key, err := checkName(cfg, at, name)
-		if err != nil {
-			return out, err
+		at := config.Index(side+".remove", i)
+		key, ok := checkName(p, cfg, at, name)
+		switch {
+		case !ok:
+		case slices.Contains(out.remove, key):
+			p.Errorf(cfg, at, "%s is removed twice", key)
+		default:
+			out.remove = append(out.remove, key)
 		}
-		if slices.Contains(out.remove, key) {
-			return out, cfg.Errorf(at, "%s is removed twice", key)
-		}
-		out.remove = append(out.remove, key)
 	}
-	var err error
-	if out.set, err = compileFields(cfg, side+".set", o.Set); err != nil {
-		return out, err
-	}
-	if out.add, err = compileFields(cfg, side+".add", o.Add); err != nil {
-		return out, err
-	}
+	out.set = compileFields(p, cfg, side+".set", o.Set)
+	out.add = compileFields(p, cfg, side+".add", o.Add)
 	slices.Sort(out.remove)
-	return out, nil
+	return out
 }
 
-func compileFields(cfg *config.Node, at string, m map[string]string) ([]field, error) {
-	names := make([]string, 0, len(m))
-	for name := range m {
-		names = append(names, name)
-	}
-	slices.Sort(names)
+func compileFields(p *config.Problems, cfg *config.Node, at string, m map[string]string) []field {
 	out := make([]field, 0, len(m))
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(m)) {
 		path := at + config.KeySeg(name)
-		key, err := checkName(cfg, path, name)
-		if err != nil {
-			return nil, err
+		key, ok := checkName(p, cfg, path, name)
+		if !ok {
+			continue
 		}
-		if i := slices.IndexFunc(out, func(f field) bool { return f.key == key }); i >= 0 {
-			return nil, cfg.Errorf(path, "%s is given twice (header names are case-insensitive)", key)
+		if slices.ContainsFunc(out, func(f field) bool { return f.key == key }) {
+			p.Errorf(cfg, path, "%s is given twice (header names are case-insensitive)", key)
+			continue
 		}
-		if err := checkValue(cfg, path, m[name]); err != nil {
-			return nil, err
+		if checkValue(p, cfg, path, m[name]) {
+			out = append(out, field{key, m[name]})
 		}
-		out = append(out, field{key, m[name]})
 	}
 	slices.SortFunc(out, func(a, b field) int { return strings.Compare(a.key, b.key) })
-	return out, nil
+	return out
 }
 
-func compileSecurity(cfg *config.Node, s *Security, out *compiled) error {
+func compileSecurity(p *config.Problems, cfg *config.Node, s *Security, out *compiled) {
 	var sec []field
-	put := func(at, key, value string) error {
-		if err := checkValue(cfg, at, value); err != nil {
-			return err
+	put := func(at, key, value string) {
+		if !checkValue(p, cfg, at, value) {
+			return
 		}
 		if slices.ContainsFunc(out.resp.set, func(f field) bool { return f.key == key }) {
-			return cfg.Errorf(at, "%s is also in response.set; give it once", key)
+			p.Errorf(cfg, at, "%s is also in response.set; give it once", key)
+			return
 		}
 		sec = append(sec, field{key, value})
-		return nil
 	}
 	if s.ContentTypeOptions {
-		if err := put("security.content_type_options", "X-Content-Type-Options", "nosniff"); err != nil {
-			return err
-		}
+		put("security.content_type_options", "X-Content-Type-Options", "nosniff")
 	}
 	if s.FrameOptions != "" {
-		v := strings.ToUpper(s.FrameOptions)
-		if v != "DENY" && v != "SAMEORIGIN" {
-			return cfg.Errorf("security.frame_options", "invalid value %q (want DENY or SAMEORIGIN)", s.FrameOptions)
-		}
-		if err := put("security.frame_options", "X-Frame-Options", v); err != nil {
-			return err
+		if v := strings.ToUpper(s.FrameOptions); v != "DENY" && v != "SAMEORIGIN" {
+			p.Errorf(cfg, "security.frame_options", "invalid value %q (want DENY or SAMEORIGIN)", s.FrameOptions)
+		} else {
+			put("security.frame_options", "X-Frame-Options", v)
 		}
 	}
 	if s.ReferrerPolicy != "" {
+		ok := true
 		for _, tok := range strings.Split(s.ReferrerPolicy, ",") {
 			if tok = strings.TrimSpace(tok); !slices.Contains(referrerPolicies, tok) {
-				return cfg.Errorf("security.referrer_policy", "invalid referrer policy %q (want one of %s)", tok, strings.Join(referrerPolicies, ", "))
+				p.Errorf(cfg, "security.referrer_policy", "invalid referrer policy %q (want one of %s)", tok, strings.Join(referrerPolicies, ", "))
+				ok = false
+				break
 			}
 		}
-		if err := put("security.referrer_policy", "Referrer-Policy", s.ReferrerPolicy); err != nil {
-			return err
+		if ok {
+			put("security.referrer_policy", "Referrer-Policy", s.ReferrerPolicy)
 		}
 	}
 	if s.ContentSecurityPolicy != "" {
-		if err := put("security.content_security_policy", "Content-Security-Policy", s.ContentSecurityPolicy); err != nil {
-			return err
-		}
+		put("security.content_security_policy", "Content-Security-Policy", s.ContentSecurityPolicy)
 	}
 	if s.CrossOriginResourcePolicy != "" {
 		if !slices.Contains(corpValues, s.CrossOriginResourcePolicy) {
-			return cfg.Errorf("security.cross_origin_resource_policy", "invalid value %q (want one of %s)", s.CrossOriginResourcePolicy, strings.Join(corpValues, ", "))
-		}
-		if err := put("security.cross_origin_resource_policy", "Cross-Origin-Resource-Policy", s.CrossOriginResourcePolicy); err != nil {
-			return err
+			p.Errorf(cfg, "security.cross_origin_resource_policy", "invalid value %q (want one of %s)", s.CrossOriginResourcePolicy, strings.Join(corpValues, ", "))
+		} else {
+			put("security.cross_origin_resource_policy", "Cross-Origin-Resource-Policy", s.CrossOriginResourcePolicy)
 		}
 	}
 	if s.PermissionsPolicy != "" {
-		if err := put("security.permissions_policy", "Permissions-Policy", s.PermissionsPolicy); err != nil {
-			return err
-		}
+		put("security.permissions_policy", "Permissions-Policy", s.PermissionsPolicy)
 	}
 	if h := s.HSTS; h != nil {
-		maxAge := h.MaxAge.Std()
-		if maxAge == 0 {
-			maxAge = DefaultHSTSMaxAge
-		}
+		maxAge := cmp.Or(h.MaxAge.Std(), DefaultHSTSMaxAge)
+		ok := true
 		if maxAge%time.Second != 0 {
-			return cfg.Errorf("security.hsts.max_age", "must be whole seconds, got %s", maxAge)
+			p.Errorf(cfg, "security.hsts.max_age", "must be whole seconds, got %s", maxAge)
+			ok = false
 		}
 		if h.Preload {
 			if !h.IncludeSubdomains {
-				return cfg.Errorf("security.hsts.preload", "preload requires include_subdomains: true (HSTS preload list rule)")
+				p.Errorf(cfg, "security.hsts.preload", "preload requires include_subdomains: true (HSTS preload list rule)")
+				ok = false
 			}
 			if maxAge < minPreloadMaxAge {
-				return cfg.Errorf("security.hsts.max_age", "preload requires a max_age of at least 8760h (one year), got %s", maxAge)
+				p.Errorf(cfg, "security.hsts.max_age", "preload requires a max_age of at least 8760h (one year), got %s", maxAge)
+				ok = false
 			}
 		}
 		if slices.ContainsFunc(out.resp.set, func(f field) bool { return f.key == "Strict-Transport-Security" }) {
-			return cfg.Errorf("security.hsts", "Strict-Transport-Security is also in response.set; give it once")
+			p.Errorf(cfg, "security.hsts", "Strict-Transport-Security is also in response.set; give it once")
+			ok = false
 		}
-		v := "max-age=" + strconv.FormatInt(int64(maxAge/time.Second), 10)
-		if h.IncludeSubdomains {
-			v += "; includeSubDomains"
+		if ok {
+			v := "max-age=" + strconv.FormatInt(int64(maxAge/time.Second), 10)
+			if h.IncludeSubdomains {
+				v += "; includeSubDomains"
+			}
+			if h.Preload {
+				v += "; preload"
+			}
+			out.hsts = v
 		}
-		if h.Preload {
-			v += "; preload"
-		}
-		out.hsts = v
 	}
 	// Security headers are response sets: they replace upstream values.
 	out.resp.set = append(out.resp.set, sec...)
 	slices.SortFunc(out.resp.set, func(a, b field) int { return strings.Compare(a.key, b.key) })
-	return nil
 }
 
 // reserved reports whether the canonical header key belongs to the
@@ -284,26 +275,31 @@ func reserved(key string) bool {
 	return strings.HasPrefix(key, "Proxy-")
 }
 
-// checkName validates a header name and returns its canonical form.
-func checkName(cfg *config.Node, at, name string) (string, error) {
+// checkName records a problem with a header name and returns its
+// canonical form, and whether it is acceptable.
+func checkName(p *config.Problems, cfg *config.Node, at, name string) (string, bool) {
 	if !config.IsToken(name) {
-		return "", cfg.Errorf(at, "invalid header name %q (want an RFC 9110 token)", name)
+		p.Errorf(cfg, at, "invalid header name %q (want an RFC 9110 token)", name)
+		return "", false
 	}
 	key := http.CanonicalHeaderKey(name)
 	if reserved(key) {
-		return "", cfg.Errorf(at, "%s is a hop-by-hop or framing header managed by the gateway and cannot be changed", key)
+		p.Errorf(cfg, at, "%s is a hop-by-hop or framing header managed by the gateway and cannot be changed", key)
+		return "", false
 	}
-	return key, nil
+	return key, true
 }
 
 // checkValue refuses control characters other than tab: CR and LF would
 // inject headers, NUL and the rest are refused by HTTP/1.1 and HTTP/2
-// parsers, so the request would fail later instead of at load.
-func checkValue(cfg *config.Node, at, v string) error {
+// parsers, so the request would fail later instead of at load. It
+// reports whether v is acceptable.
+func checkValue(p *config.Problems, cfg *config.Node, at, v string) bool {
 	for i := 0; i < len(v); i++ {
 		if c := v[i]; c < 0x20 && c != '\t' || c == 0x7f {
-			return cfg.Errorf(at, "header value contains control character %q at byte %d (CR, LF and NUL could inject headers)", c, i)
+			p.Errorf(cfg, at, "header value contains control character %q at byte %d (CR, LF and NUL could inject headers)", c, i)
+			return false
 		}
 	}
-	return nil
+	return true
 }

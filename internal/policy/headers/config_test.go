@@ -106,3 +106,19 @@ security:
 		t.Errorf("hsts = %q without hsts settings", c.hsts)
 	}
 }
+
+// TestConfigErrorsTogether checks that independent problems are reported
+// in one load, each at its place.
+func TestConfigErrorsTogether(t *testing.T) {
+	yaml := "request:\n  remove: [Host, 'a b']\n  set: {X-A: \"v\\r\\nX-B: w\"}\nresponse:\n  set: {X-Frame-Options: DENY}\n" +
+		"security:\n  frame_options: DENY\n  referrer_policy: sometimes\n  hsts: {preload: true}\n"
+	_, err := New(policytest.Node(t, yaml), policytest.Env())
+	policytest.WantConfigErrors(t, err,
+		policytest.ConfigErrorAt{Line: 2, Path: "request.remove[0]"},
+		policytest.ConfigErrorAt{Line: 2, Path: "request.remove[1]"},
+		policytest.ConfigErrorAt{Line: 3, Path: "request.set.X-A"},
+		policytest.ConfigErrorAt{Line: 7, Path: "security.frame_options"},
+		policytest.ConfigErrorAt{Line: 8, Path: "security.referrer_policy"},
+		policytest.ConfigErrorAt{Line: 9, Path: "security.hsts.preload"},
+	)
+}

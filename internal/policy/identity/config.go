@@ -1,11 +1,11 @@
 package identity
 
 import (
+	"cmp"
 	"errors"
+	"maps"
 	"net/http"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -158,23 +158,26 @@ func decode(cfg *config.Node) (*compiled, error) {
 		c.JWT = &JWTConfig{}
 	}
 	var out compiled
+	var p config.Problems
 	// owner records which setting claimed each canonical name, so a
 	// clash names both places.
 	owner := map[string]string{}
-	claim := func(at, name string) (string, error) {
-		key, err := checkName(cfg, at, name)
-		if err != nil {
-			return "", err
+	claim := func(at, name string) (string, bool) {
+		key, ok := checkName(&p, cfg, at, name)
+		if !ok {
+			return "", false
 		}
 		if prev, ok := owner[key]; ok {
 			if strings.HasPrefix(at, "strip") && !strings.HasPrefix(prev, "strip") {
-				return "", cfg.Errorf(at, "%s is set by %s and so stripped already", key, prev)
+				p.Errorf(cfg, at, "%s is set by %s and so stripped already", key, prev)
+			} else {
+				p.Errorf(cfg, at, "%s is already used by %s", key, prev)
 			}
-			return "", cfg.Errorf(at, "%s is already used by %s", key, prev)
+			return "", false
 		}
 		owner[key] = at
 		out.protect = append(out.protect, key)
-		return key, nil
+		return key, true
 	}
 
 	h := c.Headers
@@ -192,42 +195,32 @@ func decode(cfg *config.Node) (*compiled, error) {
 		if f.name == "" {
 			continue
 		}
-		key, err := claim(f.at, f.name)
-		if err != nil {
-			return nil, err
+		key, ok := claim(f.at, f.name)
+		if !ok {
+			continue
 		}
 		out.set = append(out.set, setter{key: key, field: f.field, at: f.at})
 	}
-	claimNames := make([]string, 0, len(h.Claims))
-	for name := range h.Claims {
-		claimNames = append(claimNames, name)
-	}
-	slices.Sort(claimNames)
-	for _, name := range claimNames {
+	for _, name := range slices.Sorted(maps.Keys(h.Claims)) {
 		at := "headers.claims" + config.KeySeg(name)
 		if name == "" {
-			return nil, cfg.Errorf(at, "a claim name must not be empty")
+			p.Errorf(cfg, at, "a claim name must not be empty")
+			continue
 		}
-		key, err := claim(at, h.Claims[name])
-		if err != nil {
-			return nil, err
+		key, ok := claim(at, h.Claims[name])
+		if !ok {
+			continue
 		}
 		out.set = append(out.set, setter{key: key, field: fClaim, claim: name, at: at})
 	}
 
 	if c.JWT != nil {
-		j, err := decodeJWT(cfg, c.JWT, claim)
-		if err != nil {
-			return nil, err
-		}
-		out.jwt = j
+		out.jwt = validateJWT(&p, cfg, c.JWT, claim)
 	}
 
 	for i, name := range c.Strip {
-		at := "strip[" + strconv.Itoa(i) + "]"
-		if _, err := claim(at, name); err != nil {
-			return nil, err
-		}
+		at := config.Index("strip", i)
+		claim(at, name)
 	}
 	if out.jwt != nil && out.jwt.bearer {
 		// The client's DPoP proof is bound to the client's token, which
@@ -237,88 +230,88 @@ func decode(cfg *config.Node) (*compiled, error) {
 			out.protect = append(out.protect, "Dpop")
 		}
 	}
-	if len(out.protect) == 0 {
-		return nil, cfg.Errorf("", "identity needs headers, strip or jwt")
+	if p.Len() == 0 && len(out.protect) == 0 {
+		p.Errorf(cfg, "", "identity needs headers, strip or jwt")
+	}
+	if err := p.Err(); err != nil {
+		return nil, err
+	}
+	// Provision: only a valid config gets its signing key read.
+	if c.JWT != nil {
+		if err := out.jwt.loadKey(cfg, c.JWT); err != nil {
+			return nil, err
+		}
 	}
 	return &out, nil
 }
 
-func decodeJWT(cfg *config.Node, c *JWTConfig, claim func(at, name string) (string, error)) (*jwtSettings, error) {
+// validateJWT checks the jwt settings, recording every problem, and
+// returns them with their defaults but without the key (loadKey).
+func validateJWT(p *config.Problems, cfg *config.Node, c *JWTConfig, claim func(at, name string) (string, bool)) *jwtSettings {
 	j := &jwtSettings{issuer: c.Issuer, audience: c.Audience, ttl: c.TTL.Std(), cacheSize: c.CacheSize}
-	name := c.Header
-	if name == "" {
-		name = DefaultJWTHeader
-	}
-	var err error
-	if j.header, err = claim("jwt.header", name); err != nil {
-		return nil, err
-	}
+	j.header, _ = claim("jwt.header", cmp.Or(c.Header, DefaultJWTHeader))
 	j.bearer = j.header == "Authorization"
 	if j.issuer == "" {
-		return nil, cfg.Errorf("jwt", "issuer is required (the iss claim the upstream checks)")
+		p.Errorf(cfg, "jwt", "issuer is required (the iss claim the upstream checks)")
 	}
-	if err := checkText(cfg, "jwt.issuer", j.issuer); err != nil {
-		return nil, err
-	}
+	checkText(p, cfg, "jwt.issuer", j.issuer)
 	if j.audience == "" {
-		return nil, cfg.Errorf("jwt", "audience is required (the aud claim naming the upstream)")
+		p.Errorf(cfg, "jwt", "audience is required (the aud claim naming the upstream)")
 	}
-	if err := checkText(cfg, "jwt.audience", j.audience); err != nil {
-		return nil, err
-	}
+	checkText(p, cfg, "jwt.audience", j.audience)
 	switch {
 	case j.ttl == 0:
 		j.ttl = DefaultTTL
 	case j.ttl%time.Second != 0:
-		return nil, cfg.Errorf("jwt.ttl", "must be whole seconds (JWT times are in seconds), got %s", j.ttl)
+		p.Errorf(cfg, "jwt.ttl", "must be whole seconds (JWT times are in seconds), got %s", j.ttl)
 	case j.ttl > MaxTTL:
-		return nil, cfg.Errorf("jwt.ttl", "must be at most %s, got %s", MaxTTL, j.ttl)
+		p.Errorf(cfg, "jwt.ttl", "must be at most %s, got %s", MaxTTL, j.ttl)
 	}
 	switch {
 	case j.cacheSize == 0:
 		j.cacheSize = DefaultCacheSize
 	case j.cacheSize < 0 || j.cacheSize > MaxCacheSize:
-		return nil, cfg.Errorf("jwt.cache_size", "must be between 1 and %d, got %d", MaxCacheSize, j.cacheSize)
+		p.Errorf(cfg, "jwt.cache_size", "must be between 1 and %d, got %d", MaxCacheSize, j.cacheSize)
 	}
 	if c.Algorithm != "" {
 		if _, err := keys.ParseAlgorithm(c.Algorithm); err != nil {
-			return nil, cfg.Errorf("jwt.algorithm", "%v", err)
+			p.Errorf(cfg, "jwt.algorithm", "%v", err)
 		}
 	}
-	if c.KID != "" {
-		if err := checkText(cfg, "jwt.kid", c.KID); err != nil {
-			return nil, err
-		}
-	}
+	checkText(p, cfg, "jwt.kid", c.KID)
 	seen := map[string]bool{}
 	for i, cl := range c.Claims {
-		at := "jwt.claims[" + strconv.Itoa(i) + "]"
+		at := config.Index("jwt.claims", i)
 		switch {
 		case cl == "":
-			return nil, cfg.Errorf(at, "a claim name must not be empty")
+			p.Errorf(cfg, at, "a claim name must not be empty")
 		case slices.Contains(reservedClaims, cl):
-			return nil, cfg.Errorf(at, "%q is set by the gateway and cannot be copied from the principal (reserved: %s)", cl, strings.Join(reservedClaims, ", "))
+			p.Errorf(cfg, at, "%q is set by the gateway and cannot be copied from the principal (reserved: %s)", cl, strings.Join(reservedClaims, ", "))
 		case seen[cl]:
-			return nil, cfg.Errorf(at, "%q is listed twice", cl)
+			p.Errorf(cfg, at, "%q is listed twice", cl)
+		default:
+			seen[cl] = true
+			j.claims = append(j.claims, cl)
 		}
-		seen[cl] = true
-		j.claims = append(j.claims, cl)
 	}
 	if c.KeyFile == "" {
-		return nil, cfg.Errorf("jwt", "key_file is required (make one with `gatehouse keys generate --alg ES256 --out FILE`)")
+		p.Errorf(cfg, "jwt", "key_file is required (make one with `gatehouse keys generate --alg ES256 --out FILE`)")
 	}
-	path := c.KeyFile
-	if !filepath.IsAbs(path) {
-		path = filepath.Join(filepath.Dir(cfg.File()), path)
-	}
-	if j.key, err = keys.Load(path, c.Algorithm, c.KID); err != nil {
+	return j
+}
+
+// loadKey reads the signing key of validated settings c (relative to
+// cfg's file).
+func (j *jwtSettings) loadKey(cfg *config.Node, c *JWTConfig) error {
+	var err error
+	if j.key, err = keys.Load(cfg.ResolvePath(c.KeyFile), c.Algorithm, c.KID); err != nil {
 		at := "jwt.key_file"
 		if errors.Is(err, keys.ErrAlgorithm) {
 			at = "jwt.algorithm"
 		}
-		return nil, cfg.Errorf(at, "%v", err)
+		return cfg.Errorf(at, "%v", err)
 	}
-	return j, nil
+	return nil
 }
 
 // managed reports whether the canonical header key belongs to the gateway:
@@ -336,23 +329,25 @@ func managed(key string) bool {
 	return strings.HasPrefix(key, "Proxy-")
 }
 
-// checkName validates a header name and returns its canonical form.
-func checkName(cfg *config.Node, at, name string) (string, error) {
+// checkName records a problem with a header name and returns its
+// canonical form, and whether it is acceptable.
+func checkName(p *config.Problems, cfg *config.Node, at, name string) (string, bool) {
 	if !config.IsToken(name) {
-		return "", cfg.Errorf(at, "invalid header name %q (want an RFC 9110 token)", name)
+		p.Errorf(cfg, at, "invalid header name %q (want an RFC 9110 token)", name)
+		return "", false
 	}
 	key := http.CanonicalHeaderKey(name)
 	if managed(key) {
-		return "", cfg.Errorf(at, "%s is managed by the gateway and cannot be set or stripped here", key)
+		p.Errorf(cfg, at, "%s is managed by the gateway and cannot be set or stripped here", key)
+		return "", false
 	}
-	return key, nil
+	return key, true
 }
 
-// checkText refuses control characters in a configured value that ends up
-// in a token or header.
-func checkText(cfg *config.Node, at, v string) error {
+// checkText records control characters in a configured value that ends
+// up in a token or header.
+func checkText(p *config.Problems, cfg *config.Node, at, v string) {
 	if i := unsafeAt(v); i >= 0 {
-		return cfg.Errorf(at, "contains control character %q at byte %d", v[i], i)
+		p.Errorf(cfg, at, "contains control character %q at byte %d", v[i], i)
 	}
-	return nil
 }

@@ -224,3 +224,21 @@ func TestConfigRelativeKeyFile(t *testing.T) {
 		t.Errorf("loaded %s/%s", c.jwt.key.Algorithm(), c.jwt.key.KeyID())
 	}
 }
+
+// TestConfigErrorsTogether checks that independent problems are reported
+// in one load, each at its place, before the key file is read.
+func TestConfigErrorsTogether(t *testing.T) {
+	yaml := "headers:\n  subject: Host\n  client_id: X-Client\nstrip: [x-client, 'a b']\n" +
+		"jwt:\n  issuer: \"i\\n\"\n  ttl: 1500ms\n  claims: [sub, x, x]\n  key_file: /nonexistent.pem\n"
+	_, err := New(policytest.Node(t, yaml), policytest.Env())
+	policytest.WantConfigErrors(t, err,
+		policytest.ConfigErrorAt{Line: 2, Path: "headers.subject"},
+		policytest.ConfigErrorAt{Line: 4, Path: "strip[0]"},
+		policytest.ConfigErrorAt{Line: 4, Path: "strip[1]"},
+		policytest.ConfigErrorAt{Line: 5, Path: "jwt"},
+		policytest.ConfigErrorAt{Line: 6, Path: "jwt.issuer"},
+		policytest.ConfigErrorAt{Line: 7, Path: "jwt.ttl"},
+		policytest.ConfigErrorAt{Line: 8, Path: "jwt.claims[0]"},
+		policytest.ConfigErrorAt{Line: 8, Path: "jwt.claims[2]"},
+	)
+}

@@ -54,13 +54,7 @@ func New(cfg *config.Node, env *policy.Env) (policy.Policy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Identity{c: *c, nvals: len(c.set), now: time.Now, log: slog.New(slog.DiscardHandler)}
-	if env != nil && env.Now != nil {
-		p.now = env.Now
-	}
-	if env != nil && env.Logger != nil {
-		p.log = env.Logger
-	}
+	p := &Identity{c: *c, nvals: len(c.set), now: env.Clock(), log: env.Log()}
 	p.minLen, p.maxLen = math.MaxInt, 0
 	for _, k := range c.protect {
 		p.minLen, p.maxLen = min(p.minLen, len(k)), max(p.maxLen, len(k))

@@ -3,7 +3,6 @@ package ipfilter
 import (
 	"fmt"
 	"net/netip"
-	"strconv"
 	"strings"
 
 	"github.com/gatehouse/gatehouse/internal/config"
@@ -36,47 +35,57 @@ type parsed struct {
 	ownTrusted  bool
 }
 
-// decode decodes and validates cfg.
+// decode builds the filter of cfg: strict decoding, validate, provision.
 func decode(cfg *config.Node) (*parsed, error) {
 	var c Config
 	if err := cfg.Decode(&c); err != nil {
 		return nil, err
 	}
+	if err := c.validate(cfg); err != nil {
+		return nil, err
+	}
+	return c.provision(), nil
+}
+
+// validate checks c, reporting every bad entry of every list at its place.
+func (c *Config) validate(cfg *config.Node) error {
+	var p config.Problems
 	if len(c.Allow) == 0 && len(c.Deny) == 0 {
-		return nil, cfg.Errorf("", "ipfilter needs allow or deny")
+		p.Errorf(cfg, "", "ipfilter needs allow or deny")
 	}
+	for _, l := range []struct {
+		field string
+		list  []string
+	}{{"allow", c.Allow}, {"deny", c.Deny}, {"trusted_proxies", c.TrustedProxies}} {
+		for i, s := range l.list {
+			if _, err := ParsePrefix(s); err != nil {
+				p.Errorf(cfg, config.Index(l.field, i), "%v", err)
+			}
+		}
+	}
+	return p.Err()
+}
+
+// provision builds the prefix sets of a validated c.
+func (c *Config) provision() *parsed {
 	var p parsed
-	var err error
-	if p.allow, err = parseList(cfg, "allow", c.Allow); err != nil {
-		return nil, err
+	for _, s := range c.Allow {
+		pfx, _ := ParsePrefix(s) // validated
+		p.allow.add(pfx)
 	}
-	if p.deny, err = parseList(cfg, "deny", c.Deny); err != nil {
-		return nil, err
+	for _, s := range c.Deny {
+		pfx, _ := ParsePrefix(s) // validated
+		p.deny.add(pfx)
 	}
 	if c.TrustedProxies != nil {
 		p.ownTrusted = true
 		p.trusted = make([]netip.Prefix, 0, len(c.TrustedProxies))
-		for i, s := range c.TrustedProxies {
-			pfx, err := ParsePrefix(s)
-			if err != nil {
-				return nil, cfg.Errorf("trusted_proxies["+strconv.Itoa(i)+"]", "%v", err)
-			}
+		for _, s := range c.TrustedProxies {
+			pfx, _ := ParsePrefix(s) // validated
 			p.trusted = append(p.trusted, pfx)
 		}
 	}
-	return &p, nil
-}
-
-func parseList(cfg *config.Node, field string, list []string) (prefixSet, error) {
-	var set prefixSet
-	for i, s := range list {
-		pfx, err := ParsePrefix(s)
-		if err != nil {
-			return set, cfg.Errorf(field+"["+strconv.Itoa(i)+"]", "%v", err)
-		}
-		set.add(pfx)
-	}
-	return set, nil
+	return &p
 }
 
 // ParsePrefix parses a CIDR prefix ("10.0.0.0/8", "2001:db8::/32") or a

@@ -102,3 +102,14 @@ func (s *prefixSet) prefixes() []netip.Prefix {
 	}
 	return out
 }
+
+// TestConfigErrorsTogether checks that every bad entry of every list is
+// reported in one load, each at its place.
+func TestConfigErrorsTogether(t *testing.T) {
+	_, err := New(policytest.Node(t, "allow: [10.0.0.0/8, 10.0.0.1/8]\ndeny:\n  - nonsense\ntrusted_proxies: ['fe80::1%eth0']\n"), policytest.Env())
+	policytest.WantConfigErrors(t, err,
+		policytest.ConfigErrorAt{Line: 1, Path: "allow[1]"},
+		policytest.ConfigErrorAt{Line: 3, Path: "deny[0]"},
+		policytest.ConfigErrorAt{Line: 4, Path: "trusted_proxies[0]"},
+	)
+}

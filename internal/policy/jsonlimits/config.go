@@ -40,6 +40,8 @@ type Config struct {
 
 const maxMaxBytes = 64 << 20
 
+// decode builds the limits of cfg: defaults, strict decoding over them,
+// validate, provision.
 func decode(cfg *config.Node) (Limits, int64, error) {
 	c := Config{
 		MaxBytes: 1 << 20, MaxDepth: 32, MaxKeys: 1000, MaxArray: 10000,
@@ -48,8 +50,19 @@ func decode(cfg *config.Node) (Limits, int64, error) {
 	if err := cfg.Decode(&c); err != nil {
 		return Limits{}, 0, err
 	}
+	if err := c.validate(cfg); err != nil {
+		return Limits{}, 0, err
+	}
+	l, maxBytes := c.provision()
+	return l, maxBytes, nil
+}
+
+// validate checks a defaulted c, reporting every independent problem at
+// its place.
+func (c *Config) validate(cfg *config.Node) error {
+	var p config.Problems
 	if c.MaxBytes <= 0 || c.MaxBytes > maxMaxBytes {
-		return Limits{}, 0, cfg.Errorf("max_bytes", "json_limits: max_bytes must be between 1B and 64MiB")
+		p.Errorf(cfg, "max_bytes", "json_limits: max_bytes must be between 1B and 64MiB")
 	}
 	for _, f := range []struct {
 		name string
@@ -59,14 +72,19 @@ func decode(cfg *config.Node) (Limits, int64, error) {
 		{"max_string", int64(c.MaxString)}, {"max_number", int64(c.MaxNumber)}, {"max_tokens", int64(c.MaxTokens)},
 	} {
 		if f.v <= 0 {
-			return Limits{}, 0, cfg.Errorf(f.name, "json_limits: %s must be at least 1", f.name)
+			p.Errorf(cfg, f.name, "json_limits: %s must be at least 1", f.name)
 		}
 	}
 	if c.MaxDepth > 10000 {
-		return Limits{}, 0, cfg.Errorf("max_depth", "json_limits: max_depth must be at most 10000")
+		p.Errorf(cfg, "max_depth", "json_limits: max_depth must be at most 10000")
 	}
+	return p.Err()
+}
+
+// provision returns the limits and the body cap of a validated c.
+func (c *Config) provision() (Limits, int64) {
 	return Limits{
 		Depth: c.MaxDepth, Keys: c.MaxKeys, Array: c.MaxArray, String: int(c.MaxString),
 		Number: c.MaxNumber, Tokens: c.MaxTokens,
-	}, int64(c.MaxBytes), nil
+	}, int64(c.MaxBytes)
 }

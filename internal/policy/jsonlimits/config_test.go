@@ -34,3 +34,15 @@ func TestConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestConfigErrorsTogether checks that independent problems are reported
+// in one load, each at its place.
+func TestConfigErrorsTogether(t *testing.T) {
+	_, err := New(policytest.Node(t, "max_bytes: 65MiB\nmax_depth: 10001\nmax_keys: 0\nmax_tokens: -1\n"), policytest.Env())
+	policytest.WantConfigErrors(t, err,
+		policytest.ConfigErrorAt{Line: 1, Path: "max_bytes"},
+		policytest.ConfigErrorAt{Line: 2, Path: "max_depth"},
+		policytest.ConfigErrorAt{Line: 3, Path: "max_keys"},
+		policytest.ConfigErrorAt{Line: 4, Path: "max_tokens"},
+	)
+}

@@ -10,6 +10,9 @@
 // open objects, kept to find duplicates. It is several times cheaper than
 // encoding/json's Decoder.Token, which allocates per token (see
 // BenchmarkCheck).
+//
+// The package is jsonlimits, not json_limits, only because Go package names have no
+// underscores; the unit, its docs page and its metrics use json_limits.
 package jsonlimits
 
 import (

@@ -26,3 +26,14 @@ func TestConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestConfigErrorsTogether checks that validate reports independent
+// problems in one load, before the spec is read.
+func TestConfigErrorsTogether(t *testing.T) {
+	_, err := New(policytest.Node(t, "server_base: api\non_response_mismatch: drop\n"), policytest.Env())
+	policytest.WantConfigErrors(t, err,
+		policytest.ConfigErrorAt{Line: 1, Path: "spec"},
+		policytest.ConfigErrorAt{Line: 1, Path: "server_base"},
+		policytest.ConfigErrorAt{Line: 2, Path: "on_response_mismatch"},
+	)
+}

@@ -12,16 +12,12 @@ package openapi
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 
-	"github.com/pb33f/libopenapi"
 	validator "github.com/pb33f/libopenapi-validator"
 	verrors "github.com/pb33f/libopenapi-validator/errors"
 	"github.com/pb33f/libopenapi-validator/helpers"
@@ -65,68 +61,14 @@ var (
 // parsed and checked against the OpenAPI schema here: a broken one is a
 // config error naming the spec's own line.
 func New(cfg *config.Node, env *policy.Env) (policy.Policy, error) {
-	var c Config
-	if err := cfg.Decode(&c); err != nil {
+	c, err := decode(cfg)
+	if err != nil {
 		return nil, err
 	}
-	if c.Spec == "" {
-		return nil, cfg.Errorf("spec", "openapi: spec is required")
+	if err := c.validate(cfg); err != nil {
+		return nil, err
 	}
-	path := c.Spec
-	if !filepath.IsAbs(path) {
-		path = filepath.Join(filepath.Dir(cfg.File()), path)
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, cfg.Errorf("spec", "openapi: reading the spec: %v", err)
-	}
-	doc, err := libopenapi.NewDocument(data)
-	if err != nil {
-		return nil, cfg.Errorf("spec", "openapi: %s: %v", c.Spec, err)
-	}
-	v, errs := validator.NewValidator(doc)
-	if len(errs) > 0 {
-		return nil, cfg.Errorf("spec", "openapi: %s: %v", c.Spec, errors.Join(errs...))
-	}
-	if ok, verrs := v.ValidateDocument(); !ok {
-		e := verrs[0]
-		msg := e.Message
-		if len(e.SchemaValidationErrors) > 0 {
-			f := e.SchemaValidationErrors[0]
-			return nil, cfg.Errorf("spec", "openapi: %s:%d: %s: %s", c.Spec, f.Line, f.FieldPath, f.Reason)
-		}
-		return nil, cfg.Errorf("spec", "openapi: %s:%d: %s", c.Spec, e.SpecLine, msg)
-	}
-	o := &OpenAPI{
-		v: v, request: c.Validate.Request == nil || *c.Validate.Request, response: c.Validate.Response,
-		maxBody: 1 << 20, maxResponse: 256 << 10, logger: env.Logger, route: env.Route.Name,
-	}
-	if o.logger == nil {
-		o.logger = slog.New(slog.DiscardHandler)
-	}
-	if b := strings.TrimSuffix(c.ServerBase, "/"); b != "" {
-		if !strings.HasPrefix(b, "/") {
-			return nil, cfg.Errorf("server_base", "openapi: server_base must start with /")
-		}
-		o.base = b
-	}
-	switch c.OnResponseMismatch {
-	case "", "log":
-	case "block":
-		o.block = true
-	default:
-		return nil, cfg.Errorf("on_response_mismatch", "openapi: on_response_mismatch %q is not log or block", c.OnResponseMismatch)
-	}
-	if c.OnResponseMismatch != "" && !o.response {
-		return nil, cfg.Errorf("on_response_mismatch", "openapi: needs validate.response: true")
-	}
-	if c.MaxBody != 0 {
-		o.maxBody = int64(c.MaxBody)
-	}
-	if c.MaxResponse != 0 {
-		o.maxResponse = int(c.MaxResponse)
-	}
-	return o, nil
+	return c.provision(cfg, env)
 }
 
 // Apply refuses a request for an operation the document does not declare

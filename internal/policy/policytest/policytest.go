@@ -261,3 +261,29 @@ func (l *link) Refuse(d *policy.Denial) {
 	l.next.WriteHeader(d.StatusCode())
 	l.next.Write([]byte(body)) //nolint:errcheck // the recorder's
 }
+
+// WantConfigErrors fails t unless err holds one config error in File per
+// want, in file order, each at the wanted line with a path ending with the
+// wanted path: it checks that a unit's validate reports independent
+// problems together rather than one per load.
+func WantConfigErrors(t testing.TB, err error, want ...ConfigErrorAt) {
+	t.Helper()
+	var es config.Errors
+	if !errors.As(err, &es) {
+		t.Fatalf("got %T %v, want config.Errors", err, err)
+	}
+	if len(es) != len(want) {
+		t.Fatalf("got %d errors, want %d:\n%v", len(es), len(want), err)
+	}
+	for i, w := range want {
+		if es[i].File != File || es[i].Line != w.Line || !strings.HasSuffix(es[i].Path, w.Path) {
+			t.Errorf("error %d at %s:%d %s, want %s:%d %s (%v)", i, es[i].File, es[i].Line, es[i].Path, File, w.Line, w.Path, es[i])
+		}
+	}
+}
+
+// ConfigErrorAt is where WantConfigErrors wants an error.
+type ConfigErrorAt struct {
+	Line int
+	Path string
+}

@@ -1,7 +1,9 @@
 package quota
 
 import (
-	"log/slog"
+	"cmp"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -74,64 +76,84 @@ type settings struct {
 	headers   bool
 }
 
+// decode builds the settings of cfg: strict decoding, validate,
+// provision.
 func decode(cfg *config.Node, now func() time.Time) (*settings, error) {
 	var c Config
 	if err := cfg.Decode(&c); err != nil {
 		return nil, err
 	}
-	s := &settings{name: "quota", tierClaim: "tier", mode: limitkey.FailClosed, headers: true, loc: time.UTC}
-	var err error
-	if s.key, err = limitkey.Parse(cfg, "key", c.Key, now); err != nil {
+	if err := c.validate(cfg); err != nil {
 		return nil, err
 	}
-	if c.Name != "" {
-		if len(c.Name) > 64 || strings.ContainsAny(c.Name, "{}: \t\r\n") {
-			return nil, cfg.Errorf("name", "quota: name %q: at most 64 characters, no spaces, braces or colons", c.Name)
-		}
-		s.name = c.Name
+	return c.provision(cfg, now)
+}
+
+// validate checks c, reporting every independent problem at its place.
+// The key and the time zone are checked by provision, which compiles the
+// one and loads the other.
+func (c *Config) validate(cfg *config.Node) error {
+	var p config.Problems
+	if c.Name != "" && (len(c.Name) > 64 || strings.ContainsAny(c.Name, "{}: \t\r\n")) {
+		p.Errorf(cfg, "name", "quota: name %q: at most 64 characters, no spaces, braces or colons", c.Name)
 	}
 	switch c.Period {
 	case "minute", "hour", "day", "week", "month":
-		s.period = c.Period
 	case "":
-		return nil, cfg.Errorf("", "quota: needs period (minute, hour, day, week or month)")
+		p.Errorf(cfg, "", "quota: needs period (minute, hour, day, week or month)")
 	default:
-		return nil, cfg.Errorf("period", "quota: unknown period %q (want minute, hour, day, week or month)", c.Period)
+		p.Errorf(cfg, "period", "quota: unknown period %q (want minute, hour, day, week or month)", c.Period)
+	}
+	if c.Requests < 0 {
+		p.Errorf(cfg, "requests", "quota: requests must not be negative")
+	}
+	if c.Requests == 0 && c.Bytes == 0 && len(c.Tiers) == 0 {
+		p.Errorf(cfg, "", "quota: needs requests, bytes or tiers")
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.Tiers)) {
+		t, at := c.Tiers[name], "tiers"+config.KeySeg(name)
+		if t.Requests < 0 {
+			p.Errorf(cfg, at+".requests", "quota: requests must not be negative")
+		} else if t.Requests == 0 && t.Bytes == 0 {
+			p.Errorf(cfg, at, "quota: tier %q needs requests or bytes", name)
+		}
+	}
+	switch c.OnStoreError {
+	case "", limitkey.FailClosed, limitkey.FailOpen:
+	default:
+		p.Errorf(cfg, "on_store_error", "quota: unknown on_store_error %q (want closed or open)", c.OnStoreError)
+	}
+	return p.Err()
+}
+
+// provision compiles the key, loads the time zone and applies the
+// defaults of a validated c.
+func (c *Config) provision(cfg *config.Node, now func() time.Time) (*settings, error) {
+	s := &settings{
+		name:      cmp.Or(c.Name, "quota"),
+		period:    c.Period,
+		loc:       time.UTC,
+		def:       limits{requests: c.Requests, bytes: c.Bytes.Bytes()},
+		tiers:     make(map[string]limits, len(c.Tiers)),
+		tierClaim: cmp.Or(c.TierClaim, "tier"),
+		mode:      cmp.Or(c.OnStoreError, limitkey.FailClosed),
+		headers:   c.Headers == nil || *c.Headers,
+	}
+	for name, t := range c.Tiers {
+		s.tiers[name] = limits{requests: t.Requests, bytes: t.Bytes.Bytes()}
+	}
+	var p config.Problems
+	var err error
+	if s.key, err = limitkey.Parse(cfg, "key", c.Key, now); err != nil {
+		p.Add(err)
 	}
 	if c.TimeZone != "" {
 		if s.loc, err = time.LoadLocation(c.TimeZone); err != nil || c.TimeZone == "Local" {
-			return nil, cfg.Errorf("time_zone", "quota: unknown time zone %q (want an IANA name like Europe/Berlin)", c.TimeZone)
+			p.Errorf(cfg, "time_zone", "quota: unknown time zone %q (want an IANA name like Europe/Berlin)", c.TimeZone)
 		}
 	}
-	if c.Requests < 0 {
-		return nil, cfg.Errorf("requests", "quota: requests must not be negative")
-	}
-	s.def = limits{requests: c.Requests, bytes: c.Bytes.Bytes()}
-	if s.def == (limits{}) && len(c.Tiers) == 0 {
-		return nil, cfg.Errorf("", "quota: needs requests, bytes or tiers")
-	}
-	s.tiers = make(map[string]limits, len(c.Tiers))
-	for name, t := range c.Tiers {
-		if t.Requests < 0 {
-			return nil, cfg.Errorf("tiers."+name+".requests", "quota: requests must not be negative")
-		}
-		if t.Requests == 0 && t.Bytes == 0 {
-			return nil, cfg.Errorf("tiers."+name, "quota: tier %q needs requests or bytes", name)
-		}
-		s.tiers[name] = limits{requests: t.Requests, bytes: t.Bytes.Bytes()}
-	}
-	if c.TierClaim != "" {
-		s.tierClaim = c.TierClaim
-	}
-	switch c.OnStoreError {
-	case "", limitkey.FailClosed:
-	case limitkey.FailOpen:
-		s.mode = limitkey.FailOpen
-	default:
-		return nil, cfg.Errorf("on_store_error", "quota: unknown on_store_error %q (want closed or open)", c.OnStoreError)
-	}
-	if c.Headers != nil {
-		s.headers = *c.Headers
+	if err := p.Err(); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
@@ -158,5 +180,3 @@ func bounds(period string, loc *time.Location, t time.Time) (start, end time.Tim
 	start = time.Date(y, mo, 1, 0, 0, 0, 0, loc)
 	return start, time.Date(y, mo+1, 1, 0, 0, 0, 0, loc)
 }
-
-var discard = slog.New(slog.DiscardHandler)

@@ -80,3 +80,24 @@ func TestBounds(t *testing.T) {
 		t.Errorf("2025-03-30 in Berlin lasts %v, want %v", got, want)
 	}
 }
+
+// TestConfigErrorsTogether checks that independent problems are reported
+// in one load, each at its place, and that a tier whose name is not a
+// plain key is still named so that the path reads back to the file.
+func TestConfigErrorsTogether(t *testing.T) {
+	yaml := "name: 'a b'\nperiod: fortnight\nrequests: -1\ntiers:\n  gold.plus: {requests: -5}\n  silver: {}\non_store_error: maybe\n"
+	_, err := New(policytest.Node(t, yaml), policytest.Env())
+	policytest.WantConfigErrors(t, err,
+		policytest.ConfigErrorAt{Line: 1, Path: "name"},
+		policytest.ConfigErrorAt{Line: 2, Path: "period"},
+		policytest.ConfigErrorAt{Line: 3, Path: "requests"},
+		policytest.ConfigErrorAt{Line: 5, Path: `tiers["gold.plus"].requests`},
+		policytest.ConfigErrorAt{Line: 6, Path: "tiers.silver"},
+		policytest.ConfigErrorAt{Line: 7, Path: "on_store_error"},
+	)
+	_, err = New(policytest.Node(t, "period: day\nrequests: 5\nkey: nobody\ntime_zone: Mars/Olympus\n"), policytest.Env())
+	policytest.WantConfigErrors(t, err,
+		policytest.ConfigErrorAt{Line: 3, Path: "key"},
+		policytest.ConfigErrorAt{Line: 4, Path: "time_zone"},
+	)
+}

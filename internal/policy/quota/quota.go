@@ -68,24 +68,15 @@ var (
 // New builds a Quota from cfg (see Config). Counters live in env.Store
 // (nil: a memory store of its own, for tests).
 func New(cfg *config.Node, env *policy.Env) (policy.Policy, error) {
-	now := env.Now
-	if now == nil {
-		now = time.Now
-	}
+	now := env.Clock()
 	s, err := decode(cfg, now)
 	if err != nil {
 		return nil, err
 	}
-	st := env.Store
-	if st == nil {
-		st = store.NewMemory(now)
-	}
+	st := env.StateStore()
 	route := strings.NewReplacer("{", "_", "}", "_", ":", "_").Replace(env.Route.Name)
 	q := &Quota{s: s, prefix: "quota:" + route + ":" + s.name + ":", st: st, now: now}
-	q.health = limitkey.Health{Log: env.Logger, Metrics: env.Metrics.Limit(env.Route.Name, "quota", s.mode), Mode: s.mode, Now: now, Guard: limitkey.ForStore(env.Store)}
-	if q.health.Log == nil {
-		q.health.Log = discard
-	}
+	q.health = limitkey.Health{Log: env.Log(), Metrics: env.Telemetry().Limit(env.Route.Name, "quota", s.mode), Mode: s.mode, Now: now, Guard: limitkey.ForStore(env.Store)}
 	return q, nil
 }
 

@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -93,113 +94,138 @@ type settings struct {
 	headers  bool
 }
 
+// decode builds the settings of cfg: strict decoding, validate,
+// provision.
 func decode(cfg *config.Node, now func() time.Time) (*settings, error) {
 	var c Config
 	if err := cfg.Decode(&c); err != nil {
 		return nil, err
 	}
-	s := &settings{cost: 1, mode: limitkey.FailClosed, fraction: 1, headers: true}
-	var err error
-	if s.key, err = limitkey.Parse(cfg, "key", c.Key, now); err != nil {
+	if err := c.validate(cfg); err != nil {
 		return nil, err
 	}
-	s.name = c.Name
-	if s.name == "" {
-		s.name = c.Key
-		if s.name == "" {
-			s.name = "consumer"
+	return c.provision(cfg, now)
+}
+
+// limitList returns the limits c gives, the shorthand rate/per/burst as
+// one, and the path prefix of limit i's fields.
+func (c *Config) limitList() ([]LimitConfig, func(i int) string) {
+	if len(c.Limits) == 0 && c.Rate != 0 {
+		return []LimitConfig{{Rate: c.Rate, Per: c.Per, Burst: c.Burst}}, func(int) string { return "" }
+	}
+	return c.Limits, func(i int) string { return config.Index("limits", i) + "." }
+}
+
+// limitName returns the name of limit lc with period per: its own, or
+// one made of its rate and period.
+func limitName(lc LimitConfig, per time.Duration) string {
+	return cmp.Or(lc.Name, strconv.Itoa(lc.Rate)+"-per-"+shortDuration(per))
+}
+
+// validate checks c, reporting every independent problem at its place.
+// The key and cost_expr are checked by provision, which compiles them.
+func (c *Config) validate(cfg *config.Node) error {
+	var p config.Problems
+	if c.Name != "" && (len(c.Name) > 64 || strings.ContainsAny(c.Name, "{}: \t\r\n")) {
+		p.Errorf(cfg, "name", "ratelimit: name %q: at most 64 characters, no spaces, braces or colons", c.Name)
+	}
+	switch {
+	case len(c.Limits) > 0 && (c.Rate != 0 || c.Per != 0 || c.Burst != 0):
+		p.Errorf(cfg, "rate", "ratelimit: give limits or rate/per/burst, not both")
+	case len(c.Limits) == 0 && c.Rate == 0:
+		p.Errorf(cfg, "", "ratelimit: needs limits (or rate)")
+	case len(c.Limits) > MaxLimits:
+		p.Errorf(cfg, "limits", "ratelimit: at most %d limits, got %d", MaxLimits, len(c.Limits))
+	}
+	limits, at := c.limitList()
+	seen := map[string]bool{}
+	for i, lc := range limits {
+		per := cmp.Or(lc.Per.Std(), time.Second)
+		switch {
+		case lc.Rate < 1:
+			p.Errorf(cfg, at(i)+"rate", "ratelimit: rate must be at least 1")
+		case per < time.Millisecond:
+			p.Errorf(cfg, at(i)+"per", "ratelimit: per must be at least 1ms")
+		case per/time.Duration(lc.Rate) < time.Microsecond:
+			p.Errorf(cfg, at(i)+"rate", "ratelimit: %d per %v is more than one per microsecond", lc.Rate, per)
+		}
+		if lc.Burst < 0 {
+			p.Errorf(cfg, at(i)+"burst", "ratelimit: burst must not be negative")
+		}
+		name := limitName(lc, per)
+		if lc.Name != "" && !validName(lc.Name) {
+			p.Errorf(cfg, at(i)+"name", "ratelimit: name %q: use letters, digits, '-', '_' and '.'", lc.Name)
+		} else if seen[name] {
+			p.Errorf(cfg, at(i)+"name", "ratelimit: two limits named %q", name)
+		}
+		seen[name] = true
+	}
+	switch {
+	case c.Cost != nil && c.CostExpr != "":
+		p.Errorf(cfg, "cost_expr", "ratelimit: give cost or cost_expr, not both")
+	case c.Cost != nil && *c.Cost < 0:
+		p.Errorf(cfg, "cost", "ratelimit: cost must not be negative")
+	case c.Cost != nil:
+		for _, lc := range limits {
+			l := store.Limit{Rate: lc.Rate, Burst: lc.Burst}
+			if lc.Rate >= 1 && lc.Burst >= 0 && *c.Cost > l.BurstOrRate() {
+				p.Errorf(cfg, "cost", "ratelimit: cost %d exceeds the burst %d of limit %s: no request could pass", *c.Cost, l.BurstOrRate(), limitName(lc, cmp.Or(lc.Per.Std(), time.Second)))
+				break
+			}
 		}
 	}
-	if len(s.name) > 64 || strings.ContainsAny(s.name, "{}: \t\r\n") {
-		if c.Name != "" {
-			return nil, cfg.Errorf("name", "ratelimit: name %q: at most 64 characters, no spaces, braces or colons", c.Name)
+	switch c.OnStoreError {
+	case "", limitkey.FailClosed, limitkey.FailOpen, limitkey.FailLocal:
+	default:
+		p.Errorf(cfg, "on_store_error", "ratelimit: unknown on_store_error %q (want closed, open or local)", c.OnStoreError)
+	}
+	if c.LocalFraction != 0 {
+		if c.OnStoreError != limitkey.FailLocal {
+			p.Errorf(cfg, "local_fraction", "ratelimit: local_fraction is only for on_store_error: local")
+		} else if math.IsNaN(c.LocalFraction) || c.LocalFraction <= 0 || c.LocalFraction > 1 {
+			p.Errorf(cfg, "local_fraction", "ratelimit: local_fraction must be in (0, 1]")
 		}
+	}
+	return p.Err()
+}
+
+// provision compiles the key and cost_expr of a validated c and builds
+// its settings.
+func (c *Config) provision(cfg *config.Node, now func() time.Time) (*settings, error) {
+	s := &settings{
+		cost:     1,
+		mode:     cmp.Or(c.OnStoreError, limitkey.FailClosed),
+		fraction: cmp.Or(c.LocalFraction, 1),
+		headers:  c.Headers == nil || *c.Headers,
+		name:     cmp.Or(c.Name, c.Key, "consumer"),
+	}
+	if len(s.name) > 64 || strings.ContainsAny(s.name, "{}: \t\r\n") {
+		// A key (header:NAME, expr:CEL) that cannot be part of a store
+		// key: named by its hash instead.
 		sum := sha256.Sum256([]byte(s.name))
 		s.name = "k" + hex.EncodeToString(sum[:6])
 	}
-
-	limits := c.Limits
-	at := func(i int) string { return "limits[" + strconv.Itoa(i) + "]." }
-	switch {
-	case len(limits) > 0 && (c.Rate != 0 || c.Per != 0 || c.Burst != 0):
-		return nil, cfg.Errorf("rate", "ratelimit: give limits or rate/per/burst, not both")
-	case len(limits) == 0 && c.Rate == 0:
-		return nil, cfg.Errorf("", "ratelimit: needs limits (or rate)")
-	case len(limits) == 0:
-		limits = []LimitConfig{{Rate: c.Rate, Per: c.Per, Burst: c.Burst}}
-		at = func(int) string { return "" }
-	case len(limits) > MaxLimits:
-		return nil, cfg.Errorf("limits", "ratelimit: at most %d limits, got %d", MaxLimits, len(limits))
-	}
-	seen := map[string]bool{}
-	for i, lc := range limits {
-		if lc.Rate < 1 {
-			return nil, cfg.Errorf(at(i)+"rate", "ratelimit: rate must be at least 1")
-		}
-		per := lc.Per.Std()
-		if per == 0 {
-			per = time.Second
-		}
-		if per < time.Millisecond {
-			return nil, cfg.Errorf(at(i)+"per", "ratelimit: per must be at least 1ms")
-		}
-		if per/time.Duration(lc.Rate) < time.Microsecond {
-			return nil, cfg.Errorf(at(i)+"rate", "ratelimit: %d per %v is more than one per microsecond", lc.Rate, per)
-		}
-		if lc.Burst < 0 {
-			return nil, cfg.Errorf(at(i)+"burst", "ratelimit: burst must not be negative")
-		}
-		name := lc.Name
-		if name == "" {
-			name = strconv.Itoa(lc.Rate) + "-per-" + shortDuration(per)
-		} else if !validName(name) {
-			return nil, cfg.Errorf(at(i)+"name", "ratelimit: name %q: use letters, digits, '-', '_' and '.'", name)
-		}
-		if seen[name] {
-			return nil, cfg.Errorf(at(i)+"name", "ratelimit: two limits named %q", name)
-		}
-		seen[name] = true
+	limits, _ := c.limitList()
+	for _, lc := range limits {
+		per := cmp.Or(lc.Per.Std(), time.Second)
 		s.limits = append(s.limits, store.Limit{Rate: lc.Rate, Period: per, Burst: lc.Burst})
-		s.names = append(s.names, name)
+		s.names = append(s.names, limitName(lc, per))
 	}
-
-	switch {
-	case c.Cost != nil && c.CostExpr != "":
-		return nil, cfg.Errorf("cost_expr", "ratelimit: give cost or cost_expr, not both")
-	case c.Cost != nil:
-		if *c.Cost < 0 {
-			return nil, cfg.Errorf("cost", "ratelimit: cost must not be negative")
-		}
+	if c.Cost != nil {
 		s.cost = *c.Cost
-		for i, l := range s.limits {
-			if s.cost > l.BurstOrRate() {
-				return nil, cfg.Errorf("cost", "ratelimit: cost %d exceeds the burst %d of limit %s: no request could pass", s.cost, l.BurstOrRate(), s.names[i])
-			}
-		}
-	case c.CostExpr != "":
+	}
+	var p config.Problems
+	var err error
+	if s.key, err = limitkey.Parse(cfg, "key", c.Key, now); err != nil {
+		p.Add(err)
+	}
+	if c.CostExpr != "" {
 		if s.costExpr, err = expr.CompileInt(cfg, "cost_expr", c.CostExpr, now); err != nil {
-			return nil, err
+			p.Add(err)
 		}
 	}
-
-	switch c.OnStoreError {
-	case "", limitkey.FailClosed:
-	case limitkey.FailOpen, limitkey.FailLocal:
-		s.mode = c.OnStoreError
-	default:
-		return nil, cfg.Errorf("on_store_error", "ratelimit: unknown on_store_error %q (want closed, open or local)", c.OnStoreError)
-	}
-	if c.LocalFraction != 0 {
-		if s.mode != limitkey.FailLocal {
-			return nil, cfg.Errorf("local_fraction", "ratelimit: local_fraction is only for on_store_error: local")
-		}
-		if math.IsNaN(c.LocalFraction) || c.LocalFraction <= 0 || c.LocalFraction > 1 {
-			return nil, cfg.Errorf("local_fraction", "ratelimit: local_fraction must be in (0, 1]")
-		}
-		s.fraction = c.LocalFraction
-	}
-	if c.Headers != nil {
-		s.headers = *c.Headers
+	if err := p.Err(); err != nil {
+		return nil, err
 	}
 	return s, nil
 }

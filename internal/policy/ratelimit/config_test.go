@@ -91,3 +91,18 @@ func equalStrings(a, b []string) bool {
 	}
 	return true
 }
+
+// TestConfigErrorsTogether checks that independent problems are reported
+// in one load, each at its place.
+func TestConfigErrorsTogether(t *testing.T) {
+	yaml := "name: 'a b'\nlimits:\n  - {rate: 0}\n  - {rate: 5, burst: -1, name: 'x y'}\non_store_error: maybe\nlocal_fraction: 0.5\n"
+	_, err := New(policytest.Node(t, yaml), policytest.Env())
+	policytest.WantConfigErrors(t, err,
+		policytest.ConfigErrorAt{Line: 1, Path: "name"},
+		policytest.ConfigErrorAt{Line: 3, Path: "limits[0].rate"},
+		policytest.ConfigErrorAt{Line: 4, Path: "limits[1].burst"},
+		policytest.ConfigErrorAt{Line: 4, Path: "limits[1].name"},
+		policytest.ConfigErrorAt{Line: 5, Path: "on_store_error"},
+		policytest.ConfigErrorAt{Line: 6, Path: "local_fraction"},
+	)
+}

@@ -2,7 +2,6 @@ package ratelimit
 
 import (
 	"hash/maphash"
-	"log/slog"
 	"sync"
 	"time"
 
@@ -141,5 +140,3 @@ func gcra(now int64, tats *[MaxLimits]int64, limits []gcraLimit, cost int) store
 	}
 	return best
 }
-
-var discardLogger = slog.New(slog.DiscardHandler)

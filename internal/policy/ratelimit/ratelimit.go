@@ -3,6 +3,9 @@
 // at once, kept exact across gateway instances by the shared store (one
 // round trip to Redis per request), with the IETF RateLimit headers and a
 // configured behaviour while the store is unreachable.
+//
+// The package is ratelimit, not rate_limit, only because Go package names have no
+// underscores; the unit, its docs page and its metrics use rate_limit.
 package ratelimit
 
 import (
@@ -74,10 +77,7 @@ var (
 // bucket); otherwise by env.Store, whose Allow is atomic across every
 // gateway sharing it.
 func New(cfg *config.Node, env *policy.Env) (policy.Policy, error) {
-	now := env.Now
-	if now == nil {
-		now = time.Now
-	}
+	now := env.Clock()
 	s, err := decode(cfg, now)
 	if err != nil {
 		return nil, err
@@ -108,10 +108,7 @@ func New(cfg *config.Node, env *policy.Env) (policy.Policy, error) {
 		}
 		l.fallback = gcraLimits(scaled(s.limits, s.fraction))
 	}
-	l.health = limitkey.Health{Log: env.Logger, Metrics: env.Metrics.Limit(env.Route.Name, "rate_limit", s.mode), Mode: s.mode, Now: now, Guard: limitkey.ForStore(env.Store)}
-	if l.health.Log == nil {
-		l.health.Log = discardLogger
-	}
+	l.health = limitkey.Health{Log: env.Log(), Metrics: env.Telemetry().Limit(env.Route.Name, "rate_limit", s.mode), Mode: s.mode, Now: now, Guard: limitkey.ForStore(env.Store)}
 	l.policyHeader = []string{policyHeader(s.names, s.limits)}
 	for _, name := range s.names {
 		l.rlPrefix = append(l.rlPrefix, strconv.Quote(name)+";r=")

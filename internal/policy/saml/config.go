@@ -1,10 +1,9 @@
 package saml
 
 import (
+	"cmp"
 	"crypto/x509"
 	"net/url"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -144,69 +143,155 @@ type remote struct {
 	timeout           time.Duration
 }
 
+// decode builds the policy's settings from cfg: strict decoding,
+// validate, provision.
 func decode(cfg *config.Node) (*settings, error) {
 	var c Config
 	if err := cfg.Decode(&c); err != nil {
 		return nil, err
 	}
+	if err := c.validate(cfg); err != nil {
+		return nil, err
+	}
+	return c.provision(cfg)
+}
+
+// confirmations returns the accepted confirmation methods, defaulted.
+func (c *Config) confirmations() []string {
+	if c.Confirmations == nil {
+		return []string{"bearer", "holder-of-key"}
+	}
+	return c.Confirmations
+}
+
+// parseOperation splits an authorize rule's operation: "*" or
+// {namespace}Name.
+func parseOperation(op string) (space, local string, ok bool) {
+	if op == "*" {
+		return "", "*", true
+	}
+	if !strings.HasPrefix(op, "{") {
+		return "", "", false
+	}
+	space, local, ok = strings.Cut(op[1:], "}")
+	if !ok || local == "" || strings.ContainsAny(local, "{}: ") {
+		return "", "", false
+	}
+	return space, local, true
+}
+
+// validate checks c without reading any file, reporting every
+// independent problem at its place in cfg.
+func (c *Config) validate(cfg *config.Node) error {
+	var p config.Problems
+	if c.Audience == "" {
+		p.Errorf(cfg, "audience", "saml: audience is required (this relying party's name)")
+	}
+	if c.ClockSkew != nil && (c.ClockSkew.Std() < 0 || c.ClockSkew.Std() > 5*time.Minute) {
+		p.Errorf(cfg, "clock_skew", "saml: clock_skew must be between 0s and 5m")
+	}
+	if c.MaxAge != 0 && (c.MaxAge.Std() < time.Second || c.MaxAge.Std() > time.Hour) {
+		p.Errorf(cfg, "max_age", "saml: max_age must be between 1s and 1h")
+	}
+	if c.MaxBodyBytes != 0 && (c.MaxBodyBytes < 1024 || c.MaxBodyBytes > 64<<20) {
+		p.Errorf(cfg, "max_body_bytes", "saml: max_body_bytes must be between 1KiB and 64MiB")
+	}
+	seen := map[string]bool{}
+	for i, ic := range c.Issuers {
+		f := config.Index("issuers", i)
+		switch {
+		case ic.Issuer == "":
+			p.Errorf(cfg, f+".issuer", "saml: issuer is required")
+		case seen[ic.Issuer]:
+			p.Errorf(cfg, f+".issuer", "saml: issuer %q is listed twice", ic.Issuer)
+		}
+		seen[ic.Issuer] = true
+		if ic.CertificateFile == "" {
+			p.Errorf(cfg, f+".certificate_file", "saml: certificate_file is required")
+		}
+	}
+	if !c.STS && len(c.Issuers) == 0 {
+		p.Errorf(cfg, "", "saml: trust some issuer: sts: true, issuers, or both")
+	}
+	var sv bool
+	for i, m := range c.confirmations() {
+		switch m {
+		case "bearer", "holder-of-key":
+		case "sender-vouches":
+			sv = true
+		default:
+			p.Errorf(cfg, config.Index("confirmations", i), "saml: confirmation %q (want bearer, holder-of-key or sender-vouches)", m)
+		}
+	}
+	if len(c.confirmations()) == 0 {
+		p.Errorf(cfg, "confirmations", "saml: at least one confirmation method is required")
+	}
+	if sv && len(c.Senders) == 0 {
+		p.Errorf(cfg, "senders", "saml: sender-vouches needs the senders' certificates")
+	}
+	for i, f := range c.Senders {
+		if f == "" {
+			p.Errorf(cfg, config.Index("senders", i), "saml: a sender is a certificate file name")
+		}
+	}
+	for i, rc := range c.Authorize {
+		if _, _, ok := parseOperation(rc.Operation); !ok {
+			p.Errorf(cfg, config.Index("authorize", i)+".operation", "saml: operation %q is not {namespace}Name or *", rc.Operation)
+		}
+	}
+	for i, r := range c.Recipients {
+		u, err := url.Parse(r)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			p.Errorf(cfg, config.Index("recipients", i), "saml: recipient %q must be an absolute http(s) URL without query", r)
+		}
+	}
+	if rc := c.ValidateWithSTS; rc != nil {
+		u, err := url.Parse(rc.URL)
+		switch {
+		case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "":
+			p.Errorf(cfg, "validate_with_sts.url", "saml: url %q must be an absolute http(s) URL", rc.URL)
+		case u.Scheme == "http" && !isLoopback(u.Hostname()):
+			p.Errorf(cfg, "validate_with_sts.url", "saml: an http STS URL is allowed only on loopback")
+		}
+		if rc.Cache != nil && (rc.Cache.Std() < 0 || rc.Cache.Std() > 5*time.Minute) {
+			p.Errorf(cfg, "validate_with_sts.cache", "saml: cache must be between 0s and 5m")
+		}
+		if rc.Timeout != 0 && (rc.Timeout.Std() < 100*time.Millisecond || rc.Timeout.Std() > 30*time.Second) {
+			p.Errorf(cfg, "validate_with_sts.timeout", "saml: timeout must be between 100ms and 30s")
+		}
+	}
+	return p.Err()
+}
+
+// provision builds the settings of a validated c: defaults, and the
+// certificate files read (relative to cfg's file). Every unreadable file
+// is reported, at its place.
+func (c *Config) provision(cfg *config.Node) (*settings, error) {
 	s := &settings{
 		audience:      c.Audience,
 		sts:           c.STS,
 		issuers:       map[string][]*x509.Certificate{},
 		bearerTLS:     c.BearerRequiresTLS == nil || *c.BearerRequiresTLS,
 		skew:          30 * time.Second,
-		maxAge:        300 * time.Second,
-		rolesAttr:     cmpOr(c.RolesAttribute, "roles"),
+		maxAge:        cmp.Or(c.MaxAge.Std(), 300*time.Second),
+		rolesAttr:     cmp.Or(c.RolesAttribute, "roles"),
 		keepHeader:    c.KeepSecurityHeader,
-		maxBodyBytes:  1 << 20,
+		maxBodyBytes:  cmp.Or(int64(c.MaxBodyBytes), 1<<20),
 		wssecurityCfg: c.WSSecurity,
-	}
-	if s.audience == "" {
-		return nil, cfg.Errorf("audience", "saml: audience is required (this relying party's name)")
+		recipients:    c.Recipients,
 	}
 	if c.ClockSkew != nil {
 		s.skew = c.ClockSkew.Std()
-		if s.skew < 0 || s.skew > 5*time.Minute {
-			return nil, cfg.Errorf("clock_skew", "saml: clock_skew must be between 0s and 5m")
-		}
 	}
-	if c.MaxAge != 0 {
-		s.maxAge = c.MaxAge.Std()
-		if s.maxAge < time.Second || s.maxAge > time.Hour {
-			return nil, cfg.Errorf("max_age", "saml: max_age must be between 1s and 1h")
-		}
-	}
-	if c.MaxBodyBytes != 0 {
-		s.maxBodyBytes = int64(c.MaxBodyBytes)
-		if s.maxBodyBytes < 1024 || s.maxBodyBytes > 64<<20 {
-			return nil, cfg.Errorf("max_body_bytes", "saml: max_body_bytes must be between 1KiB and 64MiB")
-		}
-	}
+	var p config.Problems
 	for i, ic := range c.Issuers {
-		f := "issuers[" + strconv.Itoa(i) + "]"
-		if ic.Issuer == "" {
-			return nil, cfg.Errorf(f+".issuer", "saml: issuer is required")
-		}
-		if _, dup := s.issuers[ic.Issuer]; dup {
-			return nil, cfg.Errorf(f+".issuer", "saml: issuer %q is listed twice", ic.Issuer)
-		}
-		if ic.CertificateFile == "" {
-			return nil, cfg.Errorf(f+".certificate_file", "saml: certificate_file is required")
-		}
-		certs, err := pemfile.Certificates(resolve(cfg, ic.CertificateFile))
+		certs, err := pemfile.Certificates(cfg.ResolvePath(ic.CertificateFile))
 		if err != nil {
-			return nil, cfg.Errorf(f+".certificate_file", "%v", err)
+			p.Errorf(cfg, config.Index("issuers", i)+".certificate_file", "%v", err)
 		}
 		s.issuers[ic.Issuer] = certs
 	}
-	if !s.sts && len(s.issuers) == 0 {
-		return nil, cfg.Errorf("", "saml: trust some issuer: sts: true, issuers, or both")
-	}
-	confs := c.Confirmations
-	if confs == nil {
-		confs = []string{"bearer", "holder-of-key"}
-	}
-	for i, m := range confs {
+	for _, m := range c.confirmations() {
 		switch m {
 		case "bearer":
 			s.bearer = true
@@ -214,70 +299,29 @@ func decode(cfg *config.Node) (*settings, error) {
 			s.hok = true
 		case "sender-vouches":
 			s.sv = true
-		default:
-			return nil, cfg.Errorf("confirmations["+strconv.Itoa(i)+"]", "saml: confirmation %q (want bearer, holder-of-key or sender-vouches)", m)
 		}
 	}
-	if !s.bearer && !s.hok && !s.sv {
-		return nil, cfg.Errorf("confirmations", "saml: at least one confirmation method is required")
-	}
 	for i, f := range c.Senders {
-		certs, err := pemfile.Certificates(resolve(cfg, f))
+		certs, err := pemfile.Certificates(cfg.ResolvePath(f))
 		if err != nil {
-			return nil, cfg.Errorf("senders["+strconv.Itoa(i)+"]", "%v", err)
+			p.Errorf(cfg, config.Index("senders", i), "%v", err)
 		}
 		s.senders = append(s.senders, certs...)
 	}
-	if s.sv && len(s.senders) == 0 {
-		return nil, cfg.Errorf("senders", "saml: sender-vouches needs the senders' certificates")
-	}
-	for i, rc := range c.Authorize {
-		f := "authorize[" + strconv.Itoa(i) + "]"
-		r := rule{roles: rc.Roles}
-		switch {
-		case rc.Operation == "*":
-			r.local = "*"
-		case strings.HasPrefix(rc.Operation, "{"):
-			sp, local, ok := strings.Cut(rc.Operation[1:], "}")
-			if !ok || local == "" || strings.ContainsAny(local, "{}: ") {
-				return nil, cfg.Errorf(f+".operation", "saml: operation %q is not {namespace}Name or *", rc.Operation)
-			}
-			r.space, r.local = sp, local
-		default:
-			return nil, cfg.Errorf(f+".operation", "saml: operation %q is not {namespace}Name or *", rc.Operation)
-		}
-		s.rules = append(s.rules, r)
-	}
-	for i, r := range c.Recipients {
-		u, err := url.Parse(r)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-			return nil, cfg.Errorf("recipients["+strconv.Itoa(i)+"]", "saml: recipient %q must be an absolute http(s) URL without query", r)
-		}
-		s.recipients = append(s.recipients, r)
+	for _, rc := range c.Authorize {
+		space, local, _ := parseOperation(rc.Operation) // validated
+		s.rules = append(s.rules, rule{space: space, local: local, roles: rc.Roles})
 	}
 	if rc := c.ValidateWithSTS; rc != nil {
-		u, err := url.Parse(rc.URL)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return nil, cfg.Errorf("validate_with_sts.url", "saml: url %q must be an absolute http(s) URL", rc.URL)
-		}
-		if u.Scheme == "http" && !isLoopback(u.Hostname()) {
-			return nil, cfg.Errorf("validate_with_sts.url", "saml: an http STS URL is allowed only on loopback")
-		}
-		r := &remote{url: rc.URL, cache: 0, invalidFor: 30 * time.Second, timeout: 2 * time.Second}
+		r := &remote{url: rc.URL, cache: 0, invalidFor: 30 * time.Second, timeout: cmp.Or(rc.Timeout.Std(), 2*time.Second)}
 		if rc.Cache != nil {
 			r.cache = rc.Cache.Std()
 			r.invalidFor = r.cache
-			if r.cache < 0 || r.cache > 5*time.Minute {
-				return nil, cfg.Errorf("validate_with_sts.cache", "saml: cache must be between 0s and 5m")
-			}
-		}
-		if rc.Timeout != 0 {
-			r.timeout = rc.Timeout.Std()
-			if r.timeout < 100*time.Millisecond || r.timeout > 30*time.Second {
-				return nil, cfg.Errorf("validate_with_sts.timeout", "saml: timeout must be between 100ms and 30s")
-			}
 		}
 		s.remote = r
+	}
+	if err := p.Err(); err != nil {
+		return nil, err
 	}
 	var err error
 	if s.dec, err = decodeDecryption(cfg, c.Decryption, s.maxBodyBytes); err != nil {
@@ -287,17 +331,3 @@ func decode(cfg *config.Node) (*settings, error) {
 }
 
 func isLoopback(h string) bool { return h == "localhost" || h == "127.0.0.1" || h == "::1" }
-
-func resolve(cfg *config.Node, p string) string {
-	if filepath.IsAbs(p) {
-		return p
-	}
-	return filepath.Join(filepath.Dir(cfg.File()), p)
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}

@@ -55,7 +55,7 @@ func decodeDecryption(cfg *config.Node, c *DecryptionConfig, maxBody int64) (*de
 		if k.Certificate == "" || k.Key.Value() == "" {
 			return nil, cfg.Errorf(field, "saml: a decryption key needs certificate and key")
 		}
-		rk, err := xmlenc.LoadRSAKey(resolve(cfg, k.Certificate), []byte(k.Key.Value()))
+		rk, err := xmlenc.LoadRSAKey(cfg.ResolvePath(k.Certificate), []byte(k.Key.Value()))
 		if err != nil {
 			return nil, cfg.Errorf(field, "saml: %v", err)
 		}

@@ -119,13 +119,7 @@ func build(cfg *config.Node, env *policy.Env, newFallback policy.Factory) (polic
 	if err != nil {
 		return nil, err
 	}
-	p := &Policy{s: s, now: env.Now, store: env.Store, cache: map[[32]byte]cached{}}
-	if p.now == nil {
-		p.now = time.Now
-	}
-	if p.store == nil {
-		p.store = store.NewMemory(p.now)
-	}
+	p := &Policy{s: s, now: env.Clock(), store: env.StateStore(), cache: map[[32]byte]cached{}}
 	p.lc = lifecycle.New(p.store)
 	if s.wssecurityCfg != nil {
 		if newFallback == nil {

@@ -1,6 +1,7 @@
 package scopes
 
 import (
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -66,39 +67,43 @@ type compiled struct {
 // method not listed.
 const AnyOtherMethod = "*"
 
+// decode builds the requirements of cfg: strict decoding, validate,
+// provision.
 func decode(cfg *config.Node) (*compiled, error) {
 	var c Config
 	if err := cfg.Decode(&c); err != nil {
 		return nil, err
 	}
-	if err := checkScopes(cfg, "all", c.All); err != nil {
+	if err := c.validate(cfg); err != nil {
 		return nil, err
 	}
-	names := make([]string, 0, len(c.Methods))
-	for m := range c.Methods {
-		names = append(names, m)
-	}
-	// Sorted, so that of several bad entries the same one is reported on
-	// every load.
-	slices.Sort(names)
+	return c.provision(), nil
+}
+
+// validate checks c, reporting every bad scope and method at its place.
+func (c *Config) validate(cfg *config.Node) error {
+	var p config.Problems
+	checkScopes(&p, cfg, "all", c.All)
 	total := len(c.All)
-	for _, m := range names {
-		field := "methods" + keyPath(m)
-		if m == AnyOtherMethod {
-			// Scopes for every method not listed: an explicit choice
-			// to let them through.
-		} else if err := checkMethod(m); err != "" {
-			return nil, cfg.Errorf(field, "scopes: method %q %s", m, err)
+	for _, m := range slices.Sorted(maps.Keys(c.Methods)) {
+		field := "methods" + config.KeySeg(m)
+		if m != AnyOtherMethod { // "*": every method not listed, an explicit choice
+			if err := checkMethod(m); err != "" {
+				p.Errorf(cfg, field, "scopes: method %q %s", m, err)
+			}
 		}
-		if err := checkScopes(cfg, field, c.Methods[m]); err != nil {
-			return nil, err
-		}
+		checkScopes(&p, cfg, field, c.Methods[m])
 		total += len(c.Methods[m])
 	}
 	if total == 0 {
-		return nil, cfg.Errorf("", "scopes: needs at least one scope in all or methods")
+		p.Errorf(cfg, "", "scopes: needs at least one scope in all or methods")
 	}
+	return p.Err()
+}
 
+// provision builds the requirements of a validated c.
+func (c *Config) provision() *compiled {
+	names := slices.Sorted(maps.Keys(c.Methods))
 	// An empty realm is the route's (New).
 	p := &compiled{realm: c.Realm, anyOf: c.AnyOf, methods: make(map[string]*requirement, len(c.Methods)+1)}
 	switch other, ok := c.Methods[AnyOtherMethod]; {
@@ -125,7 +130,7 @@ func decode(cfg *config.Node) (*compiled, error) {
 	}
 	slices.Sort(allow)
 	p.allow = strings.Join(allow, ", ")
-	return p, nil
+	return p
 }
 
 // build merges All and a method's list into one requirement.
@@ -153,21 +158,19 @@ func build(all, method []string, anyOf bool) *requirement {
 	return r
 }
 
-// checkScopes validates one list of scopes at field.
-func checkScopes(cfg *config.Node, field string, list []string) error {
+// checkScopes records the problems of one list of scopes at field.
+func checkScopes(p *config.Problems, cfg *config.Node, field string, list []string) {
 	for i, s := range list {
-		at := field + "[" + strconv.Itoa(i) + "]"
-		if s == "" {
-			return cfg.Errorf(at, "scopes: empty scope")
-		}
-		if !isScopeToken(s) {
-			return cfg.Errorf(at, "scopes: %q is not a scope token (RFC 6749 §3.3: printable ASCII without space, '\"' or '\\')", s)
-		}
-		if slices.Contains(list[:i], s) {
-			return cfg.Errorf(at, "scopes: duplicate scope %q", s)
+		at := config.Index(field, i)
+		switch {
+		case s == "":
+			p.Errorf(cfg, at, "scopes: empty scope")
+		case !isScopeToken(s):
+			p.Errorf(cfg, at, "scopes: %q is not a scope token (RFC 6749 §3.3: printable ASCII without space, '\"' or '\\')", s)
+		case slices.Contains(list[:i], s):
+			p.Errorf(cfg, at, "scopes: duplicate scope %q", s)
 		}
 	}
-	return nil
 }
 
 // isScopeToken reports whether s is an RFC 6749 §3.3 scope-token:
@@ -206,15 +209,4 @@ func checkMethod(m string) string {
 		return "must be upper case (methods are case-sensitive): " + strconv.Quote(strings.ToUpper(m))
 	}
 	return ""
-}
-
-// keyPath is the path segment of mapping key k, the way config paths
-// spell it: ".k" for plain keys, `["k"]` for the rest.
-func keyPath(k string) string {
-	if k != "" && strings.IndexFunc(k, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-')
-	}) < 0 {
-		return "." + k
-	}
-	return "[" + strconv.Quote(k) + "]"
 }

@@ -152,3 +152,18 @@ func TestConfigRequirements(t *testing.T) {
 		})
 	}
 }
+
+// TestConfigErrorsTogether checks that every bad scope and method is
+// reported in one load, each at its place; a method key that is not a
+// plain key is spelled as config spells paths.
+func TestConfigErrorsTogether(t *testing.T) {
+	yaml := "all: [read, '', read]\nmethods:\n  get: [a]\n  'GE T': [b c]\n"
+	_, err := New(policytest.Node(t, yaml), policytest.Env())
+	policytest.WantConfigErrors(t, err,
+		policytest.ConfigErrorAt{Line: 1, Path: "all[1]"},
+		policytest.ConfigErrorAt{Line: 1, Path: "all[2]"},
+		policytest.ConfigErrorAt{Line: 3, Path: "methods.get"},
+		policytest.ConfigErrorAt{Line: 4, Path: `methods["GE T"]`},
+		policytest.ConfigErrorAt{Line: 4, Path: `methods["GE T"][0]`},
+	)
+}

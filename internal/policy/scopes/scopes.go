@@ -51,10 +51,7 @@ func New(cfg *config.Node, env *policy.Env) (policy.Policy, error) {
 	}
 	if p.realm == "" {
 		// The route's one realm, as its authenticate policy names it.
-		p.realm = DefaultRealm
-		if env != nil {
-			p.realm = env.Route.ChallengeRealm()
-		}
+		p.realm = env.Realm()
 	}
 	return &Scopes{p: p, challenge: authn.Challenge("Bearer", p.realm)}, nil
 }

@@ -34,41 +34,56 @@ type limits struct {
 	headerCount, queryParams int
 }
 
+// decode builds the limits of cfg: strict decoding, validate, provision.
 func decode(cfg *config.Node) (limits, error) {
 	var c Config
-	l := limits{body: -1, headers: -1, url: -1, headerCount: -1, queryParams: -1}
 	if err := cfg.Decode(&c); err != nil {
-		return l, err
+		return limits{}, err
 	}
+	if err := c.validate(cfg); err != nil {
+		return limits{}, err
+	}
+	return c.provision(), nil
+}
+
+// validate checks c, reporting every independent problem at its place.
+func (c *Config) validate(cfg *config.Node) error {
+	var p config.Problems
 	if c.Body == nil && c.Headers == nil && c.HeaderCount == nil && c.URL == nil && c.QueryParams == nil {
-		return l, cfg.Errorf("", "size_limit needs at least one of body, headers, header_count, url, query_params")
+		p.Errorf(cfg, "", "size_limit needs at least one of body, headers, header_count, url, query_params")
 	}
+	if c.Headers != nil && *c.Headers == 0 {
+		p.Errorf(cfg, "headers", "must be greater than 0")
+	}
+	if c.URL != nil && *c.URL == 0 {
+		p.Errorf(cfg, "url", "must be greater than 0")
+	}
+	if c.HeaderCount != nil && *c.HeaderCount <= 0 {
+		p.Errorf(cfg, "header_count", "must be greater than 0")
+	}
+	if c.QueryParams != nil && *c.QueryParams < 0 {
+		p.Errorf(cfg, "query_params", "must not be negative")
+	}
+	return p.Err()
+}
+
+// provision returns the limits of a validated c; -1 for those not given.
+func (c *Config) provision() limits {
+	l := limits{body: -1, headers: -1, url: -1, headerCount: -1, queryParams: -1}
 	if c.Body != nil {
 		l.body = c.Body.Bytes()
 	}
 	if c.Headers != nil {
-		if *c.Headers == 0 {
-			return l, cfg.Errorf("headers", "must be greater than 0")
-		}
 		l.headers = c.Headers.Bytes()
 	}
 	if c.URL != nil {
-		if *c.URL == 0 {
-			return l, cfg.Errorf("url", "must be greater than 0")
-		}
 		l.url = c.URL.Bytes()
 	}
 	if c.HeaderCount != nil {
-		if *c.HeaderCount <= 0 {
-			return l, cfg.Errorf("header_count", "must be greater than 0")
-		}
 		l.headerCount = *c.HeaderCount
 	}
 	if c.QueryParams != nil {
-		if *c.QueryParams < 0 {
-			return l, cfg.Errorf("query_params", "must not be negative")
-		}
 		l.queryParams = *c.QueryParams
 	}
-	return l, nil
+	return l
 }

@@ -55,3 +55,15 @@ func TestConfigParses(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigErrorsTogether checks that independent problems are reported
+// in one load, each at its place.
+func TestConfigErrorsTogether(t *testing.T) {
+	_, err := New(policytest.Node(t, "headers: 0B\nurl: 0B\nheader_count: 0\nquery_params: -1\n"), policytest.Env())
+	policytest.WantConfigErrors(t, err,
+		policytest.ConfigErrorAt{Line: 1, Path: "headers"},
+		policytest.ConfigErrorAt{Line: 2, Path: "url"},
+		policytest.ConfigErrorAt{Line: 3, Path: "header_count"},
+		policytest.ConfigErrorAt{Line: 4, Path: "query_params"},
+	)
+}

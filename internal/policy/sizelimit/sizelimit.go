@@ -1,6 +1,9 @@
 // Package sizelimit is the "size_limit" policy: it refuses requests whose
 // URL, headers or body are larger than configured, the cheapest defence
 // against resource exhaustion, meant to run first in a chain.
+//
+// The package is sizelimit, not size_limit, only because Go package names have no
+// underscores; the unit, its docs page and its metrics use size_limit.
 package sizelimit
 
 import (

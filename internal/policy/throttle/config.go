@@ -1,6 +1,7 @@
 package throttle
 
 import (
+	"cmp"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/config"
@@ -48,52 +49,68 @@ type settings struct {
 	concurrency, upstream int
 }
 
+// decode builds the policy's settings from cfg: strict decoding,
+// validate, provision.
 func decode(cfg *config.Node, now func() time.Time) (*settings, error) {
 	var c Config
 	if err := cfg.Decode(&c); err != nil {
 		return nil, err
 	}
-	s := &settings{request: true, response: true}
-	var err error
-	if s.key, err = limitkey.Parse(cfg, "key", c.Key, now); err != nil {
+	if err := c.validate(cfg); err != nil {
 		return nil, err
 	}
+	return c.provision(cfg, now)
+}
+
+// validate checks c, reporting every independent problem at its place in
+// cfg. The key is checked by provision, which compiles it.
+func (c *Config) validate(cfg *config.Node) error {
+	var p config.Problems
 	if c.Bandwidth == 0 && c.Concurrency == 0 && c.UpstreamConcurrency == 0 {
-		return nil, cfg.Errorf("", "throttle: needs bandwidth, concurrency or upstream_concurrency")
+		p.Errorf(cfg, "", "throttle: needs bandwidth, concurrency or upstream_concurrency")
 	}
 	if c.Bandwidth > 1<<40 {
-		return nil, cfg.Errorf("bandwidth", "throttle: bandwidth above 1TiB per second")
+		p.Errorf(cfg, "bandwidth", "throttle: bandwidth above 1TiB per second")
 	}
-	s.rate = int(c.Bandwidth)
-	if c.Bandwidth == 0 && (c.Burst != 0 || c.Direction != "") {
-		field := "burst"
-		if c.Burst == 0 {
-			field = "direction"
+	if c.Bandwidth == 0 {
+		if c.Burst != 0 {
+			p.Errorf(cfg, "burst", "throttle: burst needs bandwidth")
 		}
-		return nil, cfg.Errorf(field, "throttle: %s needs bandwidth", field)
+		if c.Direction != "" {
+			p.Errorf(cfg, "direction", "throttle: direction needs bandwidth")
+		}
 	}
-	s.burst = int(c.Burst)
-	if s.burst == 0 {
-		s.burst = min(defaultBurst, s.rate)
-	}
-	if s.burst > s.rate && s.rate > 0 {
-		return nil, cfg.Errorf("burst", "throttle: burst %v is more than a second of bandwidth (%v)", c.Burst, c.Bandwidth)
+	if c.Bandwidth > 0 && c.Burst > c.Bandwidth {
+		p.Errorf(cfg, "burst", "throttle: burst %v is more than a second of bandwidth (%v)", c.Burst, c.Bandwidth)
 	}
 	switch c.Direction {
-	case "", "both":
-	case "request":
-		s.response = false
-	case "response":
-		s.request = false
+	case "", "both", "request", "response":
 	default:
-		return nil, cfg.Errorf("direction", "throttle: unknown direction %q (want both, request or response)", c.Direction)
+		p.Errorf(cfg, "direction", "throttle: unknown direction %q (want both, request or response)", c.Direction)
 	}
 	if c.Concurrency < 0 {
-		return nil, cfg.Errorf("concurrency", "throttle: must not be negative")
+		p.Errorf(cfg, "concurrency", "throttle: must not be negative")
 	}
 	if c.UpstreamConcurrency < 0 {
-		return nil, cfg.Errorf("upstream_concurrency", "throttle: must not be negative")
+		p.Errorf(cfg, "upstream_concurrency", "throttle: must not be negative")
 	}
-	s.concurrency, s.upstream = c.Concurrency, c.UpstreamConcurrency
-	return s, nil
+	return p.Err()
+}
+
+// provision compiles the key and applies the defaults of a validated c.
+func (c *Config) provision(cfg *config.Node, now func() time.Time) (*settings, error) {
+	key, err := limitkey.Parse(cfg, "key", c.Key, now)
+	if err != nil {
+		return nil, err
+	}
+	rate := int(c.Bandwidth)
+	return &settings{
+		key:         key,
+		rate:        rate,
+		burst:       cmp.Or(int(c.Burst), min(defaultBurst, rate)),
+		request:     c.Direction != "response",
+		response:    c.Direction != "request",
+		concurrency: c.Concurrency,
+		upstream:    c.UpstreamConcurrency,
+	}, nil
 }

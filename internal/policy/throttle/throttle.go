@@ -65,7 +65,7 @@ func (s *state) Close() error { return nil }
 // New builds a Throttle from cfg (see Config). Its state is shared
 // through env.Pool by the route's throttle across reloads.
 func New(cfg *config.Node, env *policy.Env) (policy.Policy, error) {
-	s, err := decode(cfg, env.Now)
+	s, err := decode(cfg, env.Clock())
 	if err != nil {
 		return nil, err
 	}

@@ -15,29 +15,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/gateway"
 	"github.com/gatehouse/gatehouse/internal/policy"
-	"github.com/gatehouse/gatehouse/internal/policy/policytest"
 )
-
-func TestConfigErrors(t *testing.T) {
-	tests := []struct {
-		name, yaml string
-		line       int
-		path, msg  string
-	}{
-		{"nothing", "key: ip\n", 1, "", "needs bandwidth, concurrency"},
-		{"burst without bandwidth", "concurrency: 1\nburst: 1KiB\n", 2, "burst", "needs bandwidth"},
-		{"burst over rate", "bandwidth: 1KiB\nburst: 2KiB\n", 2, "burst", "more than a second"},
-		{"direction", "bandwidth: 1MiB\ndirection: up\n", 2, "direction", `unknown direction "up"`},
-		{"negative", "concurrency: -1\n", 1, "concurrency", "must not be negative"},
-		{"bad size", "bandwidth: 1mb\n", 1, "bandwidth", "unknown unit"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := New(policytest.Node(t, tt.yaml), policytest.Env())
-			policytest.WantConfigError(t, err, tt.line, tt.path, tt.msg)
-		})
-	}
-}
 
 const gatewayYAML = `
 listeners: [{name: main, address: "127.0.0.1:0"}]

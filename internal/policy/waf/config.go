@@ -2,7 +2,6 @@ package waf
 
 import (
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/gatehouse/gatehouse/internal/config"
@@ -112,7 +111,8 @@ func (s *settings) hasPlatform(p string) bool {
 
 const maxBodyLimit = 16 << 20
 
-// decode decodes, defaults and validates cfg.
+// decode builds the settings of cfg: defaults, strict decoding over
+// them, validate, provision. The engine is compiled by New.
 func decode(cfg *config.Node) (*settings, error) {
 	c := Config{
 		ParanoiaLevel:    1,
@@ -125,67 +125,84 @@ func decode(cfg *config.Node) (*settings, error) {
 	if err := cfg.Decode(&c); err != nil {
 		return nil, err
 	}
+	if err := c.validate(cfg); err != nil {
+		return nil, err
+	}
+	return c.provision(), nil
+}
+
+// validate checks a defaulted c, reporting every independent problem at
+// its place in cfg. SecLang directives are only checked for what would
+// escape one entry; the engine parses them in New.
+func (c *Config) validate(cfg *config.Node) error {
+	var p config.Problems
 	if c.ParanoiaLevel < 1 || c.ParanoiaLevel > 4 {
-		return nil, cfg.Errorf("paranoia_level", "waf: paranoia_level must be 1 to 4, not %d", c.ParanoiaLevel)
+		p.Errorf(cfg, "paranoia_level", "waf: paranoia_level must be 1 to 4, not %d", c.ParanoiaLevel)
 	}
 	if c.AnomalyThreshold.Inbound < 1 || c.AnomalyThreshold.Inbound > 10000 {
-		return nil, cfg.Errorf("anomaly_threshold.inbound", "waf: inbound threshold must be 1 to 10000, not %d", c.AnomalyThreshold.Inbound)
+		p.Errorf(cfg, "anomaly_threshold.inbound", "waf: inbound threshold must be 1 to 10000, not %d", c.AnomalyThreshold.Inbound)
 	}
 	if c.Mode != ModeBlock && c.Mode != ModeDetect {
-		return nil, cfg.Errorf("mode", "waf: mode must be block or detect, not %q", c.Mode)
+		p.Errorf(cfg, "mode", "waf: mode must be block or detect, not %q", c.Mode)
 	}
-	s := &settings{paranoia: c.ParanoiaLevel, inbound: c.AnomalyThreshold.Inbound, mode: c.Mode}
 	for i, id := range c.Exclude.IDs {
 		if id < 1 || id > 9999999 {
-			return nil, cfg.Errorf("exclude.ids["+strconv.Itoa(i)+"]", "waf: %d is not a rule id", id)
+			p.Errorf(cfg, config.Index("exclude.ids", i), "waf: %d is not a rule id", id)
 		}
 	}
-	s.excludeIDs = slices.Clone(c.Exclude.IDs)
 	for i, tag := range c.Exclude.Tags {
 		if tag == "" || strings.ContainsAny(tag, " \t\r\n\"'\\") {
-			return nil, cfg.Errorf("exclude.tags["+strconv.Itoa(i)+"]", "waf: %q is not a rule tag", tag)
+			p.Errorf(cfg, config.Index("exclude.tags", i), "waf: %q is not a rule tag", tag)
 		}
 	}
-	s.excludeTags = slices.Clone(c.Exclude.Tags)
+	for i, pl := range c.Platform {
+		if pl == "all" {
+			if len(c.Platform) > 1 {
+				p.Errorf(cfg, config.Index("platform", i), "waf: platform all stands alone")
+			}
+		} else if !slices.Contains(Platforms, pl) {
+			p.Errorf(cfg, config.Index("platform", i), "waf: unknown platform %q (known: all, %s)", pl, strings.Join(Platforms, ", "))
+		}
+	}
+	if c.Inspect.BodyLimit < 1 || c.Inspect.BodyLimit > maxBodyLimit {
+		p.Errorf(cfg, "inspect.body_limit", "waf: body_limit must be 1B to 16MiB")
+	}
+	if c.Inspect.MaxArgs < 1 || c.Inspect.MaxArgs > 10000 {
+		p.Errorf(cfg, "inspect.max_args", "waf: max_args must be 1 to 10000, not %d", c.Inspect.MaxArgs)
+	}
+	for i, d := range c.Directives {
+		if strings.ContainsAny(d, "\r\n") {
+			p.Errorf(cfg, config.Index("directives", i), "waf: one directive per entry (no line breaks; no continuation lines)")
+		} else if strings.HasPrefix(strings.TrimSpace(d), "Include") {
+			p.Errorf(cfg, config.Index("directives", i), "waf: Include is not allowed in directives")
+		}
+	}
+	for i, m := range c.AllowedMethods {
+		if m == "" || strings.ToUpper(m) != m || strings.ContainsAny(m, " \t'\"\\") {
+			p.Errorf(cfg, config.Index("allowed_methods", i), "waf: %q is not an HTTP method in upper case", m)
+		}
+	}
+	return p.Err()
+}
+
+// provision returns the settings of a validated c.
+func (c *Config) provision() *settings {
+	s := &settings{
+		paranoia:    c.ParanoiaLevel,
+		inbound:     c.AnomalyThreshold.Inbound,
+		mode:        c.Mode,
+		excludeIDs:  slices.Clone(c.Exclude.IDs),
+		excludeTags: slices.Clone(c.Exclude.Tags),
+		platforms:   slices.Clone(c.Platform),
+		inspect: inspect{query: c.Inspect.Query, headers: c.Inspect.Headers, cookies: c.Inspect.Cookies, body: c.Inspect.Body,
+			bodyLimit: int64(c.Inspect.BodyLimit), maxArgs: c.Inspect.MaxArgs},
+		directives: slices.Clone(c.Directives),
+		methods:    slices.Clone(c.AllowedMethods),
+	}
 	if c.Platform == nil {
 		s.platforms = slices.Clone(DefaultPlatforms)
-	} else {
-		for i, p := range c.Platform {
-			if p == "all" {
-				if len(c.Platform) > 1 {
-					return nil, cfg.Errorf("platform["+strconv.Itoa(i)+"]", "waf: platform all stands alone")
-				}
-			} else if !slices.Contains(Platforms, p) {
-				return nil, cfg.Errorf("platform["+strconv.Itoa(i)+"]", "waf: unknown platform %q (known: all, %s)", p, strings.Join(Platforms, ", "))
-			}
-		}
-		s.platforms = slices.Clone(c.Platform)
 	}
 	slices.Sort(s.platforms)
 	s.platforms = slices.Compact(s.platforms)
-	in := c.Inspect
-	if in.BodyLimit < 1 || in.BodyLimit > maxBodyLimit {
-		return nil, cfg.Errorf("inspect.body_limit", "waf: body_limit must be 1B to 16MiB")
-	}
-	if in.MaxArgs < 1 || in.MaxArgs > 10000 {
-		return nil, cfg.Errorf("inspect.max_args", "waf: max_args must be 1 to 10000, not %d", in.MaxArgs)
-	}
-	s.inspect = inspect{query: in.Query, headers: in.Headers, cookies: in.Cookies, body: in.Body,
-		bodyLimit: int64(in.BodyLimit), maxArgs: in.MaxArgs}
-	for i, d := range c.Directives {
-		if strings.ContainsAny(d, "\r\n") {
-			return nil, cfg.Errorf("directives["+strconv.Itoa(i)+"]", "waf: one directive per entry (no line breaks; no continuation lines)")
-		}
-		if strings.HasPrefix(strings.TrimSpace(d), "Include") {
-			return nil, cfg.Errorf("directives["+strconv.Itoa(i)+"]", "waf: Include is not allowed in directives")
-		}
-	}
-	s.directives = slices.Clone(c.Directives)
-	for i, m := range c.AllowedMethods {
-		if m == "" || strings.ToUpper(m) != m || strings.ContainsAny(m, " \t'\"\\") {
-			return nil, cfg.Errorf("allowed_methods["+strconv.Itoa(i)+"]", "waf: %q is not an HTTP method in upper case", m)
-		}
-	}
-	s.methods = slices.Clone(c.AllowedMethods)
-	return s, nil
+	return s
 }

@@ -81,18 +81,14 @@ func New(cfg *config.Node, env *policy.Env) (policy.Policy, error) {
 		}
 		return nil, cfg.Errorf(field, "%v", err)
 	}
-	logger := env.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
 	return &WAF{
 		engine:  eng.WAF,
 		gate:    eng.gate,
 		release: release,
 		s:       s,
-		log:     logger,
+		log:     env.Log(),
 		route:   env.Route.Name,
-		matches: env.Metrics.WAF(env.Route.Name, s.mode),
+		matches: env.Telemetry().WAF(env.Route.Name, s.mode),
 	}, nil
 }
 

@@ -92,24 +92,3 @@ func TestDetectLogs(t *testing.T) {
 		}
 	}
 }
-
-func TestConfigErrors(t *testing.T) {
-	for _, c := range []struct {
-		yaml, path, msg string
-		line            int
-	}{
-		{"paranoia_level: 5", "paranoia_level", "1 to 4", 1},
-		{"mode: block-ish", "mode", "block or detect", 1},
-		{"platform: [cobol]", "platform[0]", "unknown platform", 1},
-		{"inspect:\n  max_args: 0", "inspect.max_args", "max_args", 2},
-		{"allowed_methods: [get]", "allowed_methods[0]", "upper case", 1},
-		{"directives: [\"Include /etc/passwd\"]", "directives[0]", "Include", 1},
-		{"directives: [\"SecRule ARGS \\\"@nosuchop x\\\" \\\"id:1\\\"\"]", "directives", "compiling rules", 1},
-		{"colour: red", "colour", "", 1},
-	} {
-		t.Run(c.path, func(t *testing.T) {
-			_, err := New(policytest.Node(t, c.yaml), policytest.Env())
-			policytest.WantConfigError(t, err, c.line, c.path, c.msg)
-		})
-	}
-}

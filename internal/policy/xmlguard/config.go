@@ -3,8 +3,6 @@ package xmlguard
 import (
 	"encoding/xml"
 	"os"
-	"path/filepath"
-	"strconv"
 
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/policy"
@@ -124,18 +122,16 @@ func decode(cfg *config.Node, env *policy.Env) (*settings, error) {
 	if err := cfg.Decode(&c); err != nil {
 		return nil, err
 	}
-	s := &settings{lim: xmlscan.Limits{
-		MaxBytes:               c.MaxBytes.Bytes(),
-		MaxDepth:               c.MaxDepth,
-		MaxElements:            c.MaxElements,
-		MaxAttributes:          c.MaxAttributes,
-		MaxNamespaceDecls:      c.MaxNamespaceDecls,
-		MaxTotalNamespaceDecls: c.MaxTotalNamespaceDecls,
-		MaxTextBytes:           int(c.MaxTextBytes.Bytes()),
-		MaxAttributeBytes:      int(c.MaxAttributeBytes.Bytes()),
-		MaxNameBytes:           c.MaxNameBytes,
-		RoundTripCheck:         c.RoundTripCheck,
-	}}
+	if err := c.validate(cfg, env.Route); err != nil {
+		return nil, err
+	}
+	return c.provision(cfg, env.Route.Protocol)
+}
+
+// validate checks a defaulted c for a route, reporting every independent
+// problem at its place. It does not read the WSDL.
+func (c *Config) validate(cfg *config.Node, route policy.Route) error {
+	var p config.Problems
 	checks := []struct {
 		field    string
 		v, upper int64
@@ -152,31 +148,73 @@ func decode(cfg *config.Node, env *policy.Env) (*settings, error) {
 	}
 	for _, ch := range checks {
 		if ch.v <= 0 {
-			return nil, cfg.Errorf(ch.field, "must be greater than 0")
-		}
-		if ch.v > ch.upper {
-			return nil, cfg.Errorf(ch.field, "must be at most %d", ch.upper)
+			p.Errorf(cfg, ch.field, "must be greater than 0")
+		} else if ch.v > ch.upper {
+			p.Errorf(cfg, ch.field, "must be at most %d", ch.upper)
 		}
 	}
 	if c.MaxNamespaceDecls > c.MaxAttributes {
-		return nil, cfg.Errorf("max_namespace_decls", "must not exceed max_attributes (%d): declarations are attributes", c.MaxAttributes)
+		p.Errorf(cfg, "max_namespace_decls", "must not exceed max_attributes (%d): declarations are attributes", c.MaxAttributes)
 	}
-
-	route := env.Route.Protocol
-	if route == policy.REST {
+	if route.Protocol == policy.REST {
 		if c.SOAP != nil {
-			return nil, cfg.Errorf("soap", "soap checks need a SOAP route (soap: \"1.1\" or \"1.2\" on route %q)", env.Route.Name)
+			p.Errorf(cfg, "soap", "soap checks need a SOAP route (soap: \"1.1\" or \"1.2\" on route %q)", route.Name)
 		}
+		return p.Err()
+	}
+	sc := c.SOAP
+	if sc == nil {
+		sc = &SOAPConfig{}
+	}
+	for i, v := range sc.Versions {
+		if v != "1.1" && v != "1.2" {
+			p.Errorf(cfg, config.Index("soap.versions", i), "unknown SOAP version %q; want \"1.1\" or \"1.2\"", v)
+		}
+	}
+	if len(sc.Operations) > 0 && sc.WSDL != "" {
+		p.Errorf(cfg, "soap.wsdl", "give operations or wsdl, not both")
+	}
+	if sc.RequireActionMatch != nil && *sc.RequireActionMatch && sc.WSDL == "" {
+		p.Errorf(cfg, "soap.require_action_match", "needs wsdl: the soapActions come from the WSDL")
+	}
+	if sc.Operations != nil && len(sc.Operations) == 0 {
+		p.Errorf(cfg, "soap.operations", "an empty list would refuse every request; leave it out to allow any operation")
+	}
+	for i, o := range sc.Operations {
+		if _, ok := soap.ParseQName(o); !ok {
+			p.Errorf(cfg, config.Index("soap.operations", i), "%q is not a qualified name like {urn:example}Operation", o)
+		}
+	}
+	return p.Err()
+}
+
+// provision builds the settings of a validated c; on a SOAP route it
+// reads the WSDL (relative to cfg's file).
+func (c *Config) provision(cfg *config.Node, route policy.Protocol) (*settings, error) {
+	s := &settings{lim: xmlscan.Limits{
+		MaxBytes:               c.MaxBytes.Bytes(),
+		MaxDepth:               c.MaxDepth,
+		MaxElements:            c.MaxElements,
+		MaxAttributes:          c.MaxAttributes,
+		MaxNamespaceDecls:      c.MaxNamespaceDecls,
+		MaxTotalNamespaceDecls: c.MaxTotalNamespaceDecls,
+		MaxTextBytes:           int(c.MaxTextBytes.Bytes()),
+		MaxAttributeBytes:      int(c.MaxAttributeBytes.Bytes()),
+		MaxNameBytes:           c.MaxNameBytes,
+		RoundTripCheck:         c.RoundTripCheck,
+	}}
+	if route == policy.REST {
 		return s, nil
 	}
 	var err error
-	if s.soap, err = decodeSOAP(cfg, c.SOAP, route); err != nil {
+	if s.soap, err = provisionSOAP(cfg, c.SOAP, route); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-func decodeSOAP(cfg *config.Node, c *SOAPConfig, route policy.Protocol) (*soapSettings, error) {
+// provisionSOAP builds the SOAP settings of a validated c.
+func provisionSOAP(cfg *config.Node, c *SOAPConfig, route policy.Protocol) (*soapSettings, error) {
 	ss := &soapSettings{}
 	if c == nil {
 		c = &SOAPConfig{}
@@ -188,41 +226,23 @@ func decodeSOAP(cfg *config.Node, c *SOAPConfig, route policy.Protocol) (*soapSe
 			ss.versions[soap.V11] = true
 		}
 	}
-	for i, v := range c.Versions {
+	for _, v := range c.Versions {
 		switch v {
 		case "1.1":
 			ss.versions[soap.V11] = true
 		case "1.2":
 			ss.versions[soap.V12] = true
-		default:
-			return nil, cfg.Errorf("soap.versions["+strconv.Itoa(i)+"]", "unknown SOAP version %q; want \"1.1\" or \"1.2\"", v)
 		}
-	}
-	if len(c.Operations) > 0 && c.WSDL != "" {
-		return nil, cfg.Errorf("soap.wsdl", "give operations or wsdl, not both")
-	}
-	if c.RequireActionMatch != nil && *c.RequireActionMatch && c.WSDL == "" {
-		return nil, cfg.Errorf("soap.require_action_match", "needs wsdl: the soapActions come from the WSDL")
 	}
 	switch {
 	case c.Operations != nil:
-		if len(c.Operations) == 0 {
-			return nil, cfg.Errorf("soap.operations", "an empty list would refuse every request; leave it out to allow any operation")
-		}
 		ss.ops = make(map[opKey][]string, len(c.Operations))
-		for i, o := range c.Operations {
-			n, ok := soap.ParseQName(o)
-			if !ok {
-				return nil, cfg.Errorf("soap.operations["+strconv.Itoa(i)+"]", "%q is not a qualified name like {urn:example}Operation", o)
-			}
+		for _, o := range c.Operations {
+			n, _ := soap.ParseQName(o) // validated
 			ss.ops[opKey{name: n}] = nil
 		}
 	case c.WSDL != "":
-		path := c.WSDL
-		if !filepath.IsAbs(path) {
-			path = filepath.Join(filepath.Dir(cfg.File()), path)
-		}
-		data, err := os.ReadFile(path)
+		data, err := os.ReadFile(cfg.ResolvePath(c.WSDL))
 		if err != nil {
 			return nil, cfg.Errorf("soap.wsdl", "reading the WSDL: %v", err)
 		}

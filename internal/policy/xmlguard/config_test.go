@@ -125,3 +125,17 @@ func TestConfigWSDL(t *testing.T) {
 		t.Errorf("SOAP 1.2 route with a 1.1-only WSDL: got %v, want a soap.wsdl config error", err)
 	}
 }
+
+// TestConfigErrorsTogether checks that independent problems are reported
+// in one load, each at its place, before the WSDL is read.
+func TestConfigErrorsTogether(t *testing.T) {
+	yaml := "max_depth: 0\nmax_elements: 100000000\nsoap:\n  versions: ['1.3']\n  operations: ['{urn:x}Op', '{urn:x']\n  wsdl: missing.wsdl\n"
+	_, err := decode(policytest.Node(t, yaml), soapEnv(policy.SOAP11))
+	policytest.WantConfigErrors(t, err,
+		policytest.ConfigErrorAt{Line: 1, Path: "max_depth"},
+		policytest.ConfigErrorAt{Line: 2, Path: "max_elements"},
+		policytest.ConfigErrorAt{Line: 4, Path: "soap.versions[0]"},
+		policytest.ConfigErrorAt{Line: 5, Path: "soap.operations[1]"},
+		policytest.ConfigErrorAt{Line: 6, Path: "soap.wsdl"},
+	)
+}

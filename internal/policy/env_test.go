@@ -1,0 +1,35 @@
+package policy
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/store"
+)
+
+// TestEnvAccessorsNeverNil checks that a unit can use every accessor of
+// an empty or nil Env without checks, and gets what was set otherwise.
+func TestEnvAccessorsNeverNil(t *testing.T) {
+	for _, e := range []*Env{nil, {}} {
+		if e.Log() == nil || e.Clock() == nil || e.StateStore() == nil || e.Realm() != DefaultRealm {
+			t.Fatalf("Env %v: an accessor returned nil or the wrong default", e)
+		}
+		e.Log().Info("discarded")
+		e.Telemetry().Limit("r", "p", "closed") // a nil *Metrics records nothing
+		if e.StateStore() == e.StateStore() {
+			t.Error("StateStore without Store returned one shared store; each call must get its own")
+		}
+		if err := e.StateStore().Set(context.Background(), "k", []byte("v"), time.Minute); err != nil {
+			t.Errorf("fallback store: %v", err)
+		}
+	}
+	at := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	log := slog.New(slog.DiscardHandler)
+	st := store.NewMemory(nil)
+	e := &Env{Route: Route{Name: "r", Realm: "api"}, Logger: log, Now: func() time.Time { return at }, Store: st}
+	if e.Log() != log || !e.Clock()().Equal(at) || e.StateStore() != st || e.Realm() != "api" || e.RouteName() != "r" {
+		t.Error("an accessor did not return what the Env holds")
+	}
+}
