@@ -1,0 +1,5 @@
+//go:build !race
+
+package wssecurity
+
+const raceEnabled = false
