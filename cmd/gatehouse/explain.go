@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -18,8 +17,7 @@ import (
 // prints it.
 func cmdExplain(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("explain", stderr)
-	adminURL := fs.String("admin", "http://127.0.0.1:9901", "the admin listener's `URL`")
-	token := fs.String("token", "", "the admin `token` (default: $GATEHOUSE_ADMIN_TOKEN)")
+	ac := adminFlags(fs)
 	asJSON := fs.Bool("json", false, "print the decision as JSON")
 	// The request id may come before or after the flags.
 	var id string
@@ -35,38 +33,17 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: gatehouse explain REQUEST_ID [--admin URL] [--token TOKEN] [--json]")
 		return 2
 	}
-	if *token == "" {
-		*token = os.Getenv("GATEHOUSE_ADMIN_TOKEN")
+	status, body, code := ac.call("explain", http.MethodGet, "/api/v1/decisions/"+url.PathEscape(id), 10*time.Second, stderr)
+	if code != 0 {
+		return code
 	}
-	req, err := http.NewRequest(http.MethodGet, strings.TrimRight(*adminURL, "/")+"/api/v1/decisions/"+url.PathEscape(id), nil)
-	if err != nil {
-		fmt.Fprintln(stderr, "gatehouse explain:", err)
-		return 2
-	}
-	if *token != "" {
-		req.Header.Set("Authorization", "Bearer "+*token)
-	}
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
-	if err != nil {
-		fmt.Fprintln(stderr, "gatehouse explain:", err)
-		return 1
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-	if err != nil {
-		fmt.Fprintln(stderr, "gatehouse explain:", err)
-		return 1
-	}
-	switch resp.StatusCode {
+	switch status {
 	case http.StatusOK:
 	case http.StatusNotFound:
 		fmt.Fprintf(stderr, "gatehouse explain: no decision is known for %s (older than the in-memory history and not in the audit log?)\n", id)
 		return 1
-	case http.StatusUnauthorized:
-		fmt.Fprintln(stderr, "gatehouse explain: the admin API needs a token (--token or $GATEHOUSE_ADMIN_TOKEN)")
-		return 1
 	default:
-		fmt.Fprintf(stderr, "gatehouse explain: the admin API answered %s\n", resp.Status)
+		fmt.Fprintf(stderr, "gatehouse explain: the admin API answered %d %s\n", status, http.StatusText(status))
 		return 1
 	}
 	if *asJSON {

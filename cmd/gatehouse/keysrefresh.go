@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -20,8 +18,7 @@ import (
 // jwks_refresh. It exits 0 when every fetch succeeded, 1 otherwise.
 func cmdKeysRefresh(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("keys refresh", stderr)
-	adminURL := fs.String("admin", "http://127.0.0.1:9901", "the admin listener's `URL`")
-	token := fs.String("token", "", "the admin `token` (default: $GATEHOUSE_ADMIN_TOKEN)")
+	ac := adminFlags(fs)
 	timeout := fs.Duration("timeout", 90*time.Second, "how long to wait for the fetches")
 	asJSON := fs.Bool("json", false, "print the admin API's answer as JSON")
 	if err := fs.Parse(args); err != nil {
@@ -31,43 +28,22 @@ func cmdKeysRefresh(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: gatehouse keys refresh [--admin URL] [--token TOKEN] [--json]")
 		return 2
 	}
-	if *token == "" {
-		*token = os.Getenv("GATEHOUSE_ADMIN_TOKEN")
-	}
-	req, err := http.NewRequest(http.MethodPost, strings.TrimRight(*adminURL, "/")+"/api/v1/keys/refresh", nil)
-	if err != nil {
-		fmt.Fprintln(stderr, "gatehouse keys refresh:", err)
-		return 2
-	}
-	if *token != "" {
-		req.Header.Set("Authorization", "Bearer "+*token)
-	}
-	resp, err := (&http.Client{Timeout: *timeout}).Do(req)
-	if err != nil {
-		fmt.Fprintln(stderr, "gatehouse keys refresh:", err)
-		return 1
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-	if err != nil {
-		fmt.Fprintln(stderr, "gatehouse keys refresh:", err)
-		return 1
+	status, body, code := ac.call("keys refresh", http.MethodPost, "/api/v1/keys/refresh", *timeout, stderr)
+	if code != 0 {
+		return code
 	}
 	var out struct {
 		KeySets []admin.KeySetRefresh `json:"key_sets"`
 		Detail  string                `json:"detail"`
 	}
-	switch resp.StatusCode {
+	switch status {
 	case http.StatusOK, http.StatusBadGateway:
 		if err := json.Unmarshal(body, &out); err != nil {
 			fmt.Fprintln(stderr, "gatehouse keys refresh: unexpected answer:", err)
 			return 1
 		}
-	case http.StatusUnauthorized:
-		fmt.Fprintln(stderr, "gatehouse keys refresh: the admin API needs a token (--token or $GATEHOUSE_ADMIN_TOKEN)")
-		return 1
 	default:
-		fmt.Fprintf(stderr, "gatehouse keys refresh: the admin API answered %s\n", resp.Status)
+		fmt.Fprintf(stderr, "gatehouse keys refresh: the admin API answered %d %s\n", status, http.StatusText(status))
 		return 1
 	}
 	if *asJSON {
@@ -86,7 +62,7 @@ func cmdKeysRefresh(args []string, stdout, stderr io.Writer) int {
 		}
 		tw.Flush()
 	}
-	if resp.StatusCode != http.StatusOK {
+	if status != http.StatusOK {
 		fmt.Fprintln(stderr, "gatehouse keys refresh:", out.Detail)
 		return 1
 	}
