@@ -29,7 +29,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -90,17 +89,11 @@ func New(cfg *config.Node, env *authn.Env) (*Authenticator, error) {
 		return nil, err
 	}
 	a := &Authenticator{s: s, realm: env.Realm}
-	var penv policy.Env
+	var penv policy.Env // the fields below are nil-able: nil means none
 	if env.Env != nil {
 		penv = *env.Env
 	}
-	a.now, a.log, a.revs = penv.Now, penv.Logger, penv.Revocations
-	if a.now == nil {
-		a.now = time.Now
-	}
-	if a.log == nil {
-		a.log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
+	a.now, a.log, a.revs = env.Clock(), env.Log(), penv.Revocations
 	if s.localKeys != nil {
 		a.src = staticSource{set: &rawSet{keys: s.localKeys}}
 		a.release = func() error { return nil }
@@ -113,7 +106,7 @@ func New(cfg *config.Node, env *authn.Env) (*Authenticator, error) {
 			rs.issuer = s.issuer
 		}
 		r, release, err := usagepool.Acquire(penv.Pool, rs.poolKey(), func() (*remote, error) {
-			return newRemote(rs, a.now, a.log, penv.Metrics), nil
+			return newRemote(rs, a.now, a.log, env.Telemetry()), nil
 		})
 		if err != nil {
 			return nil, cfg.Errorf("", "%v", err)
