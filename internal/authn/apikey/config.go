@@ -11,8 +11,6 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/authn"
 	"github.com/gatehouse/gatehouse/internal/config"
-	"github.com/gatehouse/gatehouse/internal/policy"
-	"github.com/gatehouse/gatehouse/internal/store"
 )
 
 // Config is the apikey authenticator's settings.
@@ -146,18 +144,11 @@ func (c *Config) provision(cfg *config.Node, env *authn.Env) (*parsed, error) {
 	}
 	var kstore *storeSource
 	if c.Store != nil {
-		var penv *policy.Env
-		if env != nil {
-			penv = env.Env
-		}
+		penv := env.Policy()
 		// The gateway's store, not penv.StateStore(): a store of this
 		// process alone would hold no key that anyone wrote.
-		var st store.Store
-		if penv != nil {
-			st = penv.Store
-		}
 		var err error
-		if kstore, err = newStoreSource(cfg, c.Store, st, penv.Clock()); err != nil {
+		if kstore, err = newStoreSource(cfg, c.Store, penv.Store, penv.Clock()); err != nil {
 			return nil, err
 		}
 	}

@@ -89,11 +89,8 @@ func New(cfg *config.Node, env *authn.Env) (*Authenticator, error) {
 		return nil, err
 	}
 	a := &Authenticator{s: s, realm: env.Realm}
-	var penv policy.Env // the fields below are nil-able: nil means none
-	if env.Env != nil {
-		penv = *env.Env
-	}
-	a.now, a.log, a.revs = env.Clock(), env.Log(), penv.Revocations
+	penv := env.Policy()
+	a.now, a.log, a.revs = penv.Clock(), penv.Log(), penv.Revocations
 	if s.localKeys != nil {
 		a.src = staticSource{set: &rawSet{keys: s.localKeys}}
 		a.release = func() error { return nil }
@@ -106,7 +103,7 @@ func New(cfg *config.Node, env *authn.Env) (*Authenticator, error) {
 			rs.issuer = s.issuer
 		}
 		r, release, err := usagepool.Acquire(penv.Pool, rs.poolKey(), func() (*remote, error) {
-			return newRemote(rs, a.now, a.log, env.Telemetry()), nil
+			return newRemote(rs, a.now, a.log, penv.Telemetry()), nil
 		})
 		if err != nil {
 			return nil, cfg.Errorf("", "%v", err)
