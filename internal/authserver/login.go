@@ -74,7 +74,6 @@ type loginSettings struct {
 	failUser    int
 	requirePAR  bool
 	secure      bool // https issuer: __Host- cookies with Secure
-	cookiePath  string
 }
 
 func newLoginSettings(as *config.AuthorizationServer, s *settings, cfg *config.Config, baseDir string) (*loginSettings, error) {
@@ -104,7 +103,6 @@ func newLoginSettings(as *config.AuthorizationServer, s *settings, cfg *config.C
 		failUser:    cmp.Or(as.Login.FailuresPerUser, DefaultFailuresPerUser),
 		requirePAR:  as.Login.RequirePAR,
 		secure:      strings.HasPrefix(s.issuer, "https://"),
-		cookiePath:  "/",
 	}, nil
 }
 
