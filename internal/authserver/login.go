@@ -185,6 +185,11 @@ func (srv *Server) currentSession(ctx context.Context, r *http.Request) (*sessio
 	if json.Unmarshal(raw, &s) != nil || !srv.now().Before(time.Unix(s.Exp, 0)) {
 		return nil, "", nil
 	}
+	// A user removed from the users file, or disabled, since the login
+	// has no session any more.
+	if u, ok := l.users.BySub(s.Sub); !ok || u.Disabled {
+		return nil, "", nil
+	}
 	return &s, id, nil
 }
 
