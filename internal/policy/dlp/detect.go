@@ -57,6 +57,7 @@ func lanes(x uint64, lo, hi uint64) uint64 {
 func digitLanes(x uint64) uint64 { return lanes(x, '0'-1, '9'+1) }
 func upperLanes(x uint64) uint64 { return lanes(x, 'A'-1, 'Z'+1) }
 func spaceLanes(x uint64) uint64 { return lanes(x, ' '-1, ' '+1) }
+func dashLanes(x uint64) uint64  { return lanes(x, '-'-1, '-'+1) }
 
 // word loads b[i:i+8] little-endian; the caller checks i+8 <= len(b).
 func word(b []byte, i int) uint64 { return binary.LittleEndian.Uint64(b[i : i+8]) }
@@ -74,81 +75,111 @@ const cardMaxLen = 19 + 18 // 19 digits, a separator between each pair
 // card number and is skipped whole.
 func scanCards(iin bool) func(b []byte, lo, hi int, found func(s, e int)) {
 	return func(b []byte, lo, hi int, found func(s, e int)) {
-		var groups [40][2]int // digit groups of the run: [start, end)
-		for i := lo; i < hi; i++ {
-			// Only a digit can start a number: step over words without
-			// one, then to the first digit of the word.
-			for i+8 <= hi {
-				if m := digitLanes(word(b, i)); m != 0 {
-					i += bits.TrailingZeros64(m) >> 3
-					break
-				}
-				i += 8
-			}
-			if i >= hi {
-				return
-			}
-			if !isDigit(b[i]) {
-				continue
-			}
-			if isAlnum(b[i-1]) {
-				// Inside a word ("T03", a hash): no digit of it can start
-				// a number either.
-				for i+1 < hi && isAlnum(b[i+1]) {
-					i++
-				}
-				continue
-			}
-			if b[i-1] == '.' {
-				continue
-			}
-			ng, j := 0, i
-			for j < len(b) && ng < len(groups) {
-				gs := j
-				for j < len(b) && isDigit(b[j]) {
-					j++
-				}
-				groups[ng] = [2]int{gs, j}
-				ng++
-				if j+1 < len(b) && (b[j] == ' ' || b[j] == '-') && isDigit(b[j+1]) && j-gs <= 19 {
-					j++
+		// A number, its groups and their separators lie within a run of
+		// digits, spaces and dashes holding at least 13 digits: runs are
+		// found eight bytes at a time, and only those are searched
+		// (cardsIn). Digits before lo are not counted: a match starts at
+		// lo or after. A run that starts before hi is followed to its end.
+		i, rs, nd := lo, lo, 0 // rs: start of the current run; nd: its digits
+		for i < len(b) && rs < hi {
+			if i+8 <= len(b) {
+				w := word(b, i)
+				d := digitLanes(w)
+				nonRun := ^(d | spaceLanes(w) | dashLanes(w)) & msb
+				if nonRun == 0 {
+					nd += bits.OnesCount64(d)
+					i += 8
 					continue
 				}
+				// The run ends at the word's first byte outside it; runs
+				// inside the word are shorter than 13; the word's last
+				// such byte starts the next run.
+				f := bits.TrailingZeros64(nonRun) >> 3
+				if nd+bits.OnesCount64(d&(1<<(8*f)-1)) >= 13 {
+					cardsIn(b, rs, i+f, lo, hi, iin, found)
+				}
+				l := (63 - bits.LeadingZeros64(nonRun)) >> 3
+				rs, nd = i+l+1, bits.OnesCount64(d>>(8*(l+1)))
+				i += 8
+				continue
+			}
+			switch c := b[i]; {
+			case isDigit(c):
+				nd++
+			case c != ' ' && c != '-':
+				if nd >= 13 {
+					cardsIn(b, rs, i, lo, hi, iin, found)
+				}
+				rs, nd = i+1, 0
+			}
+			i++
+		}
+		if rs < hi && nd >= 13 {
+			cardsIn(b, rs, len(b), lo, hi, iin, found)
+		}
+	}
+}
+
+// cardsIn reports the card numbers starting in b[rs:re] (a run of
+// digits, spaces and dashes) and in [lo, hi): the scanner of the
+// detector as it was before the runs were found word by word, over the
+// run. Numbers are 13 to 19 digits, optionally grouped by single spaces
+// or dashes, that pass the Luhn check (and, with iin, start like a card
+// network's number). A run of groups is searched for the longest such
+// number starting at each group; an ungrouped run of more than 19 digits
+// is not a card number and is skipped whole.
+func cardsIn(b []byte, rs, re, lo, hi int, iin bool, found func(s, e int)) {
+	var groups [40][2]int // digit groups of the run: [start, end)
+	for i := max(rs, lo); i < min(re, hi); i++ {
+		if !isDigit(b[i]) || isAlnum(b[i-1]) || b[i-1] == '.' {
+			continue
+		}
+		ng, j := 0, i
+		for j < len(b) && ng < len(groups) {
+			gs := j
+			for j < len(b) && isDigit(b[j]) {
+				j++
+			}
+			groups[ng] = [2]int{gs, j}
+			ng++
+			if j+1 < len(b) && (b[j] == ' ' || b[j] == '-') && isDigit(b[j+1]) && j-gs <= 19 {
+				j++
+				continue
+			}
+			break
+		}
+		runEnd := groups[ng-1][1]
+		if runEnd < len(b) && isAlnum(b[runEnd]) {
+			i = runEnd - 1
+			continue
+		}
+		for g0 := 0; g0 < ng; {
+			if groups[g0][0] >= hi {
 				break
 			}
-			runEnd := groups[ng-1][1]
-			if runEnd < len(b) && isAlnum(b[runEnd]) {
-				i = runEnd - 1
-				continue
-			}
-			for g0 := 0; g0 < ng; {
-				if groups[g0][0] >= hi {
+			var digits [19]byte
+			n, best, bestEnd := 0, -1, 0
+			for g1 := g0; g1 < ng; g1++ {
+				gs, ge := groups[g1][0], groups[g1][1]
+				if n+ge-gs > len(digits) {
 					break
 				}
-				var digits [19]byte
-				n, best, bestEnd := 0, -1, 0
-				for g1 := g0; g1 < ng; g1++ {
-					gs, ge := groups[g1][0], groups[g1][1]
-					if n+ge-gs > len(digits) {
-						break
-					}
-					for k := gs; k < ge; k++ {
-						digits[n] = b[k] - '0'
-						n++
-					}
-					if n >= 13 && luhn(digits[:n]) && (!iin || knownIIN(digits[:n])) {
-						best, bestEnd = g1, ge
-					}
+				for k := gs; k < ge; k++ {
+					digits[n] = b[k] - '0'
+					n++
 				}
-				if best < 0 {
-					g0++
-					continue
+				if n >= 13 && luhn(digits[:n]) && (!iin || knownIIN(digits[:n])) {
+					best, bestEnd = g1, ge
 				}
-				found(groups[g0][0], bestEnd)
-				g0 = best + 1
 			}
-			i = runEnd - 1
+			if best < 0 {
+				g0++
+				continue
+			}
+			found(groups[g0][0], bestEnd)
+			g0 = best + 1
 		}
+		i = runEnd - 1
 	}
 }
 
@@ -272,7 +303,11 @@ func scanIBANs(b []byte, lo, hi int, found func(s, e int)) {
 	// are tested at once, and only those holding that shape are tried.
 	next, i := lo, lo
 	for ; i < hi && i+11 <= len(b); i += 8 {
-		m := upperLanes(word(b, i)) & upperLanes(word(b, i+1)) & digitLanes(word(b, i+2)) & digitLanes(word(b, i+3))
+		m := upperLanes(word(b, i)) & upperLanes(word(b, i+1))
+		if m == 0 {
+			continue
+		}
+		m &= digitLanes(word(b, i+2)) & digitLanes(word(b, i+3))
 		for ; m != 0; m &= m - 1 {
 			k := i + bits.TrailingZeros64(m)>>3
 			if k >= hi {
@@ -474,6 +509,26 @@ func ninoAt(b []byte, i int) (int, bool) {
 	return j, true
 }
 
+// indexAt returns the first s in [i, hi) where b[s:] starts with p, or
+// -1: bytes.Index(b[i:], p) cut at hi. It searches for rare, a byte of p
+// that text seldom holds ('J' of "eyJ"; bytes.Index would stop at every
+// 'e'), and compares p around each.
+func indexAt(b []byte, i, hi int, p []byte, rare byte) int {
+	at := bytes.IndexByte(p, rare)
+	for j := i + at; j < min(len(b), hi+at); {
+		k := bytes.IndexByte(b[j:min(len(b), hi+at)], rare)
+		if k < 0 {
+			return -1
+		}
+		s := j + k - at
+		if bytes.HasPrefix(b[s:], p) {
+			return s
+		}
+		j += k + 1
+	}
+	return -1
+}
+
 // Private keys --------------------------------------------------------------
 
 var (
@@ -490,11 +545,10 @@ var (
 func scanPrivateKeys(maxLen int) func(b []byte, lo, hi int, found func(s, e int)) {
 	return func(b []byte, lo, hi int, found func(s, e int)) {
 		for i := lo; i < hi; {
-			k := bytes.Index(b[i:], pemBegin)
-			if k < 0 || i+k >= hi {
+			s := indexAt(b, i, hi, pemBegin, 'B')
+			if s < 0 {
 				return
 			}
-			s := i + k
 			i = s + len(pemBegin)
 			rest := b[i:min(len(b), i+64)]
 			d := bytes.Index(rest, pemDash)
@@ -555,11 +609,10 @@ var jwtPrefix = []byte("eyJ")
 // least 16 characters.
 func scanJWTs(b []byte, lo, hi int, found func(s, e int)) {
 	for i := lo; i < hi; {
-		k := bytes.Index(b[i:], jwtPrefix)
-		if k < 0 || i+k >= hi {
+		s := indexAt(b, i, hi, jwtPrefix, 'J')
+		if s < 0 {
 			return
 		}
-		s := i + k
 		i = s + 1
 		if isB64URL(b[s-1]) {
 			continue

@@ -24,6 +24,8 @@ var scanPairs = []struct {
 	{"aws", scanKeys(awsFormats), refScanKeys(awsFormats)},
 	{"github", scanKeys(githubFormats), refScanKeys(githubFormats)},
 	{"slack", scanKeys(slackFormats), refScanKeys(slackFormats)},
+	{"private_keys", scanPrivateKeys(200), refScanPrivateKeys(200)},
+	{"jwts", scanJWTs, refScanJWTs},
 }
 
 // matches runs scan over b[lo:hi] and returns what it found, in order.
@@ -73,7 +75,9 @@ var fragments = []string{
 	"ghp_", "gh", "xoxb-123456789012-abcdefghij", "xoxp-1-2-3-4-5-6-7-8-9", "xox", "xoxb-", "_",
 	`{"id":"1024","name":"Espresso Machine","price":249.9,"currency":"EUR","created":"2025-01-02T03:04:05Z"}`,
 	"Lorem ipsum dolor sit amet, ", "\n", "\t", "é", "\xff", "\x00", "a", "Z", "z9",
-	"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlc2lnbmF0dXJl",
+	"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlc2lnbmF0dXJl", "eyJ", "J", "e", "ey", "eyJeyJ", ".eyJ",
+	"-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----", "-----BEGIN RSA PRIVATE KEY-----", "-----BEGIN ",
+	"-----BEGIN CERTIFICATE-----", "-----END PRIVATE KEY-----", "B", "-----", "BEGIN ",
 }
 
 // randomInput joins fragments and random bytes biased to digits,

@@ -226,3 +226,77 @@ func refScanKeys(fs []keyFormat) func(b []byte, lo, hi int, found func(s, e int)
 		}
 	}
 }
+
+// refScanPrivateKeys finds PEM blocks whose label ends in "PRIVATE KEY"
+// (PKCS#8, RSA, EC, OPENSSH, ENCRYPTED ...), through their END line. A
+// block whose END line is not within maxLen is reported up to maxLen:
+// the key material is in it either way.
+func refScanPrivateKeys(maxLen int) func(b []byte, lo, hi int, found func(s, e int)) {
+	return func(b []byte, lo, hi int, found func(s, e int)) {
+		for i := lo; i < hi; {
+			k := bytes.Index(b[i:], pemBegin)
+			if k < 0 || i+k >= hi {
+				return
+			}
+			s := i + k
+			i = s + len(pemBegin)
+			rest := b[i:min(len(b), i+64)]
+			d := bytes.Index(rest, pemDash)
+			if d < 0 || !bytes.HasSuffix(rest[:d], pemLabel) {
+				continue
+			}
+			limit := min(len(b), s+maxLen)
+			e := limit
+			if k := bytes.Index(b[i+d:limit], pemEnd); k >= 0 {
+				endLine := i + d + k + len(pemEnd)
+				if k2 := bytes.Index(b[endLine:limit], pemDash); k2 >= 0 {
+					e = endLine + k2 + len(pemDash)
+				}
+			}
+			found(s, e)
+			i = e
+		}
+	}
+}
+
+// refScanJWTs finds compact JWS/JWT shapes: three base64url segments, the
+// first two starting with "eyJ" (a JSON object), and a signature of at
+// least 16 characters.
+func refScanJWTs(b []byte, lo, hi int, found func(s, e int)) {
+	for i := lo; i < hi; {
+		k := bytes.Index(b[i:], jwtPrefix)
+		if k < 0 || i+k >= hi {
+			return
+		}
+		s := i + k
+		i = s + 1
+		if isB64URL(b[s-1]) {
+			continue
+		}
+		limit := min(len(b), s+jwtMaxLen)
+		j := s
+		seg := func(minLen int, prefix bool) bool {
+			st := j
+			if prefix && !bytes.HasPrefix(b[j:limit], jwtPrefix) {
+				return false
+			}
+			for j < limit && isB64URL(b[j]) {
+				j++
+			}
+			return j-st >= minLen
+		}
+		if !seg(10, true) || j >= limit || b[j] != '.' {
+			continue
+		}
+		j++
+		if !seg(10, true) || j >= limit || b[j] != '.' {
+			continue
+		}
+		j++
+		if !seg(16, false) {
+			continue
+		}
+		found(s, j)
+		i = j
+	}
+}
