@@ -2,6 +2,8 @@ package dlp
 
 import (
 	"bytes"
+	"encoding/binary"
+	"math/bits"
 	"regexp"
 )
 
@@ -24,10 +26,42 @@ type detector struct {
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 func isUpper(c byte) bool { return c >= 'A' && c <= 'Z' }
-func isAlnum(c byte) bool {
-	return isDigit(c) || isUpper(c) || (c >= 'a' && c <= 'z')
+func isAlnum(c byte) bool { return alnum[c] }
+
+// alnum is isAlnum as a table: the card scanner steps over whole words
+// with it.
+var alnum = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = isDigit(byte(c)) || isUpper(byte(c)) || (c >= 'a' && c <= 'z')
+	}
+	return t
+}()
+
+// The fast scanners test eight bytes at a time (SWAR): lanes returns, for
+// the little-endian word x of b[i:i+8], 0x80 in the byte lane of every
+// byte c with lo < c < hi (bounds exclusive, both at most 0x80), else 0.
+// It is exact per lane: no carry or borrow crosses lanes because the high
+// bit of each byte is masked off before the arithmetic and tested apart
+// (bytes >= 0x80 are in no range). See "Bit Twiddling Hacks", hasbetween.
+const (
+	lsb = 0x0101010101010101
+	msb = 0x8080808080808080
+)
+
+func lanes(x uint64, lo, hi uint64) uint64 {
+	t := x & (lsb * 0x7f)
+	return (lsb*(127+hi) - t) & ^x & (t + lsb*(127-lo)) & msb
 }
-func isB64URL(c byte) bool { return isAlnum(c) || c == '-' || c == '_' }
+
+// digitLanes marks '0'-'9'; upperLanes 'A'-'Z'; spaceLanes ' '.
+func digitLanes(x uint64) uint64 { return lanes(x, '0'-1, '9'+1) }
+func upperLanes(x uint64) uint64 { return lanes(x, 'A'-1, 'Z'+1) }
+func spaceLanes(x uint64) uint64 { return lanes(x, ' '-1, ' '+1) }
+func dashLanes(x uint64) uint64  { return lanes(x, '-'-1, '-'+1) }
+
+// word loads b[i:i+8] little-endian; the caller checks i+8 <= len(b).
+func word(b []byte, i int) uint64 { return binary.LittleEndian.Uint64(b[i : i+8]) }
+func isB64URL(c byte) bool        { return isAlnum(c) || c == '-' || c == '_' }
 
 // Credit cards ------------------------------------------------------------
 
@@ -41,58 +75,111 @@ const cardMaxLen = 19 + 18 // 19 digits, a separator between each pair
 // card number and is skipped whole.
 func scanCards(iin bool) func(b []byte, lo, hi int, found func(s, e int)) {
 	return func(b []byte, lo, hi int, found func(s, e int)) {
-		var groups [40][2]int // digit groups of the run: [start, end)
-		for i := lo; i < hi; i++ {
-			if !isDigit(b[i]) || isAlnum(b[i-1]) || b[i-1] == '.' {
-				continue
-			}
-			ng, j := 0, i
-			for j < len(b) && ng < len(groups) {
-				gs := j
-				for j < len(b) && isDigit(b[j]) {
-					j++
-				}
-				groups[ng] = [2]int{gs, j}
-				ng++
-				if j+1 < len(b) && (b[j] == ' ' || b[j] == '-') && isDigit(b[j+1]) && j-gs <= 19 {
-					j++
+		// A number, its groups and their separators lie within a run of
+		// digits, spaces and dashes holding at least 13 digits: runs are
+		// found eight bytes at a time, and only those are searched
+		// (cardsIn). Digits before lo are not counted: a match starts at
+		// lo or after. A run that starts before hi is followed to its end.
+		i, rs, nd := lo, lo, 0 // rs: start of the current run; nd: its digits
+		for i < len(b) && rs < hi {
+			if i+8 <= len(b) {
+				w := word(b, i)
+				d := digitLanes(w)
+				nonRun := ^(d | spaceLanes(w) | dashLanes(w)) & msb
+				if nonRun == 0 {
+					nd += bits.OnesCount64(d)
+					i += 8
 					continue
 				}
+				// The run ends at the word's first byte outside it; runs
+				// inside the word are shorter than 13; the word's last
+				// such byte starts the next run.
+				f := bits.TrailingZeros64(nonRun) >> 3
+				if nd+bits.OnesCount64(d&(1<<(8*f)-1)) >= 13 {
+					cardsIn(b, rs, i+f, lo, hi, iin, found)
+				}
+				l := (63 - bits.LeadingZeros64(nonRun)) >> 3
+				rs, nd = i+l+1, bits.OnesCount64(d>>(8*(l+1)))
+				i += 8
+				continue
+			}
+			switch c := b[i]; {
+			case isDigit(c):
+				nd++
+			case c != ' ' && c != '-':
+				if nd >= 13 {
+					cardsIn(b, rs, i, lo, hi, iin, found)
+				}
+				rs, nd = i+1, 0
+			}
+			i++
+		}
+		if rs < hi && nd >= 13 {
+			cardsIn(b, rs, len(b), lo, hi, iin, found)
+		}
+	}
+}
+
+// cardsIn reports the card numbers starting in b[rs:re] (a run of
+// digits, spaces and dashes) and in [lo, hi): the scanner of the
+// detector as it was before the runs were found word by word, over the
+// run. Numbers are 13 to 19 digits, optionally grouped by single spaces
+// or dashes, that pass the Luhn check (and, with iin, start like a card
+// network's number). A run of groups is searched for the longest such
+// number starting at each group; an ungrouped run of more than 19 digits
+// is not a card number and is skipped whole.
+func cardsIn(b []byte, rs, re, lo, hi int, iin bool, found func(s, e int)) {
+	var groups [40][2]int // digit groups of the run: [start, end)
+	for i := max(rs, lo); i < min(re, hi); i++ {
+		if !isDigit(b[i]) || isAlnum(b[i-1]) || b[i-1] == '.' {
+			continue
+		}
+		ng, j := 0, i
+		for j < len(b) && ng < len(groups) {
+			gs := j
+			for j < len(b) && isDigit(b[j]) {
+				j++
+			}
+			groups[ng] = [2]int{gs, j}
+			ng++
+			if j+1 < len(b) && (b[j] == ' ' || b[j] == '-') && isDigit(b[j+1]) && j-gs <= 19 {
+				j++
+				continue
+			}
+			break
+		}
+		runEnd := groups[ng-1][1]
+		if runEnd < len(b) && isAlnum(b[runEnd]) {
+			i = runEnd - 1
+			continue
+		}
+		for g0 := 0; g0 < ng; {
+			if groups[g0][0] >= hi {
 				break
 			}
-			runEnd := groups[ng-1][1]
-			if runEnd < len(b) && isAlnum(b[runEnd]) {
-				i = runEnd - 1
-				continue
-			}
-			for g0 := 0; g0 < ng; {
-				if groups[g0][0] >= hi {
+			var digits [19]byte
+			n, best, bestEnd := 0, -1, 0
+			for g1 := g0; g1 < ng; g1++ {
+				gs, ge := groups[g1][0], groups[g1][1]
+				if n+ge-gs > len(digits) {
 					break
 				}
-				var digits [19]byte
-				n, best, bestEnd := 0, -1, 0
-				for g1 := g0; g1 < ng; g1++ {
-					gs, ge := groups[g1][0], groups[g1][1]
-					if n+ge-gs > len(digits) {
-						break
-					}
-					for k := gs; k < ge; k++ {
-						digits[n] = b[k] - '0'
-						n++
-					}
-					if n >= 13 && luhn(digits[:n]) && (!iin || knownIIN(digits[:n])) {
-						best, bestEnd = g1, ge
-					}
+				for k := gs; k < ge; k++ {
+					digits[n] = b[k] - '0'
+					n++
 				}
-				if best < 0 {
-					g0++
-					continue
+				if n >= 13 && luhn(digits[:n]) && (!iin || knownIIN(digits[:n])) {
+					best, bestEnd = g1, ge
 				}
-				found(groups[g0][0], bestEnd)
-				g0 = best + 1
 			}
-			i = runEnd - 1
+			if best < 0 {
+				g0++
+				continue
+			}
+			found(groups[g0][0], bestEnd)
+			g0 = best + 1
 		}
+		i = runEnd - 1
 	}
 }
 
@@ -212,40 +299,68 @@ var ibanLengths = map[[2]byte]int{
 // print ("DE89 3704 0044 0532 0130 00") form with the country's length
 // and valid ISO 7064 mod 97-10 check digits.
 func scanIBANs(b []byte, lo, hi int, found func(s, e int)) {
-	for i := lo; i < hi; i++ {
-		if !isUpper(b[i]) || isAlnum(b[i-1]) || i+4 > len(b) ||
-			!isUpper(b[i+1]) || !isDigit(b[i+2]) || !isDigit(b[i+3]) {
+	// Every IBAN starts with two capitals and two digits: eight starts
+	// are tested at once, and only those holding that shape are tried.
+	next, i := lo, lo
+	for ; i < hi && i+11 <= len(b); i += 8 {
+		m := upperLanes(word(b, i)) & upperLanes(word(b, i+1))
+		if m == 0 {
 			continue
 		}
-		want, ok := ibanLengths[[2]byte{b[i], b[i+1]}]
-		if !ok {
-			continue
-		}
-		var chars [34]byte
-		n, j := 0, i
-		for j < len(b) && n < want {
-			c := b[j]
-			if isUpper(c) || isDigit(c) {
-				chars[n] = c
-				n++
-				j++
+		m &= digitLanes(word(b, i+2)) & digitLanes(word(b, i+3))
+		for ; m != 0; m &= m - 1 {
+			k := i + bits.TrailingZeros64(m)>>3
+			if k >= hi {
+				return
+			}
+			if k < next {
 				continue
 			}
-			// One space between groups of four.
-			if c == ' ' && n%4 == 0 && j+1 < len(b) && (isUpper(b[j+1]) || isDigit(b[j+1])) {
-				j++
-				continue
+			if e, ok := ibanAt(b, k); ok {
+				found(k, e)
+				next = e
 			}
-			break
-		}
-		if n != want || (j < len(b) && isAlnum(b[j])) {
-			continue
-		}
-		if ibanValid(chars[:n]) {
-			found(i, j)
-			i = j - 1
 		}
 	}
+	for i = max(i, next); i < hi; i++ {
+		if e, ok := ibanAt(b, i); ok {
+			found(i, e)
+			i = e - 1
+		}
+	}
+}
+
+// ibanAt returns the end of the IBAN starting at b[i], if one does.
+func ibanAt(b []byte, i int) (int, bool) {
+	if !isUpper(b[i]) || isAlnum(b[i-1]) || i+4 > len(b) ||
+		!isUpper(b[i+1]) || !isDigit(b[i+2]) || !isDigit(b[i+3]) {
+		return 0, false
+	}
+	want, ok := ibanLengths[[2]byte{b[i], b[i+1]}]
+	if !ok {
+		return 0, false
+	}
+	var chars [34]byte
+	n, j := 0, i
+	for j < len(b) && n < want {
+		c := b[j]
+		if isUpper(c) || isDigit(c) {
+			chars[n] = c
+			n++
+			j++
+			continue
+		}
+		// One space between groups of four.
+		if c == ' ' && n%4 == 0 && j+1 < len(b) && (isUpper(b[j+1]) || isDigit(b[j+1])) {
+			j++
+			continue
+		}
+		break
+	}
+	if n != want || (j < len(b) && isAlnum(b[j])) || !ibanValid(chars[:n]) {
+		return 0, false
+	}
+	return j, true
 }
 
 // ibanValid checks the mod 97-10 check digits of an IBAN of upper-case
@@ -276,9 +391,19 @@ const ssnLen = 11
 // scanSSNs finds US social security numbers written AAA-GG-SSSS, except
 // those the SSA never issues: area 000, 666 or 900-999, group 00, serial
 // 0000. Undashed nine-digit numbers are too common to report.
+//
+// Every SSN has a dash at its fourth byte: the candidates are found from
+// the dashes (bytes.IndexByte), in increasing order.
 func scanSSNs(b []byte, lo, hi int, found func(s, e int)) {
-	for i := lo; i < hi; i++ {
-		if !isDigit(b[i]) || isAlnum(b[i-1]) || b[i-1] == '-' || i+ssnLen > len(b) {
+	next := lo
+	for d := lo + 3; d < hi+3 && d < len(b); d++ {
+		k := bytes.IndexByte(b[d:min(len(b), hi+3)], '-')
+		if k < 0 {
+			return
+		}
+		d += k
+		i := d - 3
+		if i < next || !isDigit(b[i]) || isAlnum(b[i-1]) || b[i-1] == '-' || i+ssnLen > len(b) {
 			continue
 		}
 		s := b[i : i+ssnLen]
@@ -294,7 +419,7 @@ func scanSSNs(b []byte, lo, hi int, found func(s, e int)) {
 			continue
 		}
 		found(i, i+ssnLen)
-		i += ssnLen - 1
+		next = i + ssnLen
 	}
 }
 
@@ -303,54 +428,105 @@ const ninoMaxLen = 13 // "AB 12 34 56 C"
 // scanNINOs finds UK National Insurance numbers ("AB123456C", or with
 // spaces "AB 12 34 56 C") with a prefix HMRC allocates.
 func scanNINOs(b []byte, lo, hi int, found func(s, e int)) {
-	for i := lo; i < hi; i++ {
-		if !isUpper(b[i]) || isAlnum(b[i-1]) || i+9 > len(b) || !isUpper(b[i+1]) {
+	// Two capitals, then a digit or a space: eight starts at once.
+	next, i := lo, lo
+	for ; i < hi && i+10 <= len(b); i += 8 {
+		m := upperLanes(word(b, i)) & upperLanes(word(b, i+1))
+		if m == 0 {
 			continue
 		}
-		a, c := b[i], b[i+1]
-		if bytes.IndexByte([]byte("DFIQUV"), a) >= 0 || bytes.IndexByte([]byte("DFIOQUV"), c) >= 0 {
-			continue
-		}
-		switch string(b[i : i+2]) {
-		case "BG", "GB", "KN", "NK", "NT", "TN", "ZZ":
-			continue
-		}
-		j := i + 2
-		spaced := j < len(b) && b[j] == ' '
-		ok := true
-		for g := 0; g < 3 && ok; g++ {
-			if spaced {
-				if j >= len(b) || b[j] != ' ' {
-					ok = false
-					break
-				}
-				j++
+		w := word(b, i+2)
+		m &= digitLanes(w) | spaceLanes(w)
+		for ; m != 0; m &= m - 1 {
+			k := i + bits.TrailingZeros64(m)>>3
+			if k >= hi {
+				return
 			}
-			if j+2 > len(b) || !isDigit(b[j]) || !isDigit(b[j+1]) {
+			if k < next {
+				continue
+			}
+			if e, ok := ninoAt(b, k); ok {
+				found(k, e)
+				next = e
+			}
+		}
+	}
+	for i = max(i, next); i < hi; i++ {
+		if e, ok := ninoAt(b, i); ok {
+			found(i, e)
+			i = e - 1
+		}
+	}
+}
+
+// ninoAt returns the end of the National Insurance number starting at
+// b[i], if one does.
+func ninoAt(b []byte, i int) (int, bool) {
+	if !isUpper(b[i]) || isAlnum(b[i-1]) || i+9 > len(b) || !isUpper(b[i+1]) {
+		return 0, false
+	}
+	a, c := b[i], b[i+1]
+	if bytes.IndexByte([]byte("DFIQUV"), a) >= 0 || bytes.IndexByte([]byte("DFIOQUV"), c) >= 0 {
+		return 0, false
+	}
+	switch string(b[i : i+2]) {
+	case "BG", "GB", "KN", "NK", "NT", "TN", "ZZ":
+		return 0, false
+	}
+	j := i + 2
+	spaced := j < len(b) && b[j] == ' '
+	ok := true
+	for g := 0; g < 3 && ok; g++ {
+		if spaced {
+			if j >= len(b) || b[j] != ' ' {
 				ok = false
 				break
 			}
-			j += 2
-		}
-		if !ok {
-			continue
-		}
-		if spaced {
-			if j >= len(b) || b[j] != ' ' {
-				continue
-			}
 			j++
 		}
-		if j >= len(b) || b[j] < 'A' || b[j] > 'D' {
-			continue
+		if j+2 > len(b) || !isDigit(b[j]) || !isDigit(b[j+1]) {
+			ok = false
+			break
+		}
+		j += 2
+	}
+	if !ok {
+		return 0, false
+	}
+	if spaced {
+		if j >= len(b) || b[j] != ' ' {
+			return 0, false
 		}
 		j++
-		if j < len(b) && isAlnum(b[j]) {
-			continue
-		}
-		found(i, j)
-		i = j - 1
 	}
+	if j >= len(b) || b[j] < 'A' || b[j] > 'D' {
+		return 0, false
+	}
+	j++
+	if j < len(b) && isAlnum(b[j]) {
+		return 0, false
+	}
+	return j, true
+}
+
+// indexAt returns the first s in [i, hi) where b[s:] starts with p, or
+// -1: bytes.Index(b[i:], p) cut at hi. It searches for rare, a byte of p
+// that text seldom holds ('J' of "eyJ"; bytes.Index would stop at every
+// 'e'), and compares p around each.
+func indexAt(b []byte, i, hi int, p []byte, rare byte) int {
+	at := bytes.IndexByte(p, rare)
+	for j := i + at; j < min(len(b), hi+at); {
+		k := bytes.IndexByte(b[j:min(len(b), hi+at)], rare)
+		if k < 0 {
+			return -1
+		}
+		s := j + k - at
+		if bytes.HasPrefix(b[s:], p) {
+			return s
+		}
+		j += k + 1
+	}
+	return -1
 }
 
 // Private keys --------------------------------------------------------------
@@ -369,11 +545,10 @@ var (
 func scanPrivateKeys(maxLen int) func(b []byte, lo, hi int, found func(s, e int)) {
 	return func(b []byte, lo, hi int, found func(s, e int)) {
 		for i := lo; i < hi; {
-			k := bytes.Index(b[i:], pemBegin)
-			if k < 0 || i+k >= hi {
+			s := indexAt(b, i, hi, pemBegin, 'B')
+			if s < 0 {
 				return
 			}
-			s := i + k
 			i = s + len(pemBegin)
 			rest := b[i:min(len(b), i+64)]
 			d := bytes.Index(rest, pemDash)
@@ -434,11 +609,10 @@ var jwtPrefix = []byte("eyJ")
 // least 16 characters.
 func scanJWTs(b []byte, lo, hi int, found func(s, e int)) {
 	for i := lo; i < hi; {
-		k := bytes.Index(b[i:], jwtPrefix)
-		if k < 0 || i+k >= hi {
+		s := indexAt(b, i, hi, jwtPrefix, 'J')
+		if s < 0 {
 			return
 		}
-		s := i + k
 		i = s + 1
 		if isB64URL(b[s-1]) {
 			continue
@@ -519,33 +693,54 @@ func formatsMaxLen(fs []keyFormat) int {
 
 // scanKeys finds keys of the given formats, bounded by characters outside
 // their alphabet on both sides.
+//
+// The formats' prefixes are searched by their first byte, one pass per
+// distinct first byte ("A", "gh", "xox" share theirs), each format
+// keeping where its own search would resume; matches are merged by start
+// so that they are reported in order.
 func scanKeys(fs []keyFormat) func(b []byte, lo, hi int, found func(s, e int)) {
+	var firsts []byte
+	for _, f := range fs {
+		if bytes.IndexByte(firsts, f.prefix[0]) < 0 {
+			firsts = append(firsts, f.prefix[0])
+		}
+	}
 	return func(b []byte, lo, hi int, found func(s, e int)) {
-		// Each format is searched separately; the matches are merged by
-		// start so that they are reported in order.
 		var ms [][2]int
-		for _, f := range fs {
-			p := []byte(f.prefix)
+		var nextBuf [8]int
+		next := nextBuf[:0]
+		for range fs {
+			next = append(next, lo)
+		}
+		for _, c := range firsts {
 			for i := lo; i < hi; {
-				k := bytes.Index(b[i:], p)
-				if k < 0 || i+k >= hi {
+				k := bytes.IndexByte(b[i:hi], c)
+				if k < 0 {
 					break
 				}
 				s := i + k
 				i = s + 1
-				if isAlnum(b[s-1]) || b[s-1] == '_' {
-					continue
+				for fi := range fs {
+					f := &fs[fi]
+					p := f.prefix
+					if p[0] != c || s < next[fi] || len(b)-s < len(p) || string(b[s:s+len(p)]) != p {
+						continue
+					}
+					next[fi] = s + 1
+					if isAlnum(b[s-1]) || b[s-1] == '_' {
+						continue
+					}
+					j := s + len(p)
+					for j < len(b) && j-s-len(p) < f.maxLen && f.body(b[j]) {
+						j++
+					}
+					n := j - s - len(p)
+					if n < f.minLen || (j < len(b) && f.body(b[j])) {
+						continue
+					}
+					ms = append(ms, [2]int{s, j})
+					next[fi] = j
 				}
-				j := s + len(p)
-				for j < len(b) && j-s-len(p) < f.maxLen && f.body(b[j]) {
-					j++
-				}
-				n := j - s - len(p)
-				if n < f.minLen || (j < len(b) && f.body(b[j])) {
-					continue
-				}
-				ms = append(ms, [2]int{s, j})
-				i = j
 			}
 		}
 		if len(ms) > 1 {
