@@ -25,7 +25,7 @@ func TestOutageOneTransition(t *testing.T) {
 	}
 	srv := redistest.Start(t)
 	logs := &syncBuffer{}
-	in := startGateway(t, redisStore(srv.Addr(), t.Name()), "{key: header:X-Client, rate: 1000000, per: 1h, on_store_error: closed}", upstream(t), logs)
+	in := startGateway(t, redisStoreTimeout(srv.Addr(), t.Name(), "200ms"), "{key: header:X-Client, rate: 1000000, per: 1h, on_store_error: closed}", upstream(t), logs)
 
 	// The load: four clients until the test ends. Each response is
 	// recorded with the phase its request started and ended in.
