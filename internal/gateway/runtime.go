@@ -59,7 +59,9 @@ type route struct {
 	chain    []link
 	filters  []filter
 	upstream *proxy.Upstream
-	metrics  *telemetry.RouteMetrics
+	// target is the upstream's URL, for the upstream span.
+	target  string
+	metrics *telemetry.RouteMetrics
 	// telemetry counts the refusals of the route's response filters.
 	telemetry *telemetry.Metrics
 	closers   []policy.Closer
@@ -73,6 +75,8 @@ type link struct {
 	name     string
 	policy   policy.Policy
 	duration prometheus.Observer
+	// spanName is "policy NAME", made once rather than per request.
+	spanName string
 }
 
 // build compiles cfg. Every problem is returned as a config error naming the
@@ -99,6 +103,7 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 	for i, rc := range cfg.Routes {
 		r := &route{
 			info:      policy.Route{Name: rc.Name, Protocol: protocolOf(rc.SOAP), FaultStatus: rc.SOAPFaultStatus},
+			target:    rc.Upstream.URL,
 			metrics:   g.metrics.Route(rc.Name),
 			telemetry: g.metrics,
 
@@ -131,7 +136,7 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 			if c, ok := p.(policy.Closer); ok {
 				r.closers = append(r.closers, c)
 			}
-			r.chain = append(r.chain, link{name: spec.Type, policy: p, duration: g.metrics.PolicyObserver(rc.Name, spec.Type)})
+			r.chain = append(r.chain, link{name: spec.Type, policy: p, duration: g.metrics.PolicyObserver(rc.Name, spec.Type), spanName: "policy " + spec.Type})
 			if f, ok := p.(policy.ResponseFilter); ok {
 				r.filters = append(r.filters, filter{name: spec.Type, filter: f})
 			}
