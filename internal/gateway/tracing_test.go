@@ -95,20 +95,24 @@ func httpCollector(t *testing.T, c *collector) string {
 }
 
 // trace waits (30 s at most) until the server span of the trace traceID
-// has arrived with n spans in all, and returns them.
+// has arrived, with at least n spans in all, and returns them.
 func (c *collector) trace(t *testing.T, traceID string, n int) []*tracepb.Span {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		c.mu.Lock()
 		var got []*tracepb.Span
+		server := false
 		for _, s := range c.spans {
 			if hex.EncodeToString(s.GetTraceId()) == traceID {
 				got = append(got, s)
+				server = server || s.GetKind() == tracepb.Span_SPAN_KIND_SERVER
 			}
 		}
 		c.mu.Unlock()
-		if len(got) >= n {
+		// The server span ends last, and spans are exported in the order
+		// they end: once it is here, the whole trace is.
+		if server && len(got) >= n {
 			return got
 		}
 		if time.Now().After(deadline) {
@@ -454,5 +458,88 @@ func TestTracingCollectorDown(t *testing.T) {
 				t.Fatal("the gateway did not shut down with the collector down")
 			}
 		})
+	}
+}
+
+// TestTracingAuthorizationServer: a token request has the authorization
+// server's span under the server span, and the audit events the
+// authorization server records while answering (token issued, client
+// authentication failed) carry that span's ids.
+func TestTracingAuthorizationServer(t *testing.T) {
+	c := &collector{}
+	endpoint := grpcCollector(t, c)
+	addr := freePort(t)
+	issuer := "http://" + addr
+	doc := `
+listeners: [{name: main, address: "` + addr + `"}]
+admin: {address: "off"}
+store: {type: memory}
+tracing: {endpoint: "` + endpoint + `", batch_timeout: 50ms}
+authorization_server:
+  issuer: ` + issuer + `
+  insecure_plaintext_keys: true
+  clients:
+    - client_id: reader
+      secret_hash: ` + sha256Hex("reader-secret-value-1234") + `
+      scopes: [products:read]
+      audience: [gatehouse-test]
+routes: []
+`
+	g := startGateway(t, doc, nil)
+	for _, tc := range []struct {
+		secret string
+		status int
+		kind   audit.Kind
+	}{
+		{"reader-secret-value-1234", 200, audit.TokenIssue},
+		{"not-the-secret-at-all-000", 401, audit.AuthFailure},
+	} {
+		form := "grant_type=client_credentials&client_id=reader&client_secret=" + tc.secret
+		req := newReq(t, "POST", g.base+"/oauth2/token", strings.NewReader(form))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, body := do(t, nil, req)
+		if resp.StatusCode != tc.status {
+			t.Fatalf("token: status %d %s", resp.StatusCode, body)
+		}
+		reqID := resp.Header.Get("X-Request-Id")
+		traceID := accessLine(t, g, reqID)["trace_id"].(string)
+		spans := c.trace(t, traceID, 2)
+		want := node{Name: "POST authorization_server", Kind: "SERVER", Status: "UNSET", Attrs: map[string]string{"http.response.status_code": fmt.Sprint(tc.status)}, Children: []node{
+			{Name: "authorization_server", Kind: "INTERNAL", Status: "UNSET", Attrs: map[string]string{"http.response.status_code": fmt.Sprint(tc.status)}},
+		}}
+		got := tree(t, spans, "http.response.status_code")
+		// The authorization server's own store round trips (its
+		// failed-authentication limits) are spans too; counted, not
+		// compared.
+		var stores int
+		for i := range got.Children {
+			kids := got.Children[i].Children[:0]
+			for _, k := range got.Children[i].Children {
+				if strings.HasPrefix(k.Name, "store ") {
+					stores++
+					continue
+				}
+				kids = append(kids, k)
+			}
+			if got.Children[i].Children = kids; len(kids) == 0 {
+				got.Children[i].Children = nil
+			}
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("span tree (-want +got):\n%s", diff)
+		}
+		if stores == 0 {
+			t.Errorf("no store span under the authorization server")
+		}
+		var serviceSpan string
+		for _, s := range spans {
+			if s.GetName() == "authorization_server" {
+				serviceSpan = hex.EncodeToString(s.GetSpanId())
+			}
+		}
+		ev := g.Audit().Recent(audit.Filter{RequestID: reqID, Kind: tc.kind}, 1)
+		if len(ev) != 1 || ev[0].TraceID != traceID || ev[0].SpanID != serviceSpan {
+			t.Errorf("audit %s events %+v, want one with trace %s span %s", tc.kind, ev, traceID, serviceSpan)
+		}
 	}
 }
