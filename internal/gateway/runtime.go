@@ -21,6 +21,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/router"
 	"github.com/gatehouse/gatehouse/internal/sts"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
+	"github.com/gatehouse/gatehouse/internal/tracing"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -59,8 +60,8 @@ type route struct {
 	chain    []link
 	filters  []filter
 	upstream *proxy.Upstream
-	// target is the upstream's URL, for the upstream span.
-	target  string
+	// target is the upstream, for its span.
+	target  tracing.Target
 	metrics *telemetry.RouteMetrics
 	// telemetry counts the refusals of the route's response filters.
 	telemetry *telemetry.Metrics
@@ -103,7 +104,7 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 	for i, rc := range cfg.Routes {
 		r := &route{
 			info:      policy.Route{Name: rc.Name, Protocol: protocolOf(rc.SOAP), FaultStatus: rc.SOAPFaultStatus},
-			target:    rc.Upstream.URL,
+			target:    tracing.NewTarget(rc.Upstream.URL),
 			metrics:   g.metrics.Route(rc.Name),
 			telemetry: g.metrics,
 

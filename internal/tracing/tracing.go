@@ -382,15 +382,26 @@ func EndPolicy(span trace.Span, name, verdict, code string, status int) {
 	span.End()
 }
 
+// Target is an upstream as its spans describe it, made once per route
+// (NewTarget) rather than per request.
+type Target struct {
+	attrs []attribute.KeyValue
+}
+
+// NewTarget describes the upstream at the URL target.
+func NewTarget(target string) Target {
+	if u, err := url.Parse(target); err == nil {
+		return Target{attrs: []attribute.KeyValue{attrServerAddr.String(u.Hostname()), attrURLFull.String(u.Redacted())}}
+	}
+	return Target{}
+}
+
 // StartUpstream starts the client span of the call to the upstream at
 // target, and writes its trace context into h (the request going there),
 // replacing any.
-func (t *Tracer) StartUpstream(ctx context.Context, method, target string, h http.Header) (context.Context, trace.Span) {
-	attrs := []attribute.KeyValue{attrMethod.String(method)}
-	if u, err := url.Parse(target); err == nil {
-		attrs = append(attrs, attrServerAddr.String(u.Hostname()), attrURLFull.String(u.Redacted()))
-	}
-	ctx, span := t.tracer.Start(ctx, "upstream", trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
+func (t *Tracer) StartUpstream(ctx context.Context, method string, target Target, h http.Header) (context.Context, trace.Span) {
+	ctx, span := t.tracer.Start(ctx, "upstream", trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(target.attrs...), trace.WithAttributes(attrMethod.String(method)))
 	propagator.Inject(ctx, propagation.HeaderCarrier(h))
 	return ctx, span
 }
