@@ -328,6 +328,9 @@ func protoVersion(r *http.Request) string {
 // Routed names the server span after what answers the request: "GET
 // route" (or "GET authorization_server", "GET sts").
 func Routed(span trace.Span, method, route string) {
+	if !span.IsRecording() {
+		return // not sampled: nothing of it is kept
+	}
 	span.SetName(method + " " + route)
 	span.SetAttributes(AttrRoute.String(route))
 }
@@ -336,6 +339,10 @@ func Routed(span trace.Span, method, route string) {
 // status from 500 up, as the semantic conventions have it for servers)
 // and the gateway's decision.
 func EndServer(span trace.Span, status int, decision, code, policy string) {
+	if !span.IsRecording() {
+		span.End()
+		return
+	}
 	attrs := [...]attribute.KeyValue{
 		attrStatus.Int(status),
 		AttrDecision.String(decision),
@@ -370,6 +377,10 @@ func (t *Tracer) Start(ctx context.Context, name string) (context.Context, trace
 // with the denial's code and status (an error status: the request stops
 // here), or "error".
 func EndPolicy(span trace.Span, name, verdict, code string, status int) {
+	if !span.IsRecording() {
+		span.End()
+		return
+	}
 	span.SetAttributes(AttrPolicy.String(name), AttrVerdict.String(verdict))
 	switch verdict {
 	case "deny":
@@ -409,6 +420,10 @@ func (t *Tracer) StartUpstream(ctx context.Context, method string, target Target
 // EndUpstream ends the upstream span: the upstream's status, or the
 // failure's code when there was no usable response.
 func EndUpstream(span trace.Span, status int, failure string, err error) {
+	if !span.IsRecording() {
+		span.End()
+		return
+	}
 	if status > 0 {
 		span.SetAttributes(attrStatus.Int(status))
 	}
@@ -426,6 +441,10 @@ func EndUpstream(span trace.Span, status int, failure string, err error) {
 
 // EndService ends the span of a token service's request with its status.
 func EndService(span trace.Span, status int) {
+	if !span.IsRecording() {
+		span.End()
+		return
+	}
 	span.SetAttributes(attrStatus.Int(status))
 	if status >= 500 {
 		span.SetStatus(codes.Error, "")
