@@ -479,4 +479,3 @@ func IDs(span trace.Span) (traceID, spanID string) {
 	}
 	return sc.TraceID().String(), sc.SpanID().String()
 }
-
