@@ -511,20 +511,7 @@ routes: []
 		// The authorization server's own store round trips (its
 		// failed-authentication limits) are spans too; counted, not
 		// compared.
-		var stores int
-		for i := range got.Children {
-			kids := got.Children[i].Children[:0]
-			for _, k := range got.Children[i].Children {
-				if strings.HasPrefix(k.Name, "store ") {
-					stores++
-					continue
-				}
-				kids = append(kids, k)
-			}
-			if got.Children[i].Children = kids; len(kids) == 0 {
-				got.Children[i].Children = nil
-			}
-		}
+		stores := pruneStores(&got)
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("span tree (-want +got):\n%s", diff)
 		}
@@ -542,4 +529,64 @@ routes: []
 			t.Errorf("audit %s events %+v, want one with trace %s span %s", tc.kind, ev, traceID, serviceSpan)
 		}
 	}
+}
+
+// TestTracingSTS: a request the STS answers (here a refusal: not a SOAP
+// envelope) has the STS's span under the server span.
+func TestTracingSTS(t *testing.T) {
+	c := &collector{}
+	endpoint := grpcCollector(t, c)
+	doc := `
+listeners: [{name: main, address: "127.0.0.1:0"}]
+admin: {address: "off"}
+store: {type: memory}
+tracing: {endpoint: "` + endpoint + `", batch_timeout: 50ms}
+sts:
+  issuer: urn:gatehouse:test
+  insecure_plaintext_keys: true
+  authentication:
+    username_token: {text: allowed, users: [{username: alice, password: alice-password}]}
+  subjects: [{subject: alice, roles: [reader]}]
+  relying_parties: [{audience: "urn:rp"}]
+routes: []
+`
+	g := startGateway(t, doc, nil)
+	req := newReq(t, "POST", g.base+"/sts", strings.NewReader("not soap"))
+	req.Header.Set("Content-Type", "text/xml; charset=utf-8")
+	resp, body := do(t, nil, req)
+	if resp.StatusCode < 400 {
+		t.Fatalf("status %d %s, want a refusal", resp.StatusCode, body)
+	}
+	status := fmt.Sprint(resp.StatusCode)
+	traceID := accessLine(t, g, resp.Header.Get("X-Request-Id"))["trace_id"].(string)
+	spans := c.trace(t, traceID, 2)
+	serverStatus := "UNSET"
+	if resp.StatusCode >= 500 {
+		serverStatus = "ERROR"
+	}
+	want := node{Name: "POST sts", Kind: "SERVER", Status: serverStatus, Attrs: map[string]string{"http.response.status_code": status, "gatehouse.route": "sts"}, Children: []node{
+		{Name: "sts", Kind: "INTERNAL", Status: serverStatus, Attrs: map[string]string{"http.response.status_code": status}},
+	}}
+	got := tree(t, spans, "http.response.status_code", "gatehouse.route")
+	pruneStores(&got) // the STS's own limits' round trips
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("span tree (-want +got):\n%s", diff)
+	}
+}
+
+// pruneStores removes the "store ..." spans from the tree under n and
+// returns how many there were.
+func pruneStores(n *node) int {
+	count := 0
+	var kids []node
+	for _, k := range n.Children {
+		if strings.HasPrefix(k.Name, "store ") {
+			count++
+			continue
+		}
+		count += pruneStores(&k)
+		kids = append(kids, k)
+	}
+	n.Children = kids
+	return count
 }
