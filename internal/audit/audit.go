@@ -26,6 +26,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/config"
@@ -67,8 +68,13 @@ var Kinds = []Kind{Denial, AuthFailure, TokenIssue, TokenRevoke, STSIssue, STSCa
 type Event struct {
 	Kind Kind `json:"kind"`
 	// Time is when it happened; zero: the Log's clock at Record.
-	Time      time.Time  `json:"time"`
-	RequestID string     `json:"request_id,omitempty"`
+	Time      time.Time `json:"time"`
+	RequestID string    `json:"request_id,omitempty"`
+	// TraceID and SpanID tie the event to the request's trace when
+	// tracing is on (hex, as in the access log): the span of the request
+	// or of the token service that answered it.
+	TraceID   string     `json:"trace_id,omitempty"`
+	SpanID    string     `json:"span_id,omitempty"`
 	Principal string     `json:"principal,omitempty"`
 	ClientIP  netip.Addr `json:"client_ip,omitzero"`
 	Route     string     `json:"route,omitempty"`
@@ -115,6 +121,28 @@ type Log struct {
 	next int // total events recorded; ring index is next % len(ring)
 	line bytes.Buffer
 	errs int
+
+	// traceIDs finds the trace of an event recorded without one, by its
+	// request id (SetTraceLookup). Nil: none is looked up.
+	traceIDs atomic.Pointer[TraceLookup]
+}
+
+// TraceLookup returns the trace and span ids of the request in flight
+// with the given id, or "" twice.
+type TraceLookup func(requestID string) (traceID, spanID string)
+
+// SetTraceLookup has events recorded with a request id but without a
+// trace id (those of the token services, which know the request but not
+// its trace) stamped with the ids f finds. Nil turns it off.
+func (l *Log) SetTraceLookup(f TraceLookup) {
+	if l == nil {
+		return
+	}
+	if f == nil {
+		l.traceIDs.Store(nil)
+		return
+	}
+	l.traceIDs.Store(&f)
 }
 
 // New opens the log cfg describes. A file that cannot be opened is an
@@ -190,6 +218,11 @@ func (l *Log) Record(e Event) {
 		e.Time = l.now()
 	}
 	e.Time = e.Time.UTC()
+	if e.TraceID == "" && e.RequestID != "" {
+		if f := l.traceIDs.Load(); f != nil {
+			e.TraceID, e.SpanID = (*f)(e.RequestID)
+		}
+	}
 	clean(&e)
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -104,6 +104,8 @@ func looksLikeJWT(w string) bool {
 func clean(e *Event) {
 	e.Kind = Kind(Clean(string(e.Kind)))
 	e.RequestID = Clean(e.RequestID)
+	e.TraceID = Clean(e.TraceID)
+	e.SpanID = Clean(e.SpanID)
 	e.Principal = Clean(e.Principal)
 	e.Route = Clean(e.Route)
 	e.Policy = Clean(e.Policy)

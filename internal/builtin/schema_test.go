@@ -271,6 +271,10 @@ func TestSchemaAgreesWithDecoder(t *testing.T) {
 		{"policy without settings", route("      - xmlguard:\n"), true},
 		{"authenticators", route("      - authenticate:\n          with:\n            - apikey: {keys: [{consumer: a, hash: \"sha256:" + strings.Repeat("A", 43) + "\"}]}\n"), true},
 
+		{"tracing", base + "tracing: {exporter: otlp-http, endpoint: \"http://127.0.0.1:4318\", sampling_ratio: 0.5, batch_timeout: 1s, headers: {x-team: platform}}\n", true},
+		{"bad enum: tracing exporter", base + "tracing: {endpoint: \"http://127.0.0.1:4317\", exporter: zipkin}\n", false},
+		{"unknown field in tracing", base + "tracing: {endpoint: \"http://127.0.0.1:4317\", endpont: x}\n", false},
+		{"wrong type: sampling ratio", base + "tracing: {endpoint: \"http://127.0.0.1:4317\", sampling_ratio: most}\n", false},
 		{"unknown top-level field", base + "listenrs: []\n", false},
 		{"unknown nested field", "listeners: [{address: \"127.0.0.1:8080\", adress: x}]\n", false},
 		{"unknown field in upstream tls", base + "routes: [{name: r, match: {path: /r}, upstream: {url: \"https://127.0.0.1:9\", tls: {ca_fil: x}}}]\n", false},

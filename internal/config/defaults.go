@@ -20,6 +20,14 @@ import "strconv"
 //	audit.output                           off
 //	audit.max_size                         100MiB
 //	audit.max_files                        5
+//	tracing.exporter                       otlp-grpc (when tracing is set)
+//	tracing.service_name                   gatehouse
+//	tracing.sampling_ratio                 1
+//	tracing.propagate_from                 trusted
+//	tracing.queue_size                     2048
+//	tracing.batch_size                     512
+//	tracing.batch_timeout                  5s
+//	tracing.export_timeout                 10s
 //	routes[N].upstream.connect_timeout     5s
 //	routes[N].upstream.response_header_timeout  60s
 //	routes[N].upstream.idle_conn_timeout   90s
@@ -32,6 +40,7 @@ func applyDefaults(c *Config) {
 	setDefault(&c.Audit.Output, "off")
 	setDefault(&c.Audit.MaxSize, ByteSize(DefaultAuditMaxSize))
 	setDefault(&c.Audit.MaxFiles, DefaultAuditMaxFiles)
+	applyTracingDefaults(c.Tracing)
 	if c.Admin.TLS != nil {
 		setDefault(&c.Admin.TLS.MinVersion, "1.2")
 		setDefault(&c.Admin.TLS.ClientAuth, "none")

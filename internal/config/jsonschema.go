@@ -22,7 +22,7 @@ import (
 // Schema's descriptions are the same text as the Go documentation, so
 // they cannot drift from it.
 //
-//go:embed schema.go authserver.go sts.go
+//go:embed schema.go authserver.go sts.go tracing.go
 var schemaSources embed.FS
 
 // SchemaID is the $id of the config's JSON Schema.
@@ -54,6 +54,8 @@ var enumValues = map[string][]string{
 	"Store.Type":                    {"", "memory", "file", "redis"},
 	"AuthorizationServer.Algorithm": {"", "ES256", "EdDSA", "RS256"},
 	"STS.Signature":                 {"", "rsa-sha256", "ecdsa-sha256"},
+	"Tracing.Exporter":              {"", "otlp-grpc", "otlp-http"},
+	"Tracing.PropagateFrom":         {"", "trusted", "all", "none"},
 }
 
 // JSONSchema returns the JSON Schema (draft 2020-12) of the config file,

@@ -32,6 +32,12 @@ func TestSchemaEnumsMatchValidator(t *testing.T) {
 		"STS.Signature": {"sts.signature", func(v string) string {
 			return base + fmt.Sprintf("sts: {issuer: \"urn:x\", insecure_plaintext_keys: true, signature: %q}\n", v)
 		}},
+		"Tracing.Exporter": {"tracing.exporter", func(v string) string {
+			return base + fmt.Sprintf("tracing: {endpoint: \"http://127.0.0.1:4318\", exporter: %q}\n", v)
+		}},
+		"Tracing.PropagateFrom": {"tracing.propagate_from", func(v string) string {
+			return base + fmt.Sprintf("tracing: {endpoint: \"http://127.0.0.1:4317\", propagate_from: %q}\n", v)
+		}},
 	}
 	errAt := func(doc, path string) error {
 		_, err := LoadBytes("e.yaml", []byte(doc), nil)

@@ -23,6 +23,9 @@ type Config struct {
 	// Audit configures the audit log of security events (see
 	// docs/admin.md). Default: kept in memory for the admin API only.
 	Audit Audit `yaml:"audit"`
+	// Tracing, when set, exports OpenTelemetry spans of every request
+	// over OTLP (tracing.go). Nil: no tracing.
+	Tracing *Tracing `yaml:"tracing"`
 	// ShutdownTimeout bounds the drain on SIGTERM. Default 30s.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 	// Store is where shared state lives (rate limits, quotas, replay

@@ -28,6 +28,7 @@ func (c *Config) validate() Errors {
 	c.validateRoutes(v)
 	c.validateAuthorizationServer(v)
 	c.validateSTS(v)
+	c.validateTracing(v)
 	return v.errs
 }
 

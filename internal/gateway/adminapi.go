@@ -14,6 +14,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/authn/jwt"
 	"github.com/gatehouse/gatehouse/internal/authserver"
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/tracing"
 )
 
 // observe records a finished request in the decision ring and the traffic
@@ -31,6 +32,9 @@ func (g *Gateway) observe(x *exchange, status int) {
 	}
 	if x.route != nil {
 		e.Route = x.route.info.Name
+	}
+	if x.span != nil {
+		e.TraceID, e.SpanID = tracing.IDs(x.span)
 	}
 	if p := x.Principal; p != nil {
 		e.Principal, e.ClientID = p.Subject, p.ClientID

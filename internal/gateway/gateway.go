@@ -29,6 +29,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/revocation"
 	"github.com/gatehouse/gatehouse/internal/store"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
+	"github.com/gatehouse/gatehouse/internal/tracing"
 	"github.com/gatehouse/gatehouse/internal/usagepool"
 )
 
@@ -86,6 +87,15 @@ type Gateway struct {
 	decisions  *decisionRing
 	stats      *stats
 	load       func() (*config.Config, error)
+	// tracer exports the requests' spans; nil when tracing is off, which
+	// is all the request path checks. Built once, like the store: a
+	// reload that changes tracing takes effect on restart.
+	tracer     *tracing.Tracer
+	tracingCfg *config.Tracing
+	// inService are the trace ids of the token services' requests in
+	// flight, by request id, for the audit events they record (tracing
+	// on only).
+	inService sync.Map
 
 	current atomic.Pointer[runtime]
 	reload  sync.Mutex // serialises Reload
@@ -140,6 +150,15 @@ func New(cfg *config.Config, opt Options) (*Gateway, error) {
 	}
 	g.pool = usagepool.New()
 	g.revocations = revocation.New(g.now)
+	tr, err := tracing.New(cfg, tracing.Options{BaseDir: g.baseDir, Logger: g.log})
+	if err != nil {
+		g.closeResources()
+		return nil, err
+	}
+	g.tracer, g.tracingCfg = tr, cfg.Tracing
+	if tr != nil {
+		g.audit.SetTraceLookup(g.serviceTrace)
+	}
 	if err := g.openStore(cfg, opt.Store); err != nil {
 		g.closeResources()
 		return nil, err
@@ -192,7 +211,11 @@ func (g *Gateway) openStore(cfg *config.Config, given store.Store) error {
 func (g *Gateway) guard(st store.Store, kind string) *store.Guarded {
 	kind = cmp.Or(kind, "file")
 	g.metrics.StoreState(kind, true, false)
-	return store.Guard(st, store.HealthOptions{OnChange: func(up bool, err error) {
+	var trace func(context.Context, string) (context.Context, func(error))
+	if g.tracer != nil {
+		trace = g.tracer.StoreSpan
+	}
+	return store.Guard(st, store.HealthOptions{Trace: trace, OnChange: func(up bool, err error) {
 		g.metrics.StoreState(kind, up, true)
 		if up {
 			g.log.Info("state store reachable again (recovery confirmed by probes)", "store", kind)
@@ -252,6 +275,9 @@ func (g *Gateway) Reload(cfg *config.Config) error {
 	}
 	if !reflect.DeepEqual(g.storeCfg, cfg.Store) {
 		g.log.Warn("store settings changed; they take effect on restart")
+	}
+	if !reflect.DeepEqual(g.tracingCfg, cfg.Tracing) {
+		g.log.Warn("tracing settings changed; they take effect on restart")
 	}
 	old.release()
 	g.log.Info("config reloaded", "routes", len(rt.routes))
@@ -457,4 +483,16 @@ func (g *Gateway) closeResources() {
 	if g.closeAudit {
 		g.audit.Close()
 	}
+	if g.tracer != nil {
+		// The spans still queued get a bounded chance to leave: a
+		// collector that is down does not hold the exit.
+		ctx, cancel := context.WithTimeout(context.Background(), tracerShutdownTimeout)
+		defer cancel()
+		if err := g.tracer.Shutdown(ctx); err != nil {
+			g.log.Warn("tracing: spans still queued at shutdown were dropped", "err", err)
+		}
+	}
 }
+
+// tracerShutdownTimeout bounds the last export at shutdown.
+const tracerShutdownTimeout = 5 * time.Second

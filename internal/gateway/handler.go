@@ -20,6 +20,8 @@ import (
 	"github.com/gatehouse/gatehouse/internal/proxy"
 	"github.com/gatehouse/gatehouse/internal/render"
 	"github.com/gatehouse/gatehouse/internal/router"
+	"github.com/gatehouse/gatehouse/internal/tracing"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // exchange is the pooled per-request state: the policy Exchange, the
@@ -46,6 +48,10 @@ type exchange struct {
 	body *trackedBody
 	// idle bounds the pauses in the request body (bodyidle.go).
 	idle idleBody
+	// tracer and span are the request's tracing (trace.go): nil when
+	// tracing is off, the only thing the request path checks then.
+	tracer *tracing.Tracer
+	span   trace.Span
 }
 
 // trackedBody remembers the first error, other than io.EOF, of reading the
@@ -147,6 +153,7 @@ func putExchange(x *exchange) {
 	x.route, x.decision, x.code, x.denier, x.detail, x.cause, x.upstream = nil, "", "", "", "", nil, false
 	x.body = nil
 	x.idle = idleBody{}
+	x.tracer, x.span = nil, nil
 	x.w.reset()
 	exchanges.Put(x)
 }
@@ -163,6 +170,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Deferred so that it also runs when a failed response aborts.
 	defer x.Exchange.Done()
 	g.begin(rt, x, w, r)
+	if g.tracer != nil {
+		r = g.startTrace(rt, x, r)
+	}
 	finished := false
 	defer func() {
 		if finished {
@@ -235,6 +245,9 @@ func (g *Gateway) finish(rt *runtime, x *exchange, r *http.Request) int {
 	metrics.Duration.Observe(g.now().Sub(x.Start).Seconds())
 	g.logAccess(r, x, status)
 	g.observe(x, status)
+	if x.span != nil {
+		tracing.EndServer(x.span, status, x.decision, x.code, x.denier)
+	}
 	return status
 }
 
@@ -242,6 +255,9 @@ func (g *Gateway) finish(rt *runtime, x *exchange, r *http.Request) int {
 // refusal, a token service, the chain's denial, or the upstream.
 func (g *Gateway) handle(rt *runtime, x *exchange, r *http.Request) {
 	d := g.dispatch(rt, x, r)
+	if x.span != nil {
+		x.routed(r)
+	}
 	switch d.verdict {
 	case refused:
 		if d.allow != "" {
@@ -249,8 +265,16 @@ func (g *Gateway) handle(rt *runtime, x *exchange, r *http.Request) {
 		}
 		render.Error(&x.w, r, policy.REST, x.RequestID, d.status, x.code, d.detail)
 	case authServer:
+		if x.span != nil {
+			g.serveTraced(x, r, "authorization_server", rt.auth)
+			return
+		}
 		rt.auth.ServeHTTP(&x.w, r)
 	case tokenService:
+		if x.span != nil {
+			g.serveTraced(x, r, "sts", rt.sts)
+			return
+		}
 		rt.sts.ServeHTTP(&x.w, r)
 	case denied:
 		info := &x.route.info
@@ -265,6 +289,10 @@ func (g *Gateway) handle(rt *runtime, x *exchange, r *http.Request) {
 		if r.Body != nil && r.Body != http.NoBody {
 			x.body = newTrackedBody(r.Body)
 			r.Body = x.body
+		}
+		if x.span != nil {
+			x.proxyTraced(r)
+			return
 		}
 		x.route.upstream.ServeHTTP(&x.w, r)
 	}
@@ -281,7 +309,12 @@ func (x *exchange) runChain(ctx context.Context, chain []link) error {
 	t0 := time.Now()
 	for i := range chain {
 		l := &chain[i]
-		err := l.policy.Apply(ctx, &x.Exchange)
+		var err error
+		if x.span != nil {
+			err = x.applyTraced(ctx, l)
+		} else {
+			err = l.policy.Apply(ctx, &x.Exchange)
+		}
 		t1 := time.Now()
 		d := t1.Sub(t0)
 		t0 = t1
@@ -459,6 +492,17 @@ func (g *Gateway) logAccess(r *http.Request, x *exchange, status int) {
 	var cause slog.Attr
 	if x.cause != nil {
 		cause = slog.String("cause", x.cause.Error())
+	}
+	if x.span != nil {
+		// Tracing on: the ids tie the line to the trace.
+		all := attrs[:n:n]
+		if x.cause != nil {
+			all = append(all, cause)
+		}
+		traceID, spanID := tracing.IDs(x.span)
+		all = append(all, slog.String("trace_id", traceID), slog.String("span_id", spanID))
+		g.access.LogAttrs(context.Background(), slog.LevelInfo, "request", all...)
+		return
 	}
 	if x.cause != nil {
 		g.access.LogAttrs(context.Background(), slog.LevelInfo, "request", append(attrs[:n:n], cause)...)

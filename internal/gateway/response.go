@@ -46,6 +46,9 @@ type responseWriter struct {
 	// are no filters), built when the status comes; nil before.
 	next        policy.ResponseWriter
 	wroteHeader bool
+	// status is the final status WriteHeader was given, before the
+	// response filters: the upstream's on a proxied response.
+	status int
 	// ending: the body is complete; a status the filters held back is
 	// only now going out.
 	ending bool
@@ -54,7 +57,7 @@ type responseWriter struct {
 }
 
 func (w *responseWriter) reset() {
-	w.ResponseWriter, w.filters, w.next, w.wroteHeader, w.ending = nil, nil, nil, false, false
+	w.ResponseWriter, w.filters, w.next, w.wroteHeader, w.ending, w.status = nil, nil, nil, false, false, 0
 	w.client = clientWriter{w: w}
 	clear(w.links[:])
 }
@@ -75,7 +78,7 @@ func (w *responseWriter) WriteHeader(code int) {
 		}
 		return
 	}
-	w.wroteHeader = true
+	w.wroteHeader, w.status = true, code
 	x := w.x
 	h := w.ResponseWriter.Header()
 	if v := h["X-Request-Id"]; len(v) != 1 || v[0] != x.RequestID {

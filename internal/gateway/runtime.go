@@ -21,6 +21,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/router"
 	"github.com/gatehouse/gatehouse/internal/sts"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
+	"github.com/gatehouse/gatehouse/internal/tracing"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -59,7 +60,9 @@ type route struct {
 	chain    []link
 	filters  []filter
 	upstream *proxy.Upstream
-	metrics  *telemetry.RouteMetrics
+	// target is the upstream, for its span.
+	target  tracing.Target
+	metrics *telemetry.RouteMetrics
 	// telemetry counts the refusals of the route's response filters.
 	telemetry *telemetry.Metrics
 	closers   []policy.Closer
@@ -73,6 +76,8 @@ type link struct {
 	name     string
 	policy   policy.Policy
 	duration prometheus.Observer
+	// spanName is "policy NAME", made once rather than per request.
+	spanName string
 }
 
 // build compiles cfg. Every problem is returned as a config error naming the
@@ -99,6 +104,7 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 	for i, rc := range cfg.Routes {
 		r := &route{
 			info:      policy.Route{Name: rc.Name, Protocol: protocolOf(rc.SOAP), FaultStatus: rc.SOAPFaultStatus},
+			target:    tracing.NewTarget(rc.Upstream.URL),
 			metrics:   g.metrics.Route(rc.Name),
 			telemetry: g.metrics,
 
@@ -131,7 +137,7 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 			if c, ok := p.(policy.Closer); ok {
 				r.closers = append(r.closers, c)
 			}
-			r.chain = append(r.chain, link{name: spec.Type, policy: p, duration: g.metrics.PolicyObserver(rc.Name, spec.Type)})
+			r.chain = append(r.chain, link{name: spec.Type, policy: p, duration: g.metrics.PolicyObserver(rc.Name, spec.Type), spanName: "policy " + spec.Type})
 			if f, ok := p.(policy.ResponseFilter); ok {
 				r.filters = append(r.filters, filter{name: spec.Type, filter: f})
 			}

@@ -31,6 +31,22 @@ type HealthOptions struct {
 	// true once probes confirm recovery. It must not block for long
 	// (it logs and sets metrics). Nil: nothing is told.
 	OnChange func(up bool, err error)
+	// Trace, when set, wraps each call of Get, Set, SetNX, Delete, IncrBy
+	// and Allow in a span of the caller's trace (internal/tracing): it
+	// returns the context for the call and the function ending the span
+	// with the call's error. Nil: nothing (tracing off).
+	Trace func(ctx context.Context, op string) (context.Context, func(error))
+}
+
+// noTrace ends no span.
+func noTrace(error) {}
+
+// trace starts op's span when there is a Trace hook.
+func (g *Guarded) trace(ctx context.Context, op string) (context.Context, func(error)) {
+	if g.opt.Trace == nil {
+		return ctx, noTrace
+	}
+	return g.opt.Trace(ctx, op)
 }
 
 // Guarded is a Store whose reachability is decided in one place for every
@@ -180,7 +196,9 @@ func (g *Guarded) Get(ctx context.Context, key string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	ctx, done := g.trace(ctx, "get")
 	v, err := g.Store.Get(ctx, key)
+	done(err)
 	g.end(e, err)
 	return v, err
 }
@@ -191,7 +209,9 @@ func (g *Guarded) Set(ctx context.Context, key string, value []byte, ttl time.Du
 	if err != nil {
 		return err
 	}
+	ctx, done := g.trace(ctx, "set")
 	err = g.Store.Set(ctx, key, value, ttl)
+	done(err)
 	g.end(e, err)
 	return err
 }
@@ -202,7 +222,9 @@ func (g *Guarded) SetNX(ctx context.Context, key string, value []byte, ttl time.
 	if err != nil {
 		return false, err
 	}
+	ctx, done := g.trace(ctx, "setnx")
 	ok, err := g.Store.SetNX(ctx, key, value, ttl)
+	done(err)
 	g.end(e, err)
 	return ok, err
 }
@@ -213,7 +235,9 @@ func (g *Guarded) Delete(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
+	ctx, done := g.trace(ctx, "delete")
 	err = g.Store.Delete(ctx, key)
+	done(err)
 	g.end(e, err)
 	return err
 }
@@ -224,7 +248,9 @@ func (g *Guarded) IncrBy(ctx context.Context, key string, n int64, ttl time.Dura
 	if err != nil {
 		return 0, err
 	}
+	ctx, done := g.trace(ctx, "incrby")
 	v, err := g.Store.IncrBy(ctx, key, n, ttl)
+	done(err)
 	g.end(e, err)
 	return v, err
 }
@@ -235,7 +261,9 @@ func (g *Guarded) Allow(ctx context.Context, key string, limits []Limit, cost in
 	if err != nil {
 		return Decision{}, err
 	}
+	ctx, done := g.trace(ctx, "allow")
 	d, err := g.Store.Allow(ctx, key, limits, cost)
+	done(err)
 	g.end(e, err)
 	return d, err
 }
