@@ -28,6 +28,7 @@ func (c *Config) validate() Errors {
 	c.validateRoutes(v)
 	c.validateAuthorizationServer(v)
 	c.validateSTS(v)
+	c.validateDoors(v)
 	return v.errs
 }
 

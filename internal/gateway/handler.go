@@ -242,6 +242,22 @@ func (g *Gateway) finish(rt *runtime, x *exchange, r *http.Request) int {
 // refusal, a token service, the chain's denial, or the upstream.
 func (g *Gateway) handle(rt *runtime, x *exchange, r *http.Request) {
 	d := g.dispatch(rt, x, r)
+	if d.verdict != allowed {
+		g.answer(rt, x, r, d)
+		return
+	}
+	x.upstream = true
+	if r.Body != nil && r.Body != http.NoBody {
+		x.body = newTrackedBody(r.Body)
+		r.Body = x.body
+	}
+	x.route.upstream.ServeHTTP(&x.w, r)
+}
+
+// answer writes the gateway's own answer to a request dispatch did not
+// allow: its refusal, a token service, or the chain's denial. The
+// handler and Decide (decide.go) answer through it alike.
+func (g *Gateway) answer(rt *runtime, x *exchange, r *http.Request, d dispatched) {
 	switch d.verdict {
 	case refused:
 		if d.allow != "" {
@@ -260,13 +276,6 @@ func (g *Gateway) handle(rt *runtime, x *exchange, r *http.Request) {
 		}
 		g.metrics.Denied(info.Name, x.denier, d.denial.Code)
 		render.RouteDenial(&x.w, r, info, x.RequestID, d.denial)
-	case allowed:
-		x.upstream = true
-		if r.Body != nil && r.Body != http.NoBody {
-			x.body = newTrackedBody(r.Body)
-			r.Body = x.body
-		}
-		x.route.upstream.ServeHTTP(&x.w, r)
 	}
 }
 
