@@ -129,6 +129,9 @@ func Start(t testing.TB, extra string) *Env {
 		up.seen[r.Header.Get("X-Request-Id")] = r.Header.Clone()
 		up.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
+		// Echoed, for the tests of peers that do not pass the gateway's
+		// own answer fields on to the client.
+		w.Header().Set("X-Echo-Request-Id", r.Header.Get("X-Request-Id"))
 		w.Write([]byte(`{"ok":true}`))
 	}))
 	t.Cleanup(up.Close)
