@@ -1,7 +1,8 @@
 // Package doortest starts, for the tests of the doors other proxies ask
 // the gateway through (extauthz, forwardauth), a real gateway with a
 // zero-trust route (jwt, scopes, a rate limit, identity headers and a
-// gateway-signed identity token), a rate-limited route, a route that
+// gateway-signed identity token), the benchmarks' route (jwt, a local
+// rate limit never reached, scopes), a rate-limited route, a route that
 // reads bodies and a SOAP route, in front of an upstream that records
 // the fields it is sent.
 package doortest
@@ -72,6 +73,21 @@ routes:
                 algorithms: [ES256]
                 keys: [{file: "${JWKS}"}]
       - rate_limit: {key: client_id, rate: 3, per: 1h}
+  - name: bench
+    match: {path_prefix: /bench}
+    upstream: {url: "${UPSTREAM}"}
+    policies:
+      - authenticate:
+          with:
+            - jwt:
+                issuer: https://issuer.gatehouse.invalid
+                audiences: [products]
+                algorithms: [ES256]
+                keys: [{file: "${JWKS}"}]
+      - rate_limit: {key: client_id, rate: 1000000, per: 1s}
+      - scopes:
+          methods:
+            GET: [products:read]
   - name: orders
     match: {path_prefix: /orders}
     upstream: {url: "${UPSTREAM}"}
