@@ -17,7 +17,7 @@ import (
 
 // start returns the gateway of doortest and the base URL of its
 // forward-auth endpoint, trusting the peers of trusted.
-func start(t *testing.T, trusted ...string) (*doortest.Env, string) {
+func start(t testing.TB, trusted ...string) (*doortest.Env, string) {
 	t.Helper()
 	env := doortest.Start(t, "")
 	var ps []netip.Prefix
@@ -112,7 +112,7 @@ func TestUntrustedPeer(t *testing.T) {
 
 // freePort returns a port free on 127.0.0.1 a moment ago, for a peer
 // that must be told its port in its config.
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -40,6 +40,17 @@ http {
         default $http_content_length;
     }
 
+    # Kept-alive connections to Gatehouse and the upstream: without them
+    # nginx opens one per request and per subrequest.
+    upstream gatehouse_forward_auth {
+        server {FORWARD_AUTH};
+        keepalive 32;
+    }
+    upstream backend {
+        server {UPSTREAM};
+        keepalive 32;
+    }
+
     server {
         listen {LISTEN};
 
@@ -56,12 +67,16 @@ http {
             proxy_set_header X-Gatehouse-Identity $gh_identity;
             proxy_set_header X-User               "";
             proxy_set_header X-Request-Id         $gh_id;
-            proxy_pass {UPSTREAM};
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
         }
 
         location = /_gatehouse {
             internal;
-            proxy_pass {FORWARD_AUTH};
+            proxy_pass http://gatehouse_forward_auth/auth;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
             proxy_pass_request_body off;
             proxy_set_header Content-Length "";
             proxy_set_header X-Forwarded-Method $request_method;
@@ -96,7 +111,7 @@ http://{LISTEN} {
 
 // peer runs a peer program until the test ends, and waits until addr
 // accepts connections.
-func peer(t *testing.T, addr string, env []string, name string, args ...string) {
+func peer(t testing.TB, addr string, env []string, name string, args ...string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, name, args...)
@@ -202,15 +217,21 @@ func peerCases(t *testing.T, env *doortest.Env, base string, declaresLength bool
 func TestNginxAuthRequest(t *testing.T) {
 	bin := peertest.Debian(t, "nginx", "nginx")
 	env, fwd := start(t, "127.0.0.1/32")
-	dir := t.TempDir()
 	listen := freePort(t)
-	conf := strings.NewReplacer("{DIR}", dir, "{LISTEN}", listen, "{UPSTREAM}", env.Upstream.URL, "{FORWARD_AUTH}", fwd+"/auth").Replace(nginxConf)
+	startNginx(t, bin, listen, env.Upstream.URL, fwd)
+	peerCases(t, env, "http://"+listen, true)
+}
+
+// startNginx runs nginx with nginxConf on listen.
+func startNginx(t testing.TB, bin, listen, upstream, fwd string) {
+	dir := t.TempDir()
+	conf := strings.NewReplacer("{DIR}", dir, "{LISTEN}", listen, "{UPSTREAM}", strings.TrimPrefix(upstream, "http://"),
+		"{FORWARD_AUTH}", strings.TrimPrefix(fwd, "http://")).Replace(nginxConf)
 	file := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(file, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	peer(t, listen, nil, bin, "-c", file, "-p", dir, "-e", filepath.Join(dir, "error.log"))
-	peerCases(t, env, "http://"+listen, true)
 }
 
 // TestCaddyForwardAuth puts Debian's Caddy (forward_auth) in front of the
