@@ -88,10 +88,21 @@ func (g *Gateway) Decide(r *http.Request) (dec Decision) {
 					// A response filter aborted the answer: there is
 					// no complete answer to give.
 					x.decision, x.code = "error", "response_aborted"
-					rec.status, rec.body = 0, nil
+					rec.status, rec.body, rec.h = 0, nil, http.Header{}
 					return
 				}
-				g.recovered(x, r, v, debug.Stack())
+				stack := debug.Stack()
+				func() {
+					// recovered aborts (panics again) when part of the
+					// answer was written; there is no connection here
+					// to abort, and a gRPC server does not recover.
+					defer func() {
+						if recover() != nil {
+							rec.status, rec.body, rec.h = 0, nil, http.Header{}
+						}
+					}()
+					g.recovered(x, r, v, stack)
+				}()
 			}
 		}()
 		d = g.dispatch(rt, x, r)
