@@ -225,6 +225,12 @@ func cmdServe(args []string, _, stderr io.Writer) int {
 		g.Close()
 		return 1
 	}
+	stopDoors, err := startDoors(g, cfg, log)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		g.Close()
+		return 1
+	}
 	reload := func(why string) {
 		log.Info("reloading config", "file", path, "trigger", why)
 		cfg, err := config.Load(path)
@@ -240,12 +246,13 @@ func cmdServe(args []string, _, stderr io.Writer) int {
 	} else {
 		defer stopWatch()
 	}
-	return waitAndStop(g, cfg.ShutdownTimeout.Std(), reload, log)
+	return waitAndStop(g, cfg.ShutdownTimeout.Std(), reload, log, stopDoors)
 }
 
 // waitAndStop serves until SIGTERM or SIGINT (or a listener failure), calling
 // reload on SIGHUP, then drains for at most timeout.
-func waitAndStop(g *gateway.Gateway, timeout time.Duration, reload func(string), log *slog.Logger) int {
+// before run first, in order, within the drain's deadline.
+func waitAndStop(g *gateway.Gateway, timeout time.Duration, reload func(string), log *slog.Logger, before ...func(context.Context)) int {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1, syscall.SIGUSR2)
 	defer signal.Stop(sigs)
@@ -294,6 +301,9 @@ loop:
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	for _, f := range before {
+		f(ctx)
+	}
 	if err := g.Shutdown(ctx); err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
 			log.Warn("drain deadline passed; remaining connections closed")

@@ -62,6 +62,7 @@ func applyDefaults(c *Config) {
 			setDefault(&l.TLS.ClientAuth, "none")
 		}
 	}
+	doorDefaults(c)
 	for i := range c.Routes {
 		u := &c.Routes[i].Upstream
 		setDefault(&u.ConnectTimeout, Duration(DefaultConnectTimeout))

@@ -42,6 +42,14 @@ type Config struct {
 	Routes []Route `yaml:"routes"`
 	// Paths are the request path rules shared by all routes (paths.go).
 	Paths Paths `yaml:"paths"`
+	// ExtAuthz, when set, answers Envoy's external authorization
+	// requests with the routes' decisions (docs/external-authorization.md).
+	// Nil: off.
+	ExtAuthz *ExtAuthz `yaml:"ext_authz"`
+	// ForwardAuth, when set, answers the forward-auth subrequests of
+	// nginx, Traefik, Caddy and HAProxy with the routes' decisions
+	// (docs/external-authorization.md). Nil: off.
+	ForwardAuth *ForwardAuth `yaml:"forward_auth"`
 
 	// root is the parsed document, for Errorf; nil when not loaded.
 	root *Node

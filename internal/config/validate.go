@@ -29,6 +29,7 @@ func (c *Config) validate() Errors {
 	c.validateAuthorizationServer(v)
 	c.validateSTS(v)
 	c.validateTracing(v)
+	c.validateDoors(v)
 	return v.errs
 }
 

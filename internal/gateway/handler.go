@@ -258,6 +258,26 @@ func (g *Gateway) handle(rt *runtime, x *exchange, r *http.Request) {
 	if x.span != nil {
 		x.routed(r)
 	}
+	if d.verdict != allowed {
+		g.answer(rt, x, r, d)
+		return
+	}
+	x.upstream = true
+	if r.Body != nil && r.Body != http.NoBody {
+		x.body = newTrackedBody(r.Body)
+		r.Body = x.body
+	}
+	if x.span != nil {
+		x.proxyTraced(r)
+		return
+	}
+	x.route.upstream.ServeHTTP(&x.w, r)
+}
+
+// answer writes the gateway's own answer to a request dispatch did not
+// allow: its refusal, a token service, or the chain's denial. The
+// handler and Decide (decide.go) answer through it alike.
+func (g *Gateway) answer(rt *runtime, x *exchange, r *http.Request, d dispatched) {
 	switch d.verdict {
 	case refused:
 		if d.allow != "" {
@@ -284,17 +304,6 @@ func (g *Gateway) handle(rt *runtime, x *exchange, r *http.Request) {
 		}
 		g.metrics.Denied(info.Name, x.denier, d.denial.Code)
 		render.RouteDenial(&x.w, r, info, x.RequestID, d.denial)
-	case allowed:
-		x.upstream = true
-		if r.Body != nil && r.Body != http.NoBody {
-			x.body = newTrackedBody(r.Body)
-			r.Body = x.body
-		}
-		if x.span != nil {
-			x.proxyTraced(r)
-			return
-		}
-		x.route.upstream.ServeHTTP(&x.w, r)
 	}
 }
 

@@ -239,10 +239,23 @@ func protocolOf(soap string) policy.Protocol {
 
 // serverTLS loads a listener's certificate and client CAs.
 func (g *Gateway) serverTLS(cfg *config.Config, i int, tc *config.ServerTLS) (*tls.Config, error) {
-	field := func(f string) string { return fmt.Sprintf("listeners[%d].tls.%s", i, f) }
+	prefix := fmt.Sprintf("listeners[%d].tls", i)
 	if i < 0 {
-		field = func(f string) string { return "admin.tls." + f }
+		prefix = "admin.tls"
 	}
+	return g.tlsConfig(cfg, prefix, tc)
+}
+
+// ServerTLS builds the TLS settings of a listener served outside the
+// gateway (ext_authz, forward-auth) as the gateway's own listeners get
+// theirs: files relative to the config, errors naming prefix's fields in
+// the current config.
+func (g *Gateway) ServerTLS(prefix string, tc *config.ServerTLS) (*tls.Config, error) {
+	return g.tlsConfig(g.current.Load().cfg, prefix, tc)
+}
+
+func (g *Gateway) tlsConfig(cfg *config.Config, prefix string, tc *config.ServerTLS) (*tls.Config, error) {
+	field := func(f string) string { return prefix + "." + f }
 	cert, err := tls.LoadX509KeyPair(g.path(tc.CertFile), g.path(tc.KeyFile))
 	if err != nil {
 		return nil, cfg.Errorf(field("cert_file"), "loading key pair: %v", err)
