@@ -1,6 +1,8 @@
 package wssecurity
 
 import (
+	"cmp"
+	"crypto/rsa"
 	"encoding/base64"
 	"errors"
 	"slices"
@@ -10,6 +12,7 @@ import (
 	"github.com/beevik/etree"
 
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/pemfile"
 	"github.com/gatehouse/gatehouse/internal/policy"
 	"github.com/gatehouse/gatehouse/internal/xmlenc"
 	"github.com/gatehouse/gatehouse/internal/xmlscan"
@@ -48,6 +51,21 @@ type EncryptionConfig struct {
 	// one RSA private-key operation. Only keys that unwrapped are
 	// remembered. Default 1024; 0 turns it off; at most 65536.
 	KeyCache *int `yaml:"key_cache"`
+	// Forward says what the upstream receives: decrypted (the default),
+	// or reencrypt: the parts that arrived encrypted (the Body's content,
+	// header blocks, and the Security header's children when it is kept)
+	// encrypted again, after the whole chain has seen the plaintext, to
+	// UpstreamCertificate with a fresh AES-256-GCM key a message.
+	Forward string `yaml:"forward"`
+	// UpstreamCertificate is the PEM certificate file (RSA, 2048 bits or
+	// more) the upstream decrypts with; relative to the config file.
+	// Required with forward reencrypt, refused without.
+	UpstreamCertificate string `yaml:"upstream_certificate"`
+	// UpstreamKeyTransport is how the key travels to the upstream:
+	// rsa-oaep-mgf1p (RSA-OAEP, SHA-1 digest and MGF1: the default, read
+	// by every WS-Security stack) or rsa-oaep (XML Encryption 1.1, SHA-256
+	// digest and MGF1-SHA256).
+	UpstreamKeyTransport string `yaml:"upstream_key_transport"`
 }
 
 // EncryptionKeyConfig is one key transport key.
@@ -68,6 +86,7 @@ type WrapKeyConfig struct {
 type encSettings struct {
 	dec      *xmlenc.Decrypter
 	allowCBC bool
+	reenc    *reencSettings
 	required struct {
 		body, ut, sig bool
 		headers       []qname
@@ -119,6 +138,34 @@ func decodeEncryption(cfg *config.Node, c *EncryptionConfig, maxBody int64) (*en
 		return nil, cfg.Errorf("encryption", "wssecurity: %v", err)
 	}
 	e.dec = d
+	switch c.Forward {
+	case "", forwardDecrypted:
+		if c.UpstreamCertificate != "" {
+			return nil, cfg.Errorf("encryption.upstream_certificate", "wssecurity: upstream_certificate needs forward: reencrypt")
+		}
+	case forwardReencrypt:
+		if c.UpstreamCertificate == "" {
+			return nil, cfg.Errorf("encryption.forward", "wssecurity: forward reencrypt needs upstream_certificate")
+		}
+		tr, ok := upstreamTransports[cmp.Or(c.UpstreamKeyTransport, "rsa-oaep-mgf1p")]
+		if !ok {
+			return nil, cfg.Errorf("encryption.upstream_key_transport", "wssecurity: upstream_key_transport must be rsa-oaep-mgf1p or rsa-oaep, got %q", c.UpstreamKeyTransport)
+		}
+		certs, err := pemfile.Certificates(resolve(cfg, c.UpstreamCertificate))
+		if err != nil {
+			return nil, cfg.Errorf("encryption.upstream_certificate", "wssecurity: %v", err)
+		}
+		if len(certs) == 0 {
+			return nil, cfg.Errorf("encryption.upstream_certificate", "wssecurity: no certificate in %s", c.UpstreamCertificate)
+		}
+		pub, ok := certs[0].PublicKey.(*rsa.PublicKey)
+		if !ok || pub.N.BitLen() < 2048 {
+			return nil, cfg.Errorf("encryption.upstream_certificate", "wssecurity: the upstream certificate needs an RSA key of 2048 bits or more")
+		}
+		e.reenc = &reencSettings{pub: pub, thumb: xmlenc.Thumbprint(certs[0]), transport: tr, maxBody: maxBody}
+	default:
+		return nil, cfg.Errorf("encryption.forward", "wssecurity: forward must be decrypted or reencrypt, got %q", c.Forward)
+	}
 	for i, p := range c.RequiredParts {
 		switch p {
 		case "Body":
@@ -312,6 +359,15 @@ func (p *Policy) decrypt(m *message, now time.Time) *policy.Denial {
 		if d.Type != xmlenc.TypeElement && isEncryptedHeader(parent) {
 			return decFault("an EncryptedHeader must hold Type Element")
 		}
+		// Where the data sits, for encryption.forward reencrypt: the
+		// Body, a header block (or an EncryptedHeader's, named by the
+		// block it holds), or a child of the Security header.
+		inBody := topUnder(m.body, d.Element) != nil
+		top := topUnder(m.header, d.Element)
+		var secChild *etree.Element
+		if top == m.security {
+			secChild = topUnder(m.security, d.Element)
+		}
 		nodes, err := s.Replace(d, auth)
 		if err != nil {
 			if errors.Is(err, xmlenc.ErrDecrypt) {
@@ -332,6 +388,26 @@ func (p *Policy) decrypt(m *message, now time.Time) *policy.Denial {
 		}
 		if parent == m.body {
 			m.bodyDecrypted = true
+		}
+		switch {
+		case inBody:
+			m.sealed.body = true
+		case top == m.security && secChild == d.Element:
+			for _, n := range nodes {
+				if el, ok := n.(*etree.Element); ok {
+					m.sealed.security = addQName(m.sealed.security, el)
+				}
+			}
+		case top == m.security:
+			m.sealed.security = addQName(m.sealed.security, secChild)
+		case top == d.Element || isEncryptedHeader(top):
+			for _, n := range nodes {
+				if el, ok := n.(*etree.Element); ok {
+					m.sealed.headers = addQName(m.sealed.headers, el)
+				}
+			}
+		case top != nil:
+			m.sealed.headers = addQName(m.sealed.headers, top)
 		}
 		if isEncryptedHeader(parent) {
 			// The header block takes the EncryptedHeader's place. It
