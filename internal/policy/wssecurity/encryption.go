@@ -2,6 +2,7 @@ package wssecurity
 
 import (
 	"cmp"
+	"context"
 	"crypto/rsa"
 	"encoding/base64"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/pemfile"
 	"github.com/gatehouse/gatehouse/internal/policy"
+	"github.com/gatehouse/gatehouse/internal/wsse"
 	"github.com/gatehouse/gatehouse/internal/xmlenc"
 	"github.com/gatehouse/gatehouse/internal/xmlscan"
 	"github.com/gatehouse/gatehouse/internal/xmlsig"
@@ -25,14 +27,17 @@ import (
 //	encryption:
 //	  keys:
 //	    - {certificate: gateway-enc.pem, key: {file: gateway-enc.key}}
+//	    - {key: {env: GATEWAY_ENC_PEM}}   # key and certificate PEM
+//	    - {store: gateway-enc-2}          # the gateway's store
+//	  key_encryption_key: {env: GATEHOUSE_KEK}
 //	  required_parts: [Body, UsernameToken]
 //	  allow_cbc: false
 type EncryptionConfig struct {
-	// Keys are the gateway's RSA key transport keys (2048 bits or more):
-	// a PEM certificate file (relative to the config file) and its PEM
-	// private key (a secret: inline, {env: NAME} or {file: PATH}). An
-	// EncryptedKey naming a certificate uses its key; one naming none
-	// uses the first. At least one key or wrap key is required.
+	// Keys are the gateway's RSA key transport keys (2048 bits or more),
+	// each from a file, the environment or the gateway's store (see
+	// EncryptionKeyConfig). An EncryptedKey naming a certificate uses its
+	// key; one naming none uses the first. At least one key or wrap key
+	// is required.
 	Keys []EncryptionKeyConfig `yaml:"keys"`
 	// WrapKeys are symmetric key-encryption keys for EncryptedKeys made
 	// with kw-aes128/192/256, found by the ds:KeyName the message gives.
@@ -51,6 +56,9 @@ type EncryptionConfig struct {
 	// one RSA private-key operation. Only keys that unwrapped are
 	// remembered. Default 1024; 0 turns it off; at most 65536.
 	KeyCache *int `yaml:"key_cache"`
+	// KeyEncryptionKey opens the keys read from the store (Keys[i].Store):
+	// 32 bytes, base64 or 64 hex digits. Required with such keys.
+	KeyEncryptionKey *config.Secret `yaml:"key_encryption_key"`
 	// Forward says what the upstream receives: decrypted (the default),
 	// or reencrypt: the parts that arrived encrypted (the Body's content,
 	// header blocks, and the Security header's children when it is kept)
@@ -68,10 +76,16 @@ type EncryptionConfig struct {
 	UpstreamKeyTransport string `yaml:"upstream_key_transport"`
 }
 
-// EncryptionKeyConfig is one key transport key.
+// EncryptionKeyConfig is one key transport key, from one of three
+// places: a certificate file and a private key (a secret: inline,
+// {env: NAME} or {file: PATH}); a private key secret whose PEM holds the
+// certificate too; or the gateway's store, by name (a key put there with
+// wsse.PutEncryptionKey, sealed under key_encryption_key, read when the
+// config is loaded).
 type EncryptionKeyConfig struct {
 	Certificate string        `yaml:"certificate"`
 	Key         config.Secret `yaml:"key"`
+	Store       string        `yaml:"store"`
 }
 
 // WrapKeyConfig is one key-wrap key.
@@ -93,81 +107,136 @@ type encSettings struct {
 	}
 }
 
-func decodeEncryption(cfg *config.Node, c *EncryptionConfig, maxBody int64) (*encSettings, error) {
-	if c == nil {
-		return nil, nil
+func (c *EncryptionConfig) validate(p *config.Problems, cfg *config.Node) {
+	stored := false
+	for i, k := range c.Keys {
+		field := config.Index("encryption.keys", i)
+		switch {
+		case k.Store != "":
+			stored = true
+			if k.Certificate != "" || k.Key.Value() != "" {
+				p.Errorf(cfg, field, "wssecurity: a key from the store takes neither certificate nor key")
+			} else if err := wsse.CheckKeyName(k.Store); err != nil {
+				p.Errorf(cfg, field+".store", "wssecurity: %v", err)
+			}
+		case k.Key.Value() == "":
+			p.Errorf(cfg, field, "wssecurity: an encryption key needs certificate and key, or store")
+		}
 	}
+	if stored && c.KeyEncryptionKey == nil {
+		p.Errorf(cfg, "encryption.key_encryption_key", "wssecurity: keys from the store need key_encryption_key")
+	}
+	if c.KeyEncryptionKey != nil {
+		if !stored {
+			p.Errorf(cfg, "encryption.key_encryption_key", "wssecurity: key_encryption_key is for keys from the store, and none is")
+		} else if _, err := wsse.ParseKEK(c.KeyEncryptionKey.Value()); err != nil {
+			p.Errorf(cfg, "encryption.key_encryption_key", "wssecurity: %v", err)
+		}
+	}
+	names := map[string]bool{}
+	for i, w := range c.WrapKeys {
+		field := config.Index("encryption.wrap_keys", i)
+		if w.Name == "" {
+			p.Errorf(cfg, field+".name", "wssecurity: a wrap key needs a name")
+		} else if names[w.Name] {
+			p.Errorf(cfg, field+".name", "wssecurity: wrap key %q is listed twice", w.Name)
+		}
+		names[w.Name] = true
+		b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(w.Key.Value()))
+		if err != nil {
+			p.Errorf(cfg, field+".key", "wssecurity: the wrap key is not base64")
+		} else if n := len(b); n != 16 && n != 24 && n != 32 {
+			p.Errorf(cfg, field+".key", "wssecurity: the wrap key is %d bytes, not 16, 24 or 32", n)
+		}
+	}
+	if len(c.Keys) == 0 && len(c.WrapKeys) == 0 {
+		p.Errorf(cfg, "encryption", "wssecurity: xmlenc: no keys")
+	}
+	if c.KeyCache != nil && (*c.KeyCache < 0 || *c.KeyCache > 65536) {
+		p.Errorf(cfg, "encryption.key_cache", "wssecurity: key_cache must be between 0 and 65536")
+	}
+	for i, part := range c.RequiredParts {
+		switch part {
+		case "Body", "UsernameToken", "Signature":
+		default:
+			if _, ok := parseClark(part); !ok {
+				p.Errorf(cfg, config.Index("encryption.required_parts", i), "wssecurity: %q is not Body, UsernameToken, Signature or a {namespace}Name header QName", part)
+			}
+		}
+	}
+	switch c.Forward {
+	case "", forwardDecrypted:
+		if c.UpstreamCertificate != "" {
+			p.Errorf(cfg, "encryption.upstream_certificate", "wssecurity: upstream_certificate needs forward: reencrypt")
+		}
+		if c.UpstreamKeyTransport != "" {
+			p.Errorf(cfg, "encryption.upstream_key_transport", "wssecurity: upstream_key_transport needs forward: reencrypt")
+		}
+	case forwardReencrypt:
+		if c.UpstreamCertificate == "" {
+			p.Errorf(cfg, "encryption.forward", "wssecurity: forward reencrypt needs upstream_certificate")
+		}
+		if _, ok := upstreamTransports[cmp.Or(c.UpstreamKeyTransport, "rsa-oaep-mgf1p")]; !ok {
+			p.Errorf(cfg, "encryption.upstream_key_transport", "wssecurity: upstream_key_transport must be rsa-oaep-mgf1p or rsa-oaep, got %q", c.UpstreamKeyTransport)
+		}
+	default:
+		p.Errorf(cfg, "encryption.forward", "wssecurity: forward must be decrypted or reencrypt, got %q", c.Forward)
+	}
+}
+
+// storeTimeout bounds the reading of keys from the store at load.
+const storeTimeout = 10 * time.Second
+
+func (c *EncryptionConfig) provision(cfg *config.Node, env *policy.Env, maxBody int64) (*encSettings, error) {
 	e := &encSettings{allowCBC: c.AllowCBC}
 	keys := xmlenc.Keys{Symmetric: map[string][]byte{}}
+	var kek []byte
+	if c.KeyEncryptionKey != nil {
+		kek, _ = wsse.ParseKEK(c.KeyEncryptionKey.Value()) // validated
+	}
 	for i, k := range c.Keys {
-		field := index("encryption.keys", i)
-		if k.Certificate == "" || k.Key.Value() == "" {
-			return nil, cfg.Errorf(field, "wssecurity: an encryption key needs certificate and key")
+		field := config.Index("encryption.keys", i)
+		var rk xmlenc.RSAKey
+		var err error
+		switch {
+		case k.Store != "":
+			if env == nil || env.Store == nil {
+				return nil, cfg.Errorf(field+".store", "wssecurity: keys from the store need the gateway's store")
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+			rk.Key, rk.Cert, err = wsse.LoadEncryptionKey(ctx, env.Store, k.Store, kek)
+			cancel()
+			if err != nil {
+				return nil, cfg.Errorf(field+".store", "wssecurity: %v", err)
+			}
+		case k.Certificate == "":
+			// The key's PEM holds its certificate too ({env: NAME} for
+			// deployments without files).
+			rk, err = xmlenc.ParseRSAKey([]byte(k.Key.Value()), []byte(k.Key.Value()))
+		default:
+			rk, err = xmlenc.LoadRSAKey(cfg.ResolvePath(k.Certificate), []byte(k.Key.Value()))
 		}
-		rk, err := xmlenc.LoadRSAKey(resolve(cfg, k.Certificate), []byte(k.Key.Value()))
 		if err != nil {
 			return nil, cfg.Errorf(field, "wssecurity: %v", err)
 		}
 		keys.RSA = append(keys.RSA, rk)
 	}
-	for i, w := range c.WrapKeys {
-		field := index("encryption.wrap_keys", i)
-		if w.Name == "" {
-			return nil, cfg.Errorf(field+".name", "wssecurity: a wrap key needs a name")
-		}
-		if _, dup := keys.Symmetric[w.Name]; dup {
-			return nil, cfg.Errorf(field+".name", "wssecurity: wrap key %q is listed twice", w.Name)
-		}
-		b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(w.Key.Value()))
-		if err != nil {
-			return nil, cfg.Errorf(field+".key", "wssecurity: the wrap key is not base64")
-		}
-		keys.Symmetric[w.Name] = b
+	for _, w := range c.WrapKeys {
+		keys.Symmetric[w.Name], _ = base64.StdEncoding.DecodeString(strings.TrimSpace(w.Key.Value())) // validated
 	}
 	lim := xmlscan.DefaultLimits()
 	lim.MaxBytes = maxBody
 	cache := 1024
 	if c.KeyCache != nil {
 		cache = *c.KeyCache
-		if cache < 0 || cache > 65536 {
-			return nil, cfg.Errorf("encryption.key_cache", "wssecurity: key_cache must be between 0 and 65536")
-		}
 	}
 	d, err := xmlenc.New(keys, xmlenc.Options{Limits: lim, KeyCache: cache})
 	if err != nil {
 		return nil, cfg.Errorf("encryption", "wssecurity: %v", err)
 	}
 	e.dec = d
-	switch c.Forward {
-	case "", forwardDecrypted:
-		if c.UpstreamCertificate != "" {
-			return nil, cfg.Errorf("encryption.upstream_certificate", "wssecurity: upstream_certificate needs forward: reencrypt")
-		}
-	case forwardReencrypt:
-		if c.UpstreamCertificate == "" {
-			return nil, cfg.Errorf("encryption.forward", "wssecurity: forward reencrypt needs upstream_certificate")
-		}
-		tr, ok := upstreamTransports[cmp.Or(c.UpstreamKeyTransport, "rsa-oaep-mgf1p")]
-		if !ok {
-			return nil, cfg.Errorf("encryption.upstream_key_transport", "wssecurity: upstream_key_transport must be rsa-oaep-mgf1p or rsa-oaep, got %q", c.UpstreamKeyTransport)
-		}
-		certs, err := pemfile.Certificates(resolve(cfg, c.UpstreamCertificate))
-		if err != nil {
-			return nil, cfg.Errorf("encryption.upstream_certificate", "wssecurity: %v", err)
-		}
-		if len(certs) == 0 {
-			return nil, cfg.Errorf("encryption.upstream_certificate", "wssecurity: no certificate in %s", c.UpstreamCertificate)
-		}
-		pub, ok := certs[0].PublicKey.(*rsa.PublicKey)
-		if !ok || pub.N.BitLen() < 2048 {
-			return nil, cfg.Errorf("encryption.upstream_certificate", "wssecurity: the upstream certificate needs an RSA key of 2048 bits or more")
-		}
-		e.reenc = &reencSettings{pub: pub, thumb: xmlenc.Thumbprint(certs[0]), transport: tr, maxBody: maxBody}
-	default:
-		return nil, cfg.Errorf("encryption.forward", "wssecurity: forward must be decrypted or reencrypt, got %q", c.Forward)
-	}
-	for i, p := range c.RequiredParts {
-		switch p {
+	for _, part := range c.RequiredParts {
+		switch part {
 		case "Body":
 			e.required.body = true
 		case "UsernameToken":
@@ -175,12 +244,21 @@ func decodeEncryption(cfg *config.Node, c *EncryptionConfig, maxBody int64) (*en
 		case "Signature":
 			e.required.sig = true
 		default:
-			q, ok := parseClark(p)
-			if !ok {
-				return nil, cfg.Errorf(index("encryption.required_parts", i), "wssecurity: %q is not Body, UsernameToken, Signature or a {namespace}Name header QName", p)
-			}
+			q, _ := parseClark(part) // validated
 			e.required.headers = append(e.required.headers, q)
 		}
+	}
+	if c.Forward == forwardReencrypt {
+		tr := upstreamTransports[cmp.Or(c.UpstreamKeyTransport, "rsa-oaep-mgf1p")]
+		certs, err := pemfile.Certificates(cfg.ResolvePath(c.UpstreamCertificate))
+		if err != nil {
+			return nil, cfg.Errorf("encryption.upstream_certificate", "wssecurity: %v", err)
+		}
+		pub, ok := certs[0].PublicKey.(*rsa.PublicKey)
+		if !ok || pub.N.BitLen() < 2048 {
+			return nil, cfg.Errorf("encryption.upstream_certificate", "wssecurity: the upstream certificate needs an RSA key of 2048 bits or more")
+		}
+		e.reenc = &reencSettings{pub: pub, thumb: xmlenc.Thumbprint(certs[0]), transport: tr, maxBody: maxBody}
 	}
 	return e, nil
 }

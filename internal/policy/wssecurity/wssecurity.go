@@ -110,7 +110,7 @@ func New(cfg *config.Node, env *policy.Env) (policy.Policy, error) {
 // Build is New returning the concrete policy, for users of Verify outside
 // a route's chain (the STS authenticating its requests).
 func Build(cfg *config.Node, env *policy.Env) (*Policy, error) {
-	s, err := decode(cfg)
+	s, err := decode(cfg, env)
 	if err != nil {
 		return nil, err
 	}
