@@ -2,8 +2,8 @@ package wssecurity
 
 import (
 	"bufio"
-	"cmp"
 	"bytes"
+	"cmp"
 	"crypto/x509"
 	"encoding/base64"
 	"fmt"
@@ -565,4 +565,3 @@ func readUsersFile(path string, users map[string][]byte) error {
 	}
 	return sc.Err()
 }
-
