@@ -75,8 +75,13 @@ func topUnder(anc, el *etree.Element) *etree.Element {
 	return nil
 }
 
-// pending is what Apply leaves for FinishRequest.
-type pending struct{ parts sealedParts }
+// pending is what Apply leaves for FinishRequest: the parts to encrypt,
+// the body Apply forwarded and the tree it was written from.
+type pending struct {
+	parts sealedParts
+	sent  []byte
+	doc   *etree.Document
+}
 
 // FinishRequest encrypts again, for the upstream's certificate, the parts
 // of the message that arrived encrypted, when encryption.forward is
@@ -95,7 +100,14 @@ func (p *Policy) FinishRequest(ctx context.Context, ex *policy.Exchange) error {
 	if err != nil {
 		return err
 	}
-	out, err := p.s.enc.reenc.seal(body, &v.parts, p.s.keepHeader, p.s.actors)
+	var out []byte
+	if len(body) > 0 && len(body) == len(v.sent) && &body[0] == &v.sent[0] && v.doc != nil {
+		// No policy after this one changed the body: encrypt in the tree
+		// it was written from, instead of scanning and parsing it again.
+		out, err = p.s.enc.reenc.sealDoc(v.doc, &v.parts, p.s.keepHeader, p.s.actors)
+	} else {
+		out, err = p.s.enc.reenc.seal(body, &v.parts, p.s.keepHeader, p.s.actors)
+	}
 	if err != nil {
 		return fmt.Errorf("wssecurity: encrypting for the upstream: %w", err)
 	}
@@ -116,6 +128,11 @@ func (r *reencSettings) seal(msg []byte, parts *sealedParts, keepHeader bool, ac
 	if err := doc.ReadFromBytes(msg); err != nil {
 		return nil, err
 	}
+	return r.sealDoc(doc, parts, keepHeader, actors)
+}
+
+// sealDoc is seal on the message's tree, which it changes.
+func (r *reencSettings) sealDoc(doc *etree.Document, parts *sealedParts, keepHeader bool, actors map[string]bool) ([]byte, error) {
 	env := doc.Root()
 	if env == nil || env.Tag != "Envelope" {
 		return nil, fmt.Errorf("no SOAP Envelope")
