@@ -239,10 +239,10 @@ func (r *reencSettings) sealDoc(doc *etree.Document, parts *sealedParts, keepHea
 	}
 	if sec == nil {
 		if header == nil {
-			header = etree.NewElement(env.Space + ":Header")
-			if env.Space == "" {
-				header.Tag, header.Space = "Header", ""
-			}
+			// In the envelope's namespace: its prefix, or the default
+			// namespace it is in.
+			header = etree.NewElement("Header")
+			header.Space = env.Space
 			env.InsertChildAt(body.Index(), header)
 		}
 		sec = etree.NewElement("wsse:Security")

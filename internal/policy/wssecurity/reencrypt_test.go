@@ -3,6 +3,7 @@ package wssecurity
 import (
 	"bytes"
 	"context"
+	"crypto/rsa"
 	"crypto/x509/pkix"
 	"os"
 	"path/filepath"
@@ -276,6 +277,40 @@ func TestReencryptConfigErrors(t *testing.T) {
 		_, err := New(policytest.Node(t, f.config(tc.extra)), policytest.Env())
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: got %v, want %q", tc.extra, err, tc.want)
+		}
+	}
+}
+
+// TestReencryptDefaultNamespaceEnvelope: an envelope in the default
+// namespace and without a Header gets a Header in the SOAP namespace and
+// a Security header whose mustUnderstand is SOAP's.
+func TestReencryptDefaultNamespaceEnvelope(t *testing.T) {
+	f := newEncFixture(t)
+	u := newUpstream(t, f)
+	for _, ns := range []string{NamespaceSOAP11, NamespaceSOAP12} {
+		r := &reencSettings{pub: u.cert.Cert.PublicKey.(*rsa.PublicKey), thumb: xmlenc.Thumbprint(u.cert.Cert), transport: upstreamTransports["rsa-oaep-mgf1p"], maxBody: 1 << 20}
+		msg := `<Envelope xmlns="` + ns + `"><Body><m:GetProduct xmlns:m="urn:gatehouse:demo:products"><m:id>p-1001</m:id></m:GetProduct></Body></Envelope>`
+		out, err := r.seal([]byte(msg), &sealedParts{body: true}, false, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc := parseDoc(t, string(out))
+		h := doc.Root().SelectElement("Header")
+		if h == nil || h.NamespaceURI() != ns || doc.Root().ChildElements()[0] != h {
+			t.Fatalf("no Header first in %s:\n%s", ns, out)
+		}
+		sec := h.SelectElement("Security")
+		var mu *etree.Attr
+		for i := range sec.Attr {
+			if sec.Attr[i].Key == "mustUnderstand" {
+				mu = &sec.Attr[i]
+			}
+		}
+		if mu == nil || mu.NamespaceURI() != ns || mu.Value != "1" {
+			t.Fatalf("Security without SOAP mustUnderstand:\n%s", out)
+		}
+		if plain := decryptAsUpstream(t, u, out); !strings.Contains(plain, "<m:id>p-1001</m:id>") {
+			t.Fatalf("decrypted:\n%s", plain)
 		}
 	}
 }
