@@ -13,7 +13,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/pemfile"
-	"github.com/gatehouse/gatehouse/internal/policy"
+	"github.com/gatehouse/gatehouse/internal/store"
 	"github.com/gatehouse/gatehouse/internal/xmlsig"
 )
 
@@ -225,8 +225,8 @@ type qname struct{ space, local string }
 // decode builds the policy's settings from cfg in the steps of the unit
 // lifecycle: decodeConfig (strict), validate (checks only, every
 // independent problem at once), provision (defaults, files, keys, the
-// store's keys through env).
-func decode(cfg *config.Node, env *policy.Env) (*settings, error) {
+// keys in st, the gateway's store).
+func decode(cfg *config.Node, st store.Store) (*settings, error) {
 	c, err := decodeConfig(cfg)
 	if err != nil {
 		return nil, err
@@ -234,7 +234,7 @@ func decode(cfg *config.Node, env *policy.Env) (*settings, error) {
 	if err := c.validate(cfg); err != nil {
 		return nil, err
 	}
-	return c.provision(cfg, env)
+	return c.provision(cfg, st)
 }
 
 // decodeConfig decodes cfg strictly (an unknown field is an error).
@@ -381,8 +381,8 @@ func (c *SignatureConfig) validate(p *config.Problems, cfg *config.Node) {
 
 // provision builds the settings of a validated c: defaults, the users
 // file, the trust store and certificates, the decryption keys (files and
-// the store, through env.Store), the upstream's certificate.
-func (c *Config) provision(cfg *config.Node, env *policy.Env) (*settings, error) {
+// the store st), the upstream's certificate.
+func (c *Config) provision(cfg *config.Node, st store.Store) (*settings, error) {
 	s := &settings{
 		tsRequired:   c.Timestamp.Required == nil || *c.Timestamp.Required,
 		maxAge:       defaultMaxAge,
@@ -420,7 +420,7 @@ func (c *Config) provision(cfg *config.Node, env *policy.Env) (*settings, error)
 	}
 	c.Signature.provision(s)
 	if c.Encryption != nil {
-		if s.enc, err = c.Encryption.provision(cfg, env, s.maxBodyBytes); err != nil {
+		if s.enc, err = c.Encryption.provision(cfg, st, s.maxBodyBytes); err != nil {
 			return nil, err
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/pemfile"
 	"github.com/gatehouse/gatehouse/internal/policy"
+	"github.com/gatehouse/gatehouse/internal/store"
 	"github.com/gatehouse/gatehouse/internal/wsse"
 	"github.com/gatehouse/gatehouse/internal/xmlenc"
 	"github.com/gatehouse/gatehouse/internal/xmlscan"
@@ -187,7 +188,7 @@ func (c *EncryptionConfig) validate(p *config.Problems, cfg *config.Node) {
 // storeTimeout bounds the reading of keys from the store at load.
 const storeTimeout = 10 * time.Second
 
-func (c *EncryptionConfig) provision(cfg *config.Node, env *policy.Env, maxBody int64) (*encSettings, error) {
+func (c *EncryptionConfig) provision(cfg *config.Node, st store.Store, maxBody int64) (*encSettings, error) {
 	e := &encSettings{allowCBC: c.AllowCBC}
 	keys := xmlenc.Keys{Symmetric: map[string][]byte{}}
 	var kek []byte
@@ -200,11 +201,8 @@ func (c *EncryptionConfig) provision(cfg *config.Node, env *policy.Env, maxBody 
 		var err error
 		switch {
 		case k.Store != "":
-			if env == nil || env.Store == nil {
-				return nil, cfg.Errorf(field+".store", "wssecurity: keys from the store need the gateway's store")
-			}
 			ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
-			rk.Key, rk.Cert, err = wsse.LoadEncryptionKey(ctx, env.Store, k.Store, kek)
+			rk.Key, rk.Cert, err = wsse.LoadEncryptionKey(ctx, st, k.Store, kek)
 			cancel()
 			if err != nil {
 				return nil, cfg.Errorf(field+".store", "wssecurity: %v", err)

@@ -99,10 +99,11 @@ type Policy struct {
 
 var _ policy.Policy = (*Policy)(nil)
 
-// New builds the policy from cfg (see Config). It uses env.Now as its
-// clock and env.Store for the nonces of UsernameTokens; a nil env.Store
-// gets a process-local memory store, which refuses replays only on this
-// instance.
+// New builds the policy from cfg (see Config). It uses env.Clock() as its
+// clock and env.StateStore() for the nonces of UsernameTokens, the
+// signature replay cache and decryption keys kept in the store (without
+// a gateway store, a process-local memory store, which refuses replays
+// only on this instance). It holds no resources to Close.
 func New(cfg *config.Node, env *policy.Env) (policy.Policy, error) {
 	return Build(cfg, env)
 }
@@ -110,18 +111,12 @@ func New(cfg *config.Node, env *policy.Env) (policy.Policy, error) {
 // Build is New returning the concrete policy, for users of Verify outside
 // a route's chain (the STS authenticating its requests).
 func Build(cfg *config.Node, env *policy.Env) (*Policy, error) {
-	s, err := decode(cfg, env)
+	st := env.StateStore()
+	s, err := decode(cfg, st)
 	if err != nil {
 		return nil, err
 	}
-	p := &Policy{s: s, now: env.Now, store: env.Store, dummy: make([]byte, 32)}
-	if p.now == nil {
-		p.now = time.Now
-	}
-	if p.store == nil {
-		p.store = store.NewMemory(p.now)
-	}
-	return p, nil
+	return &Policy{s: s, now: env.Clock(), store: st, dummy: make([]byte, 32)}, nil
 }
 
 // message is one parsed request.
