@@ -46,6 +46,8 @@ var commands = []command{
 		summary: "Rotate the authorization server's signing key in the config's state\nstore (a running gateway holding the file store: kill -USR1 PID)."},
 	{path: "keys refresh", args: "[--admin URL] [--token TOKEN] [--json]", flags: true,
 		summary: "Make a running gateway fetch every trusted issuer's JWKS now\n(or: kill -USR2 PID)."},
+	{path: "keys store-encryption", args: "--config FILE --name NAME --cert FILE --key FILE [--kek-env VAR]", flags: true,
+		summary: "Put a wssecurity decryption key (RSA key and certificate) into the config's\nstate store, sealed with the key-encryption key in $GATEHOUSE_KEK, for\nencryption.keys: [{store: NAME}]."},
 	{path: "token", args: `--issuer URL --client ID [--secret S] [--scope "A B"]`, flags: true,
 		summary: "Get an access token (client_credentials) and print it."},
 	{path: "clients list", args: "--config FILE", flags: true,

@@ -20,6 +20,8 @@ var keysUsage = `usage:
   gatehouse keys rotate --config FILE                rotate the authorization server's signing key
   gatehouse keys refresh [--admin URL] [--token T]   make a running gateway fetch every trusted
                                                      issuer's JWKS now (a withdrawn key stops at once)
+  gatehouse keys store-encryption --config FILE --name NAME --cert FILE --key FILE [--kek-env VAR]
+                                                     put a wssecurity decryption key into the store
 algorithms: ` + strings.Join(keys.Algorithms(), ", ") + "\n"
 
 // cmdKeys handles `gatehouse keys generate` and `gatehouse keys jwks`.
@@ -37,6 +39,8 @@ func cmdKeys(args []string, stdout, stderr io.Writer) int {
 		return cmdKeysRotate(args[1:], stdout, stderr)
 	case "refresh":
 		return cmdKeysRefresh(args[1:], stdout, stderr)
+	case "store-encryption":
+		return cmdKeysStoreEncryption(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, keysUsage)
 		return 0

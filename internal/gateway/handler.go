@@ -340,6 +340,15 @@ func (x *exchange) runChain(ctx context.Context, chain []link) error {
 		}
 		return err
 	}
+	for i := range chain {
+		l := &chain[i]
+		if f, ok := l.policy.(policy.Finisher); ok {
+			if err := f.FinishRequest(ctx, &x.Exchange); err != nil {
+				x.denier = l.name
+				return err
+			}
+		}
+	}
 	return nil
 }
 

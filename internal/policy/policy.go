@@ -25,6 +25,16 @@ type Policy interface {
 	Apply(ctx context.Context, ex *Exchange) error
 }
 
+// A Finisher is a policy with a last step that runs once every policy of
+// the chain has allowed the request, just before it is forwarded: the
+// gateway calls FinishRequest of each Finisher of the chain, in chain
+// order. It may change the request (the wssecurity policy encrypts the
+// body again for the upstream, after the policies after it read the
+// plaintext). Its error refuses or fails the request as Apply's does.
+type Finisher interface {
+	FinishRequest(ctx context.Context, ex *Exchange) error
+}
+
 // A Closer is a policy holding resources (connections, goroutines) that must
 // be released when the config that built it is retired.
 type Closer interface {

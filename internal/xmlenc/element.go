@@ -95,27 +95,69 @@ func LoadRSAKey(certFile string, keyPEM []byte) (RSAKey, error) {
 	if len(certs) == 0 {
 		return RSAKey{}, fmt.Errorf("no certificate in %s", certFile)
 	}
-	blk, _ := pem.Decode(keyPEM)
-	if blk == nil {
-		return RSAKey{}, errors.New("the key is not PEM")
+	k, err := parseRSAPrivate(keyPEM)
+	if err != nil {
+		return RSAKey{}, err
+	}
+	return RSAKey{Key: k, Cert: certs[0]}, nil
+}
+
+// ParseRSAKey reads a key transport key from PEM: the first CERTIFICATE
+// block of certPEM and the private key (PKCS#1 or PKCS#8, RSA) of keyPEM.
+// certPEM and keyPEM may be one bundle holding both.
+func ParseRSAKey(certPEM, keyPEM []byte) (RSAKey, error) {
+	var cert *x509.Certificate
+	for rest := certPEM; cert == nil; {
+		var blk *pem.Block
+		if blk, rest = pem.Decode(rest); blk == nil {
+			return RSAKey{}, errors.New("no CERTIFICATE PEM block beside the key")
+		}
+		if blk.Type == "CERTIFICATE" {
+			c, err := x509.ParseCertificate(blk.Bytes)
+			if err != nil {
+				return RSAKey{}, err
+			}
+			cert = c
+		}
+	}
+	k, err := parseRSAPrivate(keyPEM)
+	if err != nil {
+		return RSAKey{}, err
+	}
+	return RSAKey{Key: k, Cert: cert}, nil
+}
+
+// parseRSAPrivate returns the first private key of b, skipping
+// certificates.
+func parseRSAPrivate(b []byte) (*rsa.PrivateKey, error) {
+	var blk *pem.Block
+	for {
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			return nil, errors.New("the key is not PEM")
+		}
+		if blk.Type != "CERTIFICATE" {
+			break
+		}
 	}
 	var k any
+	var err error
 	switch blk.Type {
 	case "RSA PRIVATE KEY":
 		k, err = x509.ParsePKCS1PrivateKey(blk.Bytes)
 	case "PRIVATE KEY":
 		k, err = x509.ParsePKCS8PrivateKey(blk.Bytes)
 	default:
-		return RSAKey{}, fmt.Errorf("PEM block %q is not a private key", blk.Type)
+		return nil, fmt.Errorf("PEM block %q is not a private key", blk.Type)
 	}
 	if err != nil {
-		return RSAKey{}, err
+		return nil, err
 	}
 	rk, ok := k.(*rsa.PrivateKey)
 	if !ok {
-		return RSAKey{}, fmt.Errorf("a %T key cannot transport keys: RSA only", k)
+		return nil, fmt.Errorf("a %T key cannot transport keys: RSA only", k)
 	}
-	return RSAKey{Key: rk, Cert: certs[0]}, nil
+	return rk, nil
 }
 
 // EncryptWrapped encrypts el (Type Element, AES-256-GCM, a fresh key

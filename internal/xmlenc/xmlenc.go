@@ -888,7 +888,37 @@ func Thumbprint(cert *x509.Certificate) []byte {
 	return t[:]
 }
 
-// keyCache is Options.KeyCache.
+// keyCache is Options.KeyCache: unwrapped content keys by the SHA-256 of
+// the EncryptedKey as the configured key reads it (that key's identity,
+// the transport algorithm and its OAEP parameters, the wanted length, the
+// ciphertext).
+//
+// Why it is neither an oracle nor a replay hole:
+//
+//   - Only what the attacker already knows is cached. An entry is written
+//     only after content decrypted and authenticated under the key (a GCM
+//     tag, or CBC under a signature verified over the ciphertext), so only
+//     a sender who knew the content key can have made it. A cache hit
+//     (faster: no RSA operation) tells whoever sends that EncryptedKey
+//     again only that it once worked, which the one who captured it saw
+//     on the wire. A changed EncryptedKey (one bit of an adaptive
+//     Bleichenbacher or Manger attack) is never in the cache and always
+//     takes the full path, RSA operation included; an EncryptedKey that
+//     unwraps but whose content fails is never cached, so "unwraps" is
+//     not told apart from "does not" by a second, faster answer.
+//   - It does not widen what is accepted. With or without the cache, a
+//     message is the same bytes decrypting to the same plaintext; the
+//     cache only saves work. A replayed message is refused by the
+//     policies' own replay defences (the Timestamp window, the nonce
+//     store, the signature replay cache), which run on the plaintext
+//     after decryption whether or not the key came from here. Knowing a
+//     cached EncryptedKey does not let anyone make new content under it:
+//     that needs the content key itself (GCM), or a new signature (CBC).
+//   - It is per Decrypter (per route's policy), so a key cached for one
+//     route's keys is never used for another's; the configured key's
+//     identity is in the cache key, so one ciphertext under two keys is
+//     two entries. Entries expire (KeyCacheTTL) and the map is dropped
+//     when full: a client churning it costs only its own RSA operations.
 type keyCache struct {
 	mu sync.Mutex
 	m  map[[32]byte]cachedKey

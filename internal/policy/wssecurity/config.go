@@ -3,17 +3,17 @@ package wssecurity
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"crypto/x509"
 	"encoding/base64"
 	"fmt"
 	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/pemfile"
+	"github.com/gatehouse/gatehouse/internal/store"
 	"github.com/gatehouse/gatehouse/internal/xmlsig"
 )
 
@@ -222,137 +222,227 @@ type parts struct {
 
 type qname struct{ space, local string }
 
-func decode(cfg *config.Node) (*settings, error) {
+// decode builds the policy's settings from cfg in the steps of the unit
+// lifecycle: decodeConfig (strict), validate (checks only, every
+// independent problem at once), provision (defaults, files, keys, the
+// keys in st, the gateway's store).
+func decode(cfg *config.Node, st store.Store) (*settings, error) {
+	c, err := decodeConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.validate(cfg); err != nil {
+		return nil, err
+	}
+	return c.provision(cfg, st)
+}
+
+// decodeConfig decodes cfg strictly (an unknown field is an error).
+func decodeConfig(cfg *config.Node) (*Config, error) {
 	var c Config
 	if err := cfg.Decode(&c); err != nil {
 		return nil, err
 	}
+	return &c, nil
+}
+
+// validate checks c, reporting every independent problem at its place in
+// cfg. It does no I/O: files and the store are read by provision.
+func (c *Config) validate(cfg *config.Node) error {
+	var p config.Problems
+	if c.Timestamp.MaxAge != 0 {
+		if d := c.Timestamp.MaxAge.Std(); d < time.Second || d > time.Hour {
+			p.Errorf(cfg, "timestamp.max_age", "wssecurity: max_age must be between 1s and 1h, got %s", d)
+		}
+	}
+	if c.Timestamp.FutureSkew != nil {
+		if d := c.Timestamp.FutureSkew.Std(); d < 0 || d > 5*time.Minute {
+			p.Errorf(cfg, "timestamp.future_skew", "wssecurity: future_skew must be between 0s and 5m, got %s", d)
+		}
+	}
+	if c.MaxBodyBytes != 0 && (c.MaxBodyBytes < 1024 || c.MaxBodyBytes > maxMaxBody) {
+		p.Errorf(cfg, "max_body_bytes", "wssecurity: max_body_bytes must be between 1KiB and 64MiB")
+	}
+	for i, a := range c.Actors {
+		if a == "" {
+			p.Errorf(cfg, config.Index("actors", i), "wssecurity: empty actor")
+		}
+	}
+	if c.UsernameToken == nil && c.X509 == nil {
+		p.Errorf(cfg, "", "wssecurity: configure username_token, x509 or both")
+	}
+	if c.UsernameToken != nil {
+		c.UsernameToken.validate(&p, cfg)
+	}
+	if c.X509 != nil {
+		c.X509.validate(&p, cfg)
+	}
+	switch c.Require {
+	case "", "any", "all":
+	case "username_token":
+		if c.UsernameToken == nil {
+			p.Errorf(cfg, "require", "wssecurity: require username_token needs username_token")
+		}
+	case "x509":
+		if c.X509 == nil {
+			p.Errorf(cfg, "require", "wssecurity: require x509 needs x509")
+		}
+	default:
+		p.Errorf(cfg, "require", "wssecurity: require must be any, username_token, x509 or all, got %q", c.Require)
+	}
+	c.Signature.validate(&p, cfg)
+	if c.Encryption != nil {
+		c.Encryption.validate(&p, cfg)
+	}
+	return p.Err()
+}
+
+func (u *UsernameTokenConfig) validate(p *config.Problems, cfg *config.Node) {
+	text, ok := textModes[u.Text]
+	if !ok {
+		p.Errorf(cfg, "username_token.text", "wssecurity: text must be tls_only, allowed or forbidden, got %q", u.Text)
+	}
+	if u.Digest != nil && !*u.Digest && ok && text == textForbidden {
+		p.Errorf(cfg, "username_token", "wssecurity: digest false and text forbidden accept no UsernameToken at all")
+	}
+	seen := map[string]bool{}
+	for i, uc := range u.Users {
+		field := config.Index("username_token.users", i)
+		if err := checkUsername(uc.Username); err != nil {
+			p.Errorf(cfg, field+".username", "wssecurity: %v", err)
+		} else if seen[uc.Username] {
+			p.Errorf(cfg, field+".username", "wssecurity: user %q is listed twice", uc.Username)
+		}
+		seen[uc.Username] = true
+		if uc.Password.Value() == "" {
+			p.Errorf(cfg, field+".password", "wssecurity: password is required")
+			continue
+		}
+		switch uc.Encoding {
+		case "":
+		case "base64":
+			if b, err := base64.StdEncoding.DecodeString(uc.Password.Value()); err != nil || len(b) == 0 {
+				p.Errorf(cfg, field+".password", "wssecurity: encoding base64: the password is not base64")
+			}
+		default:
+			p.Errorf(cfg, field+".encoding", "wssecurity: encoding must be empty or base64, got %q", uc.Encoding)
+		}
+	}
+	if len(u.Users) == 0 && u.UsersFile == "" {
+		p.Errorf(cfg, "username_token", "wssecurity: username_token needs users or users_file")
+	}
+}
+
+var textModes = map[string]int{"": textTLSOnly, "tls_only": textTLSOnly, "allowed": textAllowed, "forbidden": textForbidden}
+
+var requireModes = map[string]int{"": requireAny, "any": requireAny, "username_token": requireUsername, "x509": requireX509, "all": requireAll}
+
+func (x *X509Config) validate(p *config.Problems, cfg *config.Node) {
+	if x.Trust.CAFile == "" {
+		p.Errorf(cfg, "x509.trust", "wssecurity: x509 needs trust.ca_file")
+	}
+	for i, s := range x.Subjects {
+		if s == "" {
+			p.Errorf(cfg, config.Index("x509.subjects", i), "wssecurity: empty subject")
+		}
+	}
+}
+
+func (c *SignatureConfig) validate(p *config.Problems, cfg *config.Node) {
+	for i, part := range c.RequiredParts {
+		switch part {
+		case "Body", "Timestamp", "UsernameToken":
+		default:
+			if _, ok := parseClark(part); !ok {
+				p.Errorf(cfg, config.Index("signature.required_parts", i), "wssecurity: %q is not Body, Timestamp, UsernameToken or a {namespace}Name header QName", part)
+			}
+		}
+	}
+	if c.Algorithms != nil {
+		var algs xmlsig.Algorithms
+		bad := false
+		for i, name := range c.Algorithms {
+			a, err := xmlsig.ParseAlgorithm(name)
+			if err != nil {
+				p.Errorf(cfg, config.Index("signature.algorithms", i), "wssecurity: %v", err)
+				bad = true
+			}
+			algs |= a
+		}
+		sigs := xmlsig.SignatureRSASHA1 | xmlsig.SignatureRSASHA256 | xmlsig.SignatureECDSASHA256
+		if !bad && (algs&sigs == 0 || algs&^sigs == 0) {
+			p.Errorf(cfg, "signature.algorithms", "wssecurity: algorithms needs at least one signature algorithm and one digest (sha256 or sha1)")
+		}
+	}
+	if c.MaxReferences != 0 && (c.MaxReferences < 1 || c.MaxReferences > 64) {
+		p.Errorf(cfg, "signature.max_references", "wssecurity: max_references must be between 1 and 64")
+	}
+}
+
+// provision builds the settings of a validated c: defaults, the users
+// file, the trust store and certificates, the decryption keys (files and
+// the store st), the upstream's certificate.
+func (c *Config) provision(cfg *config.Node, st store.Store) (*settings, error) {
 	s := &settings{
-		tsRequired:   true,
+		tsRequired:   c.Timestamp.Required == nil || *c.Timestamp.Required,
 		maxAge:       defaultMaxAge,
 		futureSkew:   defaultFutureSkew,
 		keepHeader:   c.KeepSecurityHeader,
 		maxBodyBytes: defaultMaxBody,
-		maxRefs:      16,
+		maxRefs:      cmp.Or(c.Signature.MaxReferences, 16),
 		algs:         xmlsig.DefaultAlgorithms,
 		actors:       map[string]bool{},
-	}
-	if c.Timestamp.Required != nil {
-		s.tsRequired = *c.Timestamp.Required
+		require:      requireModes[c.Require],
+		sigReplay:    c.Signature.ReplayCache == nil || *c.Signature.ReplayCache,
 	}
 	if c.Timestamp.MaxAge != 0 {
 		s.maxAge = c.Timestamp.MaxAge.Std()
-		if s.maxAge < time.Second || s.maxAge > time.Hour {
-			return nil, cfg.Errorf("timestamp.max_age", "wssecurity: max_age must be between 1s and 1h, got %s", s.maxAge)
-		}
 	}
 	if c.Timestamp.FutureSkew != nil {
 		s.futureSkew = c.Timestamp.FutureSkew.Std()
-		if s.futureSkew < 0 || s.futureSkew > 5*time.Minute {
-			return nil, cfg.Errorf("timestamp.future_skew", "wssecurity: future_skew must be between 0s and 5m, got %s", s.futureSkew)
-		}
 	}
 	if c.MaxBodyBytes != 0 {
 		s.maxBodyBytes = int64(c.MaxBodyBytes)
-		if s.maxBodyBytes < 1024 || s.maxBodyBytes > maxMaxBody {
-			return nil, cfg.Errorf("max_body_bytes", "wssecurity: max_body_bytes must be between 1KiB and 64MiB")
-		}
 	}
-	for i, a := range c.Actors {
-		if a == "" {
-			return nil, cfg.Errorf(index("actors", i), "wssecurity: empty actor")
-		}
+	for _, a := range c.Actors {
 		s.actors[a] = true
-	}
-
-	if c.UsernameToken == nil && c.X509 == nil {
-		return nil, cfg.Errorf("", "wssecurity: configure username_token, x509 or both")
 	}
 	var err error
 	if c.UsernameToken != nil {
-		if s.ut, err = decodeUT(cfg, c.UsernameToken); err != nil {
+		if s.ut, err = c.UsernameToken.provision(cfg); err != nil {
 			return nil, err
 		}
 	}
 	if c.X509 != nil {
-		if s.x509, err = decodeX509(cfg, c.X509); err != nil {
+		if s.x509, err = c.X509.provision(cfg); err != nil {
 			return nil, err
 		}
 	}
-
-	switch c.Require {
-	case "", "any":
-		s.require = requireAny
-	case "username_token":
-		s.require = requireUsername
-		if s.ut == nil {
-			return nil, cfg.Errorf("require", "wssecurity: require username_token needs username_token")
+	c.Signature.provision(s)
+	if c.Encryption != nil {
+		if s.enc, err = c.Encryption.provision(cfg, st, s.maxBodyBytes); err != nil {
+			return nil, err
 		}
-	case "x509":
-		s.require = requireX509
-		if s.x509 == nil {
-			return nil, cfg.Errorf("require", "wssecurity: require x509 needs x509")
-		}
-	case "all":
-		s.require = requireAll
-	default:
-		return nil, cfg.Errorf("require", "wssecurity: require must be any, username_token, x509 or all, got %q", c.Require)
-	}
-
-	if err := decodeSignature(cfg, &c.Signature, s); err != nil {
-		return nil, err
-	}
-	if s.enc, err = decodeEncryption(cfg, c.Encryption, s.maxBodyBytes); err != nil {
-		return nil, err
 	}
 	return s, nil
 }
 
-func decodeUT(cfg *config.Node, c *UsernameTokenConfig) (*utSettings, error) {
-	u := &utSettings{digest: true, users: map[string][]byte{}, requireNonce: c.RequireNonce}
-	if c.Digest != nil {
-		u.digest = *c.Digest
+func (c *UsernameTokenConfig) provision(cfg *config.Node) (*utSettings, error) {
+	u := &utSettings{
+		digest:       c.Digest == nil || *c.Digest,
+		text:         textModes[c.Text],
+		users:        map[string][]byte{},
+		requireNonce: c.RequireNonce,
 	}
-	switch c.Text {
-	case "", "tls_only":
-		u.text = textTLSOnly
-	case "allowed":
-		u.text = textAllowed
-	case "forbidden":
-		u.text = textForbidden
-	default:
-		return nil, cfg.Errorf("username_token.text", "wssecurity: text must be tls_only, allowed or forbidden, got %q", c.Text)
-	}
-	if !u.digest && u.text == textForbidden {
-		return nil, cfg.Errorf("username_token", "wssecurity: digest false and text forbidden accept no UsernameToken at all")
-	}
-	for i, uc := range c.Users {
-		field := index("username_token.users", i)
-		if err := checkUsername(uc.Username); err != nil {
-			return nil, cfg.Errorf(field+".username", "wssecurity: %v", err)
-		}
-		if uc.Password.Value() == "" {
-			return nil, cfg.Errorf(field+".password", "wssecurity: password is required")
-		}
+	for _, uc := range c.Users {
 		pw := []byte(uc.Password.Value())
-		switch uc.Encoding {
-		case "":
-		case "base64":
-			b, err := base64.StdEncoding.DecodeString(uc.Password.Value())
-			if err != nil || len(b) == 0 {
-				return nil, cfg.Errorf(field+".password", "wssecurity: encoding base64: the password is not base64")
-			}
-			pw = b
-		default:
-			return nil, cfg.Errorf(field+".encoding", "wssecurity: encoding must be empty or base64, got %q", uc.Encoding)
-		}
-		if _, dup := u.users[uc.Username]; dup {
-			return nil, cfg.Errorf(field+".username", "wssecurity: user %q is listed twice", uc.Username)
+		if uc.Encoding == "base64" {
+			pw, _ = base64.StdEncoding.DecodeString(uc.Password.Value()) // validated
 		}
 		u.users[uc.Username] = pw
 	}
 	if c.UsersFile != "" {
-		if err := readUsersFile(resolve(cfg, c.UsersFile), u.users); err != nil {
+		if err := readUsersFile(cfg.ResolvePath(c.UsersFile), u.users); err != nil {
 			return nil, cfg.Errorf("username_token.users_file", "%v", err)
 		}
 	}
@@ -362,6 +452,70 @@ func decodeUT(cfg *config.Node, c *UsernameTokenConfig) (*utSettings, error) {
 	return u, nil
 }
 
+// parseClark parses "{namespace}Local".
+func parseClark(s string) (qname, bool) {
+	rest, ok := strings.CutPrefix(s, "{")
+	if !ok {
+		return qname{}, false
+	}
+	space, local, ok := strings.Cut(rest, "}")
+	if !ok || space == "" || local == "" || strings.ContainsAny(local, ":{} ") {
+		return qname{}, false
+	}
+	return qname{space, local}, true
+}
+
+func (c *X509Config) provision(cfg *config.Node) (*x509Settings, error) {
+	x := &x509Settings{subjects: map[string]bool{}}
+	cas, err := pemfile.Certificates(cfg.ResolvePath(c.Trust.CAFile))
+	if err != nil {
+		return nil, cfg.Errorf("x509.trust.ca_file", "%v", err)
+	}
+	x.roots = x509.NewCertPool()
+	for _, ca := range cas {
+		x.roots.AddCert(ca)
+	}
+	for _, s := range c.Subjects {
+		x.subjects[s] = true
+	}
+	for i, f := range c.Certificates {
+		certs, err := pemfile.Certificates(cfg.ResolvePath(f))
+		if err != nil {
+			return nil, cfg.Errorf(config.Index("x509.certificates", i), "%v", err)
+		}
+		x.known = append(x.known, certs...)
+	}
+	return x, nil
+}
+
+func (c *SignatureConfig) provision(s *settings) {
+	if c.RequiredParts == nil {
+		s.parts = parts{body: true, timestamp: true}
+	}
+	for _, part := range c.RequiredParts {
+		switch part {
+		case "Body":
+			s.parts.body = true
+		case "Timestamp":
+			s.parts.timestamp = true
+		case "UsernameToken":
+			s.parts.usernameToken = true
+		default:
+			q, _ := parseClark(part) // validated
+			s.parts.headers = append(s.parts.headers, q)
+		}
+	}
+	// The Body is what the service acts on: a signature that leaves it
+	// out proves nothing about the request.
+	s.parts.body = true
+	if c.Algorithms != nil {
+		s.algs = 0
+		for _, name := range c.Algorithms {
+			a, _ := xmlsig.ParseAlgorithm(name) // validated
+			s.algs |= a
+		}
+	}
+}
 func checkUsername(name string) error {
 	switch {
 	case name == "":
@@ -411,102 +565,3 @@ func readUsersFile(path string, users map[string][]byte) error {
 	}
 	return sc.Err()
 }
-
-func decodeX509(cfg *config.Node, c *X509Config) (*x509Settings, error) {
-	x := &x509Settings{subjects: map[string]bool{}}
-	if c.Trust.CAFile == "" {
-		return nil, cfg.Errorf("x509.trust", "wssecurity: x509 needs trust.ca_file")
-	}
-	cas, err := pemfile.Certificates(resolve(cfg, c.Trust.CAFile))
-	if err != nil {
-		return nil, cfg.Errorf("x509.trust.ca_file", "%v", err)
-	}
-	x.roots = x509.NewCertPool()
-	for _, ca := range cas {
-		x.roots.AddCert(ca)
-	}
-	for i, s := range c.Subjects {
-		if s == "" {
-			return nil, cfg.Errorf(index("x509.subjects", i), "wssecurity: empty subject")
-		}
-		x.subjects[s] = true
-	}
-	for i, f := range c.Certificates {
-		certs, err := pemfile.Certificates(resolve(cfg, f))
-		if err != nil {
-			return nil, cfg.Errorf(index("x509.certificates", i), "%v", err)
-		}
-		x.known = append(x.known, certs...)
-	}
-	return x, nil
-}
-
-func decodeSignature(cfg *config.Node, c *SignatureConfig, s *settings) error {
-	if c.RequiredParts == nil {
-		s.parts = parts{body: true, timestamp: true}
-	}
-	for i, p := range c.RequiredParts {
-		field := index("signature.required_parts", i)
-		switch p {
-		case "Body":
-			s.parts.body = true
-		case "Timestamp":
-			s.parts.timestamp = true
-		case "UsernameToken":
-			s.parts.usernameToken = true
-		default:
-			q, ok := parseClark(p)
-			if !ok {
-				return cfg.Errorf(field, "wssecurity: %q is not Body, Timestamp, UsernameToken or a {namespace}Name header QName", p)
-			}
-			s.parts.headers = append(s.parts.headers, q)
-		}
-	}
-	// The Body is what the service acts on: a signature that leaves it
-	// out proves nothing about the request.
-	s.parts.body = true
-	if c.Algorithms != nil {
-		s.algs = 0
-		for i, name := range c.Algorithms {
-			a, err := xmlsig.ParseAlgorithm(name)
-			if err != nil {
-				return cfg.Errorf(index("signature.algorithms", i), "wssecurity: %v", err)
-			}
-			s.algs |= a
-		}
-		sigs := xmlsig.SignatureRSASHA1 | xmlsig.SignatureRSASHA256 | xmlsig.SignatureECDSASHA256
-		if s.algs&sigs == 0 || s.algs&^sigs == 0 {
-			return cfg.Errorf("signature.algorithms", "wssecurity: algorithms needs at least one signature algorithm and one digest (sha256 or sha1)")
-		}
-	}
-	s.sigReplay = c.ReplayCache == nil || *c.ReplayCache
-	if c.MaxReferences != 0 {
-		if c.MaxReferences < 1 || c.MaxReferences > 64 {
-			return cfg.Errorf("signature.max_references", "wssecurity: max_references must be between 1 and 64")
-		}
-		s.maxRefs = c.MaxReferences
-	}
-	return nil
-}
-
-// parseClark parses "{namespace}Local".
-func parseClark(s string) (qname, bool) {
-	rest, ok := strings.CutPrefix(s, "{")
-	if !ok {
-		return qname{}, false
-	}
-	space, local, ok := strings.Cut(rest, "}")
-	if !ok || space == "" || local == "" || strings.ContainsAny(local, ":{} ") {
-		return qname{}, false
-	}
-	return qname{space, local}, true
-}
-
-func resolve(cfg *config.Node, p string) string {
-	if filepath.IsAbs(p) {
-		return p
-	}
-	return filepath.Join(filepath.Dir(cfg.File()), p)
-}
-
-func index(field string, i int) string { return field + "[" + strconv.Itoa(i) + "]" }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/policy/policytest"
+	"github.com/gatehouse/gatehouse/internal/store"
 	"github.com/gatehouse/gatehouse/internal/xmlsig"
 	"github.com/gatehouse/gatehouse/internal/xmlsig/xmlsigtest"
 )
@@ -63,7 +64,7 @@ func TestConfigErrors(t *testing.T) {
 func TestConfigDefaults(t *testing.T) {
 	dir := t.TempDir()
 	users := writeFile(t, dir, "users.txt", []byte("# users\n\nalice:pw:with:colons\nbob:{base64}AAEC\n"))
-	s, err := decode(policytest.Node(t, "username_token:\n  users_file: "+users+"\n"))
+	s, err := decode(policytest.Node(t, "username_token:\n  users_file: "+users+"\n"), store.NewMemory(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +83,7 @@ func TestConfigDefaults(t *testing.T) {
 	if got := s.ut.users["bob"]; string(got) != "\x00\x01\x02" {
 		t.Errorf("bob = %q", got)
 	}
-	s, err = decode(policytest.Node(t, "username_token:\n  users_file: "+users+"\nsignature:\n  required_parts: [Timestamp, UsernameToken, '{urn:x}Account']\n  algorithms: [rsa-sha1, sha1]\n"))
+	s, err = decode(policytest.Node(t, "username_token:\n  users_file: "+users+"\nsignature:\n  required_parts: [Timestamp, UsernameToken, '{urn:x}Account']\n  algorithms: [rsa-sha1, sha1]\n"), store.NewMemory(nil))
 	if err != nil {
 		t.Fatal(err)
 	}

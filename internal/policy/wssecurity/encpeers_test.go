@@ -109,6 +109,10 @@ func TestXmlsec1Encrypted(t *testing.T) {
 		{"signed then encrypted", "  required_parts: [Body]\n", func(t *testing.T, m string) string {
 			return x.encrypt(t, x.sign(t, m, false), "Body", xmlenc.AES256GCM, xmlenc.RSAOAEPMGF1P, gw)
 		}, ""},
+		{"signed then encrypted, signature encrypted too", "  required_parts: [Body, Signature]\n", func(t *testing.T, m string) string {
+			m = x.encrypt(t, x.sign(t, m, false), "Body", xmlenc.AES256GCM, xmlenc.RSAOAEPMGF1P, gw)
+			return x.encrypt(t, m, "Signature", xmlenc.AES256GCM, xmlenc.RSAOAEPMGF1P, gw)
+		}, ""},
 		{"encrypted then signed", "  required_parts: [Body]\n", func(t *testing.T, m string) string {
 			return x.sign(t, x.encrypt(t, m, "Body", xmlenc.AES256GCM, xmlenc.RSAOAEPMGF1P, gw), true)
 		}, ""},

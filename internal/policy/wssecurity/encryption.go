@@ -1,6 +1,9 @@
 package wssecurity
 
 import (
+	"cmp"
+	"context"
+	"crypto/rsa"
 	"encoding/base64"
 	"errors"
 	"slices"
@@ -10,7 +13,10 @@ import (
 	"github.com/beevik/etree"
 
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/pemfile"
 	"github.com/gatehouse/gatehouse/internal/policy"
+	"github.com/gatehouse/gatehouse/internal/store"
+	"github.com/gatehouse/gatehouse/internal/wsse"
 	"github.com/gatehouse/gatehouse/internal/xmlenc"
 	"github.com/gatehouse/gatehouse/internal/xmlscan"
 	"github.com/gatehouse/gatehouse/internal/xmlsig"
@@ -22,14 +28,17 @@ import (
 //	encryption:
 //	  keys:
 //	    - {certificate: gateway-enc.pem, key: {file: gateway-enc.key}}
+//	    - {key: {env: GATEWAY_ENC_PEM}}   # key and certificate PEM
+//	    - {store: gateway-enc-2}          # the gateway's store
+//	  key_encryption_key: {env: GATEHOUSE_KEK}
 //	  required_parts: [Body, UsernameToken]
 //	  allow_cbc: false
 type EncryptionConfig struct {
-	// Keys are the gateway's RSA key transport keys (2048 bits or more):
-	// a PEM certificate file (relative to the config file) and its PEM
-	// private key (a secret: inline, {env: NAME} or {file: PATH}). An
-	// EncryptedKey naming a certificate uses its key; one naming none
-	// uses the first. At least one key or wrap key is required.
+	// Keys are the gateway's RSA key transport keys (2048 bits or more),
+	// each from a file, the environment or the gateway's store (see
+	// EncryptionKeyConfig). An EncryptedKey naming a certificate uses its
+	// key; one naming none uses the first. At least one key or wrap key
+	// is required.
 	Keys []EncryptionKeyConfig `yaml:"keys"`
 	// WrapKeys are symmetric key-encryption keys for EncryptedKeys made
 	// with kw-aes128/192/256, found by the ds:KeyName the message gives.
@@ -48,12 +57,36 @@ type EncryptionConfig struct {
 	// one RSA private-key operation. Only keys that unwrapped are
 	// remembered. Default 1024; 0 turns it off; at most 65536.
 	KeyCache *int `yaml:"key_cache"`
+	// KeyEncryptionKey opens the keys read from the store (Keys[i].Store):
+	// 32 bytes, base64 or 64 hex digits. Required with such keys.
+	KeyEncryptionKey *config.Secret `yaml:"key_encryption_key"`
+	// Forward says what the upstream receives: decrypted (the default),
+	// or reencrypt: the parts that arrived encrypted (the Body's content,
+	// header blocks, and the Security header's children when it is kept)
+	// encrypted again, after the whole chain has seen the plaintext, to
+	// UpstreamCertificate with a fresh AES-256-GCM key a message.
+	Forward string `yaml:"forward"`
+	// UpstreamCertificate is the PEM certificate file (RSA, 2048 bits or
+	// more) the upstream decrypts with; relative to the config file.
+	// Required with forward reencrypt, refused without.
+	UpstreamCertificate string `yaml:"upstream_certificate"`
+	// UpstreamKeyTransport is how the key travels to the upstream:
+	// rsa-oaep-mgf1p (RSA-OAEP, SHA-1 digest and MGF1: the default, read
+	// by every WS-Security stack) or rsa-oaep (XML Encryption 1.1, SHA-256
+	// digest and MGF1-SHA256).
+	UpstreamKeyTransport string `yaml:"upstream_key_transport"`
 }
 
-// EncryptionKeyConfig is one key transport key.
+// EncryptionKeyConfig is one key transport key, from one of three
+// places: a certificate file and a private key (a secret: inline,
+// {env: NAME} or {file: PATH}); a private key secret whose PEM holds the
+// certificate too; or the gateway's store, by name (a key put there with
+// wsse.PutEncryptionKey, sealed under key_encryption_key, read when the
+// config is loaded).
 type EncryptionKeyConfig struct {
 	Certificate string        `yaml:"certificate"`
 	Key         config.Secret `yaml:"key"`
+	Store       string        `yaml:"store"`
 }
 
 // WrapKeyConfig is one key-wrap key.
@@ -68,59 +101,140 @@ type WrapKeyConfig struct {
 type encSettings struct {
 	dec      *xmlenc.Decrypter
 	allowCBC bool
+	reenc    *reencSettings
 	required struct {
 		body, ut, sig bool
 		headers       []qname
 	}
 }
 
-func decodeEncryption(cfg *config.Node, c *EncryptionConfig, maxBody int64) (*encSettings, error) {
-	if c == nil {
-		return nil, nil
+func (c *EncryptionConfig) validate(p *config.Problems, cfg *config.Node) {
+	stored := false
+	for i, k := range c.Keys {
+		field := config.Index("encryption.keys", i)
+		switch {
+		case k.Store != "":
+			stored = true
+			if k.Certificate != "" || k.Key.Value() != "" {
+				p.Errorf(cfg, field, "wssecurity: a key from the store takes neither certificate nor key")
+			} else if err := wsse.CheckKeyName(k.Store); err != nil {
+				p.Errorf(cfg, field+".store", "wssecurity: %v", err)
+			}
+		case k.Key.Value() == "":
+			p.Errorf(cfg, field, "wssecurity: an encryption key needs certificate and key, or store")
+		}
 	}
+	if stored && c.KeyEncryptionKey == nil {
+		p.Errorf(cfg, "encryption.key_encryption_key", "wssecurity: keys from the store need key_encryption_key")
+	}
+	if c.KeyEncryptionKey != nil {
+		if !stored {
+			p.Errorf(cfg, "encryption.key_encryption_key", "wssecurity: key_encryption_key is for keys from the store, and none is")
+		} else if _, err := wsse.ParseKEK(c.KeyEncryptionKey.Value()); err != nil {
+			p.Errorf(cfg, "encryption.key_encryption_key", "wssecurity: %v", err)
+		}
+	}
+	names := map[string]bool{}
+	for i, w := range c.WrapKeys {
+		field := config.Index("encryption.wrap_keys", i)
+		if w.Name == "" {
+			p.Errorf(cfg, field+".name", "wssecurity: a wrap key needs a name")
+		} else if names[w.Name] {
+			p.Errorf(cfg, field+".name", "wssecurity: wrap key %q is listed twice", w.Name)
+		}
+		names[w.Name] = true
+		b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(w.Key.Value()))
+		if err != nil {
+			p.Errorf(cfg, field+".key", "wssecurity: the wrap key is not base64")
+		} else if n := len(b); n != 16 && n != 24 && n != 32 {
+			p.Errorf(cfg, field+".key", "wssecurity: the wrap key is %d bytes, not 16, 24 or 32", n)
+		}
+	}
+	if len(c.Keys) == 0 && len(c.WrapKeys) == 0 {
+		p.Errorf(cfg, "encryption", "wssecurity: xmlenc: no keys")
+	}
+	if c.KeyCache != nil && (*c.KeyCache < 0 || *c.KeyCache > 65536) {
+		p.Errorf(cfg, "encryption.key_cache", "wssecurity: key_cache must be between 0 and 65536")
+	}
+	for i, part := range c.RequiredParts {
+		switch part {
+		case "Body", "UsernameToken", "Signature":
+		default:
+			if _, ok := parseClark(part); !ok {
+				p.Errorf(cfg, config.Index("encryption.required_parts", i), "wssecurity: %q is not Body, UsernameToken, Signature or a {namespace}Name header QName", part)
+			}
+		}
+	}
+	switch c.Forward {
+	case "", forwardDecrypted:
+		if c.UpstreamCertificate != "" {
+			p.Errorf(cfg, "encryption.upstream_certificate", "wssecurity: upstream_certificate needs forward: reencrypt")
+		}
+		if c.UpstreamKeyTransport != "" {
+			p.Errorf(cfg, "encryption.upstream_key_transport", "wssecurity: upstream_key_transport needs forward: reencrypt")
+		}
+	case forwardReencrypt:
+		if c.UpstreamCertificate == "" {
+			p.Errorf(cfg, "encryption.forward", "wssecurity: forward reencrypt needs upstream_certificate")
+		}
+		if _, ok := upstreamTransports[cmp.Or(c.UpstreamKeyTransport, "rsa-oaep-mgf1p")]; !ok {
+			p.Errorf(cfg, "encryption.upstream_key_transport", "wssecurity: upstream_key_transport must be rsa-oaep-mgf1p or rsa-oaep, got %q", c.UpstreamKeyTransport)
+		}
+	default:
+		p.Errorf(cfg, "encryption.forward", "wssecurity: forward must be decrypted or reencrypt, got %q", c.Forward)
+	}
+}
+
+// storeTimeout bounds the reading of keys from the store at load.
+const storeTimeout = 10 * time.Second
+
+func (c *EncryptionConfig) provision(cfg *config.Node, st store.Store, maxBody int64) (*encSettings, error) {
 	e := &encSettings{allowCBC: c.AllowCBC}
 	keys := xmlenc.Keys{Symmetric: map[string][]byte{}}
+	var kek []byte
+	if c.KeyEncryptionKey != nil {
+		kek, _ = wsse.ParseKEK(c.KeyEncryptionKey.Value()) // validated
+	}
 	for i, k := range c.Keys {
-		field := index("encryption.keys", i)
-		if k.Certificate == "" || k.Key.Value() == "" {
-			return nil, cfg.Errorf(field, "wssecurity: an encryption key needs certificate and key")
+		field := config.Index("encryption.keys", i)
+		var rk xmlenc.RSAKey
+		var err error
+		switch {
+		case k.Store != "":
+			ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+			rk.Key, rk.Cert, err = wsse.LoadEncryptionKey(ctx, st, k.Store, kek)
+			cancel()
+			if err != nil {
+				return nil, cfg.Errorf(field+".store", "wssecurity: %v", err)
+			}
+		case k.Certificate == "":
+			// The key's PEM holds its certificate too ({env: NAME} for
+			// deployments without files).
+			rk, err = xmlenc.ParseRSAKey([]byte(k.Key.Value()), []byte(k.Key.Value()))
+		default:
+			rk, err = xmlenc.LoadRSAKey(cfg.ResolvePath(k.Certificate), []byte(k.Key.Value()))
 		}
-		rk, err := xmlenc.LoadRSAKey(resolve(cfg, k.Certificate), []byte(k.Key.Value()))
 		if err != nil {
 			return nil, cfg.Errorf(field, "wssecurity: %v", err)
 		}
 		keys.RSA = append(keys.RSA, rk)
 	}
-	for i, w := range c.WrapKeys {
-		field := index("encryption.wrap_keys", i)
-		if w.Name == "" {
-			return nil, cfg.Errorf(field+".name", "wssecurity: a wrap key needs a name")
-		}
-		if _, dup := keys.Symmetric[w.Name]; dup {
-			return nil, cfg.Errorf(field+".name", "wssecurity: wrap key %q is listed twice", w.Name)
-		}
-		b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(w.Key.Value()))
-		if err != nil {
-			return nil, cfg.Errorf(field+".key", "wssecurity: the wrap key is not base64")
-		}
-		keys.Symmetric[w.Name] = b
+	for _, w := range c.WrapKeys {
+		keys.Symmetric[w.Name], _ = base64.StdEncoding.DecodeString(strings.TrimSpace(w.Key.Value())) // validated
 	}
 	lim := xmlscan.DefaultLimits()
 	lim.MaxBytes = maxBody
 	cache := 1024
 	if c.KeyCache != nil {
 		cache = *c.KeyCache
-		if cache < 0 || cache > 65536 {
-			return nil, cfg.Errorf("encryption.key_cache", "wssecurity: key_cache must be between 0 and 65536")
-		}
 	}
 	d, err := xmlenc.New(keys, xmlenc.Options{Limits: lim, KeyCache: cache})
 	if err != nil {
 		return nil, cfg.Errorf("encryption", "wssecurity: %v", err)
 	}
 	e.dec = d
-	for i, p := range c.RequiredParts {
-		switch p {
+	for _, part := range c.RequiredParts {
+		switch part {
 		case "Body":
 			e.required.body = true
 		case "UsernameToken":
@@ -128,12 +242,21 @@ func decodeEncryption(cfg *config.Node, c *EncryptionConfig, maxBody int64) (*en
 		case "Signature":
 			e.required.sig = true
 		default:
-			q, ok := parseClark(p)
-			if !ok {
-				return nil, cfg.Errorf(index("encryption.required_parts", i), "wssecurity: %q is not Body, UsernameToken, Signature or a {namespace}Name header QName", p)
-			}
+			q, _ := parseClark(part) // validated
 			e.required.headers = append(e.required.headers, q)
 		}
+	}
+	if c.Forward == forwardReencrypt {
+		tr := upstreamTransports[cmp.Or(c.UpstreamKeyTransport, "rsa-oaep-mgf1p")]
+		certs, err := pemfile.Certificates(cfg.ResolvePath(c.UpstreamCertificate))
+		if err != nil {
+			return nil, cfg.Errorf("encryption.upstream_certificate", "wssecurity: %v", err)
+		}
+		pub, ok := certs[0].PublicKey.(*rsa.PublicKey)
+		if !ok || pub.N.BitLen() < 2048 {
+			return nil, cfg.Errorf("encryption.upstream_certificate", "wssecurity: the upstream certificate needs an RSA key of 2048 bits or more")
+		}
+		e.reenc = &reencSettings{pub: pub, thumb: xmlenc.Thumbprint(certs[0]), transport: tr, maxBody: maxBody}
 	}
 	return e, nil
 }
@@ -312,6 +435,15 @@ func (p *Policy) decrypt(m *message, now time.Time) *policy.Denial {
 		if d.Type != xmlenc.TypeElement && isEncryptedHeader(parent) {
 			return decFault("an EncryptedHeader must hold Type Element")
 		}
+		// Where the data sits, for encryption.forward reencrypt: the
+		// Body, a header block (or an EncryptedHeader's, named by the
+		// block it holds), or a child of the Security header.
+		inBody := topUnder(m.body, d.Element) != nil
+		top := topUnder(m.header, d.Element)
+		var secChild *etree.Element
+		if top == m.security {
+			secChild = topUnder(m.security, d.Element)
+		}
 		nodes, err := s.Replace(d, auth)
 		if err != nil {
 			if errors.Is(err, xmlenc.ErrDecrypt) {
@@ -332,6 +464,26 @@ func (p *Policy) decrypt(m *message, now time.Time) *policy.Denial {
 		}
 		if parent == m.body {
 			m.bodyDecrypted = true
+		}
+		switch {
+		case inBody:
+			m.sealed.body = true
+		case top == m.security && secChild == d.Element:
+			for _, n := range nodes {
+				if el, ok := n.(*etree.Element); ok {
+					m.sealed.security = addQName(m.sealed.security, el)
+				}
+			}
+		case top == m.security:
+			m.sealed.security = addQName(m.sealed.security, secChild)
+		case top == d.Element || isEncryptedHeader(top):
+			for _, n := range nodes {
+				if el, ok := n.(*etree.Element); ok {
+					m.sealed.headers = addQName(m.sealed.headers, el)
+				}
+			}
+		case top != nil:
+			m.sealed.headers = addQName(m.sealed.headers, top)
 		}
 		if isEncryptedHeader(parent) {
 			// The header block takes the EncryptedHeader's place. It

@@ -99,10 +99,11 @@ type Policy struct {
 
 var _ policy.Policy = (*Policy)(nil)
 
-// New builds the policy from cfg (see Config). It uses env.Now as its
-// clock and env.Store for the nonces of UsernameTokens; a nil env.Store
-// gets a process-local memory store, which refuses replays only on this
-// instance.
+// New builds the policy from cfg (see Config). It uses env.Clock() as its
+// clock and env.StateStore() for the nonces of UsernameTokens, the
+// signature replay cache and decryption keys kept in the store (without
+// a gateway store, a process-local memory store, which refuses replays
+// only on this instance). It holds no resources to Close.
 func New(cfg *config.Node, env *policy.Env) (policy.Policy, error) {
 	return Build(cfg, env)
 }
@@ -110,18 +111,12 @@ func New(cfg *config.Node, env *policy.Env) (policy.Policy, error) {
 // Build is New returning the concrete policy, for users of Verify outside
 // a route's chain (the STS authenticating its requests).
 func Build(cfg *config.Node, env *policy.Env) (*Policy, error) {
-	s, err := decode(cfg)
+	st := env.StateStore()
+	s, err := decode(cfg, st)
 	if err != nil {
 		return nil, err
 	}
-	p := &Policy{s: s, now: env.Now, store: env.Store, dummy: make([]byte, 32)}
-	if p.now == nil {
-		p.now = time.Now
-	}
-	if p.store == nil {
-		p.store = store.NewMemory(p.now)
-	}
-	return p, nil
+	return &Policy{s: s, now: env.Clock(), store: st, dummy: make([]byte, 32)}, nil
 }
 
 // message is one parsed request.
@@ -150,6 +145,8 @@ type message struct {
 	origin        map[*etree.Element][]*etree.Element
 	plain         map[etree.Token]bool
 	bodyDecrypted bool
+	// sealed are the parts that arrived encrypted (reencrypt.go).
+	sealed sealedParts
 }
 
 // Apply checks the request's WS-Security header. It returns a *Denial with
@@ -168,13 +165,18 @@ func (p *Policy) Apply(ctx context.Context, ex *policy.Exchange) error {
 	if ex.SOAP != nil {
 		doc = ex.SOAP.Doc
 	}
-	res, err := p.verify(ctx, body, ex.TLS, doc)
+	res, sealed, tree, err := p.verify(ctx, body, ex.TLS, doc)
 	if err != nil {
 		return err
 	}
 	ex.Principal = res.Principal
 	if !p.s.keepHeader || res.Decrypted {
 		ex.SetBody(res.Message)
+	}
+	if p.s.enc != nil && p.s.enc.reenc != nil && !sealed.empty() {
+		// Encrypted again in FinishRequest, once the chain has seen the
+		// plaintext.
+		ex.SetValue(p, &pending{parts: sealed, sent: res.Message, doc: tree})
 	}
 	return nil
 }
@@ -190,41 +192,44 @@ type Result = wsse.Result
 // outside a route's chain (the STS) authenticates a SOAP message without
 // forking these rules.
 func (p *Policy) Verify(ctx context.Context, msg []byte, tls bool) (*Result, error) {
-	return p.verify(ctx, msg, tls, nil)
+	res, _, _, err := p.verify(ctx, msg, tls, nil)
+	return res, err
 }
 
 // verify is Verify on msg, or on doc when it is not nil: the tree of msg
 // that an earlier policy parsed (and checked with xmlscan, which refuses
-// more than parse does). The same checks run on either.
-func (p *Policy) verify(ctx context.Context, msg []byte, tls bool, doc *etree.Document) (*Result, error) {
+// more than parse does). The same checks run on either. It also returns
+// the parts that arrived encrypted and, for a decrypted message, the tree
+// the forwarded message was written from.
+func (p *Policy) verify(ctx context.Context, msg []byte, tls bool, doc *etree.Document) (*Result, sealedParts, *etree.Document, error) {
 	if int64(len(msg)) > p.s.maxBodyBytes {
-		return nil, fault(CodeInvalidSecurity, "message of %d bytes, more than max_body_bytes", len(msg))
+		return nil, sealedParts{}, nil, fault(CodeInvalidSecurity, "message of %d bytes, more than max_body_bytes", len(msg))
 	}
 	body := msg
 	m, d := p.parse(body, doc)
 	if d != nil {
-		return nil, d
+		return nil, sealedParts{}, nil, d
 	}
 	now := p.now()
 	if d := p.decrypt(m, now); d != nil {
-		return nil, d
+		return nil, sealedParts{}, nil, d
 	}
 	if m.timestamp == nil {
 		if p.s.tsRequired {
-			return nil, fault(CodeInvalidSecurity, "no Timestamp in the Security header")
+			return nil, sealedParts{}, nil, fault(CodeInvalidSecurity, "no Timestamp in the Security header")
 		}
 	} else if d := p.checkTimestamp(m.timestamp, now); d != nil {
-		return nil, d
+		return nil, sealedParts{}, nil, d
 	}
 
 	var user string
 	var nonce []byte
 	if m.ut != nil {
 		if p.s.ut == nil {
-			return nil, fault(CodeUnsupportedSecurityToken, "UsernameToken sent but username_token is not configured")
+			return nil, sealedParts{}, nil, fault(CodeUnsupportedSecurityToken, "UsernameToken sent but username_token is not configured")
 		}
 		if user, nonce, d = p.checkUsernameToken(m.ut, now, tls); d != nil {
-			return nil, d
+			return nil, sealedParts{}, nil, d
 		}
 	}
 	var cert *x509.Certificate
@@ -232,22 +237,22 @@ func (p *Policy) verify(ctx context.Context, msg []byte, tls bool, doc *etree.Do
 	var sig *xmlsig.Signature
 	if m.signature != nil {
 		if p.s.x509 == nil {
-			return nil, fault(CodeUnsupportedSecurityToken, "Signature sent but x509 is not configured")
+			return nil, sealedParts{}, nil, fault(CodeUnsupportedSecurityToken, "Signature sent but x509 is not configured")
 		}
 		if tok, sig, d = p.checkSignature(m, now); d != nil {
-			return nil, d
+			return nil, sealedParts{}, nil, d
 		}
 		cert = tok.cert
 	}
 	switch {
 	case p.s.require == requireUsername && user == "":
-		return nil, fault(CodeFailedAuthentication, "no UsernameToken, and require is username_token")
+		return nil, sealedParts{}, nil, fault(CodeFailedAuthentication, "no UsernameToken, and require is username_token")
 	case p.s.require == requireX509 && cert == nil:
-		return nil, fault(CodeFailedAuthentication, "no Signature, and require is x509")
+		return nil, sealedParts{}, nil, fault(CodeFailedAuthentication, "no Signature, and require is x509")
 	case p.s.require == requireAll && (p.s.ut != nil && user == "" || p.s.x509 != nil && cert == nil):
-		return nil, fault(CodeFailedAuthentication, "require is all, and not every configured token authenticated")
+		return nil, sealedParts{}, nil, fault(CodeFailedAuthentication, "require is all, and not every configured token authenticated")
 	case user == "" && cert == nil:
-		return nil, fault(CodeFailedAuthentication, "no UsernameToken and no Signature")
+		return nil, sealedParts{}, nil, fault(CodeFailedAuthentication, "no UsernameToken and no Signature")
 	}
 	// The nonce is spent last, once everything else holds, so that a
 	// message refused for another reason does not burn it and junk never
@@ -257,7 +262,7 @@ func (p *Policy) verify(ctx context.Context, msg []byte, tls bool, doc *etree.Do
 	// would otherwise be a fresh nonce.
 	if nonce != nil {
 		if d, err := p.spend(ctx, "nonce:wss:"+base64.RawStdEncoding.EncodeToString(nonce)); d != nil || err != nil {
-			return nil, firstErr(d, err, "nonce of user %q", user)
+			return nil, sealedParts{}, nil, firstErr(d, err, "nonce of user %q", user)
 		}
 	}
 	if cert != nil && p.s.sigReplay {
@@ -271,9 +276,9 @@ func (p *Policy) verify(ctx context.Context, msg []byte, tls bool, doc *etree.Do
 		// its own, so that is the best a bounded cache can do.
 		if err := xmlsig.Spend(ctx, p.store, sig, p.s.maxAge+p.s.futureSkew); err != nil {
 			if !errors.Is(err, xmlsig.ErrReplay) {
-				return nil, fmt.Errorf("wssecurity: %w", err)
+				return nil, sealedParts{}, nil, fmt.Errorf("wssecurity: %w", err)
 			}
-			return nil, firstErr(fault(CodeFailedAuthentication, "replay"), nil, "a signature over the same SignedInfo (signer %q)", cert.Subject)
+			return nil, sealedParts{}, nil, firstErr(fault(CodeFailedAuthentication, "replay"), nil, "a signature over the same SignedInfo (signer %q)", cert.Subject)
 		}
 	}
 
@@ -302,17 +307,20 @@ func (p *Policy) verify(ctx context.Context, msg []byte, tls bool, doc *etree.Do
 	if m.decrypted {
 		nb, err := p.plaintext(m)
 		if err != nil {
-			return nil, fmt.Errorf("wssecurity: writing the decrypted message: %w", err)
+			return nil, sealedParts{}, nil, fmt.Errorf("wssecurity: writing the decrypted message: %w", err)
 		}
 		res.Message, res.Decrypted = nb, true
 	} else if !p.s.keepHeader {
 		nb, err := removeElement(body, m)
 		if err != nil {
-			return nil, fmt.Errorf("wssecurity: removing the Security header: %w", err)
+			return nil, sealedParts{}, nil, fmt.Errorf("wssecurity: removing the Security header: %w", err)
 		}
 		res.Message = nb
 	}
-	return res, nil
+	if !m.decrypted {
+		return res, m.sealed, nil, nil
+	}
+	return res, m.sealed, m.doc, nil
 }
 
 // spend records key in the store for the freshness window; a key already
