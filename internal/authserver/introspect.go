@@ -97,7 +97,7 @@ func (srv *Server) introspect(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	writeJSON(w, srv.introspection(tok))
+	writeJSON(w, srv.countIntrospection(srv.introspection(tok)))
 }
 
 // tokenRequest reads what introspection and revocation share: the form,

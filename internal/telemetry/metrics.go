@@ -2,18 +2,27 @@
 package telemetry
 
 import (
+	"context"
+	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
 
+	"github.com/gatehouse/gatehouse/internal/buildinfo"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // Metrics are the gateway's Prometheus collectors, registered on their own
 // registry (never the global one, so tests and several gateways in one
 // process do not collide). One Metrics lives for the whole process and
 // outlives config reloads.
+//
+// docs/operations.md ("Metrics") lists every metric with its type and
+// labels, and says which exist from the start; TestDocumentedMetrics
+// (internal/gateway) holds the list and a running gateway's scrape to
+// each other.
 type Metrics struct {
 	Registry *prometheus.Registry
 
@@ -21,7 +30,7 @@ type Metrics struct {
 	duration       *prometheus.HistogramVec
 	policyDuration *prometheus.HistogramVec
 	denials        *prometheus.CounterVec
-	upstreamErrors *prometheus.CounterVec
+	upstreamErrors *upstreamErrors // upstream.go
 	inflight       prometheus.Gauge
 	reloads        *prometheus.CounterVec
 	lastReload     prometheus.Gauge
@@ -35,6 +44,14 @@ type Metrics struct {
 	conns  connMetrics  // conns.go
 
 	dlpFindings *prometheus.CounterVec // dlp.go
+
+	tokens        tokenMetrics             // tokens.go
+	introspection *prometheus.HistogramVec // latency.go
+	jwksFetch     *prometheus.HistogramVec // latency.go
+
+	// exemplar is the source of the latency histograms' exemplars, nil
+	// without tracing (exemplar.go).
+	exemplar atomic.Pointer[ExemplarFunc]
 }
 
 // NewMetrics creates and registers the gateway metrics, plus the Go runtime
@@ -61,10 +78,7 @@ func NewMetrics() *Metrics {
 			Name: "gatehouse_denials_total",
 			Help: "Requests refused, by route, policy and stable error code.",
 		}, []string{"route", "policy", "code"}),
-		upstreamErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "gatehouse_upstream_errors_total",
-			Help: "Failed exchanges with upstreams, by route and kind (connect, timeout, reset, canceled, other).",
-		}, []string{"route", "kind"}),
+		upstreamErrors: newUpstreamErrors(),
 		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "gatehouse_inflight_requests",
 			Help: "Requests being handled now.",
@@ -101,7 +115,20 @@ func NewMetrics() *Metrics {
 	reg.MustRegister(m.conns.collectors()...)
 	m.dlpFindings = newDLPFindings()
 	reg.MustRegister(m.dlpFindings)
+	m.tokens = newTokenMetrics()
+	reg.MustRegister(m.tokens.collectors()...)
+	m.introspection, m.jwksFetch = newIntrospectionDuration(), newJWKSFetchDuration()
+	reg.MustRegister(m.introspection, m.jwksFetch, newBuildInfo(buildinfo.Get()))
+	m.reloads.WithLabelValues("success")
+	m.reloads.WithLabelValues("failure")
 	return m
+}
+
+// Handler serves the registry's metrics: the Prometheus text format, or
+// OpenMetrics (with the latency histograms' exemplars) to a scraper that
+// asks for it in Accept, as Prometheus does when exemplar storage is on.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{EnableOpenMetrics: true})
 }
 
 // Inflight is the gauge of requests in progress.
@@ -139,9 +166,10 @@ func (m *Metrics) Denied(route, policy, code string) {
 	m.denials.WithLabelValues(route, policy, code).Inc()
 }
 
-// UpstreamError counts a failed upstream exchange.
+// UpstreamError counts a failed upstream exchange of route; kind is one
+// of UpstreamErrorKinds (another is counted as "other").
 func (m *Metrics) UpstreamError(route, kind string) {
-	m.upstreamErrors.WithLabelValues(route, kind).Inc()
+	m.upstreamErrors.counts(route)[kindIndex(kind)].Add(1)
 }
 
 // PolicyObserver returns the duration histogram of one policy on one route,
@@ -162,10 +190,18 @@ type lazyObserver struct {
 }
 
 // Observe records v in the histogram, resolving it first if need be.
-func (l *lazyObserver) Observe(v float64) {
+func (l *lazyObserver) Observe(v float64) { l.resolve().Observe(v) }
+
+// ObserveWithExemplar records v with the exemplar ex
+// (prometheus.ExemplarObserver, which histograms are).
+func (l *lazyObserver) ObserveWithExemplar(v float64, ex prometheus.Labels) {
+	l.resolve().(prometheus.ExemplarObserver).ObserveWithExemplar(v, ex)
+}
+
+// resolve returns the histogram, resolving it on first use.
+func (l *lazyObserver) resolve() prometheus.Observer {
 	if h := l.h.Load(); h != nil {
-		(*h).Observe(v)
-		return
+		return *h
 	}
 	var h prometheus.Observer
 	if l.two {
@@ -176,7 +212,7 @@ func (l *lazyObserver) Observe(v float64) {
 	// Racing first observations resolve the same histogram: the vector
 	// holds one per label set.
 	l.h.Store(&h)
-	h.Observe(v)
+	return h
 }
 
 // RouteMetrics are one route's request counters and latency histogram,
@@ -197,6 +233,7 @@ type RouteMetrics struct {
 	rare   atomic.Pointer[map[int]prometheus.Counter]
 	rareMu sync.Mutex
 	dur    lazyObserver // Duration's, held here to spare an allocation
+	m      *Metrics     // for the exemplars of Duration (ObserveDuration)
 }
 
 // commonCodes are the status codes the gateway and most upstreams answer
@@ -221,10 +258,30 @@ var codeSlot = func() (t [600]uint8) {
 }()
 
 // Route returns the metrics of route ("" for requests no route matched).
+// A named route's gatehouse_upstream_errors_total series start at zero
+// now, not with its first failure.
 func (m *Metrics) Route(route string) *RouteMetrics {
-	rm := &RouteMetrics{route: route, vec: m.requests, dur: lazyObserver{vec: m.duration, route: route}}
+	if route != "" {
+		m.upstreamErrors.counts(route)
+	}
+	return m.routeMetrics(route)
+}
+
+// TokenService returns the request metrics of one of the gateway's own
+// token services, named RouteAuthServer or RouteSTS: no upstream, so no
+// upstream error series.
+func (m *Metrics) TokenService(name string) *RouteMetrics { return m.routeMetrics(name) }
+
+func (m *Metrics) routeMetrics(route string) *RouteMetrics {
+	rm := &RouteMetrics{route: route, vec: m.requests, dur: lazyObserver{vec: m.duration, route: route}, m: m}
 	rm.Duration = &rm.dur
 	return rm
+}
+
+// ObserveDuration records a request's duration in seconds, with the
+// trace id of ctx (the request's) as exemplar when tracing provides one.
+func (rm *RouteMetrics) ObserveDuration(ctx context.Context, seconds float64) {
+	rm.m.ObserveContext(ctx, &rm.dur, seconds)
 }
 
 // Count counts one request answered with status.

@@ -36,6 +36,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/policy"
 	"github.com/gatehouse/gatehouse/internal/store"
+	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
 
 // Unit is the `introspect` authenticator type.
@@ -69,6 +70,8 @@ type Authenticator struct {
 	flight flight
 	bound  *bound.Checker
 	log    *slog.Logger
+	// latency is the endpoint's latency histogram.
+	latency telemetry.RemoteLatency
 	// lastComplaint is when a misconfiguration was last logged (Unix ns).
 	lastComplaint atomic.Int64
 }
@@ -97,7 +100,8 @@ func New(cfg *config.Node, env *authn.Env) (*Authenticator, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Authenticator{p: p, realm: env.Realm, now: env.Env.Clock(), log: env.Env.Log()}
+	a := &Authenticator{p: p, realm: env.Realm, now: env.Env.Clock(), log: env.Env.Log(),
+		latency: env.Env.Telemetry().Introspection(p.endpoint)}
 	a.tr = &http.Transport{
 		// No proxy from the environment: tokens and the client secret go
 		// only where the config says.
@@ -246,6 +250,16 @@ func unavailable(err error) *policy.Denial {
 func (a *Authenticator) introspect(ctx context.Context, token string, k *key) (*answer, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.p.timeout)
 	defer cancel()
+	start := time.Now()
+	ans, err := a.call(ctx, token, k)
+	// The endpoint's time, whatever its answer; ErrUnavailable is a
+	// failure (unreachable, too slow, an unusable answer).
+	a.latency.Observe(ctx, time.Since(start).Seconds(), err == nil)
+	return ans, err
+}
+
+// call is one round trip to the endpoint (introspect).
+func (a *Authenticator) call(ctx context.Context, token string, k *key) (*answer, error) {
 	form := url.Values{"token": {token}, "token_type_hint": {a.p.hint}}
 	if a.p.basic == "" {
 		form.Set("client_id", a.p.clientID)
