@@ -391,6 +391,9 @@ routes:
 	if v, _ := value(after, "gatehouse_jwks_fetches_total", map[string]string{"source": base, "result": "success"}); v < 1 {
 		t.Errorf("no successful key set fetch counted")
 	}
+	if v, _ := value(after, "gatehouse_jwks_fetch_duration_seconds", map[string]string{"source": base, "result": "success"}); v < 1 {
+		t.Errorf("no successful key set fetch timed")
+	}
 
 	// OpenMetrics when asked, with the fixed trace id as exemplar of the
 	// request latency.
