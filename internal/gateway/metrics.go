@@ -1,6 +1,11 @@
 package gateway
 
-import "github.com/gatehouse/gatehouse/internal/telemetry"
+import (
+	"fmt"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/telemetry"
+)
 
 // tokenMetrics are the request metrics of the gateway's own token
 // services, counted under their own route label (telemetry.RouteAuthServer,
@@ -25,4 +30,14 @@ func (rt *runtime) metricsOf(x *exchange) *telemetry.RouteMetrics {
 		return rt.tokens.sts
 	}
 	return rt.noRoute
+}
+
+// tokenServiceName refuses a route named as a token service the config
+// enables: its requests would be counted in the service's series.
+func tokenServiceName(cfg *config.Config, i int) error {
+	name := cfg.Routes[i].Name
+	if (name == telemetry.RouteAuthServer && cfg.AuthorizationServer != nil) || (name == telemetry.RouteSTS && cfg.STS != nil) {
+		return cfg.Errorf(fmt.Sprintf("routes[%d].name", i), "%q names the token service in the metrics' route label: choose another name", name)
+	}
+	return nil
 }

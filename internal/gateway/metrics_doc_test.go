@@ -455,3 +455,36 @@ func stsIssue(t *testing.T, base string) []byte {
 	}
 	return a
 }
+
+// TestTokenServiceRouteName: a route may not take the route label of a
+// token service the config enables; with the service off it may.
+func TestTokenServiceRouteName(t *testing.T) {
+	const routes = `
+routes:
+  - name: sts
+    match: {path: /x}
+    upstream: {url: "http://127.0.0.1:1"}
+`
+	on := `
+listeners: [{name: main, address: "127.0.0.1:0"}]
+admin: {address: "off"}
+store: {type: memory}
+sts:
+  issuer: http://127.0.0.1/sts
+  insecure_plaintext_keys: true
+  authentication:
+    username_token: {text: allowed, users: [{username: alice, password: alice-password}]}
+  subjects: [{subject: alice}]
+  relying_parties: [{audience: "urn:x"}]
+` + routes
+	_, err := New(load(t, on, nil), Options{BaseDir: t.TempDir(), Registry: builtin.Registry(), Logger: slog.New(slog.DiscardHandler)})
+	if err == nil || !strings.Contains(err.Error(), ":14:11:") || !strings.Contains(err.Error(), "routes[0].name") {
+		t.Errorf("a route named sts beside the STS: %v, want an error at 14:11, routes[0].name", err)
+	}
+	off := "listeners: [{name: main, address: \"127.0.0.1:0\"}]\nadmin: {address: \"off\"}\nstore: {type: memory}\n" + routes
+	g, err := New(load(t, off, nil), Options{BaseDir: t.TempDir(), Registry: builtin.Registry(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatalf("a route named sts without the STS: %v", err)
+	}
+	g.Close()
+}

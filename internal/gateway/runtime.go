@@ -112,6 +112,9 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 		if r.info.Realm, err = routeRealm(rc); err != nil {
 			errs = append(errs, err)
 		}
+		if err := tokenServiceName(cfg, i); err != nil {
+			errs = append(errs, err)
+		}
 		var protected []string // the chain's protected request fields (inbound.go)
 		for _, spec := range rc.Policies {
 			env := &policy.Env{
