@@ -64,7 +64,7 @@ func TestRequestMetrics(t *testing.T) {
 	want := map[string]float64{
 		"issue success": 1, "issue FailedAuthentication": 1, "issue InvalidScope": 1,
 		"validate success": 1, "validate invalid": 1,
-		"renew success": 1,
+		"renew success":               1,
 		"cancel FailedAuthentication": 1, "cancel success": 1,
 		"unknown InvalidRequest": 2,
 	}
