@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gatehouse/gatehouse/internal/buildinfo"
 )
@@ -191,5 +192,59 @@ func TestBuildInfo(t *testing.T) {
 	}
 	if got[0][1] != bi.GoVersion || got[0][3] != bi.Version || bi.Version == "" {
 		t.Errorf("build info %q, want Go %s, version %s", got[0][0], bi.GoVersion, bi.Version)
+	}
+}
+
+// BenchmarkObserveDuration: a request's latency observation without
+// tracing (the default), with tracing but no trace id in the context,
+// and with one (an exemplar).
+//
+//	go test -run XXX -bench ObserveDuration -benchtime 200000x ./internal/telemetry/
+func BenchmarkObserveDuration(b *testing.B) {
+	ctx := context.WithValue(context.Background(), traceKey{}, "0af7651916cd43dd8448eb211c80319c")
+	for _, c := range []struct {
+		name string
+		f    ExemplarFunc
+		ctx  context.Context
+	}{
+		{"off", nil, ctx},
+		{"no_trace", traced, context.Background()},
+		{"exemplar", traced, ctx},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			m := NewMetrics()
+			m.SetExemplarFunc(c.f)
+			rm := m.Route("r")
+			b.ReportAllocs()
+			for b.Loop() {
+				rm.ObserveDuration(c.ctx, 0.004)
+			}
+		})
+	}
+}
+
+// TestExemplarEveryBucketSecond: a bucket of a route's latency takes one
+// exemplar a second; another bucket has its own.
+func TestExemplarEveryBucketSecond(t *testing.T) {
+	m := NewMetrics()
+	clock := time.Unix(1_800_000_000, 0)
+	m.now = func() time.Time { return clock }
+	m.SetExemplarFunc(traced)
+	rm := m.Route("r")
+	with := func(id string) context.Context { return context.WithValue(context.Background(), traceKey{}, id) }
+	rm.ObserveDuration(with("aaaa"), 0.02)
+	rm.ObserveDuration(with("bbbb"), 0.021) // same bucket, same second: kept aaaa
+	rm.ObserveDuration(with("cccc"), 3)     // another bucket
+	body, _ := get(t, m, openMetrics)
+	for id, want := range map[string]bool{"aaaa": true, "bbbb": false, "cccc": true} {
+		if got := strings.Contains(body, `trace_id="`+id+`"`); got != want {
+			t.Errorf("exemplar %s present %v, want %v", id, got, want)
+		}
+	}
+	clock = clock.Add(time.Second)
+	rm.ObserveDuration(with("dddd"), 0.022)
+	body, _ = get(t, m, openMetrics)
+	if !strings.Contains(body, `trace_id="dddd"`) || strings.Contains(body, `trace_id="aaaa"`) {
+		t.Errorf("a second later the bucket did not take the new exemplar:\n%s", grepLines(body, "trace_id"))
 	}
 }

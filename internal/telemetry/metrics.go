@@ -4,9 +4,11 @@ package telemetry
 import (
 	"context"
 	"net/http"
+	"sort"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/gatehouse/gatehouse/internal/buildinfo"
 	"github.com/prometheus/client_golang/prometheus"
@@ -52,6 +54,8 @@ type Metrics struct {
 	// exemplar is the source of the latency histograms' exemplars, nil
 	// without tracing (exemplar.go).
 	exemplar atomic.Pointer[ExemplarFunc]
+	// now is the clock of exemplarEvery (tests set it).
+	now func() time.Time
 }
 
 // NewMetrics creates and registers the gateway metrics, plus the Go runtime
@@ -60,6 +64,7 @@ func NewMetrics() *Metrics {
 	reg := prometheus.NewRegistry()
 	m := &Metrics{
 		Registry: reg,
+		now:      time.Now,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gatehouse_requests_total",
 			Help: "Requests handled, by route and response status code. Route is \"\" when none matched.",
@@ -67,7 +72,7 @@ func NewMetrics() *Metrics {
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "gatehouse_request_duration_seconds",
 			Help:    "Time from receiving a request to writing its response headers, by route.",
-			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+			Buckets: requestBuckets[:],
 		}, []string{"route"}),
 		policyDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "gatehouse_policy_duration_seconds",
@@ -234,7 +239,19 @@ type RouteMetrics struct {
 	rareMu sync.Mutex
 	dur    lazyObserver // Duration's, held here to spare an allocation
 	m      *Metrics     // for the exemplars of Duration (ObserveDuration)
+	// exemplarAt is when each bucket of Duration last got an exemplar
+	// (Unix ns), allocated with the route's first exemplar.
+	exemplarAt atomic.Pointer[[len(requestBuckets) + 1]atomic.Int64]
 }
+
+// requestBuckets are gatehouse_request_duration_seconds's buckets.
+var requestBuckets = [...]float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+
+// exemplarEvery is how often a bucket of a route's latency histogram
+// takes a new exemplar. A bucket keeps only its latest one and a scrape
+// comes every few seconds, so more would be lost; and an exemplar costs
+// some 9 allocations (the client library copies and validates it).
+const exemplarEvery = time.Second
 
 // commonCodes are the status codes the gateway and most upstreams answer
 // with. Their counters are reached without a map lookup.
@@ -280,8 +297,28 @@ func (m *Metrics) routeMetrics(route string) *RouteMetrics {
 
 // ObserveDuration records a request's duration in seconds, with the
 // trace id of ctx (the request's) as exemplar when tracing provides one.
+// At most one exemplar a second is taken per bucket (exemplarEvery).
 func (rm *RouteMetrics) ObserveDuration(ctx context.Context, seconds float64) {
-	rm.m.ObserveContext(ctx, &rm.dur, seconds)
+	if f := rm.m.exemplar.Load(); f != nil {
+		if id, ok := (*f)(ctx); ok && id != "" && rm.exemplarDue(seconds) {
+			rm.dur.ObserveWithExemplar(seconds, prometheus.Labels{"trace_id": id})
+			return
+		}
+	}
+	rm.dur.Observe(seconds)
+}
+
+// exemplarDue reports whether the bucket of seconds may take an exemplar
+// now, and if so marks it taken.
+func (rm *RouteMetrics) exemplarDue(seconds float64) bool {
+	at := rm.exemplarAt.Load()
+	if at == nil {
+		rm.exemplarAt.CompareAndSwap(nil, new([len(requestBuckets) + 1]atomic.Int64))
+		at = rm.exemplarAt.Load()
+	}
+	slot := &at[sort.SearchFloat64s(requestBuckets[:], seconds)]
+	now, last := rm.m.now().UnixNano(), slot.Load()
+	return (last == 0 || now-last >= int64(exemplarEvery)) && slot.CompareAndSwap(last, now)
 }
 
 // Count counts one request answered with status.
