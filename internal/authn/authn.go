@@ -77,6 +77,17 @@ type Env struct {
 	Realm string
 }
 
+// Policy returns the policy Env the authenticator is built in, or an empty
+// one when there is none, so that a factory reads its fields (nil-able by
+// their contracts: Store, Pool, TrustedProxies, Revocations) and calls its
+// accessors without checking for a nil Env first.
+func (e *Env) Policy() *policy.Env {
+	if e == nil || e.Env == nil {
+		return &policy.Env{}
+	}
+	return e.Env
+}
+
 // A Factory builds an authenticator from its raw config, strictly and
 // completely at load time (see policy.Factory).
 type Factory func(cfg *config.Node, env *Env) (Authenticator, error)

@@ -77,3 +77,18 @@ func TestChallenge(t *testing.T) {
 		}
 	}
 }
+
+// TestEnvPolicy: an authenticator built without a policy Env, or without
+// any Env, reads fields and accessors of Policy() without checks.
+func TestEnvPolicy(t *testing.T) {
+	for _, e := range []*Env{nil, {Realm: "api"}} {
+		p := e.Policy()
+		if p == nil || p.Clock() == nil || p.Log() == nil || p.Telemetry() == nil || p.Store != nil {
+			t.Errorf("Env %v: Policy() = %+v, want an empty policy Env", e, p)
+		}
+	}
+	pe := &policy.Env{}
+	if got := (&Env{Env: pe}).Policy(); got != pe {
+		t.Error("Policy() did not return the Env's own policy Env")
+	}
+}

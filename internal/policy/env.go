@@ -42,11 +42,11 @@ func (e *Env) StateStore() store.Store {
 	return e.Store
 }
 
-// Telemetry returns Metrics. A nil *telemetry.Metrics is a valid value
-// whose methods record nothing, so the result is always safe to call.
+// Telemetry returns Metrics, or else telemetry.Discard(): metrics that
+// record into a registry nothing serves. Every method of the result works.
 func (e *Env) Telemetry() *telemetry.Metrics {
-	if e == nil {
-		return nil
+	if e == nil || e.Metrics == nil {
+		return telemetry.Discard()
 	}
 	return e.Metrics
 }

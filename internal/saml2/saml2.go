@@ -25,6 +25,7 @@
 package saml2
 
 import (
+	"cmp"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -177,7 +178,7 @@ func Build(a *Assertion) *etree.Element {
 
 	subj := as.CreateElement("saml2:Subject")
 	nid := subj.CreateElement("saml2:NameID")
-	nid.CreateAttr("Format", cmpOr(a.NameIDFormat, NameIDUnspecified))
+	nid.CreateAttr("Format", cmp.Or(a.NameIDFormat, NameIDUnspecified))
 	nid.SetText(a.NameID)
 	for _, c := range a.Confirmations {
 		sc := subj.CreateElement("saml2:SubjectConfirmation")
@@ -352,13 +353,6 @@ func signBytes(key crypto.Signer, data []byte) ([]byte, error) {
 
 // FormatTime writes t as an xsd:dateTime in UTC with milliseconds.
 func FormatTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}
 
 func publicEqual(a, b crypto.PublicKey) bool {
 	type equaler interface{ Equal(crypto.PublicKey) bool }

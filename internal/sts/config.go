@@ -1,6 +1,7 @@
 package sts
 
 import (
+	"cmp"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
@@ -75,8 +76,8 @@ func newSettings(c *config.STS, cfg *config.Config, baseDir string) (*settings, 
 	}
 	s := &settings{
 		issuer:       c.Issuer,
-		path:         cmpOr(c.Path, DefaultPath),
-		alg:          cmpOr(c.Signature, algRSA),
+		path:         cmp.Or(c.Path, DefaultPath),
+		alg:          cmp.Or(c.Signature, algRSA),
 		lifetime:     DefaultTokenLifetime,
 		renewGrace:   c.RenewGrace.Std(),
 		validateAuth: c.ValidateRequiresAuthentication,
@@ -173,11 +174,4 @@ func resolve(base, p string) string {
 		return p
 	}
 	return filepath.Join(base, p)
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }

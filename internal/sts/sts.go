@@ -17,6 +17,7 @@ package sts
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/x509"
 	"encoding/json"
@@ -443,7 +444,7 @@ func (srv *Server) mint(ctx context.Context, req *rst, sub *subject, rp *party, 
 		Policy: "sts", Detail: requestType + " aud=" + rp.audience + " key_type=" + keyType})
 
 	rstr := newRSTR(req.context)
-	tt := cmpOr(req.tokenType, saml2.TokenTypeSAML20)
+	tt := cmp.Or(req.tokenType, saml2.TokenTypeSAML20)
 	rstr.CreateElement("wst:TokenType").SetText(tt)
 	if rp.encrypt != nil {
 		var err error

@@ -11,11 +11,11 @@ func newDLPFindings() *prometheus.CounterVec {
 
 // DLPFinding returns the counter of the dlp policy's findings of detector
 // on route handled with action (mask, block or log), resolved once at
-// build time so that counting does no label hashing. A nil m returns nil,
-// which the dlp policy treats as "count nothing".
+// build time so that counting does no label hashing. A nil m counts in
+// Discard(), so the result is never nil.
 func (m *Metrics) DLPFinding(route, detector, action string) prometheus.Counter {
 	if m == nil {
-		return nil
+		m = Discard()
 	}
 	return m.dlpFindings.WithLabelValues(route, detector, action)
 }

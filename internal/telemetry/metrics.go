@@ -136,6 +136,17 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{EnableOpenMetrics: true})
 }
 
+// discard is the Metrics of Discard, built on first use.
+var discard = sync.OnceValue(NewMetrics)
+
+// Discard returns a process-wide Metrics that nothing serves: what is
+// recorded in it is never read. It is the metrics of a unit built without
+// the gateway's (a test, a token service building a policy for itself), so
+// that every unit records through one real value and checks for none. Its
+// label sets are those of such units (routes, key set URLs), few and
+// bounded by the config.
+func Discard() *Metrics { return discard() }
+
 // Inflight is the gauge of requests in progress.
 func (m *Metrics) Inflight() prometheus.Gauge { return m.inflight }
 

@@ -8,11 +8,9 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/gatehouse/gatehouse/internal/authn"
 	"github.com/gatehouse/gatehouse/internal/config"
-	"github.com/gatehouse/gatehouse/internal/store"
 )
 
 // Config is the apikey authenticator's settings.
@@ -88,31 +86,53 @@ type parsed struct {
 	store  *storeSource // nil: no store lookups
 }
 
+// decode builds the authenticator's settings from cfg: the Config decoded
+// strictly over its defaults, validated, provisioned.
 func decode(cfg *config.Node, env *authn.Env) (*parsed, error) {
 	c := Config{Header: "X-API-Key", Strip: true}
 	if err := cfg.Decode(&c); err != nil {
 		return nil, err
 	}
-	if c.Header == "" || !config.IsToken(c.Header) {
-		return nil, cfg.Errorf("header", "%q is not a valid header name", c.Header)
+	if err := c.validate(cfg); err != nil {
+		return nil, err
 	}
-	if hc := http.CanonicalHeaderKey(c.Header); hc == "Authorization" || hc == "Cookie" || hc == "Proxy-Authorization" {
-		return nil, cfg.Errorf("header", "%s cannot carry API keys: it has its own syntax and other authenticators read it", hc)
+	return c.provision(cfg, env)
+}
+
+// validate checks the settings of c, reporting every independent problem
+// at its place. The keys themselves are checked by provision, as it builds
+// the key set: checking a million keys of a keys_file is reading it, and
+// checking them apart from building the set would do the work twice.
+func (c *Config) validate(cfg *config.Node) error {
+	var p config.Problems
+	if c.Header == "" || !config.IsToken(c.Header) {
+		p.Errorf(cfg, "header", "%q is not a valid header name", c.Header)
+	} else if hc := http.CanonicalHeaderKey(c.Header); hc == "Authorization" || hc == "Cookie" || hc == "Proxy-Authorization" {
+		p.Errorf(cfg, "header", "%s cannot carry API keys: it has its own syntax and other authenticators read it", hc)
 	}
 	if c.Query != "" && strings.ContainsAny(c.Query, "&=#;+% ") {
-		return nil, cfg.Errorf("query", "%q is not a plain query parameter name", c.Query)
+		p.Errorf(cfg, "query", "%q is not a plain query parameter name", c.Query)
 	}
+	if c.Store != nil {
+		c.Store.validate(&p, cfg)
+	}
+	return p.Err()
+}
+
+// provision checks the keys of a validated c and builds the key set from
+// them and the keys_file (relative to cfg's file), and the store lookups
+// on the gateway's store. Every key problem is reported, up to maxErrors.
+func (c *Config) provision(cfg *config.Node, env *authn.Env) (*parsed, error) {
 	b := newKeySetBuilder()
 	src := b.addSource(cfg.File(), joinField(cfg.Path(), "keys"))
 	for i := range c.Keys {
-		e, err := checkEntry(cfg, "keys["+strconv.Itoa(i)+"]", &c.Keys[i])
+		e, err := checkEntry(cfg, config.Index("keys", i), &c.Keys[i])
 		if err != nil {
 			b.fail(err)
 			continue
 		}
 		b.add(src, i, &e)
 	}
-	c.Keys = nil
 	if c.KeysFile != "" {
 		if err := readKeysFile(b, cfg, c.KeysFile); err != nil {
 			return nil, err
@@ -124,13 +144,11 @@ func decode(cfg *config.Node, env *authn.Env) (*parsed, error) {
 	}
 	var kstore *storeSource
 	if c.Store != nil {
-		var st store.Store
-		var now func() time.Time
-		if env != nil && env.Env != nil {
-			st, now = env.Store, env.Now
-		}
+		penv := env.Policy()
+		// The gateway's store, not penv.StateStore(): a store of this
+		// process alone would hold no key that anyone wrote.
 		var err error
-		if kstore, err = newStoreSource(cfg, c.Store, st, now); err != nil {
+		if kstore, err = newStoreSource(cfg, c.Store, penv.Store, penv.Clock()); err != nil {
 			return nil, err
 		}
 	}

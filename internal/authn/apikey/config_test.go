@@ -97,3 +97,22 @@ func TestKeysFile(t *testing.T) {
 		t.Errorf("got %v, want an unknown field error at typo.yaml:3", err)
 	}
 }
+
+// TestConfigErrorsAtOnce: the settings' independent problems are reported
+// in one load, each at its place.
+func TestConfigErrorsAtOnce(t *testing.T) {
+	const yaml = "header: \"X Key\"\n" +
+		"query: \"a&b\"\n" +
+		"store:\n" +
+		"  prefix: \"{a}:\"\n" +
+		"  cache_ttl: 2h\n" +
+		"  cache_size: -1\n"
+	_, err := New(policytest.Node(t, yaml), &authn.Env{Env: policytest.Env(), Realm: "api"})
+	policytest.WantConfigErrors(t, err,
+		policytest.ConfigErrorAt{Line: 1, Path: "header"},
+		policytest.ConfigErrorAt{Line: 2, Path: "query"},
+		policytest.ConfigErrorAt{Line: 4, Path: "store.prefix"},
+		policytest.ConfigErrorAt{Line: 5, Path: "store.cache_ttl"},
+		policytest.ConfigErrorAt{Line: 6, Path: "store.cache_size"},
+	)
+}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io"
 	"os"
-	"path/filepath"
 	"strconv"
 
 	"github.com/gatehouse/gatehouse/internal/config"
@@ -34,10 +33,7 @@ var errNotStreamable = errors.New("apikey: keys file not streamable")
 
 // readKeysFile reads a keys_file into b; its errors name that file.
 func readKeysFile(b *keySetBuilder, cfg *config.Node, name string) error {
-	path := name
-	if !filepath.IsAbs(path) {
-		path = filepath.Join(filepath.Dir(cfg.File()), path)
-	}
+	path := cfg.ResolvePath(name)
 	f, err := os.Open(path)
 	if err != nil {
 		return cfg.Errorf("keys_file", "%v", err)

@@ -1,6 +1,7 @@
 package apikey
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -134,39 +135,53 @@ type cached struct {
 	exp int64 // unix nanoseconds
 }
 
+// Defaults of StoreConfig.
+const (
+	defaultStoreCacheTTL    = 30 * time.Second
+	defaultStoreNegativeTTL = 5 * time.Second
+	defaultStoreTimeout     = time.Second
+	defaultStoreCacheSize   = 100_000
+	maxStoreCacheSize       = 10_000_000
+)
+
+// validate records the problems of c, the store block of n, in p. A zero
+// duration or size is "the default", checked as such.
+func (c *StoreConfig) validate(p *config.Problems, n *config.Node) {
+	if c.Prefix != "" {
+		if err := checkPrefix(c.Prefix); err != nil {
+			p.Errorf(n, "store.prefix", "%v", err)
+		}
+	}
+	for _, d := range []struct {
+		field string
+		v     config.Duration
+	}{{"cache_ttl", c.CacheTTL}, {"negative_ttl", c.NegativeTTL}, {"timeout", c.Timeout}} {
+		if d.v < 0 || d.v.Std() > time.Hour {
+			p.Errorf(n, "store."+d.field, "must be between 0 and 1h")
+		}
+	}
+	if c.CacheSize < 0 || c.CacheSize > maxStoreCacheSize {
+		p.Errorf(n, "store.cache_size", "must be between 1 and %d", maxStoreCacheSize)
+	}
+}
+
+// newStoreSource provisions the store lookups of a validated c on st, the
+// gateway's state store: a process-local store would hold no key anyone
+// wrote, so none configured is an error at n's store field.
 func newStoreSource(n *config.Node, c *StoreConfig, st store.Store, now func() time.Time) (*storeSource, error) {
 	if st == nil {
 		return nil, n.Errorf("store", "no state store: the gateway has none configured")
 	}
-	if c.Prefix == "" {
-		c.Prefix = DefaultStorePrefix
-	}
-	if err := checkPrefix(c.Prefix); err != nil {
-		return nil, n.Errorf("store.prefix", "%v", err)
-	}
-	for _, d := range []struct {
-		field string
-		v     *config.Duration
-		def   time.Duration
-	}{{"cache_ttl", &c.CacheTTL, 30 * time.Second}, {"negative_ttl", &c.NegativeTTL, 5 * time.Second}, {"timeout", &c.Timeout, time.Second}} {
-		if *d.v == 0 {
-			*d.v = config.Duration(d.def)
-		}
-		if *d.v < 0 || d.v.Std() > time.Hour {
-			return nil, n.Errorf("store."+d.field, "must be between 0 and 1h")
-		}
-	}
-	if c.CacheSize == 0 {
-		c.CacheSize = 100_000
-	}
-	if c.CacheSize < 0 || c.CacheSize > 10_000_000 {
-		return nil, n.Errorf("store.cache_size", "must be between 1 and 10000000")
-	}
-	if now == nil {
-		now = time.Now
-	}
-	return &storeSource{st: st, prefix: c.Prefix, ttl: c.CacheTTL.Std(), negTTL: c.NegativeTTL.Std(),
-		timeout: c.Timeout.Std(), now: now, cache: make(map[[sha256.Size]byte]cached), max: c.CacheSize}, nil
+	return &storeSource{
+		st:      st,
+		prefix:  cmp.Or(c.Prefix, DefaultStorePrefix),
+		ttl:     cmp.Or(c.CacheTTL.Std(), defaultStoreCacheTTL),
+		negTTL:  cmp.Or(c.NegativeTTL.Std(), defaultStoreNegativeTTL),
+		timeout: cmp.Or(c.Timeout.Std(), defaultStoreTimeout),
+		now:     now,
+		cache:   make(map[[sha256.Size]byte]cached),
+		max:     cmp.Or(c.CacheSize, defaultStoreCacheSize),
+	}, nil
 }
 
 // lookup returns the principal template of the key with hash sum, nil

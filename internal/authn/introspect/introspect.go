@@ -24,7 +24,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -35,7 +34,6 @@ import (
 	"github.com/gatehouse/gatehouse/internal/authn/bound"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/policy"
-	"github.com/gatehouse/gatehouse/internal/store"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
 
@@ -100,8 +98,9 @@ func New(cfg *config.Node, env *authn.Env) (*Authenticator, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Authenticator{p: p, realm: env.Realm, now: env.Env.Clock(), log: env.Env.Log(),
-		latency: env.Env.Telemetry().Introspection(p.endpoint)}
+	penv := env.Policy()
+	a := &Authenticator{p: p, realm: env.Realm, now: penv.Clock(), log: penv.Log(),
+		latency: penv.Telemetry().Introspection(p.endpoint)}
 	a.tr = &http.Transport{
 		// No proxy from the environment: tokens and the client secret go
 		// only where the config says.
@@ -123,14 +122,7 @@ func New(cfg *config.Node, env *authn.Env) (*Authenticator, error) {
 	if !p.noCache {
 		a.pos, a.neg = newCache(p.size), newCache(p.size)
 	}
-	var (
-		trusted []netip.Prefix
-		st      store.Store
-	)
-	if env.Env != nil {
-		trusted, st = env.TrustedProxies, env.Store
-	}
-	a.bound = bound.New(bound.Options{Realm: a.realm, Now: a.now, PublicOrigin: p.dpopOrigin, TrustedProxies: trusted, Ignore: p.ignoreBinding, Store: st})
+	a.bound = bound.New(bound.Options{Realm: a.realm, Now: a.now, PublicOrigin: p.dpopOrigin, TrustedProxies: penv.TrustedProxies, Ignore: p.ignoreBinding, Store: penv.Store})
 	return a, nil
 }
 

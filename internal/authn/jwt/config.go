@@ -1,6 +1,7 @@
 package jwt
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"crypto/x509"
 	"errors"
@@ -8,8 +9,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -169,7 +168,6 @@ type settings struct {
 	algs           algSet
 	jwksURL        string
 	discovery      bool
-	keys           []KeyConfig
 	refresh        time.Duration
 	maxStale       time.Duration
 	refetch        time.Duration
@@ -187,78 +185,66 @@ type settings struct {
 	roots          *x509.CertPool
 	caSum          [32]byte // of the CA file, to share key sets only with equal trust
 	allowHTTP      bool
-	dir            string // the config file's directory, for key files
 	localKeys      []*rawKey
 	jwe            *jweSettings
 }
 
-// decode decodes and validates cfg.
+// decode builds the authenticator's settings from cfg: the Config decoded
+// strictly, validated, provisioned.
 func decode(cfg *config.Node) (*settings, error) {
 	c := Config{Cache: CacheConfig{Size: defaultCacheSize}}
 	if err := cfg.Decode(&c); err != nil {
 		return nil, err
 	}
+	if err := c.validate(cfg); err != nil {
+		return nil, err
+	}
+	return c.provision(cfg)
+}
+
+// The durations of c with their defaults, which validate checks and
+// provision uses.
+func (c *Config) refresh() time.Duration { return cmp.Or(c.JWKSRefresh.Std(), defaultRefresh) }
+func (c *Config) refetch() time.Duration { return cmp.Or(c.UnknownKIDRefetch.Std(), defaultRefetch) }
+func (c *Config) fetchTimeout() time.Duration {
+	return cmp.Or(c.FetchTimeout.Std(), defaultFetchTimeout)
+}
+
+func (c *Config) leeway() time.Duration {
+	if c.Leeway == nil {
+		return defaultLeeway
+	}
+	return c.Leeway.Std()
+}
+
+// validate checks c, reporting every independent problem at its place in
+// cfg. It reads no file (key files, the CA file and the JWE keys are
+// provision's) and fetches nothing.
+func (c *Config) validate(cfg *config.Node) error {
+	var p config.Problems
 	if c.DPoPPublicOrigin != "" {
 		if err := bound.CheckOrigin(c.DPoPPublicOrigin); err != nil {
-			return nil, cfg.Errorf("dpop_public_origin", "jwt: %v", err)
+			p.Errorf(cfg, "dpop_public_origin", "jwt: %v", err)
 		}
 	}
-	s := &settings{
-		ignoreBinding:  c.UnsafeIgnoreTokenBinding,
-		dpopOrigin:     c.DPoPPublicOrigin,
-		issuer:         c.Issuer,
-		audiences:      c.Audiences,
-		jwksURL:        c.JWKSURL,
-		discovery:      c.OIDCDiscovery,
-		keys:           c.Keys,
-		refresh:        orDefault(c.JWKSRefresh, defaultRefresh),
-		maxStale:       c.JWKSMaxStale.Std(),
-		refetch:        orDefault(c.UnknownKIDRefetch, defaultRefetch),
-		fetchTimeout:   orDefault(c.FetchTimeout, defaultFetchTimeout),
-		leeway:         defaultLeeway,
-		maxAge:         c.MaxAge.Std(),
-		requiredClaims: c.RequiredClaims,
-		typ:            normalizeTyp(c.Typ),
-		maxTokenBytes:  int(c.MaxTokenBytes),
-		scopeClaim:     c.ScopeClaim,
-		subjectClaim:   c.SubjectClaim,
-		cacheSize:      c.Cache.Size,
-		allowHTTP:      c.AllowHTTP,
-		dir:            filepath.Dir(cfg.File()),
-	}
-	if c.Leeway != nil {
-		s.leeway = c.Leeway.Std()
-	}
-	if s.maxTokenBytes == 0 {
-		s.maxTokenBytes = defaultMaxTokenBytes
-	}
-	if s.scopeClaim == "" {
-		s.scopeClaim = "scope"
-	}
-	if s.subjectClaim == "" {
-		s.subjectClaim = "sub"
-	}
-
 	if c.Issuer == "" {
-		return nil, cfg.Errorf("", "issuer is required")
+		p.Errorf(cfg, "", "issuer is required")
 	}
 	if len(c.Audiences) == 0 {
-		return nil, cfg.Errorf("", "audiences is required: list the audiences this route accepts")
+		p.Errorf(cfg, "", "audiences is required: list the audiences this route accepts")
 	}
 	for i, a := range c.Audiences {
 		if a == "" {
-			return nil, cfg.Errorf(index("audiences", i), "empty audience")
+			p.Errorf(cfg, config.Index("audiences", i), "empty audience")
 		}
 	}
 	if len(c.Algorithms) == 0 {
-		return nil, cfg.Errorf("", "algorithms is required: list the algorithms the issuer signs with, e.g. [RS256]")
+		p.Errorf(cfg, "", "algorithms is required: list the algorithms the issuer signs with, e.g. [RS256]")
 	}
 	for i, name := range c.Algorithms {
-		a, err := parseAlg(name)
-		if err != nil {
-			return nil, cfg.Errorf(index("algorithms", i), "%v", err)
+		if _, err := parseAlg(name); err != nil {
+			p.Errorf(cfg, config.Index("algorithms", i), "%v", err)
 		}
-		s.algs |= a
 	}
 
 	sources := 0
@@ -268,26 +254,131 @@ func decode(cfg *config.Node) (*settings, error) {
 		}
 	}
 	if sources != 1 {
-		return nil, cfg.Errorf("", "exactly one of jwks_url, oidc_discovery and keys is required (got %d)", sources)
+		p.Errorf(cfg, "", "exactly one of jwks_url, oidc_discovery and keys is required (got %d)", sources)
 	}
 	if c.JWKSURL != "" {
 		if err := checkFetchURL(c.JWKSURL, c.AllowHTTP); err != nil {
-			return nil, cfg.Errorf("jwks_url", "%v", err)
+			p.Errorf(cfg, "jwks_url", "%v", err)
 		}
 	}
-	if c.OIDCDiscovery {
+	if c.OIDCDiscovery && c.Issuer != "" {
 		if err := checkFetchURL(c.Issuer, c.AllowHTTP); err != nil {
-			return nil, cfg.Errorf("issuer", "oidc_discovery needs an http(s) issuer URL: %v", err)
+			p.Errorf(cfg, "issuer", "oidc_discovery needs an http(s) issuer URL: %v", err)
 		}
 	}
+	if c.CAFile != "" && c.Keys != nil {
+		p.Errorf(cfg, "ca_file", "ca_file is for key servers; local keys need none")
+	}
+	if c.Keys != nil && len(c.Keys) == 0 {
+		p.Errorf(cfg, "keys", "keys is empty")
+	}
+	for i, k := range c.Keys {
+		if k.File == "" {
+			p.Errorf(cfg, config.Index("keys", i), "file is required")
+		}
+	}
+	c.JWE.validate(&p, cfg)
+
+	refresh := c.refresh()
+	if refresh < time.Second {
+		p.Errorf(cfg, "jwks_refresh", "must be at least 1s, got %v", refresh)
+	} else {
+		// The bounds below are relative to jwks_refresh: one that is
+		// wrong itself says nothing about them.
+		if c.JWKSMaxStale != 0 && c.JWKSMaxStale.Std() <= refresh {
+			p.Errorf(cfg, "jwks_max_stale", "must be more than jwks_refresh (%v), got %v", refresh, c.JWKSMaxStale.Std())
+		}
+	}
+	if r := c.refetch(); r < time.Second {
+		p.Errorf(cfg, "unknown_kid_refetch", "must be at least 1s, got %v", r)
+	}
+	switch ft := c.fetchTimeout(); {
+	case ft > time.Minute:
+		p.Errorf(cfg, "fetch_timeout", "must be at most 1m, got %v", ft)
+	case refresh >= time.Second && ft > refresh:
+		p.Errorf(cfg, "fetch_timeout", "must not exceed jwks_refresh (%v)", refresh)
+	}
+	if l := c.leeway(); l > maxLeeway {
+		p.Errorf(cfg, "leeway", "must be at most %v, got %v", maxLeeway, l)
+	}
+	for i, name := range c.RequiredClaims {
+		if name == "" {
+			p.Errorf(cfg, config.Index("required_claims", i), "empty claim name")
+		}
+	}
+	if n := cmp.Or(int(c.MaxTokenBytes), defaultMaxTokenBytes); n < minTokenBytes || n > maxTokenBytesLimit {
+		p.Errorf(cfg, "max_token_bytes", "must be between %v and %v, got %v",
+			config.ByteSize(minTokenBytes), config.ByteSize(maxTokenBytesLimit), c.MaxTokenBytes)
+	}
+	if !c.Cache.Disabled && (c.Cache.Size <= 0 || c.Cache.Size > maxCacheSize) {
+		p.Errorf(cfg, "cache.size", "must be between 1 and %d, got %d (to turn caching off, set cache.disabled)", maxCacheSize, c.Cache.Size)
+	}
+	if f := c.From; f != nil {
+		if f.Header == "" && f.Cookie == "" && f.Query == "" {
+			p.Errorf(cfg, "from", "from needs at least one of header, cookie and query")
+		}
+		if f.Header != "" && !config.IsToken(f.Header) {
+			p.Errorf(cfg, "from.header", "%q is not a valid header name", f.Header)
+		}
+		if f.Cookie != "" && !config.IsToken(f.Cookie) {
+			p.Errorf(cfg, "from.cookie", "%q is not a valid cookie name", f.Cookie)
+		}
+		if f.Query != "" && !config.IsToken(f.Query) {
+			p.Errorf(cfg, "from.query", "%q is not a valid query parameter name", f.Query)
+		}
+	}
+	return p.Err()
+}
+
+// provision builds the settings of a validated c: defaults, the CA file
+// and the local key files (relative to cfg's file), the JWE keys.
+func (c *Config) provision(cfg *config.Node) (*settings, error) {
+	s := &settings{
+		ignoreBinding:  c.UnsafeIgnoreTokenBinding,
+		dpopOrigin:     c.DPoPPublicOrigin,
+		issuer:         c.Issuer,
+		audiences:      c.Audiences,
+		jwksURL:        c.JWKSURL,
+		discovery:      c.OIDCDiscovery,
+		refresh:        c.refresh(),
+		maxStale:       c.JWKSMaxStale.Std(),
+		refetch:        c.refetch(),
+		fetchTimeout:   c.fetchTimeout(),
+		leeway:         c.leeway(),
+		maxAge:         c.MaxAge.Std(),
+		requiredClaims: c.RequiredClaims,
+		typ:            normalizeTyp(c.Typ),
+		maxTokenBytes:  cmp.Or(int(c.MaxTokenBytes), defaultMaxTokenBytes),
+		scopeClaim:     cmp.Or(c.ScopeClaim, "scope"),
+		subjectClaim:   cmp.Or(c.SubjectClaim, "sub"),
+		cacheSize:      c.Cache.Size,
+		allowHTTP:      c.AllowHTTP,
+	}
+	if s.maxStale == 0 {
+		s.maxStale = max(defaultMaxStale, 2*s.refresh)
+	}
+	if c.Cache.Disabled {
+		s.cacheSize = 0
+	}
+	for _, name := range c.Algorithms {
+		a, _ := parseAlg(name) // validated
+		s.algs |= a
+	}
+	if c.From == nil {
+		s.authzHeader = true
+	} else {
+		f := *c.From
+		if strings.EqualFold(f.Header, "Authorization") {
+			s.authzHeader = true
+			f.Header = ""
+		}
+		if f.Header != "" || f.Cookie != "" || f.Query != "" {
+			s.from = &f
+		}
+	}
+
 	if c.CAFile != "" {
-		if c.Keys != nil {
-			return nil, cfg.Errorf("ca_file", "ca_file is for key servers; local keys need none")
-		}
-		path := c.CAFile
-		if !filepath.IsAbs(path) {
-			path = filepath.Join(s.dir, path)
-		}
+		path := cfg.ResolvePath(c.CAFile)
 		pem, err := os.ReadFile(path)
 		if err != nil {
 			return nil, cfg.Errorf("ca_file", "%v", err)
@@ -298,104 +389,26 @@ func decode(cfg *config.Node) (*settings, error) {
 		}
 		s.caSum = sha256.Sum256(pem)
 	}
-	if c.Keys != nil && len(c.Keys) == 0 {
-		return nil, cfg.Errorf("keys", "keys is empty")
-	}
 	for i, k := range c.Keys {
-		if k.File == "" {
-			return nil, cfg.Errorf(index("keys", i), "file is required")
-		}
-		keys, err := loadKeyFile(s.dir, k)
+		field := config.Index("keys", i) + ".file"
+		keys, err := loadKeyFile(cfg.ResolvePath(k.File), k)
 		if err != nil {
-			return nil, cfg.Errorf(index("keys", i)+".file", "%s: %v", k.File, err)
+			return nil, cfg.Errorf(field, "%s: %v", k.File, err)
 		}
 		for _, rk := range keys {
 			if rk.algs&s.algs == 0 {
-				return nil, cfg.Errorf(index("keys", i)+".file", "%s: a %s key cannot verify any of the allowed algorithms (%s)",
+				return nil, cfg.Errorf(field, "%s: a %s key cannot verify any of the allowed algorithms (%s)",
 					k.File, keyTypeName(rk.key), strings.Join(algNames(s.algs), ", "))
 			}
 		}
 		s.localKeys = append(s.localKeys, keys...)
 	}
-
 	var err error
-	if s.jwe, err = decodeJWE(cfg, c.JWE); err != nil {
+	if s.jwe, err = c.JWE.provision(cfg); err != nil {
 		return nil, err
-	}
-
-	if s.refresh < time.Second {
-		return nil, cfg.Errorf("jwks_refresh", "must be at least 1s, got %v", s.refresh)
-	}
-	switch {
-	case c.JWKSMaxStale == 0:
-		s.maxStale = max(defaultMaxStale, 2*s.refresh)
-	case s.maxStale <= s.refresh:
-		return nil, cfg.Errorf("jwks_max_stale", "must be more than jwks_refresh (%v), got %v", s.refresh, s.maxStale)
-	}
-	if s.refetch < time.Second {
-		return nil, cfg.Errorf("unknown_kid_refetch", "must be at least 1s, got %v", s.refetch)
-	}
-	if s.fetchTimeout > time.Minute {
-		return nil, cfg.Errorf("fetch_timeout", "must be at most 1m, got %v", s.fetchTimeout)
-	}
-	if s.leeway > maxLeeway {
-		return nil, cfg.Errorf("leeway", "must be at most %v, got %v", maxLeeway, s.leeway)
-	}
-	for i, name := range c.RequiredClaims {
-		if name == "" {
-			return nil, cfg.Errorf(index("required_claims", i), "empty claim name")
-		}
-	}
-	if s.maxTokenBytes < minTokenBytes || s.maxTokenBytes > maxTokenBytesLimit {
-		return nil, cfg.Errorf("max_token_bytes", "must be between %v and %v, got %v",
-			config.ByteSize(minTokenBytes), config.ByteSize(maxTokenBytesLimit), c.MaxTokenBytes)
-	}
-	if c.Cache.Disabled {
-		s.cacheSize = 0
-	} else if s.cacheSize <= 0 || s.cacheSize > maxCacheSize {
-		return nil, cfg.Errorf("cache.size", "must be between 1 and %d, got %d (to turn caching off, set cache.disabled)", maxCacheSize, s.cacheSize)
-	}
-	if s.fetchTimeout > s.refresh {
-		return nil, cfg.Errorf("fetch_timeout", "must not exceed jwks_refresh (%v)", s.refresh)
-	}
-
-	if c.From == nil {
-		s.authzHeader = true
-	} else {
-		f := *c.From
-		if f.Header == "" && f.Cookie == "" && f.Query == "" {
-			return nil, cfg.Errorf("from", "from needs at least one of header, cookie and query")
-		}
-		if f.Header != "" {
-			if !config.IsToken(f.Header) {
-				return nil, cfg.Errorf("from.header", "%q is not a valid header name", f.Header)
-			}
-			if strings.EqualFold(f.Header, "Authorization") {
-				s.authzHeader = true
-				f.Header = ""
-			}
-		}
-		if f.Cookie != "" && !config.IsToken(f.Cookie) {
-			return nil, cfg.Errorf("from.cookie", "%q is not a valid cookie name", f.Cookie)
-		}
-		if f.Query != "" && !config.IsToken(f.Query) {
-			return nil, cfg.Errorf("from.query", "%q is not a valid query parameter name", f.Query)
-		}
-		if f.Header != "" || f.Cookie != "" || f.Query != "" {
-			s.from = &f
-		}
 	}
 	return s, nil
 }
-
-func orDefault(d config.Duration, def time.Duration) time.Duration {
-	if d == 0 {
-		return def
-	}
-	return d.Std()
-}
-
-func index(field string, i int) string { return field + "[" + strconv.Itoa(i) + "]" }
 
 // normalizeTyp lowercases a media type and drops an "application/" prefix,
 // the comparison RFC 7515 §4.1.9 asks for.

@@ -95,6 +95,51 @@ func TestConfigErrors(t *testing.T) {
 	}
 }
 
+// TestConfigErrorsAtOnce: independent problems are reported in one load,
+// each at its place, and a bound relative to a wrong jwks_refresh is not
+// reported as a second problem.
+func TestConfigErrorsAtOnce(t *testing.T) {
+	const yaml = "issuer: https://idp.example\n" + // 1
+		"audiences: [api, '']\n" + // 2
+		"algorithms: [RS256, none]\n" + // 3
+		"jwks_url: http://idp.example/keys\n" + // 4
+		"jwks_refresh: 10ms\n" + // 5
+		"leeway: 1h\n" + // 6
+		"required_claims: ['']\n" + // 7
+		"from: {cookie: 'a;b'}\n" + // 8
+		"jwe:\n" + // 9
+		"  algorithms: [dir]\n" + // 10
+		"  keys: []\n" // 11
+	_, err := decode(policytest.Node(t, yaml))
+	policytest.WantConfigErrors(t, err,
+		policytest.ConfigErrorAt{Line: 2, Path: "audiences[1]"},
+		policytest.ConfigErrorAt{Line: 3, Path: "algorithms[1]"},
+		policytest.ConfigErrorAt{Line: 4, Path: "jwks_url"},
+		policytest.ConfigErrorAt{Line: 5, Path: "jwks_refresh"},
+		policytest.ConfigErrorAt{Line: 6, Path: "leeway"},
+		policytest.ConfigErrorAt{Line: 7, Path: "required_claims[0]"},
+		policytest.ConfigErrorAt{Line: 8, Path: "from.cookie"},
+		policytest.ConfigErrorAt{Line: 10, Path: "jwe.algorithms[0]"},
+		policytest.ConfigErrorAt{Line: 11, Path: "jwe.keys"},
+	)
+}
+
+// TestConfigValidateNoIO: validate reads no file, so a config whose only
+// problems are files is valid until provision.
+func TestConfigValidateNoIO(t *testing.T) {
+	n := policytest.Node(t, "issuer: https://idp.example\naudiences: [api]\nalgorithms: [RS256]\n"+
+		"jwks_url: https://idp.example/keys\nca_file: /nonexistent/ca.pem\n")
+	c := Config{Cache: CacheConfig{Size: defaultCacheSize}} // as decode does
+	if err := n.Decode(&c); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.validate(n); err != nil {
+		t.Fatalf("validate: %v", err)
+	}
+	_, err := c.provision(n)
+	policytest.WantConfigError(t, err, 5, "ca_file", "no such file")
+}
+
 func writeFile(t *testing.T, dir, name string, data []byte) string {
 	t.Helper()
 	p := filepath.Join(dir, name)

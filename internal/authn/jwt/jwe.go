@@ -76,36 +76,54 @@ var jweAlgs = map[string]jose.KeyAlgorithm{
 	"ECDH-ES+A256KW": jose.ECDH_ES_A256KW,
 }
 
-func decodeJWE(cfg *config.Node, c *JWEConfig) (*jweSettings, error) {
+// algNames returns the key management algorithms c accepts (all three
+// when it names none); validate has checked the names.
+func (c *JWEConfig) algNames() []string {
+	if c.Algorithms == nil {
+		return []string{"RSA-OAEP-256", "ECDH-ES", "ECDH-ES+A256KW"}
+	}
+	return c.Algorithms
+}
+
+// validate records the problems of c (nil: no jwe block) in p. The keys are
+// parsed by provision.
+func (c *JWEConfig) validate(p *config.Problems, cfg *config.Node) {
+	if c == nil {
+		return
+	}
+	for i, n := range c.algNames() {
+		if _, ok := jweAlgs[n]; !ok {
+			p.Errorf(cfg, config.Index("jwe.algorithms", i), "jwe algorithm %q is not accepted: use RSA-OAEP-256, ECDH-ES or ECDH-ES+A256KW (dir and RSA1_5 never)", n)
+		}
+	}
+	if len(c.Keys) == 0 {
+		p.Errorf(cfg, "jwe.keys", "jwe needs at least one key")
+	}
+	kids := map[string]bool{}
+	for i, kc := range c.Keys {
+		if kids[kc.KID] {
+			p.Errorf(cfg, config.Index("jwe.keys", i)+".kid", "kid %q is listed twice", kc.KID)
+		}
+		kids[kc.KID] = true
+	}
+}
+
+// provision parses the keys of a validated c (nil: no jwe block, nil
+// settings) and checks that each fits one of the algorithms.
+func (c *JWEConfig) provision(cfg *config.Node) (*jweSettings, error) {
 	if c == nil {
 		return nil, nil
 	}
 	j := &jweSettings{required: c.Required}
-	names := c.Algorithms
-	if names == nil {
-		names = []string{"RSA-OAEP-256", "ECDH-ES", "ECDH-ES+A256KW"}
+	for _, n := range c.algNames() {
+		j.algs = append(j.algs, jweAlgs[n])
 	}
-	for i, n := range names {
-		a, ok := jweAlgs[n]
-		if !ok {
-			return nil, cfg.Errorf(index("jwe.algorithms", i), "jwe algorithm %q is not accepted: use RSA-OAEP-256, ECDH-ES or ECDH-ES+A256KW (dir and RSA1_5 never)", n)
-		}
-		j.algs = append(j.algs, a)
-	}
-	if len(c.Keys) == 0 {
-		return nil, cfg.Errorf("jwe.keys", "jwe needs at least one key")
-	}
-	kids := map[string]bool{}
 	for i, kc := range c.Keys {
-		field := index("jwe.keys", i)
+		field := config.Index("jwe.keys", i)
 		k, err := parsePrivateKey([]byte(kc.Key.Value()))
 		if err != nil {
 			return nil, cfg.Errorf(field+".key", "%v", err)
 		}
-		if kids[kc.KID] {
-			return nil, cfg.Errorf(field+".kid", "kid %q is listed twice", kc.KID)
-		}
-		kids[kc.KID] = true
 		jk := jweKey{kid: kc.KID, key: k}
 		usable := false
 		for _, a := range j.algs {

@@ -29,7 +29,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -90,17 +89,8 @@ func New(cfg *config.Node, env *authn.Env) (*Authenticator, error) {
 		return nil, err
 	}
 	a := &Authenticator{s: s, realm: env.Realm}
-	var penv policy.Env
-	if env.Env != nil {
-		penv = *env.Env
-	}
-	a.now, a.log, a.revs = penv.Now, penv.Logger, penv.Revocations
-	if a.now == nil {
-		a.now = time.Now
-	}
-	if a.log == nil {
-		a.log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
+	penv := env.Policy()
+	a.now, a.log, a.revs = penv.Clock(), penv.Log(), penv.Revocations
 	if s.localKeys != nil {
 		a.src = staticSource{set: &rawSet{keys: s.localKeys}}
 		a.release = func() error { return nil }
@@ -113,7 +103,7 @@ func New(cfg *config.Node, env *authn.Env) (*Authenticator, error) {
 			rs.issuer = s.issuer
 		}
 		r, release, err := usagepool.Acquire(penv.Pool, rs.poolKey(), func() (*remote, error) {
-			return newRemote(rs, a.now, a.log, penv.Metrics), nil
+			return newRemote(rs, a.now, a.log, penv.Telemetry()), nil
 		})
 		if err != nil {
 			return nil, cfg.Errorf("", "%v", err)

@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"math/big"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 
@@ -439,15 +438,11 @@ func parseJWK(raw []byte, kidOverride string) (*rawKey, error) {
 	return rk, nil
 }
 
-// loadKeyFile reads a local key file: PEM, JWK or JWK Set, with paths
-// relative to dir. A local file is under the operator's control, so a key
+// loadKeyFile reads the local key file at path (resolved by the caller;
+// kc.File as written): PEM, JWK or JWK Set. A local file is under the operator's control, so a key
 // in it that cannot be used is an error, not noise.
-func loadKeyFile(dir string, kc KeyConfig) ([]*rawKey, error) {
-	p := kc.File
-	if !filepath.IsAbs(p) {
-		p = filepath.Join(dir, p)
-	}
-	data, err := os.ReadFile(p)
+func loadKeyFile(path string, kc KeyConfig) ([]*rawKey, error) {
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}

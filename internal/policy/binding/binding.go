@@ -54,42 +54,18 @@ type Binding struct {
 
 var _ policy.Policy = (*Binding)(nil)
 
-// New builds the policy from cfg (see Config). It uses env.Now as the
-// clock of proofs and their replay cache, and env.TrustedProxies for
-// proof.trust_forwarded.
+// New builds the policy from cfg (see Config): decode, validate,
+// provision. It uses env.Clock() for proofs and their replay cache, and
+// env.TrustedProxies for proof.trust_forwarded.
 func New(cfg *config.Node, env *policy.Env) (policy.Policy, error) {
-	c, err := decode(cfg, len(env.TrustedProxies) > 0)
+	c, err := decode(cfg)
 	if err != nil {
 		return nil, err
 	}
-	if c.Realm == "" {
-		// The route's one realm, as its authenticate policy names it.
-		c.Realm = env.Route.ChallengeRealm()
+	if err := c.validate(cfg, len(env.TrustedProxies) > 0); err != nil {
+		return nil, err
 	}
-	b := &Binding{dpopMode: c.DPoP, certMode: c.Certificate, realm: c.Realm}
-	if c.DPoP == Forbidden {
-		return b, nil
-	}
-	now := env.Clock()
-	opts := dpop.Options{
-		Algorithms:   c.Proof.Algorithms,
-		MaxAge:       c.Proof.MaxAge.Std(),
-		FutureSkew:   c.Proof.FutureSkew.Std(),
-		Now:          now,
-		ReplayCache:  dpop.NewMemoryReplayCache(c.Proof.ReplayCacheSize, now),
-		Realm:        c.Realm,
-		MaxProofSize: dpop.DefaultMaxProofSize,
-	}
-	switch {
-	case c.Proof.PublicOrigin != "":
-		origin := c.Proof.PublicOrigin
-		opts.PublicURL = func(r *http.Request) string { return origin + r.URL.EscapedPath() }
-	case c.Proof.TrustForwarded:
-		trusted := env.TrustedProxies
-		opts.PublicURL = func(r *http.Request) string { return bound.ForwardedURL(r, trusted) }
-	}
-	b.verifier = dpop.NewVerifier(opts)
-	return b, nil
+	return c.provision(env), nil
 }
 
 // Apply refuses the request unless its principal's token binding holds:

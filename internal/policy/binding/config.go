@@ -2,10 +2,13 @@ package binding
 
 import (
 	"cmp"
+	"net/http"
 	"net/url"
 
+	"github.com/gatehouse/gatehouse/internal/authn/bound"
 	"github.com/gatehouse/gatehouse/internal/authn/dpop"
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/policy"
 )
 
 // Config is the binding policy's settings.
@@ -67,22 +70,18 @@ const (
 	Forbidden = "forbidden"
 )
 
-// decode decodes cfg strictly, validates it and fills in its defaults;
-// hasTrusted says whether the gateway trusts any proxy. New provisions
-// the policy from the result.
-func decode(cfg *config.Node, hasTrusted bool) (*Config, error) {
+// decode decodes cfg strictly into a Config. New then validates it and
+// provisions the policy from it.
+func decode(cfg *config.Node) (*Config, error) {
 	var c Config
 	if err := cfg.Decode(&c); err != nil {
 		return nil, err
 	}
-	if err := c.validate(cfg, hasTrusted); err != nil {
-		return nil, err
-	}
-	c.setDefaults()
 	return &c, nil
 }
 
-// validate checks c, reporting every independent problem at its place.
+// validate checks c, reporting every independent problem at its place;
+// hasTrusted says whether the gateway trusts any proxy. It does no I/O.
 func (c *Config) validate(cfg *config.Node, hasTrusted bool) error {
 	var p config.Problems
 	for _, m := range []struct{ field, mode string }{{"dpop", c.DPoP}, {"certificate", c.Certificate}} {
@@ -134,12 +133,46 @@ func origin(s string) (string, bool) {
 	return u.Scheme + "://" + u.Host, true
 }
 
-// setDefaults fills in the defaults of a validated c.
-func (c *Config) setDefaults() {
+// setDefaults fills in the defaults of a validated c: the modes, the
+// replay cache's size, the public origin in its canonical form and the
+// realm, the route's (its authenticate policy's) when c names none.
+func (c *Config) setDefaults(routeRealm string) {
 	c.DPoP = cmp.Or(c.DPoP, Allowed)
 	c.Certificate = cmp.Or(c.Certificate, Allowed)
+	c.Realm = cmp.Or(c.Realm, routeRealm)
 	c.Proof.ReplayCacheSize = cmp.Or(c.Proof.ReplayCacheSize, dpop.DefaultReplayCacheSize)
 	if c.Proof.PublicOrigin != "" {
 		c.Proof.PublicOrigin, _ = origin(c.Proof.PublicOrigin)
 	}
+}
+
+// provision builds the policy from a validated c: its defaults, and the
+// DPoP proof verifier on env's clock (with env's trusted proxies for
+// proof.trust_forwarded), unless DPoP is forbidden.
+func (c *Config) provision(env *policy.Env) *Binding {
+	c.setDefaults(env.Realm())
+	b := &Binding{dpopMode: c.DPoP, certMode: c.Certificate, realm: c.Realm}
+	if c.DPoP == Forbidden {
+		return b
+	}
+	now := env.Clock()
+	opts := dpop.Options{
+		Algorithms:   c.Proof.Algorithms,
+		MaxAge:       c.Proof.MaxAge.Std(),
+		FutureSkew:   c.Proof.FutureSkew.Std(),
+		Now:          now,
+		ReplayCache:  dpop.NewMemoryReplayCache(c.Proof.ReplayCacheSize, now),
+		Realm:        c.Realm,
+		MaxProofSize: dpop.DefaultMaxProofSize,
+	}
+	switch {
+	case c.Proof.PublicOrigin != "":
+		origin := c.Proof.PublicOrigin
+		opts.PublicURL = func(r *http.Request) string { return origin + r.URL.EscapedPath() }
+	case c.Proof.TrustForwarded:
+		trusted := env.TrustedProxies
+		opts.PublicURL = func(r *http.Request) string { return bound.ForwardedURL(r, trusted) }
+	}
+	b.verifier = dpop.NewVerifier(opts)
+	return b
 }

@@ -36,15 +36,31 @@ func TestConfigErrors(t *testing.T) {
 	}
 }
 
+// settings decodes and validates yaml and fills in the defaults (the
+// route's realm: "route-realm").
+func settings(t *testing.T, yaml string) (*Config, error) {
+	t.Helper()
+	n := policytest.Node(t, yaml)
+	c, err := decode(n)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.validate(n, false); err != nil {
+		return nil, err
+	}
+	c.setDefaults("route-realm")
+	return c, nil
+}
+
 func TestConfigDefaults(t *testing.T) {
-	c, err := decode(policytest.Node(t, ""), false)
+	c, err := settings(t, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.DPoP != Allowed || c.Certificate != Allowed || c.Realm != "" || c.Proof.ReplayCacheSize != 100_000 {
+	if c.DPoP != Allowed || c.Certificate != Allowed || c.Realm != "route-realm" || c.Proof.ReplayCacheSize != 100_000 {
 		t.Errorf("defaults: %+v", c)
 	}
-	c, err = decode(policytest.Node(t, `
+	c, err = settings(t, `
 dpop: required
 certificate: forbidden
 realm: api
@@ -54,7 +70,7 @@ proof:
   future_skew: 1s
   replay_cache_size: 10
   public_origin: HTTPS://api.example.com:8443/
-`), false)
+`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +102,7 @@ func TestCnfStringMap(t *testing.T) {
 // in one load, each at its place.
 func TestConfigErrorsTogether(t *testing.T) {
 	yaml := "dpop: maybe\ncertificate: always\nproof:\n  algorithms: [none]\n  max_age: 1s\n  replay_cache_size: -1\n  public_origin: 'ftp://x'\n"
-	_, err := decode(policytest.Node(t, yaml), false)
+	_, err := settings(t, yaml)
 	policytest.WantConfigErrors(t, err,
 		policytest.ConfigErrorAt{Line: 1, Path: "dpop"},
 		policytest.ConfigErrorAt{Line: 2, Path: "certificate"},

@@ -107,97 +107,102 @@ type ops struct {
 	set, add []field
 }
 
-func (o *ops) empty() bool { return len(o.remove) == 0 && len(o.set) == 0 && len(o.add) == 0 }
-
 // compiled is a validated Config.
 type compiled struct {
 	req, resp ops
 	hsts      string // Strict-Transport-Security value; "" none
 }
 
-// decode builds the header edits of cfg. Checking and building are one
-// pass here (names are checked as they are canonicalised, and duplicates
-// are found among canonical names), with no I/O; every problem found is
-// reported, at its place.
+// decode builds the header edits of cfg: the Config decoded strictly,
+// validated, provisioned. There is no I/O in any step.
 func decode(cfg *config.Node) (*compiled, error) {
 	var c Config
 	if err := cfg.Decode(&c); err != nil {
 		return nil, err
 	}
-	var p config.Problems
-	out := compiled{
-		req:  compileOps(&p, cfg, "request", c.Request),
-		resp: compileOps(&p, cfg, "response", c.Response),
-	}
-	compileSecurity(&p, cfg, &c.Security, &out)
-	if p.Len() == 0 && out.req.empty() && out.resp.empty() && out.hsts == "" {
-		p.Errorf(cfg, "", "headers needs request, response or security settings")
-	}
-	if err := p.Err(); err != nil {
+	if err := c.validate(cfg); err != nil {
 		return nil, err
 	}
-	return &out, nil
+	return c.provision(), nil
 }
 
-func compileOps(p *config.Problems, cfg *config.Node, side string, o Ops) ops {
-	var out ops
+// validate checks c, reporting every problem at its place: names and
+// values, names given twice (compared as canonical names, as HTTP
+// compares them), security values, a security header also in
+// response.set.
+func (c *Config) validate(cfg *config.Node) error {
+	var p config.Problems
+	c.Request.validate(&p, cfg, "request")
+	respSet := c.Response.validate(&p, cfg, "response")
+	c.Security.validate(&p, cfg, respSet)
+	if p.Len() == 0 && c.Request.empty() && c.Response.empty() && c.Security.empty() {
+		p.Errorf(cfg, "", "headers needs request, response or security settings")
+	}
+	return p.Err()
+}
+
+// validate records the problems of o, at side, and returns the canonical
+// names of its acceptable set fields.
+func (o *Ops) validate(p *config.Problems, cfg *config.Node, side string) (set []string) {
+	var removed []string
 	for i, name := range o.Remove {
 		at := config.Index(side+".remove", i)
 		key, ok := checkName(p, cfg, at, name)
 		switch {
 		case !ok:
-		case slices.Contains(out.remove, key):
+		case slices.Contains(removed, key):
 			p.Errorf(cfg, at, "%s is removed twice", key)
 		default:
-			out.remove = append(out.remove, key)
+			removed = append(removed, key)
 		}
 	}
-	out.set = compileFields(p, cfg, side+".set", o.Set)
-	out.add = compileFields(p, cfg, side+".add", o.Add)
-	slices.Sort(out.remove)
-	return out
+	set = validateFields(p, cfg, side+".set", o.Set)
+	validateFields(p, cfg, side+".add", o.Add)
+	return set
 }
 
-func compileFields(p *config.Problems, cfg *config.Node, at string, m map[string]string) []field {
-	out := make([]field, 0, len(m))
+// validateFields records the problems of the fields m at at, and returns
+// the canonical names of the acceptable ones.
+func validateFields(p *config.Problems, cfg *config.Node, at string, m map[string]string) []string {
+	var keys []string
 	for _, name := range slices.Sorted(maps.Keys(m)) {
 		path := at + config.KeySeg(name)
 		key, ok := checkName(p, cfg, path, name)
 		if !ok {
 			continue
 		}
-		if slices.ContainsFunc(out, func(f field) bool { return f.key == key }) {
+		if slices.Contains(keys, key) {
 			p.Errorf(cfg, path, "%s is given twice (header names are case-insensitive)", key)
 			continue
 		}
 		if checkValue(p, cfg, path, m[name]) {
-			out = append(out, field{key, m[name]})
+			keys = append(keys, key)
 		}
 	}
-	slices.SortFunc(out, func(a, b field) int { return strings.Compare(a.key, b.key) })
-	return out
+	return keys
 }
 
-func compileSecurity(p *config.Problems, cfg *config.Node, s *Security, out *compiled) {
-	var sec []field
-	put := func(at, key, value string) {
+func (o *Ops) empty() bool { return len(o.Remove) == 0 && len(o.Set) == 0 && len(o.Add) == 0 }
+
+// validate records the problems of s; respSet are the canonical names
+// response.set gives, which no security header may repeat.
+func (s *Security) validate(p *config.Problems, cfg *config.Node, respSet []string) {
+	check := func(at, key, value string) {
 		if !checkValue(p, cfg, at, value) {
 			return
 		}
-		if slices.ContainsFunc(out.resp.set, func(f field) bool { return f.key == key }) {
+		if slices.Contains(respSet, key) {
 			p.Errorf(cfg, at, "%s is also in response.set; give it once", key)
-			return
 		}
-		sec = append(sec, field{key, value})
 	}
 	if s.ContentTypeOptions {
-		put("security.content_type_options", "X-Content-Type-Options", "nosniff")
+		check("security.content_type_options", "X-Content-Type-Options", "nosniff")
 	}
 	if s.FrameOptions != "" {
 		if v := strings.ToUpper(s.FrameOptions); v != "DENY" && v != "SAMEORIGIN" {
 			p.Errorf(cfg, "security.frame_options", "invalid value %q (want DENY or SAMEORIGIN)", s.FrameOptions)
 		} else {
-			put("security.frame_options", "X-Frame-Options", v)
+			check("security.frame_options", "X-Frame-Options", v)
 		}
 	}
 	if s.ReferrerPolicy != "" {
@@ -210,57 +215,103 @@ func compileSecurity(p *config.Problems, cfg *config.Node, s *Security, out *com
 			}
 		}
 		if ok {
-			put("security.referrer_policy", "Referrer-Policy", s.ReferrerPolicy)
+			check("security.referrer_policy", "Referrer-Policy", s.ReferrerPolicy)
 		}
 	}
 	if s.ContentSecurityPolicy != "" {
-		put("security.content_security_policy", "Content-Security-Policy", s.ContentSecurityPolicy)
+		check("security.content_security_policy", "Content-Security-Policy", s.ContentSecurityPolicy)
 	}
 	if s.CrossOriginResourcePolicy != "" {
 		if !slices.Contains(corpValues, s.CrossOriginResourcePolicy) {
 			p.Errorf(cfg, "security.cross_origin_resource_policy", "invalid value %q (want one of %s)", s.CrossOriginResourcePolicy, strings.Join(corpValues, ", "))
 		} else {
-			put("security.cross_origin_resource_policy", "Cross-Origin-Resource-Policy", s.CrossOriginResourcePolicy)
+			check("security.cross_origin_resource_policy", "Cross-Origin-Resource-Policy", s.CrossOriginResourcePolicy)
 		}
 	}
 	if s.PermissionsPolicy != "" {
-		put("security.permissions_policy", "Permissions-Policy", s.PermissionsPolicy)
+		check("security.permissions_policy", "Permissions-Policy", s.PermissionsPolicy)
 	}
 	if h := s.HSTS; h != nil {
-		maxAge := cmp.Or(h.MaxAge.Std(), DefaultHSTSMaxAge)
-		ok := true
+		maxAge := h.maxAge()
 		if maxAge%time.Second != 0 {
 			p.Errorf(cfg, "security.hsts.max_age", "must be whole seconds, got %s", maxAge)
-			ok = false
 		}
 		if h.Preload {
 			if !h.IncludeSubdomains {
 				p.Errorf(cfg, "security.hsts.preload", "preload requires include_subdomains: true (HSTS preload list rule)")
-				ok = false
 			}
 			if maxAge < minPreloadMaxAge {
 				p.Errorf(cfg, "security.hsts.max_age", "preload requires a max_age of at least 8760h (one year), got %s", maxAge)
-				ok = false
 			}
 		}
-		if slices.ContainsFunc(out.resp.set, func(f field) bool { return f.key == "Strict-Transport-Security" }) {
+		if slices.Contains(respSet, "Strict-Transport-Security") {
 			p.Errorf(cfg, "security.hsts", "Strict-Transport-Security is also in response.set; give it once")
-			ok = false
-		}
-		if ok {
-			v := "max-age=" + strconv.FormatInt(int64(maxAge/time.Second), 10)
-			if h.IncludeSubdomains {
-				v += "; includeSubDomains"
-			}
-			if h.Preload {
-				v += "; preload"
-			}
-			out.hsts = v
 		}
 	}
-	// Security headers are response sets: they replace upstream values.
+}
+
+// empty reports whether s sends no header.
+func (s *Security) empty() bool { return *s == Security{} }
+
+func (h *HSTS) maxAge() time.Duration { return cmp.Or(h.MaxAge.Std(), DefaultHSTSMaxAge) }
+
+// provision compiles a validated c: canonical names, fields sorted for a
+// stable order, the security headers as response sets (they replace
+// upstream values) and the HSTS value.
+func (c *Config) provision() *compiled {
+	out := &compiled{req: c.Request.compile(), resp: c.Response.compile()}
+	s := &c.Security
+	var sec []field
+	if s.ContentTypeOptions {
+		sec = append(sec, field{"X-Content-Type-Options", "nosniff"})
+	}
+	if s.FrameOptions != "" {
+		sec = append(sec, field{"X-Frame-Options", strings.ToUpper(s.FrameOptions)})
+	}
+	if s.ReferrerPolicy != "" {
+		sec = append(sec, field{"Referrer-Policy", s.ReferrerPolicy})
+	}
+	if s.ContentSecurityPolicy != "" {
+		sec = append(sec, field{"Content-Security-Policy", s.ContentSecurityPolicy})
+	}
+	if s.CrossOriginResourcePolicy != "" {
+		sec = append(sec, field{"Cross-Origin-Resource-Policy", s.CrossOriginResourcePolicy})
+	}
+	if s.PermissionsPolicy != "" {
+		sec = append(sec, field{"Permissions-Policy", s.PermissionsPolicy})
+	}
+	if h := s.HSTS; h != nil {
+		v := "max-age=" + strconv.FormatInt(int64(h.maxAge()/time.Second), 10)
+		if h.IncludeSubdomains {
+			v += "; includeSubDomains"
+		}
+		if h.Preload {
+			v += "; preload"
+		}
+		out.hsts = v
+	}
 	out.resp.set = append(out.resp.set, sec...)
 	slices.SortFunc(out.resp.set, func(a, b field) int { return strings.Compare(a.key, b.key) })
+	return out
+}
+
+// compile returns the validated o with canonical names, sorted.
+func (o *Ops) compile() ops {
+	out := ops{set: compileFields(o.Set), add: compileFields(o.Add)}
+	for _, name := range o.Remove {
+		out.remove = append(out.remove, http.CanonicalHeaderKey(name))
+	}
+	slices.Sort(out.remove)
+	return out
+}
+
+func compileFields(m map[string]string) []field {
+	out := make([]field, 0, len(m))
+	for name, v := range m {
+		out = append(out, field{http.CanonicalHeaderKey(name), v})
+	}
+	slices.SortFunc(out, func(a, b field) int { return strings.Compare(a.key, b.key) })
+	return out
 }
 
 // reserved reports whether the canonical header key belongs to the

@@ -139,6 +139,9 @@ type compiled struct {
 	jwt     *jwtSettings
 }
 
+// decode builds the policy's settings from cfg: the Config decoded
+// strictly, validated, provisioned (the signing key read last, only for a
+// valid config).
 func decode(cfg *config.Node) (*compiled, error) {
 	var c Config
 	if err := cfg.Decode(&c); err != nil {
@@ -157,30 +160,26 @@ func decode(cfg *config.Node) (*compiled, error) {
 	if c.JWT == nil && present.JWT != nil {
 		c.JWT = &JWTConfig{}
 	}
-	var out compiled
-	var p config.Problems
-	// owner records which setting claimed each canonical name, so a
-	// clash names both places.
-	owner := map[string]string{}
-	claim := func(at, name string) (string, bool) {
-		key, ok := checkName(&p, cfg, at, name)
-		if !ok {
-			return "", false
-		}
-		if prev, ok := owner[key]; ok {
-			if strings.HasPrefix(at, "strip") && !strings.HasPrefix(prev, "strip") {
-				p.Errorf(cfg, at, "%s is set by %s and so stripped already", key, prev)
-			} else {
-				p.Errorf(cfg, at, "%s is already used by %s", key, prev)
-			}
-			return "", false
-		}
-		owner[key] = at
-		out.protect = append(out.protect, key)
-		return key, true
+	if err := c.validate(cfg); err != nil {
+		return nil, err
 	}
+	return c.provision(cfg)
+}
 
+// A headerUse is a header name one setting of a Config claims: a header
+// set from the principal, the minted token's header or a stripped one.
+type headerUse struct {
+	at, name string
+	set      bool   // set from the principal (headers.*)
+	field    field  // for set
+	claim    string // for set and fClaim
+}
+
+// uses lists the header names c claims, in the order their clashes are
+// told: headers, then jwt.header, then strip.
+func (c *Config) uses() []headerUse {
 	h := c.Headers
+	var us []headerUse
 	for _, f := range []struct {
 		at    string
 		name  string
@@ -192,86 +191,78 @@ func decode(cfg *config.Node) (*compiled, error) {
 		{"headers.scopes", h.Scopes, fScopes},
 		{"headers.method", h.Method, fMethod},
 	} {
-		if f.name == "" {
-			continue
+		if f.name != "" {
+			us = append(us, headerUse{at: f.at, name: f.name, set: true, field: f.field})
 		}
-		key, ok := claim(f.at, f.name)
-		if !ok {
-			continue
-		}
-		out.set = append(out.set, setter{key: key, field: f.field, at: f.at})
 	}
 	for _, name := range slices.Sorted(maps.Keys(h.Claims)) {
-		at := "headers.claims" + config.KeySeg(name)
-		if name == "" {
-			p.Errorf(cfg, at, "a claim name must not be empty")
+		us = append(us, headerUse{at: "headers.claims" + config.KeySeg(name), name: h.Claims[name], set: true, field: fClaim, claim: name})
+	}
+	if c.JWT != nil {
+		us = append(us, headerUse{at: "jwt.header", name: cmp.Or(c.JWT.Header, DefaultJWTHeader)})
+	}
+	for i, name := range c.Strip {
+		us = append(us, headerUse{at: config.Index("strip", i), name: name})
+	}
+	return us
+}
+
+// validate checks c, recording every problem at its place: header names,
+// a name claimed by two settings (both places named), the jwt settings.
+// It does not read the key file.
+func (c *Config) validate(cfg *config.Node) error {
+	var p config.Problems
+	// owner records which setting claimed each canonical name, so a
+	// clash names both places.
+	owner := map[string]string{}
+	for _, u := range c.uses() {
+		if u.field == fClaim && u.claim == "" {
+			p.Errorf(cfg, u.at, "a claim name must not be empty")
 			continue
 		}
-		key, ok := claim(at, h.Claims[name])
+		key, ok := checkName(&p, cfg, u.at, u.name)
 		if !ok {
 			continue
 		}
-		out.set = append(out.set, setter{key: key, field: fClaim, claim: name, at: at})
-	}
-
-	if c.JWT != nil {
-		out.jwt = validateJWT(&p, cfg, c.JWT, claim)
-	}
-
-	for i, name := range c.Strip {
-		at := config.Index("strip", i)
-		claim(at, name)
-	}
-	if out.jwt != nil && out.jwt.bearer {
-		// The client's DPoP proof is bound to the client's token, which
-		// the upstream no longer receives: it means nothing there, and
-		// forwarding it would only leak a replayable proof.
-		if _, ok := owner["Dpop"]; !ok {
-			out.protect = append(out.protect, "Dpop")
+		if prev, ok := owner[key]; ok {
+			if strings.HasPrefix(u.at, "strip") && !strings.HasPrefix(prev, "strip") {
+				p.Errorf(cfg, u.at, "%s is set by %s and so stripped already", key, prev)
+			} else {
+				p.Errorf(cfg, u.at, "%s is already used by %s", key, prev)
+			}
+			continue
 		}
+		owner[key] = u.at
 	}
-	if p.Len() == 0 && len(out.protect) == 0 {
+	if c.JWT != nil {
+		c.JWT.validate(&p, cfg)
+	}
+	if p.Len() == 0 && len(owner) == 0 {
 		p.Errorf(cfg, "", "identity needs headers, strip or jwt")
 	}
-	if err := p.Err(); err != nil {
-		return nil, err
-	}
-	// Provision: only a valid config gets its signing key read.
-	if c.JWT != nil {
-		if err := out.jwt.loadKey(cfg, c.JWT); err != nil {
-			return nil, err
-		}
-	}
-	return &out, nil
+	return p.Err()
 }
 
-// validateJWT checks the jwt settings, recording every problem, and
-// returns them with their defaults but without the key (loadKey).
-func validateJWT(p *config.Problems, cfg *config.Node, c *JWTConfig, claim func(at, name string) (string, bool)) *jwtSettings {
-	j := &jwtSettings{issuer: c.Issuer, audience: c.Audience, ttl: c.TTL.Std(), cacheSize: c.CacheSize}
-	j.header, _ = claim("jwt.header", cmp.Or(c.Header, DefaultJWTHeader))
-	j.bearer = j.header == "Authorization"
-	if j.issuer == "" {
+// validate records the problems of the jwt settings c; the header name is
+// checked with the others (Config.validate).
+func (c *JWTConfig) validate(p *config.Problems, cfg *config.Node) {
+	if c.Issuer == "" {
 		p.Errorf(cfg, "jwt", "issuer is required (the iss claim the upstream checks)")
 	}
-	checkText(p, cfg, "jwt.issuer", j.issuer)
-	if j.audience == "" {
+	checkText(p, cfg, "jwt.issuer", c.Issuer)
+	if c.Audience == "" {
 		p.Errorf(cfg, "jwt", "audience is required (the aud claim naming the upstream)")
 	}
-	checkText(p, cfg, "jwt.audience", j.audience)
-	switch {
-	case j.ttl == 0:
-		j.ttl = DefaultTTL
-	case j.ttl%time.Second != 0:
-		p.Errorf(cfg, "jwt.ttl", "must be whole seconds (JWT times are in seconds), got %s", j.ttl)
-	case j.ttl > MaxTTL:
-		p.Errorf(cfg, "jwt.ttl", "must be at most %s, got %s", MaxTTL, j.ttl)
+	checkText(p, cfg, "jwt.audience", c.Audience)
+	switch ttl := c.TTL.Std(); {
+	case ttl == 0:
+	case ttl%time.Second != 0:
+		p.Errorf(cfg, "jwt.ttl", "must be whole seconds (JWT times are in seconds), got %s", ttl)
+	case ttl > MaxTTL:
+		p.Errorf(cfg, "jwt.ttl", "must be at most %s, got %s", MaxTTL, ttl)
 	}
-	switch {
-	case j.cacheSize == 0:
-		j.cacheSize = DefaultCacheSize
-	case j.cacheSize < 0 || j.cacheSize > MaxCacheSize:
-		p.Errorf(cfg, "jwt.cache_size", "must be between 1 and %d, got %d", MaxCacheSize, j.cacheSize)
+	if c.CacheSize < 0 || c.CacheSize > MaxCacheSize {
+		p.Errorf(cfg, "jwt.cache_size", "must be between 1 and %d, got %d", MaxCacheSize, c.CacheSize)
 	}
 	if c.Algorithm != "" {
 		if _, err := keys.ParseAlgorithm(c.Algorithm); err != nil {
@@ -291,27 +282,63 @@ func validateJWT(p *config.Problems, cfg *config.Node, c *JWTConfig, claim func(
 			p.Errorf(cfg, at, "%q is listed twice", cl)
 		default:
 			seen[cl] = true
-			j.claims = append(j.claims, cl)
 		}
 	}
 	if c.KeyFile == "" {
 		p.Errorf(cfg, "jwt", "key_file is required (make one with `gatehouse keys generate --alg ES256 --out FILE`)")
 	}
-	return j
 }
 
-// loadKey reads the signing key of validated settings c (relative to
-// cfg's file).
-func (j *jwtSettings) loadKey(cfg *config.Node, c *JWTConfig) error {
+// provision builds the settings of a validated c: the headers to set and
+// to protect (canonical names), the jwt settings with their defaults and
+// the signing key, read from its file (relative to cfg's).
+func (c *Config) provision(cfg *config.Node) (*compiled, error) {
+	var out compiled
+	for _, u := range c.uses() {
+		key := http.CanonicalHeaderKey(u.name)
+		out.protect = append(out.protect, key)
+		if u.set {
+			out.set = append(out.set, setter{key: key, field: u.field, claim: u.claim, at: u.at})
+		}
+	}
+	if c.JWT == nil {
+		return &out, nil
+	}
+	j, err := c.JWT.provision(cfg)
+	if err != nil {
+		return nil, err
+	}
+	out.jwt = j
+	if j.bearer && !slices.Contains(out.protect, "Dpop") {
+		// The client's DPoP proof is bound to the client's token, which
+		// the upstream no longer receives: it means nothing there, and
+		// forwarding it would only leak a replayable proof.
+		out.protect = append(out.protect, "Dpop")
+	}
+	return &out, nil
+}
+
+// provision returns the settings of validated jwt settings c with their
+// defaults, and reads the signing key.
+func (c *JWTConfig) provision(cfg *config.Node) (*jwtSettings, error) {
+	j := &jwtSettings{
+		header:    http.CanonicalHeaderKey(cmp.Or(c.Header, DefaultJWTHeader)),
+		issuer:    c.Issuer,
+		audience:  c.Audience,
+		ttl:       cmp.Or(c.TTL.Std(), DefaultTTL),
+		cacheSize: cmp.Or(c.CacheSize, DefaultCacheSize),
+		claims:    c.Claims,
+	}
+	j.bearer = j.header == "Authorization"
 	var err error
 	if j.key, err = keys.Load(cfg.ResolvePath(c.KeyFile), c.Algorithm, c.KID); err != nil {
 		at := "jwt.key_file"
 		if errors.Is(err, keys.ErrAlgorithm) {
 			at = "jwt.algorithm"
 		}
-		return cfg.Errorf(at, "%v", err)
+		return nil, cfg.Errorf(at, "%v", err)
 	}
-	return nil
+	return j, nil
 }
 
 // managed reports whether the canonical header key belongs to the gateway:

@@ -76,7 +76,7 @@ func New(cfg *config.Node, env *policy.Env) (policy.Policy, error) {
 	st := env.StateStore()
 	route := strings.NewReplacer("{", "_", "}", "_", ":", "_").Replace(env.Route.Name)
 	q := &Quota{s: s, prefix: "quota:" + route + ":" + s.name + ":", st: st, now: now}
-	q.health = limitkey.Health{Log: env.Log(), Metrics: env.Telemetry().Limit(env.Route.Name, "quota", s.mode), Mode: s.mode, Now: now, Guard: limitkey.ForStore(env.Store)}
+	q.health = limitkey.Health{Log: env.Log(), Metrics: env.Telemetry().Limit(env.Route.Name, "quota", s.mode), Mode: s.mode, Now: now, Guard: limitkey.ForStore(st)}
 	return q, nil
 }
 

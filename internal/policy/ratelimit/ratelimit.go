@@ -71,8 +71,8 @@ var (
 	_ policy.Closer = (*Limiter)(nil)
 )
 
-// New builds a Limiter from cfg (see Config). With env.Store a memory
-// store or nil, limits are decided in process by a Local limiter (shared
+// New builds a Limiter from cfg (see Config). With env.StateStore() a
+// memory store (env.Store one, or none), limits are decided in process by a Local limiter (shared
 // through env.Pool across reloads, so a reload does not refill every
 // bucket); otherwise by env.Store, whose Allow is atomic across every
 // gateway sharing it.
@@ -95,8 +95,9 @@ func New(cfg *config.Node, env *policy.Env) (policy.Policy, error) {
 		headers:  s.headers,
 		now:      now,
 	}
-	if _, isMem := store.Unguarded(env.Store).(*store.Memory); env.Store != nil && !isMem {
-		l.st = env.Store
+	st := env.StateStore()
+	if _, isMem := store.Unguarded(st).(*store.Memory); !isMem {
+		l.st = st
 	}
 	if l.st == nil || l.mode == limitkey.FailLocal {
 		// Keyed by what the buckets mean, so a reload with the same
@@ -108,7 +109,7 @@ func New(cfg *config.Node, env *policy.Env) (policy.Policy, error) {
 		}
 		l.fallback = gcraLimits(scaled(s.limits, s.fraction))
 	}
-	l.health = limitkey.Health{Log: env.Log(), Metrics: env.Telemetry().Limit(env.Route.Name, "rate_limit", s.mode), Mode: s.mode, Now: now, Guard: limitkey.ForStore(env.Store)}
+	l.health = limitkey.Health{Log: env.Log(), Metrics: env.Telemetry().Limit(env.Route.Name, "rate_limit", s.mode), Mode: s.mode, Now: now, Guard: limitkey.ForStore(st)}
 	l.policyHeader = []string{policyHeader(s.names, s.limits)}
 	for _, name := range s.names {
 		l.rlPrefix = append(l.rlPrefix, strconv.Quote(name)+";r=")
