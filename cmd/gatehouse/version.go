@@ -3,9 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
-	"runtime"
-	"runtime/debug"
-	"strings"
+
+	"github.com/gatehouse/gatehouse/internal/buildinfo"
 )
 
 // Set by the release build (scripts/release.sh) with
@@ -21,50 +20,19 @@ var (
 	buildTime string
 )
 
-// buildVersion is what `gatehouse version` reports.
-type buildVersion struct {
-	Version   string // module version, "(devel)" for a build from a checkout
-	Revision  string // VCS revision; "" when unknown
-	Modified  bool   // the work tree had uncommitted changes
-	Time      string // build time (ldflags); "" when unknown
-	Committed string // the revision's commit time (vcs.time); "" when unknown
-	GoVersion string
-	Platform  string // GOOS/GOARCH
+func init() {
+	// The metrics (gatehouse_build_info) report the same build as
+	// `gatehouse version`.
+	buildinfo.Stamp(version, revision, buildTime)
 }
+
+// buildVersion is what `gatehouse version` reports.
+type buildVersion struct{ buildinfo.Info }
 
 // readVersion combines the ldflags overrides with the embedded build
 // information; an ldflags value wins over the embedded one.
 func readVersion() buildVersion {
-	v := buildVersion{Version: "(devel)", GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		if bi.Main.Version != "" {
-			v.Version = bi.Main.Version
-		}
-		v.GoVersion = bi.GoVersion
-		for _, s := range bi.Settings {
-			switch s.Key {
-			case "vcs.revision":
-				v.Revision = s.Value
-			case "vcs.time":
-				v.Committed = s.Value
-			case "vcs.modified":
-				v.Modified = s.Value == "true"
-			}
-		}
-	}
-	if version != "" {
-		v.Version = version
-	}
-	if revision != "" {
-		// A release build states its revision, and that it was clean:
-		// scripts/release.sh refuses a modified tree unless told.
-		v.Revision = strings.TrimSuffix(revision, "-dirty")
-		v.Modified = strings.HasSuffix(revision, "-dirty")
-	}
-	if buildTime != "" {
-		v.Time = buildTime
-	}
-	return v
+	return buildVersion{buildinfo.Combine(version, revision, buildTime)}
 }
 
 // print writes the version as `gatehouse version` shows it:

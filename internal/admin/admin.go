@@ -10,7 +10,6 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 //go:embed openapi.json
@@ -34,7 +33,7 @@ type Options struct {
 
 // Handler returns the admin API:
 //
-//	GET /metrics  Prometheus text exposition
+//	GET /metrics  Prometheus text exposition, or OpenMetrics when asked
 //	GET /healthz  200 while the process serves (liveness)
 //	GET /readyz   200 when the gateway takes traffic, 503 while starting or draining
 //	GET /debug/pprof/...  Go profiles (CPU, heap, goroutines) for diagnosis
@@ -59,7 +58,7 @@ func Handler(opt Options) http.Handler {
 		a.routes(mux, acc.wrap)
 		consoleRoutes(mux, opt.Backend, acc)
 	}
-	mux.Handle("GET /metrics", promhttp.HandlerFor(opt.Metrics.Registry, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", opt.Metrics.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		plain(w, http.StatusOK, "ok\n")
 	})

@@ -42,6 +42,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/revocation"
 	"github.com/gatehouse/gatehouse/internal/saml2/lifecycle"
 	"github.com/gatehouse/gatehouse/internal/store"
+	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
 
 // Endpoint paths, below the issuer's path.
@@ -89,6 +90,10 @@ type Deps struct {
 	// own STS here, so that one login at the STS serves REST routes too.
 	// An issuer named in both is an error.
 	SAMLIssuers []SAMLIssuer
+	// Metrics counts tokens issued, client authentication failures,
+	// exchanges, introspections and key rotations (metrics.go). Nil:
+	// nothing is counted.
+	Metrics *telemetry.Metrics
 }
 
 // Server is the authorization server. It is safe for concurrent use.
@@ -100,6 +105,7 @@ type Server struct {
 	log     *slog.Logger
 	trusted clientip.Source
 	audit   *audit.Log
+	metrics *telemetry.Metrics
 	ring    *keyring
 	dpop    *dpop.Verifier
 	meta    []byte
@@ -148,6 +154,7 @@ func New(cfg config.AuthorizationServer, deps Deps) (*Server, error) {
 		log:     deps.Logger,
 		trusted: clientip.Source{Trusted: deps.TrustedProxies, Header: deps.ClientIPHeader},
 		audit:   deps.Audit,
+		metrics: deps.Metrics,
 	}
 	if srv.now == nil {
 		srv.now = time.Now
@@ -168,6 +175,8 @@ func New(cfg config.AuthorizationServer, deps Deps) (*Server, error) {
 		// plus a minute for clock skew at relying parties.
 		keep: s.maxLifetime + time.Minute,
 		now:  srv.now,
+		// Counts the rotations this instance makes (metrics.go).
+		rotated: deps.Metrics.KeyRotated,
 	}
 	srv.dpop = dpop.NewVerifier(dpop.Options{
 		Now:         srv.now,
@@ -201,6 +210,7 @@ func New(cfg config.AuthorizationServer, deps Deps) (*Server, error) {
 		return nil, err
 	}
 	srv.meta = srv.metadata()
+	srv.initMetrics()
 	srv.mux = http.NewServeMux()
 	p := s.prefix
 	srv.mux.HandleFunc(p+PathToken, srv.token)
@@ -526,6 +536,7 @@ func (srv *Server) fail(w http.ResponseWriter, r *http.Request, e *oauthError, c
 		lvl = slog.LevelError
 	}
 	ip := srv.clientIP(r)
+	srv.countFailure(e)
 	srv.log.Log(r.Context(), lvl, "oauth request refused", "endpoint", r.URL.Path, "error", e.code,
 		"client_id", clientID, "client_ip", ip.String(), "status", e.status, "cause", errString(e.cause))
 	if e.status == http.StatusUnauthorized {

@@ -102,7 +102,7 @@ func (srv *Server) introspect(w http.ResponseWriter, r *http.Request) {
 		srv.fail(w, r, invalidClient("public clients may not introspect", nil), a.c.id)
 		return
 	}
-	writeJSON(w, srv.introspection(tok))
+	writeJSON(w, srv.countIntrospection(srv.introspection(tok)))
 }
 
 // tokenRequest reads what introspection and revocation share: the form,

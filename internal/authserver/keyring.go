@@ -64,6 +64,9 @@ type keyring struct {
 	rotation time.Duration
 	keep     time.Duration // how long a retired key stays published
 	now      func() time.Time
+	// rotated is called after each rotation this keyring made; never nil
+	// once built by New.
+	rotated func(scheduled bool)
 
 	mu        sync.RWMutex
 	raw       []byte // the stored document last loaded
@@ -354,6 +357,7 @@ func (kr *keyring) rotate(ctx context.Context, scheduled bool) error {
 	if err := kr.st.Set(ctx, keyringKey, raw, 0); err != nil {
 		return fmt.Errorf("authserver: storing the rotated keys: %w", err)
 	}
+	kr.rotated(scheduled)
 	return kr.load(r, raw)
 }
 

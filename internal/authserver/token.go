@@ -433,6 +433,7 @@ func (srv *Server) token(w http.ResponseWriter, r *http.Request) {
 	default:
 		e = badRequest("unsupported_grant_type", "supported: client_credentials, token exchange, authorization_code, refresh_token", nil)
 	}
+	srv.countGrant(grant, form, e)
 	if e != nil {
 		srv.fail(w, r, e, a.c.id)
 		return
@@ -567,6 +568,7 @@ func (srv *Server) issue(r *http.Request, a *authenticated, req issueRequest) (*
 	srv.audit.Record(audit.Event{Kind: audit.TokenIssue, Time: now, RequestID: r.Header.Get("X-Request-Id"), ClientIP: srv.clientIP(r),
 		Principal: req.sub, ClientID: a.c.id, JTI: c.JTI, KeyID: key.KeyID(), Expires: exp, Policy: "authorization_server",
 		Detail: req.grant + " scope=" + c.Scope + " aud=" + req.aud})
+	srv.metrics.TokenIssued(req.grant, a.c.id)
 	return &tokenResponse{
 		AccessToken: string(tok), TokenType: tokenType, ExpiresIn: c.Exp - now.Unix(), Scope: c.Scope,
 		jti: c.JTI, exp: exp,

@@ -237,12 +237,9 @@ func (g *Gateway) finish(rt *runtime, x *exchange, r *http.Request) int {
 		// it as nginx does, as 499.
 		status = 499
 	}
-	metrics := rt.noRoute
-	if x.route != nil {
-		metrics = x.route.metrics
-	}
+	metrics := rt.metricsOf(x)
 	metrics.Count(status)
-	metrics.Duration.Observe(g.now().Sub(x.Start).Seconds())
+	metrics.ObserveDuration(r.Context(), g.now().Sub(x.Start).Seconds())
 	g.logAccess(r, x, status)
 	g.observe(x, status)
 	if x.span != nil {

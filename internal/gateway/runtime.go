@@ -34,6 +34,8 @@ type runtime struct {
 	router  *router.Router[*route]
 	routes  []*route
 	noRoute *telemetry.RouteMetrics
+	// tokens are the request metrics of the token services (metrics.go).
+	tokens  tokenMetrics
 	trusted []netip.Prefix
 	// clientIP is where the client address is read from (client_ip).
 	clientIP  clientip.Source
@@ -90,6 +92,7 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 		tls:       make(map[string]*tls.Config),
 		listeners: cfg.Listeners,
 		noRoute:   g.metrics.Route(""),
+		tokens:    newTokenMetrics(g.metrics),
 		log:       g.log,
 	}
 	rt.refs.Store(1)
@@ -113,6 +116,9 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 		rt.routes = append(rt.routes, r)
 		var err error
 		if r.info.Realm, err = routeRealm(rc); err != nil {
+			errs = append(errs, err)
+		}
+		if err := tokenServiceName(cfg, i); err != nil {
 			errs = append(errs, err)
 		}
 		var protected []string // the chain's protected request fields (inbound.go)
@@ -186,7 +192,8 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 	// the assertions it issues (one login for SOAP and REST routes).
 	var stsIssuers []authserver.SAMLIssuer
 	if sc := cfg.STS; sc != nil {
-		s, err := sts.New(*sc, sts.Deps{Store: g.store, Now: g.now, Logger: g.log, Config: cfg, BaseDir: g.baseDir, Audit: g.audit, TrustedProxies: rt.trusted})
+		s, err := sts.New(*sc, sts.Deps{Store: g.store, Now: g.now, Logger: g.log, Config: cfg, BaseDir: g.baseDir, Audit: g.audit, TrustedProxies: rt.trusted,
+			Metrics: g.metrics})
 		if err != nil {
 			errs = append(errs, err)
 		} else {
@@ -199,6 +206,7 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 			Store: g.store, Revocations: g.revocations, Now: g.now, Logger: g.log,
 			Config: cfg, BaseDir: g.baseDir, TrustedProxies: rt.trusted, ClientIPHeader: rt.clientIP.Header, Audit: g.audit,
 			SAMLIssuers: stsIssuers,
+			Metrics:     g.metrics,
 		})
 		if err != nil {
 			errs = append(errs, err)

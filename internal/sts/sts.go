@@ -41,6 +41,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/saml2/lifecycle"
 	"github.com/gatehouse/gatehouse/internal/soap"
 	"github.com/gatehouse/gatehouse/internal/store"
+	"github.com/gatehouse/gatehouse/internal/telemetry"
 	"github.com/gatehouse/gatehouse/internal/wsse"
 	"github.com/gatehouse/gatehouse/internal/wstrust"
 	"github.com/gatehouse/gatehouse/internal/xmlscan"
@@ -64,6 +65,9 @@ type Deps struct {
 	// TrustedProxies are the peers whose forwarding headers name the
 	// client address that failed authentications are counted against.
 	TrustedProxies []netip.Prefix
+	// Metrics counts the requests by operation and outcome (metrics.go).
+	// Nil: nothing is counted.
+	Metrics *telemetry.Metrics
 }
 
 // Server is the STS. It is safe for concurrent use.
@@ -80,7 +84,8 @@ type Server struct {
 	trusted []netip.Prefix
 	// lc keeps the assertions' lifecycle (cancellation, one-time use) in
 	// the store, shared with every other door that accepts them.
-	lc *lifecycle.Lifecycle
+	lc      *lifecycle.Lifecycle
+	metrics *telemetry.Metrics
 }
 
 // New builds the STS from cfg: it checks the config, builds the
@@ -95,7 +100,8 @@ func New(cfg config.STS, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	srv := &Server{s: s, st: deps.Store, now: deps.Now, log: deps.Logger, audit: deps.Audit, trusted: deps.TrustedProxies, lc: lifecycle.New(deps.Store)}
+	srv := &Server{s: s, st: deps.Store, now: deps.Now, log: deps.Logger, audit: deps.Audit, trusted: deps.TrustedProxies, lc: lifecycle.New(deps.Store),
+		metrics: deps.Metrics}
 	if srv.now == nil {
 		srv.now = time.Now
 	}
@@ -219,11 +225,14 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(body) > MaxRequestBytes {
-		srv.writeFault(w, v12, "", newFault(FaultInvalidRequest, fmt.Errorf("request larger than %d bytes", MaxRequestBytes)))
+		f := newFault(FaultInvalidRequest, fmt.Errorf("request larger than %d bytes", MaxRequestBytes))
+		srv.count(nil, f)
+		srv.writeFault(w, v12, "", f)
 		return
 	}
 	ip := srv.clientIP(r)
 	if f := srv.overBudget(r.Context(), ip); f != nil {
+		srv.count(nil, f)
 		srv.writeFault(w, v12, "", f)
 		return
 	}
@@ -240,9 +249,11 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if out != nil {
 			v12 = out.V12
 		}
+		srv.count(out, f)
 		srv.writeFault(w, v12, out.relatesTo(), f)
 		return
 	}
+	srv.count(out, nil)
 	srv.writeResponse(w, out)
 }
 
@@ -256,6 +267,8 @@ type Output struct {
 	Action string
 	// Body is the response's Body element (an RSTR or RSTRC).
 	Body *etree.Element
+	// requestType is the RST's request type, "" when it was not read.
+	requestType string
 }
 
 func (o *Output) relatesTo() string {
@@ -280,6 +293,7 @@ func (srv *Server) Handle(ctx context.Context, body []byte, tls bool) (*Output, 
 	if err != nil {
 		return out, newFault(FaultInvalidRequest, err)
 	}
+	out.requestType = req.requestType
 	if a := action(m); a != "" && !actionMatches(a, req.requestType) {
 		return out, newFault(FaultInvalidRequest, fmt.Errorf("wsa:Action %q does not match RequestType %q", a, req.requestType))
 	}

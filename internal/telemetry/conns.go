@@ -36,6 +36,9 @@ func (m *Metrics) Conns(listener string) (open func(delta int), refused func(rea
 	}
 	g := m.conns.open.WithLabelValues(listener)
 	g.Set(0)
+	// Both reasons exist from the start, at 0, for increase() and alerts.
+	m.conns.refused.WithLabelValues(listener, "max_connections")
+	m.conns.refused.WithLabelValues(listener, "max_connections_per_ip")
 	return func(d int) { g.Add(float64(d)) },
 		func(reason string) { m.conns.refused.WithLabelValues(listener, reason).Inc() }
 }

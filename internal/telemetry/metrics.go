@@ -2,18 +2,29 @@
 package telemetry
 
 import (
+	"context"
+	"net/http"
+	"sort"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
+	"github.com/gatehouse/gatehouse/internal/buildinfo"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // Metrics are the gateway's Prometheus collectors, registered on their own
 // registry (never the global one, so tests and several gateways in one
 // process do not collide). One Metrics lives for the whole process and
 // outlives config reloads.
+//
+// docs/operations.md ("Metrics") lists every metric with its type and
+// labels, and says which exist from the start; TestDocumentedMetrics
+// (internal/gateway) holds the list and a running gateway's scrape to
+// each other.
 type Metrics struct {
 	Registry *prometheus.Registry
 
@@ -21,7 +32,7 @@ type Metrics struct {
 	duration       *prometheus.HistogramVec
 	policyDuration *prometheus.HistogramVec
 	denials        *prometheus.CounterVec
-	upstreamErrors *prometheus.CounterVec
+	upstreamErrors *upstreamErrors // upstream.go
 	inflight       prometheus.Gauge
 	reloads        *prometheus.CounterVec
 	lastReload     prometheus.Gauge
@@ -35,6 +46,16 @@ type Metrics struct {
 	conns  connMetrics  // conns.go
 
 	dlpFindings *prometheus.CounterVec // dlp.go
+
+	tokens        tokenMetrics             // tokens.go
+	introspection *prometheus.HistogramVec // latency.go
+	jwksFetch     *prometheus.HistogramVec // latency.go
+
+	// exemplar is the source of the latency histograms' exemplars, nil
+	// without tracing (exemplar.go).
+	exemplar atomic.Pointer[ExemplarFunc]
+	// now is the clock of exemplarEvery (tests set it).
+	now func() time.Time
 }
 
 // NewMetrics creates and registers the gateway metrics, plus the Go runtime
@@ -43,6 +64,7 @@ func NewMetrics() *Metrics {
 	reg := prometheus.NewRegistry()
 	m := &Metrics{
 		Registry: reg,
+		now:      time.Now,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gatehouse_requests_total",
 			Help: "Requests handled, by route and response status code. Route is \"\" when none matched.",
@@ -50,7 +72,7 @@ func NewMetrics() *Metrics {
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "gatehouse_request_duration_seconds",
 			Help:    "Time from receiving a request to writing its response headers, by route.",
-			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+			Buckets: requestBuckets[:],
 		}, []string{"route"}),
 		policyDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "gatehouse_policy_duration_seconds",
@@ -61,10 +83,7 @@ func NewMetrics() *Metrics {
 			Name: "gatehouse_denials_total",
 			Help: "Requests refused, by route, policy and stable error code.",
 		}, []string{"route", "policy", "code"}),
-		upstreamErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "gatehouse_upstream_errors_total",
-			Help: "Failed exchanges with upstreams, by route and kind (connect, timeout, reset, canceled, other).",
-		}, []string{"route", "kind"}),
+		upstreamErrors: newUpstreamErrors(),
 		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "gatehouse_inflight_requests",
 			Help: "Requests being handled now.",
@@ -101,7 +120,20 @@ func NewMetrics() *Metrics {
 	reg.MustRegister(m.conns.collectors()...)
 	m.dlpFindings = newDLPFindings()
 	reg.MustRegister(m.dlpFindings)
+	m.tokens = newTokenMetrics()
+	reg.MustRegister(m.tokens.collectors()...)
+	m.introspection, m.jwksFetch = newIntrospectionDuration(), newJWKSFetchDuration()
+	reg.MustRegister(m.introspection, m.jwksFetch, newBuildInfo(buildinfo.Get()))
+	m.reloads.WithLabelValues("success")
+	m.reloads.WithLabelValues("failure")
 	return m
+}
+
+// Handler serves the registry's metrics: the Prometheus text format, or
+// OpenMetrics (with the latency histograms' exemplars) to a scraper that
+// asks for it in Accept, as Prometheus does when exemplar storage is on.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{EnableOpenMetrics: true})
 }
 
 // discard is the Metrics of Discard, built on first use.
@@ -150,9 +182,10 @@ func (m *Metrics) Denied(route, policy, code string) {
 	m.denials.WithLabelValues(route, policy, code).Inc()
 }
 
-// UpstreamError counts a failed upstream exchange.
+// UpstreamError counts a failed upstream exchange of route; kind is one
+// of UpstreamErrorKinds (another is counted as "other").
 func (m *Metrics) UpstreamError(route, kind string) {
-	m.upstreamErrors.WithLabelValues(route, kind).Inc()
+	m.upstreamErrors.counts(route)[kindIndex(kind)].Add(1)
 }
 
 // PolicyObserver returns the duration histogram of one policy on one route,
@@ -173,10 +206,18 @@ type lazyObserver struct {
 }
 
 // Observe records v in the histogram, resolving it first if need be.
-func (l *lazyObserver) Observe(v float64) {
+func (l *lazyObserver) Observe(v float64) { l.resolve().Observe(v) }
+
+// ObserveWithExemplar records v with the exemplar ex
+// (prometheus.ExemplarObserver, which histograms are).
+func (l *lazyObserver) ObserveWithExemplar(v float64, ex prometheus.Labels) {
+	l.resolve().(prometheus.ExemplarObserver).ObserveWithExemplar(v, ex)
+}
+
+// resolve returns the histogram, resolving it on first use.
+func (l *lazyObserver) resolve() prometheus.Observer {
 	if h := l.h.Load(); h != nil {
-		(*h).Observe(v)
-		return
+		return *h
 	}
 	var h prometheus.Observer
 	if l.two {
@@ -187,7 +228,7 @@ func (l *lazyObserver) Observe(v float64) {
 	// Racing first observations resolve the same histogram: the vector
 	// holds one per label set.
 	l.h.Store(&h)
-	h.Observe(v)
+	return h
 }
 
 // RouteMetrics are one route's request counters and latency histogram,
@@ -208,7 +249,20 @@ type RouteMetrics struct {
 	rare   atomic.Pointer[map[int]prometheus.Counter]
 	rareMu sync.Mutex
 	dur    lazyObserver // Duration's, held here to spare an allocation
+	m      *Metrics     // for the exemplars of Duration (ObserveDuration)
+	// exemplarAt is when each bucket of Duration last got an exemplar
+	// (Unix ns), allocated with the route's first exemplar.
+	exemplarAt atomic.Pointer[[len(requestBuckets) + 1]atomic.Int64]
 }
+
+// requestBuckets are gatehouse_request_duration_seconds's buckets.
+var requestBuckets = [...]float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+
+// exemplarEvery is how often a bucket of a route's latency histogram
+// takes a new exemplar. A bucket keeps only its latest one and a scrape
+// comes every few seconds, so more would be lost; and an exemplar costs
+// some 9 allocations (the client library copies and validates it).
+const exemplarEvery = time.Second
 
 // commonCodes are the status codes the gateway and most upstreams answer
 // with. Their counters are reached without a map lookup.
@@ -232,10 +286,50 @@ var codeSlot = func() (t [600]uint8) {
 }()
 
 // Route returns the metrics of route ("" for requests no route matched).
+// A named route's gatehouse_upstream_errors_total series start at zero
+// now, not with its first failure.
 func (m *Metrics) Route(route string) *RouteMetrics {
-	rm := &RouteMetrics{route: route, vec: m.requests, dur: lazyObserver{vec: m.duration, route: route}}
+	if route != "" {
+		m.upstreamErrors.counts(route)
+	}
+	return m.routeMetrics(route)
+}
+
+// TokenService returns the request metrics of one of the gateway's own
+// token services, named RouteAuthServer or RouteSTS: no upstream, so no
+// upstream error series.
+func (m *Metrics) TokenService(name string) *RouteMetrics { return m.routeMetrics(name) }
+
+func (m *Metrics) routeMetrics(route string) *RouteMetrics {
+	rm := &RouteMetrics{route: route, vec: m.requests, dur: lazyObserver{vec: m.duration, route: route}, m: m}
 	rm.Duration = &rm.dur
 	return rm
+}
+
+// ObserveDuration records a request's duration in seconds, with the
+// trace id of ctx (the request's) as exemplar when tracing provides one.
+// At most one exemplar a second is taken per bucket (exemplarEvery).
+func (rm *RouteMetrics) ObserveDuration(ctx context.Context, seconds float64) {
+	if f := rm.m.exemplar.Load(); f != nil {
+		if id, ok := (*f)(ctx); ok && id != "" && rm.exemplarDue(seconds) {
+			rm.dur.ObserveWithExemplar(seconds, prometheus.Labels{"trace_id": id})
+			return
+		}
+	}
+	rm.dur.Observe(seconds)
+}
+
+// exemplarDue reports whether the bucket of seconds may take an exemplar
+// now, and if so marks it taken.
+func (rm *RouteMetrics) exemplarDue(seconds float64) bool {
+	at := rm.exemplarAt.Load()
+	if at == nil {
+		rm.exemplarAt.CompareAndSwap(nil, new([len(requestBuckets) + 1]atomic.Int64))
+		at = rm.exemplarAt.Load()
+	}
+	slot := &at[sort.SearchFloat64s(requestBuckets[:], seconds)]
+	now, last := rm.m.now().UnixNano(), slot.Load()
+	return (last == 0 || now-last >= int64(exemplarEvery)) && slot.CompareAndSwap(last, now)
 }
 
 // Count counts one request answered with status.

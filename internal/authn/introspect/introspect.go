@@ -34,6 +34,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/authn/bound"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/policy"
+	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
 
 // Unit is the `introspect` authenticator type.
@@ -67,6 +68,8 @@ type Authenticator struct {
 	flight flight
 	bound  *bound.Checker
 	log    *slog.Logger
+	// latency is the endpoint's latency histogram.
+	latency telemetry.RemoteLatency
 	// lastComplaint is when a misconfiguration was last logged (Unix ns).
 	lastComplaint atomic.Int64
 }
@@ -96,7 +99,8 @@ func New(cfg *config.Node, env *authn.Env) (*Authenticator, error) {
 		return nil, err
 	}
 	penv := env.Policy()
-	a := &Authenticator{p: p, realm: env.Realm, now: penv.Clock(), log: penv.Log()}
+	a := &Authenticator{p: p, realm: env.Realm, now: penv.Clock(), log: penv.Log(),
+		latency: penv.Telemetry().Introspection(p.endpoint)}
 	a.tr = &http.Transport{
 		// No proxy from the environment: tokens and the client secret go
 		// only where the config says.
@@ -238,6 +242,16 @@ func unavailable(err error) *policy.Denial {
 func (a *Authenticator) introspect(ctx context.Context, token string, k *key) (*answer, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.p.timeout)
 	defer cancel()
+	start := time.Now()
+	ans, err := a.call(ctx, token, k)
+	// The endpoint's time, whatever its answer; ErrUnavailable is a
+	// failure (unreachable, too slow, an unusable answer).
+	a.latency.Observe(ctx, time.Since(start).Seconds(), err == nil)
+	return ans, err
+}
+
+// call is one round trip to the endpoint (introspect).
+func (a *Authenticator) call(ctx context.Context, token string, k *key) (*answer, error) {
 	form := url.Values{"token": {token}, "token_type_hint": {a.p.hint}}
 	if a.p.basic == "" {
 		form.Set("client_id", a.p.clientID)

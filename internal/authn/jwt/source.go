@@ -173,6 +173,7 @@ type remote struct {
 	now     func() time.Time
 	log     *slog.Logger
 	metrics *telemetry.Metrics
+	latency telemetry.RemoteLatency // of fetches
 	client  *http.Client
 	tr      *http.Transport
 
@@ -213,6 +214,7 @@ func newRemote(rs remoteSettings, now func() time.Time, log *slog.Logger, m *tel
 	if r.label == "" {
 		r.label = rs.issuer
 	}
+	r.latency = m.JWKSFetch(r.label)
 	r.tr = &http.Transport{
 		// No proxy from the environment: keys come only from where the
 		// config says.
@@ -374,7 +376,9 @@ func (r *remote) refetch(ctx context.Context) *rawSet {
 func (r *remote) fetch() error {
 	ctx, cancel := context.WithTimeout(r.ctx, r.rs.timeout)
 	defer cancel()
+	start := time.Now()
 	keys, err := r.fetchKeys(ctx)
+	r.latency.Observe(ctx, time.Since(start).Seconds(), err == nil)
 	if err != nil {
 		r.metrics.KeySetFetched(r.label, false, 0, 0)
 		if !r.fetchedAt.IsZero() && r.now().Sub(r.fetchedAt) >= r.rs.maxStale {
