@@ -158,6 +158,9 @@ func New(cfg *config.Config, opt Options) (*Gateway, error) {
 	g.tracer, g.tracingCfg = tr, cfg.Tracing
 	if tr != nil {
 		g.audit.SetTraceLookup(g.serviceTrace)
+		// The latency histograms carry the trace id of a sampled request as
+		// an exemplar (OpenMetrics), so a slow bucket leads to its trace.
+		g.metrics.SetExemplarFunc(tracing.SampledTraceID)
 	}
 	if err := g.openStore(cfg, opt.Store); err != nil {
 		g.closeResources()

@@ -19,6 +19,7 @@
 package tracing
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -356,16 +357,9 @@ func EndServer(span trace.Span, status int, decision, code, policy string) {
 	span.SetAttributes(attrs[:n]...)
 	if status >= 500 {
 		span.SetStatus(codes.Error, code)
-		span.SetAttributes(attrErrorType.String(cmpString(code, fmt.Sprint(status))))
+		span.SetAttributes(attrErrorType.String(cmp.Or(code, fmt.Sprint(status))))
 	}
 	span.End()
-}
-
-func cmpString(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // Start starts an internal span under ctx's (a policy, a token service).
@@ -478,4 +472,15 @@ func IDs(span trace.Span) (traceID, spanID string) {
 		return "", ""
 	}
 	return sc.TraceID().String(), sc.SpanID().String()
+}
+
+// SampledTraceID returns the trace id of the span in ctx when that span is
+// sampled (exported), for the latency histograms' exemplars
+// (telemetry.ExemplarFunc): an exemplar must lead to a trace that exists.
+func SampledTraceID(ctx context.Context) (string, bool) {
+	sc := trace.SpanContextFromContext(ctx)
+	if !sc.IsValid() || !sc.IsSampled() {
+		return "", false
+	}
+	return sc.TraceID().String(), true
 }
