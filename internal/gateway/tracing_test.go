@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -289,6 +290,13 @@ func TestTracingSpanTree(t *testing.T) {
 			}
 			if c.service != "gatehouse-test" {
 				t.Errorf("service.name %q", c.service)
+			}
+			// The sampled request's trace id is the exemplar of its latency
+			// bucket in the OpenMetrics exposition.
+			_, om, _ := scrape(t, "http://"+g.AdminAddr().String(), "application/openmetrics-text;version=1.0.0")
+			ex := regexp.MustCompile(`(?m)^gatehouse_request_duration_seconds_bucket\{[^}]*route="allowed"[^}]*\} \d+ # \{trace_id="` + traceID + `"\}`)
+			if !ex.MatchString(om) {
+				t.Errorf("no exemplar with trace id %s on route allowed's latency buckets", traceID)
 			}
 
 			// Denied: the chain stops at ipfilter, no upstream span.
