@@ -61,6 +61,8 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 }
 
 func runDemo(listen, adminListen, restListen, soapListen string, stdout io.Writer, log *slog.Logger) error {
+	sigs, stopSignals := catchSignals()
+	defer stopSignals()
 	d, err := startDemo(listen, adminListen, restListen, soapListen, log)
 	if err != nil {
 		return err
@@ -68,7 +70,7 @@ func runDemo(listen, adminListen, restListen, soapListen string, stdout io.Write
 	defer d.close()
 	printDemoHelp(stdout, d.base, d.g.AdminAddr(), d.clients, d.pki, d.up.cardProductID)
 	fmt.Fprintf(stdout, "Demo upstreams (direct, bypassing the gateway): REST %s, SOAP %s\n", d.up.restURL, d.up.soapURL)
-	if code := waitAndStop(d.g, d.cfg.ShutdownTimeout.Std(), nil, log); code != 0 {
+	if code := waitAndStop(d.g, sigs, d.cfg.ShutdownTimeout.Std(), nil, log); code != 0 {
 		return errors.New("gatehouse demo: stopped with errors")
 	}
 	return nil

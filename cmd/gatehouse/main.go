@@ -208,6 +208,8 @@ func cmdServe(args []string, _, stderr io.Writer) int {
 		return code
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	sigs, stopSignals := catchSignals()
+	defer stopSignals()
 	cfg, err := config.Load(path)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -246,16 +248,24 @@ func cmdServe(args []string, _, stderr io.Writer) int {
 	} else {
 		defer stopWatch()
 	}
-	return waitAndStop(g, cfg.ShutdownTimeout.Std(), reload, log, stopDoors)
+	return waitAndStop(g, sigs, cfg.ShutdownTimeout.Std(), reload, log, stopDoors)
+}
+
+// catchSignals starts catching the signals waitAndStop acts on. A command
+// calls it before it builds the gateway: a SIGHUP or SIGUSR2 that arrives
+// while the gateway starts (keys being fetched, say) is then queued for
+// waitAndStop instead of killing the process, which is what Go does with
+// an uncaught SIGHUP or SIGUSR2. stop ends the catching.
+func catchSignals() (sigs chan os.Signal, stop func()) {
+	sigs = make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1, syscall.SIGUSR2)
+	return sigs, func() { signal.Stop(sigs) }
 }
 
 // waitAndStop serves until SIGTERM or SIGINT (or a listener failure), calling
 // reload on SIGHUP, then drains for at most timeout.
 // before run first, in order, within the drain's deadline.
-func waitAndStop(g *gateway.Gateway, timeout time.Duration, reload func(string), log *slog.Logger, before ...func(context.Context)) int {
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1, syscall.SIGUSR2)
-	defer signal.Stop(sigs)
+func waitAndStop(g *gateway.Gateway, sigs <-chan os.Signal, timeout time.Duration, reload func(string), log *slog.Logger, before ...func(context.Context)) int {
 	code := 0
 loop:
 	for {
