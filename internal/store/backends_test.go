@@ -389,7 +389,11 @@ func TestRedisExactAcrossInstances(t *testing.T) {
 	var allowed atomic.Int64
 	var wg sync.WaitGroup
 	for range 2 {
-		st, err := NewRedis(RedisOptions{Addrs: []string{srv.Addr()}, KeyPrefix: "two:"})
+		// Generous timeouts: 400 calls queue for 2 x 20 pooled connections,
+		// and on a loaded machine the default 500ms budget can run out
+		// while a call waits for one; this test is about exact counting.
+		st, err := NewRedis(RedisOptions{Addrs: []string{srv.Addr()}, KeyPrefix: "two:",
+			DialTimeout: 10 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second})
 		must(t, err)
 		defer st.Close()
 		for range 200 {
