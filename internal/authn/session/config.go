@@ -148,7 +148,7 @@ func (c *Config) validate(cfg *config.Node) error {
 		}
 	}
 	checkPath := func(field, v string) {
-		if v != "" && !safeTarget(v) || strings.ContainsAny(v, "?#") {
+		if v != "" && (!safeTarget(v) || strings.ContainsAny(v, "?#")) {
 			p.Errorf(cfg, field, "%q is not a plain absolute path", v)
 		}
 	}
