@@ -76,6 +76,12 @@ type Config struct {
 	// ForwardAccessToken sets Authorization: Bearer <access token> on the
 	// request to the upstream.
 	ForwardAccessToken bool `yaml:"forward_access_token"`
+	// Cache keeps recently used sessions in memory, so that a request does
+	// not read the state store. An ended session (logout, a refused
+	// refresh) is dropped from every instance's cache by a message of the
+	// state store's publish/subscribe; TTL bounds how long an entry is
+	// used should such a message be lost. Default {ttl: 10s, size: 10000}.
+	Cache CacheConfig `yaml:"cache"`
 	// CAFile holds PEM CA certificates the provider's certificate must
 	// chain to. Empty: the system roots.
 	CAFile string `yaml:"ca_file"`
@@ -83,15 +89,24 @@ type Config struct {
 	Timeout config.Duration `yaml:"timeout"`
 }
 
+// CacheConfig is the session cache's settings.
+type CacheConfig struct {
+	TTL      config.Duration `yaml:"ttl"`
+	Size     int             `yaml:"size"`
+	Disabled bool            `yaml:"disabled"`
+}
+
 const (
-	defaultRedirect = "/oauth2/callback"
-	defaultLogout   = "/oauth2/logout"
-	defaultCookie   = "gatehouse_session"
-	defaultTTL      = 12 * time.Hour
-	defaultRefresh  = 60 * time.Second
-	defaultLoginTTL = 10 * time.Minute
-	defaultTimeout  = 5 * time.Second
-	minSecret       = 32
+	defaultCacheTTL  = 10 * time.Second
+	defaultCacheSize = 10000
+	defaultRedirect  = "/oauth2/callback"
+	defaultLogout    = "/oauth2/logout"
+	defaultCookie    = "gatehouse_session"
+	defaultTTL       = 12 * time.Hour
+	defaultRefresh   = 60 * time.Second
+	defaultLoginTTL  = 10 * time.Minute
+	defaultTimeout   = 5 * time.Second
+	minSecret        = 32
 )
 
 // settings is a validated Config.
@@ -112,6 +127,9 @@ type settings struct {
 	loginTTL      time.Duration
 	forwardToken  bool
 	noUserinfo    bool
+	noCache       bool
+	cacheTTL      time.Duration
+	cacheSize     int
 	roots         *x509.CertPool
 	timeout       time.Duration
 }
@@ -173,10 +191,13 @@ func (c *Config) validate(cfg *config.Node) error {
 	for _, d := range []struct {
 		field string
 		v     config.Duration
-	}{{"session_ttl", c.SessionTTL}, {"refresh_before", c.RefreshBefore}, {"login_ttl", c.LoginTTL}, {"timeout", c.Timeout}} {
+	}{{"session_ttl", c.SessionTTL}, {"refresh_before", c.RefreshBefore}, {"login_ttl", c.LoginTTL}, {"timeout", c.Timeout}, {"cache.ttl", c.Cache.TTL}} {
 		if d.v < 0 {
 			p.Errorf(cfg, d.field, "must not be negative")
 		}
+	}
+	if c.Cache.Size < 0 {
+		p.Errorf(cfg, "cache.size", "must not be negative")
 	}
 	return p.Err()
 }
@@ -200,6 +221,9 @@ func (c *Config) provision(cfg *config.Node) (*settings, error) {
 		loginTTL:      cmp.Or(c.LoginTTL.Std(), defaultLoginTTL),
 		forwardToken:  c.ForwardAccessToken,
 		noUserinfo:    c.Userinfo != nil && !*c.Userinfo,
+		noCache:       c.Cache.Disabled,
+		cacheTTL:      cmp.Or(c.Cache.TTL.Std(), defaultCacheTTL),
+		cacheSize:     cmp.Or(c.Cache.Size, defaultCacheSize),
 		timeout:       cmp.Or(c.Timeout.Std(), defaultTimeout),
 	}
 	if c.Issuer != "" && strings.HasSuffix(c.Issuer, "/") {

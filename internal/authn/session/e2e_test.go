@@ -303,8 +303,18 @@ func TestOIDCProviderLogin(t *testing.T) {
 		t.Errorf("the provider's logout page: %d %s", resp.StatusCode, body)
 	}
 	b.setCookie(f.gw1, "gatehouse_session", sid) // a copy kept by an attacker
-	resp, body = b.do(http.MethodGet, f.gw1+"/api/products", nil, api())
+	// Instance 1 had the session in its cache: the state store's message
+	// drops it there (asynchronously: wait for it, generously).
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		resp, body = b.do(http.MethodGet, f.gw1+"/api/products", nil, api())
+		if resp.StatusCode != http.StatusOK || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	wantStatus(t, "API call after logout", resp, body, http.StatusUnauthorized, "invalid_session")
+	resp, body = b.do(http.MethodGet, f.gw2+"/api/products", nil, api())
+	wantStatus(t, "API call after logout, at the instance that logged out", resp, body, http.StatusUnauthorized, "invalid_session")
 	resp, body = b.do(http.MethodGet, f.gw1+"/app/page", nil, nil)
 	wantStatus(t, "page after logout", resp, body, http.StatusFound, "login_required")
 }

@@ -90,6 +90,11 @@ type Authenticator struct {
 	prov     *provider
 	failedAt time.Time
 	key      []byte
+
+	cache      *cache // nil: no cache
+	subscribed bool   // the cache listens to channelEnded
+	stop       context.CancelFunc
+	subFailed  time.Time
 }
 
 // provider is what discovery found.
@@ -144,6 +149,10 @@ func New(cfg *config.Node, env *authn.Env) (*Authenticator, error) {
 		hostSess:  "__Host-" + s.cookie,
 		hostLogin: "__Host-" + s.cookie + "_login",
 		key:       s.cookieKey,
+		stop:      func() {},
+	}
+	if !s.noCache {
+		a.cache = newCache(s.cacheSize)
 	}
 	a.tr = &http.Transport{
 		Proxy:                 nil,
@@ -168,6 +177,9 @@ func (a *Authenticator) Challenge() string { return "" }
 
 // Close releases the idle connections to the provider.
 func (a *Authenticator) Close() error {
+	a.mu.Lock()
+	a.stop()
+	a.mu.Unlock()
 	a.tr.CloseIdleConnections()
 	return nil
 }
@@ -201,14 +213,14 @@ func (a *Authenticator) Authenticate(ctx context.Context, ex *policy.Exchange) (
 	sessName, loginName := a.cookieNames(ex.TLS)
 	raw, has := findCookie(r, sessName)
 	if has {
-		pr, rec, err := a.lookup(ctx, ex, raw)
+		pr, token, err := a.lookup(ctx, ex, raw)
 		if err != nil {
 			return nil, err
 		}
 		if pr != nil {
 			stripCookies(r, sessName, loginName)
-			if a.s.forwardToken && rec.AccessToken != "" {
-				r.Header.Set("Authorization", "Bearer "+rec.AccessToken)
+			if a.s.forwardToken && token != "" {
+				r.Header.Set("Authorization", "Bearer "+token)
 			}
 			return pr, nil
 		}
@@ -616,37 +628,93 @@ func (a *Authenticator) load(ctx context.Context, sid string) (*record, error) {
 	return &rec, nil
 }
 
-// lookup returns the principal of the session the cookie names, refreshing
-// its tokens when they are about to expire; a nil principal when the
-// cookie names no live session.
-func (a *Authenticator) lookup(ctx context.Context, ex *policy.Exchange, raw string) (*policy.Principal, *record, error) {
+// lookup returns the principal of the session the cookie names and its
+// access token, refreshing them when they are about to expire; a nil
+// principal when the cookie names no live session.
+func (a *Authenticator) lookup(ctx context.Context, ex *policy.Exchange, raw string) (*policy.Principal, string, error) {
+	now := a.now()
+	var gen uint64
+	if a.cache != nil {
+		if e := a.cache.get(raw, now.UnixNano()); e != nil {
+			return e.pr, e.token, nil
+		}
+		gen = a.cache.generation()
+	}
 	key, err := a.cookieKey(ctx)
 	if err != nil {
-		return nil, nil, storeFailure(err)
+		return nil, "", storeFailure(err)
 	}
 	sessName, _ := a.cookieNames(ex.TLS)
 	sid, ok := unsign(key, sessName, raw)
 	if !ok {
-		return nil, nil, nil
+		return nil, "", nil
 	}
 	rec, err := a.load(ctx, sid)
 	if err != nil {
-		return nil, nil, storeFailure(err)
+		return nil, "", storeFailure(err)
 	}
-	now := a.now()
 	if rec == nil || now.Unix() >= rec.Ends {
-		return nil, nil, nil
+		return nil, "", nil
 	}
 	if rec.Expiry != 0 && now.Add(a.s.refreshBefore).Unix() >= rec.Expiry {
 		rec, err = a.refresh(ctx, sid, rec, now)
 		if err != nil {
-			return nil, nil, err
+			return nil, "", err
 		}
 		if rec == nil {
-			return nil, nil, nil
+			return nil, "", nil
 		}
 	}
-	return rec.principal(a.s.clientID), rec, nil
+	pr := rec.principal(a.s.clientID)
+	if a.cache != nil && a.listening(ctx) {
+		until := now.Add(a.s.cacheTTL).UnixNano()
+		if rec.Expiry != 0 {
+			until = min(until, time.Unix(rec.Expiry, 0).Add(-a.s.refreshBefore).UnixNano())
+		}
+		until = min(until, time.Unix(rec.Ends, 0).UnixNano())
+		a.cache.put(raw, &entry{pr: pr, token: rec.AccessToken, hash: hashKey("sid", sid), until: until}, gen)
+	}
+	return pr, rec.AccessToken, nil
+}
+
+// listening reports whether the cache hears of ended sessions, subscribing
+// to channelEnded first when it does not yet (again at most every 5
+// seconds after a failure: without it nothing is cached).
+func (a *Authenticator) listening(ctx context.Context) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.subscribed {
+		return true
+	}
+	if !a.subFailed.IsZero() && a.now().Sub(a.subFailed) < 5*time.Second {
+		return false
+	}
+	sctx, cancel := context.WithCancel(context.Background())
+	msgs, err := a.store.Subscribe(sctx, channelEnded)
+	if err != nil {
+		cancel()
+		a.subFailed = a.now()
+		a.log.Warn("session: cannot subscribe to ended sessions; not caching sessions", "err", err)
+		return false
+	}
+	a.stop = cancel
+	a.subscribed = true
+	go a.cache.listen(sctx, msgs)
+	return true
+}
+
+// ended removes the session sid from the store and tells every instance
+// to drop it from its cache.
+func (a *Authenticator) ended(ctx context.Context, sid string) error {
+	h := hashKey("sid", sid)
+	err := a.store.Delete(ctx, keySession+h)
+	if a.cache != nil {
+		a.cache.drop(h)
+	}
+	if perr := a.store.Publish(ctx, channelEnded, []byte(h)); perr != nil {
+		a.log.Warn("session: could not announce an ended session; other instances may use it until their cache entry expires", "err", perr)
+	}
+	return err
 }
 
 func (rec *record) principal(clientID string) *policy.Principal {
@@ -700,7 +768,7 @@ func (a *Authenticator) refresh(ctx context.Context, sid string, rec *record, no
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) && re.Response != nil && re.Response.StatusCode < 500 {
 			// The provider ended the grant (expired, revoked, reused).
-			a.store.Delete(ctx, keySession+hashKey("sid", sid)) //nolint:errcheck // best effort; the session is refused anyway.
+			a.ended(ctx, sid) //nolint:errcheck // best effort; the session is refused anyway.
 			a.log.Info("session: refresh refused, session ended", "sub", rec.Subject, "err", err)
 			return nil, nil
 		}
@@ -715,7 +783,7 @@ func (a *Authenticator) refresh(ctx context.Context, sid string, rec *record, no
 	if rawID, _ := tok.Extra("id_token").(string); rawID != "" {
 		idt, err := p.verifier.Verify(oidc.ClientContext(ctx, a.client), rawID)
 		if err != nil || idt.Subject != rec.Subject {
-			a.store.Delete(ctx, keySession+hashKey("sid", sid)) //nolint:errcheck // as above.
+			a.ended(ctx, sid) //nolint:errcheck // as above.
 			a.log.Warn("session: refreshed ID token refused, session ended", "sub", rec.Subject, "err", err)
 			return nil, nil
 		}
@@ -749,7 +817,7 @@ func (a *Authenticator) logout(ctx context.Context, ex *policy.Exchange) error {
 			if rec, err := a.load(ctx, sid); err == nil && rec != nil {
 				idToken = rec.IDToken
 			}
-			if err := a.store.Delete(ctx, keySession+hashKey("sid", sid)); err != nil {
+			if err := a.ended(ctx, sid); err != nil {
 				return storeFailure(err)
 			}
 		}
