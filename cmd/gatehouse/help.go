@@ -54,6 +54,8 @@ var commands = []command{
 		summary: "Read a secret from stdin and print its argon2id secret_hash\n(for secrets people choose)."},
 	{path: "clients new-secret",
 		summary: "Print a new random client secret and its sha256 secret_hash."},
+	{path: "users add", args: "--file FILE [--name N] [--email E] USERNAME", flags: true,
+		summary: "Read a password from stdin and add the user, with its argon2id hash,\nto the authorization server's users file (created when absent)."},
 	{path: "explain", args: "REQUEST_ID [--admin URL] [--token TOKEN] [--json]", flags: true,
 		summary: "Ask a running gateway's admin API why a request was allowed or denied."},
 	{path: "test", args: "--config FILE CASES.yaml", flags: true,

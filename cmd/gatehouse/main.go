@@ -11,6 +11,7 @@
 //	gatehouse keys refresh          fetch the trusted issuers' JWKS now
 //	gatehouse token                 get an access token (client_credentials)
 //	gatehouse clients               list clients, hash client secrets
+//	gatehouse users add             add a user to the login page's users file
 //	gatehouse explain REQUEST_ID    why a request was allowed or denied
 //	gatehouse test --config FILE CASES.yaml  dry-run request cases (CI)
 //	gatehouse config schema         print the config's JSON Schema
@@ -80,6 +81,8 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 		return cmdToken(args, stdout, stderr)
 	case "clients":
 		return cmdClients(args, stdout, stderr)
+	case "users":
+		return cmdUsers(args, usersStdin, stdout, stderr)
 	case "explain":
 		return cmdExplain(args, stdout, stderr)
 	case "test":

@@ -208,6 +208,13 @@ func New(cfg config.AuthorizationServer, deps Deps) (*Server, error) {
 	srv.mux.HandleFunc(p+PathRevoke, srv.revoke)
 	srv.mux.HandleFunc(p+PathJWKS, srv.jwks)
 	srv.mux.HandleFunc(p+PathOIDC, srv.discovery)
+	if s.login != nil {
+		srv.mux.HandleFunc(p+PathAuthorize, srv.authorize)
+		srv.mux.HandleFunc(p+PathLogin, srv.login)
+		srv.mux.HandleFunc(p+PathPAR, srv.par)
+		srv.mux.HandleFunc(p+PathUserinfo, srv.userinfo)
+		srv.mux.HandleFunc(p+PathLogout, srv.logout)
+	}
 	// RFC 8414 §3: the well-known segment goes before the issuer's path;
 	// the form after it is what many clients try first, so serve both.
 	srv.mux.HandleFunc(PathRFC8414+p, srv.discovery)
@@ -256,6 +263,8 @@ func (srv *Server) Owns(path string) bool {
 	switch path {
 	case p + PathToken, p + PathIntrospect, p + PathRevoke, p + PathJWKS, p + PathOIDC, PathRFC8414 + p, p + PathRFC8414:
 		return true
+	case p + PathAuthorize, p + PathLogin, p + PathPAR, p + PathUserinfo, p + PathLogout:
+		return srv.s.login != nil
 	}
 	return false
 }
@@ -381,7 +390,6 @@ func (srv *Server) metadata() []byte {
 		"introspection_endpoint":                iss + PathIntrospect,
 		"revocation_endpoint":                   iss + PathRevoke,
 		"grant_types_supported":                 []string{config.GrantClientCredentials, config.GrantTokenExchange},
-		"response_types_supported":              []string{"token"},
 		"token_endpoint_auth_methods_supported": methods,
 		"token_endpoint_auth_signing_alg_values_supported":         clientAssertionAlgs,
 		"introspection_endpoint_auth_methods_supported":            methods,
@@ -389,11 +397,12 @@ func (srv *Server) metadata() []byte {
 		"dpop_signing_alg_values_supported":                        dpop.DefaultAlgorithms,
 		"tls_client_certificate_bound_access_tokens":               true,
 		"scopes_supported":                                         srv.allScopes(),
-		"subject_types_supported":                                  []string{"public"},
-		"id_token_signing_alg_values_supported":                    []string{srv.s.alg},
-		"authorization_response_iss_parameter_supported":           false,
-		"code_challenge_methods_supported":                         []string{},
 		"introspection_endpoint_auth_signing_alg_values_supported": clientAssertionAlgs,
+		// No authorization endpoint: no response type is served.
+		"response_types_supported": []string{},
+	}
+	if srv.s.login != nil {
+		srv.loginMetadata(m)
 	}
 	return mustJSON(m)
 }

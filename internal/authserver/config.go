@@ -54,6 +54,7 @@ type settings struct {
 	samlDecrypter *xmlenc.Decrypter // nil: encrypted assertions refused
 	clients       map[string]*client
 	clientsSorted []*client
+	login         *loginSettings // nil: no end-user login
 }
 
 // client is one registered client, ready to authenticate.
@@ -72,6 +73,8 @@ type client struct {
 	claims    map[string]string // fixed claims of its tokens
 	demo      bool
 	mayExch   []string // client ids whose tokens it may exchange (may_exchange)
+	redirects []string // redirect_uris, exact
+	logoutRed []string // post_logout_redirect_uris, exact
 }
 
 func (c *client) allows(method string) bool { return slices.Contains(c.methods, method) }
@@ -80,6 +83,7 @@ func (c *client) allows(method string) bool { return slices.Contains(c.methods, 
 var registeredClaims = map[string]bool{
 	"iss": true, "sub": true, "aud": true, "exp": true, "nbf": true, "iat": true,
 	"jti": true, "client_id": true, "scope": true, "cnf": true, "act": true,
+	"auth_time": true, "acr": true, "sid": true,
 }
 
 // samlIssuer is a trusted SAML assertion issuer.
@@ -171,6 +175,9 @@ func newSettings(as *config.AuthorizationServer, cfg *config.Config, baseDir str
 		s.clientsSorted = append(s.clientsSorted, c)
 		s.maxLifetime = max(s.maxLifetime, c.lifetime)
 	}
+	if s.login, err = newLoginSettings(as, s, cfg, baseDir); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -191,6 +198,8 @@ func newClient(cc *config.AuthClient, s *settings, cfg *config.Config, field, ba
 		claims:    cc.Claims,
 		demo:      cc.Demo,
 		mayExch:   cc.MayExchange,
+		redirects: cc.RedirectURIs,
+		logoutRed: cc.PostLogoutRedirectURIs,
 	}
 	for i, id := range cc.MayExchange {
 		if id == "" {
@@ -230,6 +239,16 @@ func newClient(cc *config.AuthClient, s *settings, cfg *config.Config, field, ba
 		c.jwks = set
 	}
 	hasTLS := c.subjectDN != "" || c.sanDNS != "" || c.sanURI != ""
+	if slices.Contains(c.methods, config.AuthNone) {
+		if len(c.methods) > 1 || c.secret != nil || c.jwks != nil || hasTLS {
+			return nil, configError(cfg, field+".auth_methods", "a public client (none) has no credentials and no other method")
+		}
+		for i, g := range c.grants {
+			if g != config.GrantAuthorizationCode && g != config.GrantRefreshToken {
+				return nil, configError(cfg, fmt.Sprintf("%s.grant_types[%d]", field, i), "a public client may use only authorization_code and refresh_token")
+			}
+		}
+	}
 	if len(c.methods) == 0 {
 		if c.secret != nil {
 			c.methods = append(c.methods, config.AuthSecretBasic, config.AuthSecretPost)
@@ -255,6 +274,7 @@ func newClient(cc *config.AuthClient, s *settings, cfg *config.Config, field, ba
 			if c.jwks == nil {
 				return nil, configError(cfg, mf, "%s needs jwks_file", m)
 			}
+		case config.AuthNone:
 		case config.AuthTLSClient:
 			if !hasTLS {
 				return nil, configError(cfg, mf, "%s needs tls_client_auth_subject_dn, tls_client_auth_san_dns or tls_client_auth_san_uri", m)

@@ -34,7 +34,7 @@ func TestConfigErrors(t *testing.T) {
 		{"bad hash", ok + "  clients:\n    - client_id: a\n      secret_hash: md5:abc\n", 7, "authorization_server.clients[0].secret_hash", "sha256"},
 		{"no credentials", ok + "  clients:\n    - client_id: a\n", 6, "authorization_server.clients[0]", "no credentials"},
 		{"method without key", ok + client + "      auth_methods: [private_key_jwt]\n", 8, "authorization_server.clients[0].auth_methods[0]", "jwks_file"},
-		{"unknown method", ok + client + "      auth_methods: [none]\n", 8, "authorization_server.clients[0].auth_methods[0]", "unknown"},
+		{"unknown method", ok + client + "      auth_methods: [bogus]\n", 8, "authorization_server.clients[0].auth_methods[0]", "unknown"},
 		{"unknown grant", ok + client + "      grant_types: [password]\n", 8, "authorization_server.clients[0].grant_types[0]", "unsupported"},
 		{"symmetric client key", ok + "  clients:\n    - client_id: a\n      jwks_file: priv.jwks\n", 7, "authorization_server.clients[0].jwks_file", "symmetric"},
 		{"unknown field", ok + client + "      secrett: x\n", 8, "authorization_server.clients[0].secrett", "unknown"},

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/audit"
+	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/keys"
 	"github.com/lestrrat-go/jwx/v3/jws"
 )
@@ -93,8 +94,12 @@ func (srv *Server) checkLive(v *verified) error {
 // introspect serves RFC 7662. Any registered client may introspect;
 // inactive, foreign and malformed tokens alike are {"active": false}.
 func (srv *Server) introspect(w http.ResponseWriter, r *http.Request) {
-	_, _, tok, ok := srv.tokenRequest(w, r)
+	_, a, tok, ok := srv.tokenRequest(w, r)
 	if !ok {
+		return
+	}
+	if a.method == config.AuthNone {
+		srv.fail(w, r, invalidClient("public clients may not introspect", nil), a.c.id)
 		return
 	}
 	writeJSON(w, srv.introspection(tok))
@@ -150,7 +155,11 @@ func (srv *Server) revoke(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if hint := form.Get("token_type_hint"); hint != "" && hint != "access_token" {
+	if srv.s.login != nil && strings.Count(tok, ".") == 1 {
+		srv.revokeRefresh(w, r, a, tok)
+		return
+	}
+	if hint := form.Get("token_type_hint"); hint != "" && hint != "access_token" && (hint != "refresh_token" || srv.s.login == nil) {
 		srv.fail(w, r, badRequest("unsupported_token_type", "only access tokens are issued here", nil), a.c.id)
 		return
 	}

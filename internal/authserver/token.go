@@ -136,6 +136,11 @@ func (srv *Server) verifyClient(ctx context.Context, r *http.Request, id string,
 		}
 		return &authenticated{c: c, method: config.AuthPrivateKeyJWT}, nil
 	}
+	if c.allows(config.AuthNone) {
+		// A public client: its grants (authorization_code with PKCE,
+		// refresh_token bound to it) carry their own proof.
+		return &authenticated{c: c, method: config.AuthNone}, nil
+	}
 	if !c.allows(config.AuthTLSClient) {
 		return nil, invalidClient("client authentication failed", errors.New("no credentials and tls_client_auth not allowed"))
 	}
@@ -347,6 +352,8 @@ type tokenResponse struct {
 	TokenType       string `json:"token_type"`
 	ExpiresIn       int64  `json:"expires_in"`
 	Scope           string `json:"scope,omitempty"`
+	IDToken         string `json:"id_token,omitempty"`
+	RefreshToken    string `json:"refresh_token,omitempty"`
 
 	jti string    // the token's id, for what must be revoked with it
 	exp time.Time // its expiry
@@ -365,6 +372,11 @@ type accessClaims struct {
 	Exp      int64             `json:"exp"`
 	Cnf      map[string]string `json:"cnf,omitempty"`
 	Act      map[string]any    `json:"act,omitempty"`
+	// AuthTime, ACR and SID describe the end user's login (RFC 9068 §2.2.1,
+	// OpenID Connect session id), for tokens of the authorization code grant.
+	AuthTime int64  `json:"auth_time,omitempty"`
+	ACR      string `json:"acr,omitempty"`
+	SID      string `json:"sid,omitempty"`
 	// Extra are the client's fixed claims, merged into the JSON object.
 	Extra map[string]string `json:"-"`
 }
@@ -403,18 +415,23 @@ func (srv *Server) token(w http.ResponseWriter, r *http.Request) {
 	switch grant {
 	case "":
 		e = badRequest("invalid_request", "grant_type is required", nil)
-	case config.GrantClientCredentials, config.GrantTokenExchange:
+	case config.GrantClientCredentials, config.GrantTokenExchange, config.GrantAuthorizationCode, config.GrantRefreshToken:
 		if !slices.Contains(a.c.grants, grant) {
 			e = badRequest("unauthorized_client", "the client may not use this grant type", nil)
 			break
 		}
-		if grant == config.GrantClientCredentials {
+		switch grant {
+		case config.GrantClientCredentials:
 			resp, e = srv.clientCredentials(r, a, form)
-		} else {
+		case config.GrantTokenExchange:
 			resp, e = srv.tokenExchange(r, a, form)
+		case config.GrantAuthorizationCode:
+			resp, e = srv.authorizationCode(r, a, form)
+		default:
+			resp, e = srv.refreshGrant(r, a, form)
 		}
 	default:
-		e = badRequest("unsupported_grant_type", "supported: client_credentials, token exchange", nil)
+		e = badRequest("unsupported_grant_type", "supported: client_credentials, token exchange, authorization_code, refresh_token", nil)
 	}
 	if e != nil {
 		srv.fail(w, r, e, a.c.id)
@@ -484,6 +501,10 @@ type issueRequest struct {
 	// exchange verifies the request's DPoP proof itself, once, since a
 	// proof is spent by its first verification).
 	bind *binding
+	// authTime, acr and sid: the end user's login, for the code and
+	// refresh grants.
+	authTime int64
+	acr, sid string
 }
 
 // binding is an access token's confirmation (RFC 7800 cnf): a DPoP key's
@@ -506,7 +527,7 @@ func (srv *Server) issue(r *http.Request, a *authenticated, req issueRequest) (*
 		Iss: srv.s.issuer, Sub: req.sub, Aud: req.aud, ClientID: a.c.id,
 		Scope: strings.Join(req.scopes, " "), JTI: newJTI(),
 		Iat: now.Unix(), Nbf: now.Unix(), Exp: exp.Unix(), Act: req.act,
-		Extra: a.c.claims,
+		Extra: a.c.claims, AuthTime: req.authTime, ACR: req.acr, SID: req.sid,
 	}
 	tokenType := "Bearer"
 	if b := req.bind; b != nil {

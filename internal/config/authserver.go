@@ -56,6 +56,32 @@ type AuthorizationServer struct {
 	SAMLDecryptionKeys []SAMLDecryptionKey `yaml:"saml_decryption_keys"`
 	// Clients are the registered clients. At least one is required.
 	Clients []AuthClient `yaml:"clients"`
+	// UsersFile is the users file (package users) of the people who may
+	// log in at the login page, relative to the config file. Required
+	// when a client has the authorization_code grant.
+	UsersFile string `yaml:"users_file"`
+	// Login configures end-user login: the authorization endpoint, the
+	// login page, ID and refresh tokens.
+	Login AuthServerLogin `yaml:"login"`
+}
+
+// AuthServerLogin configures end-user login at the authorization server.
+type AuthServerLogin struct {
+	// SessionLifetime is how long a login at the login page lasts (the
+	// AS's session cookie): within it, an authorization request is
+	// answered without asking again. Default 8h, between 1m and 720h.
+	SessionLifetime Duration `yaml:"session_lifetime"`
+	// RefreshTokenLifetime is the absolute lifetime of a refresh token
+	// family (from the login; rotation does not extend it). Default 24h,
+	// between 1m and 2160h.
+	RefreshTokenLifetime Duration `yaml:"refresh_token_lifetime"`
+	// FailuresPerUser is the failed logins per minute for one username
+	// before the login page refuses it with 429 until the budget refills.
+	// Default 5. Failures per address are limits.failures_per_ip.
+	FailuresPerUser int `yaml:"failures_per_user"`
+	// RequirePAR refuses authorization requests that were not pushed
+	// first (RFC 9126 pushed authorization requests).
+	RequirePAR bool `yaml:"require_pushed_authorization_requests"`
 }
 
 // AuthServerLimits are failure limits at the token, introspection and
@@ -103,7 +129,7 @@ type AuthClient struct {
 	Secret *Secret `yaml:"secret"`
 	// AuthMethods are the accepted client authentication methods:
 	// client_secret_basic, client_secret_post, private_key_jwt,
-	// tls_client_auth. Default: the secret methods when a secret is set,
+	// tls_client_auth, or none alone for a public client. Default: the secret methods when a secret is set,
 	// private_key_jwt with JWKSFile, tls_client_auth with a TLS name.
 	AuthMethods []string `yaml:"auth_methods"`
 	// JWKSFile is the client's public JWK Set for private_key_jwt,
@@ -122,8 +148,9 @@ type AuthClient struct {
 	// Audience lists the aud values the client may ask for; the first is
 	// the default. Empty: the server's Audience.
 	Audience []string `yaml:"audience"`
-	// GrantTypes are the allowed grants: client_credentials (default) and
-	// urn:ietf:params:oauth:grant-type:token-exchange.
+	// GrantTypes are the allowed grants: client_credentials (default),
+	// urn:ietf:params:oauth:grant-type:token-exchange, authorization_code
+	// and refresh_token.
 	GrantTypes []string `yaml:"grant_types"`
 	// TokenLifetime overrides the server's TokenLifetime for this client.
 	TokenLifetime Duration `yaml:"token_lifetime"`
@@ -134,6 +161,13 @@ type AuthClient struct {
 	Claims map[string]string `yaml:"claims"`
 	// Demo marks a demo-only client, announced loudly at start.
 	Demo bool `yaml:"demo"`
+	// RedirectURIs are the client's redirection endpoints for the
+	// authorization code grant, compared as exact strings (RFC 9700
+	// §4.1.3). Required with that grant.
+	RedirectURIs []string `yaml:"redirect_uris"`
+	// PostLogoutRedirectURIs are where RP-initiated logout may send the
+	// browser afterwards, compared as exact strings.
+	PostLogoutRedirectURIs []string `yaml:"post_logout_redirect_uris"`
 	// MayExchange are the client ids whose tokens this client may present
 	// as token exchange subject tokens besides its own and those naming it
 	// (aud, client_id, azp, may_act): the delegation rule of RFC 8693
@@ -145,11 +179,16 @@ type AuthClient struct {
 const (
 	GrantClientCredentials = "client_credentials"
 	GrantTokenExchange     = "urn:ietf:params:oauth:grant-type:token-exchange"
+	GrantAuthorizationCode = "authorization_code"
+	GrantRefreshToken      = "refresh_token"
 
 	AuthSecretBasic   = "client_secret_basic"
 	AuthSecretPost    = "client_secret_post"
 	AuthPrivateKeyJWT = "private_key_jwt"
 	AuthTLSClient     = "tls_client_auth"
+	// AuthNone is a public client (a browser or native app): no secret,
+	// only the authorization code grant with PKCE and refresh tokens.
+	AuthNone = "none"
 )
 
 // validateAuthorizationServer checks the section's shape; the authserver
@@ -191,6 +230,15 @@ func (c *Config) validateAuthorizationServer(v *validator) {
 	if as.Limits.FailuresPerIP < 0 {
 		v.add(p+".limits.failures_per_ip", "must not be negative")
 	}
+	if d := as.Login.SessionLifetime.Std(); d != 0 && (d.Minutes() < 1 || d.Hours() > 720) {
+		v.add(p+".login.session_lifetime", "must be between 1m and 720h, got %v", as.Login.SessionLifetime)
+	}
+	if d := as.Login.RefreshTokenLifetime.Std(); d != 0 && (d.Minutes() < 1 || d.Hours() > 2160) {
+		v.add(p+".login.refresh_token_lifetime", "must be between 1m and 2160h, got %v", as.Login.RefreshTokenLifetime)
+	}
+	if as.Login.FailuresPerUser < 0 {
+		v.add(p+".login.failures_per_user", "must not be negative")
+	}
 	if as.Limits.FailuresPerClient < 0 {
 		v.add(p+".limits.failures_per_client", "must not be negative")
 	}
@@ -226,13 +274,53 @@ func (c *Config) validateAuthorizationServer(v *validator) {
 		for j, m := range cl.AuthMethods {
 			switch m {
 			case AuthSecretBasic, AuthSecretPost, AuthPrivateKeyJWT, AuthTLSClient:
+			case AuthNone:
+				if len(cl.AuthMethods) > 1 {
+					v.add(fmt.Sprintf("%s.auth_methods[%d]", cp, j), "none (a public client) excludes every other method")
+				}
 			default:
-				v.add(fmt.Sprintf("%s.auth_methods[%d]", cp, j), "unknown method %q (want %s, %s, %s or %s)", m, AuthSecretBasic, AuthSecretPost, AuthPrivateKeyJWT, AuthTLSClient)
+				v.add(fmt.Sprintf("%s.auth_methods[%d]", cp, j), "unknown method %q (want %s, %s, %s, %s or %s)", m, AuthSecretBasic, AuthSecretPost, AuthPrivateKeyJWT, AuthTLSClient, AuthNone)
 			}
 		}
+		public := slices.Contains(cl.AuthMethods, AuthNone)
 		for j, g := range cl.GrantTypes {
-			if g != GrantClientCredentials && g != GrantTokenExchange {
-				v.add(fmt.Sprintf("%s.grant_types[%d]", cp, j), "unsupported grant type %q (want %s or %s)", g, GrantClientCredentials, GrantTokenExchange)
+			switch g {
+			case GrantClientCredentials, GrantTokenExchange:
+				if public {
+					v.add(fmt.Sprintf("%s.grant_types[%d]", cp, j), "a public client (auth_methods: [none]) may use only %s and %s", GrantAuthorizationCode, GrantRefreshToken)
+				}
+			case GrantAuthorizationCode, GrantRefreshToken:
+			default:
+				v.add(fmt.Sprintf("%s.grant_types[%d]", cp, j), "unsupported grant type %q (want %s, %s, %s or %s)", g, GrantClientCredentials, GrantTokenExchange, GrantAuthorizationCode, GrantRefreshToken)
+			}
+		}
+		if public && len(cl.GrantTypes) == 0 {
+			v.add(cp+".grant_types", "a public client needs grant_types: [%s] (and %s if it refreshes)", GrantAuthorizationCode, GrantRefreshToken)
+		}
+		if public && (cl.SecretHash != "" || cl.Secret != nil || cl.JWKSFile != "") {
+			v.add(cp+".auth_methods", "a public client (none) has no credentials: remove secret_hash, secret and jwks_file")
+		}
+		if slices.Contains(cl.GrantTypes, GrantAuthorizationCode) {
+			if len(cl.RedirectURIs) == 0 {
+				v.add(cp+".redirect_uris", "required with the %s grant", GrantAuthorizationCode)
+			}
+			if as.UsersFile == "" {
+				v.add(p+".users_file", "required when a client has the %s grant (client %q)", GrantAuthorizationCode, cl.ClientID)
+			}
+		} else if len(cl.RedirectURIs) > 0 {
+			v.add(cp+".redirect_uris", "only for clients with the %s grant", GrantAuthorizationCode)
+		}
+		if slices.Contains(cl.GrantTypes, GrantRefreshToken) && !slices.Contains(cl.GrantTypes, GrantAuthorizationCode) {
+			v.add(cp+".grant_types", "%s needs %s (refresh tokens are issued with authorization codes)", GrantRefreshToken, GrantAuthorizationCode)
+		}
+		for j, u := range cl.RedirectURIs {
+			if msg := checkRedirectURI(u); msg != "" {
+				v.add(fmt.Sprintf("%s.redirect_uris[%d]", cp, j), "%s", msg)
+			}
+		}
+		for j, u := range cl.PostLogoutRedirectURIs {
+			if msg := checkRedirectURI(u); msg != "" {
+				v.add(fmt.Sprintf("%s.post_logout_redirect_uris[%d]", cp, j), "%s", msg)
 			}
 		}
 		for j, s := range cl.Scopes {
@@ -241,6 +329,31 @@ func (c *Config) validateAuthorizationServer(v *validator) {
 			}
 		}
 	}
+}
+
+// checkRedirectURI says what is wrong with a registered redirect URI:
+// absolute, no fragment (RFC 6749 §3.1.2), https or http on loopback
+// (RFC 8252 §7.3), or a private-use scheme of a native app (RFC 8252
+// §7.1, with a dot: com.example.app:/cb).
+func checkRedirectURI(s string) string {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil || !u.IsAbs():
+		return fmt.Sprintf("%q is not an absolute URI", s)
+	case u.Fragment != "" || strings.Contains(s, "#"):
+		return fmt.Sprintf("%q has a fragment (RFC 6749 §3.1.2)", s)
+	case u.Scheme == "https":
+		if u.Host == "" {
+			return fmt.Sprintf("%q has no host", s)
+		}
+	case u.Scheme == "http":
+		if !loopbackHost(u.Hostname()) {
+			return fmt.Sprintf("%q: http redirect URIs only on loopback (use https)", s)
+		}
+	case !strings.Contains(u.Scheme, "."):
+		return fmt.Sprintf("%q: want https, http on loopback or a reverse-domain private-use scheme (RFC 8252 §7.1)", s)
+	}
+	return ""
 }
 
 func loopbackHost(h string) bool {
