@@ -74,7 +74,6 @@ type loginSettings struct {
 	failUser    int
 	requirePAR  bool
 	secure      bool // https issuer: __Host- cookies with Secure
-	cookiePath  string
 }
 
 func newLoginSettings(as *config.AuthorizationServer, s *settings, cfg *config.Config, baseDir string) (*loginSettings, error) {
@@ -104,7 +103,6 @@ func newLoginSettings(as *config.AuthorizationServer, s *settings, cfg *config.C
 		failUser:    cmp.Or(as.Login.FailuresPerUser, DefaultFailuresPerUser),
 		requirePAR:  as.Login.RequirePAR,
 		secure:      strings.HasPrefix(s.issuer, "https://"),
-		cookiePath:  "/",
 	}, nil
 }
 
@@ -185,6 +183,11 @@ func (srv *Server) currentSession(ctx context.Context, r *http.Request) (*sessio
 	}
 	var s session
 	if json.Unmarshal(raw, &s) != nil || !srv.now().Before(time.Unix(s.Exp, 0)) {
+		return nil, "", nil
+	}
+	// A user removed from the users file, or disabled, since the login
+	// has no session any more.
+	if u, ok := l.users.BySub(s.Sub); !ok || u.Disabled {
 		return nil, "", nil
 	}
 	return &s, id, nil

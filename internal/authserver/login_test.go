@@ -480,3 +480,36 @@ func TestUserinfoRefusals(t *testing.T) {
 		t.Errorf("public introspection: %d %v", r.StatusCode, m3)
 	}
 }
+
+// TestPromptAndMaxAge: prompt=none answers from the session, max_age
+// older than the login asks again, and auth_time is the login's.
+func TestPromptAndMaxAge(t *testing.T) {
+	e := newLoginEnv(t, "")
+	b := e.browser()
+	b.code("web", webRedirect, verifierA, "alice", alicePassword)
+	loginAt := e.clock.now().Unix()
+	e.clock.add(2 * time.Minute)
+	p := b.get(e.authzURL("web", webRedirect, verifierA, "prompt", "none"))
+	code := p.location(t).Query().Get("code")
+	if p.status != 303 || code == "" {
+		t.Fatalf("prompt=none with a session: %d %s", p.status, p.location(t))
+	}
+	_, m := e.redeem("web", code, webRedirect, verifierA)
+	if _, ic := e.verify(m["id_token"].(string)); ic["auth_time"] != float64(loginAt) {
+		t.Errorf("auth_time %v, want the login's %d", ic["auth_time"], loginAt)
+	}
+	if p = b.get(e.authzURL("web", webRedirect, verifierA, "max_age", "60")); p.status != 200 || !strings.Contains(p.body, "Sign in") {
+		t.Errorf("max_age older than the login: %d", p.status)
+	}
+	if p = b.get(e.authzURL("web", webRedirect, verifierA, "max_age", "600")); p.status != 303 {
+		t.Errorf("max_age within the login: %d", p.status)
+	}
+	if p = b.get(e.authzURL("web", webRedirect, verifierA, "max_age", "-1")); p.location(t).Query().Get("error") != "invalid_request" {
+		t.Errorf("negative max_age: %s", p.location(t))
+	}
+	// The session cookie expires with session_lifetime.
+	e.clock.add(DefaultSessionLifetime)
+	if p = b.get(e.authzURL("web", webRedirect, verifierA, "prompt", "none")); p.location(t).Query().Get("error") != "login_required" {
+		t.Errorf("expired session: %s", p.location(t))
+	}
+}

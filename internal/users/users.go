@@ -437,3 +437,10 @@ func (s *Set) Usernames() []string {
 	}
 	return slices.Clip(out)
 }
+
+// EncodeFor returns the base64 hash of password under a's parameters and
+// salt: the last field of its PHC string (tests and benchmarks make
+// hashes with chosen parameters with it).
+func (a *Hash) EncodeFor(password string) string {
+	return base64.RawStdEncoding.EncodeToString(argon2.IDKey([]byte(password), a.salt, a.time, a.memory, a.threads, uint32(len(a.hash))))
+}
