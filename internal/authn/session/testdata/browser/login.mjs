@@ -1,7 +1,7 @@
 // Logs a user in through the gateway's session authenticator in headless
 // chromium: opens the protected page, is redirected to the OpenID
-// provider, fills its login form, sees the page, calls the API from the
-// page (fetch, same session), logs out (confirming at the provider when
+// provider, fills its login form, sees the page, opens the API in the same
+// browser (the same session), logs out (confirming at the provider when
 // it asks), and opens the page again: redirected to the login form once
 // more. Prints one JSON object with what it saw; the Go test judges it.
 // Usage: node login.mjs APP_URL API_URL LOGOUT_URL USER PASSWORD EXPECT_TEXT SCREENSHOT
@@ -38,11 +38,10 @@ try {
   out.page = await page.evaluate(() => document.body.innerText);
   out.pageURL = page.url();
   out.cookies = (await context.cookies()).map((c) => ({ name: c.name, httpOnly: c.httpOnly, sameSite: c.sameSite, secure: c.secure, path: c.path }));
-  out.api = await page.evaluate(async (u) => {
-    const r = await fetch(u, { headers: { Accept: "application/json" } });
-    return { status: r.status, body: await r.text() };
-  }, apiURL);
   await page.screenshot({ path: screenshot, fullPage: true });
+  // The API, opened in the same browser: the same session.
+  const api = await page.goto(apiURL, { waitUntil: "load", timeout: wait });
+  out.api = { status: api.status(), body: await api.text() };
   await page.goto(logoutURL, { waitUntil: "load", timeout: wait });
   // The provider may ask to confirm the logout (node-oidc-provider's
   // "Yes, sign me out", the embedded AS's "Sign out").
