@@ -105,14 +105,15 @@ func findCookie(r *http.Request, name string) (string, bool) {
 }
 
 // stripCookies removes the named cookies from r's Cookie header: the
-// upstream never sees the session's reference.
+// upstream never sees the session's reference. It runs on every request
+// with a session, so it allocates only the rewritten value, and nothing
+// when the header held our cookies alone.
 func stripCookies(r *http.Request, names ...string) {
-	vals := r.Header.Values("Cookie")
+	vals := r.Header["Cookie"]
 	if len(vals) == 0 {
 		return
 	}
-	var kept []string
-	changed := false
+	var b strings.Builder
 	for _, line := range vals {
 		for part := range strings.SplitSeq(line, ";") {
 			p := strings.TrimSpace(part)
@@ -124,21 +125,22 @@ func stripCookies(r *http.Request, names ...string) {
 			for _, n := range names {
 				if k == n {
 					drop = true
+					break
 				}
 			}
 			if drop {
-				changed = true
 				continue
 			}
-			kept = append(kept, p)
+			if b.Len() > 0 {
+				b.WriteString("; ")
+			}
+			b.WriteString(p)
 		}
 	}
-	if !changed {
+	if b.Len() == 0 {
+		delete(r.Header, "Cookie")
 		return
 	}
-	if len(kept) == 0 {
-		r.Header.Del("Cookie")
-		return
-	}
-	r.Header.Set("Cookie", strings.Join(kept, "; "))
+	vals[0] = b.String()
+	r.Header["Cookie"] = vals[:1]
 }

@@ -1,13 +1,12 @@
 package session
 
 import (
-	"errors"
 	"fmt"
 	"net/url"
 	"strings"
 )
 
-func errInvalid(format string, args ...any) error { return errors.New(fmt.Sprintf(format, args...)) }
+func errInvalid(format string, args ...any) error { return fmt.Errorf(format, args...) }
 
 // safeTarget reports whether v may be a post-login target: a path on this
 // site, never anything a browser could read as another origin. Browsers
