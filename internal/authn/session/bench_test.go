@@ -152,6 +152,35 @@ func BenchmarkCachedJWT(b *testing.B) {
 	cpu.Report()
 }
 
+// toCallback follows the provider's redirects from loc as a browser
+// (client keeps its cookies), logging alice in when the provider asks,
+// until the redirect to callback, whose URL it returns.
+func toCallback(tb testing.TB, client *http.Client, loc, callback string) string {
+	tb.Helper()
+	next := loc
+	for range 20 {
+		if strings.HasPrefix(next, callback) {
+			return next
+		}
+		resp, err := client.Get(next)
+		if err == nil && resp.StatusCode == http.StatusOK && strings.Contains(next, "/interaction/") {
+			resp.Body.Close()
+			resp, err = client.PostForm(next, url.Values{"login": {"alice"}, "password": {oidcpeer.Users["alice"]}})
+		}
+		if err != nil {
+			tb.Fatal(err)
+		}
+		resp.Body.Close()
+		l, err := resp.Request.URL.Parse(resp.Header.Get("Location"))
+		if err != nil || resp.StatusCode/100 != 3 {
+			tb.Fatalf("provider answered %s at %s", resp.Status, next)
+		}
+		next = l.String()
+	}
+	tb.Fatalf("no redirect to %s", callback)
+	return ""
+}
+
 func cpuNow() time.Duration {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
@@ -200,31 +229,7 @@ func BenchmarkLoginRoundTrip(b *testing.B) {
 		r.Header.Set("Accept", "text/html")
 		d := step(r)
 		loginCookie := strings.SplitN(d.Header.Get("Set-Cookie"), ";", 2)[0]
-		next := d.Header.Get("Location")
-		for range 20 {
-			if strings.HasPrefix(next, "http://app.test/oauth2/callback") {
-				break
-			}
-			var resp *http.Response
-			if strings.Contains(next, "/interaction/") && !strings.HasSuffix(next, "#consent") {
-				resp, err = client.Get(next)
-				if err == nil && resp.StatusCode == http.StatusOK {
-					resp.Body.Close()
-					resp, err = client.PostForm(next, url.Values{"login": {"alice"}, "password": {oidcpeer.Users["alice"]}})
-				}
-			} else {
-				resp, err = client.Get(next)
-			}
-			if err != nil {
-				b.Fatal(err)
-			}
-			resp.Body.Close()
-			loc, err := resp.Request.URL.Parse(resp.Header.Get("Location"))
-			if err != nil || resp.StatusCode/100 != 3 {
-				b.Fatalf("provider answered %s at %s", resp.Status, next)
-			}
-			next = loc.String()
-		}
+		next := toCallback(b, client, d.Header.Get("Location"), "http://app.test/oauth2/callback")
 		cb := httptest.NewRequest(http.MethodGet, next, nil)
 		cb.Header.Set("Cookie", loginCookie)
 		if d := step(cb); d.Code != "login_complete" {
