@@ -22,11 +22,20 @@ import (
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/demo"
 	"github.com/gatehouse/gatehouse/internal/gateway"
+	"github.com/gatehouse/gatehouse/internal/users"
 )
 
 // Demo-only credentials, written in examples/demo.yaml as hashes or read
 // from the variables below, and printed in the banner: they are public.
 const demoAlicePassword = "alice-demo-password"
+
+// demoUsers are the people who may log in to the demo's web application
+// (/app) at the embedded authorization server's login page; `gatehouse
+// demo` writes them, hashed, to the users file. DEMO ONLY: public.
+var demoUsers = []struct{ username, password, name, email string }{
+	{"alice", demoAlicePassword, "Alice Example", "alice@example.com"},
+	{"bob", "bob-demo-password", "Bob Example", "bob@example.com"},
+}
 
 // demoClients are the authorization server's demo clients (their secret
 // hashes are in examples/demo.yaml) and what each shows.
@@ -138,6 +147,9 @@ func startDemo(listen, adminListen, restListen, soapListen string, log *slog.Log
 	if err := os.WriteFile(filepath.Join(d.dir, "products.openapi.yaml"), examples.ProductsOpenAPI, 0o644); err != nil {
 		return nil, fmt.Errorf("gatehouse demo: %w", err)
 	}
+	if err := writeDemoUsers(filepath.Join(d.dir, "users.yaml")); err != nil {
+		return nil, fmt.Errorf("gatehouse demo: %w", err)
+	}
 	kek := make([]byte, 32)
 	rand.Read(kek)
 
@@ -146,6 +158,7 @@ func startDemo(listen, adminListen, restListen, soapListen string, log *slog.Log
 		"DEMO_ADMIN_LISTEN":   adminListen,
 		"DEMO_REST_UPSTREAM":  d.up.restURL,
 		"DEMO_SOAP_UPSTREAM":  d.up.soapURL,
+		"DEMO_APP_UPSTREAM":   d.up.appURL,
 		"DEMO_ISSUER":         d.base,
 		"DEMO_AS_KEK":         base64.StdEncoding.EncodeToString(kek),
 		"DEMO_DIR":            d.dir,
@@ -176,7 +189,7 @@ func startDemo(listen, adminListen, restListen, soapListen string, log *slog.Log
 }
 
 type demoUpstreams struct {
-	restURL, soapURL string
+	restURL, soapURL, appURL string
 	// cardProductID is the product whose name holds a card number, which
 	// every data-serving route must mask.
 	cardProductID string
@@ -217,6 +230,9 @@ func startDemoUpstreams(restAddr, soapAddr string, log *slog.Logger) (*demoUpstr
 	}{
 		{&d.restURL, restAddr, demo.RESTHandler(store)},
 		{&d.soapURL, soapAddr, demo.SOAPHandler(store, endpoint)},
+		// The web application: on any free loopback port (only the
+		// gateway calls it).
+		{&d.appURL, "127.0.0.1:0", demo.AppHandler(store)},
 	} {
 		ln, err := net.Listen("tcp", h.addr)
 		if err != nil {
@@ -233,6 +249,22 @@ func startDemoUpstreams(restAddr, soapAddr string, log *slog.Logger) (*demoUpstr
 		}()
 	}
 	return d, nil
+}
+
+// writeDemoUsers writes the users file of the demo's users, their
+// passwords hashed with argon2id as `gatehouse users add` does.
+func writeDemoUsers(path string) error {
+	var b strings.Builder
+	b.WriteString("# DEMO ONLY users of gatehouse demo; their passwords are public.\nusers:\n")
+	for _, u := range demoUsers {
+		h, err := users.HashPassword(u.password)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(&b, "  - username: %s\n    password_hash: %q\n    name: %s\n    email: %s\n    email_verified: true\n",
+			u.username, h, u.name, u.email)
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o600)
 }
 
 // demoClient is one of the demo's OAuth clients and the access token it
@@ -330,6 +362,20 @@ The SOAP ProductService (WS-Security; the WSDL is public):
   # AES-256-GCM; xmlsec1 --encrypt, see the README):
   #   %[7]s
 `, base, demoAlicePassword, pki.CertFile, pki.KeyFile, pki.CAFile, cardID, pki.EncCertFile)
+	fmt.Fprintf(w, `
+The web application for people (OpenID Connect login at the embedded
+authorization server, a session at the gateway):
+  open %[1]s/app in a browser and sign in as a DEMO ONLY user:
+`, base)
+	for _, u := range demoUsers {
+		fmt.Fprintf(w, "    %-6s password %s\n", u.username, u.password)
+	}
+	fmt.Fprintf(w, `  # "Hello alice, here are your products". The page's link to %[1]s/product
+  # calls the products API with the same session, through its policies
+  # (scopes, WAF, rate limit, quota). Sign out: %[1]s/app/logout
+  curl -i %[1]s/app -H 'Accept: text/html'       # 302 to the login page
+  curl -i %[1]s/app                              # 401: an API call, no session
+`, base)
 	if admin != nil {
 		fmt.Fprintf(w, `
 Watch it:

@@ -2,9 +2,11 @@ package main
 
 import (
 	"fmt"
+	"html"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"regexp"
 	"slices"
@@ -147,12 +149,23 @@ type demoProbe struct {
 // probe rather than going unchecked.
 func demoProbeFor(t *testing.T, d *runningDemo, r config.Route, m, token string) demoProbe {
 	t.Helper()
-	if r.Match.Path == "" {
+	// The web application's credential is a session (a cookie, after
+	// logging in as alice at the login page), not a token.
+	setCred := func(req *http.Request) { req.Header.Set("Authorization", "Bearer "+token) }
+	if usesSession(r) {
+		cookie := demoSessionCookie(t, d.base)
+		setCred = func(req *http.Request) { req.Header.Set("Cookie", cookie) }
+	}
+	var target string
+	switch {
+	case r.Match.Path != "":
+		// Path parameters name the product that holds the card number.
+		target = d.base + regexp.MustCompile(`\{[^}]*\}`).ReplaceAllString(r.Match.Path, d.up.cardProductID)
+	case r.Name == "app":
+		target = d.base + r.Match.PathPrefix
+	default:
 		t.Fatalf("route %s matches a path prefix (%q): give it a probe", r.Name, r.Match.PathPrefix)
 	}
-	// Path parameters name the product that holds the card number.
-	path := regexp.MustCompile(`\{[^}]*\}`).ReplaceAllString(r.Match.Path, d.up.cardProductID)
-	target := d.base + path
 	if r.SOAP != "" {
 		if r.SOAP != "1.1" || m != http.MethodPost {
 			t.Fatalf("route %s: no probe for SOAP %s %s", r.Name, r.SOAP, m)
@@ -198,7 +211,7 @@ func demoProbeFor(t *testing.T, d *runningDemo, r config.Route, m, token string)
 				t.Fatal(err)
 			}
 			if cred {
-				req.Header.Set("Authorization", "Bearer "+token)
+				setCred(req)
 			}
 			return req
 		}}
@@ -216,13 +229,76 @@ func demoProbeFor(t *testing.T, d *runningDemo, r config.Route, m, token string)
 			}
 			req.Header.Set("Content-Type", "application/json")
 			if cred {
-				req.Header.Set("Authorization", "Bearer "+token)
+				setCred(req)
 			}
 			return req
 		}}
 	}
 	t.Fatalf("route %s: no probe for method %s", r.Name, m)
 	return demoProbe{}
+}
+
+// usesSession reports whether r's only authenticator is a session.
+func usesSession(r config.Route) bool {
+	for _, p := range r.Policies {
+		if p.Type != "authenticate" {
+			continue
+		}
+		var a map[string]any
+		if err := p.Config.Decode(&a); err != nil {
+			return false
+		}
+		with, _ := a["with"].([]any)
+		if len(with) != 1 {
+			return false
+		}
+		first, _ := with[0].(map[string]any)
+		return first["session"] != nil
+	}
+	return false
+}
+
+// demoSessionCookie logs alice in to the demo's web application at the
+// embedded authorization server's login page and returns the Cookie
+// header of her session.
+func demoSessionCookie(t *testing.T, base string) string {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 30 * time.Second}
+	req, _ := http.NewRequest(http.MethodGet, base+"/app", nil)
+	req.Header.Set("Accept", "text/html")
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	form := url.Values{"username": {"alice"}, "password": {demoAlicePassword}}
+	for _, m := range regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`).FindAllSubmatch(page, -1) {
+		form.Set(string(m[1]), html.UnescapeString(string(m[2])))
+	}
+	action := regexp.MustCompile(`<form method="post" action="([^"]+)"`).FindSubmatch(page)
+	if action == nil {
+		t.Fatalf("no login form at %s: %d\n%s", resp.Request.URL, resp.StatusCode, page)
+	}
+	u, _ := resp.Request.URL.Parse(html.UnescapeString(string(action[1])))
+	resp, err = c.PostForm(u.String(), form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "Hello alice") {
+		t.Fatalf("logging alice in: %d at %s\n%s", resp.StatusCode, resp.Request.URL, body)
+	}
+	bu, _ := url.Parse(base)
+	for _, ck := range jar.Cookies(bu) {
+		if ck.Name == "gatehouse_session" {
+			return ck.Name + "=" + ck.Value
+		}
+	}
+	t.Fatal("no session cookie after logging alice in")
+	return ""
 }
 
 // check asserts the refusals and the masking.

@@ -8,6 +8,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/authn/introspect"
 	"github.com/gatehouse/gatehouse/internal/authn/jwt"
 	"github.com/gatehouse/gatehouse/internal/authn/mtls"
+	"github.com/gatehouse/gatehouse/internal/authn/session"
 	"github.com/gatehouse/gatehouse/internal/policy"
 	"github.com/gatehouse/gatehouse/internal/policy/authenticate"
 	"github.com/gatehouse/gatehouse/internal/policy/binding"
@@ -37,6 +38,7 @@ func Authenticators() *authn.Registry {
 		apikey.Unit,
 		introspect.Unit,
 		mtls.Unit,
+		session.Unit,
 	)
 }
 

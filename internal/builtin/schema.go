@@ -7,6 +7,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/authn/introspect"
 	"github.com/gatehouse/gatehouse/internal/authn/jwt"
 	"github.com/gatehouse/gatehouse/internal/authn/mtls"
+	"github.com/gatehouse/gatehouse/internal/authn/session"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/policy/authenticate"
 	"github.com/gatehouse/gatehouse/internal/policy/binding"
@@ -61,6 +62,7 @@ func PolicyConfigs() config.SchemaUnits {
 			"apikey":     t(apikey.Config{}),
 			"introspect": t(introspect.Config{}),
 			"mtls":       t(mtls.Config{}),
+			"session":    t(session.Config{}),
 		},
 		AuthenticatorFields: map[string]bool{"authenticate.Config.With": true},
 	}

@@ -168,6 +168,42 @@ func (p *Provider) post(t testing.TB, req *http.Request, out any) {
 	}
 }
 
+// Users the provider's login page knows, with their passwords.
+var Users = map[string]string{"alice": "alice-password", "bob": "bob-password"}
+
+// AddClient registers a confidential client of the authorization code
+// flow (with refresh tokens) whose redirect URIs and post-logout redirect
+// URIs are given. Call it before any login: the provider is rebuilt.
+func (p *Provider) AddClient(t testing.TB, id, secret string, redirectURIs, postLogout []string) {
+	t.Helper()
+	meta := map[string]any{
+		"client_id": id, "client_secret": secret,
+		"grant_types":                  []string{"authorization_code", "refresh_token"},
+		"response_types":               []string{"code"},
+		"redirect_uris":                redirectURIs,
+		"post_logout_redirect_uris":    postLogout,
+		"id_token_signed_response_alg": "ES256",
+		"token_endpoint_auth_method":   "client_secret_basic",
+	}
+	if postLogout == nil {
+		delete(meta, "post_logout_redirect_uris")
+	}
+	b, err := json.Marshal(meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest(http.MethodPost, p.Issuer+"/__client", strings.NewReader(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	var out struct{}
+	p.post(t, req, &out)
+}
+
+// Stderr returns what the provider wrote to stderr so far.
+func (p *Provider) Stderr() string { return p.stderr.String() }
+
 // JWTConfig is a jwt authenticator's settings for the provider's JWT
 // access tokens, with extra YAML lines appended.
 func (p *Provider) JWTConfig(extra ...string) string {
