@@ -353,8 +353,8 @@ func (c *Config) validateAuthorizationServer(v *validator) {
 			if len(cl.RedirectURIs) == 0 {
 				v.add(cp+".redirect_uris", "required with the %s grant", GrantAuthorizationCode)
 			}
-			if as.UsersFile == "" {
-				v.add(p+".users_file", "required when a client has the %s grant (client %q)", GrantAuthorizationCode, cl.ClientID)
+			if as.UsersFile == "" && as.Login.Federation == nil {
+				v.add(p+".users_file", "required when a client has the %s grant (client %q), unless login.federation is set", GrantAuthorizationCode, cl.ClientID)
 			}
 		} else if len(cl.RedirectURIs) > 0 {
 			v.add(cp+".redirect_uris", "only for clients with the %s grant", GrantAuthorizationCode)
