@@ -12,6 +12,8 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/authn/oidcpeer"
 	"github.com/gatehouse/gatehouse/internal/npmtest"
+	"github.com/gatehouse/gatehouse/internal/store"
+	"github.com/gatehouse/gatehouse/internal/store/redistest"
 )
 
 // startUpstream runs node-oidc-provider (testdata/upstreamidp) as the
@@ -65,16 +67,16 @@ func startUpstream(t *testing.T) string {
 // newFedEnv starts the AS federated to upstream (issuer given, so that a
 // test can name another one), with or without the users file, and
 // registers its callback at the upstream.
-func newFedEnv(t *testing.T, upstream, issuer string, withUsers bool) *env {
+func newFedEnv(t *testing.T, upstream, issuer string, withUsers bool, opts ...func(*env)) *env {
 	t.Helper()
 	fed := "  login:\n    federation:\n      issuer: " + issuer + "\n      client_id: gatehouse\n      client_secret: gatehouse-secret\n" +
 		"      scopes: [openid, email, profile, roles]\n      claims: {sub: employee_id, username: upn, groups: roles}\n      button_label: Sign in with Corp\n"
 	var e *env
 	if withUsers {
-		e = newLoginEnv(t, fed)
+		e = newLoginEnv(t, fed, opts...)
 	} else {
 		section := strings.Replace(loginSection(t, fed), "  users_file: users.yaml\n", "", 1)
-		e = newEnv(t, section)
+		e = newEnv(t, section, opts...)
 	}
 	resp, err := http.Post(upstream+"/__client?redirect_uri="+url.QueryEscape(e.issuer+DefaultFederationCallback), "text/plain", nil)
 	if err != nil || resp.StatusCode != http.StatusOK {
@@ -140,55 +142,17 @@ func TestFederation(t *testing.T) {
 	upstream := startUpstream(t)
 
 	t.Run("full chain with mapped claims", func(t *testing.T) {
-		e := newFedEnv(t, upstream, upstream, true)
-		b := e.browser()
-		form := b.toUpstream(t, true, nil)
-		cb := b.upstreamLogin(t, form, url.Values{"login": {"carol"}})
-		p := b.get(cb.String())
-		loc := p.location(t)
-		if loc.Query().Get("state") != "st-1" || loc.Query().Get("code") == "" {
-			t.Fatalf("authorization response %s (%d %s)", loc, p.status, p.body)
-		}
-		resp, tok := e.redeem("web", loc.Query().Get("code"), webRedirect, verifierA)
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("token: %d %v", resp.StatusCode, tok)
-		}
-		id := decodePart(t, tok["id_token"].(string), 1)
-		want := map[string]any{"sub": "E-1001", "nonce": "n-1", "name": "Carol Corp", "preferred_username": "carol@corp.test",
-			"email": "carol@corp.test", "email_verified": true, "iss": e.issuer}
-		for k, v := range want {
-			if id[k] != v {
-				t.Errorf("id_token %s = %v, want %v", k, id[k], v)
-			}
-		}
-		if g, _ := id["groups"].([]any); len(g) != 2 || g[0] != "eng" || g[1] != "ops" {
-			t.Errorf("groups %v, want [eng ops] (mapped from roles)", id["groups"])
-		}
-		// userinfo: the claims from the store, not the users file.
-		req, _ := http.NewRequest(http.MethodGet, e.issuer+PathUserinfo, nil)
-		req.Header.Set("Authorization", "Bearer "+tok["access_token"].(string))
-		ui, err := http.DefaultClient.Do(req)
+		fedChain(t, newFedEnv(t, upstream, upstream, true))
+	})
+
+	t.Run("redis store", func(t *testing.T) {
+		rs := redistest.Start(t)
+		st, err := store.NewRedis(store.RedisOptions{Addrs: []string{rs.Addr()}, KeyPrefix: t.Name() + ":"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		var info map[string]any
-		decodeBody(t, ui, &info)
-		if ui.StatusCode != http.StatusOK || info["sub"] != "E-1001" || info["email"] != "carol@corp.test" || info["name"] != "Carol Corp" {
-			t.Fatalf("userinfo %d %v", ui.StatusCode, info)
-		}
-		// Refresh keeps the federated claims (from the family).
-		resp, rt := e.post(PathToken, "web", webSecret, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok["refresh_token"].(string)}})
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("refresh: %d %v", resp.StatusCode, rt)
-		}
-		if id2 := decodePart(t, rt["id_token"].(string), 1); id2["email"] != "carol@corp.test" || id2["sub"] != "E-1001" {
-			t.Fatalf("refreshed id_token %v", id2)
-		}
-		// SSO: the session answers the next request without the upstream.
-		p = b.get(e.authzURL("web", webRedirect, verifierA))
-		if p.status != http.StatusSeeOther || p.location(t).Query().Get("code") == "" {
-			t.Fatalf("second authorization: %d %s", p.status, p.body)
-		}
+		t.Cleanup(func() { st.Close() })
+		fedChain(t, newFedEnv(t, upstream, upstream, true, func(e *env) { e.store = st }))
 	})
 
 	t.Run("only method redirects straight upstream", func(t *testing.T) {
@@ -252,4 +216,58 @@ func TestFederation(t *testing.T) {
 			t.Fatalf("unknown issuer: %d %s", p.status, p.body)
 		}
 	})
+}
+
+// fedChain runs the whole chain as carol and checks the mapped claims in
+// the ID token, userinfo and a refreshed ID token, then SSO.
+func fedChain(t *testing.T, e *env) {
+	t.Helper()
+	b := e.browser()
+	form := b.toUpstream(t, true, nil)
+	cb := b.upstreamLogin(t, form, url.Values{"login": {"carol"}})
+	p := b.get(cb.String())
+	loc := p.location(t)
+	if loc.Query().Get("state") != "st-1" || loc.Query().Get("code") == "" {
+		t.Fatalf("authorization response %s (%d %s)", loc, p.status, p.body)
+	}
+	resp, tok := e.redeem("web", loc.Query().Get("code"), webRedirect, verifierA)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("token: %d %v", resp.StatusCode, tok)
+	}
+	id := decodePart(t, tok["id_token"].(string), 1)
+	want := map[string]any{"sub": "E-1001", "nonce": "n-1", "name": "Carol Corp", "preferred_username": "carol@corp.test",
+		"email": "carol@corp.test", "email_verified": true, "iss": e.issuer}
+	for k, v := range want {
+		if id[k] != v {
+			t.Errorf("id_token %s = %v, want %v", k, id[k], v)
+		}
+	}
+	if g, _ := id["groups"].([]any); len(g) != 2 || g[0] != "eng" || g[1] != "ops" {
+		t.Errorf("groups %v, want [eng ops] (mapped from roles)", id["groups"])
+	}
+	// userinfo: the claims from the store, not the users file.
+	req, _ := http.NewRequest(http.MethodGet, e.issuer+PathUserinfo, nil)
+	req.Header.Set("Authorization", "Bearer "+tok["access_token"].(string))
+	ui, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info map[string]any
+	decodeBody(t, ui, &info)
+	if ui.StatusCode != http.StatusOK || info["sub"] != "E-1001" || info["email"] != "carol@corp.test" || info["name"] != "Carol Corp" {
+		t.Fatalf("userinfo %d %v", ui.StatusCode, info)
+	}
+	// Refresh keeps the federated claims (from the family).
+	resp, rt := e.post(PathToken, "web", webSecret, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok["refresh_token"].(string)}})
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("refresh: %d %v", resp.StatusCode, rt)
+	}
+	if id2 := decodePart(t, rt["id_token"].(string), 1); id2["email"] != "carol@corp.test" || id2["sub"] != "E-1001" {
+		t.Fatalf("refreshed id_token %v", id2)
+	}
+	// SSO: the session answers the next request without the upstream.
+	p = b.get(e.authzURL("web", webRedirect, verifierA))
+	if p.status != http.StatusSeeOther || p.location(t).Query().Get("code") == "" {
+		t.Fatalf("second authorization: %d %s", p.status, p.body)
+	}
 }

@@ -183,6 +183,10 @@ func (srv *Server) logout(w http.ResponseWriter, r *http.Request) {
 	if sess != nil {
 		srv.st.Delete(ctx, sessionPrefix+hashKey(cookie))
 		srv.revokeSessionFamilies(ctx, sess.SID)
+		if sess.Fed != nil {
+			// Userinfo no longer answers for the session.
+			srv.st.Delete(ctx, fedSIDPrefix+sess.SID)
+		}
 		srv.log.Info("user logged out", "sub", sess.Sub, "sid", sess.SID, "client_id", clientID)
 	}
 	srv.s.login.setCookie(w, sessionCookie, "", -1)
