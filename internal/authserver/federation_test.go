@@ -95,6 +95,11 @@ func (b *browser) toUpstream(t *testing.T, viaButton bool, tamper func(*url.URL)
 		if p.status != http.StatusOK || !strings.Contains(p.body, "Sign in with Corp") || strings.Contains(p.body, "<script") {
 			t.Fatalf("login page: %d %s", p.status, p.body)
 		}
+		// The federation form's POST is answered with a redirect to the
+		// upstream, which form-action must allow.
+		if csp := p.header.Get("Content-Security-Policy"); !strings.Contains(csp, "form-action 'self' http://127.0.0.1:9 "+originOf(b.e.srv.s.login.fed.issuer)+";") {
+			t.Fatalf("CSP %q does not allow the upstream as a form target", csp)
+		}
 		p = b.post(b.e.issuer+PathLogin, url.Values{"tx": {b.tx}, "csrf": {b.cs}, "method": {"federation"}})
 	}
 	if p.status != http.StatusSeeOther {
@@ -175,6 +180,22 @@ func TestFederation(t *testing.T) {
 		cb.RawQuery = q.Encode()
 		if p := b.get(cb.String()); p.status != http.StatusBadRequest || strings.Contains(p.header.Get("Location"), "code=") {
 			t.Fatalf("forged state: %d %s", p.status, p.body)
+		}
+	})
+
+	t.Run("callback in another browser, and replayed", func(t *testing.T) {
+		e := newFedEnv(t, upstream, upstream, false)
+		b := e.browser()
+		form := b.toUpstream(t, false, nil)
+		cb := b.upstreamLogin(t, form, url.Values{"login": {"carol"}})
+		// Login CSRF: the attacker's callback URL opened in the victim's
+		// browser.
+		if p := e.browser().get(cb.String()); p.status != http.StatusForbidden || p.header.Get("Location") != "" {
+			t.Fatalf("callback in another browser: %d %s", p.status, p.body)
+		}
+		// The state was spent by that attempt: it never works again.
+		if p := b.get(cb.String()); p.status != http.StatusBadRequest {
+			t.Fatalf("replayed callback: %d %s", p.status, p.body)
 		}
 	})
 
