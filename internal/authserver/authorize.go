@@ -264,6 +264,7 @@ type codeGrant struct {
 	AMR      []string     `json:"amr,omitempty"`
 	ACR      string       `json:"acr,omitempty"`
 	Exp      int64        `json:"exp"`
+	Fed      *fedUser     `json:"fed,omitempty"`
 }
 
 // respondWithCode issues an authorization code for the logged-in user and
@@ -271,7 +272,7 @@ type codeGrant struct {
 func (srv *Server) respondWithCode(w http.ResponseWriter, r *http.Request, req authzRequest, sess *session) {
 	code := randomToken()
 	g := codeGrant{Req: req, Sub: sess.Sub, SID: sess.SID, AuthTime: sess.AuthTime, AMR: sess.AMR, ACR: sess.ACR,
-		Exp: srv.now().Add(codeLifetime).Unix()}
+		Exp: srv.now().Add(codeLifetime).Unix(), Fed: sess.Fed}
 	if err := srv.st.Set(r.Context(), codePrefix+hashKey(code), mustJSON(g), codeRecordTTL); err != nil {
 		srv.redirectError(w, r, req, "temporarily_unavailable", "the code store is unavailable")
 		return

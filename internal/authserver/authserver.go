@@ -224,6 +224,9 @@ func New(cfg config.AuthorizationServer, deps Deps) (*Server, error) {
 		srv.mux.HandleFunc(p+PathPAR, srv.par)
 		srv.mux.HandleFunc(p+PathUserinfo, srv.userinfo)
 		srv.mux.HandleFunc(p+PathLogout, srv.logout)
+		if s.login.fed != nil {
+			srv.mux.HandleFunc(s.login.fed.callbackPath, srv.federationCallback)
+		}
 	}
 	// RFC 8414 §3: the well-known segment goes before the issuer's path;
 	// the form after it is what many clients try first, so serve both.
@@ -275,6 +278,9 @@ func (srv *Server) Owns(path string) bool {
 		return true
 	case p + PathAuthorize, p + PathLogin, p + PathPAR, p + PathUserinfo, p + PathLogout:
 		return srv.s.login != nil
+	}
+	if l := srv.s.login; l != nil && l.fed != nil && path == l.fed.callbackPath {
+		return true
 	}
 	return false
 }

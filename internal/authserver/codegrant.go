@@ -72,7 +72,7 @@ func (srv *Server) authorizationCode(r *http.Request, a *authenticated, form url
 	}
 	resp, family, e := srv.userTokens(r, a, form, userGrant{
 		sub: g.Sub, scope: g.Req.Scope, nonce: g.Req.Nonce, sid: g.SID, acr: g.ACR, amr: g.AMR, authTime: g.AuthTime,
-		grant: config.GrantAuthorizationCode,
+		grant: config.GrantAuthorizationCode, fed: g.Fed,
 	}, nil)
 	if e != nil {
 		return nil, e
@@ -122,6 +122,7 @@ type userGrant struct {
 	amr                         []string
 	authTime                    int64
 	grant                       string
+	fed                         *fedUser // a federated user's claims
 }
 
 // userTokens issues the access token, the ID token (scope openid) and a
@@ -141,7 +142,7 @@ func (srv *Server) userTokens(r *http.Request, a *authenticated, form url.Values
 	}
 	if slices.Contains(scopes, "openid") {
 		idt, err := srv.idToken(idTokenInput{clientID: a.c.id, sub: g.sub, scope: g.scope, nonce: g.nonce, acr: g.acr,
-			sid: g.sid, amr: g.amr, authTime: g.authTime, accessToken: resp.AccessToken, lifetime: a.c.lifetime})
+			sid: g.sid, amr: g.amr, authTime: g.authTime, accessToken: resp.AccessToken, lifetime: a.c.lifetime, fed: g.fed})
 		if err != nil {
 			return nil, "", serverError(err)
 		}

@@ -60,6 +60,12 @@ func claimsFor(u *users.User, scope string) userClaims {
 	return c
 }
 
+// claims are a federated user's claims of the scopes granted.
+func (f *fedUser) claims(scope string) userClaims {
+	return claimsFor(&users.User{Username: f.Username, Name: f.Name, Email: f.Email,
+		EmailVerified: f.EmailVerified != nil && *f.EmailVerified, Groups: f.Groups}, scope)
+}
+
 // idTokenInput is what an ID token says about a login.
 type idTokenInput struct {
 	clientID, sub, scope, nonce, acr, sid string
@@ -67,6 +73,7 @@ type idTokenInput struct {
 	authTime                              int64
 	accessToken                           string
 	lifetime                              time.Duration
+	fed                                   *fedUser
 }
 
 // idToken signs an ID token with the active key.
@@ -83,6 +90,9 @@ func (srv *Server) idToken(in idTokenInput) (string, error) {
 		Nonce: in.nonce, ACR: in.acr, AMR: in.amr, SID: in.sid,
 		AtHash:     atHash(key.Algorithm(), in.accessToken),
 		userClaims: claimsFor(u, in.scope),
+	}
+	if in.fed != nil {
+		c.userClaims = in.fed.claims(in.scope)
 	}
 	tok, err := key.Sign(mustJSON(c), "JWT")
 	return string(tok), err

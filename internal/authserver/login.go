@@ -68,7 +68,8 @@ const (
 // loginSettings are the end-user login settings; nil when no client has
 // the authorization_code grant.
 type loginSettings struct {
-	users       *users.Set
+	users       *users.Set  // nil: federation only
+	fed         *federation // nil: users file only
 	sessionLife time.Duration
 	refreshLife time.Duration
 	failUser    int
@@ -82,14 +83,29 @@ func newLoginSettings(as *config.AuthorizationServer, s *settings, cfg *config.C
 		if as.UsersFile != "" {
 			return nil, configError(cfg, "users_file", "no client has the authorization_code grant: nobody would log in")
 		}
+		if as.Login.Federation != nil {
+			return nil, configError(cfg, "login.federation", "no client has the authorization_code grant: nobody would log in")
+		}
 		return nil, nil
 	}
-	if as.UsersFile == "" {
-		return nil, configError(cfg, "users_file", "required when a client has the authorization_code grant")
+	if as.UsersFile == "" && as.Login.Federation == nil {
+		return nil, configError(cfg, "users_file", "required when a client has the authorization_code grant (or login.federation)")
 	}
-	set, err := users.Load(resolve(baseDir, as.UsersFile))
-	if err != nil {
-		return nil, configError(cfg, "users_file", "%v", err)
+	var set *users.Set
+	if as.UsersFile != "" {
+		var err error
+		if set, err = users.Load(resolve(baseDir, as.UsersFile)); err != nil {
+			return nil, configError(cfg, "users_file", "%v", err)
+		}
+	}
+	var fed *federation
+	if f := as.Login.Federation; f != nil {
+		fed = newFederation(f, s.issuer, s.prefix)
+		switch fed.callbackPath {
+		case s.prefix + PathAuthorize, s.prefix + PathLogin, s.prefix + PathPAR, s.prefix + PathUserinfo, s.prefix + PathLogout,
+			s.prefix + PathToken, s.prefix + PathIntrospect, s.prefix + PathRevoke, s.prefix + PathJWKS, s.prefix + PathOIDC:
+			return nil, configError(cfg, "login.federation.redirect_path", "%q is another endpoint of the authorization server", f.RedirectPath)
+		}
 	}
 	for _, c := range s.clientsSorted {
 		if slices.Contains(c.grants, config.GrantAuthorizationCode) && len(c.redirects) == 0 {
@@ -98,6 +114,7 @@ func newLoginSettings(as *config.AuthorizationServer, s *settings, cfg *config.C
 	}
 	return &loginSettings{
 		users:       set,
+		fed:         fed,
 		sessionLife: cmp.Or(as.Login.SessionLifetime.Std(), DefaultSessionLifetime),
 		refreshLife: cmp.Or(as.Login.RefreshTokenLifetime.Std(), DefaultRefreshTokenLifetime),
 		failUser:    cmp.Or(as.Login.FailuresPerUser, DefaultFailuresPerUser),
@@ -165,6 +182,8 @@ type session struct {
 	AMR      []string `json:"amr,omitempty"`
 	ACR      string   `json:"acr,omitempty"`
 	Exp      int64    `json:"exp"`
+	// Fed is a federated user's claims; nil for a user of the users file.
+	Fed *fedUser `json:"fed,omitempty"`
 }
 
 // currentSession returns the request's live session, or nil.
@@ -187,7 +206,7 @@ func (srv *Server) currentSession(ctx context.Context, r *http.Request) (*sessio
 	}
 	// A user removed from the users file, or disabled, since the login
 	// has no session any more.
-	if u, ok := l.users.BySub(s.Sub); !ok || u.Disabled {
+	if u, ok := l.users.BySub(s.Sub); s.Fed == nil && (!ok || u.Disabled) {
 		return nil, "", nil
 	}
 	return &s, id, nil
@@ -220,6 +239,8 @@ type pageData struct {
 	Logout    bool
 	LoginPage bool
 	Hidden    map[string]string // further hidden fields of the logout form
+	Password  bool              // the login page has the password form
+	FedLabel  string            // the federation button's label; "": none
 }
 
 // renderPage writes an HTML page with a strict Content-Security-Policy:
@@ -258,7 +279,8 @@ func (srv *Server) showLogin(w http.ResponseWriter, status int, txID string, tx 
 	srv.renderPage(w, status, pageData{
 		Title: "Sign in", LoginPage: true, Action: srv.s.issuer + PathLogin, TxID: txID, CSRF: tx.CSRF,
 		ClientID: tx.Req.ClientID, Username: username, Error: errMsg,
-	}, originOf(tx.Req.RedirectURI))
+		Password: srv.s.login.users != nil, FedLabel: srv.fedLabel(),
+	}, strings.TrimSpace(originOf(tx.Req.RedirectURI)+" "+srv.fedOrigin()))
 }
 
 func originOf(u string) string {
@@ -284,7 +306,19 @@ func (srv *Server) startLogin(w http.ResponseWriter, r *http.Request, req authzR
 		srv.errorPage(w, r, http.StatusServiceUnavailable, "temporarily_unavailable", "The sign-in service is unavailable; try again later.")
 		return
 	}
+	if l.users == nil {
+		// Federation is the only way in: no page to click through.
+		srv.startFederation(w, r, txID, tx)
+		return
+	}
 	srv.showLogin(w, http.StatusOK, txID, tx, "", "")
+}
+
+func (srv *Server) fedLabel() string {
+	if srv.s.login.fed == nil {
+		return ""
+	}
+	return srv.s.login.fed.label
 }
 
 // login serves the login form's POST: CSRF token and browser binding,
@@ -333,6 +367,14 @@ func (srv *Server) login(w http.ResponseWriter, r *http.Request) {
 		srv.errorPage(w, r, http.StatusForbidden, "access_denied", "The sign-in form was not submitted from this browser's sign-in page. Start again from the application.")
 		return
 	}
+	if f.Get("method") == "federation" && l.fed != nil {
+		srv.startFederation(w, r, txID, &tx)
+		return
+	}
+	if l.users == nil {
+		srv.errorPage(w, r, http.StatusBadRequest, "invalid_request", "Sign in with the identity provider.")
+		return
+	}
 	username := strings.TrimSpace(f.Get("username"))
 	password := f.Get("password")
 	if username == "" || password == "" || len(username) > 128 || len(password) > 1024 {
@@ -375,6 +417,15 @@ func (srv *Server) login(w http.ResponseWriter, r *http.Request) {
 	now := srv.now()
 	sess := &session{SID: randomToken()[:22], Sub: u.Sub(), Username: u.Username, AuthTime: now.Unix(), AMR: []string{"pwd"},
 		Exp: now.Add(l.sessionLife).Unix()}
+	srv.establishSession(w, r, tx, sess)
+}
+
+// establishSession stores a new session for a login, sets its cookie and
+// answers the authorization request with a code.
+func (srv *Server) establishSession(w http.ResponseWriter, r *http.Request, tx loginTx, sess *session) {
+	l := srv.s.login
+	ctx := r.Context()
+	ip := srv.clientIP(r).String()
 	// A new session id on every login: a session cookie planted before
 	// the login (session fixation) is never adopted.
 	if old := l.cookie(r, sessionCookie); old != "" {

@@ -37,6 +37,14 @@ func TestLoginConfigErrors(t *testing.T) {
 		{"bad users file", "  users_file: bad-users.yaml\n" + web + "      redirect_uris: [https://app.example/cb]\n", 5, "authorization_server.users_file", "bad-users.yaml:3: field password not found"},
 		{"missing users file", "  users_file: nope.yaml\n" + web + "      redirect_uris: [https://app.example/cb]\n", 5, "authorization_server.users_file", "nope.yaml"},
 		{"session lifetime", "  users_file: users.yaml\n  login:\n    session_lifetime: 1000h\n" + web + "      redirect_uris: [https://app.example/cb]\n", 7, "authorization_server.login.session_lifetime", "720h"},
+		{"federation without issuer", "  login:\n    federation:\n      client_id: gh\n" + web + "      redirect_uris: [https://app.example/cb]\n", 6, "authorization_server.login.federation.issuer", "required"},
+		{"federation http issuer", "  login:\n    federation:\n      issuer: http://idp.corp.example\n      client_id: gh\n" + web + "      redirect_uris: [https://app.example/cb]\n", 7, "authorization_server.login.federation.issuer", "allow_http"},
+		{"federation without client", "  login:\n    federation:\n      issuer: https://idp.corp.example\n" + web + "      redirect_uris: [https://app.example/cb]\n", 6, "authorization_server.login.federation.client_id", "required"},
+		{"federation scopes without openid", "  login:\n    federation:\n      issuer: https://idp.corp.example\n      client_id: gh\n      scopes: [email]\n" + web + "      redirect_uris: [https://app.example/cb]\n", 9, "authorization_server.login.federation.scopes", "openid"},
+		{"federation unknown field", "  login:\n    federation:\n      issuer: https://idp.corp.example\n      client_id: gh\n      claims: {mail: email}\n" + web + "      redirect_uris: [https://app.example/cb]\n", 9, "authorization_server.login.federation.claims.mail", "unknown field"},
+		{"federation redirect path", "  login:\n    federation:\n      issuer: https://idp.corp.example\n      client_id: gh\n      redirect_path: callback\n" + web + "      redirect_uris: [https://app.example/cb]\n", 9, "authorization_server.login.federation.redirect_path", "starting with /"},
+		{"federation on another endpoint", "  login:\n    federation:\n      issuer: https://idp.corp.example\n      client_id: gh\n      redirect_path: /oauth2/token\n" + web + "      redirect_uris: [https://app.example/cb]\n", 9, "authorization_server.login.federation.redirect_path", "another endpoint"},
+		{"federation without login", "  login:\n    federation:\n      issuer: https://idp.corp.example\n      client_id: gh\n  clients:\n    - client_id: a\n      secret_hash: " + sha256Hex(readerSecret) + "\n", 6, "authorization_server.login.federation", "nobody would log in"},
 		{"users file without login", "  users_file: users.yaml\n  clients:\n    - client_id: a\n      secret_hash: " + sha256Hex(readerSecret) + "\n", 5, "authorization_server.users_file", "nobody would log in"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

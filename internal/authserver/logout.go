@@ -48,18 +48,25 @@ func (srv *Server) userinfo(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusForbidden, "insufficient_scope", "the token was not issued with scope openid")
 		return
 	}
-	var u *users.User
-	if srv.s.login != nil {
-		u, _ = srv.s.login.users.BySub(v.claims.Sub)
-	}
-	if u == nil || u.Disabled {
-		fail(http.StatusUnauthorized, "invalid_token", "the token's user no longer exists")
-		return
-	}
 	out := struct {
 		Sub string `json:"sub"`
 		userClaims
-	}{v.claims.Sub, claimsFor(u, v.claims.Scope)}
+	}{Sub: v.claims.Sub}
+	// A federated session's claims come from the store, a local user's
+	// from the users file.
+	if fu, ok := srv.fedClaims(r.Context(), v.claims.SID, v.claims.Sub); ok {
+		out.userClaims = fu.claims(v.claims.Scope)
+	} else {
+		var u *users.User
+		if srv.s.login != nil {
+			u, _ = srv.s.login.users.BySub(v.claims.Sub)
+		}
+		if u == nil || u.Disabled {
+			fail(http.StatusUnauthorized, "invalid_token", "the token's user no longer exists")
+			return
+		}
+		out.userClaims = claimsFor(u, v.claims.Scope)
+	}
 	writeJSON(w, out)
 }
 
@@ -176,6 +183,10 @@ func (srv *Server) logout(w http.ResponseWriter, r *http.Request) {
 	if sess != nil {
 		srv.st.Delete(ctx, sessionPrefix+hashKey(cookie))
 		srv.revokeSessionFamilies(ctx, sess.SID)
+		if sess.Fed != nil {
+			// Userinfo no longer answers for the session.
+			srv.st.Delete(ctx, fedSIDPrefix+sess.SID)
+		}
 		srv.log.Info("user logged out", "sub", sess.Sub, "sid", sess.SID, "client_id", clientID)
 	}
 	srv.s.login.setCookie(w, sessionCookie, "", -1)

@@ -41,6 +41,7 @@ type rtFamily struct {
 	Exp      int64         `json:"exp"`
 	Current  string        `json:"current"` // hash of the valid token
 	Tokens   []familyToken `json:"tokens"`  // access tokens issued, until they expire
+	Fed      *fedUser      `json:"fed,omitempty"`
 }
 
 // familyToken is an access token issued from a family.
@@ -55,7 +56,7 @@ func (srv *Server) newFamily(ctx context.Context, clientID string, g userGrant, 
 	now := srv.now()
 	life := srv.s.login.refreshLife
 	f := &rtFamily{ID: randomToken()[:22], ClientID: clientID, Sub: g.sub, Scope: g.scope, SID: g.sid, ACR: g.acr, AMR: g.amr,
-		AuthTime: g.authTime, Exp: now.Add(life).Unix()}
+		AuthTime: g.authTime, Exp: now.Add(life).Unix(), Fed: g.fed}
 	tok, err := srv.rotate(ctx, f, resp)
 	if err != nil {
 		return "", "", err
@@ -127,7 +128,7 @@ func (srv *Server) refreshGrant(r *http.Request, a *authenticated, form url.Valu
 	if subtle.ConstantTimeCompare([]byte(h), []byte(f.Current)) != 1 {
 		return nil, invalidGrant("not the family's current refresh token")
 	}
-	if u, ok := srv.s.login.users.BySub(f.Sub); !ok || u.Disabled {
+	if u, ok := srv.s.login.users.BySub(f.Sub); f.Fed == nil && (!ok || u.Disabled) {
 		srv.revokeFamily(ctx, f.ID, "user removed or disabled")
 		return nil, invalidGrant("the user no longer exists or is disabled")
 	}
@@ -140,7 +141,7 @@ func (srv *Server) refreshGrant(r *http.Request, a *authenticated, form url.Valu
 		scope = strings.Join(sc, " ")
 	}
 	resp, _, e := srv.userTokens(r, a, form, userGrant{sub: f.Sub, scope: scope, sid: f.SID, acr: f.ACR, amr: f.AMR,
-		authTime: f.AuthTime, grant: config.GrantRefreshToken}, f)
+		authTime: f.AuthTime, grant: config.GrantRefreshToken, fed: f.Fed}, f)
 	if e != nil {
 		return nil, e
 	}

@@ -82,6 +82,52 @@ type AuthServerLogin struct {
 	// RequirePAR refuses authorization requests that were not pushed
 	// first (RFC 9126 pushed authorization requests).
 	RequirePAR bool `yaml:"require_pushed_authorization_requests"`
+	// Federation lets users log in at an upstream OpenID provider (a
+	// corporate IdP): the AS is its relying party and maps its claims to
+	// the AS's own. Without users_file it is the only way in and the
+	// login page redirects straight to it.
+	Federation *AuthServerFederation `yaml:"federation"`
+}
+
+// AuthServerFederation is an upstream OpenID provider users log in at.
+type AuthServerFederation struct {
+	// Issuer is the upstream's issuer; its discovery document is
+	// fetched from Issuer/.well-known/openid-configuration. Required.
+	Issuer string `yaml:"issuer"`
+	// ClientID and ClientSecret are the AS's registration at the
+	// upstream (client_secret_basic). ClientID is required.
+	ClientID     string `yaml:"client_id"`
+	ClientSecret Secret `yaml:"client_secret"`
+	// RedirectPath is the AS's callback path below its issuer, to be
+	// registered at the upstream as Issuer+RedirectPath. Default
+	// /oauth2/federation/callback.
+	RedirectPath string `yaml:"redirect_path"`
+	// Scopes asked of the upstream. Default [openid, profile, email].
+	Scopes []string `yaml:"scopes"`
+	// Claims maps the AS's user claims to the upstream ID token's claim
+	// names.
+	Claims FederationClaims `yaml:"claims"`
+	// ButtonLabel is the login page's button. Default "Sign in with
+	// single sign-on".
+	ButtonLabel string `yaml:"button_label"`
+	// AllowHTTP permits an http upstream issuer that is not on a
+	// loopback address.
+	AllowHTTP bool `yaml:"allow_http"`
+}
+
+// FederationClaims names the upstream claims each AS user claim is taken
+// from; empty means the same name (groups: "groups").
+type FederationClaims struct {
+	// Sub is the upstream claim that becomes the AS's sub. Default sub.
+	Sub string `yaml:"sub"`
+	// Username becomes preferred_username. Default preferred_username.
+	Username string `yaml:"username"`
+	// Email becomes email (and email_verified is taken along). Default email.
+	Email string `yaml:"email"`
+	// Name becomes name. Default name.
+	Name string `yaml:"name"`
+	// Groups becomes groups (a string or a list of strings). Default groups.
+	Groups string `yaml:"groups"`
 }
 
 // AuthServerLimits are failure limits at the token, introspection and
@@ -239,6 +285,9 @@ func (c *Config) validateAuthorizationServer(v *validator) {
 	if as.Login.FailuresPerUser < 0 {
 		v.add(p+".login.failures_per_user", "must not be negative")
 	}
+	if f := as.Login.Federation; f != nil {
+		validateFederation(v, p+".login.federation", f)
+	}
 	if as.Limits.FailuresPerClient < 0 {
 		v.add(p+".limits.failures_per_client", "must not be negative")
 	}
@@ -304,8 +353,8 @@ func (c *Config) validateAuthorizationServer(v *validator) {
 			if len(cl.RedirectURIs) == 0 {
 				v.add(cp+".redirect_uris", "required with the %s grant", GrantAuthorizationCode)
 			}
-			if as.UsersFile == "" {
-				v.add(p+".users_file", "required when a client has the %s grant (client %q)", GrantAuthorizationCode, cl.ClientID)
+			if as.UsersFile == "" && as.Login.Federation == nil {
+				v.add(p+".users_file", "required when a client has the %s grant (client %q), unless login.federation is set", GrantAuthorizationCode, cl.ClientID)
 			}
 		} else if len(cl.RedirectURIs) > 0 {
 			v.add(cp+".redirect_uris", "only for clients with the %s grant", GrantAuthorizationCode)
@@ -358,4 +407,31 @@ func checkRedirectURI(s string) string {
 
 func loopbackHost(h string) bool {
 	return h == "localhost" || h == "127.0.0.1" || h == "::1" || strings.HasPrefix(h, "127.")
+}
+
+func validateFederation(v *validator, p string, f *AuthServerFederation) {
+	if f.Issuer == "" {
+		v.add(p+".issuer", "required field is missing")
+	} else if u, err := url.Parse(f.Issuer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		v.add(p+".issuer", "issuer %q must be an absolute http(s) URL without query, fragment or user info", f.Issuer)
+	} else if u.Scheme == "http" && !f.AllowHTTP && !loopbackHost(u.Hostname()) {
+		v.add(p+".issuer", "an http upstream issuer sends the client secret and codes in clear text: use https, or allow_http: true")
+	}
+	if f.ClientID == "" {
+		v.add(p+".client_id", "required field is missing")
+	}
+	if f.RedirectPath != "" && (!strings.HasPrefix(f.RedirectPath, "/") || strings.ContainsAny(f.RedirectPath, "?#") || strings.Contains(f.RedirectPath, "//")) {
+		v.add(p+".redirect_path", "must be a path starting with / without query or fragment, got %q", f.RedirectPath)
+	}
+	if len(f.Scopes) > 0 && !slices.Contains(f.Scopes, "openid") {
+		v.add(p+".scopes", "must include openid")
+	}
+	for i, s := range f.Scopes {
+		if s == "" || strings.ContainsAny(s, " \t\"\\") {
+			v.add(fmt.Sprintf("%s.scopes[%d]", p, i), "invalid scope %q", s)
+		}
+	}
+	if len(f.ButtonLabel) > 100 {
+		v.add(p+".button_label", "must be at most 100 characters")
+	}
 }
