@@ -324,7 +324,7 @@ func (x *exchange) runChain(ctx context.Context, chain []link) error {
 		t1 := time.Now()
 		d := t1.Sub(t0)
 		t0 = t1
-		l.duration.Observe(d.Seconds())
+		l.duration.ObserveContext(ctx, d.Seconds())
 		if err == nil {
 			x.record(l.name, d, "allow")
 			continue

@@ -22,7 +22,6 @@ import (
 	"github.com/gatehouse/gatehouse/internal/sts"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 	"github.com/gatehouse/gatehouse/internal/tracing"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // runtime is everything one config load builds: the router, each route's
@@ -77,7 +76,7 @@ type route struct {
 type link struct {
 	name     string
 	policy   policy.Policy
-	duration prometheus.Observer
+	duration *telemetry.PolicyObserver
 	// spanName is "policy NAME", made once rather than per request.
 	spanName string
 }

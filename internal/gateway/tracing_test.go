@@ -298,6 +298,10 @@ func TestTracingSpanTree(t *testing.T) {
 			if !ex.MatchString(om) {
 				t.Errorf("no exemplar with trace id %s on route allowed's latency buckets", traceID)
 			}
+			ex = regexp.MustCompile(`(?m)^gatehouse_policy_duration_seconds_bucket\{[^}]*policy="ipfilter"[^}]*route="allowed"[^}]*\} \d+ # \{trace_id="` + traceID + `"\}`)
+			if !ex.MatchString(om) {
+				t.Errorf("no exemplar with trace id %s on ipfilter's latency buckets of route allowed", traceID)
+			}
 
 			// Denied: the chain stops at ipfilter, no upstream span.
 			resp, body = do(t, nil, newReq(t, "GET", g.base+"/deny", nil))

@@ -77,7 +77,7 @@ func NewMetrics() *Metrics {
 		policyDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "gatehouse_policy_duration_seconds",
 			Help:    "Time spent in one policy of a route's chain.",
-			Buckets: []float64{.00001, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .05, .25},
+			Buckets: policyBuckets[:],
 		}, []string{"route", "policy"}),
 		denials: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gatehouse_denials_total",
@@ -193,8 +193,56 @@ func (m *Metrics) UpstreamError(route, kind string) {
 // no label lookup and a route that never runs holds no histogram (a
 // histogram is some 400 bytes; ten thousand routes of several policies
 // would hold tens of megabytes of them at rest).
-func (m *Metrics) PolicyObserver(route, policy string) prometheus.Observer {
-	return &lazyObserver{vec: m.policyDuration, route: route, policy: policy, two: true}
+func (m *Metrics) PolicyObserver(route, policy string) *PolicyObserver {
+	return &PolicyObserver{lazyObserver: lazyObserver{vec: m.policyDuration, route: route, policy: policy, two: true}, m: m}
+}
+
+// policyBuckets are gatehouse_policy_duration_seconds's buckets.
+var policyBuckets = [...]float64{.00001, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .05, .25}
+
+// PolicyObserver is the duration histogram of one policy on one route
+// (Metrics.PolicyObserver). It is a prometheus.Observer; ObserveContext
+// adds the request's trace as exemplar.
+type PolicyObserver struct {
+	lazyObserver
+	m *Metrics
+	// exemplarAt is when each bucket last got an exemplar (Unix ns),
+	// allocated with the first exemplar: untraced gateways never hold it.
+	exemplarAt atomic.Pointer[[len(policyBuckets) + 1]atomic.Int64]
+}
+
+// ObserveContext records a policy's duration in seconds, with the trace id
+// of ctx (the request's) as exemplar when tracing provides one, at most
+// one a second per bucket (exemplarEvery), as ObserveDuration does for
+// requests. With tracing off it costs one atomic load more than Observe.
+func (p *PolicyObserver) ObserveContext(ctx context.Context, seconds float64) {
+	if f := p.m.exemplar.Load(); f != nil {
+		if id, ok := (*f)(ctx); ok && id != "" && p.exemplarDue(seconds) {
+			p.ObserveWithExemplar(seconds, prometheus.Labels{"trace_id": id})
+			return
+		}
+	}
+	p.Observe(seconds)
+}
+
+// exemplarDue reports whether the bucket of seconds may take an exemplar
+// now, and if so marks it taken.
+func (p *PolicyObserver) exemplarDue(seconds float64) bool {
+	at := p.exemplarAt.Load()
+	if at == nil {
+		p.exemplarAt.CompareAndSwap(nil, new([len(policyBuckets) + 1]atomic.Int64))
+		at = p.exemplarAt.Load()
+	}
+	return exemplarDue(at[:], policyBuckets[:], p.m.now(), seconds)
+}
+
+// exemplarDue reports whether the bucket of seconds among buckets may
+// take an exemplar at now, slots holding when each last took one, and if
+// so marks it taken.
+func exemplarDue(slots []atomic.Int64, buckets []float64, now time.Time, seconds float64) bool {
+	slot := &slots[sort.SearchFloat64s(buckets, seconds)]
+	t, last := now.UnixNano(), slot.Load()
+	return (last == 0 || t-last >= int64(exemplarEvery)) && slot.CompareAndSwap(last, t)
 }
 
 // lazyObserver is a histogram of a vector resolved on first use.
@@ -327,9 +375,7 @@ func (rm *RouteMetrics) exemplarDue(seconds float64) bool {
 		rm.exemplarAt.CompareAndSwap(nil, new([len(requestBuckets) + 1]atomic.Int64))
 		at = rm.exemplarAt.Load()
 	}
-	slot := &at[sort.SearchFloat64s(requestBuckets[:], seconds)]
-	now, last := rm.m.now().UnixNano(), slot.Load()
-	return (last == 0 || now-last >= int64(exemplarEvery)) && slot.CompareAndSwap(last, now)
+	return exemplarDue(at[:], requestBuckets[:], rm.m.now(), seconds)
 }
 
 // Count counts one request answered with status.
