@@ -2,7 +2,6 @@ package authserver
 
 import (
 	"cmp"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/x509"
@@ -14,18 +13,16 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/pemfile"
+	"github.com/gatehouse/gatehouse/internal/users"
 	"github.com/gatehouse/gatehouse/internal/xmlenc"
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
-	"golang.org/x/crypto/argon2"
 )
 
 // Defaults of the configuration (see config.AuthorizationServer).
@@ -370,31 +367,12 @@ func (h sha256Secret) verify(secret string) bool {
 	return subtle.ConstantTimeCompare(sum[:], h[:]) == 1
 }
 
-// argonSecret is an argon2id hash in PHC form, for secrets people choose.
-type argonSecret struct {
-	time, memory uint32
-	threads      uint8
-	salt, hash   []byte
-}
+// argonSecret is an argon2id hash in PHC form, for secrets people choose:
+// the users file's hash (internal/users), with its parameter limits and
+// its bound on concurrent checks.
+type argonSecret struct{ *users.Hash }
 
-// argonSlots bounds the argon2id checks running at once: each takes its
-// memory parameter (19 MiB by default), and a burst of concurrent requests
-// would otherwise spend it all before the failure limits count them.
-var argonSlots = make(chan struct{}, max(2, runtime.NumCPU()))
-
-func (a *argonSecret) verify(secret string) bool {
-	argonSlots <- struct{}{}
-	defer func() { <-argonSlots }()
-	got := argon2.IDKey([]byte(secret), a.salt, a.time, a.memory, a.threads, uint32(len(a.hash)))
-	return subtle.ConstantTimeCompare(got, a.hash) == 1
-}
-
-// Limits on argon2id parameters read from a config, so that a typo cannot
-// make every token request cost gigabytes.
-const (
-	maxArgonMemory = 256 << 10 // KiB
-	maxArgonTime   = 16
-)
+func (a argonSecret) verify(secret string) bool { return a.Verify(secret) }
 
 func parseSecretHash(s string) (secretVerifier, error) {
 	if h, ok := strings.CutPrefix(s, "sha256:"); ok {
@@ -405,43 +383,11 @@ func parseSecretHash(s string) (secretVerifier, error) {
 		return sha256Secret(b), nil
 	}
 	if strings.HasPrefix(s, "$argon2id$") {
-		// $argon2id$v=19$m=19456,t=2,p=1$SALT$HASH
-		parts := strings.Split(s, "$")
-		if len(parts) != 6 || parts[2] != "v=19" {
-			return nil, errors.New("argon2id hash: want $argon2id$v=19$m=M,t=T,p=P$SALT$HASH")
+		h, err := users.ParseHash(s)
+		if err != nil {
+			return nil, fmt.Errorf("argon2id hash: %w", err)
 		}
-		a := &argonSecret{}
-		for kv := range strings.SplitSeq(parts[3], ",") {
-			k, v, _ := strings.Cut(kv, "=")
-			n, err := strconv.ParseUint(v, 10, 32)
-			if err != nil {
-				return nil, fmt.Errorf("argon2id hash: bad parameter %q", kv)
-			}
-			switch k {
-			case "m":
-				a.memory = uint32(n)
-			case "t":
-				a.time = uint32(n)
-			case "p":
-				if n > 255 {
-					return nil, fmt.Errorf("argon2id hash: bad parameter %q", kv)
-				}
-				a.threads = uint8(n)
-			default:
-				return nil, fmt.Errorf("argon2id hash: unknown parameter %q", kv)
-			}
-		}
-		if a.memory == 0 || a.time == 0 || a.threads == 0 || a.memory > maxArgonMemory || a.time > maxArgonTime {
-			return nil, fmt.Errorf("argon2id hash: parameters must be m 1-%d, t 1-%d, p 1-255", maxArgonMemory, maxArgonTime)
-		}
-		var err error
-		if a.salt, err = base64.RawStdEncoding.DecodeString(parts[4]); err != nil || len(a.salt) < 8 {
-			return nil, errors.New("argon2id hash: bad salt")
-		}
-		if a.hash, err = base64.RawStdEncoding.DecodeString(parts[5]); err != nil || len(a.hash) < 16 {
-			return nil, errors.New("argon2id hash: bad hash")
-		}
-		return a, nil
+		return argonSecret{h}, nil
 	}
 	return nil, errors.New(`want "sha256:HEX" or an argon2id PHC string ("$argon2id$v=19$..."); make one with gatehouse clients hash`)
 }
@@ -449,12 +395,9 @@ func parseSecretHash(s string) (secretVerifier, error) {
 // HashSecret returns the argon2id PHC string of secret with the OWASP
 // minimum parameters (19 MiB, 2 passes, 1 thread), for secret_hash.
 func HashSecret(secret string) (string, error) {
-	salt := make([]byte, 16)
-	if _, err := rand.Read(salt); err != nil {
+	h, err := users.HashPassword(secret)
+	if err != nil {
 		return "", fmt.Errorf("authserver: %w", err)
 	}
-	const m, t, p = 19456, 2, 1
-	h := argon2.IDKey([]byte(secret), salt, t, m, p, 32)
-	return fmt.Sprintf("$argon2id$v=19$m=%d,t=%d,p=%d$%s$%s", m, t, p,
-		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(h)), nil
+	return h, nil
 }

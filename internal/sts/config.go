@@ -3,15 +3,12 @@ package sts
 import (
 	"cmp"
 	"crypto/x509"
-	"encoding/base64"
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/wsse"
 )
 
 // Defaults of the configuration (see config.STS).
@@ -96,7 +93,7 @@ func newSettings(c *config.STS, cfg *config.Config, baseDir string) (*settings, 
 	if c.KeyFile != "" {
 		s.keyFile, s.certFile = resolve(baseDir, c.KeyFile), resolve(baseDir, c.CertificateFile)
 	} else if c.KeyEncryptionKey != nil {
-		kek, err := parseKEK(c.KeyEncryptionKey.Value())
+		kek, err := wsse.ParseKEK(c.KeyEncryptionKey.Value())
 		if err != nil {
 			return nil, configError(cfg, "key_encryption_key", "%v", err)
 		}
@@ -147,26 +144,6 @@ func newSettings(c *config.STS, cfg *config.Config, baseDir string) (*settings, 
 		s.parties[rp.Audience] = p
 	}
 	return s, nil
-}
-
-// parseKEK decodes a 32-byte key written as base64 (either alphabet,
-// padded or not) or 64 hex digits.
-func parseKEK(v string) ([]byte, error) {
-	v = strings.TrimSpace(v)
-	if len(v) == 64 {
-		if b, err := hex.DecodeString(v); err == nil {
-			return b, nil
-		}
-	}
-	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
-		if b, err := enc.DecodeString(v); err == nil {
-			if len(b) != 32 {
-				return nil, fmt.Errorf("the key is %d bytes, want 32", len(b))
-			}
-			return b, nil
-		}
-	}
-	return nil, errors.New("the key is neither base64 nor 64 hex digits")
 }
 
 func resolve(base, p string) string {
