@@ -159,7 +159,7 @@ func fromCheck(ctx context.Context, req *authv3.CheckRequest, withBody bool) (*h
 // newRequest builds a server-side request for method and target (a path
 // with its query, as in a request line).
 func newRequest(ctx context.Context, method, target, host, proto string, h http.Header) (*http.Request, error) {
-	if !validMethod(method) {
+	if !gateway.ValidMethod(method) {
 		return nil, errBadRequest
 	}
 	u, err := url.ParseRequestURI(target)
@@ -178,19 +178,6 @@ func newRequest(ctx context.Context, method, target, host, proto string, h http.
 	}
 	h.Del("Host")
 	return r, nil
-}
-
-func validMethod(m string) bool {
-	if m == "" || len(m) > 64 {
-		return false
-	}
-	for i := 0; i < len(m); i++ {
-		c := m[i]
-		if c <= ' ' || c >= 0x7f || strings.IndexByte("()<>@,;:\\\"/[]?={}", c) >= 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // peerAddr is the client's address as Envoy saw it, host:port.

@@ -120,7 +120,7 @@ func (h *Handler) original(w http.ResponseWriter, r *http.Request) (_ *http.Requ
 		return nil, http.StatusBadRequest, "invalid_request", "X-Forwarded-Uri or X-Original-URI is required"
 	}
 	u, err := url.ParseRequestURI(target)
-	if err != nil || u.Scheme != "" || u.Host != "" || !validMethod(method) {
+	if err != nil || u.Scheme != "" || u.Host != "" || !gateway.ValidMethod(method) {
 		return nil, http.StatusBadRequest, "invalid_request", "the forwarded method or URI is not acceptable"
 	}
 	host := first(r.Header, ForwardedHost)
@@ -170,19 +170,6 @@ func first(h http.Header, names ...string) string {
 		}
 	}
 	return ""
-}
-
-func validMethod(m string) bool {
-	if m == "" || len(m) > 64 {
-		return false
-	}
-	for i := 0; i < len(m); i++ {
-		c := m[i]
-		if c <= ' ' || c >= 0x7f || strings.IndexByte("()<>@,;:\\\"/[]?={}", c) >= 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // Server is the forward-auth listener.

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"errors"
+	"golang.org/x/net/http/httpguts"
 	"net/http"
 	"runtime/debug"
 	"slices"
@@ -181,3 +182,10 @@ func (w *recordWriter) Write(b []byte) (int, error) {
 }
 
 func (w *recordWriter) Flush() {}
+
+// ValidMethod reports whether m is a method token (RFC 9110 §9.1) of at
+// most 64 bytes: what the doors (ext_authz, forward-auth) accept as the
+// method of a request they describe, before Decide routes it.
+func ValidMethod(m string) bool {
+	return m != "" && len(m) <= 64 && httpguts.ValidHeaderFieldName(m)
+}
