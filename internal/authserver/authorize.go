@@ -172,23 +172,33 @@ func (srv *Server) authzScopes(c *client, requested string) ([]string, *oauthErr
 	return grantScopes(requested, append(slices.Clip(c.scopes), oidcScopes...))
 }
 
-// authorize serves the authorization endpoint (GET or form POST, OpenID
-// Connect Core §3.1.2.1).
-func (srv *Server) authorize(w http.ResponseWriter, r *http.Request) {
-	var q url.Values
+// browserParams reads the parameters of a browser endpoint that takes GET
+// or a form POST (OpenID Connect Core §3.1.2.1 for the authorization
+// endpoint; RP-initiated logout likewise), answering a request it cannot
+// read with an error page and ok false.
+func (srv *Server) browserParams(w http.ResponseWriter, r *http.Request) (q url.Values, ok bool) {
 	switch r.Method {
 	case http.MethodGet:
-		q = r.URL.Query()
+		return r.URL.Query(), true
 	case http.MethodPost:
 		r.Body = http.MaxBytesReader(w, r.Body, maxForm)
 		if err := r.ParseForm(); err != nil {
 			srv.errorPage(w, r, http.StatusBadRequest, "invalid_request", "The request does not parse.")
-			return
+			return nil, false
 		}
-		q = r.PostForm
+		return r.PostForm, true
 	default:
 		w.Header().Set("Allow", "GET, POST")
 		srv.errorPage(w, r, http.StatusMethodNotAllowed, "invalid_request", "Use GET or POST.")
+		return nil, false
+	}
+}
+
+// authorize serves the authorization endpoint (GET or form POST, OpenID
+// Connect Core §3.1.2.1).
+func (srv *Server) authorize(w http.ResponseWriter, r *http.Request) {
+	q, ok := srv.browserParams(w, r)
+	if !ok {
 		return
 	}
 	var req authzRequest

@@ -116,20 +116,8 @@ func (srv *Server) verifyIDTokenHint(hint string) (*idHint, bool) {
 // id_token_hint naming the logged-in user, the user confirms in a form
 // (a cross-site link must not log people out).
 func (srv *Server) logout(w http.ResponseWriter, r *http.Request) {
-	var q url.Values
-	switch r.Method {
-	case http.MethodGet:
-		q = r.URL.Query()
-	case http.MethodPost:
-		r.Body = http.MaxBytesReader(w, r.Body, maxForm)
-		if err := r.ParseForm(); err != nil {
-			srv.errorPage(w, r, http.StatusBadRequest, "invalid_request", "The request does not parse.")
-			return
-		}
-		q = r.PostForm
-	default:
-		w.Header().Set("Allow", "GET, POST")
-		srv.errorPage(w, r, http.StatusMethodNotAllowed, "invalid_request", "Use GET or POST.")
+	q, ok := srv.browserParams(w, r)
+	if !ok {
 		return
 	}
 	for k, v := range q {
