@@ -173,6 +173,24 @@ func (p *Policy) Apply(ctx context.Context, ex *policy.Exchange) error {
 	if !p.s.keepHeader || res.Decrypted {
 		ex.SetBody(res.Message)
 	}
+	if res.Decrypted {
+		// The policies before this one (xmlguard) saw only ciphertext:
+		// their checks run again on the plaintext, the whole message as
+		// later policies and the upstream receive it, and refuse with
+		// their own denial rather than the uniform decryption fault. That
+		// distinction is no oracle: it is reached only after every
+		// EncryptedData decrypted and authenticated (GCM's tag; CBC only
+		// under a signature verified over the ciphertext first) and the
+		// message passed every check above, so it says nothing about
+		// padding, MAC or key validity; a sender who gets here chose the
+		// plaintext and learns only what the route's limits are, as it
+		// would sending that plaintext in clear.
+		for _, c := range ex.PlaintextChecks() {
+			if err := c.CheckPlaintext(ctx, ex, res.Message); err != nil {
+				return err
+			}
+		}
+	}
 	if p.s.enc != nil && p.s.enc.reenc != nil && !sealed.empty() {
 		// Encrypted again in FinishRequest, once the chain has seen the
 		// plaintext.
