@@ -77,6 +77,14 @@ routes:
           encryption:
             keys: [{certificate: gw.pem, key: {file: gw.key}}]
             required_parts: [Body]
+  - name: nodecrypt
+    soap: "1.1"
+    match: {path: /nodecrypt, methods: [POST]}
+    upstream: {url: "` + up.URL + `"}
+    policies:
+      - xmlguard:
+          soap:
+            operations: ["{urn:example:products}GetProduct"]
 `
 	gw := gatewaytest.Start(t, src, gateway.Options{Registry: policy.NewRegistry(xmlguard.Unit, wssecurity.Unit), BaseDir: dir})
 
@@ -86,16 +94,20 @@ routes:
 	}
 	for _, tc := range []struct {
 		name, payload string
+		path          string // "" for /soap
 		status        int
 		code          string // in the fault; "" for a pass
 	}{
-		{"allowed", op("GetProduct", `<m:id>p-1001</m:id>`), http.StatusOK, ""},
-		{"depth 40 inside the ciphertext", op("GetProduct", strings.Repeat("<m:x>", 40)+strings.Repeat("</m:x>", 40)), http.StatusBadRequest, "xml_limit_exceeded"},
-		{"5000 elements inside the ciphertext", op("GetProduct", strings.Repeat("<m:x>1</m:x>", 5000)), http.StatusBadRequest, "xml_limit_exceeded"},
-		{"operation not allowed inside the ciphertext", op("DeleteProduct", `<m:id>p-1001</m:id>`), http.StatusBadRequest, xmlguard.CodeOperationNotAllowed},
+		{"allowed", op("GetProduct", `<m:id>p-1001</m:id>`), "", http.StatusOK, ""},
+		{"depth 40 inside the ciphertext", op("GetProduct", strings.Repeat("<m:x>", 40)+strings.Repeat("</m:x>", 40)), "", http.StatusBadRequest, "xml_limit_exceeded"},
+		{"5000 elements inside the ciphertext", op("GetProduct", strings.Repeat("<m:x>1</m:x>", 5000)), "", http.StatusBadRequest, "xml_limit_exceeded"},
+		{"operation not allowed inside the ciphertext", op("DeleteProduct", `<m:id>p-1001</m:id>`), "", http.StatusBadRequest, xmlguard.CodeOperationNotAllowed},
 		// Beyond the decrypter's own hardened limits: the uniform fault,
 		// as for any XML error after decryption.
-		{"depth 200 inside the ciphertext", op("GetProduct", strings.Repeat("<m:x>", 200)+strings.Repeat("</m:x>", 200)), http.StatusUnauthorized, wssecurity.CodeFailedCheck},
+		{"depth 200 inside the ciphertext", op("GetProduct", strings.Repeat("<m:x>", 200)+strings.Repeat("</m:x>", 200)), "", http.StatusUnauthorized, wssecurity.CodeFailedCheck},
+		// The allow-list deferred its check to a decryption that never
+		// came: the gateway's FinishRequest step refuses.
+		{"encrypted Body on a route that does not decrypt", op("GetProduct", `<m:id>p-1001</m:id>`), "/nodecrypt", http.StatusBadRequest, xmlguard.CodeOperationNotAllowed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mu.Lock()
@@ -114,7 +126,11 @@ routes:
 			}
 			body, _ := doc.WriteToString()
 			client := &http.Client{Timeout: 60 * time.Second}
-			resp, err := client.Post(gw.URL+"/soap", "text/xml; charset=utf-8", strings.NewReader(body))
+			path := tc.path
+			if path == "" {
+				path = "/soap"
+			}
+			resp, err := client.Post(gw.URL+path, "text/xml; charset=utf-8", strings.NewReader(body))
 			if err != nil {
 				t.Fatal(err)
 			}
