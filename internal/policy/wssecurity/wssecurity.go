@@ -152,7 +152,10 @@ type message struct {
 // Apply checks the request's WS-Security header. It returns a *Denial with
 // a wsse fault code (see the package's Code constants) when the message is
 // refused, a 413 Denial when it is larger than max_body_bytes, and another
-// error only when the nonce store fails (the request fails closed).
+// error only when the nonce store fails (the request fails closed). A
+// message it decrypted is then checked by every policy.PlaintextCheck an
+// earlier policy registered (xmlguard's limits and allow-list), whose
+// Denial it returns as is.
 func (p *Policy) Apply(ctx context.Context, ex *policy.Exchange) error {
 	body, err := ex.Body(p.s.maxBodyBytes)
 	if err != nil {

@@ -8,7 +8,8 @@
 //
 // It belongs first in a chain, or right after cheap checks such as
 // ipfilter: every later policy that reads the body (wssecurity, the
-// upstream) then reads only bytes that passed.
+// upstream) then reads only bytes that passed. A message a later policy
+// decrypts (wssecurity) is checked again, as decrypted (Guard.CheckPlaintext).
 package xmlguard
 
 import (
