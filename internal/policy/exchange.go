@@ -2,6 +2,7 @@ package policy
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -127,7 +128,33 @@ type Exchange struct {
 	bodyRead bool
 	done     []func()
 	values   []keyValue
+	plainChk []PlaintextCheck
 }
+
+// A PlaintextCheck is a check of the request body that a policy (xmlguard)
+// registers with AddPlaintextCheck after it has passed the message as it
+// arrived, so that a later policy which decrypts the message (wssecurity)
+// can apply it again to the plaintext: a policy placed before decryption
+// sees only ciphertext. Policies do not import each other; this is their
+// contract.
+type PlaintextCheck interface {
+	// CheckPlaintext checks msg, the whole decrypted message exactly as
+	// later policies and the upstream receive it (the request body has
+	// already been set to it), as the policy would have checked that
+	// message had it arrived in clear. It returns nil, or the *Denial the
+	// policy gives such a message.
+	CheckPlaintext(ctx context.Context, ex *Exchange, msg []byte) error
+}
+
+// AddPlaintextCheck registers c for the policies that decrypt the body
+// later in the chain (see PlaintextCheck).
+func (ex *Exchange) AddPlaintextCheck(c PlaintextCheck) { ex.plainChk = append(ex.plainChk, c) }
+
+// PlaintextChecks returns the checks registered with AddPlaintextCheck, in
+// registration order. A policy that replaces the body with the plaintext of
+// an encrypted message runs each of them on it. The slice is the
+// Exchange's; callers must not keep or change it.
+func (ex *Exchange) PlaintextChecks() []PlaintextCheck { return ex.plainChk }
 
 type keyValue struct{ key, val any }
 
@@ -276,10 +303,12 @@ func (ex *Exchange) Reset() {
 	done := ex.done[:0]
 	clear(ex.values)
 	values := ex.values[:0]
+	clear(ex.plainChk)
+	plainChk := ex.plainChk[:0]
 	// The map is kept for the next request, emptied: most requests
 	// through a rate limit or quota add headers, and a new map was two
 	// allocations of each.
 	rh := ex.ResponseHeader
 	clear(rh)
-	*ex = Exchange{Timings: timings, Params: params, done: done, values: values, ResponseHeader: rh}
+	*ex = Exchange{Timings: timings, Params: params, done: done, values: values, plainChk: plainChk, ResponseHeader: rh}
 }

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -76,5 +77,25 @@ func TestSetBody(t *testing.T) {
 	rc, _ := r.GetBody()
 	if b, _ := io.ReadAll(rc); string(b) != "<Envelope/>" {
 		t.Errorf("GetBody gives %q", b)
+	}
+}
+
+type plainCheck struct{ n int }
+
+func (c *plainCheck) CheckPlaintext(context.Context, *Exchange, []byte) error { return nil }
+
+// TestPlaintextChecksReset: checks are kept in registration order and a
+// pooled Exchange forgets them on Reset.
+func TestPlaintextChecksReset(t *testing.T) {
+	var ex Exchange
+	a, b := &plainCheck{1}, &plainCheck{2}
+	ex.AddPlaintextCheck(a)
+	ex.AddPlaintextCheck(b)
+	if got := ex.PlaintextChecks(); len(got) != 2 || got[0] != a || got[1] != b {
+		t.Fatalf("PlaintextChecks = %v", got)
+	}
+	ex.Reset()
+	if got := ex.PlaintextChecks(); len(got) != 0 {
+		t.Fatalf("after Reset: %v", got)
 	}
 }

@@ -13,6 +13,8 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/benchcpu"
 	"github.com/gatehouse/gatehouse/internal/policy"
+	"github.com/gatehouse/gatehouse/internal/policy/policytest"
+	"github.com/gatehouse/gatehouse/internal/policy/xmlguard"
 	"github.com/gatehouse/gatehouse/internal/xmlenc"
 )
 
@@ -118,10 +120,28 @@ func decryptedBody(b *testing.B, f *encFixture, msg string) []byte {
 	return []byte(buf.String())
 }
 
-func benchEncrypted(b *testing.B, cfg string, now time.Time, msgs []string) {
+// BenchmarkDecryptBody4KKeyReusedGuarded is
+// BenchmarkDecryptBody4KKeyReused with an xmlguard (default limits, an
+// operation allow-list) before the policy: the difference is the guard's
+// re-check of the decrypted message (policy.PlaintextCheck), a scan and
+// a parse of the plaintext.
+func BenchmarkDecryptBody4KKeyReusedGuarded(b *testing.B) {
+	f := newEncFixture(b)
+	now := time.Now()
+	msgs := encMessages(b, f, now, 1, false)
+	g, err := xmlguard.New(policytest.Node(b, "soap:\n  operations: ['{urn:gatehouse:demo:products}CreateProduct']\n"),
+		&policy.Env{Route: policy.Route{Protocol: policy.SOAP11}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchEncrypted(b, f.config(""), now, reseal(b, f, msgs[0], 64), g.(policy.PlaintextCheck))
+}
+
+func benchEncrypted(b *testing.B, cfg string, now time.Time, msgs []string, checks ...policy.PlaintextCheck) {
 	b.Helper()
 	p := build(b, cfg, &clock{now})
 	r := httptest.NewRequest(http.MethodPost, "/soap", nil)
+	r.Header.Set("Content-Type", "text/xml; charset=utf-8")
 	b.ReportMetric(float64(len(msgs[0])), "msg-bytes")
 	b.ReportAllocs()
 	clk := benchcpu.Start(b)
@@ -132,6 +152,9 @@ func benchEncrypted(b *testing.B, cfg string, now time.Time, msgs []string) {
 		r.Body = io.NopCloser(strings.NewReader(body))
 		r.ContentLength = int64(len(body))
 		ex := &policy.Exchange{Request: r, Route: &policy.Route{Protocol: policy.SOAP11}}
+		for _, c := range checks {
+			ex.AddPlaintextCheck(c)
+		}
 		if err := p.Apply(context.Background(), ex); err != nil {
 			b.Fatal(err)
 		}

@@ -152,7 +152,10 @@ type message struct {
 // Apply checks the request's WS-Security header. It returns a *Denial with
 // a wsse fault code (see the package's Code constants) when the message is
 // refused, a 413 Denial when it is larger than max_body_bytes, and another
-// error only when the nonce store fails (the request fails closed).
+// error only when the nonce store fails (the request fails closed). A
+// message it decrypted is then checked by every policy.PlaintextCheck an
+// earlier policy registered (xmlguard's limits and allow-list), whose
+// Denial it returns as is.
 func (p *Policy) Apply(ctx context.Context, ex *policy.Exchange) error {
 	body, err := ex.Body(p.s.maxBodyBytes)
 	if err != nil {
@@ -172,6 +175,24 @@ func (p *Policy) Apply(ctx context.Context, ex *policy.Exchange) error {
 	ex.Principal = res.Principal
 	if !p.s.keepHeader || res.Decrypted {
 		ex.SetBody(res.Message)
+	}
+	if res.Decrypted {
+		// The policies before this one (xmlguard) saw only ciphertext:
+		// their checks run again on the plaintext, the whole message as
+		// later policies and the upstream receive it, and refuse with
+		// their own denial rather than the uniform decryption fault. That
+		// distinction is no oracle: it is reached only after every
+		// EncryptedData decrypted and authenticated (GCM's tag; CBC only
+		// under a signature verified over the ciphertext first) and the
+		// message passed every check above, so it says nothing about
+		// padding, MAC or key validity; a sender who gets here chose the
+		// plaintext and learns only what the route's limits are, as it
+		// would sending that plaintext in clear.
+		for _, c := range ex.PlaintextChecks() {
+			if err := c.CheckPlaintext(ctx, ex, res.Message); err != nil {
+				return err
+			}
+		}
 	}
 	if p.s.enc != nil && p.s.enc.reenc != nil && !sealed.empty() {
 		// Encrypted again in FinishRequest, once the chain has seen the

@@ -8,11 +8,13 @@
 //
 // It belongs first in a chain, or right after cheap checks such as
 // ipfilter: every later policy that reads the body (wssecurity, the
-// upstream) then reads only bytes that passed.
+// upstream) then reads only bytes that passed. A message a later policy
+// decrypts (wssecurity) is checked again, as decrypted (Guard.CheckPlaintext).
 package xmlguard
 
 import (
 	"context"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"net/http"
@@ -39,13 +41,28 @@ const (
 	CodeActionMismatch = "soap_action_mismatch"
 )
 
+// xencNS is the XML Encryption namespace: a Body whose only child is an
+// xenc:EncryptedData has its operation checked after decryption.
+const xencNS = "http://www.w3.org/2001/04/xmlenc#"
+
 // Guard is the xmlguard policy. It is immutable and safe for concurrent
 // use.
 type Guard struct {
 	s *settings
 }
 
-var _ policy.Policy = (*Guard)(nil)
+var (
+	_ policy.Policy         = (*Guard)(nil)
+	_ policy.Finisher       = (*Guard)(nil)
+	_ policy.PlaintextCheck = (*Guard)(nil)
+)
+
+// deferred is what Apply leaves (Exchange.SetValue) when the Body arrived
+// encrypted and the operation could not be checked: CheckPlaintext clears
+// it, and FinishRequest refuses a request where it is still set.
+type deferred struct{}
+
+var opDeferred = &deferred{}
 
 // New builds a Guard from cfg (see Config) for the route env.Route. A soap
 // section on a REST route is a config error; a WSDL is read and checked
@@ -69,11 +86,59 @@ func New(cfg *config.Node, env *policy.Env) (policy.Policy, error) {
 // shape soap.CheckShape requires, and, with an allow-list, the Body's
 // operation must be allowed and, with require_action_match, announced by
 // its own soapAction.
+//
+// A message that passes is also registered as a policy.PlaintextCheck:
+// when a later policy (wssecurity) decrypts it, these same checks run on
+// the decrypted message (CheckPlaintext). With an allow-list, a Body whose
+// only child is an xenc:EncryptedData has no operation to check yet: the
+// check is deferred to CheckPlaintext, and FinishRequest refuses the
+// request with soap_operation_not_allowed if no policy of the chain
+// decrypted the Body, so a deferral never lets an unchecked operation
+// through.
 func (g *Guard) Apply(_ context.Context, ex *policy.Exchange) error {
 	body, err := ex.Body(g.s.lim.MaxBytes)
 	if err != nil {
 		return err
 	}
+	if err := g.check(ex, body, true); err != nil {
+		return err
+	}
+	ex.AddPlaintextCheck(g)
+	return nil
+}
+
+// CheckPlaintext applies the guard to msg, the decrypted message a later
+// policy forwards, as Apply would to that message arriving in clear (the
+// same denials, statuses and codes), and then to the operation Apply
+// deferred. The decrypted Body may not defer again.
+func (g *Guard) CheckPlaintext(_ context.Context, ex *policy.Exchange, msg []byte) error {
+	if int64(len(msg)) > g.s.lim.MaxBytes {
+		// What Exchange.Body would say, had the message arrived so.
+		return policy.Deny(http.StatusRequestEntityTooLarge, "body_too_large",
+			fmt.Sprintf("request body exceeds %d bytes", g.s.lim.MaxBytes)).WithErr(policy.ErrBodyTooLarge)
+	}
+	if err := g.check(ex, msg, false); err != nil {
+		return err
+	}
+	ex.SetValue(g, nil)
+	return nil
+}
+
+// FinishRequest refuses a request whose operation check Apply deferred
+// (the Body arrived encrypted) and no later policy ran (nothing decrypted
+// the Body): the upstream would otherwise receive an operation nobody
+// checked against the allow-list.
+func (g *Guard) FinishRequest(_ context.Context, ex *policy.Exchange) error {
+	if ex.Value(g) == opDeferred {
+		return deny(CodeOperationNotAllowed, "operation not allowed",
+			errors.New("xmlguard: the Body is encrypted and no policy of the route decrypted it, so its operation could not be checked"))
+	}
+	return nil
+}
+
+// check is Apply on body; canDefer says whether an encrypted Body may
+// defer the operation check.
+func (g *Guard) check(ex *policy.Exchange, body []byte, canDefer bool) error {
 	ss := g.s.soap
 	if len(body) == 0 {
 		switch ex.Request.Method {
@@ -91,10 +156,10 @@ func (g *Guard) Apply(_ context.Context, ex *policy.Exchange) error {
 		}
 		return nil
 	}
-	return g.applySOAP(ex, body, ss)
+	return g.applySOAP(ex, body, ss, canDefer)
 }
 
-func (g *Guard) applySOAP(ex *policy.Exchange, body []byte, ss *soapSettings) error {
+func (g *Guard) applySOAP(ex *policy.Exchange, body []byte, ss *soapSettings, canDefer bool) error {
 	b, err := soap.ReadBinding(ex.Request.Header)
 	if err != nil {
 		return soapDenial(err)
@@ -118,6 +183,10 @@ func (g *Guard) applySOAP(ex *policy.Exchange, body []byte, ss *soapSettings) er
 	}
 	if m.OperationElement == nil {
 		return deny(CodeOperationNotAllowed, "operation not allowed", errors.New("xmlguard: empty Body"))
+	}
+	if canDefer && m.Operation == (xml.Name{Space: xencNS, Local: "EncryptedData"}) {
+		ex.SetValue(g, opDeferred)
+		return nil
 	}
 	actions, ok := ss.ops[opKey{version: m.Version, name: m.Operation}]
 	if !ok {
