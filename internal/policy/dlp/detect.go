@@ -76,48 +76,108 @@ const cardMaxLen = 19 + 18 // 19 digits, a separator between each pair
 func scanCards(iin bool) func(b []byte, lo, hi int, found func(s, e int)) {
 	return func(b []byte, lo, hi int, found func(s, e int)) {
 		// A number, its groups and their separators lie within a run of
-		// digits, spaces and dashes holding at least 13 digits: runs are
-		// found eight bytes at a time, and only those are searched
-		// (cardsIn). Digits before lo are not counted: a match starts at
-		// lo or after. A run that starts before hi is followed to its end.
-		i, rs, nd := lo, lo, 0 // rs: start of the current run; nd: its digits
-		for i < len(b) && rs < hi {
-			if i+8 <= len(b) {
-				w := word(b, i)
-				d := digitLanes(w)
-				nonRun := ^(d | spaceLanes(w) | dashLanes(w)) & msb
-				if nonRun == 0 {
-					nd += bits.OnesCount64(d)
-					i += 8
-					continue
-				}
-				// The run ends at the word's first byte outside it; runs
-				// inside the word are shorter than 13; the word's last
-				// such byte starts the next run.
-				f := bits.TrailingZeros64(nonRun) >> 3
-				if nd+bits.OnesCount64(d&(1<<(8*f)-1)) >= 13 {
-					cardsIn(b, rs, i+f, lo, hi, iin, found)
-				}
-				l := (63 - bits.LeadingZeros64(nonRun)) >> 3
-				rs, nd = i+l+1, bits.OnesCount64(d>>(8*(l+1)))
-				i += 8
-				continue
+		// digits, spaces and dashes holding at least 13 digits, so at
+		// least 13 bytes long: nextRun finds those runs looking at one
+		// byte in 13 outside them, and only runs with 13 digits are
+		// searched (cardsIn). Digits before lo are not counted: a match
+		// starts at lo or after. A run that starts before hi is followed
+		// to its end.
+		for from := lo; ; {
+			rs, re := nextRun(b, from, hi, 13, &cardRunByte)
+			if rs < 0 {
+				return
 			}
-			switch c := b[i]; {
-			case isDigit(c):
-				nd++
-			case c != ' ' && c != '-':
-				if nd >= 13 {
-					cardsIn(b, rs, i, lo, hi, iin, found)
-				}
-				rs, nd = i+1, 0
+			if countDigits(b[rs:re]) >= 13 {
+				cardsIn(b, rs, re, lo, hi, iin, found)
 			}
-			i++
-		}
-		if rs < hi && nd >= 13 {
-			cardsIn(b, rs, len(b), lo, hi, iin, found)
+			from = re + 1
 		}
 	}
+}
+
+// cardRunByte marks the bytes of a run a card number may be in: digits,
+// spaces and dashes.
+var cardRunByte = byteClass(func(c byte) bool { return isDigit(c) || c == ' ' || c == '-' })
+
+// byteClass is the table of a class of bytes.
+func byteClass(in func(c byte) bool) (t [256]bool) {
+	for c := range 256 {
+		t[c] = in(byte(c))
+	}
+	return t
+}
+
+// nextRun returns the first maximal run b[rs:re] of bytes in class, cut
+// at from (rs >= from), that is at least minLen bytes long and starts
+// before hi; rs is -1 if there is none.
+//
+// Every such run holds one of the bytes minLen apart counted from
+// from+minLen-1: those are looked at, and a run is followed only from
+// one in class. Text with few bytes in class is skimmed at a byte in
+// minLen.
+func nextRun(b []byte, from, hi, minLen int, class *[256]bool) (rs, re int) {
+	q := from + minLen - 1
+	for q < len(b) {
+		if !class[b[q]] {
+			if q >= hi {
+				return -1, -1 // a run holding a later byte starts after q
+			}
+			q += minLen
+			continue
+		}
+		// The byte minLen before q, if at from or after, is outside the
+		// class: the run starts after it.
+		rs = q
+		for rs > from && class[b[rs-1]] {
+			rs--
+		}
+		if rs >= hi {
+			return -1, -1
+		}
+		re = q + 1
+		for re < len(b) && class[b[re]] {
+			re++
+		}
+		if re-rs >= minLen {
+			return rs, re
+		}
+		// Too short; b[re] is outside the class: start again after it.
+		from = re + 1
+		q = from + minLen - 1
+	}
+	return -1, -1
+}
+
+// inRuns returns a detector's scan that runs scan over the runs of bytes
+// in class at least minLen long only (nextRun): for a detector whose
+// every match is such a run's bytes, and so lies in one run, it finds
+// what scan finds over [lo, hi).
+func inRuns(minLen int, class *[256]bool, scan func(b []byte, lo, hi int, found func(s, e int))) func(b []byte, lo, hi int, found func(s, e int)) {
+	return func(b []byte, lo, hi int, found func(s, e int)) {
+		for from := lo; ; {
+			rs, re := nextRun(b, from, hi, minLen, class)
+			if rs < 0 {
+				return
+			}
+			// b[rs-1] exists: rs >= lo.
+			scan(b, rs, min(re, hi), found)
+			from = re + 1
+		}
+	}
+}
+
+// countDigits is how many bytes of b are digits.
+func countDigits(b []byte) int {
+	n := 0
+	for ; len(b) >= 8; b = b[8:] {
+		n += bits.OnesCount64(digitLanes(word(b, 0)))
+	}
+	for _, c := range b {
+		if isDigit(c) {
+			n++
+		}
+	}
+	return n
 }
 
 // cardsIn reports the card numbers starting in b[rs:re] (a run of
@@ -298,7 +358,25 @@ var ibanLengths = map[[2]byte]int{
 // scanIBANs finds IBANs in electronic ("DE89370400440532013000") or
 // print ("DE89 3704 0044 0532 0130 00") form with the country's length
 // and valid ISO 7064 mod 97-10 check digits.
-func scanIBANs(b []byte, lo, hi int, found func(s, e int)) {
+//
+// An IBAN is a run of capitals, digits and spaces at least as long as the
+// shortest country's: only such runs are searched (ibansIn).
+var scanIBANs = inRuns(ibanMinLen, &ibanRunByte, ibansIn)
+
+// ibanRunByte marks the bytes of an IBAN: capitals, digits, spaces.
+var ibanRunByte = byteClass(func(c byte) bool { return isUpper(c) || isDigit(c) || c == ' ' })
+
+// ibanMinLen is the length of the shortest IBAN.
+var ibanMinLen = func() int {
+	n := 34
+	for _, l := range ibanLengths {
+		n = min(n, l)
+	}
+	return n
+}()
+
+// ibansIn is scanIBANs on any bytes.
+func ibansIn(b []byte, lo, hi int, found func(s, e int)) {
 	// Every IBAN starts with two capitals and two digits: eight starts
 	// are tested at once, and only those holding that shape are tried.
 	next, i := lo, lo
@@ -392,9 +470,17 @@ const ssnLen = 11
 // those the SSA never issues: area 000, 666 or 900-999, group 00, serial
 // 0000. Undashed nine-digit numbers are too common to report.
 //
-// Every SSN has a dash at its fourth byte: the candidates are found from
-// the dashes (bytes.IndexByte), in increasing order.
-func scanSSNs(b []byte, lo, hi int, found func(s, e int)) {
+// An SSN is a run of eleven digits and dashes: only runs of digits and
+// dashes that long are searched (ssnsIn).
+var scanSSNs = inRuns(ssnLen, &ssnRunByte, ssnsIn)
+
+// ssnRunByte marks the bytes of an SSN: digits and dashes.
+var ssnRunByte = byteClass(func(c byte) bool { return isDigit(c) || c == '-' })
+
+// ssnsIn is scanSSNs on any bytes. Every SSN has a dash at its fourth
+// byte: the candidates are found from the dashes (bytes.IndexByte), in
+// increasing order.
+func ssnsIn(b []byte, lo, hi int, found func(s, e int)) {
 	next := lo
 	for d := lo + 3; d < hi+3 && d < len(b); d++ {
 		k := bytes.IndexByte(b[d:min(len(b), hi+3)], '-')
@@ -427,7 +513,15 @@ const ninoMaxLen = 13 // "AB 12 34 56 C"
 
 // scanNINOs finds UK National Insurance numbers ("AB123456C", or with
 // spaces "AB 12 34 56 C") with a prefix HMRC allocates.
-func scanNINOs(b []byte, lo, hi int, found func(s, e int)) {
+//
+// A number is a run of at least nine capitals, digits and spaces: only
+// such runs are searched (ninosIn).
+var scanNINOs = inRuns(ninoMinLen, &ibanRunByte, ninosIn)
+
+const ninoMinLen = 9 // "AB123456C"
+
+// ninosIn is scanNINOs on any bytes.
+func ninosIn(b []byte, lo, hi int, found func(s, e int)) {
 	// Two capitals, then a digit or a space: eight starts at once.
 	next, i := lo, lo
 	for ; i < hi && i+10 <= len(b); i += 8 {
