@@ -87,7 +87,10 @@ func scanCards(iin bool) func(b []byte, lo, hi int, found func(s, e int)) {
 			if rs < 0 {
 				return
 			}
-			if countDigits(b[rs:re]) >= 13 {
+			switch nd := countDigits(b[rs:re]); {
+			case nd == re-rs:
+				digitsIn(b, rs, re, lo, iin, found)
+			case nd >= 13:
 				cardsIn(b, rs, re, lo, hi, iin, found)
 			}
 			from = re + 1
@@ -180,6 +183,43 @@ func countDigits(b []byte) int {
 	return n
 }
 
+// digitsIn is cardsIn for a run of digits only (an id, a timestamp, an
+// ungrouped card number), the commonest: its one candidate is the run
+// from rs (from lo if the run was cut there), which must follow neither
+// a letter, a digit nor a dot, and not be followed by a letter.
+func digitsIn(b []byte, rs, re, lo int, iin bool, found func(s, e int)) {
+	i := max(rs, lo)
+	if n := re - i; n < 13 || n > 19 || isAlnum(b[i-1]) || b[i-1] == '.' || (re < len(b) && isAlnum(b[re])) {
+		return
+	}
+	// 13 to 19 digits from lo, so i < hi: nextRun's run starts before
+	// hi, and i is its start or lo.
+	var digits [19]byte
+	n := copy(digits[:], b[i:re])
+	for k := range n {
+		digits[k] -= '0'
+	}
+	if luhnFast(digits[:n]) && (!iin || knownIIN(digits[:n])) {
+		found(i, re)
+	}
+}
+
+// luhnDouble[v] is the sum of the digits of 2v.
+var luhnDouble = [16]byte{0, 2, 4, 6, 8, 1, 3, 5, 7, 9}
+
+// luhnFast reports whether the digits pass the Luhn (mod 10) check: the
+// reference's luhn, by a table, the doubled digits apart.
+func luhnFast(d []byte) bool {
+	sum := 0
+	for i := len(d) - 1; i >= 0; i -= 2 {
+		sum += int(d[i])
+	}
+	for i := len(d) - 2; i >= 0; i -= 2 {
+		sum += int(luhnDouble[d[i]&15])
+	}
+	return sum%10 == 0
+}
+
 // cardsIn reports the card numbers starting in b[rs:re] (a run of
 // digits, spaces and dashes) and in [lo, hi): the scanner of the
 // detector as it was before the runs were found word by word, over the
@@ -228,7 +268,7 @@ func cardsIn(b []byte, rs, re, lo, hi int, iin bool, found func(s, e int)) {
 					digits[n] = b[k] - '0'
 					n++
 				}
-				if n >= 13 && luhn(digits[:n]) && (!iin || knownIIN(digits[:n])) {
+				if n >= 13 && luhnFast(digits[:n]) && (!iin || knownIIN(digits[:n])) {
 					best, bestEnd = g1, ge
 				}
 			}
@@ -241,24 +281,6 @@ func cardsIn(b []byte, rs, re, lo, hi int, iin bool, found func(s, e int)) {
 		}
 		i = runEnd - 1
 	}
-}
-
-// luhn reports whether the digits pass the Luhn (mod 10) check.
-func luhn(d []byte) bool {
-	sum := 0
-	double := false
-	for i := len(d) - 1; i >= 0; i-- {
-		v := int(d[i])
-		if double {
-			v *= 2
-			if v > 9 {
-				v -= 9
-			}
-		}
-		sum += v
-		double = !double
-	}
-	return sum%10 == 0
 }
 
 // knownIIN reports whether the number starts like one of the major card
@@ -470,17 +492,11 @@ const ssnLen = 11
 // those the SSA never issues: area 000, 666 or 900-999, group 00, serial
 // 0000. Undashed nine-digit numbers are too common to report.
 //
-// An SSN is a run of eleven digits and dashes: only runs of digits and
-// dashes that long are searched (ssnsIn).
-var scanSSNs = inRuns(ssnLen, &ssnRunByte, ssnsIn)
-
-// ssnRunByte marks the bytes of an SSN: digits and dashes.
-var ssnRunByte = byteClass(func(c byte) bool { return isDigit(c) || c == '-' })
-
-// ssnsIn is scanSSNs on any bytes. Every SSN has a dash at its fourth
-// byte: the candidates are found from the dashes (bytes.IndexByte), in
-// increasing order.
-func ssnsIn(b []byte, lo, hi int, found func(s, e int)) {
+// Every SSN has a dash at its fourth byte: the candidates are found from
+// the dashes (bytes.IndexByte), in increasing order. (Searching runs of
+// digits and dashes, as IBANs are searched, is slower where dashes are
+// rare: bodies of numbers.)
+func scanSSNs(b []byte, lo, hi int, found func(s, e int)) {
 	next := lo
 	for d := lo + 3; d < hi+3 && d < len(b); d++ {
 		k := bytes.IndexByte(b[d:min(len(b), hi+3)], '-')
@@ -514,14 +530,10 @@ const ninoMaxLen = 13 // "AB 12 34 56 C"
 // scanNINOs finds UK National Insurance numbers ("AB123456C", or with
 // spaces "AB 12 34 56 C") with a prefix HMRC allocates.
 //
-// A number is a run of at least nine capitals, digits and spaces: only
-// such runs are searched (ninosIn).
-var scanNINOs = inRuns(ninoMinLen, &ibanRunByte, ninosIn)
-
-const ninoMinLen = 9 // "AB123456C"
-
-// ninosIn is scanNINOs on any bytes.
-func ninosIn(b []byte, lo, hi int, found func(s, e int)) {
+// (Searching runs of capitals, digits and spaces, as IBANs are searched,
+// is slower where the runs are long enough and common: the digits of a
+// body of numbers.)
+func scanNINOs(b []byte, lo, hi int, found func(s, e int)) {
 	// Two capitals, then a digit or a space: eight starts at once.
 	next, i := lo, lo
 	for ; i < hi && i+10 <= len(b); i += 8 {
