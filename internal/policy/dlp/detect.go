@@ -194,28 +194,36 @@ func digitsIn(b []byte, rs, re, lo int, iin bool, found func(s, e int)) {
 	}
 	// 13 to 19 digits from lo, so i < hi: nextRun's run starts before
 	// hi, and i is its start or lo.
-	var digits [19]byte
-	n := copy(digits[:], b[i:re])
-	for k := range n {
-		digits[k] -= '0'
+	if !luhnFast(b[i:re]) {
+		return
 	}
-	if luhnFast(digits[:n]) && (!iin || knownIIN(digits[:n])) {
-		found(i, re)
+	if iin {
+		var digits [19]byte
+		n := copy(digits[:], b[i:re])
+		for k := range n {
+			digits[k] -= '0'
+		}
+		if !knownIIN(digits[:n]) {
+			return
+		}
 	}
+	found(i, re)
 }
 
 // luhnDouble[v] is the sum of the digits of 2v.
 var luhnDouble = [16]byte{0, 2, 4, 6, 8, 1, 3, 5, 7, 9}
 
 // luhnFast reports whether the digits pass the Luhn (mod 10) check: the
-// reference's luhn, by a table, the doubled digits apart.
+// reference's luhn, by a table, two digits at a time. The digits are
+// values or ASCII: d&15 is the value of either.
 func luhnFast(d []byte) bool {
 	sum := 0
-	for i := len(d) - 1; i >= 0; i -= 2 {
-		sum += int(d[i])
+	for n := len(d); n >= 2; n -= 2 {
+		sum += int(d[n-1]&15) + int(luhnDouble[d[n-2]&15])
+		d = d[:n-2]
 	}
-	for i := len(d) - 2; i >= 0; i -= 2 {
-		sum += int(luhnDouble[d[i]&15])
+	if len(d) == 1 {
+		sum += int(d[0] & 15)
 	}
 	return sum%10 == 0
 }

@@ -64,3 +64,26 @@ func TestNextRun(t *testing.T) {
 		}
 	}
 }
+
+// luhnFast agrees with the reference's luhn on digit values and on ASCII
+// digits, of every length a card number can have and more.
+func TestLuhnFast(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for range 20000 {
+		d := make([]byte, 1+rng.IntN(24))
+		for i := range d {
+			d[i] = byte(rng.IntN(10))
+		}
+		want := luhn(d)
+		ascii := make([]byte, len(d))
+		for i, v := range d {
+			ascii[i] = '0' + v
+		}
+		if got := luhnFast(d); got != want {
+			t.Fatalf("luhnFast(%v) = %t, luhn %t", d, got, want)
+		}
+		if got := luhnFast(ascii); got != want {
+			t.Fatalf("luhnFast(%q) = %t, luhn %t", ascii, got, want)
+		}
+	}
+}
