@@ -542,26 +542,33 @@ const ninoMaxLen = 13 // "AB 12 34 56 C"
 // is slower where the runs are long enough and common: the digits of a
 // body of numbers.)
 func scanNINOs(b []byte, lo, hi int, found func(s, e int)) {
-	// Two capitals, then a digit or a space: eight starts at once.
+	// Two capitals, then a digit or a space: eight starts at once. The
+	// capitals of the word at i+1 are those of the words at i and i+8,
+	// shifted: one word is loaded and classified per eight starts.
 	next, i := lo, lo
-	for ; i < hi && i+10 <= len(b); i += 8 {
-		m := upperLanes(word(b, i)) & upperLanes(word(b, i+1))
-		if m == 0 {
-			continue
-		}
-		w := word(b, i+2)
-		m &= digitLanes(w) | spaceLanes(w)
-		for ; m != 0; m &= m - 1 {
-			k := i + bits.TrailingZeros64(m)>>3
-			if k >= hi {
-				return
-			}
-			if k < next {
+	if i+16 <= len(b) {
+		u := upperLanes(word(b, i))
+		for ; i < hi && i+16 <= len(b); i += 8 {
+			un := upperLanes(word(b, i+8))
+			m := u & (u>>8 | un<<56)
+			u = un
+			if m == 0 {
 				continue
 			}
-			if e, ok := ninoAt(b, k); ok {
-				found(k, e)
-				next = e
+			w := word(b, i+2)
+			m &= digitLanes(w) | spaceLanes(w)
+			for ; m != 0; m &= m - 1 {
+				k := i + bits.TrailingZeros64(m)>>3
+				if k >= hi {
+					return
+				}
+				if k < next {
+					continue
+				}
+				if e, ok := ninoAt(b, k); ok {
+					found(k, e)
+					next = e
+				}
 			}
 		}
 	}
