@@ -57,7 +57,6 @@ func lanes(x uint64, lo, hi uint64) uint64 {
 func digitLanes(x uint64) uint64 { return lanes(x, '0'-1, '9'+1) }
 func upperLanes(x uint64) uint64 { return lanes(x, 'A'-1, 'Z'+1) }
 func spaceLanes(x uint64) uint64 { return lanes(x, ' '-1, ' '+1) }
-func dashLanes(x uint64) uint64  { return lanes(x, '-'-1, '-'+1) }
 
 // word loads b[i:i+8] little-endian; the caller checks i+8 <= len(b).
 func word(b []byte, i int) uint64 { return binary.LittleEndian.Uint64(b[i : i+8]) }
