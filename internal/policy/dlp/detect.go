@@ -78,9 +78,9 @@ func scanCards(iin bool) func(b []byte, lo, hi int, found func(s, e int)) {
 		// digits, spaces and dashes holding at least 13 digits, so at
 		// least 13 bytes long: nextRun finds those runs looking at one
 		// byte in 13 outside them, and only runs with 13 digits are
-		// searched (cardsIn). Digits before lo are not counted: a match
-		// starts at lo or after. A run that starts before hi is followed
-		// to its end.
+		// searched (digitsIn for a run of digits only, else cardsIn).
+		// Digits before lo are not counted: a match starts at lo or
+		// after. A run that starts before hi is followed to its end.
 		for from := lo; ; {
 			rs, re := nextRun(b, from, hi, 13, &cardRunByte)
 			if rs < 0 {
