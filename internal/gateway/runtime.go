@@ -48,6 +48,8 @@ type runtime struct {
 	// sts is the embedded WS-Trust STS, nil when not configured; its key
 	// and registry live in the store, so a reload keeps them.
 	sts *sts.Server
+	// clients are the upstream clients the routes share (proxy.Clients).
+	clients *proxy.Clients
 
 	refs      atomic.Int64 // the gateway's own reference plus one per request
 	closeOnce sync.Once
@@ -93,6 +95,7 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 		noRoute:   g.metrics.Route(""),
 		tokens:    newTokenMetrics(g.metrics),
 		log:       g.log,
+		clients:   proxy.NewClients(),
 	}
 	rt.refs.Store(1)
 	var errs []error
@@ -155,6 +158,7 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 			OnError:        g.proxyError,
 			ErrorLog:       slog.NewLogLogger(g.log.With("route", rc.Name).Handler(), slog.LevelDebug),
 			BaseDir:        g.baseDir,
+			Clients:        rt.clients,
 		})
 		if err != nil {
 			var fe *proxy.FieldError
@@ -342,5 +346,6 @@ func (rt *runtime) close() {
 				}
 			}
 		}
+		rt.clients.Close()
 	})
 }

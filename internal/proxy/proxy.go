@@ -84,17 +84,32 @@ type Options struct {
 	// trailers either way, and the proxy never removes them because a
 	// Connection field names them.
 	Protected []string
+	// Clients, when set, provides the upstream's transport and HTTP/1.1
+	// client, shared with the other upstreams of the same settings (see
+	// Clients). Nil: the upstream has its own.
+	Clients *Clients
 }
 
 // New builds the proxy of an upstream. Certificate files are read now, so a
 // bad file fails the config load, not a request. The returned error names
 // the field at fault (as "field: cause") for the caller to place in the file.
 func New(cfg config.Upstream, opt Options) (*Upstream, error) {
-	target, err := url.Parse(cfg.URL)
+	var target *url.URL
+	var err error
+	if opt.Clients != nil {
+		target, err = opt.Clients.target(cfg.URL)
+	} else {
+		target, err = url.Parse(cfg.URL)
+	}
 	if err != nil {
 		return nil, &FieldError{Field: "url", Err: err}
 	}
-	tr, err := newTransport(cfg, target, opt.BaseDir)
+	var tr *http.Transport
+	if opt.Clients != nil {
+		tr, err = opt.Clients.transport(cfg, target, opt.BaseDir)
+	} else {
+		tr, err = newTransport(cfg, target, opt.BaseDir, newDialer(cfg.ConnectTimeout.Std()))
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +128,11 @@ func New(cfg config.Upstream, opt Options) (*Upstream, error) {
 		protected:       append([]string{RequestIDField}, opt.Protected...),
 	}
 	if target.Scheme == "http" && !cfg.H2C {
-		u.h1 = newH1Client(cfg, target)
+		if opt.Clients != nil {
+			u.h1 = opt.Clients.h1Client(cfg, target)
+		} else {
+			u.h1 = newH1Client(cfg, target, newDialer(cfg.ConnectTimeout.Std()))
+		}
 	}
 	errLog := opt.ErrorLog
 	if errLog == nil {
@@ -143,8 +162,12 @@ type FieldError struct {
 func (e *FieldError) Error() string { return "proxy: " + e.Field + ": " + e.Err.Error() }
 func (e *FieldError) Unwrap() error { return e.Err }
 
-func newTransport(cfg config.Upstream, target *url.URL, baseDir string) (*http.Transport, error) {
-	dialer := &net.Dialer{Timeout: cfg.ConnectTimeout.Std(), KeepAlive: 30 * time.Second}
+// newDialer returns the dialer of upstream connections.
+func newDialer(connectTimeout time.Duration) *net.Dialer {
+	return &net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second}
+}
+
+func newTransport(cfg config.Upstream, target *url.URL, baseDir string, dialer *net.Dialer) (*http.Transport, error) {
 	tr := &http.Transport{
 		// Never honour HTTP_PROXY and friends: where upstream traffic goes
 		// is the gateway's config, not the environment's.
@@ -299,8 +322,9 @@ func stripUpgrade(h http.Header) {
 	h["Connection"] = []string{strings.Join(keep, ", ")}
 }
 
-// Close releases the upstream's idle connections. Requests in flight
-// finish; their connections are closed after them.
+// Close releases the upstream's idle connections (with Options.Clients,
+// those of the clients it shares). Requests in flight finish; their
+// connections are closed after them.
 func (u *Upstream) Close() {
 	u.transport.CloseIdleConnections()
 	if u.h1 != nil {
@@ -322,14 +346,17 @@ func pollFor(headerTimeout time.Duration) time.Duration {
 	return pollInterval
 }
 
-func newH1Client(cfg config.Upstream, target *url.URL) *h1Client {
-	addr := target.Host
+// h1Addr is the host:port the HTTP/1.1 client dials for target.
+func h1Addr(target *url.URL) string {
 	if target.Port() == "" {
-		addr = net.JoinHostPort(target.Hostname(), "80")
+		return net.JoinHostPort(target.Hostname(), "80")
 	}
-	dialer := &net.Dialer{Timeout: cfg.ConnectTimeout.Std(), KeepAlive: 30 * time.Second}
+	return target.Host
+}
+
+func newH1Client(cfg config.Upstream, target *url.URL, dialer *net.Dialer) *h1Client {
 	return &h1Client{
-		addr:          addr,
+		addr:          h1Addr(target),
 		dial:          dialer.DialContext,
 		headerTimeout: cfg.ResponseHeaderTimeout.Std(),
 		idleTimeout:   cfg.IdleConnTimeout.Std(),
