@@ -54,8 +54,14 @@ func TestClientsShareOnlyEqualSettings(t *testing.T) {
 			if got := a.h1 != nil && a.h1 == b.h1; got != tc.sameH1 {
 				t.Errorf("same HTTP/1.1 client = %v, want %v", got, tc.sameH1)
 			}
-			if a.rp == b.rp {
+			if a.rp != nil || b.rp != nil {
+				t.Error("the reverse proxy was built before its first use")
+			}
+			if a.reverseProxy() == b.reverseProxy() {
 				t.Error("the reverse proxy (the route's own settings) is shared")
+			}
+			if a.reverseProxy().Transport != a.transport || b.reverseProxy().Transport != b.transport {
+				t.Error("the reverse proxy does not use the upstream's transport")
 			}
 		})
 	}

@@ -45,7 +45,11 @@ type Upstream struct {
 	// forwarding fields the upstream gets say the same (forwardedValues).
 	src       clientip.Source
 	transport *http.Transport
+	// rp carries what h1 does not; it is built on first use (reverseProxy),
+	// which for most routes, plain http:// ones, is never.
+	rpOnce    sync.Once
 	rp        *httputil.ReverseProxy
+	newErrLog func() *log.Logger
 	// h1 carries plain HTTP/1.1 exchanges (all but protocol upgrades) to
 	// http:// upstreams; nil for https:// and h2c upstreams, which go
 	// through transport.
@@ -75,8 +79,12 @@ type Options struct {
 	ClientIPHeader string
 	// OnError renders a failed exchange. Required.
 	OnError ErrorHandler
-	// ErrorLog receives the reverse proxy's own diagnostics. Nil: discarded.
-	ErrorLog *log.Logger
+	// ErrorLog returns the logger of the reverse proxy's own diagnostics.
+	// It is called once, when the upstream first forwards a request
+	// through httputil.ReverseProxy (an https:// or h2c upstream, a
+	// WebSocket upgrade), and never for an upstream that never does. Nil:
+	// discarded.
+	ErrorLog func() *log.Logger
 	// BaseDir resolves relative certificate paths. Empty: the working directory.
 	BaseDir string
 	// Protected are the request fields the route's policies set or
@@ -126,6 +134,7 @@ func New(cfg config.Upstream, opt Options) (*Upstream, error) {
 		websocket:       cfg.WebSocket,
 		requestTrailers: cfg.RequestTrailers,
 		protected:       append([]string{RequestIDField}, opt.Protected...),
+		newErrLog:       opt.ErrorLog,
 	}
 	if target.Scheme == "http" && !cfg.H2C {
 		if opt.Clients != nil {
@@ -134,23 +143,37 @@ func New(cfg config.Upstream, opt Options) (*Upstream, error) {
 			u.h1 = newH1Client(cfg, target, newDialer(cfg.ConnectTimeout.Std()))
 		}
 	}
-	errLog := opt.ErrorLog
-	if errLog == nil {
-		errLog = log.New(io.Discard, "", 0)
-	}
-	u.rp = &httputil.ReverseProxy{
-		Rewrite:        u.rewrite,
-		ModifyResponse: u.modifyResponse,
-		Transport:      tr,
-		ErrorHandler:   u.rpError,
-		ErrorLog:       errLog,
-		BufferPool:     bufferPool{},
-		// -1 would flush after every write; 0 lets the server buffer, and
-		// ReverseProxy already flushes streaming responses (SSE, unknown
-		// length) at once.
-		FlushInterval: 0,
-	}
 	return u, nil
+}
+
+// reverseProxy returns the upstream's httputil.ReverseProxy, building it
+// on first use: ten thousand routes to plain http:// upstreams would
+// otherwise each hold one, with its error logger, that they never use
+// (issue 23). Building cannot fail, and every request waits for it.
+func (u *Upstream) reverseProxy() *httputil.ReverseProxy {
+	u.rpOnce.Do(func() {
+		var errLog *log.Logger
+		if u.newErrLog != nil {
+			errLog = u.newErrLog()
+		}
+		if errLog == nil {
+			errLog = log.New(io.Discard, "", 0)
+		}
+		u.rp = &httputil.ReverseProxy{
+			Rewrite:        u.rewrite,
+			ModifyResponse: u.modifyResponse,
+			Transport:      u.transport,
+			ErrorHandler:   u.rpError,
+			ErrorLog:       errLog,
+			BufferPool:     bufferPool{},
+			// -1 would flush after every write; 0 lets the server buffer, and
+			// ReverseProxy already flushes streaming responses (SSE, unknown
+			// length) at once.
+			FlushInterval: 0,
+		}
+		u.newErrLog = nil
+	})
+	return u.rp
 }
 
 // FieldError is a problem with one field of the upstream config.
@@ -257,7 +280,7 @@ func (u *Upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	r = rpTrace(r)
 	defer closeResponse(r)
-	u.rp.ServeHTTP(headFlusher{w}, r)
+	u.reverseProxy().ServeHTTP(headFlusher{w}, r)
 }
 
 // headFlusher sends a final response's head as soon as ReverseProxy
