@@ -158,6 +158,27 @@ func (n *Node) IsZero() bool {
 	return isNull(resolveAlias(n.y))
 }
 
+// MayHaveKey reports whether n may be a mapping holding key, its own or
+// merged in: false when it certainly is not (no value, not a mapping, or
+// a mapping without merge keys whose keys do not include key). It spares
+// a caller that only looks for one key decoding the whole mapping.
+func (n *Node) MayHaveKey(key string) bool {
+	if n == nil || n.y == nil {
+		return false
+	}
+	y := resolveAlias(n.y)
+	if y.Kind != yaml.MappingNode {
+		return false
+	}
+	for i := 0; i+1 < len(y.Content); i += 2 {
+		k := resolveAlias(y.Content[i])
+		if k.Kind != yaml.ScalarNode || k.Value == key || isMergeKey(k) {
+			return true
+		}
+	}
+	return false
+}
+
 func (n *Node) pos() (int, int) {
 	if n == nil {
 		return 0, 0

@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"compress/flate"
+	"encoding/binary"
 	"io"
 	"slices"
 
@@ -27,14 +28,29 @@ func (c *Config) Released() *Config {
 	}
 	out := *c
 	out.Routes = make([]Route, len(c.Routes))
+	// Released policy lists hold only types, so the routes with the same
+	// list share one (read-only, like the whole copy): ten thousand
+	// routes name a handful of lists.
+	lists := make(map[string][]PolicySpec)
+	var key []byte
 	for i, r := range c.Routes {
 		if len(r.Policies) > 0 {
-			ps := make([]PolicySpec, len(r.Policies))
-			for j, s := range r.Policies {
-				ps[j] = PolicySpec{Type: s.Type}
-				if s.Config != nil {
-					ps[j].Config = releasedNode
+			key = key[:0]
+			for _, s := range r.Policies {
+				key = binary.AppendUvarint(key, uint64(len(s.Type)))
+				key = append(key, s.Type...)
+				key = append(key, boolByte(s.Config != nil))
+			}
+			ps, ok := lists[string(key)]
+			if !ok {
+				ps = make([]PolicySpec, len(r.Policies))
+				for j, s := range r.Policies {
+					ps[j] = PolicySpec{Type: s.Type}
+					if s.Config != nil {
+						ps[j].Config = releasedNode
+					}
 				}
+				lists[string(key)] = ps
 			}
 			r.Policies = ps
 		}
@@ -51,6 +67,13 @@ func (c *Config) Released() *Config {
 		out.root = &Node{y: withoutRoutes(c.root.y), key: c.root.key, path: c.root.path, d: d}
 	}
 	return &out
+}
+
+func boolByte(b bool) byte {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // releasedNode stands for every policy's settings in a released config:

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -102,4 +103,38 @@ func fmtAny(v any) string {
 	}
 	walk(v)
 	return b.String()
+}
+
+// TestReleasedSharesPolicyLists: routes with the same policy types in the
+// same order share one released list; every route keeps its own types.
+func TestReleasedSharesPolicyLists(t *testing.T) {
+	src := "listeners: [{name: main, address: \"127.0.0.1:8080\"}]\nroutes:\n"
+	lists := [][]string{{"headers", "size_limit"}, {"headers", "size_limit"}, {"size_limit", "headers"}, {"headers"}, {"headers", "size_limit"}}
+	for i, l := range lists {
+		src += fmt.Sprintf("  - name: r%d\n    match: {path: /r%d}\n    upstream: {url: \"http://127.0.0.1:1\"}\n    policies:\n", i, i)
+		for _, typ := range l {
+			src += "      - " + typ + ": {}\n"
+		}
+	}
+	c, err := LoadBytes("gh.yaml", []byte(src), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.Released()
+	for i, l := range lists {
+		var got []string
+		for _, p := range r.Routes[i].Policies {
+			got = append(got, p.Type)
+		}
+		if diff := cmp.Diff(l, got); diff != "" {
+			t.Errorf("route %d: types (-want +got):\n%s", i, diff)
+		}
+	}
+	same := func(a, b int) bool { return &r.Routes[a].Policies[0] == &r.Routes[b].Policies[0] }
+	if !same(0, 1) || !same(0, 4) {
+		t.Error("equal lists are not shared")
+	}
+	if same(0, 2) || same(0, 3) {
+		t.Error("different lists are shared")
+	}
 }

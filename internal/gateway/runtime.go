@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/gatehouse/gatehouse/internal/clientip"
+	"log"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -48,6 +49,8 @@ type runtime struct {
 	// sts is the embedded WS-Trust STS, nil when not configured; its key
 	// and registry live in the store, so a reload keeps them.
 	sts *sts.Server
+	// clients are the upstream clients the routes share (proxy.Clients).
+	clients *proxy.Clients
 
 	refs      atomic.Int64 // the gateway's own reference plus one per request
 	closeOnce sync.Once
@@ -93,6 +96,7 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 		noRoute:   g.metrics.Route(""),
 		tokens:    newTokenMetrics(g.metrics),
 		log:       g.log,
+		clients:   proxy.NewClients(),
 	}
 	rt.refs.Store(1)
 	var errs []error
@@ -103,10 +107,20 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 	}()
 
 	routes := make([]router.Route[*route], 0, len(cfg.Routes))
+	// What many routes would otherwise each hold a copy of, made once per
+	// load (issue 23): the tracing target of each upstream URL, and each
+	// policy type's name and span name. All are immutable.
+	targets := make(map[string]tracing.Target)
+	types := make(map[string][2]string) // type -> {type, "policy " + type}
 	for i, rc := range cfg.Routes {
+		target, ok := targets[rc.Upstream.URL]
+		if !ok {
+			target = tracing.NewTarget(rc.Upstream.URL)
+			targets[rc.Upstream.URL] = target
+		}
 		r := &route{
 			info:      policy.Route{Name: rc.Name, Protocol: protocolOf(rc.SOAP), FaultStatus: rc.SOAPFaultStatus},
-			target:    tracing.NewTarget(rc.Upstream.URL),
+			target:    target,
 			metrics:   g.metrics.Route(rc.Name),
 			telemetry: g.metrics,
 
@@ -121,7 +135,16 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 			errs = append(errs, err)
 		}
 		var protected []string // the chain's protected request fields (inbound.go)
+		if len(rc.Policies) > 0 {
+			r.chain = make([]link, 0, len(rc.Policies))
+		}
 		for _, spec := range rc.Policies {
+			names, ok := types[spec.Type]
+			if !ok {
+				names = [2]string{spec.Type, "policy " + spec.Type}
+				types[spec.Type] = names
+			}
+			typ := names[0]
 			env := &policy.Env{
 				Route:          r.info,
 				Logger:         g.log.With("route", rc.Name, "policy", spec.Type),
@@ -142,9 +165,9 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 			if c, ok := p.(policy.Closer); ok {
 				r.closers = append(r.closers, c)
 			}
-			r.chain = append(r.chain, link{name: spec.Type, policy: p, duration: g.metrics.PolicyObserver(rc.Name, spec.Type), spanName: "policy " + spec.Type})
+			r.chain = append(r.chain, link{name: typ, policy: p, duration: g.metrics.PolicyObserver(rc.Name, typ), spanName: names[1]})
 			if f, ok := p.(policy.ResponseFilter); ok {
-				r.filters = append(r.filters, filter{name: spec.Type, filter: f})
+				r.filters = append(r.filters, filter{name: typ, filter: f})
 			}
 			protected = appendProtected(protected, p)
 		}
@@ -153,8 +176,9 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 			TrustedProxies: rt.trusted,
 			ClientIPHeader: rt.clientIP.Header,
 			OnError:        g.proxyError,
-			ErrorLog:       slog.NewLogLogger(g.log.With("route", rc.Name).Handler(), slog.LevelDebug),
+			ErrorLog:       g.upstreamErrorLog(rc.Name),
 			BaseDir:        g.baseDir,
+			Clients:        rt.clients,
 		})
 		if err != nil {
 			var fe *proxy.FieldError
@@ -232,6 +256,14 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 	// needed (issue 23: ~2 KiB per route).
 	rt.cfg = cfg.Released()
 	return rt, nil
+}
+
+// upstreamErrorLog returns the maker of a route's reverse proxy error log
+// (proxy.Options.ErrorLog), called only if the route ever needs one.
+func (g *Gateway) upstreamErrorLog(route string) func() *log.Logger {
+	return func() *log.Logger {
+		return slog.NewLogLogger(g.log.With("route", route).Handler(), slog.LevelDebug)
+	}
 }
 
 func protocolOf(soap string) policy.Protocol {
@@ -342,5 +374,6 @@ func (rt *runtime) close() {
 				}
 			}
 		}
+		rt.clients.Close()
 	})
 }

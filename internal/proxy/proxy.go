@@ -45,7 +45,11 @@ type Upstream struct {
 	// forwarding fields the upstream gets say the same (forwardedValues).
 	src       clientip.Source
 	transport *http.Transport
+	// rp carries what h1 does not; it is built on first use (reverseProxy),
+	// which for most routes, plain http:// ones, is never.
+	rpOnce    sync.Once
 	rp        *httputil.ReverseProxy
+	newErrLog func() *log.Logger
 	// h1 carries plain HTTP/1.1 exchanges (all but protocol upgrades) to
 	// http:// upstreams; nil for https:// and h2c upstreams, which go
 	// through transport.
@@ -75,8 +79,12 @@ type Options struct {
 	ClientIPHeader string
 	// OnError renders a failed exchange. Required.
 	OnError ErrorHandler
-	// ErrorLog receives the reverse proxy's own diagnostics. Nil: discarded.
-	ErrorLog *log.Logger
+	// ErrorLog returns the logger of the reverse proxy's own diagnostics.
+	// It is called once, when the upstream first forwards a request
+	// through httputil.ReverseProxy (an https:// or h2c upstream, a
+	// WebSocket upgrade), and never for an upstream that never does. Nil:
+	// discarded.
+	ErrorLog func() *log.Logger
 	// BaseDir resolves relative certificate paths. Empty: the working directory.
 	BaseDir string
 	// Protected are the request fields the route's policies set or
@@ -84,17 +92,32 @@ type Options struct {
 	// trailers either way, and the proxy never removes them because a
 	// Connection field names them.
 	Protected []string
+	// Clients, when set, provides the upstream's transport and HTTP/1.1
+	// client, shared with the other upstreams of the same settings (see
+	// Clients). Nil: the upstream has its own.
+	Clients *Clients
 }
 
 // New builds the proxy of an upstream. Certificate files are read now, so a
 // bad file fails the config load, not a request. The returned error names
 // the field at fault (as "field: cause") for the caller to place in the file.
 func New(cfg config.Upstream, opt Options) (*Upstream, error) {
-	target, err := url.Parse(cfg.URL)
+	var target *url.URL
+	var err error
+	if opt.Clients != nil {
+		target, err = opt.Clients.target(cfg.URL)
+	} else {
+		target, err = url.Parse(cfg.URL)
+	}
 	if err != nil {
 		return nil, &FieldError{Field: "url", Err: err}
 	}
-	tr, err := newTransport(cfg, target, opt.BaseDir)
+	var tr *http.Transport
+	if opt.Clients != nil {
+		tr, err = opt.Clients.transport(cfg, target, opt.BaseDir)
+	} else {
+		tr, err = newTransport(cfg, target, opt.BaseDir, newDialer(cfg.ConnectTimeout.Std()))
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -111,27 +134,46 @@ func New(cfg config.Upstream, opt Options) (*Upstream, error) {
 		websocket:       cfg.WebSocket,
 		requestTrailers: cfg.RequestTrailers,
 		protected:       append([]string{RequestIDField}, opt.Protected...),
+		newErrLog:       opt.ErrorLog,
 	}
 	if target.Scheme == "http" && !cfg.H2C {
-		u.h1 = newH1Client(cfg, target)
-	}
-	errLog := opt.ErrorLog
-	if errLog == nil {
-		errLog = log.New(io.Discard, "", 0)
-	}
-	u.rp = &httputil.ReverseProxy{
-		Rewrite:        u.rewrite,
-		ModifyResponse: u.modifyResponse,
-		Transport:      tr,
-		ErrorHandler:   u.rpError,
-		ErrorLog:       errLog,
-		BufferPool:     bufferPool{},
-		// -1 would flush after every write; 0 lets the server buffer, and
-		// ReverseProxy already flushes streaming responses (SSE, unknown
-		// length) at once.
-		FlushInterval: 0,
+		if opt.Clients != nil {
+			u.h1 = opt.Clients.h1Client(cfg, target)
+		} else {
+			u.h1 = newH1Client(cfg, target, newDialer(cfg.ConnectTimeout.Std()))
+		}
 	}
 	return u, nil
+}
+
+// reverseProxy returns the upstream's httputil.ReverseProxy, building it
+// on first use: ten thousand routes to plain http:// upstreams would
+// otherwise each hold one, with its error logger, that they never use
+// (issue 23). Building cannot fail, and every request waits for it.
+func (u *Upstream) reverseProxy() *httputil.ReverseProxy {
+	u.rpOnce.Do(func() {
+		var errLog *log.Logger
+		if u.newErrLog != nil {
+			errLog = u.newErrLog()
+		}
+		if errLog == nil {
+			errLog = log.New(io.Discard, "", 0)
+		}
+		u.rp = &httputil.ReverseProxy{
+			Rewrite:        u.rewrite,
+			ModifyResponse: u.modifyResponse,
+			Transport:      u.transport,
+			ErrorHandler:   u.rpError,
+			ErrorLog:       errLog,
+			BufferPool:     bufferPool{},
+			// -1 would flush after every write; 0 lets the server buffer, and
+			// ReverseProxy already flushes streaming responses (SSE, unknown
+			// length) at once.
+			FlushInterval: 0,
+		}
+		u.newErrLog = nil
+	})
+	return u.rp
 }
 
 // FieldError is a problem with one field of the upstream config.
@@ -143,8 +185,12 @@ type FieldError struct {
 func (e *FieldError) Error() string { return "proxy: " + e.Field + ": " + e.Err.Error() }
 func (e *FieldError) Unwrap() error { return e.Err }
 
-func newTransport(cfg config.Upstream, target *url.URL, baseDir string) (*http.Transport, error) {
-	dialer := &net.Dialer{Timeout: cfg.ConnectTimeout.Std(), KeepAlive: 30 * time.Second}
+// newDialer returns the dialer of upstream connections.
+func newDialer(connectTimeout time.Duration) *net.Dialer {
+	return &net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second}
+}
+
+func newTransport(cfg config.Upstream, target *url.URL, baseDir string, dialer *net.Dialer) (*http.Transport, error) {
 	tr := &http.Transport{
 		// Never honour HTTP_PROXY and friends: where upstream traffic goes
 		// is the gateway's config, not the environment's.
@@ -234,7 +280,7 @@ func (u *Upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	r = rpTrace(r)
 	defer closeResponse(r)
-	u.rp.ServeHTTP(headFlusher{w}, r)
+	u.reverseProxy().ServeHTTP(headFlusher{w}, r)
 }
 
 // headFlusher sends a final response's head as soon as ReverseProxy
@@ -299,8 +345,9 @@ func stripUpgrade(h http.Header) {
 	h["Connection"] = []string{strings.Join(keep, ", ")}
 }
 
-// Close releases the upstream's idle connections. Requests in flight
-// finish; their connections are closed after them.
+// Close releases the upstream's idle connections (with Options.Clients,
+// those of the clients it shares). Requests in flight finish; their
+// connections are closed after them.
 func (u *Upstream) Close() {
 	u.transport.CloseIdleConnections()
 	if u.h1 != nil {
@@ -322,14 +369,17 @@ func pollFor(headerTimeout time.Duration) time.Duration {
 	return pollInterval
 }
 
-func newH1Client(cfg config.Upstream, target *url.URL) *h1Client {
-	addr := target.Host
+// h1Addr is the host:port the HTTP/1.1 client dials for target.
+func h1Addr(target *url.URL) string {
 	if target.Port() == "" {
-		addr = net.JoinHostPort(target.Hostname(), "80")
+		return net.JoinHostPort(target.Hostname(), "80")
 	}
-	dialer := &net.Dialer{Timeout: cfg.ConnectTimeout.Std(), KeepAlive: 30 * time.Second}
+	return target.Host
+}
+
+func newH1Client(cfg config.Upstream, target *url.URL, dialer *net.Dialer) *h1Client {
 	return &h1Client{
-		addr:          addr,
+		addr:          h1Addr(target),
 		dial:          dialer.DialContext,
 		headerTimeout: cfg.ResponseHeaderTimeout.Std(),
 		idleTimeout:   cfg.IdleConnTimeout.Std(),

@@ -75,6 +75,9 @@ type builder[T any] struct {
 	in      []Route[T]
 	methods [][]string // per route, validated; nil means any method ("*")
 	groups  []*group
+	// allows interns the groups' Allow values: many routes take the same
+	// methods.
+	allows map[string]string
 }
 
 // New compiles routes into a Router. It returns the first problem it finds,
@@ -334,7 +337,11 @@ func (b *builder[T]) finish(g *group) {
 		g.anyMethod = g.members[0]
 		return
 	}
-	get, head := -1, false
+	get, head, n := -1, false, 1 // room for an implicit HEAD
+	for _, i := range g.members {
+		n += len(b.methods[i])
+	}
+	g.methods = make([]methodRoute, 0, n)
 	for _, i := range g.members {
 		for _, m := range b.methods[i] {
 			g.methods = append(g.methods, methodRoute{method: m, route: i})
@@ -355,7 +362,16 @@ func (b *builder[T]) finish(g *group) {
 	for k, m := range g.methods {
 		names[k] = m.method
 	}
-	g.allow = strings.Join(names, ", ")
+	allow := strings.Join(names, ", ")
+	if a, ok := b.allows[allow]; ok {
+		allow = a
+	} else {
+		if b.allows == nil {
+			b.allows = make(map[string]string)
+		}
+		b.allows[allow] = allow
+	}
+	g.allow = allow
 }
 
 // insert returns the trie node at the end of segs, creating nodes as

@@ -194,7 +194,7 @@ func (m *Metrics) UpstreamError(route, kind string) {
 // histogram is some 400 bytes; ten thousand routes of several policies
 // would hold tens of megabytes of them at rest).
 func (m *Metrics) PolicyObserver(route, policy string) *PolicyObserver {
-	return &PolicyObserver{lazyObserver: lazyObserver{vec: m.policyDuration, route: route, policy: policy, two: true}, m: m}
+	return &PolicyObserver{lazyObserver: lazyObserver{vec: m.policyDuration, route: route, policy: policy}, m: m}
 }
 
 // policyBuckets are gatehouse_policy_duration_seconds's buckets.
@@ -245,11 +245,13 @@ func exemplarDue(slots []atomic.Int64, buckets []float64, now time.Time, seconds
 	return (last == 0 || t-last >= int64(exemplarEvery)) && slot.CompareAndSwap(last, t)
 }
 
-// lazyObserver is a histogram of a vector resolved on first use.
+// lazyObserver is a histogram of a vector resolved on first use. Its
+// labels are route and policy when policy is set (a policy type is never
+// empty), route alone otherwise: a flag saying so would make a
+// PolicyObserver 80 bytes rather than 64, three of them a route.
 type lazyObserver struct {
 	vec           *prometheus.HistogramVec
 	route, policy string
-	two           bool // labels are route and policy, not route alone
 	h             atomic.Pointer[prometheus.Observer]
 }
 
@@ -268,7 +270,7 @@ func (l *lazyObserver) resolve() prometheus.Observer {
 		return *h
 	}
 	var h prometheus.Observer
-	if l.two {
+	if l.policy != "" {
 		h = l.vec.WithLabelValues(l.route, l.policy)
 	} else {
 		h = l.vec.WithLabelValues(l.route)

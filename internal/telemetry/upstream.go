@@ -19,47 +19,61 @@ var UpstreamErrorKinds = [...]string{"connect", "timeout", "reset", "canceled", 
 // counts are kept as six words per route instead and made into metrics
 // only when scraped.
 type upstreamErrors struct {
-	desc   *prometheus.Desc
-	mu     sync.Mutex
-	routes sync.Map // route name -> *upstreamCounts
-	order  []string // route names in the order first seen, for a stable exposition
+	desc *prometheus.Desc
+	mu   sync.RWMutex
+	// routes finds a route's counts; order holds them in the order first
+	// seen, for a stable exposition. A map under a lock rather than a
+	// sync.Map: its entries cost a third, and it is read only when an
+	// exchange fails and when a route is built.
+	routes map[string]*upstreamCounts
+	order  []routeUpstreamCounts
 }
 
 type upstreamCounts [len(UpstreamErrorKinds)]atomic.Uint64
 
+type routeUpstreamCounts struct {
+	route  string
+	counts *upstreamCounts
+}
+
 func newUpstreamErrors() *upstreamErrors {
 	return &upstreamErrors{desc: prometheus.NewDesc("gatehouse_upstream_errors_total",
 		"Failed exchanges with upstreams, by route and kind (connect, timeout, reset, canceled, protocol, other).",
-		[]string{"route", "kind"}, nil)}
+		[]string{"route", "kind"}, nil),
+		routes: make(map[string]*upstreamCounts)}
 }
 
 // counts returns route's counters, making them (at zero) if need be.
 // Routes are never forgotten: a route removed by a reload keeps its
 // counts, as a CounterVec's series would.
 func (u *upstreamErrors) counts(route string) *upstreamCounts {
-	if c, ok := u.routes.Load(route); ok {
-		return c.(*upstreamCounts)
+	u.mu.RLock()
+	c := u.routes[route]
+	u.mu.RUnlock()
+	if c != nil {
+		return c
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	c, loaded := u.routes.LoadOrStore(route, new(upstreamCounts))
-	if !loaded {
-		u.order = append(u.order, route)
+	if c = u.routes[route]; c == nil {
+		c = new(upstreamCounts)
+		u.routes[route] = c
+		u.order = append(u.order, routeUpstreamCounts{route, c})
 	}
-	return c.(*upstreamCounts)
+	return c
 }
 
 func (u *upstreamErrors) Describe(ch chan<- *prometheus.Desc) { ch <- u.desc }
 
 func (u *upstreamErrors) Collect(ch chan<- prometheus.Metric) {
-	u.mu.Lock()
+	// Entries are only appended, never changed: the snapshot may be read
+	// unlocked.
+	u.mu.RLock()
 	routes := u.order[:len(u.order):len(u.order)]
-	u.mu.Unlock()
+	u.mu.RUnlock()
 	for _, r := range routes {
-		c, _ := u.routes.Load(r)
-		counts := c.(*upstreamCounts)
 		for i, kind := range UpstreamErrorKinds {
-			ch <- prometheus.MustNewConstMetric(u.desc, prometheus.CounterValue, float64(counts[i].Load()), r, kind)
+			ch <- prometheus.MustNewConstMetric(u.desc, prometheus.CounterValue, float64(r.counts[i].Load()), r.route, kind)
 		}
 	}
 }
