@@ -242,6 +242,10 @@ func TestMessageStructure(t *testing.T) {
 		{"duplicate attribute", func(m string) string {
 			return strings.Replace(m, "<m:id>", `<m:id x="1" x="2">`, 1)
 		}, CodeInvalidSecurity},
+		{"undeclared prefix", func(m string) string {
+			// The firewall's namespace rules hold without xmlguard too.
+			return strings.Replace(m, "<m:id>", `<m:id q:x="1">`, 1)
+		}, CodeInvalidSecurity},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
