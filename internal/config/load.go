@@ -52,7 +52,7 @@ func load(file string, data []byte, lookupEnv func(string) (string, bool)) (*Con
 	errs = append(errs, expandTree(root, d)...)
 
 	var c Config
-	dc := &decoder{d: d}
+	dc := &decoder{d: d, strs: make(map[string]string)}
 	dc.value(root, nil, "", reflect.ValueOf(&c).Elem())
 	errs = append(errs, dc.errs...)
 	c.root = &Node{y: root, d: d}

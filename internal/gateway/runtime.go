@@ -111,7 +111,8 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 	// load (issue 23): the tracing target of each upstream URL, and each
 	// policy type's name and span name. All are immutable.
 	targets := make(map[string]tracing.Target)
-	types := make(map[string][2]string) // type -> {type, "policy " + type}
+	onError := proxy.ErrorHandler(g.proxyError) // one method value, not one a route
+	types := make(map[string][2]string)         // type -> {type, "policy " + type}
 	for i, rc := range cfg.Routes {
 		target, ok := targets[rc.Upstream.URL]
 		if !ok {
@@ -175,7 +176,7 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 			Protected:      protected,
 			TrustedProxies: rt.trusted,
 			ClientIPHeader: rt.clientIP.Header,
-			OnError:        g.proxyError,
+			OnError:        onError,
 			ErrorLog:       g.upstreamErrorLog(rc.Name),
 			BaseDir:        g.baseDir,
 			Clients:        rt.clients,
