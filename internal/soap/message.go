@@ -30,38 +30,24 @@ type Message struct {
 	OperationElement *etree.Element
 }
 
-// Parse checks data with xmlscan.Scan under lim (zero fields: the
-// defaults), only then builds its tree, and checks that it is a SOAP
-// envelope (see CheckShape). A document the scan refuses is an *Error with
-// the scan's code (xml_dtd_forbidden, xml_limit_exceeded, ...) wrapping
-// the *xmlscan.Error; a shape problem is an *Error with CodeEnvelope or
-// CodeVersionMismatch.
+// Parse checks data with the XML firewall under lim (zero fields: the
+// defaults), builds its tree in the same pass (xmlscan.Parse), and checks
+// that it is a SOAP envelope (see CheckShape). A document the firewall
+// refuses is an *Error with the scan's code (xml_dtd_forbidden,
+// xml_limit_exceeded, ...) wrapping the *xmlscan.Error; a shape problem is
+// an *Error with CodeEnvelope or CodeVersionMismatch. The tree's attribute
+// values are normalized as XML 1.0 §3.3.3 says (etree alone does not):
+// it reads what the service and the signer's c14n read.
 func Parse(data []byte, lim xmlscan.Limits) (*Message, error) {
-	lim = lim.WithDefaults()
-	if err := xmlscan.Scan(data, lim); err != nil {
+	doc, err := xmlscan.Parse(data, lim)
+	if err != nil {
 		code := xmlscan.Malformed.Code()
 		if se, ok := err.(*xmlscan.Error); ok {
 			code = se.Code()
 		}
 		return nil, &Error{Code: code, Err: err}
 	}
-	doc := etree.NewDocument()
-	// The scan has refused every encoding but UTF-8, so etree's default
-	// pass-through CharsetReader never sees another; duplicate attributes
-	// are refused too, so PreserveDuplicateAttrs does not matter.
-	doc.ReadSettings.MaxDepth = lim.MaxDepth
-	// Attribute values normalized as XML 1.0 §3.3.3 says, which etree
-	// does not do: the tree then reads what the service and the signer's
-	// c14n read.
-	if err := doc.ReadFromBytes(xmlscan.NormalizeAttributeWhitespace(xmlscan.TrimBOM(data))); err != nil {
-		// Unreachable if the scan and etree agree; FuzzScan checks that.
-		return nil, &Error{Code: xmlscan.Malformed.Code(), Msg: "parsing the scanned document: " + err.Error(), Err: err}
-	}
-	m, err := CheckShape(doc)
-	if err != nil {
-		return nil, err
-	}
-	return m, nil
+	return CheckShape(doc)
 }
 
 // CheckShape checks that doc, which must have passed xmlscan.Scan, is a

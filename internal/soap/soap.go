@@ -4,8 +4,9 @@
 // shape (Envelope, optional Header, Body), the operation the Body asks for,
 // and the operations of a WSDL 1.1 description.
 //
-// Every message is checked by the XML firewall scan (package xmlscan)
-// before a tree is built, so no code reading a Message ever sees a DTD, a
+// Every message is checked by the XML firewall (package xmlscan) in the
+// pass that builds its tree, and no tree of a refused message is ever
+// returned, so no code reading a Message ever sees a DTD, a
 // processing instruction, a duplicate attribute or an undeclared prefix.
 package soap
 

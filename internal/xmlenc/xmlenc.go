@@ -452,8 +452,8 @@ func openCBC(key, v []byte) ([]byte, error) {
 	return out[:n], nil
 }
 
-// parse scans and parses plain in the namespace context of at. When fail
-// is set (or plain is nil) it scans a filler of the ciphertext's length
+// parse scans and parses plain in the namespace context of at, in one
+// pass (xmlscan.Parse). When fail is set (or plain is nil) it parses a filler of the ciphertext's length
 // instead, so that a failed decryption costs what a successful one does.
 func (s *Session) parse(at *etree.Element, plain []byte, cipherLen int, fail bool) ([]etree.Token, error) {
 	open, close := wrapper(at)
@@ -476,24 +476,22 @@ func (s *Session) parse(at *etree.Element, plain []byte, cipherLen int, fail boo
 	if lim.MaxDepth -= depth - 1; lim.MaxDepth < 2 {
 		lim.MaxDepth = 2
 	}
-	err := xmlscan.Scan(doc, lim)
+	// One pass checks the firewall's limits and builds the tree
+	// (xmlscan.Parse); its attribute values are normalized as the
+	// signer's c14n and the service read them.
+	d, err := xmlscan.Parse(doc, lim)
 	if fail {
 		return nil, ErrDecrypt
 	}
 	if err != nil {
 		// A plaintext refused early (a DTD at its start) would cost less
-		// than a failed decryption, which scans a filler of its length:
-		// scan that filler too, so that the refusal costs at least as
+		// than a failed decryption, which parses a filler of its length:
+		// parse that filler too, so that the refusal costs at least as
 		// much whichever step failed.
 		f := filler(cipherLen)
 		fd := make([]byte, 0, len(open)+len(f)+len(close))
 		fd = append(append(append(fd, open...), f...), close...)
-		xmlscan.Scan(fd, lim)
-		return nil, err
-	}
-	d := etree.NewDocument()
-	d.ReadSettings = etree.ReadSettings{PreserveDuplicateAttrs: true, MaxDepth: lim.MaxDepth + 1, CharsetReader: utf8Only}
-	if err := d.ReadFromBytes(xmlscan.NormalizeAttributeWhitespace(doc)); err != nil {
+		xmlscan.Parse(fd, lim)
 		return nil, err
 	}
 	root := d.Root()
@@ -534,14 +532,6 @@ func hasEncrypted(e *etree.Element) bool {
 
 // filler is scannable text of n bytes.
 func filler(n int) []byte { return bytes.Repeat([]byte{'x'}, n) }
-
-func utf8Only(charset string, r io.Reader) (io.Reader, error) {
-	switch strings.ToLower(charset) {
-	case "utf-8", "utf8", "us-ascii", "ascii":
-		return r, nil
-	}
-	return nil, fmt.Errorf("encoding %q is not supported", charset)
-}
 
 // wrapper returns the start and end tags of an element declaring every
 // namespace in scope at el, so that the plaintext's prefixes mean what

@@ -29,6 +29,19 @@
 // through encoding/xml, and directives); the tests and FuzzScan hold Scan
 // to the validator, and Limits.RoundTripCheck runs it on every element
 // as well.
+//
+// # Parse: one pass for the common case
+//
+// Scanning and then building a tree tokenizes every message twice. Parse
+// does both in one pass for the subset of XML machine-written messages
+// use, with a tokenizer of its own; the argument above is why it is built
+// the way it is. The tree it returns is the tree its own tokenizer saw, so
+// there is no second parser downstream to disagree with it; it reads only
+// a subset narrow enough to be sure of (ASCII names, the predefined
+// entities, no declarations or processing instructions); and on anything
+// else, or anything Scan would refuse, it hands the document to Scan and
+// etree unchanged. FuzzParse holds it to giving exactly the tree, or the
+// error, of Scan followed by etree.
 package xmlscan
 
 import (

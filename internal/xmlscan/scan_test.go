@@ -53,7 +53,16 @@ func TestScanAccepts(t *testing.T) {
 	}
 }
 
-func TestScanRefuses(t *testing.T) {
+// refusal is a document Scan refuses, and how.
+type refusal struct {
+	name  string
+	doc   string
+	kind  Kind
+	limit string
+}
+
+// refusals are the documents TestScanRefuses and TestParseRefusals refuse.
+func refusals() []refusal {
 	const billionLaughs = `<?xml version="1.0"?>
 <!DOCTYPE lolz [
  <!ENTITY lol "lol">
@@ -80,12 +89,7 @@ func TestScanRefuses(t *testing.T) {
 	}
 	totalNS.WriteString("</r>")
 
-	tests := []struct {
-		name  string
-		doc   string
-		kind  Kind
-		limit string
-	}{
+	return []refusal{
 		// Declarations: no DTD means no entity expansion and no XXE.
 		{"billion laughs", billionLaughs, DTD, ""},
 		{"external entity", `<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>`, DTD, ""},
@@ -179,6 +183,10 @@ func TestScanRefuses(t *testing.T) {
 		{"long element name", "<" + strings.Repeat("n", DefaultMaxNameBytes+1) + "/>", Limit, LimitNameBytes},
 		{"long attribute name", "<r " + strings.Repeat("n", DefaultMaxNameBytes+1) + `="1"/>`, Limit, LimitNameBytes},
 	}
+}
+
+func TestScanRefuses(t *testing.T) {
+	tests := refusals()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := Scan([]byte(tt.doc), Limits{})

@@ -1,6 +1,7 @@
 package dlp
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -30,6 +31,21 @@ var products = func() string {
 			b.WriteString(",")
 		}
 		b.WriteString(`{"id":"1024","name":"Espresso Machine","price":249.9,"currency":"EUR","created":"2025-01-02T03:04:05Z"}`)
+	}
+	b.WriteString("]")
+	return b.String()
+}()
+
+// series is about 1KB of a time series in JSON: 13-digit timestamps (in
+// milliseconds), each a run the card detector searches.
+var series = func() string {
+	var b strings.Builder
+	b.WriteString("[")
+	for i := 0; b.Len() < 1000; i++ {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, "[%d,%d.%d]", 1733443200000+int64(i)*60000, 10+i%7, i%10)
 	}
 	b.WriteString("]")
 	return b.String()
@@ -68,6 +84,7 @@ func BenchmarkResponse(b *testing.B) {
 		{"clean/all", benchAll, products, 1},
 		{"findings/all", benchAll, withFindings[:len(products)], 1},
 		{"clean/all/64KB", benchAll, strings.Repeat(products, 64), 2},
+		{"numbers/all", benchAll, series, 1},
 		{"clean/all/block", strings.Replace(benchAll, "credit_cards: {}", "credit_cards: {action: block}", 1), products, 1},
 	} {
 		b.Run(bc.name, func(b *testing.B) {

@@ -57,7 +57,6 @@ func lanes(x uint64, lo, hi uint64) uint64 {
 func digitLanes(x uint64) uint64 { return lanes(x, '0'-1, '9'+1) }
 func upperLanes(x uint64) uint64 { return lanes(x, 'A'-1, 'Z'+1) }
 func spaceLanes(x uint64) uint64 { return lanes(x, ' '-1, ' '+1) }
-func dashLanes(x uint64) uint64  { return lanes(x, '-'-1, '-'+1) }
 
 // word loads b[i:i+8] little-endian; the caller checks i+8 <= len(b).
 func word(b []byte, i int) uint64 { return binary.LittleEndian.Uint64(b[i : i+8]) }
@@ -76,48 +75,156 @@ const cardMaxLen = 19 + 18 // 19 digits, a separator between each pair
 func scanCards(iin bool) func(b []byte, lo, hi int, found func(s, e int)) {
 	return func(b []byte, lo, hi int, found func(s, e int)) {
 		// A number, its groups and their separators lie within a run of
-		// digits, spaces and dashes holding at least 13 digits: runs are
-		// found eight bytes at a time, and only those are searched
-		// (cardsIn). Digits before lo are not counted: a match starts at
-		// lo or after. A run that starts before hi is followed to its end.
-		i, rs, nd := lo, lo, 0 // rs: start of the current run; nd: its digits
-		for i < len(b) && rs < hi {
-			if i+8 <= len(b) {
-				w := word(b, i)
-				d := digitLanes(w)
-				nonRun := ^(d | spaceLanes(w) | dashLanes(w)) & msb
-				if nonRun == 0 {
-					nd += bits.OnesCount64(d)
-					i += 8
-					continue
-				}
-				// The run ends at the word's first byte outside it; runs
-				// inside the word are shorter than 13; the word's last
-				// such byte starts the next run.
-				f := bits.TrailingZeros64(nonRun) >> 3
-				if nd+bits.OnesCount64(d&(1<<(8*f)-1)) >= 13 {
-					cardsIn(b, rs, i+f, lo, hi, iin, found)
-				}
-				l := (63 - bits.LeadingZeros64(nonRun)) >> 3
-				rs, nd = i+l+1, bits.OnesCount64(d>>(8*(l+1)))
-				i += 8
-				continue
+		// digits, spaces and dashes holding at least 13 digits, so at
+		// least 13 bytes long: nextRun finds those runs looking at one
+		// byte in 13 outside them, and only runs with 13 digits are
+		// searched (digitsIn for a run of digits only, else cardsIn).
+		// Digits before lo are not counted: a match starts at lo or
+		// after. A run that starts before hi is followed to its end.
+		for from := lo; ; {
+			rs, re := nextRun(b, from, hi, 13, &cardRunByte)
+			if rs < 0 {
+				return
 			}
-			switch c := b[i]; {
-			case isDigit(c):
-				nd++
-			case c != ' ' && c != '-':
-				if nd >= 13 {
-					cardsIn(b, rs, i, lo, hi, iin, found)
-				}
-				rs, nd = i+1, 0
+			switch nd := countDigits(b[rs:re]); {
+			case nd == re-rs:
+				digitsIn(b, rs, re, lo, iin, found)
+			case nd >= 13:
+				cardsIn(b, rs, re, lo, hi, iin, found)
 			}
-			i++
-		}
-		if rs < hi && nd >= 13 {
-			cardsIn(b, rs, len(b), lo, hi, iin, found)
+			from = re + 1
 		}
 	}
+}
+
+// cardRunByte marks the bytes of a run a card number may be in: digits,
+// spaces and dashes.
+var cardRunByte = byteClass(func(c byte) bool { return isDigit(c) || c == ' ' || c == '-' })
+
+// byteClass is the table of a class of bytes.
+func byteClass(in func(c byte) bool) (t [256]bool) {
+	for c := range 256 {
+		t[c] = in(byte(c))
+	}
+	return t
+}
+
+// nextRun returns the first maximal run b[rs:re] of bytes in class, cut
+// at from (rs >= from), that is at least minLen bytes long and starts
+// before hi; rs is -1 if there is none.
+//
+// Every such run holds one of the bytes minLen apart counted from
+// from+minLen-1: those are looked at, and a run is followed only from
+// one in class. Text with few bytes in class is skimmed at a byte in
+// minLen.
+func nextRun(b []byte, from, hi, minLen int, class *[256]bool) (rs, re int) {
+	q := from + minLen - 1
+	for q < len(b) {
+		if !class[b[q]] {
+			if q >= hi {
+				return -1, -1 // a run holding a later byte starts after q
+			}
+			q += minLen
+			continue
+		}
+		// The byte minLen before q, if at from or after, is outside the
+		// class: the run starts after it.
+		rs = q
+		for rs > from && class[b[rs-1]] {
+			rs--
+		}
+		if rs >= hi {
+			return -1, -1
+		}
+		re = q + 1
+		for re < len(b) && class[b[re]] {
+			re++
+		}
+		if re-rs >= minLen {
+			return rs, re
+		}
+		// Too short; b[re] is outside the class: start again after it.
+		from = re + 1
+		q = from + minLen - 1
+	}
+	return -1, -1
+}
+
+// inRuns returns a detector's scan that runs scan over the runs of bytes
+// in class at least minLen long only (nextRun): for a detector whose
+// every match is such a run's bytes, and so lies in one run, it finds
+// what scan finds over [lo, hi).
+func inRuns(minLen int, class *[256]bool, scan func(b []byte, lo, hi int, found func(s, e int))) func(b []byte, lo, hi int, found func(s, e int)) {
+	return func(b []byte, lo, hi int, found func(s, e int)) {
+		for from := lo; ; {
+			rs, re := nextRun(b, from, hi, minLen, class)
+			if rs < 0 {
+				return
+			}
+			// b[rs-1] exists: rs >= lo.
+			scan(b, rs, min(re, hi), found)
+			from = re + 1
+		}
+	}
+}
+
+// countDigits is how many bytes of b are digits.
+func countDigits(b []byte) int {
+	n := 0
+	for ; len(b) >= 8; b = b[8:] {
+		n += bits.OnesCount64(digitLanes(word(b, 0)))
+	}
+	for _, c := range b {
+		if isDigit(c) {
+			n++
+		}
+	}
+	return n
+}
+
+// digitsIn is cardsIn for a run of digits only (an id, a timestamp, an
+// ungrouped card number), the commonest: its one candidate is the run
+// from rs (from lo if the run was cut there), which must follow neither
+// a letter, a digit nor a dot, and not be followed by a letter.
+func digitsIn(b []byte, rs, re, lo int, iin bool, found func(s, e int)) {
+	i := max(rs, lo)
+	if n := re - i; n < 13 || n > 19 || isAlnum(b[i-1]) || b[i-1] == '.' || (re < len(b) && isAlnum(b[re])) {
+		return
+	}
+	// 13 to 19 digits from lo, so i < hi: nextRun's run starts before
+	// hi, and i is its start or lo.
+	if !luhnFast(b[i:re]) {
+		return
+	}
+	if iin {
+		var digits [19]byte
+		n := copy(digits[:], b[i:re])
+		for k := range n {
+			digits[k] -= '0'
+		}
+		if !knownIIN(digits[:n]) {
+			return
+		}
+	}
+	found(i, re)
+}
+
+// luhnDouble[v] is the sum of the digits of 2v.
+var luhnDouble = [16]byte{0, 2, 4, 6, 8, 1, 3, 5, 7, 9}
+
+// luhnFast reports whether the digits pass the Luhn (mod 10) check: the
+// reference's luhn, by a table, two digits at a time. The digits are
+// values or ASCII: d&15 is the value of either.
+func luhnFast(d []byte) bool {
+	sum := 0
+	for n := len(d); n >= 2; n -= 2 {
+		sum += int(d[n-1]&15) + int(luhnDouble[d[n-2]&15])
+		d = d[:n-2]
+	}
+	if len(d) == 1 {
+		sum += int(d[0] & 15)
+	}
+	return sum%10 == 0
 }
 
 // cardsIn reports the card numbers starting in b[rs:re] (a run of
@@ -168,7 +275,7 @@ func cardsIn(b []byte, rs, re, lo, hi int, iin bool, found func(s, e int)) {
 					digits[n] = b[k] - '0'
 					n++
 				}
-				if n >= 13 && luhn(digits[:n]) && (!iin || knownIIN(digits[:n])) {
+				if n >= 13 && luhnFast(digits[:n]) && (!iin || knownIIN(digits[:n])) {
 					best, bestEnd = g1, ge
 				}
 			}
@@ -181,24 +288,6 @@ func cardsIn(b []byte, rs, re, lo, hi int, iin bool, found func(s, e int)) {
 		}
 		i = runEnd - 1
 	}
-}
-
-// luhn reports whether the digits pass the Luhn (mod 10) check.
-func luhn(d []byte) bool {
-	sum := 0
-	double := false
-	for i := len(d) - 1; i >= 0; i-- {
-		v := int(d[i])
-		if double {
-			v *= 2
-			if v > 9 {
-				v -= 9
-			}
-		}
-		sum += v
-		double = !double
-	}
-	return sum%10 == 0
 }
 
 // knownIIN reports whether the number starts like one of the major card
@@ -298,7 +387,25 @@ var ibanLengths = map[[2]byte]int{
 // scanIBANs finds IBANs in electronic ("DE89370400440532013000") or
 // print ("DE89 3704 0044 0532 0130 00") form with the country's length
 // and valid ISO 7064 mod 97-10 check digits.
-func scanIBANs(b []byte, lo, hi int, found func(s, e int)) {
+//
+// An IBAN is a run of capitals, digits and spaces at least as long as the
+// shortest country's: only such runs are searched (ibansIn).
+var scanIBANs = inRuns(ibanMinLen, &ibanRunByte, ibansIn)
+
+// ibanRunByte marks the bytes of an IBAN: capitals, digits, spaces.
+var ibanRunByte = byteClass(func(c byte) bool { return isUpper(c) || isDigit(c) || c == ' ' })
+
+// ibanMinLen is the length of the shortest IBAN.
+var ibanMinLen = func() int {
+	n := 34
+	for _, l := range ibanLengths {
+		n = min(n, l)
+	}
+	return n
+}()
+
+// ibansIn is scanIBANs on any bytes.
+func ibansIn(b []byte, lo, hi int, found func(s, e int)) {
 	// Every IBAN starts with two capitals and two digits: eight starts
 	// are tested at once, and only those holding that shape are tried.
 	next, i := lo, lo
@@ -393,7 +500,9 @@ const ssnLen = 11
 // 0000. Undashed nine-digit numbers are too common to report.
 //
 // Every SSN has a dash at its fourth byte: the candidates are found from
-// the dashes (bytes.IndexByte), in increasing order.
+// the dashes (bytes.IndexByte), in increasing order. (Searching runs of
+// digits and dashes, as IBANs are searched, is slower where dashes are
+// rare: bodies of numbers.)
 func scanSSNs(b []byte, lo, hi int, found func(s, e int)) {
 	next := lo
 	for d := lo + 3; d < hi+3 && d < len(b); d++ {
@@ -427,27 +536,38 @@ const ninoMaxLen = 13 // "AB 12 34 56 C"
 
 // scanNINOs finds UK National Insurance numbers ("AB123456C", or with
 // spaces "AB 12 34 56 C") with a prefix HMRC allocates.
+//
+// (Searching runs of capitals, digits and spaces, as IBANs are searched,
+// is slower where the runs are long enough and common: the digits of a
+// body of numbers.)
 func scanNINOs(b []byte, lo, hi int, found func(s, e int)) {
-	// Two capitals, then a digit or a space: eight starts at once.
+	// Two capitals, then a digit or a space: eight starts at once. The
+	// capitals of the word at i+1 are those of the words at i and i+8,
+	// shifted: one word is loaded and classified per eight starts.
 	next, i := lo, lo
-	for ; i < hi && i+10 <= len(b); i += 8 {
-		m := upperLanes(word(b, i)) & upperLanes(word(b, i+1))
-		if m == 0 {
-			continue
-		}
-		w := word(b, i+2)
-		m &= digitLanes(w) | spaceLanes(w)
-		for ; m != 0; m &= m - 1 {
-			k := i + bits.TrailingZeros64(m)>>3
-			if k >= hi {
-				return
-			}
-			if k < next {
+	if i+16 <= len(b) {
+		u := upperLanes(word(b, i))
+		for ; i < hi && i+16 <= len(b); i += 8 {
+			un := upperLanes(word(b, i+8))
+			m := u & (u>>8 | un<<56)
+			u = un
+			if m == 0 {
 				continue
 			}
-			if e, ok := ninoAt(b, k); ok {
-				found(k, e)
-				next = e
+			w := word(b, i+2)
+			m &= digitLanes(w) | spaceLanes(w)
+			for ; m != 0; m &= m - 1 {
+				k := i + bits.TrailingZeros64(m)>>3
+				if k >= hi {
+					return
+				}
+				if k < next {
+					continue
+				}
+				if e, ok := ninoAt(b, k); ok {
+					found(k, e)
+					next = e
+				}
 			}
 		}
 	}

@@ -128,20 +128,26 @@ func FuzzDetectorsMatchReference(f *testing.F) {
 }
 
 // BenchmarkDetectors compares each fast detector with its reference on
-// the benchmark's 1KB of product JSON, in one run (MB/s per detector).
+// the benchmark's 1KB of product JSON, of a numeric time series and of
+// digit runs just too short for a card, in one run (MB/s per detector).
 func BenchmarkDetectors(b *testing.B) {
-	body := []byte(" " + products)
-	for _, p := range scanPairs {
-		for _, v := range []struct {
-			name string
-			scan scanFunc
-		}{{"ref", p.ref}, {"fast", p.cur}} {
-			b.Run(p.name+"/"+v.name, func(b *testing.B) {
-				b.SetBytes(int64(len(body)))
-				for b.Loop() {
-					v.scan(body, 1, len(body), func(int, int) {})
-				}
-			})
+	// short: 12-digit strings, runs one byte shorter than a card's
+	// shortest: the run search follows nearly every one for nothing.
+	short := "[" + strings.Repeat(`"123456789012",`, 1000/15) + "0]"
+	for _, body := range []struct{ name, s string }{{"products", products}, {"series", series}, {"short", short}} {
+		in := []byte(" " + body.s)
+		for _, p := range scanPairs {
+			for _, v := range []struct {
+				name string
+				scan scanFunc
+			}{{"ref", p.ref}, {"fast", p.cur}} {
+				b.Run(body.name+"/"+p.name+"/"+v.name, func(b *testing.B) {
+					b.SetBytes(int64(len(in)))
+					for b.Loop() {
+						v.scan(in, 1, len(in), func(int, int) {})
+					}
+				})
+			}
 		}
 	}
 }

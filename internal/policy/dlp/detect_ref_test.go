@@ -300,3 +300,21 @@ func refScanJWTs(b []byte, lo, hi int, found func(s, e int)) {
 		i = j
 	}
 }
+
+// luhn reports whether the digits pass the Luhn (mod 10) check.
+func luhn(d []byte) bool {
+	sum := 0
+	double := false
+	for i := len(d) - 1; i >= 0; i-- {
+		v := int(d[i])
+		if double {
+			v *= 2
+			if v > 9 {
+				v -= 9
+			}
+		}
+		sum += v
+		double = !double
+	}
+	return sum%10 == 0
+}

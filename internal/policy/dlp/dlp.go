@@ -84,7 +84,11 @@ func newDLP(s *settings, env *policy.Env) *DLP {
 			d.counters[i][a] = env.Telemetry().DLPFinding(d.route, det.name, a.String())
 		}
 	}
-	d.pool.New = func() any { return &writer{d: d} }
+	d.pool.New = func() any {
+		w := &writer{d: d}
+		w.found = w.onFound // made once per pooled writer, not per scan
+		return w
+	}
 	return d
 }
 
@@ -150,6 +154,18 @@ type writer struct {
 	start, lo int
 	held      []byte // in stHolding: scanned bytes not yet sent; in stSniff: the first bytes
 	err       error  // the next writer's failure
+
+	// The detectors report matches to found (w.onFound), which reads
+	// what it needs from these fields rather than from a closure's
+	// captured variables: a closure passed to a detector's scan escapes,
+	// and one per scan was most of a small response's allocations.
+	found    func(s, e int)
+	inHeader bool   // scanHeader's scan: see onFound
+	det      int    // index of the detector scanning
+	scanned  []byte // the bytes it scans
+	end      int    // feed: the furthest end of a match so far
+	hdrBlock string // scanHeader: the name of a blocking detector that found a value
+	hdrDrop  bool   // scanHeader: the field being scanned goes
 }
 
 // release gives w back to the pool. A writer not given back (an aborted
@@ -275,30 +291,19 @@ var unscannedFields = map[string]bool{
 // body. The status has not been sent: a blocking finding refuses.
 func (w *writer) scanHeader(h http.Header) {
 	b := w.buf[:0] // scratch; the body's window starts after
-	defer func() {
-		w.buf = append(b[:0], ' ') // the context byte before the body's first
-		w.start, w.lo = 1, 1
-	}()
-	blocked := ""
+	w.inHeader, w.hdrBlock = true, ""
 	for k, vs := range h {
 		if unscannedFields[k] {
 			continue
 		}
-		cloned, drop := false, false
+		cloned := false
+		w.hdrDrop = false
 		for i, v := range vs {
 			b = append(append(b[:0], ' '), v...) // a context byte first, as in feed
+			w.scanned = b
 			for di, det := range w.d.s.dets {
-				det.scan(b, 1, len(b), func(s, e int) {
-					w.record(di, det, det.action)
-					switch det.action {
-					case actMask:
-						det.mask(b, s, e)
-					case actBlock:
-						// The field goes too: the refusal keeps the
-						// fields that are not the body's.
-						blocked, drop = det.name, true
-					}
-				})
+				w.det = di
+				det.scan(b, 1, len(b), w.found)
 			}
 			if string(b[1:]) != v {
 				if !cloned {
@@ -310,13 +315,16 @@ func (w *writer) scanHeader(h http.Header) {
 				vs[i] = string(b[1:])
 			}
 		}
-		if drop {
+		if w.hdrDrop {
 			delete(h, k)
 		}
 	}
-	if blocked != "" {
+	w.inHeader, w.scanned = false, nil
+	w.buf = append(b[:0], ' ') // the context byte before the body's first
+	w.start, w.lo = 1, 1
+	if w.hdrBlock != "" {
 		w.st = stHolding
-		w.block(CodeBlocked, "the response held data this route does not send", "detector "+blocked+" found a value in a header field")
+		w.block(CodeBlocked, "the response held data this route does not send", "detector "+w.hdrBlock+" found a value in a header field")
 	}
 }
 
@@ -510,23 +518,43 @@ func (w *writer) feed(b []byte, final bool) {
 	}
 	buf := w.buf
 	if e > w.lo {
-		end := w.lo
+		w.end, w.scanned = w.lo, buf
 		for i, det := range d.s.dets {
-			det.scan(buf, w.lo, e, func(s, f int) {
-				if w.st == stBlocked {
-					return
-				}
-				end = max(end, f)
-				w.finding(i, det, buf, s, f)
-			})
+			w.det = i
+			det.scan(buf, w.lo, e, w.found)
 			if w.st == stBlocked {
+				w.scanned = nil
 				return
 			}
 		}
-		w.lo = max(e, end)
+		w.lo = max(e, w.end)
+		w.scanned = nil
 	}
 	w.emit(buf[w.start:e])
 	w.start = e
+}
+
+// onFound handles a match b[s:e] of detector w.det in w.scanned: of a
+// field value in scanHeader, of the body in feed.
+func (w *writer) onFound(s, e int) {
+	det := w.d.s.dets[w.det]
+	if w.inHeader {
+		w.record(w.det, det, det.action)
+		switch det.action {
+		case actMask:
+			det.mask(w.scanned, s, e)
+		case actBlock:
+			// The field goes too: the refusal keeps the fields that
+			// are not the body's.
+			w.hdrBlock, w.hdrDrop = det.name, true
+		}
+		return
+	}
+	if w.st == stBlocked {
+		return
+	}
+	w.end = max(w.end, e)
+	w.finding(w.det, det, w.scanned, s, e)
 }
 
 // finding handles one match of det in buf[s:e].

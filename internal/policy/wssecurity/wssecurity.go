@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"sync"
 	"time"
@@ -369,6 +370,25 @@ func firstErr(d *policy.Denial, err error, format string, args ...any) error {
 // shallow, and deep nesting only costs us stack and time.
 const maxDepth = 64
 
+// parseLimits are the firewall limits parse applies when no xmlguard ran
+// first: only the depth bound of old and max_body_bytes; the others as
+// large as the body, so they refuse nothing a body of that size can hold.
+func (p *Policy) parseLimits() xmlscan.Limits {
+	n := p.s.maxBodyBytes
+	big := int(min(n, math.MaxInt32))
+	return xmlscan.Limits{
+		MaxBytes:               n,
+		MaxDepth:               maxDepth,
+		MaxElements:            big,
+		MaxAttributes:          big,
+		MaxNamespaceDecls:      big,
+		MaxTotalNamespaceDecls: big,
+		MaxTextBytes:           big,
+		MaxAttributeBytes:      big,
+		MaxNameBytes:           big,
+	}
+}
+
 // maxSecurityChildren bounds the tokens of one Security header.
 const maxSecurityChildren = 16
 
@@ -381,16 +401,15 @@ func (p *Policy) parse(body []byte, doc *etree.Document) (*message, *policy.Deni
 	}
 	m := &message{doc: doc, enc: p.s.enc != nil}
 	if doc == nil {
-		m.doc = etree.NewDocument()
-		m.doc.ReadSettings = etree.ReadSettings{
-			PreserveDuplicateAttrs: true,
-			MaxDepth:               maxDepth,
-			CharsetReader:          utf8Only,
-		}
-		// Attribute values normalized as XML 1.0 §3.3.3 says (etree does
-		// not): literal tabs and line breaks in them are spaces to the
-		// service and to the signer's c14n (xmlsec1, Santuario).
-		if err := m.doc.ReadFromBytes(xmlscan.NormalizeAttributeWhitespace(body)); err != nil {
+		// No firewall ran before us: its well-formedness and namespace
+		// rules (duplicate attributes, undeclared prefixes, no DTD) hold
+		// here too, in the pass that builds the tree, under size limits
+		// no tighter than max_body_bytes. The tree's attribute values are
+		// normalized as XML 1.0 §3.3.3 says (etree alone does not):
+		// literal tabs and line breaks in them are spaces to the service
+		// and to the signer's c14n (xmlsec1, Santuario).
+		var err error
+		if m.doc, err = xmlscan.Parse(body, p.parseLimits()); err != nil {
 			return nil, fault(CodeInvalidSecurity, "parsing the message: %v", err)
 		}
 	}

@@ -464,6 +464,9 @@ func TestSignatureWrapping(t *testing.T) {
 			sec, sig := doc.FindElement("//Security"), doc.FindElement("//Signature")
 			sec.RemoveChild(sig)
 			o := doc.FindElement("/Envelope/Header").CreateElement("wsse:Security")
+			// Declared, or the parse refuses the message before the
+			// signature is looked for.
+			o.CreateAttr("xmlns:wsse", NamespaceWSSE)
 			o.CreateAttr("soap:actor", "urn:other")
 			o.AddChild(sig)
 		}, CodeFailedAuthentication},
