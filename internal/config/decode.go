@@ -19,7 +19,27 @@ import (
 type decoder struct {
 	d    *doc
 	errs Errors
+	// strs, when not nil, interns the strings decoded: a config's routes
+	// repeat the same upstream URLs and methods, and each copy would be
+	// held as long as the config (issue 23).
+	strs map[string]string
 }
+
+// intern returns s, or an equal string decoded before.
+func (dc *decoder) intern(s string) string {
+	if dc.strs == nil || len(s) > maxInterned {
+		return s
+	}
+	if t, ok := dc.strs[s]; ok {
+		return t
+	}
+	dc.strs[s] = s
+	return s
+}
+
+// maxInterned bounds the strings interned: the repeated ones are short,
+// and a long one is unlikely to be repeated.
+const maxInterned = 256
 
 // nodeDecoder is implemented by this package's scalar types (Duration,
 // ByteSize): like yaml.Unmarshaler, but the error is a bare message the
@@ -131,7 +151,7 @@ func (dc *decoder) value(n, key *yaml.Node, path string, v reflect.Value) {
 		dc.mapValue(n, at, path, v)
 	case reflect.String:
 		if s, ok := dc.stringScalar(n, at, path); ok {
-			v.SetString(s)
+			v.SetString(dc.intern(s))
 		}
 	case reflect.Bool:
 		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" {
@@ -541,7 +561,7 @@ func (dc *decoder) policySpec(n, at *yaml.Node, path string, v reflect.Value) {
 		return
 	}
 	v.Set(reflect.ValueOf(PolicySpec{
-		Type:   p.k.Value,
+		Type:   dc.intern(p.k.Value),
 		Config: &Node{y: resolveAlias(p.v), key: p.k, path: joinPath(path, KeySeg(p.k.Value)), d: dc.d},
 	}))
 }

@@ -13,12 +13,13 @@ import (
 // however many aliases point at it. A plain (unquoted, untagged) scalar is
 // re-resolved after expansion, as if its value had been written in the file;
 // a quoted one stays a string. Nodes that fail are reported and marked bad.
-func expandTree(root *yaml.Node, d *doc) Errors {
+// aliased says whether the document holds aliases (parseDocument).
+func expandTree(root *yaml.Node, d *doc, aliased bool) Errors {
 	var errs Errors
 	// Only aliases make a node reachable twice: without them (most
 	// documents) no node needs remembering.
 	var seen map[*yaml.Node]bool
-	if hasAlias(root) {
+	if aliased {
 		seen = make(map[*yaml.Node]bool)
 	}
 	// The path of the node walked, made into a string only for an error:

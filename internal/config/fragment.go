@@ -22,12 +22,12 @@ func ParseFragment(file string, data []byte, firstLine int, path string, lookupE
 		shift = 0
 	}
 	d := newDoc(file, lookupEnv)
-	root, errs := parseDocument(file, data, true)
+	root, aliased, errs := parseDocument(file, data, true)
 	if root == nil {
 		return nil, relocate(errs, shift, path).err()
 	}
 	shiftLines(root, shift, make(map[*yaml.Node]bool))
-	errs = append(errs, relocate(expandTree(root, d), 0, path)...)
+	errs = append(errs, relocate(expandTree(root, d, aliased), 0, path)...)
 	if err := errs.err(); err != nil {
 		return nil, err
 	}

@@ -41,7 +41,7 @@ func LoadBytes(file string, data []byte, lookupEnv func(string) (string, bool)) 
 // (nil when the document did not parse) with every problem found.
 func load(file string, data []byte, lookupEnv func(string) (string, bool)) (*Config, Errors) {
 	d := newDoc(file, lookupEnv)
-	root, errs := parseDocument(file, data, false)
+	root, aliased, errs := parseDocument(file, data, false)
 	if root == nil {
 		return nil, errs
 	}
@@ -49,10 +49,10 @@ func load(file string, data []byte, lookupEnv func(string) (string, bool)) (*Con
 		return nil, Errors{{File: file, Line: root.Line, Column: root.Column,
 			Msg: "the top level must be a mapping, got " + describe(root)}}
 	}
-	errs = append(errs, expandTree(root, d)...)
+	errs = append(errs, expandTree(root, d, aliased)...)
 
 	var c Config
-	dc := &decoder{d: d}
+	dc := &decoder{d: d, strs: make(map[string]string)}
 	dc.value(root, nil, "", reflect.ValueOf(&c).Elem())
 	errs = append(errs, dc.errs...)
 	c.root = &Node{y: root, d: d}

@@ -61,11 +61,11 @@ func osDoc() *doc { return newDoc("", os.LookupEnv) }
 // test their factories from YAML strings.
 func ParseNode(file string, data []byte, lookupEnv func(string) (string, bool)) (*Node, error) {
 	d := newDoc(file, lookupEnv)
-	root, errs := parseDocument(file, data, true)
+	root, aliased, errs := parseDocument(file, data, true)
 	if root == nil {
 		return nil, errs.err()
 	}
-	errs = append(errs, expandTree(root, d)...)
+	errs = append(errs, expandTree(root, d, aliased)...)
 	if err := errs.err(); err != nil {
 		return nil, err
 	}

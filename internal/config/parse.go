@@ -30,10 +30,11 @@ func newDoc(file string, lookupEnv func(string) (string, bool)) *doc {
 }
 
 // parseDocument parses data as exactly one YAML document and returns its
-// top node, checked against alias bombs and cycles. With allowEmpty, an
-// empty document gives a null node instead of an error. A nil node means
-// the problems in errs are fatal.
-func parseDocument(file string, data []byte, allowEmpty bool) (*yaml.Node, Errors) {
+// top node, checked against alias bombs and cycles, and whether it holds
+// aliases (for expandTree). With allowEmpty, an empty document gives a null
+// node instead of an error. A nil node means the problems in errs are
+// fatal.
+func parseDocument(file string, data []byte, allowEmpty bool) (*yaml.Node, bool, Errors) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var d yaml.Node
 	err := dec.Decode(&d)
@@ -41,9 +42,9 @@ func parseDocument(file string, data []byte, allowEmpty bool) (*yaml.Node, Error
 		err == nil && (len(d.Content) == 0 || isNull(d.Content[0]))
 	switch {
 	case err != nil && !errors.Is(err, io.EOF):
-		return nil, Errors{yamlError(file, err, data)}
+		return nil, false, Errors{yamlError(file, err, data)}
 	case empty && !allowEmpty:
-		return nil, Errors{{File: file, Msg: "empty config"}}
+		return nil, false, Errors{{File: file, Msg: "empty config"}}
 	}
 	root := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Line: 1, Column: 1}
 	if err == nil && len(d.Content) > 0 {
@@ -53,17 +54,23 @@ func parseDocument(file string, data []byte, allowEmpty bool) (*yaml.Node, Error
 		var extra yaml.Node
 		switch err := dec.Decode(&extra); {
 		case err == nil:
-			return nil, Errors{{File: file, Line: extra.Line, Column: extra.Column,
+			return nil, false, Errors{{File: file, Line: extra.Line, Column: extra.Column,
 				Msg: "multiple YAML documents in one file are not supported"}}
 		case !errors.Is(err, io.EOF):
-			return nil, Errors{yamlError(file, err, data)}
+			return nil, false, Errors{yamlError(file, err, data)}
 		}
 	}
-	if e := checkSize(root); e != nil {
-		e.File = file
-		return nil, Errors{e}
+	// Only a '*' in the text makes an alias: most documents have none,
+	// and are spared a walk of the whole tree looking for one. Only
+	// aliases can expand a document or loop.
+	aliased := bytes.IndexByte(data, '*') >= 0 && hasAlias(root)
+	if aliased {
+		if e := checkSize(root); e != nil {
+			e.File = file
+			return nil, false, Errors{e}
+		}
 	}
-	return root, nil
+	return root, aliased, nil
 }
 
 var yamlLineRe = regexp.MustCompile(`^yaml: line (\d+): (?:column (\d+): )?`)
@@ -95,11 +102,8 @@ func yamlError(file string, err error, data []byte) *Error {
 // fails at the first (innermost) node whose expansion exceeds the
 // document's own node count plus maxAliasNodes. It also refuses an alias
 // inside the node it refers to, which yaml.v3 accepts and which would make
-// every walk loop forever.
+// every walk loop forever. Only a document with aliases needs it.
 func checkSize(root *yaml.Node) *Error {
-	if !hasAlias(root) {
-		return nil // only aliases can expand a document or loop
-	}
 	limit := maxAliasNodes + countNodes(root)
 	size := make(map[*yaml.Node]int)
 	const inProgress = -1

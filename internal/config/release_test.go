@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -136,5 +137,42 @@ func TestReleasedSharesPolicyLists(t *testing.T) {
 	}
 	if same(0, 2) || same(0, 3) {
 		t.Error("different lists are shared")
+	}
+}
+
+// TestLoadInternsStrings: equal strings of a loaded config share their
+// bytes (a config of many routes holds each upstream URL and method
+// once), and unequal ones stay themselves.
+func TestLoadInternsStrings(t *testing.T) {
+	const src = `listeners: [{name: main, address: "127.0.0.1:8080"}]
+routes:
+  - name: a
+    match: {path: /a, methods: [GET, POST]}
+    upstream: {url: "http://127.0.0.1:1"}
+    policies: [{size_limit: {}}]
+  - name: b
+    match: {path: /b, methods: [GET]}
+    upstream: {url: "http://127.0.0.1:1"}
+    policies: [{size_limit: {}}]
+  - name: c
+    match: {path: /c}
+    upstream: {url: "http://127.0.0.1:2"}
+`
+	c, err := LoadBytes("gh.yaml", []byte(src), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b, cc := c.Routes[0], c.Routes[1], c.Routes[2]
+	if a.Upstream.URL != b.Upstream.URL || unsafe.StringData(a.Upstream.URL) != unsafe.StringData(b.Upstream.URL) {
+		t.Error("the equal upstream URLs are not one string")
+	}
+	if unsafe.StringData(a.Match.Methods[0]) != unsafe.StringData(b.Match.Methods[0]) {
+		t.Error("the equal methods are not one string")
+	}
+	if unsafe.StringData(a.Policies[0].Type) != unsafe.StringData(b.Policies[0].Type) {
+		t.Error("the equal policy types are not one string")
+	}
+	if cc.Upstream.URL != "http://127.0.0.1:2" || a.Name != "a" || b.Name != "b" || a.Match.Methods[1] != "POST" {
+		t.Errorf("interning changed a value: %+v", c.Routes)
 	}
 }

@@ -77,9 +77,14 @@ type route struct {
 
 // link is one policy in a chain with its pre-resolved metrics.
 type link struct {
-	name     string
-	policy   policy.Policy
-	duration *telemetry.PolicyObserver
+	*linkNames // shared by every link of the same type in a load
+	policy     policy.Policy
+	duration   *telemetry.PolicyObserver
+}
+
+// linkNames are the names of a policy type.
+type linkNames struct {
+	name string
 	// spanName is "policy NAME", made once rather than per request.
 	spanName string
 }
@@ -109,9 +114,11 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 	routes := make([]router.Route[*route], 0, len(cfg.Routes))
 	// What many routes would otherwise each hold a copy of, made once per
 	// load (issue 23): the tracing target of each upstream URL, and each
-	// policy type's name and span name. All are immutable.
+	// policy type's names (a link is then 32 bytes, not 56). All are
+	// immutable.
 	targets := make(map[string]tracing.Target)
-	types := make(map[string][2]string) // type -> {type, "policy " + type}
+	onError := proxy.ErrorHandler(g.proxyError) // one method value, not one a route
+	types := make(map[string]*linkNames)
 	for i, rc := range cfg.Routes {
 		target, ok := targets[rc.Upstream.URL]
 		if !ok {
@@ -141,10 +148,10 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 		for _, spec := range rc.Policies {
 			names, ok := types[spec.Type]
 			if !ok {
-				names = [2]string{spec.Type, "policy " + spec.Type}
+				names = &linkNames{name: spec.Type, spanName: "policy " + spec.Type}
 				types[spec.Type] = names
 			}
-			typ := names[0]
+			typ := names.name
 			env := &policy.Env{
 				Route:          r.info,
 				Logger:         g.log.With("route", rc.Name, "policy", spec.Type),
@@ -165,7 +172,7 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 			if c, ok := p.(policy.Closer); ok {
 				r.closers = append(r.closers, c)
 			}
-			r.chain = append(r.chain, link{name: typ, policy: p, duration: g.metrics.PolicyObserver(rc.Name, typ), spanName: names[1]})
+			r.chain = append(r.chain, link{linkNames: names, policy: p, duration: g.metrics.PolicyObserver(rc.Name, typ)})
 			if f, ok := p.(policy.ResponseFilter); ok {
 				r.filters = append(r.filters, filter{name: typ, filter: f})
 			}
@@ -175,7 +182,7 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 			Protected:      protected,
 			TrustedProxies: rt.trusted,
 			ClientIPHeader: rt.clientIP.Header,
-			OnError:        g.proxyError,
+			OnError:        onError,
 			ErrorLog:       g.upstreamErrorLog(rc.Name),
 			BaseDir:        g.baseDir,
 			Clients:        rt.clients,

@@ -133,7 +133,7 @@ func New(cfg config.Upstream, opt Options) (*Upstream, error) {
 
 		websocket:       cfg.WebSocket,
 		requestTrailers: cfg.RequestTrailers,
-		protected:       append([]string{RequestIDField}, opt.Protected...),
+		protected:       protectedFields(opt.Protected),
 		newErrLog:       opt.ErrorLog,
 	}
 	if target.Scheme == "http" && !cfg.H2C {
@@ -174,6 +174,19 @@ func (u *Upstream) reverseProxy() *httputil.ReverseProxy {
 		u.newErrLog = nil
 	})
 	return u.rp
+}
+
+// requestIDOnly is the protected fields of the upstreams whose policies
+// protect none, most of them: shared, as nothing writes to it.
+var requestIDOnly = []string{RequestIDField}
+
+// protectedFields is the request id and the fields the route's policies
+// protect.
+func protectedFields(policies []string) []string {
+	if len(policies) == 0 {
+		return requestIDOnly[:1:1]
+	}
+	return append([]string{RequestIDField}, policies...)
 }
 
 // FieldError is a problem with one field of the upstream config.

@@ -192,7 +192,8 @@ func (m *Metrics) UpstreamError(route, kind string) {
 // resolved on its first observation and then kept, so the request path does
 // no label lookup and a route that never runs holds no histogram (a
 // histogram is some 400 bytes; ten thousand routes of several policies
-// would hold tens of megabytes of them at rest).
+// would hold tens of megabytes of them at rest). policy is a policy type,
+// never empty.
 func (m *Metrics) PolicyObserver(route, policy string) *PolicyObserver {
 	return &PolicyObserver{lazyObserver: lazyObserver{vec: m.policyDuration, route: route, policy: policy}, m: m}
 }
