@@ -200,6 +200,9 @@ type gateSet struct {
 	// onRemove, when set (tests only, before the first transaction),
 	// receives the id of each rule the gate removes.
 	onRemove func(id int)
+	// folded are the rules, by phase, whose condition is false on every
+	// request (fold.go); removed at the start of their phase.
+	folded [3][]int
 	// observed are the rules in load order, while compiling.
 	observed []observedRule
 }
@@ -590,11 +593,17 @@ type ruleRemover interface{ RemoveRuleByID(id int) }
 func (a *gateAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.TransactionState) {
 	g := a.g
 	phase := tx.LastPhase()
-	if g == nil || g.off || phase < 1 || phase > 2 || len(g.phase[phase]) == 0 {
+	if g == nil || phase < 1 || phase > 2 {
 		return
 	}
 	rm, ok := tx.(ruleRemover)
 	if !ok {
+		return
+	}
+	for _, id := range g.folded[phase] {
+		rm.RemoveRuleByID(id)
+	}
+	if g.off || len(g.phase[phase]) == 0 {
 		return
 	}
 	sc := scratchPool.Get().(*gateScratch)
