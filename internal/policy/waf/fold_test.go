@@ -126,3 +126,50 @@ func TestFoldedNeverMatch(t *testing.T) {
 		}
 	}
 }
+
+// TestCRSRegressionFoldedMatchesUnfolded runs the CRS regression suite
+// through the policy at paranoia levels 2 to 4 (level 1 is
+// TestCRSRegressionGatedMatchesStock's), with and without folding: on
+// every stage the same rules must match, and no folded rule may match
+// with the gate and folding off.
+func TestCRSRegressionFoldedMatchesUnfolded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the whole suite at three levels")
+	}
+	cases := crsRegression(t)
+	// Every other stage (every twentieth under the race detector): three
+	// levels of the whole suite would double this package's test time.
+	step := 2
+	if raceEnabled {
+		step = 20
+	}
+	for _, pl := range []string{"2", "3", "4"} {
+		yaml := "paranoia_level: " + pl
+		w := oursWAF(t, yaml)
+		g := gateOf(t, w)
+		s := w.s
+		eng, g2, err := newEngineGate(directives(s), engineOpts{fast: true, gate: true, extra: s.directives, paranoia: s.paranoia, cutPL: cutLevel(s)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		g2.folded = [3][]int{}
+		plain := ungated(t, yaml).engine
+		folded := map[int]bool{}
+		for _, ids := range g.folded {
+			for _, id := range ids {
+				folded[id] = true
+			}
+		}
+		for i := 0; i < len(cases); i += step {
+			c := &cases[i]
+			if got, want := c.run(w.engine), c.run(eng); !slices.Equal(got, want) {
+				t.Errorf("PL%s %s: folded matched %v, unfolded %v", pl, c.name, got, want)
+			}
+			for _, id := range c.run(plain) {
+				if folded[id] {
+					t.Errorf("PL%s %s: folded rule %d matches", pl, c.name, id)
+				}
+			}
+		}
+	}
+}
