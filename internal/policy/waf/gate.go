@@ -544,6 +544,9 @@ func parseTargets(list string) (string, []gateTarget, bool) {
 }
 
 // splitVars splits a variable list at '|' outside /regex/ keys and quotes.
+// XML's key is an XPath ("XML:/*"), not a /regex/: a '/' after "XML:"
+// opens nothing (else the targets after it would be swallowed into XML's
+// key and never read by the gate).
 func splitVars(s string) []string {
 	var out []string
 	start, inRx, inQ := 0, false, false
@@ -560,7 +563,7 @@ func splitVars(s string) []string {
 			if c == '\'' {
 				inQ = false
 			}
-		case c == '/' && i > 0 && s[i-1] == ':':
+		case c == '/' && i > 0 && s[i-1] == ':' && !strings.EqualFold(strings.TrimLeft(s[start:i-1], "!&"), "XML"):
 			inRx = true
 		case c == '\'':
 			inQ = true
