@@ -196,6 +196,7 @@ func newEngineGate(seclang string, o engineOpts) (coraza.WAF, *gateSet, error) {
 	}
 	if g != nil {
 		g.maxPL = o.paranoia
+		g.folded = foldIDs(g.observed, seclang, root)
 		g.build(o.extra)
 	}
 	return w, g, nil

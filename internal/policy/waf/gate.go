@@ -200,6 +200,9 @@ type gateSet struct {
 	// onRemove, when set (tests only, before the first transaction),
 	// receives the id of each rule the gate removes.
 	onRemove func(id int)
+	// folded are the rules, by phase, whose condition is false on every
+	// request (fold.go); removed at the start of their phase.
+	folded [3][]int
 	// observed are the rules in load order, while compiling.
 	observed []observedRule
 }
@@ -541,6 +544,9 @@ func parseTargets(list string) (string, []gateTarget, bool) {
 }
 
 // splitVars splits a variable list at '|' outside /regex/ keys and quotes.
+// XML's key is an XPath ("XML:/*"), not a /regex/: a '/' after "XML:"
+// opens nothing (else the targets after it would be swallowed into XML's
+// key and never read by the gate).
 func splitVars(s string) []string {
 	var out []string
 	start, inRx, inQ := 0, false, false
@@ -557,7 +563,7 @@ func splitVars(s string) []string {
 			if c == '\'' {
 				inQ = false
 			}
-		case c == '/' && i > 0 && s[i-1] == ':':
+		case c == '/' && i > 0 && s[i-1] == ':' && !strings.EqualFold(strings.TrimLeft(s[start:i-1], "!&"), "XML"):
 			inRx = true
 		case c == '\'':
 			inQ = true
@@ -590,11 +596,17 @@ type ruleRemover interface{ RemoveRuleByID(id int) }
 func (a *gateAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.TransactionState) {
 	g := a.g
 	phase := tx.LastPhase()
-	if g == nil || g.off || phase < 1 || phase > 2 || len(g.phase[phase]) == 0 {
+	if g == nil || phase < 1 || phase > 2 {
 		return
 	}
 	rm, ok := tx.(ruleRemover)
 	if !ok {
+		return
+	}
+	for _, id := range g.folded[phase] {
+		rm.RemoveRuleByID(id)
+	}
+	if g.off || len(g.phase[phase]) == 0 {
 		return
 	}
 	sc := scratchPool.Get().(*gateScratch)

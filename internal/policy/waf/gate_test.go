@@ -384,3 +384,41 @@ func mustAtoi(s string) int {
 	fmt.Sscan(s, &n)
 	return n
 }
+
+// TestParseTargets checks the variable lists the gate reads, XML's XPath
+// key and /regex/ keys holding '|' included.
+func TestParseTargets(t *testing.T) {
+	for _, c := range []struct {
+		list, want string
+	}{
+		{"ARGS|REQUEST_HEADERS:Referer", "ARGS:|REQUEST_HEADERS:Referer"},
+		// 932238's list at paranoia level 3: the headers after XML:/*
+		// are targets too.
+		{"REQUEST_COOKIES|ARGS|XML:/*|REQUEST_HEADERS:Referer|REQUEST_HEADERS:User-Agent",
+			"REQUEST_COOKIES:|ARGS:|XML:|REQUEST_HEADERS:Referer|REQUEST_HEADERS:User-Agent"},
+		{"ARGS|!XML:/*|REQUEST_HEADERS:Referer", "ARGS:|REQUEST_HEADERS:Referer"},
+		{"REQUEST_COOKIES:/^(a|b)$/|ARGS", "REQUEST_COOKIES:|ARGS:"},
+	} {
+		got, _, ok := parseTargets(c.list)
+		if !ok || got != c.want {
+			t.Errorf("parseTargets(%q) = %q, %v; want %q", c.list, got, ok, c.want)
+		}
+	}
+}
+
+// TestGateNeverSkipsAMatchAtHigherLevels is TestGateNeverSkipsAMatch at
+// paranoia levels 2 to 4, whose rules read more targets (932238 reads
+// the Referer after XML:/*, which the gate once dropped).
+func TestGateNeverSkipsAMatchAtHigherLevels(t *testing.T) {
+	reqs := corpusRequests(t)
+	for _, pl := range []string{"2", "3", "4"} {
+		yaml := "paranoia_level: " + pl
+		gated, plain := oursWAF(t, yaml), ungated(t, yaml)
+		for name, req := range reqs {
+			got, want := matchedIDs(t, gated, req()), matchedIDs(t, plain, req())
+			if !slices.Equal(got, want) {
+				t.Errorf("PL%s %s: gated matched %v, ungated %v", pl, name, got, want)
+			}
+		}
+	}
+}
