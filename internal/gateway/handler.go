@@ -216,8 +216,11 @@ func (g *Gateway) begin(rt *runtime, x *exchange, w http.ResponseWriter, r *http
 	x.ClientIP = rt.clientIP.Resolve(r.RemoteAddr, r.Header)
 	x.RequestID = requestID(r, x, rt)
 	x.w.ResponseWriter = w
-	w.Header()["X-Request-Id"] = []string{x.RequestID}
-	r.Header["X-Request-Id"] = []string{x.RequestID}
+	// One allocation for both fields, each its own capacity-limited
+	// slice, so that a change to one never shows in the other.
+	ids := &[2]string{x.RequestID, x.RequestID}
+	w.Header()["X-Request-Id"] = ids[0:1:1]
+	r.Header["X-Request-Id"] = ids[1:2:2]
 	if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {
 		// net/http frames a chunked request by its Transfer-Encoding and
 		// drops any Content-Length before we see it. RFC 9112 §6.1 asks to
@@ -479,7 +482,9 @@ func validRequestID(v string) bool {
 
 // logAccess writes the access log line of a finished request.
 func (g *Gateway) logAccess(r *http.Request, x *exchange, status int) {
-	if g.access == nil {
+	if g.access == nil || !g.access.Enabled(context.Background(), slog.LevelInfo) {
+		// Nothing to build the line for (a logger whose handler drops
+		// info, as slog.DiscardHandler does).
 		return
 	}
 	routeName := ""

@@ -4,6 +4,10 @@ package proxy
 
 import "net"
 
-// alive cannot peek at a socket here; a stale connection fails the request
+// probe cannot peek at a socket here; a stale connection fails the request
 // that meets it.
-func alive(net.Conn) bool { return true }
+type probe struct{}
+
+func (*probe) init(net.Conn) {}
+
+func (*probe) alive() bool { return true }

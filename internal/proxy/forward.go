@@ -53,7 +53,15 @@ func (u *Upstream) serveH1(w http.ResponseWriter, r *http.Request) {
 	}
 	dst := w.Header()
 	for k, vv := range res.Header {
-		dst[k] = append(dst[k], vv...)
+		if prior, ok := dst[k]; ok {
+			dst[k] = append(prior, vv...)
+			continue
+		}
+		// The parsed response is ours alone and is not read again: its
+		// value slices move over rather than being copied. They are
+		// capacity-limited (textproto), so an append to one never
+		// writes into another's.
+		dst[k] = vv
 	}
 	if len(trailers) > 0 {
 		dst.Add("Trailer", strings.Join(trailers, ", "))
@@ -369,6 +377,12 @@ func skipOutbound(k string) bool {
 	return false
 }
 
+// writeAddr writes a's text straight into bw's buffer: a stack buffer
+// handed to bw.Write would escape, an allocation every request.
+func writeAddr(bw *bufio.Writer, a netip.Addr) {
+	bw.Write(a.AppendTo(bw.AvailableBuffer()))
+}
+
 // writeForwarded writes the fields forwardedValues computes, without
 // building them as strings first (they were a sixth of a proxied request's
 // allocations).
@@ -378,10 +392,6 @@ func writeForwarded(bw *bufio.Writer, in *http.Request, src clientip.Source) {
 		return
 	}
 	ip := peer.Addr().Unmap().WithZone("")
-	// One buffer for both texts: it escapes, and one allocation is
-	// cheaper than two.
-	var ipBuf [128]byte
-	ipText := ip.AppendTo(ipBuf[:0])
 	trustedPeer := inPrefixes(ip, src.Trusted)
 	proto := "http"
 	if in.TLS != nil {
@@ -392,16 +402,12 @@ func writeForwarded(bw *bufio.Writer, in *http.Request, src clientip.Source) {
 	if trustedPeer {
 		client = src.Resolve(in.RemoteAddr, h)
 	}
-	clientText := ipText
-	if client != ip {
-		clientText = client.AppendTo(ipBuf[len(ipText):len(ipText)])
-	}
 	xffSource := src.Header == "" || src.Header == clientip.XForwardedFor
 	fwdSource := src.Header == clientip.Forwarded
 	if other := otherHeader(src); other != "" {
 		bw.WriteString(other)
 		bw.WriteString(": ")
-		bw.Write(clientText)
+		writeAddr(bw, client)
 		bw.WriteString("\r\n")
 	}
 
@@ -412,10 +418,10 @@ func writeForwarded(bw *bufio.Writer, in *http.Request, src clientip.Source) {
 			bw.WriteString(", ")
 		}
 	} else if !xffSource && client != ip {
-		bw.Write(clientText)
+		writeAddr(bw, client)
 		bw.WriteString(", ")
 	}
-	bw.Write(ipText)
+	writeAddr(bw, ip)
 	host, fproto := in.Host, proto
 	if trustedPeer {
 		if v := h.Get("X-Forwarded-Host"); v != "" {
@@ -440,20 +446,20 @@ func writeForwarded(bw *bufio.Writer, in *http.Request, src clientip.Source) {
 		bw.WriteString("for=")
 		if client.Is6() {
 			bw.WriteString(`"[`)
-			bw.Write(clientText)
+			writeAddr(bw, client)
 			bw.WriteString(`]"`)
 		} else {
-			bw.Write(clientText)
+			writeAddr(bw, client)
 		}
 		bw.WriteString(", ")
 	}
 	bw.WriteString("for=")
 	if ip.Is6() {
 		bw.WriteString(`"[`)
-		bw.Write(ipText)
+		writeAddr(bw, ip)
 		bw.WriteString(`]"`)
 	} else {
-		bw.Write(ipText)
+		writeAddr(bw, ip)
 	}
 	if in.Host != "" {
 		bw.WriteString(";host=")

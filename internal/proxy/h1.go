@@ -52,6 +52,7 @@ type h1Conn struct {
 	bw     *bufio.Writer
 	idleAt time.Time
 	reused bool // it served a request before this one
+	probe  probe
 }
 
 // connReader reads the connection for the exchange in progress. It bounds
@@ -153,7 +154,7 @@ func (c *h1Client) get(ctx context.Context, hard int64) (*h1Conn, error) {
 		c.mu.Unlock()
 		// Before the liveness check, which a past deadline would fail.
 		pc.cr.begin(ctx, hard, now)
-		if !alive(pc.nc) {
+		if !pc.probe.alive() {
 			pc.nc.Close()
 			c.mu.Lock()
 			continue
@@ -166,6 +167,7 @@ func (c *h1Client) get(ctx context.Context, hard int64) (*h1Conn, error) {
 		return nil, err
 	}
 	pc := &h1Conn{nc: nc}
+	pc.probe.init(nc)
 	pc.cr.nc, pc.cr.remaining, pc.cr.poll = nc, -1, c.poll
 	pc.cr.begin(ctx, hard, now)
 	pc.br = bufio.NewReaderSize(&pc.cr, 4<<10)
@@ -252,6 +254,7 @@ type h1Exchange struct {
 	// caller's handler must not return before it ends, since it reads the
 	// client's request body.
 	wrote    chan error          // the writer's result, once
+	out      outbound            // what the writer sends
 	w        http.ResponseWriter // the client's, to abandon its body
 	mu       sync.Mutex
 	headDone bool // the response head was read
@@ -406,7 +409,10 @@ func (ex *h1Exchange) sendHead(ctx context.Context, out *outbound, w http.Respon
 		_ = pc.nc.SetWriteDeadline(time.Time{})
 		ex.w = w
 		ex.wrote = make(chan error, 1)
-		go ex.write(out)
+		// The writer's own copy: the caller's stays on its stack, one
+		// allocation fewer for the requests without a body.
+		ex.out = *out
+		go ex.write(&ex.out)
 	}
 
 	pc.cr.remaining = c.maxHeader
