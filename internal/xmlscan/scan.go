@@ -413,6 +413,11 @@ func (s *scanner) start(t xml.StartElement) error {
 	if err := s.checkName(t.Name, "element"); err != nil {
 		return err
 	}
+	if len(t.Attr) > 1 {
+		if err := s.attrsSeparated(t.Name); err != nil {
+			return err
+		}
+	}
 	if len(t.Attr) > s.lim.MaxAttributes {
 		return s.limit(LimitAttributes, "element <%s> has %d attributes, more than %d", rawName(t.Name), len(t.Attr), s.lim.MaxAttributes)
 	}
@@ -492,6 +497,43 @@ func (s *scanner) start(t xml.StartElement) error {
 		}
 	}
 	s.stack = append(s.stack, element{space: t.Name.Space, local: t.Name.Local})
+	return nil
+}
+
+// attrsSeparated refuses a start tag in which an attribute follows the
+// previous one's closing quote without white space between them
+// (<r a="1"b="2"/>): XML requires it (production [40], STag), libxml2 and
+// the other parsers behind the gateway refuse the tag, and encoding/xml
+// alone reads it, so accepting it would let the firewall and the upstream
+// disagree on what the message is. It reads the tag's raw bytes, from
+// tokStart to the decoder's offset: outside a quoted value, a quote opens
+// or closes one.
+func (s *scanner) attrsSeparated(name xml.Name) error {
+	end := s.d.InputOffset()
+	if s.tokStart < 0 || end > int64(len(s.data)) || s.tokStart >= end {
+		return nil
+	}
+	tag := s.data[s.tokStart:end]
+	var quote byte
+	for i := 0; i < len(tag); i++ {
+		c := tag[i]
+		switch {
+		case quote != 0:
+			if c != quote {
+				continue
+			}
+			quote = 0
+			if i+1 < len(tag) {
+				switch tag[i+1] {
+				case ' ', '\t', '\r', '\n', '/', '>':
+				default:
+					return s.fail(Malformed, "not well-formed: no white space between attributes of <%s>", rawName(name))
+				}
+			}
+		case c == '"' || c == '\'':
+			quote = c
+		}
+	}
 	return nil
 }
 

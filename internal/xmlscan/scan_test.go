@@ -163,6 +163,9 @@ func refusals() []refusal {
 		{"comment ending in dash", `<r><!-- x ---></r>`, Malformed, ""},
 		{"double dash in comment", `<r><!-- a -- b --></r>`, Malformed, ""},
 		{"unquoted attribute", `<r a=1/>`, Malformed, ""},
+		{"attributes not separated", `<r a="1"b="2"/>`, Malformed, ""},
+		{"namespaced attributes not separated", `<A xmlns:q="0"xmlns:p="1"p:A=""q:A=""/>`, Malformed, ""},
+		{"attributes not separated, single quotes", `<r a='1'b='2'></r>`, Malformed, ""},
 		{"nul byte", "<r>\x00</r>", Malformed, ""},
 
 		// Limits, each one past its default.
