@@ -127,12 +127,15 @@ func (p *fastParser) run() bool {
 	rootClosed := false
 	for p.pos < len(p.data) {
 		if p.data[p.pos] != '<' {
+			start := p.pos
 			t, ok := p.charData()
 			if !ok {
 				return false
 			}
 			if len(p.stack) == 0 {
-				if !isSpace([]byte(t)) {
+				// As written: no reference, not even &#32;, outside
+				// the root (Scan's charData says why).
+				if !isSpace(p.data[start:p.pos]) {
 					return false
 				}
 			} else if p.text += len(t); p.text > p.lim.MaxTextBytes {

@@ -418,6 +418,9 @@ func (s *scanner) start(t xml.StartElement) error {
 			return err
 		}
 	}
+	if len(t.Attr) > 0 && surrogateRef(s.raw()) {
+		return s.fail(Malformed, "not well-formed: character reference to a surrogate in an attribute of <%s>", rawName(t.Name))
+	}
 	if len(t.Attr) > s.lim.MaxAttributes {
 		return s.limit(LimitAttributes, "element <%s> has %d attributes, more than %d", rawName(t.Name), len(t.Attr), s.lim.MaxAttributes)
 	}
@@ -643,7 +646,11 @@ func (s *scanner) end(t xml.EndElement) error {
 func (s *scanner) charData(t xml.CharData) error {
 	cdata := bytes.HasPrefix(s.data[s.tokStart:], []byte("<![CDATA["))
 	if len(s.stack) == 0 {
-		if cdata || !isSpace(t) {
+		// The raw bytes, not the decoded text: a character reference
+		// such as &#32; decodes to white space, but XML allows no
+		// reference outside the root element (production [27], Misc),
+		// and libxml2 refuses the document.
+		if cdata || !isSpace(s.raw()) {
 			return s.fail(Malformed, "text outside the root element")
 		}
 		return nil
@@ -652,6 +659,8 @@ func (s *scanner) charData(t xml.CharData) error {
 		if err := s.node(); err != nil {
 			return err
 		}
+	} else if surrogateRef(s.raw()) {
+		return s.fail(Malformed, "not well-formed: character reference to a surrogate")
 	}
 	s.text += len(t)
 	if s.text > s.lim.MaxTextBytes {
@@ -692,6 +701,58 @@ func (s *scanner) procInst(t xml.ProcInst) error {
 		return s.fail(ProcInst, "XML declaration not at the start of the document")
 	}
 	return s.fail(ProcInst, "processing instruction <?%s", clip([]byte(t.Target), 32))
+}
+
+// raw returns the bytes of the token RawToken last returned.
+func (s *scanner) raw() []byte {
+	end := s.d.InputOffset()
+	if s.tokStart < 0 || end > int64(len(s.data)) || s.tokStart > end {
+		return nil
+	}
+	return s.data[s.tokStart:end]
+}
+
+// surrogateRef reports whether raw, text or a start tag as written, holds
+// a character reference to a surrogate code point (&#xD800; to &#xDFFF;).
+// XML 1.0 §4.1 (WFC: Legal Character) forbids one and libxml2 refuses the
+// document, but encoding/xml decodes it to U+FFFD, so the gateway would
+// read a text the upstream never accepts. Other references to
+// non-characters encoding/xml refuses itself. A "&#" in text or in an
+// attribute value always starts a character reference (encoding/xml
+// refuses a bare '&'), and CDATA sections are separate tokens.
+func surrogateRef(raw []byte) bool {
+	for {
+		i := bytes.Index(raw, []byte("&#"))
+		if i < 0 {
+			return false
+		}
+		raw = raw[i+2:]
+		base := uint32(10)
+		if len(raw) > 0 && raw[0] == 'x' {
+			base, raw = 16, raw[1:]
+		}
+		var n uint32
+	digits:
+		for len(raw) > 0 {
+			var v uint32
+			switch c := raw[0]; {
+			case '0' <= c && c <= '9':
+				v = uint32(c - '0')
+			case base == 16 && 'a' <= c && c <= 'f':
+				v = uint32(c-'a') + 10
+			case base == 16 && 'A' <= c && c <= 'F':
+				v = uint32(c-'A') + 10
+			default:
+				break digits
+			}
+			// Saturate: anything past U+10FFFF is refused by encoding/xml.
+			n = min(n*base+v, 0x110000)
+			raw = raw[1:]
+		}
+		if n >= 0xD800 && n <= 0xDFFF {
+			return true
+		}
+	}
 }
 
 // isSpace reports whether b is only XML white space (XML 1.0 §2.3 S).

@@ -102,6 +102,10 @@ func refusals() []refusal {
 		{"character reference to NUL", `<r a="&#0;"/>`, Malformed, ""},
 		{"character reference out of range", `<r>&#x110000;</r>`, Malformed, ""},
 		{"raw less-than in attribute", `<r a="<"/>`, Malformed, ""},
+		// encoding/xml reads these as U+FFFD; libxml2 refuses them.
+		{"character reference to a surrogate", `<r>&#xD800;</r>`, Malformed, ""},
+		{"decimal character reference to a surrogate", `<r>a&#57343;</r>`, Malformed, ""},
+		{"character reference to a surrogate in an attribute", `<r b="1" a="x&#xDBFF;"/>`, Malformed, ""},
 
 		// Processing instructions.
 		{"pi in body", `<r><?php echo 1; ?></r>`, ProcInst, ""},
@@ -155,6 +159,9 @@ func refusals() []refusal {
 		{"two roots", `<r/><r/>`, Malformed, ""},
 		{"trailing garbage", `<r/>garbage`, Malformed, ""},
 		{"text before root", `x<r/>`, Malformed, ""},
+		// A reference to white space is not white space (libxml2 refuses).
+		{"character reference after the root", `<r/>&#32;`, Malformed, ""},
+		{"character reference before the root", "&#x20;\n<r/>", Malformed, ""},
 		{"cdata outside root", `<r/><![CDATA[ ]]>`, Malformed, ""},
 		{"unclosed", `<r><c>`, Malformed, ""},
 		{"mismatched end tag", `<r></s>`, Malformed, ""},
