@@ -318,7 +318,7 @@ func (p *fastParser) comment() bool {
 	if e < 0 || e+2 >= len(body) || body[e+2] != '>' || e > 0 && body[e-1] == '-' {
 		return false
 	}
-	if !p.node() || e > p.lim.MaxTextBytes {
+	if !p.node() || e > p.lim.MaxTextBytes || !validChars(body[:e]) {
 		return false
 	}
 	if len(p.stack) > 0 {

@@ -687,7 +687,34 @@ func (s *scanner) comment(t xml.Comment) error {
 	if bytes.HasSuffix(t, []byte("-")) {
 		return s.fail(Malformed, "comment ends with -")
 	}
+	// encoding/xml checks the characters of text, not of comments; a
+	// comment holding a control character, U+FFFE or bad UTF-8 is not
+	// well-formed (production [15] is made of Char) and libxml2 refuses
+	// the document.
+	if !validChars(t) {
+		return s.fail(Malformed, "not well-formed: comment holds a character XML does not allow")
+	}
 	return nil
+}
+
+// validChars reports whether b is UTF-8 made only of XML characters
+// (XML 1.0 §2.2, production [2]).
+func validChars(b []byte) bool {
+	for len(b) > 0 {
+		if c := b[0]; c < utf8.RuneSelf {
+			if c < 0x20 && c != '\t' && c != '\n' && c != '\r' {
+				return false
+			}
+			b = b[1:]
+			continue
+		}
+		r, n := utf8.DecodeRune(b)
+		if r == utf8.RuneError && n == 1 || !isChar(r) {
+			return false
+		}
+		b = b[n:]
+	}
+	return true
 }
 
 func (s *scanner) procInst(t xml.ProcInst) error {

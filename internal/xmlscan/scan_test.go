@@ -169,6 +169,10 @@ func refusals() []refusal {
 		{"stray end tag", `</r>`, Malformed, ""},
 		{"comment ending in dash", `<r><!-- x ---></r>`, Malformed, ""},
 		{"double dash in comment", `<r><!-- a -- b --></r>`, Malformed, ""},
+		// encoding/xml does not check a comment's characters; libxml2 does.
+		{"control character in comment", "<r><!-- \x01 --></r>", Malformed, ""},
+		{"non-character in comment", "<!-- \uffff --><r/>", Malformed, ""},
+		{"invalid utf-8 in comment", "<r/><!-- \xff -->", Malformed, ""},
 		{"unquoted attribute", `<r a=1/>`, Malformed, ""},
 		{"attributes not separated", `<r a="1"b="2"/>`, Malformed, ""},
 		{"namespaced attributes not separated", `<A xmlns:q="0"xmlns:p="1"p:A=""q:A=""/>`, Malformed, ""},
