@@ -722,6 +722,9 @@ func (s *scanner) procInst(t xml.ProcInst) error {
 	// "xml" wherever it appears, and has already checked its version and
 	// encoding; it is allowed only as the very first bytes (XML 1.0 §2.8).
 	if t.Target == "xml" && s.tokStart == 0 {
+		if !xmlDeclOK(s.raw()) {
+			return s.fail(Malformed, "not well-formed: XML declaration")
+		}
 		return nil
 	}
 	if strings.EqualFold(t.Target, "xml") {
@@ -780,6 +783,88 @@ func surrogateRef(raw []byte) bool {
 			return true
 		}
 	}
+}
+
+// xmlDeclOK reports whether raw, an XML declaration from "<?xml" to
+// "?>", follows XML 1.0 §2.8 (productions [23] to [26], [32], [80] and
+// [81]): version="1.0" first and required, then optionally encoding with
+// a well-formed name, then optionally standalone="yes" or "no", white
+// space before each, quotes matched. encoding/xml reads the declaration's
+// pseudo-attributes leniently (in any order, without white space, with
+// version missing, unknown ones and repeats ignored, standalone unchecked)
+// where libxml2 refuses the document; the encoding's value encoding/xml
+// has already held to UTF-8 by then.
+func xmlDeclOK(raw []byte) bool {
+	b, ok := bytes.CutPrefix(raw, []byte("<?xml"))
+	if !ok {
+		return false
+	}
+	if b, ok = bytes.CutSuffix(b, []byte("?>")); !ok {
+		return false
+	}
+	space := func() bool {
+		n := len(b)
+		b = bytes.TrimLeft(b, " \t\r\n")
+		return len(b) < n
+	}
+	// attr reads name Eq quoted-value, or returns false.
+	attr := func(name string) (string, bool) {
+		rest, ok := bytes.CutPrefix(b, []byte(name))
+		if !ok {
+			return "", false
+		}
+		b = rest
+		space()
+		if len(b) == 0 || b[0] != '=' {
+			return "", false
+		}
+		b = b[1:]
+		space()
+		if len(b) == 0 || b[0] != '"' && b[0] != '\'' {
+			return "", false
+		}
+		end := bytes.IndexByte(b[1:], b[0])
+		if end < 0 {
+			return "", false
+		}
+		v := string(b[1 : 1+end])
+		b = b[2+end:]
+		return v, true
+	}
+	if !space() {
+		return false
+	}
+	if v, ok := attr("version"); !ok || v != "1.0" {
+		return false
+	}
+	sp := space()
+	if sp && bytes.HasPrefix(b, []byte("encoding")) {
+		if v, ok := attr("encoding"); !ok || !encName(v) {
+			return false
+		}
+		sp = space()
+	}
+	if sp && bytes.HasPrefix(b, []byte("standalone")) {
+		if v, ok := attr("standalone"); !ok || v != "yes" && v != "no" {
+			return false
+		}
+		space()
+	}
+	return len(b) == 0
+}
+
+// encName reports whether s is an EncName (XML 1.0 production [81]).
+func encName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z':
+		case i > 0 && ('0' <= c && c <= '9' || c == '.' || c == '_' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return s != ""
 }
 
 // isSpace reports whether b is only XML white space (XML 1.0 §2.3 S).

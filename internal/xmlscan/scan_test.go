@@ -124,6 +124,20 @@ func refusals() []refusal {
 		{"utf-16be bom", "\xfe\xff\x00<\x00r\x00/\x00>", Encoding, ""},
 		{"invalid utf-8", "<r>\xff</r>", Malformed, ""},
 		{"xml 1.1", `<?xml version="1.1"?><r/>`, Malformed, ""},
+		// encoding/xml reads the XML declaration leniently; libxml2
+		// refuses each of these.
+		{"declaration without version", `<?xml encoding="UTF-8"?><r/>`, Malformed, ""},
+		{"empty declaration", `<?xml?><r/>`, Malformed, ""},
+		{"declaration out of order", `<?xml version="1.0" standalone="yes" encoding="UTF-8"?><r/>`, Malformed, ""},
+		{"declaration version not first", `<?xml encoding="UTF-8" version="1.0"?><r/>`, Malformed, ""},
+		{"declaration without white space", `<?xml version="1.0"encoding="UTF-8"?><r/>`, Malformed, ""},
+		{"declaration standalone maybe", `<?xml version="1.0" standalone="YES"?><r/>`, Malformed, ""},
+		{"declaration empty encoding", `<?xml version="1.0" encoding=""?><r/>`, Malformed, ""},
+		{"declaration unknown pseudo-attribute", `<?xml version="1.0" foo="bar"?><r/>`, Malformed, ""},
+		{"declaration repeated version", `<?xml version="1.0" version="1.0"?><r/>`, Malformed, ""},
+		{"declaration unquoted version", `<?xml version=1.0?><r/>`, Malformed, ""},
+		{"declaration mismatched quotes", `<?xml version="1.0'?><r/>`, Malformed, ""},
+		{"declaration nul", "<?xml\x00version=\"1.0\"?><r/>", Malformed, ""},
 
 		// Duplicates: Go's parsers keep the last, libxml2 refuses.
 		{"duplicate attribute", `<r a="1" a="2"/>`, DuplicateAttribute, ""},
