@@ -520,7 +520,8 @@ func (p *fastParser) start() bool {
 		}
 		// The reserved prefixes and names are left to the slow path,
 		// even where Scan allows them (xml bound to its own name).
-		if prefix == "xml" || prefix == "xmlns" || a.value == NamespaceXML || a.value == NamespaceXMLNS || prefix != "" && a.value == "" {
+		if prefix == "xml" || prefix == "xmlns" || a.value == NamespaceXML || a.value == NamespaceXMLNS || prefix != "" && a.value == "" ||
+			a.value != "" && !uriReference(a.value) {
 			return false
 		}
 		decls++

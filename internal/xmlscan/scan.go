@@ -567,6 +567,8 @@ func (s *scanner) checkDecl(prefix, uri string) error {
 	case prefix != "" && uri == "":
 		// Undeclaring a prefix is XML 1.1 only.
 		return s.fail(Namespace, "prefix %s is bound to the empty namespace name", prefix)
+	case uri != "" && !uriReference(uri):
+		return s.fail(Namespace, "namespace name %q is not a URI reference", clip([]byte(uri), 64))
 	}
 	return nil
 }

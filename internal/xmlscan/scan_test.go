@@ -166,6 +166,16 @@ func refusals() []refusal {
 		{"binding the xml namespace", `<r xmlns:x="http://www.w3.org/XML/1998/namespace"/>`, Namespace, ""},
 		{"binding the xmlns namespace", `<r xmlns:x="http://www.w3.org/2000/xmlns/"/>`, Namespace, ""},
 		{"default to the xml namespace", `<r xmlns="http://www.w3.org/XML/1998/namespace"/>`, Namespace, ""},
+		// Namespace names libxml2 cannot parse as URI references: a
+		// namespace error, fatal in lxml and xmlsec1.
+		{"namespace name with a space", `<r xmlns:p="a b"/>`, Namespace, ""},
+		{"namespace name with a bad escape", `<r xmlns:p="%zz"/>`, Namespace, ""},
+		{"default namespace name with a bracket", `<r xmlns="urn[:x"/>`, Namespace, ""},
+		{"namespace name with a port not a number", `<r xmlns:p="http://a:b/"/>`, Namespace, ""},
+		{"namespace name with two fragments", `<r xmlns:p="a#b#c"/>`, Namespace, ""},
+		{"namespace name with a byte order mark", "<r xmlns:p=\"\ufeffurn:x\"/>", Namespace, ""},
+		{"namespace name with a colon in a relative path", `<r xmlns:p="1a:b"/>`, Namespace, ""},
+		{"namespace name with an ampersand", `<r xmlns:p="urn:a?b=1&amp;c=2"/>`, Namespace, ""},
 
 		// Structure.
 		{"empty", ``, Malformed, ""},
