@@ -547,6 +547,10 @@ func (p *fastParser) start() bool {
 				return false
 			}
 		}
+		if a.space == "xml" && a.local == "id" {
+			// Scan's xml:id checks are left to it.
+			return false
+		}
 		for _, b := range attrs[:i] {
 			if _, ok := declaredPrefix2(b.space, b.local); ok {
 				continue

@@ -280,7 +280,8 @@ type scanner struct {
 	text       int // bytes of character data since the last tag
 	rootSeen   bool
 	rootClosed bool
-	encoding   string // a non-UTF-8 encoding the declaration named
+	encoding   string          // a non-UTF-8 encoding the declaration named
+	ids        map[string]bool // xml:id values seen
 	tokStart   int64
 }
 
@@ -477,6 +478,11 @@ func (s *scanner) start(t xml.StartElement) error {
 				return s.fail(Namespace, "attribute %s on <%s>: prefix %s is not declared", rawName(a.Name), rawName(t.Name), a.Name.Space)
 			}
 		}
+		if a.Name.Space == "xml" && a.Name.Local == "id" {
+			if err := s.xmlID(a.Value); err != nil {
+				return err
+			}
+		}
 		// Quadratic in the attributes of one element, which MaxAttributes
 		// bounds; for the handful an element has, cheaper than a map.
 		for _, b := range t.Attr[:i] {
@@ -537,6 +543,37 @@ func (s *scanner) attrsSeparated(name xml.Name) error {
 			quote = c
 		}
 	}
+	return nil
+}
+
+// xmlID refuses an xml:id attribute whose value, white space at either
+// end aside, is not an ASCII NCName, or repeats one seen before. xml:id
+// (W3C, 2005) makes the value an ID without a DTD: libxml2 reports a
+// value that is not an NCName, and a second element with the same ID, as
+// errors (lxml raises them), while encoding/xml and etree take any value
+// any number of times, so the gateway and the upstream could resolve a
+// reference to a different element, or the upstream refuse the message.
+// Non-ASCII IDs are refused too, failing closed: libxml2 judges their
+// letters by XML 1.0's 1998 tables, which unicode.IsLetter does not
+// follow.
+func (s *scanner) xmlID(v string) error {
+	v = strings.Trim(v, " \t\r\n")
+	ok := v != ""
+	for i := 0; i < len(v) && ok; i++ {
+		c := v[i]
+		ok = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c == '_' ||
+			i > 0 && ('0' <= c && c <= '9' || c == '.' || c == '-')
+	}
+	if !ok {
+		return s.fail(Malformed, "xml:id %q is not an NCName", clip([]byte(v), 32))
+	}
+	if s.ids[v] {
+		return s.fail(DuplicateAttribute, "xml:id %q given twice", clip([]byte(v), 32))
+	}
+	if s.ids == nil {
+		s.ids = map[string]bool{}
+	}
+	s.ids[v] = true
 	return nil
 }
 

@@ -34,6 +34,7 @@ func TestScanAccepts(t *testing.T) {
 		{"redeclared prefix in a child", `<r xmlns:a="urn:a"><a:c xmlns:a="urn:b" a:x="1"/></r>`},
 		{"prefix and default namespace on the same uri", `<r xmlns="urn:a" xmlns:a="urn:a" x="1" a:x="2"/>`},
 		{"xml prefix without declaration", `<r xml:lang="en" xml:space="preserve"/>`},
+		{"xml:id", `<r xml:id="Body-1"><c xml:id=" _a.2 "/></r>`},
 		{"xml prefix declared correctly", `<r xmlns:xml="http://www.w3.org/XML/1998/namespace"/>`},
 		{"default namespace undeclared", `<r xmlns="urn:a"><c xmlns=""/></r>`},
 		{"declaration after use in the same tag", `<a:r a:x="1" xmlns:a="urn:a"/>`},
@@ -148,6 +149,11 @@ func refusals() []refusal {
 		{"duplicate xmlns", `<r xmlns="urn:a" xmlns="urn:b"/>`, DuplicateNamespace, ""},
 		{"duplicate xmlns:p", `<r xmlns:p="urn:a" xmlns:p="urn:b"/>`, DuplicateNamespace, ""},
 		{"duplicate xmlns:p same uri", `<r xmlns:p="urn:a" xmlns:p="urn:a"/>`, DuplicateNamespace, ""},
+		// xml:id values are IDs to libxml2, which reports these.
+		{"duplicate xml:id", `<r xml:id="a"><c xml:id=" a"/></r>`, DuplicateAttribute, ""},
+		{"xml:id not an NCName", `<r xml:id="1 2"/>`, Malformed, ""},
+		{"xml:id with a colon", `<r xml:id="a:b"/>`, Malformed, ""},
+		{"empty xml:id", `<r xml:id=" "/>`, Malformed, ""},
 
 		// Namespaces.
 		{"undeclared element prefix", `<p:r/>`, Namespace, ""},
