@@ -847,33 +847,33 @@ func xmlDeclOK(raw []byte) bool {
 		return len(b) < n
 	}
 	// attr reads name Eq quoted-value, or returns false.
-	attr := func(name string) (string, bool) {
+	attr := func(name string) ([]byte, bool) {
 		rest, ok := bytes.CutPrefix(b, []byte(name))
 		if !ok {
-			return "", false
+			return nil, false
 		}
 		b = rest
 		space()
 		if len(b) == 0 || b[0] != '=' {
-			return "", false
+			return nil, false
 		}
 		b = b[1:]
 		space()
 		if len(b) == 0 || b[0] != '"' && b[0] != '\'' {
-			return "", false
+			return nil, false
 		}
 		end := bytes.IndexByte(b[1:], b[0])
 		if end < 0 {
-			return "", false
+			return nil, false
 		}
-		v := string(b[1 : 1+end])
+		v := b[1 : 1+end]
 		b = b[2+end:]
 		return v, true
 	}
 	if !space() {
 		return false
 	}
-	if v, ok := attr("version"); !ok || v != "1.0" {
+	if v, ok := attr("version"); !ok || string(v) != "1.0" {
 		return false
 	}
 	sp := space()
@@ -884,7 +884,7 @@ func xmlDeclOK(raw []byte) bool {
 		sp = space()
 	}
 	if sp && bytes.HasPrefix(b, []byte("standalone")) {
-		if v, ok := attr("standalone"); !ok || v != "yes" && v != "no" {
+		if v, ok := attr("standalone"); !ok || string(v) != "yes" && string(v) != "no" {
 			return false
 		}
 		space()
@@ -893,7 +893,7 @@ func xmlDeclOK(raw []byte) bool {
 }
 
 // encName reports whether s is an EncName (XML 1.0 production [81]).
-func encName(s string) bool {
+func encName(s []byte) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {
@@ -903,7 +903,7 @@ func encName(s string) bool {
 			return false
 		}
 	}
-	return s != ""
+	return len(s) > 0
 }
 
 // isSpace reports whether b is only XML white space (XML 1.0 §2.3 S).
