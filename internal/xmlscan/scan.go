@@ -23,7 +23,13 @@
 // "--" in comments and "]]>" in text, and it never fetches or expands
 // entities. What it still lets through (duplicate attributes, undeclared
 // prefixes, colons in odd places, unmatched end tags in raw mode, DTDs)
-// is what Scan refuses. Those rules also refuse every construct
+// is what Scan refuses. So is what encoding/xml reads and libxml2 (behind
+// xmlsec1, lxml, PHP and most SOAP stacks) refuses: attributes with no
+// white space between them, an XML declaration out of its grammar,
+// references to surrogates or outside the root element, characters XML
+// does not allow in comments, namespace names that are not URI
+// references, and xml:id values that are not NCNames or repeat;
+// TestScanAgreesWithLibxml2 holds Scan to libxml2. Those rules also refuse every construct
 // github.com/mattermost/xml-roundtrip-validator looks for (CVE-2020-29509,
 // CVE-2020-29510, CVE-2020-29511: names that change on a round trip
 // through encoding/xml, and directives); the tests and FuzzScan hold Scan
