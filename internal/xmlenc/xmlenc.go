@@ -453,8 +453,9 @@ func openCBC(key, v []byte) ([]byte, error) {
 }
 
 // parse scans and parses plain in the namespace context of at, in one
-// pass (xmlscan.Parse). When fail is set (or plain is nil) it parses a filler of the ciphertext's length
-// instead, so that a failed decryption costs what a successful one does.
+// pass (xmlscan.Parse). When fail is set (or plain is nil) it parses a
+// filler of the ciphertext's length instead, so that a failed decryption
+// costs what a successful one does.
 func (s *Session) parse(at *etree.Element, plain []byte, cipherLen int, fail bool) ([]etree.Token, error) {
 	open, close := wrapper(at)
 	if fail || plain == nil {
