@@ -251,6 +251,10 @@ func TestExchangeSAML(t *testing.T) {
 		{"inclusive c14n 1.1", inclusive.assertion(t, with(func(*assertionOpts) {}), nil), "exclusive c14n"},
 		{"no NameID", sts.assertion(t, with(func(o *assertionOpts) { o.subject = "" }), nil), "NameID"},
 		{"not base64", "%%%", "not base64"},
+		// The firewall's parser, as at the SOAP doors: what encoding/xml
+		// alone would read is refused before anything else.
+		{"dtd", base64.StdEncoding.EncodeToString([]byte(`<!DOCTYPE a [<!ENTITY x "y">]><a>&x;</a>`)), "assertion XML"},
+		{"attributes run together", base64.StdEncoding.EncodeToString([]byte(`<a x="1"y="2"/>`)), "assertion XML"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp, m := e.post(PathToken, "writer", writerSecret, exchangeForm(tc.tok, TokenTypeSAML2))
