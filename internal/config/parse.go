@@ -35,9 +35,11 @@ func newDoc(file string, lookupEnv func(string) (string, bool)) *doc {
 // node instead of an error. A nil node means the problems in errs are
 // fatal.
 func parseDocument(file string, data []byte, allowEmpty bool) (*yaml.Node, bool, Errors) {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var d yaml.Node
-	err := dec.Decode(&d)
+	d, err := decodeDocument(data)
+	var extra *multipleDocuments
+	if errors.As(err, &extra) {
+		err = nil // reported below, after an empty first document
+	}
 	empty := errors.Is(err, io.EOF) ||
 		err == nil && (len(d.Content) == 0 || isNull(d.Content[0]))
 	switch {
@@ -50,15 +52,9 @@ func parseDocument(file string, data []byte, allowEmpty bool) (*yaml.Node, bool,
 	if err == nil && len(d.Content) > 0 {
 		root = d.Content[0]
 	}
-	if err == nil {
-		var extra yaml.Node
-		switch err := dec.Decode(&extra); {
-		case err == nil:
-			return nil, false, Errors{{File: file, Line: extra.Line, Column: extra.Column,
-				Msg: "multiple YAML documents in one file are not supported"}}
-		case !errors.Is(err, io.EOF):
-			return nil, false, Errors{yamlError(file, err, data)}
-		}
+	if extra != nil {
+		return nil, false, Errors{{File: file, Line: extra.Line, Column: extra.Column,
+			Msg: "multiple YAML documents in one file are not supported"}}
 	}
 	// Only a '*' in the text makes an alias: most documents have none,
 	// and are spared a walk of the whole tree looking for one. Only
@@ -71,6 +67,34 @@ func parseDocument(file string, data []byte, allowEmpty bool) (*yaml.Node, bool,
 		}
 	}
 	return root, aliased, nil
+}
+
+// multipleDocuments is decodeDocument's error for a second document, at
+// its start.
+type multipleDocuments struct{ Line, Column int }
+
+func (m *multipleDocuments) Error() string { return "multiple documents" }
+
+// decodeDocument parses the first YAML document of data (io.EOF when there
+// is none) and refuses a second one; a large document is parsed in pieces
+// (splitDecode).
+func decodeDocument(data []byte) (yaml.Node, error) {
+	if d, ok := splitDecode(data); ok {
+		return d, nil
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var d yaml.Node
+	if err := dec.Decode(&d); err != nil {
+		return d, err
+	}
+	var extra yaml.Node
+	switch err := dec.Decode(&extra); {
+	case err == nil:
+		return d, &multipleDocuments{extra.Line, extra.Column}
+	case !errors.Is(err, io.EOF):
+		return d, err
+	}
+	return d, nil
 }
 
 var yamlLineRe = regexp.MustCompile(`^yaml: line (\d+): (?:column (\d+): )?`)
