@@ -196,7 +196,17 @@ func newEngineGate(seclang string, o engineOpts) (coraza.WAF, *gateSet, error) {
 	}
 	if g != nil {
 		g.maxPL = o.paranoia
-		g.folded = foldIDs(g.observed, seclang, root)
+		var visit func(observedRule, func(string) tvState)
+		g.quiet, visit = newQuietStatic(g.observed, seclang, root, o.extra)
+		g.folded = foldWalk(g.observed, seclang, root, visit)
+		if g.quiet != nil {
+			g.quiet.folded = map[int]bool{}
+			for _, ids := range g.folded {
+				for _, id := range ids {
+					g.quiet.folded[id] = true
+				}
+			}
+		}
 		g.build(o.extra)
 	}
 	return w, g, nil

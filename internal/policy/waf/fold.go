@@ -370,6 +370,14 @@ const (
 // condition is false on every request (see the comment above), nil when
 // folding cannot be done for the rule set.
 func foldIDs(observed []observedRule, seclang string, root fs.FS) [3][]int {
+	return foldWalk(observed, seclang, root, nil)
+}
+
+// foldWalk is foldIDs calling visit, when not nil, with each rule of
+// phases 1 and 2 as the walk reaches it, and the abstract state there
+// (what every request's TX holds at that rule). A walk that gives up
+// (folding off) visits nothing more and returns no folded rules.
+func foldWalk(observed []observedRule, seclang string, root fs.FS, visit func(o observedRule, get func(string) tvState)) [3][]int {
 	var out [3][]int
 	sts, ok := statements(seclang, root)
 	if !ok {
@@ -411,6 +419,9 @@ func foldIDs(observed []observedRule, seclang string, root fs.FS) [3][]int {
 			}
 			if hasSkip(o.raw) {
 				afterSkip = true
+			}
+			if visit != nil {
+				visit(o, get)
 			}
 			cond, sets, act, ok := foldRule(o, get)
 			if !ok {

@@ -205,6 +205,13 @@ type gateSet struct {
 	folded [3][]int
 	// observed are the rules in load order, while compiling.
 	observed []observedRule
+	// quiet is the rule set as the quiet path reads it (quiet.go); nil
+	// when it does not cover the rule set.
+	quiet *quietStatic
+	// all makes every candidate a gate rule, past skips and paranoia
+	// levels too: the quiet path's pre-filters (quiet.go), which remove
+	// nothing.
+	all bool
 }
 
 // observedRule is what the rule observer saw of one rule.
@@ -298,7 +305,7 @@ func (g *gateSet) build(extra []string) {
 		if hasSkip(o.raw) {
 			afterSkip = true
 		}
-		if !ok || afterSkip || (o.phase != 1 && o.phase != 2) {
+		if !ok || (afterSkip && !g.all) || (o.phase != 1 && o.phase != 2) {
 			continue
 		}
 		// CRS skips the rules of higher paranoia levels (skipAfter past
@@ -306,7 +313,7 @@ func (g *gateSet) build(extra []string) {
 		// them would be wasted work. Not being a candidate is always safe
 		// (the rule is left to Coraza); if a directive raised the level,
 		// they simply run ungated.
-		if g.maxPL > 0 && paranoiaTag(o.raw) > g.maxPL {
+		if !g.all && g.maxPL > 0 && paranoiaTag(o.raw) > g.maxPL {
 			continue
 		}
 		targets, vars, ok := parseTargets(r.vars)

@@ -23,7 +23,7 @@ func matchedIDs(t testing.TB, w *WAF, r *http.Request) []int {
 	t.Helper()
 	tx := w.engine.NewTransaction()
 	defer tx.Close()
-	if _, err := w.feed(policytest.Exchange(r), tx); err != nil {
+	if _, err := w.feed(policytest.Exchange(r), tx, false); err != nil {
 		t.Fatal(err)
 	}
 	var ids []int

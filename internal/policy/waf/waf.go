@@ -17,6 +17,7 @@ import (
 
 	"github.com/corazawaf/coraza/v3"
 	"github.com/corazawaf/coraza/v3/experimental"
+	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
 	"github.com/corazawaf/coraza/v3/types"
 
 	"github.com/gatehouse/gatehouse/internal/config"
@@ -43,7 +44,8 @@ const (
 // same settings and survive reloads that keep them.
 type WAF struct {
 	engine  coraza.WAF
-	gate    *gateSet // nil without
+	gate    *gateSet  // nil without
+	quiet   *quietSet // nil: every request runs the rules
 	release func() error
 	s       *settings
 	log     *slog.Logger
@@ -81,7 +83,7 @@ func New(cfg *config.Node, env *policy.Env) (policy.Policy, error) {
 		}
 		return nil, cfg.Errorf(field, "%v", err)
 	}
-	return &WAF{
+	w := &WAF{
 		engine:  eng.WAF,
 		gate:    eng.gate,
 		release: release,
@@ -89,7 +91,11 @@ func New(cfg *config.Node, env *policy.Env) (policy.Policy, error) {
 		log:     env.Log(),
 		route:   env.Route.Name,
 		matches: env.Telemetry().WAF(env.Route.Name, s.mode),
-	}, nil
+	}
+	if eng.gate != nil {
+		w.quiet = w.calibrate(eng.gate.quiet)
+	}
+	return w, nil
 }
 
 // shared is a compiled WAF in the usage pool.
@@ -118,36 +124,65 @@ func (w *WAF) Close() error { return w.release() }
 // the rules.
 func (w *WAF) Apply(_ context.Context, ex *policy.Exchange) error {
 	tx := w.engine.NewTransactionWithID(ex.RequestID)
+	fed := false
+	if w.quiet != nil {
+		switch w.tryQuiet(ex, tx) {
+		case quietProved:
+			tx.Close()
+			return nil
+		case quietFed:
+			fed = true
+		case quietUsedUp:
+			tx.Close()
+			tx = w.engine.NewTransactionWithID(ex.RequestID)
+		}
+	}
 	defer tx.Close()
-	it, err := w.feed(ex, tx)
+	it, err := w.feed(ex, tx, fed)
 	if err != nil {
 		return err
 	}
 	return w.verdict(ex, tx, it)
 }
 
-// feed runs the request through tx's request phases and returns the
-// interruption, if any; err is an internal failure or the body's.
-func (w *WAF) feed(ex *policy.Exchange, tx types.Transaction) (*types.Interruption, error) {
+// Outcomes of tryQuiet.
+const (
+	quietNo     = iota // not tried; tx has been fed nothing
+	quietFed           // not proved; tx has been fed the headers only
+	quietProved        // the rules would neither log nor interrupt
+	quietUsedUp        // not proved, and tx has run some rules
+)
+
+// tryQuiet feeds a bodiless request's connection, URI and headers to tx
+// and tries the quiet path (quiet.go) on it.
+func (w *WAF) tryQuiet(ex *policy.Exchange, tx types.Transaction) int {
 	r := ex.Request
-	port := 0
-	if _, p, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		port, _ = strconv.Atoi(p)
+	if w.s.inspect.body && inspectedBody(r.Header.Get("Content-Type")) {
+		return quietNo
 	}
-	tx.ProcessConnection(ex.ClientIP.String(), port, "", 0)
-	uri := r.URL.RequestURI()
-	if !w.s.inspect.query {
-		uri = r.URL.EscapedPath()
+	w.feedHeaders(r, ex.ClientIP.String(), tx)
+	ts, ok := tx.(plugintypes.TransactionState)
+	if !ok {
+		return quietFed
 	}
-	tx.ProcessURI(uri, r.Method, r.Proto)
-	tx.AddRequestHeader("Host", r.Host)
-	for name, values := range r.Header {
-		if !w.keepHeader(name) {
-			continue
-		}
-		for _, v := range values {
-			tx.AddRequestHeader(name, v)
-		}
+	proved, rest := w.quiet.check(ts, nil)
+	switch {
+	case !proved:
+		return quietFed
+	case len(rest) == 0, w.quiet.alone(tx, rest):
+		w.quiet.taken.Add(1)
+		return quietProved
+	}
+	return quietUsedUp
+}
+
+// feed runs the request through tx's request phases and returns the
+// interruption, if any; err is an internal failure or the body's. fed
+// means tx already has the connection, URI and headers (tryQuiet).
+func (w *WAF) feed(ex *policy.Exchange, tx types.Transaction, fed bool) (*types.Interruption, error) {
+	r := ex.Request
+	if !fed {
+		w.feedHeaders(r, ex.ClientIP.String(), tx)
 	}
 	if it := tx.ProcessRequestHeaders(); it != nil {
 		return it, nil
@@ -164,6 +199,30 @@ func (w *WAF) feed(ex *policy.Exchange, tx types.Transaction) (*types.Interrupti
 		}
 	}
 	return tx.ProcessRequestBody()
+}
+
+// feedHeaders gives tx the request's connection, URI and headers (all,
+// or only those the body processor needs).
+func (w *WAF) feedHeaders(r *http.Request, clientIP string, tx types.Transaction) {
+	port := 0
+	if _, p, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		port, _ = strconv.Atoi(p)
+	}
+	tx.ProcessConnection(clientIP, port, "", 0)
+	uri := r.URL.RequestURI()
+	if !w.s.inspect.query {
+		uri = r.URL.EscapedPath()
+	}
+	tx.ProcessURI(uri, r.Method, r.Proto)
+	tx.AddRequestHeader("Host", r.Host)
+	for name, values := range r.Header {
+		if !w.keepHeader(name) {
+			continue
+		}
+		for _, v := range values {
+			tx.AddRequestHeader(name, v)
+		}
+	}
 }
 
 // keepHeader reports whether a request header is fed to the rules.
@@ -208,7 +267,7 @@ func (w *WAF) verdict(ex *policy.Exchange, tx types.Transaction, it *types.Inter
 	for _, m := range tx.MatchedRules() {
 		rule := m.Rule()
 		id := rule.ID()
-		if m.Message() == "" {
+		if !logged(m) {
 			continue
 		}
 		if id == 949110 {
@@ -235,6 +294,21 @@ func (w *WAF) verdict(ex *policy.Exchange, tx types.Transaction, it *types.Inter
 		return policy.Deny(http.StatusRequestEntityTooLarge, "body_too_large", "request body too large").WithErr(reason)
 	}
 	return policy.Deny(http.StatusForbidden, Code, "request blocked by the web application firewall").WithErr(reason)
+}
+
+// logged reports whether a matched rule is one the policy logs and
+// counts: it has a message and is not nolog. Bookkeeping rules with a
+// message but nolog (901340, "Enabling body inspection", matches every
+// bodiless request) are neither. Coraza's MatchedRule has Log, its
+// interface not yet; a match without it counts as logged.
+func logged(m types.MatchedRule) bool {
+	if m.Message() == "" {
+		return false
+	}
+	if l, ok := m.(interface{ Log() bool }); ok {
+		return l.Log()
+	}
+	return true
 }
 
 // family is a rule's CRS file number ("942" for SQL injection), "custom"

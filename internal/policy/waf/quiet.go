@@ -1,0 +1,1182 @@
+package waf
+
+import (
+	"fmt"
+	"math"
+	"io/fs"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/corazawaf/coraza/v3/collection"
+	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
+	"github.com/corazawaf/coraza/v3/types"
+	"github.com/corazawaf/coraza/v3/types/variables"
+	"github.com/corazawaf/libinjection-go"
+)
+
+// The quiet path: a request that provably does what a benign calibration
+// request does is allowed without running the rules.
+//
+// When a WAF is built, one bodiless request C (GET /calibrate with a Host,
+// a User-Agent and an Accept, from a documentation address) is run through
+// the rules of phases 1, 2 and 5, and must leave nothing the policy would
+// log or act on: no rule with a message matched, no interruption. Before a
+// bodiless request X is run, quietSet.holds tries to prove that every rule
+// would behave on X exactly as it did on C; if so X's outcome is C's, and
+// the policy allows X without evaluating a single rule (Apply skips the
+// phases). A request the proof does not cover runs the rules as before.
+//
+// Why X's outcome is then C's, by induction over the rules in Coraza's
+// order (phase 1, phase 2, phase 5; each in load order). Suppose every rule
+// before R behaved on X as on C: the same rules matched, with the same
+// effects. Then the TX collection, the flow state (skipAfter, skip, the
+// rules removed by ctl) and the variables Coraza derives from the request
+// during the phases (REQBODY_PROCESSOR, REQUEST_BODY, MATCHED_*) are the
+// same at R, since they are functions of the request's own variables,
+// which X and C feed alike (no body is fed to either), and of the rules'
+// effects. R then behaves alike when one of these holds (quietRule):
+//
+//  1. R reads nothing of the request: its targets, chained rules and
+//     macros only name TX, MATCHED_* (set by R itself) or RULE. Most
+//     bookkeeping rules; no work per request.
+//  2. R is not evaluated on C: it lies between a rule that matched on C
+//     with skipAfter:M and the marker M. By induction it is skipped on X
+//     too. (The sampling rules that read UNIQUE_ID.)
+//  3. Every request variable R reads (as Coraza's GetField reads it, or
+//     a superset) holds the same key and value pairs on X as on C: R sees
+//     the same input.
+//  4. R did not match on C, and the gate's pre-filter (gate.go) shows
+//     that its operator cannot match any value of X it reads.
+//  5. R, or the first rule of its chain when R did not match on C, is one
+//     this file can evaluate exactly (qLink.eval): the operator is @rx,
+//     @streq, @within, @contains, @beginsWith, @endsWith, a numeric
+//     comparison, @validateByteRange, @detectSQLi or @detectXSS, its
+//     macros are TX values the fold walk (fold.go) knows at R, and every
+//     transformation leaves the ASCII value as it is, lowers it, or
+//     measures it. Evaluated on X, it gives C's outcome. A first rule
+//     that does not match makes its chain not match; a rule that matched
+//     on C must match on X on exactly its targets (no exclusions, no
+//     regular-expression keys) and its actions must not depend on what
+//     it matched.
+//  6. R is CRS 920450, restricted headers: its first rule matches every
+//     header name and records it in TX (header_name_920450_NAME); its
+//     chained rule matches when one recorded /name/ is in the restricted
+//     list. R did not match on C, and no header name of X, lowered and
+//     slashed, is in the list the fold walk knows. The names it records
+//     in TX differ from C's, which is why, when it is used, no other rule
+//     may read TX names with its prefix, and no rule may read TX as a
+//     whole or the capture TX:0-9 it did not capture itself.
+//
+// Directives that change rules after they are added (the gate's and the
+// fold's off switches) turn the quiet path off, as does a calibration run
+// that logs or interrupts (higher paranoia levels flag a request this
+// plain). TestQuietMatchesRules runs the CRS regression suite and the
+// corpora through both paths: wherever the proof holds, the rules must
+// neither log nor interrupt.
+
+// quietStatic is what a compiled rule set says about the quiet path,
+// before calibration: the rules of phases 1, 2 and 5 in order, parsed.
+type quietStatic struct {
+	rules []*qRule
+	// cand are the pre-filters of every candidate rule (gate.go), by id.
+	cand  *gateSet
+	candR map[int]*gateRule
+	// p920450 is the TX name prefix of the restricted-headers rule when
+	// it is one (proof 6), else "".
+	p920450 string
+	// folded are the rules the fold walk proved false on every request
+	// (fold.go): never evaluated, they need no proof.
+	folded map[int]bool
+}
+
+// qRule is one rule (its chain included) as the quiet path reads it.
+type qRule struct {
+	id      int
+	phase   types.RulePhase
+	secMark string
+	links   []*qLink
+	// inputs are the request variables the rule reads (targets and
+	// macros), as keys of quietSet.keys once calibrated.
+	inputs []qKey
+	// readsRequest: proof 1 does not apply.
+	readsRequest bool
+	// plain: every link's targets are exactly what Coraza reads (no
+	// exclusions, no regular-expression keys).
+	plain bool
+	// pure: no action depends on what the rule matched (no macro but
+	// %{tx.*} in setvar and ctl, no capture).
+	pure      bool
+	skipAfter string
+	skip      bool
+	allow     bool
+	special   bool // proof 6
+	// opaque: the rule could not be parsed; no proof applies.
+	opaque bool
+}
+
+// qLink is one SecRule (or SecAction) of a chain.
+type qLink struct {
+	targets []qTarget
+	partial bool
+	op      *qOp // nil: not evaluable (proof 5)
+	opName  string
+	negated bool
+	rawArg  string
+	chain   []string
+	multi   bool
+	capture bool
+	sets    []string // setvar arguments
+	// txRx are the regular-expression keys of its TX targets.
+	txRx []string
+}
+
+// qTarget is one variable of a rule.
+type qTarget struct {
+	v     variables.RuleVariable
+	key   string // exact key, "" for the whole collection
+	count bool
+}
+
+// qKey is a request input: a variable and an exact key ("" whole).
+type qKey struct {
+	v   variables.RuleVariable
+	key string
+}
+
+// qOp is an operator proof 5 can evaluate.
+type qOp struct {
+	kind    string
+	arg     string
+	re      *regexp.Regexp
+	vbr     [256]bool
+	subnets []net.IPNet
+}
+
+// staticVars are the request variables proof 5 may read before the
+// phases: nothing changes them during a bodiless request's phases.
+// bodyVars are the variables only a request body fills: empty for the
+// whole of a bodiless request's phases, on X as on C.
+var bodyVars = map[variables.RuleVariable]bool{
+	variables.ArgsPost: true, variables.ArgsPostNames: true, variables.RequestBody: true,
+	variables.Files: true, variables.FilesNames: true, variables.FilesSizes: true,
+	variables.FilesTmpNames: true, variables.FilesTmpContent: true, variables.FilesCombinedSize: true,
+	variables.XML: true, variables.MultipartPartHeaders: true, variables.MultipartFilename: true,
+	variables.MultipartName: true,
+}
+
+var staticVars = map[variables.RuleVariable]bool{
+	variables.Args: true, variables.ArgsGet: true, variables.ArgsNames: true, variables.ArgsGetNames: true,
+	variables.RequestHeaders: true, variables.RequestHeadersNames: true,
+	variables.RequestCookies: true, variables.RequestCookiesNames: true,
+	variables.RequestURI: true, variables.RequestURIRaw: true,
+	variables.RequestFilename: true, variables.RequestBasename: true,
+	variables.QueryString: true, variables.RequestLine: true,
+	variables.RequestMethod: true, variables.RequestProtocol: true,
+	variables.RemoteAddr: true,
+}
+
+// derivedVars are read from the rule's own match (MATCHED_*) or its own
+// metadata (RULE): the same on X and C when its inputs are.
+var derivedVars = map[variables.RuleVariable]bool{
+	variables.MatchedVar: true, variables.MatchedVarName: true,
+	variables.MatchedVars: true, variables.MatchedVarsNames: true,
+	variables.Rule: true,
+}
+
+// newQuietStatic parses the rule set. get, when the fold walk reached a
+// rule, gives the TX state there (see foldWalk); nil means the quiet path
+// is off for this rule set.
+func newQuietStatic(observed []observedRule, seclang string, root fs.FS, extra []string) (*quietStatic, func(o observedRule, get func(string) tvState)) {
+	q, visit, why := buildQuietStatic(observed, seclang, root, extra)
+	quietWhy.Store(&why)
+	return q, visit
+}
+
+// quietWhy is the last reason a rule set was not covered, for tests.
+var quietWhy atomic.Pointer[string]
+
+func buildQuietStatic(observed []observedRule, seclang string, root fs.FS, extra []string) (*quietStatic, func(o observedRule, get func(string) tvState), string) {
+	sts, ok := statements(seclang, root)
+	if !ok {
+		return nil, nil, "statements"
+	}
+	ft := readText(sts)
+	if ft.off {
+		return nil, nil, "readText off"
+	}
+	chains, ok := chainTexts(sts)
+	if !ok {
+		return nil, nil, "chainTexts"
+	}
+	q := &quietStatic{candR: map[int]*gateRule{}}
+	for _, o := range observed {
+		if o.secMark != "" {
+			q.rules = append(q.rules, &qRule{secMark: o.secMark})
+			continue
+		}
+		if o.phase != types.PhaseRequestHeaders && o.phase != types.PhaseRequestBody && o.phase != types.PhaseLogging {
+			if o.phase < types.PhaseRequestHeaders || o.phase > types.PhaseLogging {
+				return nil, nil, "rule of every phase" // a rule of every phase: not modelled
+			}
+			continue // response phases: the policy never runs them
+		}
+		if o.id == gatePhase1ID || o.id == gatePhase2ID {
+			continue // the gate removes only rules that cannot match
+		}
+		texts := chains[o.id]
+		if len(texts) == 0 || o.id <= 0 {
+			return nil, nil, fmt.Sprintf("no text for rule %d", o.id)
+		}
+		r, ok := parseQRule(o, texts)
+		if !ok {
+			// A rule the proof cannot read: fine as long as it is never
+			// evaluated (folded, or skipped on C); see calibrate.
+			r = &qRule{id: o.id, phase: o.phase, opaque: true, readsRequest: true}
+		}
+		q.rules = append(q.rules, r)
+	}
+	if !q.checkTX() {
+		return nil, nil, "checkTX"
+	}
+	// The candidates' pre-filters, all of them (not only those the gate
+	// may remove in place: proof 4 removes nothing).
+	g := &gateSet{observed: observed, all: true}
+	g.build(extra)
+	if g.off {
+		return nil, nil, "gate off"
+	}
+	for p := 1; p <= 2; p++ {
+		for i := range g.phase[p] {
+			q.candR[g.phase[p][i].id] = &g.phase[p][i]
+		}
+	}
+	q.cand = g
+	byID := map[int]*qRule{}
+	for _, r := range q.rules {
+		if r.id > 0 {
+			byID[r.id] = r
+		}
+	}
+	visit := func(o observedRule, get func(string) tvState) {
+		r := byID[o.id]
+		if r == nil {
+			return
+		}
+		written := map[string]bool{}
+		for _, l := range r.links {
+			l.op = nil
+			if l.opName != "" {
+				arg, known := expand(l.rawArg, get)
+				for name := range macroNames(l.rawArg) {
+					if written[name] || ft.dynamic(name) {
+						known = false
+					}
+				}
+				if known {
+					l.op = newQOp(l.opName, arg)
+				}
+			}
+			for _, s := range l.sets {
+				name, _, _ := strings.Cut(strings.TrimPrefix(s, "!"), "=")
+				col, v, _ := strings.Cut(name, ".")
+				if strings.EqualFold(col, "tx") {
+					written[strings.ToLower(v)] = true
+				}
+			}
+		}
+	}
+	return q, visit, ""
+}
+
+// macroNames returns the TX names of the %{tx.name} macros of s.
+func macroNames(s string) map[string]bool {
+	out := map[string]bool{}
+	for _, m := range macroRx.FindAllString(s, -1) {
+		col, name, _ := strings.Cut(m[2:len(m)-1], ".")
+		if strings.EqualFold(col, "tx") {
+			out[strings.ToLower(name)] = true
+		}
+	}
+	return out
+}
+
+// chainTexts returns, by the id of each rule, its statement and those of
+// the rules chained to it.
+func chainTexts(sts []string) (map[int][]string, bool) {
+	out := map[int][]string{}
+	head := 0
+	inChain := false
+	for _, st := range sts {
+		name, rest, _ := strings.Cut(st, " ")
+		rest = strings.TrimSpace(rest)
+		var actions string
+		switch strings.ToLower(name) {
+		case "secrule":
+			_, _, a, ok := splitRule(rest)
+			if !ok {
+				return nil, false
+			}
+			actions = a
+		case "secaction":
+			actions = strings.Trim(rest, `"`)
+		default:
+			continue
+		}
+		chainHead := false
+		id := 0
+		for _, a := range splitActions(actions) {
+			an, arg, _ := strings.Cut(strings.TrimSpace(a), ":")
+			switch strings.ToLower(strings.TrimSpace(an)) {
+			case "id":
+				id, _ = strconv.Atoi(strings.Trim(strings.TrimSpace(arg), "'"))
+			case "chain":
+				chainHead = true
+			}
+		}
+		if inChain {
+			if head <= 0 {
+				return nil, false
+			}
+			out[head] = append(out[head], st)
+		} else {
+			if id <= 0 {
+				return nil, false
+			}
+			if _, dup := out[id]; dup {
+				return nil, false
+			}
+			head = id
+			out[id] = []string{st}
+		}
+		inChain = chainHead
+	}
+	return out, true
+}
+
+// parseQRule reads a rule and its chain.
+func parseQRule(o observedRule, texts []string) (*qRule, bool) {
+	r := &qRule{id: o.id, phase: o.phase, plain: true, pure: true}
+	inputs := map[qKey]bool{}
+	for i, st := range texts {
+		dir, rest, _ := strings.Cut(st, " ")
+		rest = strings.TrimSpace(rest)
+		l := &qLink{}
+		var vars, op, actions string
+		if strings.EqualFold(dir, "SecAction") {
+			actions = strings.Trim(rest, `"`)
+		} else {
+			var ok bool
+			vars, op, actions, ok = splitRule(rest)
+			if !ok {
+				return nil, false
+			}
+		}
+		if vars != "" {
+			for _, tok := range splitVars(vars) {
+				if tok == "" {
+					return nil, false
+				}
+				if tok[0] == '!' {
+					l.partial = true
+					continue
+				}
+				count := tok[0] == '&'
+				name, key, _ := strings.Cut(strings.TrimPrefix(tok, "&"), ":")
+				v, err := variables.Parse(name)
+				if err != nil {
+					return nil, false
+				}
+				key = strings.Trim(key, "'")
+				rxKey := strings.HasPrefix(key, "/")
+				if rxKey || v == variables.XML {
+					if rxKey && v == variables.TX {
+						l.txRx = append(l.txRx, strings.TrimSuffix(strings.TrimPrefix(key, "/"), "/"))
+					}
+					l.partial = true
+					key = ""
+				}
+				if v == variables.TX {
+					if key == "" && !rxKey {
+						return nil, false // all of TX: proof 6's conditions
+					}
+				} else if derivedVars[v] {
+					if i == 0 && v != variables.Rule {
+						return nil, false // another rule's match
+					}
+				} else {
+					inputs[qKey{v, strings.ToLower(key)}] = true
+				}
+				l.targets = append(l.targets, qTarget{v: v, key: key, count: count})
+			}
+			neg := strings.HasPrefix(op, "!")
+			name, arg, _ := strings.Cut(strings.TrimPrefix(op, "!"), " ")
+			if !strings.HasPrefix(name, "@") {
+				// An operator-less argument is @rx.
+				name, arg = "@rx", strings.TrimPrefix(op, "!")
+			}
+			l.opName, l.negated, l.rawArg = strings.ToLower(strings.TrimPrefix(name, "@")), neg, arg
+		}
+		for _, a := range splitActions(actions) {
+			an, arg, _ := strings.Cut(strings.TrimSpace(a), ":")
+			arg = strings.Trim(strings.TrimSpace(arg), "'")
+			switch strings.ToLower(strings.TrimSpace(an)) {
+			case "t":
+				t := strings.ToLower(arg)
+				if t == "none" {
+					l.chain = l.chain[:0]
+				} else {
+					l.chain = append(l.chain, t)
+				}
+			case "multimatch":
+				l.multi = true
+			case "capture":
+				l.capture = true
+			case "setvar":
+				l.sets = append(l.sets, arg)
+				if strings.Contains(arg, "%{") && macroOutsideTX(arg) {
+					r.pure = false
+				}
+			case "ctl":
+				if strings.Contains(arg, "%{") {
+					r.pure = false
+				}
+			case "skipafter":
+				r.skipAfter = arg
+			case "skip":
+				r.skip = true
+			case "allow":
+				r.allow = true
+			case "exec", "expirevar", "deprecatevar", "initcol", "setuid", "setsid", "setenv":
+				return nil, false
+			}
+		}
+		if l.capture {
+			r.pure = false
+		}
+		// Macros anywhere in the statement: request variables are inputs.
+		for _, m := range macroRx.FindAllString(st, -1) {
+			col, key, _ := strings.Cut(m[2:len(m)-1], ".")
+			v, err := variables.Parse(col)
+			if err != nil {
+				return nil, false
+			}
+			if v == variables.TX || derivedVars[v] {
+				continue
+			}
+			inputs[qKey{v, strings.ToLower(key)}] = true
+		}
+		r.plain = r.plain && !l.partial
+		r.links = append(r.links, l)
+	}
+	for k := range inputs {
+		r.inputs = append(r.inputs, k)
+	}
+	slices.SortFunc(r.inputs, func(a, b qKey) int {
+		if a.v != b.v {
+			return int(a.v) - int(b.v)
+		}
+		return strings.Compare(a.key, b.key)
+	})
+	r.readsRequest = len(r.inputs) > 0
+	return r, true
+}
+
+// requestOnly reports whether every input is a variable nothing changes
+// during a bodiless request's phases: what proof 7 reads in a run without
+// the other rules is then what the full run reads.
+func requestOnly(keys []qKey) bool {
+	for _, k := range keys {
+		if !staticVars[k.v] && !bodyVars[k.v] {
+			return false
+		}
+	}
+	return true
+}
+
+// readsTX reports whether a rule of r's chain reads TX: a target, or a
+// macro in its operator.
+func (r *qRule) readsTX() bool {
+	for _, l := range r.links {
+		if len(macroNames(l.rawArg)) > 0 || len(l.txRx) > 0 {
+			return true
+		}
+		for _, t := range l.targets {
+			if t.v == variables.TX {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// macroOutsideTX reports whether s has a macro naming anything but TX.
+func macroOutsideTX(s string) bool {
+	for _, m := range macroRx.FindAllString(s, -1) {
+		col, _, _ := strings.Cut(m[2:len(m)-1], ".")
+		if !strings.EqualFold(col, "tx") {
+			return true
+		}
+	}
+	return false
+}
+
+// restrictedHeaders matches the first rule of CRS 920450 (proof 6).
+var restrictedHeaders = regexp.MustCompile(`^tx\.([a-z0-9_]+_)%\{tx\.0\}=/%\{tx\.0\}/$`)
+
+// checkTX applies the conditions on TX reads (see proof 6): no rule
+// reads the capture TX:0-9 it did not capture, and 920450's names are
+// read by its own chained rule only. It marks 920450 special when it
+// qualifies; other rules need not.
+func (q *quietStatic) checkTX() bool {
+	for _, r := range q.rules {
+		if r.id == 0 {
+			continue
+		}
+		captures := false
+		for _, l := range r.links {
+			captures = captures || l.capture
+		}
+		for _, l := range r.links {
+			reads := macroNames(l.rawArg)
+			for _, s := range l.sets {
+				_, val, _ := strings.Cut(s, "=")
+				for n := range macroNames(val) {
+					reads[n] = true
+				}
+				name, _, _ := strings.Cut(s, "=")
+				for n := range macroNames(name) {
+					reads[n] = true
+				}
+			}
+			for _, t := range l.targets {
+				if t.v == variables.TX && t.key != "" {
+					reads[strings.ToLower(t.key)] = true
+				}
+			}
+			for n := range reads {
+				if _, err := strconv.Atoi(n); err == nil && !captures {
+					return false
+				}
+			}
+		}
+	}
+	// 920450's shape.
+	for _, r := range q.rules {
+		if r.id != 920450 || len(r.links) != 2 {
+			continue
+		}
+		h, c := r.links[0], r.links[1]
+		if len(h.targets) != 1 || h.targets[0].v != variables.RequestHeadersNames || h.targets[0].count ||
+			h.partial || h.negated || h.opName != operatorName || h.rawArg != "^.*$" ||
+			!slices.Equal(h.chain, []string{"lowercase"}) || !h.capture || h.multi || len(h.sets) != 1 {
+			continue
+		}
+		m := restrictedHeaders.FindStringSubmatch(strings.ToLower(h.sets[0]))
+		if m == nil {
+			continue
+		}
+		prefix := m[1]
+		if len(c.targets) != 1 || c.targets[0].v != variables.TX || c.targets[0].count || c.negated ||
+			c.opName != "within" || len(macroNames(c.rawArg)) != 1 || c.multi || c.capture {
+			continue
+		}
+		if !q.onlyReader(prefix, r) {
+			continue
+		}
+		r.special = true
+		q.p920450 = prefix
+	}
+	return true
+}
+
+// onlyReader reports whether no rule but r reads TX names starting with
+// prefix.
+func (q *quietStatic) onlyReader(prefix string, r *qRule) bool {
+	probe := prefix + "x"
+	for _, o := range q.rules {
+		if o == r || o.id == 0 {
+			continue
+		}
+		for _, l := range o.links {
+			for _, t := range l.targets {
+				if t.v != variables.TX {
+					continue
+				}
+				k := strings.ToLower(t.key)
+				if strings.HasPrefix(k, prefix) {
+					return false
+				}
+			}
+			for n := range macroNames(l.rawArg) {
+				if strings.HasPrefix(n, prefix) {
+					return false
+				}
+			}
+			for _, s := range l.sets {
+				for n := range macroNames(s) {
+					if strings.HasPrefix(n, prefix) {
+						return false
+					}
+				}
+			}
+		}
+		// TX targets with regular-expression keys were parsed as partial
+		// whole-collection reads; check them against the prefix.
+		for _, l := range o.links {
+			if !l.partial {
+				continue
+			}
+			for _, k := range l.txRx {
+				re, err := regexp.Compile(k)
+				if err != nil || re.MatchString(probe) || re.MatchString(prefix) {
+					return false
+				}
+			}
+		}
+	}
+	return true
+}
+
+// newQOp returns the evaluable operator name(arg), or nil.
+func newQOp(name, arg string) *qOp {
+	o := &qOp{kind: name, arg: arg}
+	switch name {
+	case operatorName, "rx":
+		expr := "(?sm)" + arg
+		if matchesBytes(expr) {
+			return nil
+		}
+		if v, ok := compiled.Load(expr); ok {
+			o.re = v.(*rx).re
+		} else {
+			re, err := regexp.Compile(expr)
+			if err != nil {
+				return nil
+			}
+			o.re = re
+		}
+		o.kind = "rx"
+	case "streq", "within", "contains", "beginswith", "endswith", "detectsqli", "detectxss":
+	case "eq", "gt", "lt", "ge", "le":
+	case "ipmatch":
+		// As Coraza's newIPMatch: bare addresses are /32 or /128, and
+		// entries that do not parse are left out.
+		for _, sb := range strings.Split(arg, ",") {
+			sb = strings.TrimSpace(sb)
+			if sb == "" {
+				continue
+			}
+			if strings.Contains(sb, ":") && !strings.Contains(sb, "/") {
+				sb += "/128"
+			} else if strings.Contains(sb, ".") && !strings.Contains(sb, "/") {
+				sb += "/32"
+			}
+			if _, subnet, err := net.ParseCIDR(sb); err == nil {
+				o.subnets = append(o.subnets, *subnet)
+			}
+		}
+	case "validatebyterange":
+		if arg == "" {
+			return nil
+		}
+		for _, br := range strings.Split(arg, ",") {
+			br = strings.TrimSpace(br)
+			start, end, isRange := strings.Cut(br, "-")
+			s, err := strconv.Atoi(start)
+			if err != nil || s < 0 || s > 255 {
+				return nil
+			}
+			e := s
+			if isRange {
+				if e, err = strconv.Atoi(end); err != nil || e < 0 || e > 255 {
+					return nil
+				}
+			}
+			for i := s; i <= e; i++ {
+				o.vbr[i] = true
+			}
+		}
+	default:
+		return nil
+	}
+	return o
+}
+
+// match is the operator on one value, as Coraza 3.8.1 evaluates it.
+func (o *qOp) match(v string) bool {
+	switch o.kind {
+	case "rx":
+		return o.re.MatchString(v)
+	case "streq":
+		return o.arg == v
+	case "within":
+		return strings.Contains(o.arg, v)
+	case "contains":
+		return strings.Contains(v, o.arg)
+	case "beginswith":
+		return strings.HasPrefix(v, o.arg)
+	case "endswith":
+		return strings.HasSuffix(v, o.arg)
+	case "detectsqli":
+		m, _ := libinjection.IsSQLi(v)
+		return m
+	case "detectxss":
+		return libinjection.IsXSS(v)
+	case "ipmatch":
+		ip := net.ParseIP(v)
+		for _, subnet := range o.subnets {
+			if subnet.Contains(ip) {
+				return true
+			}
+		}
+		return false
+	case "validatebyterange":
+		if v == "" {
+			return false
+		}
+		for i := 0; i < len(v); i++ {
+			if !o.vbr[v[i]] {
+				return true
+			}
+		}
+		return false
+	}
+	a, _ := strconv.Atoi(v)
+	b, _ := strconv.Atoi(o.arg)
+	switch o.kind {
+	case "eq":
+		return a == b
+	case "gt":
+		return a > b
+	case "lt":
+		return a < b
+	case "ge":
+		return a >= b
+	case "le":
+		return a <= b
+	}
+	return false
+}
+
+// transform applies a link's transformations to an ASCII value when each
+// leaves it as it is, lowers it or measures it (proof 5).
+func transform(chain []string, v string) (string, bool) {
+	for i := 0; i < len(v); i++ {
+		if v[i] >= 0x80 {
+			return "", false
+		}
+	}
+	for _, t := range chain {
+		switch t {
+		case "lowercase":
+			v = strings.ToLower(v)
+			continue
+		case "length":
+			v = strconv.Itoa(len(v))
+			continue
+		}
+		trig, known := transformTriggers[t]
+		if !known || triggers(v)&trig != 0 {
+			return "", false
+		}
+		if t == "cmdline" {
+			v = strings.ToLower(v)
+		}
+	}
+	return v, true
+}
+
+// quietSet is a calibrated quiet path; safe for concurrent use.
+type quietSet struct {
+	keys  []qKey
+	calib [][]kv // C's pairs by key, sorted
+	proof []quietProof
+	cand  *gateSet
+	// list is 920450's restricted list (proof 6), when used.
+	list string
+	// taken and tried count requests, for tests and figures.
+	taken, tried atomic.Uint64
+	// onFail, when set (tests only, before the first request), receives
+	// the id of the rule no proof covered.
+	onFail func(id int)
+	// assume, when set (tests only), is a proof taken to hold without
+	// checking: TestQuietEveryProofMatters shows the corpus catches each.
+	assume int
+}
+
+// The proofs check and alone run, for quietSet.assume.
+const (
+	proofSame = iota + 1
+	proofPrefilter
+	proofEval
+	proofAlone
+	proofRestricted
+)
+
+// quietProof is what holds must show of one rule.
+type quietProof struct {
+	r       *qRule
+	keys    []int // inputs, in quietSet.keys
+	matched bool  // on C
+	cand    *gateRule
+	// alone: proof 7 applies. The rule did not match on C, is of phase 1
+	// or 2, and no rule of its chain reads TX: run alone on the request
+	// (all other rules removed), it matches if it would in the full run,
+	// or more often (targets other rules' ctl would have removed are
+	// still read), never less.
+	alone bool
+}
+
+type kv struct{ k, v string }
+
+// calibrationRequest is C.
+func calibrationRequest() *http.Request {
+	r := httptest.NewRequest(http.MethodGet, "http://gatehouse.invalid/calibrate", nil)
+	r.RemoteAddr = "192.0.2.1:40000"
+	r.Header.Set("User-Agent", "gatehouse-calibration/1")
+	r.Header.Set("Accept", "*/*")
+	return r
+}
+
+// calibrate runs C through w's rules and returns the quiet path, or nil
+// when C is not quiet or the rule set is not one the proof covers.
+func (w *WAF) calibrate(q *quietStatic) *quietSet {
+	if q == nil {
+		return calibrationFails("1")
+	}
+	r := calibrationRequest()
+	tx := w.engine.NewTransaction()
+	defer tx.Close()
+	w.feedHeaders(r, "192.0.2.1", tx)
+	ts, ok := tx.(plugintypes.TransactionState)
+	if !ok {
+		return calibrationFails("2")
+	}
+	s := &quietSet{cand: q.cand}
+	keyIdx := map[qKey]int{}
+	for _, rule := range q.rules {
+		for _, k := range rule.inputs {
+			if _, ok := keyIdx[k]; !ok {
+				keyIdx[k] = len(s.keys)
+				s.keys = append(s.keys, k)
+				s.calib = append(s.calib, readPairs(ts, k))
+			}
+		}
+	}
+	if it := tx.ProcessRequestHeaders(); it != nil {
+		return calibrationFails("3")
+	}
+	if it, err := tx.ProcessRequestBody(); it != nil || err != nil {
+		return calibrationFails("4")
+	}
+	tx.ProcessLogging()
+	if tx.IsInterrupted() {
+		return calibrationFails("5")
+	}
+	matched := map[int]bool{}
+	for _, m := range tx.MatchedRules() {
+		if logged(m) {
+			return calibrationFails(fmt.Sprint("C matched ", m.Rule().ID(), " ", m.Message())) // C is not quiet
+		}
+		matched[m.Rule().ID()] = true
+	}
+	// Proof 2: the rules a skipAfter that matched on C passed over.
+	skipped := map[*qRule]bool{}
+	for i, rule := range q.rules {
+		if !matched[rule.id] {
+			continue
+		}
+		if rule.skip || rule.allow || rule.opaque {
+			return calibrationFails("7")
+		}
+		if rule.skipAfter == "" {
+			continue
+		}
+		found := false
+		for _, next := range q.rules[i+1:] {
+			if next.secMark == rule.skipAfter {
+				found = true
+				break
+			}
+			if next.phase == rule.phase {
+				skipped[next] = true
+			}
+		}
+		if !found {
+			return calibrationFails("8")
+		}
+	}
+	for _, rule := range q.rules {
+		if rule.id == 0 || skipped[rule] || q.folded[rule.id] || !rule.readsRequest {
+			continue
+		}
+		if rule.opaque {
+			return calibrationFails("9")
+		}
+		p := quietProof{r: rule, matched: matched[rule.id]}
+		for _, k := range rule.inputs {
+			p.keys = append(p.keys, keyIdx[k])
+		}
+		if c := q.candR[rule.id]; c != nil && !p.matched {
+			p.cand = c
+		}
+		p.alone = !p.matched && rule.phase != types.PhaseLogging && !rule.readsTX() && requestOnly(rule.inputs)
+		if rule.special {
+			if p.matched || rule.links[1].op == nil || rule.links[1].op.kind != "within" {
+				return calibrationFails("10")
+			}
+			s.list = rule.links[1].op.arg
+		}
+		s.proof = append(s.proof, p)
+	}
+	return s
+}
+
+// calibrationFails records why a calibration gave no quiet path.
+func calibrationFails(why string) *quietSet {
+	quietWhy.Store(&why)
+	return nil
+}
+
+// readPairs reads k's key and value pairs from tx, sorted: Coraza's
+// collections are maps, read in no fixed order.
+func readPairs(tx plugintypes.TransactionState, k qKey) []kv {
+	col := tx.Collection(k.v)
+	if col == nil {
+		return nil
+	}
+	var ms []types.MatchData
+	if kc, ok := col.(collection.Keyed); ok && k.key != "" {
+		ms = kc.FindString(k.key)
+	} else {
+		ms = col.FindAll()
+	}
+	out := make([]kv, len(ms))
+	for i, m := range ms {
+		out[i] = kv{m.Key(), m.Value()}
+	}
+	slices.SortFunc(out, func(a, b kv) int {
+		if c := strings.Compare(a.k, b.k); c != 0 {
+			return c
+		}
+		return strings.Compare(a.v, b.v)
+	})
+	return out
+}
+
+// quietScratch is one proof's memory.
+type quietScratch struct {
+	same []int8 // by key: 0 unknown, 1 same as C, -1 differs
+}
+
+var quietPool = sync.Pool{New: func() any { return &quietScratch{} }}
+
+// holds reports whether the rules would do on tx's request what they did
+// on C (see the comment at the top of this file). tx has been fed the
+// request's connection, URI and headers, and no body.
+func (s *quietSet) holds(tx plugintypes.TransactionState) bool {
+	ok, rest := s.check(tx, nil)
+	if ok && len(rest) == 0 {
+		s.taken.Add(1)
+	}
+	return ok && len(rest) == 0
+}
+
+// check runs proofs 3 to 6 and returns, with ok, the ids (sorted, added
+// to rest) of the rules that proof 7 must still show do not match.
+func (s *quietSet) check(tx plugintypes.TransactionState, rest []int) (ok bool, _ []int) {
+	s.tried.Add(1)
+	qs := quietPool.Get().(*quietScratch)
+	defer quietPool.Put(qs)
+	qs.same = slices.Grow(qs.same[:0], len(s.keys))[:len(s.keys)]
+	clear(qs.same)
+	var sc *gateScratch
+	defer func() {
+		if sc != nil {
+			sc.release()
+		}
+	}()
+	for i := range s.proof {
+		p := &s.proof[i]
+		if s.assume == proofSame || s.sameInputs(tx, qs, p.keys) {
+			continue // proof 3
+		}
+		if p.cand != nil {
+			if s.assume == proofPrefilter {
+				continue
+			}
+			if sc == nil {
+				sc = scratchPool.Get().(*gateScratch)
+				sc.reset(s.cand)
+			}
+			if s.impossible(tx, sc, p.cand) {
+				continue // proof 4
+			}
+		}
+		if p.r.special && (s.assume == proofRestricted || s.restricted(tx)) {
+			continue // proof 6
+		}
+		if s.evaluates(tx, p) {
+			continue // proof 5
+		}
+		if p.alone {
+			if s.assume != proofAlone {
+				rest = append(rest, p.r.id)
+			}
+			continue // proof 7, by the caller
+		}
+		if s.onFail != nil {
+			s.onFail(p.r.id)
+		}
+		return false, rest
+	}
+	slices.Sort(rest)
+	return true, rest
+}
+
+// alone runs the rules of rest, and only those, through tx's request
+// phases (proof 7), and reports whether none matched. tx is used up
+// either way.
+func (s *quietSet) alone(tx types.Transaction, rest []int) bool {
+	rm, ok := tx.(interface{ RemoveRuleByIDRange(start, end int) })
+	if !ok {
+		return false
+	}
+	from := 1
+	for _, id := range rest {
+		if id > from {
+			rm.RemoveRuleByIDRange(from, id-1)
+		}
+		from = id + 1
+	}
+	rm.RemoveRuleByIDRange(from, math.MaxInt)
+	if it := tx.ProcessRequestHeaders(); it != nil {
+		return false
+	}
+	if it, err := tx.ProcessRequestBody(); it != nil || err != nil {
+		return false
+	}
+	return len(tx.MatchedRules()) == 0
+}
+
+func (s *quietSet) sameInputs(tx plugintypes.TransactionState, qs *quietScratch, keys []int) bool {
+	for _, k := range keys {
+		if qs.same[k] == 0 {
+			qs.same[k] = -1
+			if slices.Equal(readPairs(tx, s.keys[k]), s.calib[k]) {
+				qs.same[k] = 1
+			}
+		}
+		if qs.same[k] < 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// impossible is the gate's pre-filter over every value r reads.
+func (s *quietSet) impossible(tx plugintypes.TransactionState, sc *gateScratch, r *gateRule) bool {
+	for _, k := range s.cand.targets[r.targets] {
+		for _, v := range sc.values(tx, s.cand, k) {
+			if !sc.impossible(r, v) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// evaluates is proof 5: the rule (or its first link, when it did not match
+// on C) evaluated exactly on the request gives C's outcome.
+func (s *quietSet) evaluates(tx plugintypes.TransactionState, p *quietProof) bool {
+	links := p.r.links
+	if !p.matched {
+		links = links[:1]
+	} else if len(links) > 1 || !p.r.plain || !p.r.pure {
+		return false
+	}
+	l := links[0]
+	if l.op == nil || l.multi {
+		return false
+	}
+	for _, t := range l.targets {
+		if !staticVars[t.v] && !(bodyVars[t.v] && !t.count) {
+			return false
+		}
+	}
+	if s.assume == proofEval {
+		return true
+	}
+	m, ok := l.eval(tx)
+	return ok && m == p.matched
+}
+
+// eval evaluates the link on tx's values: whether it matches, and false
+// ok when a value is not one transform can compute.
+func (l *qLink) eval(tx plugintypes.TransactionState) (matched, ok bool) {
+	for _, t := range l.targets {
+		col := tx.Collection(t.v)
+		var ms []types.MatchData
+		if col != nil {
+			if kc, isKeyed := col.(collection.Keyed); isKeyed && t.key != "" {
+				ms = kc.FindString(t.key)
+			} else {
+				ms = col.FindAll()
+			}
+		}
+		if t.count {
+			if l.test(strconv.Itoa(len(ms)), &ok) {
+				return true, true
+			}
+			if !ok {
+				return false, false
+			}
+			continue
+		}
+		for _, m := range ms {
+			if l.test(m.Value(), &ok) {
+				return true, true
+			}
+			if !ok {
+				return false, false
+			}
+		}
+	}
+	return false, true
+}
+
+// test transforms v and runs the operator, negation included.
+func (l *qLink) test(v string, ok *bool) bool {
+	tv, good := transform(l.chain, v)
+	*ok = good
+	if !good {
+		return false
+	}
+	return l.op.match(tv) != l.negated
+}
+
+// restricted is proof 6: no header name of the request, lowered and
+// slashed, is in the restricted list.
+func (s *quietSet) restricted(tx plugintypes.TransactionState) bool {
+	if s.list == "" {
+		return false
+	}
+	col := tx.Collection(variables.RequestHeadersNames)
+	if col == nil {
+		return true
+	}
+	for _, m := range col.FindAll() {
+		name, ok := transform([]string{"lowercase"}, m.Value())
+		if !ok || strings.Contains(s.list, "/"+name+"/") {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,277 @@
+package waf
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/gatehouse/gatehouse/internal/policy/policytest"
+)
+
+// quietCase is one request for the quiet path's differential tests.
+type quietCase struct {
+	name string
+	r    func() *http.Request
+}
+
+// outcome runs r through every rule (no quiet path) and reports whether
+// the policy would log or act on it: a logged match or an interruption.
+func outcome(t testing.TB, w *WAF, r *http.Request) bool {
+	t.Helper()
+	tx := w.engine.NewTransaction()
+	defer tx.Close()
+	it, err := w.feed(policytest.Exchange(r), tx, false)
+	if err != nil || it != nil {
+		return true
+	}
+	tx.ProcessLogging()
+	if tx.IsInterrupted() {
+		return true
+	}
+	for _, m := range tx.MatchedRules() {
+		if logged(m) {
+			return true
+		}
+	}
+	return false
+}
+
+// proved runs the quiet path alone on r.
+func proved(w *WAF, r *http.Request) bool {
+	tx := w.engine.NewTransaction()
+	defer tx.Close()
+	return w.tryQuiet(policytest.Exchange(r), tx) == quietProved
+}
+
+// crsRequest turns a regression stage into a request, or nil when net/http
+// would not build it (the gateway never sees such a request).
+func crsRequest(c *crsCase) *http.Request {
+	u, err := url.ParseRequestURI(c.uri)
+	if err != nil {
+		return nil
+	}
+	r := &http.Request{Method: c.method, URL: u, Proto: c.version, Header: http.Header{},
+		RequestURI: c.uri, RemoteAddr: "192.0.2.7:40000", Host: "localhost"}
+	if len(c.body) > 0 {
+		r.Body = io.NopCloser(bytes.NewReader(c.body))
+		r.ContentLength = int64(len(c.body))
+	} else {
+		r.Body = http.NoBody
+	}
+	for _, h := range c.headers {
+		if strings.EqualFold(h[0], "Host") {
+			r.Host = h[1]
+			continue
+		}
+		r.Header.Add(h[0], h[1])
+	}
+	return r
+}
+
+// quietCorpus is every request the differential tests use: the CRS
+// regression suite's stages, the attack and benign corpora, and benign
+// API calls with attack payloads put in each place a rule reads.
+func quietCorpus(t testing.TB) []quietCase {
+	var out []quietCase
+	cases := crsRegression(t)
+	for i := range cases {
+		c := &cases[i]
+		if crsRequest(c) == nil {
+			continue
+		}
+		out = append(out, quietCase{"crs " + c.name, func() *http.Request { return crsRequest(c) }})
+	}
+	for _, a := range readJSONL[attack](t, "testdata/attacks.jsonl") {
+		for _, in := range []string{a.In, "cookie", "header"} {
+			b := a
+			b.In = in
+			if b.fits() {
+				out = append(out, quietCase{"attack " + in + " " + a.Payload, b.request})
+			}
+		}
+	}
+	for _, b := range readJSONL[benign](t, "testdata/benign.jsonl") {
+		out = append(out, quietCase{"benign " + b.Path, b.request})
+	}
+	bases := []string{"/product/p-1001", "/api/products?q=shoes&page=2", "/v1/orders/42/items?sort=-date&fields=id,name"}
+	payloads := []string{"../../etc/passwd", "<script>alert(1)</script>", "1' OR '1'='1", "; cat /etc/passwd",
+		"${jndi:ldap://x/a}", "eval(atob('YQ=='))", "\x00", "%00", "a\x01b", "<?php system($_GET['c']); ?>",
+		"/.git/config", "() { :; }; echo", "http://169.254.169.254/latest/meta-data/", "{{7*7}}"}
+	for _, base := range bases {
+		for _, client := range []string{"none", "curl", "browser"} {
+			out = append(out, quietCase{"api " + client + " " + base, func() *http.Request { return apiRequest(base, client) }})
+			for _, p := range payloads {
+				for _, where := range []string{"path", "query", "argname", "header", "headername", "cookie", "ua", "host", "method"} {
+					out = append(out, quietCase{"api " + client + " " + where + " " + p, func() *http.Request {
+						r := apiRequest(base, client)
+						placePayload(r, where, p)
+						return r
+					}})
+				}
+			}
+		}
+	}
+	return out
+}
+
+// apiRequest is a bodiless API call as clients send them.
+func apiRequest(target, client string) *http.Request {
+	r := httptest.NewRequest(http.MethodGet, "http://api.example.com"+target, nil)
+	r.RemoteAddr = "203.0.113.9:51000"
+	switch client {
+	case "curl":
+		r.Header.Set("User-Agent", "curl/8.14.1")
+		r.Header.Set("Accept", "*/*")
+	case "browser":
+		browserHeaders(r)
+	}
+	return r
+}
+
+// placePayload puts p where a rule may read it, encoded as a client
+// would send it there.
+func placePayload(r *http.Request, where, p string) {
+	switch where {
+	case "path":
+		r.URL.Path += "/" + p
+		r.URL.RawPath = ""
+	case "query":
+		q := r.URL.Query()
+		q.Set("x", p)
+		r.URL.RawQuery = q.Encode()
+	case "argname":
+		r.URL.RawQuery += "&" + url.QueryEscape(p) + "=1"
+	case "header":
+		r.Header.Set("X-Note", p)
+	case "headername":
+		r.Header.Set("X-"+strings.Map(func(c rune) rune {
+			if c <= ' ' || c >= 0x7f || strings.ContainsRune("()<>@,;:\\\"/[]?={}", c) {
+				return '-'
+			}
+			return c
+		}, p), "1")
+	case "cookie":
+		r.Header.Set("Cookie", "pref="+url.QueryEscape(p))
+	case "ua":
+		r.Header.Set("User-Agent", p)
+	case "host":
+		r.Host = p
+	case "method":
+		r.Method = strings.ToUpper(strings.Map(func(c rune) rune {
+			if c < 'a' || c > 'z' {
+				return -1
+			}
+			return c
+		}, p))
+		if r.Method == "" {
+			r.Method = "PROPFIND"
+		}
+	}
+}
+
+// TestQuietMatchesRules is the quiet path's guard: on every request of
+// the corpus where it proves a request quiet, running every rule must
+// neither log nor interrupt. It also requires the proof to hold on most
+// quiet API calls, so that it is not vacuous, at paranoia levels 1 and 2.
+func TestQuietMatchesRules(t *testing.T) {
+	corpus := quietCorpus(t)
+	if len(corpus) < 5000 {
+		t.Fatalf("corpus of %d requests, want at least 5000", len(corpus))
+	}
+	step := 1
+	if raceEnabled {
+		step = 7
+	}
+	for _, level := range []string{"", "paranoia_level: 2"} {
+		w := oursWAF(t, level)
+		if w.quiet == nil {
+			if level == "" {
+				t.Fatalf("no quiet path at the defaults: %s", *quietWhy.Load())
+			}
+			t.Logf("%q: no quiet path (%s)", level, *quietWhy.Load())
+			continue
+		}
+		var quiet, provedN, loud int
+		for i := 0; i < len(corpus); i += step {
+			c := corpus[i]
+			p := proved(w, c.r())
+			o := outcome(t, w, c.r())
+			if p && o {
+				t.Errorf("%q %s: proved quiet, but the rules log or act on it", level, c.name)
+			}
+			if !o {
+				quiet++
+			} else {
+				loud++
+			}
+			if p {
+				provedN++
+			}
+		}
+		t.Logf("%q: %d requests: %d quiet, %d proved quiet; %d logged or refused", level, quiet+loud, quiet, provedN, loud)
+		if level == "" && provedN*2 < quiet {
+			t.Errorf("%q: proved %d of %d quiet requests, want at least half", level, provedN, quiet)
+		}
+	}
+}
+
+// TestQuietEveryProofMatters breaks each proof in turn (assumes it holds
+// without checking) and requires the corpus to catch it: a request the
+// broken proof calls quiet that the rules log or refuse. A proof no
+// request can catch would be a proof the corpus does not test.
+func TestQuietEveryProofMatters(t *testing.T) {
+	corpus := quietCorpus(t)
+	for _, broken := range []int{proofSame, proofPrefilter, proofEval, proofAlone, proofRestricted} {
+		w := oursWAF(t, "")
+		if w.quiet == nil {
+			t.Fatal("no quiet path")
+		}
+		w.quiet.assume = broken
+		caught := ""
+		for i := 0; i < len(corpus) && caught == ""; i++ {
+			c := corpus[i]
+			if proved(w, c.r()) && outcome(t, w, c.r()) {
+				caught = c.name
+			}
+		}
+		if caught == "" {
+			t.Errorf("proof %d assumed: no request of the corpus catches it", broken)
+			continue
+		}
+		t.Logf("proof %d assumed: caught by %s", broken, caught)
+	}
+}
+
+// BenchmarkQuiet compares a quiet API call with and without the quiet
+// path, on one WAF.
+func BenchmarkQuiet(b *testing.B) {
+	w := oursWAF(b, "")
+	if w.quiet == nil {
+		b.Fatal("no quiet path")
+	}
+	full := *w
+	full.quiet = nil
+	for _, c := range []struct {
+		name   string
+		client string
+		target string
+	}{{"wrk", "none", "/product/p-1001"}, {"browser", "browser", "/api/products?q=shoes"}} {
+		for _, v := range []struct {
+			name string
+			w    *WAF
+		}{{"quiet", w}, {"rules", &full}} {
+			b.Run(c.name+"/"+v.name, func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if blocked(b, v.w, apiRequest(c.target, c.client)) {
+						b.Fatal("blocked")
+					}
+				}
+			})
+		}
+	}
+}
