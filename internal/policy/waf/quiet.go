@@ -2,8 +2,8 @@ package waf
 
 import (
 	"fmt"
-	"math"
 	"io/fs"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
