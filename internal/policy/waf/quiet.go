@@ -19,6 +19,7 @@ import (
 	"github.com/corazawaf/coraza/v3/types"
 	"github.com/corazawaf/coraza/v3/types/variables"
 	"github.com/corazawaf/libinjection-go"
+	"rsc.io/binaryregexp"
 )
 
 // The quiet path: a request that provably does what a benign calibration
@@ -154,7 +155,7 @@ type qKey struct {
 type qOp struct {
 	kind    string
 	arg     string
-	re      *regexp.Regexp
+	re      interface{ MatchString(string) bool }
 	vbr     [256]bool
 	subnets []net.IPNet
 }
@@ -651,7 +652,13 @@ func newQOp(name, arg string) *qOp {
 	case operatorName, "rx":
 		expr := "(?sm)" + arg
 		if matchesBytes(expr) {
-			return nil
+			// As newRx: the byte-oriented matcher, without the flags.
+			re, err := binaryregexp.Compile(arg)
+			if err != nil {
+				return nil
+			}
+			o.re, o.kind = re, "rx"
+			return o
 		}
 		if v, ok := compiled.Load(expr); ok {
 			o.re = v.(*rx).re
@@ -768,10 +775,8 @@ func (o *qOp) match(v string) bool {
 // transform applies a link's transformations to an ASCII value when each
 // leaves it as it is, lowers it or measures it (proof 5).
 func transform(chain []string, v string) (string, bool) {
-	for i := 0; i < len(v); i++ {
-		if v[i] >= 0x80 {
-			return "", false
-		}
+	if !asciiOnly(v) {
+		return "", false
 	}
 	for _, t := range chain {
 		switch t {
@@ -781,13 +786,22 @@ func transform(chain []string, v string) (string, bool) {
 		case "length":
 			v = strconv.Itoa(len(v))
 			continue
+		case "cmdline":
+			// Coraza's cmdLine lowers every letter, so its result is its
+			// own lowering, which cmdLineASCII computes from the input's
+			// (xform.go, TestExactTransforms).
+			v = cmdLineASCII(strings.ToLower(v))
+			continue
+		case "removecommentschar":
+			// Changes only at /* */ <!-- --> -- and #.
+			if strings.Contains(v, "/*") || strings.Contains(v, "*/") || strings.Contains(v, "--") || strings.IndexByte(v, '#') >= 0 {
+				return "", false
+			}
+			continue
 		}
 		trig, known := transformTriggers[t]
 		if !known || triggers(v)&trig != 0 {
 			return "", false
-		}
-		if t == "cmdline" {
-			v = strings.ToLower(v)
 		}
 	}
 	return v, true
@@ -1049,7 +1063,9 @@ func (s *quietSet) alone(tx types.Transaction, rest []int) bool {
 	if !ok {
 		return false
 	}
-	from := 1
+	// From 0: SecMarkers have id 0, and each one Coraza evaluates sets
+	// the MATCHED_* variables; with every skipAfter gone they mark nothing.
+	from := 0
 	for _, id := range rest {
 		if id > from {
 			rm.RemoveRuleByIDRange(from, id-1)
@@ -1103,7 +1119,7 @@ func (s *quietSet) evaluates(tx plugintypes.TransactionState, p *quietProof) boo
 		return false
 	}
 	l := links[0]
-	if l.op == nil || l.multi {
+	if l.op == nil {
 		return false
 	}
 	for _, t := range l.targets {
@@ -1152,14 +1168,43 @@ func (l *qLink) eval(tx plugintypes.TransactionState) (matched, ok bool) {
 	return false, true
 }
 
-// test transforms v and runs the operator, negation included.
+// test transforms v and runs the operator, negation included; with
+// multiMatch, on v and on every value a transformation changed, as
+// Coraza's executeTransformationsMultimatch does.
 func (l *qLink) test(v string, ok *bool) bool {
-	tv, good := transform(l.chain, v)
-	*ok = good
-	if !good {
-		return false
+	if !l.multi {
+		tv, good := transform(l.chain, v)
+		*ok = good
+		return good && l.op.match(tv) != l.negated
 	}
-	return l.op.match(tv) != l.negated
+	*ok = asciiOnly(v)
+	if !*ok || l.op.match(v) != l.negated {
+		return *ok
+	}
+	cur := v
+	for _, t := range l.chain {
+		next, good := transform([]string{t}, cur)
+		if *ok = good; !good {
+			return false
+		}
+		if next == cur {
+			continue // unchanged: Coraza does not evaluate it again
+		}
+		cur = next
+		if l.op.match(cur) != l.negated {
+			return true
+		}
+	}
+	return false
+}
+
+func asciiOnly(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if v[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // restricted is proof 6: no header name of the request, lowered and
