@@ -66,8 +66,9 @@ import (
 //     on C must match on X on exactly its targets (no exclusions, no
 //     regular-expression keys) and its actions must not depend on what
 //     it matched.
-//  6. R is CRS 920450, restricted headers: its first rule matches every
-//     header name and records it in TX (header_name_920450_NAME); its
+//  6. R is shaped as CRS 920450 and 920451, restricted headers: its first
+//     rule matches every header name and records it in TX
+//     (header_name_920450_NAME); its
 //     chained rule matches when one recorded /name/ is in the restricted
 //     list. R did not match on C, and no header name of X, lowered and
 //     slashed, is in the list the fold walk knows. The names it records
@@ -89,9 +90,6 @@ type quietStatic struct {
 	// cand are the pre-filters of every candidate rule (gate.go), by id.
 	cand  *gateSet
 	candR map[int]*gateRule
-	// p920450 is the TX name prefix of the restricted-headers rule when
-	// it is one (proof 6), else "".
-	p920450 string
 	// folded are the rules the fold walk proved false on every request
 	// (fold.go): never evaluated, they need no proof.
 	folded map[int]bool
@@ -528,13 +526,14 @@ func macroOutsideTX(s string) bool {
 	return false
 }
 
-// restrictedHeaders matches the first rule of CRS 920450 (proof 6).
+// restrictedHeaders matches the setvar of the first rule of CRS 920450
+// and 920451 (proof 6).
 var restrictedHeaders = regexp.MustCompile(`^tx\.([a-z0-9_]+_)%\{tx\.0\}=/%\{tx\.0\}/$`)
 
 // checkTX applies the conditions on TX reads (see proof 6): no rule
-// reads the capture TX:0-9 it did not capture, and 920450's names are
-// read by its own chained rule only. It marks 920450 special when it
-// qualifies; other rules need not.
+// reads the capture TX:0-9 it did not capture, and the names a
+// restricted-headers rule records are read by its own chained rule only.
+// It marks such rules special; other rules need not be.
 func (q *quietStatic) checkTX() bool {
 	for _, r := range q.rules {
 		if r.id == 0 {
@@ -570,7 +569,7 @@ func (q *quietStatic) checkTX() bool {
 	}
 	// 920450's shape.
 	for _, r := range q.rules {
-		if r.id != 920450 || len(r.links) != 2 {
+		if r.id == 0 || len(r.links) != 2 {
 			continue
 		}
 		h, c := r.links[0], r.links[1]
@@ -592,7 +591,6 @@ func (q *quietStatic) checkTX() bool {
 			continue
 		}
 		r.special = true
-		q.p920450 = prefix
 	}
 	return true
 }
@@ -813,8 +811,6 @@ type quietSet struct {
 	calib [][]kv // C's pairs by key, sorted
 	proof []quietProof
 	cand  *gateSet
-	// list is 920450's restricted list (proof 6), when used.
-	list string
 	// taken and tried count requests, for tests and figures.
 	taken, tried atomic.Uint64
 	// onFail, when set (tests only, before the first request), receives
@@ -840,6 +836,8 @@ type quietProof struct {
 	keys    []int // inputs, in quietSet.keys
 	matched bool  // on C
 	cand    *gateRule
+	// list is the restricted list of a special rule (proof 6).
+	list string
 	// alone: proof 7 applies. The rule did not match on C, is of phase 1
 	// or 2, and no rule of its chain reads TX: run alone on the request
 	// (all other rules removed), it matches if it would in the full run,
@@ -946,7 +944,7 @@ func (w *WAF) calibrate(q *quietStatic) *quietSet {
 			if p.matched || rule.links[1].op == nil || rule.links[1].op.kind != "within" {
 				return calibrationFails("10")
 			}
-			s.list = rule.links[1].op.arg
+			p.list = rule.links[1].op.arg
 		}
 		s.proof = append(s.proof, p)
 	}
@@ -1034,7 +1032,7 @@ func (s *quietSet) check(tx plugintypes.TransactionState, rest []int) (ok bool, 
 				continue // proof 4
 			}
 		}
-		if p.r.special && (s.assume == proofRestricted || s.restricted(tx)) {
+		if p.r.special && (s.assume == proofRestricted || restricted(tx, p.list)) {
 			continue // proof 6
 		}
 		if s.evaluates(tx, p) {
@@ -1209,8 +1207,8 @@ func asciiOnly(v string) bool {
 
 // restricted is proof 6: no header name of the request, lowered and
 // slashed, is in the restricted list.
-func (s *quietSet) restricted(tx plugintypes.TransactionState) bool {
-	if s.list == "" {
+func restricted(tx plugintypes.TransactionState, list string) bool {
+	if list == "" {
 		return false
 	}
 	col := tx.Collection(variables.RequestHeadersNames)
@@ -1219,7 +1217,7 @@ func (s *quietSet) restricted(tx plugintypes.TransactionState) bool {
 	}
 	for _, m := range col.FindAll() {
 		name, ok := transform([]string{"lowercase"}, m.Value())
-		if !ok || strings.Contains(s.list, "/"+name+"/") {
+		if !ok || strings.Contains(list, "/"+name+"/") {
 			return false
 		}
 	}

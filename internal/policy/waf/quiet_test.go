@@ -102,7 +102,7 @@ func quietCorpus(t testing.TB) []quietCase {
 		"${jndi:ldap://x/a}", "eval(atob('YQ=='))", "\x00", "%00", "a\x01b", "<?php system($_GET['c']); ?>",
 		"/.git/config", "() { :; }; echo", "http://169.254.169.254/latest/meta-data/", "{{7*7}}"}
 	for _, base := range bases {
-		for _, client := range []string{"none", "curl", "browser"} {
+		for _, client := range []string{"none", "curl", "browser", "bearer"} {
 			out = append(out, quietCase{"api " + client + " " + base, func() *http.Request { return apiRequest(base, client) }})
 			for _, p := range payloads {
 				for _, where := range []string{"path", "query", "argname", "header", "headername", "cookie", "ua", "host", "method"} {
@@ -128,6 +128,9 @@ func apiRequest(target, client string) *http.Request {
 		r.Header.Set("Accept", "*/*")
 	case "browser":
 		browserHeaders(r)
+	case "bearer":
+		// bench/run.sh's REST request (wrk with a token).
+		r.Header.Set("Authorization", "Bearer eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0.eyJzdWIiOiJhbGljZSIsInNjb3BlIjoicHJvZHVjdHM6cmVhZCJ9.c2lnbmF0dXJl")
 	}
 	return r
 }
@@ -259,7 +262,7 @@ func BenchmarkQuiet(b *testing.B) {
 		name   string
 		client string
 		target string
-	}{{"wrk", "none", "/product/p-1001"}, {"browser", "browser", "/api/products?q=shoes"}} {
+	}{{"wrk", "bearer", "/product/p-1001"}, {"browser", "browser", "/api/products?q=shoes"}} {
 		for _, v := range []struct {
 			name string
 			w    *WAF
