@@ -118,6 +118,10 @@ type qRule struct {
 	special   bool // proof 6
 	// opaque: the rule could not be parsed; no proof applies.
 	opaque bool
+	// raw is the first statement's text, lowered (for tags).
+	raw string
+	// ctls are the arguments of its ctl actions.
+	ctls []string
 }
 
 // qLink is one SecRule (or SecAction) of a chain.
@@ -239,6 +243,12 @@ func buildQuietStatic(observed []observedRule, seclang string, root fs.FS, extra
 			// evaluated (folded, or skipped on C); see calibrate.
 			r = &qRule{id: o.id, phase: o.phase, opaque: true, readsRequest: true}
 		}
+		if ft.opaque(o.id, o.raw) {
+			// Removed or retargeted by a directive: what it reads may be
+			// less than its text says.
+			r.plain = false
+		}
+		r.raw = strings.ToLower(o.raw)
 		q.rules = append(q.rules, r)
 	}
 	if !q.checkTX() {
@@ -446,6 +456,7 @@ func parseQRule(o observedRule, texts []string) (*qRule, bool) {
 				if strings.Contains(arg, "%{") {
 					r.pure = false
 				}
+				r.ctls = append(r.ctls, arg)
 			case "skipafter":
 				r.skipAfter = arg
 			case "skip":
@@ -838,6 +849,9 @@ type quietProof struct {
 	cand    *gateRule
 	// list is the restricted list of a special rule (proof 6).
 	list string
+	// reduced: a rule that matched on C removes some of its targets
+	// (ctl:ruleRemoveTarget*), so proof 5 cannot show it matches.
+	reduced bool
 	// alone: proof 7 applies. The rule did not match on C, is of phase 1
 	// or 2, and no rule of its chain reads TX: run alone on the request
 	// (all other rules removed), it matches if it would in the full run,
@@ -925,6 +939,48 @@ func (w *WAF) calibrate(q *quietStatic) *quietSet {
 			return calibrationFails("8")
 		}
 	}
+	// Targets the rules that matched on C take away from others.
+	var reducedIDs []string
+	var reducedTags []string
+	for _, rule := range q.rules {
+		if !matched[rule.id] {
+			continue
+		}
+		for _, c := range rule.ctls {
+			name, arg, _ := strings.Cut(c, "=")
+			what, _, _ := strings.Cut(arg, ";")
+			switch strings.ToLower(strings.TrimSpace(name)) {
+			case "ruleremovetargetbyid":
+				reducedIDs = append(reducedIDs, strings.TrimSpace(what))
+			case "ruleremovetargetbytag":
+				reducedTags = append(reducedTags, strings.ToLower(strings.TrimSpace(what)))
+			case "ruleremovetargetbymsg":
+				return calibrationFails("ruleRemoveTargetByMsg")
+			}
+		}
+	}
+	isReduced := func(rule *qRule) bool {
+		for _, id := range reducedIDs {
+			if lo, hi, isRange := strings.Cut(id, "-"); isRange {
+				a, _ := strconv.Atoi(lo)
+				b, _ := strconv.Atoi(hi)
+				if rule.id >= a && rule.id <= b {
+					return true
+				}
+			} else if strconv.Itoa(rule.id) == id {
+				return true
+			}
+		}
+		for _, t := range reducedTags {
+			// tag:'t', tag:"t" or tag:t, up to the next action.
+			for _, form := range []string{"tag:'" + t + "'", `tag:"` + t + `"`, "tag:" + t + ",", "tag:" + t + `"`} {
+				if strings.Contains(rule.raw, form) {
+					return true
+				}
+			}
+		}
+		return false
+	}
 	for _, rule := range q.rules {
 		if rule.id == 0 || skipped[rule] || q.folded[rule.id] || !rule.readsRequest {
 			continue
@@ -932,7 +988,7 @@ func (w *WAF) calibrate(q *quietStatic) *quietSet {
 		if rule.opaque {
 			return calibrationFails("9")
 		}
-		p := quietProof{r: rule, matched: matched[rule.id]}
+		p := quietProof{r: rule, matched: matched[rule.id], reduced: isReduced(rule)}
 		for _, k := range rule.inputs {
 			p.keys = append(p.keys, keyIdx[k])
 		}
@@ -1113,7 +1169,7 @@ func (s *quietSet) evaluates(tx plugintypes.TransactionState, p *quietProof) boo
 	links := p.r.links
 	if !p.matched {
 		links = links[:1]
-	} else if len(links) > 1 || !p.r.plain || !p.r.pure {
+	} else if len(links) > 1 || !p.r.plain || !p.r.pure || p.reduced {
 		return false
 	}
 	l := links[0]
