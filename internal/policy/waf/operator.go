@@ -71,21 +71,8 @@ func newRx(opts plugintypes.OperatorOptions) (plugintypes.Operator, error) {
 }
 
 func (o *rx) Evaluate(tx plugintypes.TransactionState, value string) bool {
-	if p := o.pre; p != nil {
-		if len(value) < p.minLen {
-			return false
-		}
-		bp := foldBufs.Get().(*[]byte)
-		var plain bool
-		*bp, plain = fold(value, *bp)
-		ok := p.mayMatch(*bp, plain)
-		foldBufs.Put(bp)
-		if !ok {
-			return false
-		}
-		if plain && p.plainRe != nil && !p.plainRe.MatchString(value) {
-			return false
-		}
+	if !o.mayMatch(value) {
+		return false
 	}
 	if !tx.Capturing() {
 		return o.re.MatchString(value)
@@ -103,6 +90,31 @@ func (o *rx) Evaluate(tx plugintypes.TransactionState, value string) bool {
 	}
 	return true
 }
+
+// mayMatch is the pre-filter: false only when the expression cannot
+// match value.
+func (o *rx) mayMatch(value string) bool {
+	p := o.pre
+	if p == nil {
+		return true
+	}
+	if len(value) < p.minLen {
+		return false
+	}
+	bp := foldBufs.Get().(*[]byte)
+	var plain bool
+	*bp, plain = fold(value, *bp)
+	ok := p.mayMatch(*bp, plain)
+	foldBufs.Put(bp)
+	if !ok {
+		return false
+	}
+	return !plain || p.plainRe == nil || p.plainRe.MatchString(value)
+}
+
+// MatchString reports whether the expression matches value, as Evaluate
+// does without capturing.
+func (o *rx) MatchString(value string) bool { return o.mayMatch(value) && o.re.MatchString(value) }
 
 func (o *binRx) Evaluate(tx plugintypes.TransactionState, value string) bool {
 	if !tx.Capturing() {

@@ -670,7 +670,7 @@ func newQOp(name, arg string) *qOp {
 			return o
 		}
 		if v, ok := compiled.Load(expr); ok {
-			o.re = v.(*rx).re
+			o.re = v.(*rx) // with its pre-filter: the same answers, faster
 		} else {
 			re, err := regexp.Compile(expr)
 			if err != nil {
