@@ -3,6 +3,7 @@ package waf
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/base64"
 	"fmt"
 	"io/fs"
@@ -18,6 +19,8 @@ import (
 	crstests "github.com/corazawaf/coraza-coreruleset/v4/tests"
 	"github.com/corazawaf/coraza/v3"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/gatehouse/gatehouse/internal/policy/policytest"
 )
 
 // The OWASP CRS regression suite (go-ftw YAML) for the CRS version
@@ -283,4 +286,24 @@ func BenchmarkCRSRegression(b *testing.B) {
 			b.ReportMetric(float64(cpuTime()-start)/float64(time.Millisecond)/float64(n), "cpu-ms/suite")
 		})
 	}
+	// The policy's defaults as the gateway runs them (WAF.Apply, the
+	// quiet path included); a stage net/http would not parse runs as in
+	// "ours".
+	w := oursWAF(b, "")
+	b.Run("ours_apply", func(b *testing.B) {
+		b.ReportAllocs()
+		start := cpuTime()
+		n := 0
+		for b.Loop() {
+			for i := range cases {
+				if r := crsRequest(&cases[i]); r != nil {
+					_ = w.Apply(context.Background(), policytest.Exchange(r))
+				} else {
+					cases[i].run(e.ours)
+				}
+			}
+			n++
+		}
+		b.ReportMetric(float64(cpuTime()-start)/float64(time.Millisecond)/float64(n), "cpu-ms/suite")
+	})
 }
