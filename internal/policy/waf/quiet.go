@@ -75,6 +75,20 @@ import (
 //     in TX differ from C's, which is why, when it is used, no other rule
 //     may read TX names with its prefix, and no rule may read TX as a
 //     whole or the capture TX:0-9 it did not capture itself.
+//  7. R did not match on C, is of phase 1 or 2, reads only request
+//     variables nothing changes during a bodiless request's phases, and no
+//     rule of its chain reads TX: Coraza runs it (with the other rules
+//     that need proof 7, and no rule else) on X's transaction, and it does
+//     not match. Alone it reads what it reads in the full run, or more
+//     (the targets other rules' ctl would have taken away), so it would not
+//     match there either. The transaction is then used up: the full run,
+//     when needed, gets a new one.
+//
+// One exception to "every rule before R behaved alike": a rule that
+// matched on C and whose only effect is to take targets away from other
+// rules (ctl:ruleRemoveTargetById/ByTag, CRS 941010) may not match on X,
+// as proof 5 shows. The rules it trims then read more on X than on C, and
+// for them proof 3 is not used; the others hold on the untrimmed targets.
 //
 // Directives that change rules after they are added (the gate's and the
 // fold's off switches) turn the quiet path off, as does a calibration run
@@ -122,6 +136,62 @@ type qRule struct {
 	raw string
 	// ctls are the arguments of its ctl actions.
 	ctls []string
+	// actions are the names of its actions, every link's.
+	actions []string
+}
+
+// trimOnly reports whether the rule's only effect when it matches is to
+// take targets away from other rules (ctl:ruleRemoveTargetById or
+// ByTag): no variables set, no flow, no severity, nothing logged.
+func (r *qRule) trimOnly() bool {
+	if len(r.links) != 1 || len(r.ctls) == 0 {
+		return false
+	}
+	for _, a := range r.actions {
+		switch a {
+		case "id", "phase", "pass", "nolog", "noauditlog", "tag", "ver", "rev", "msg", "t", "maturity", "accuracy", "ctl":
+		default:
+			return false
+		}
+	}
+	for _, c := range r.ctls {
+		name, _, _ := strings.Cut(c, "=")
+		switch strings.ToLower(strings.TrimSpace(name)) {
+		case "ruleremovetargetbyid", "ruleremovetargetbytag":
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// trims reports whether src's ctl actions take targets away from r.
+func (src *qRule) trims(r *qRule) bool {
+	for _, c := range src.ctls {
+		name, arg, _ := strings.Cut(c, "=")
+		what, _, _ := strings.Cut(arg, ";")
+		what = strings.ToLower(strings.TrimSpace(what))
+		switch strings.ToLower(strings.TrimSpace(name)) {
+		case "ruleremovetargetbyid":
+			if lo, hi, isRange := strings.Cut(what, "-"); isRange {
+				a, _ := strconv.Atoi(lo)
+				b, _ := strconv.Atoi(hi)
+				if r.id >= a && r.id <= b {
+					return true
+				}
+			} else if strconv.Itoa(r.id) == what {
+				return true
+			}
+		case "ruleremovetargetbytag":
+			// tag:'t', tag:"t" or tag:t, up to the next action.
+			for _, form := range []string{"tag:'" + what + "'", `tag:"` + what + `"`, "tag:" + what + ",", "tag:" + what + `"`} {
+				if strings.Contains(r.raw, form) {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // qLink is one SecRule (or SecAction) of a chain.
@@ -435,6 +505,7 @@ func parseQRule(o observedRule, texts []string) (*qRule, bool) {
 		for _, a := range splitActions(actions) {
 			an, arg, _ := strings.Cut(strings.TrimSpace(a), ":")
 			arg = strings.Trim(strings.TrimSpace(arg), "'")
+			r.actions = append(r.actions, strings.ToLower(strings.TrimSpace(an)))
 			switch strings.ToLower(strings.TrimSpace(an)) {
 			case "t":
 				t := strings.ToLower(arg)
@@ -852,6 +923,10 @@ type quietProof struct {
 	// reduced: a rule that matched on C removes some of its targets
 	// (ctl:ruleRemoveTarget*), so proof 5 cannot show it matches.
 	reduced bool
+	// trimmer: the rule matched on C and only trims other rules' targets;
+	// affects are the proofs of the rules it trims (proof 3b).
+	trimmer bool
+	affects []int
 	// alone: proof 7 applies. The rule did not match on C, is of phase 1
 	// or 2, and no rule of its chain reads TX: run alone on the request
 	// (all other rules removed), it matches if it would in the full run,
@@ -939,44 +1014,23 @@ func (w *WAF) calibrate(q *quietStatic) *quietSet {
 			return calibrationFails("8")
 		}
 	}
-	// Targets the rules that matched on C take away from others.
-	var reducedIDs []string
-	var reducedTags []string
+	// The rules that matched on C and take targets away from others.
+	var trimmers []*qRule
 	for _, rule := range q.rules {
-		if !matched[rule.id] {
+		if !matched[rule.id] || len(rule.ctls) == 0 {
 			continue
 		}
 		for _, c := range rule.ctls {
-			name, arg, _ := strings.Cut(c, "=")
-			what, _, _ := strings.Cut(arg, ";")
-			switch strings.ToLower(strings.TrimSpace(name)) {
-			case "ruleremovetargetbyid":
-				reducedIDs = append(reducedIDs, strings.TrimSpace(what))
-			case "ruleremovetargetbytag":
-				reducedTags = append(reducedTags, strings.ToLower(strings.TrimSpace(what)))
-			case "ruleremovetargetbymsg":
+			if strings.HasPrefix(strings.ToLower(strings.TrimSpace(c)), "ruleremovetargetbymsg") {
 				return calibrationFails("ruleRemoveTargetByMsg")
 			}
 		}
+		trimmers = append(trimmers, rule)
 	}
 	isReduced := func(rule *qRule) bool {
-		for _, id := range reducedIDs {
-			if lo, hi, isRange := strings.Cut(id, "-"); isRange {
-				a, _ := strconv.Atoi(lo)
-				b, _ := strconv.Atoi(hi)
-				if rule.id >= a && rule.id <= b {
-					return true
-				}
-			} else if strconv.Itoa(rule.id) == id {
+		for _, src := range trimmers {
+			if src.trims(rule) {
 				return true
-			}
-		}
-		for _, t := range reducedTags {
-			// tag:'t', tag:"t" or tag:t, up to the next action.
-			for _, form := range []string{"tag:'" + t + "'", `tag:"` + t + `"`, "tag:" + t + ",", "tag:" + t + `"`} {
-				if strings.Contains(rule.raw, form) {
-					return true
-				}
 			}
 		}
 		return false
@@ -1003,6 +1057,21 @@ func (w *WAF) calibrate(q *quietStatic) *quietSet {
 			p.list = rule.links[1].op.arg
 		}
 		s.proof = append(s.proof, p)
+	}
+	// Proof 3b: a trimmer that matched on C may not match on X, and the
+	// rules it trims then read more on X than on C: for those, equal
+	// inputs prove nothing, and check uses the other proofs.
+	for i := range s.proof {
+		p := &s.proof[i]
+		if !p.matched || p.reduced || !p.r.trimOnly() || !p.r.plain || !p.r.pure {
+			continue
+		}
+		p.trimmer = true
+		for j := range s.proof {
+			if p.r.trims(s.proof[j].r) {
+				p.affects = append(p.affects, j)
+			}
+		}
 	}
 	return s
 }
@@ -1041,7 +1110,8 @@ func readPairs(tx plugintypes.TransactionState, k qKey) []kv {
 
 // quietScratch is one proof's memory.
 type quietScratch struct {
-	same []int8 // by key: 0 unknown, 1 same as C, -1 differs
+	same    []int8 // by key: 0 unknown, 1 same as C, -1 differs
+	widened []bool // by proof: a trimmer did not match (proof 3b)
 }
 
 var quietPool = sync.Pool{New: func() any { return &quietScratch{} }}
@@ -1071,9 +1141,31 @@ func (s *quietSet) check(tx plugintypes.TransactionState, rest []int) (ok bool, 
 			sc.release()
 		}
 	}()
+	qs.widened = slices.Grow(qs.widened[:0], len(s.proof))[:len(s.proof)]
+	clear(qs.widened)
 	for i := range s.proof {
 		p := &s.proof[i]
-		if s.assume == proofSame || s.sameInputs(tx, qs, p.keys) {
+		if !p.trimmer || s.sameInputs(tx, qs, p.keys) {
+			continue
+		}
+		// Proof 3b: either it matches on X too (proof 5), or it does not
+		// and the rules it trims must do without proof 3.
+		m, good := p.r.links[0].evalStatic(tx)
+		if !good {
+			return false, rest
+		}
+		if !m {
+			for _, j := range p.affects {
+				qs.widened[j] = true
+			}
+		}
+	}
+	for i := range s.proof {
+		p := &s.proof[i]
+		if p.trimmer {
+			continue // above
+		}
+		if s.assume == proofSame || !qs.widened[i] && s.sameInputs(tx, qs, p.keys) {
 			continue // proof 3
 		}
 		if p.cand != nil {
@@ -1186,6 +1278,20 @@ func (s *quietSet) evaluates(tx plugintypes.TransactionState, p *quietProof) boo
 	}
 	m, ok := l.eval(tx)
 	return ok && m == p.matched
+}
+
+// evalStatic is eval for a link whose targets are request variables
+// nothing changes during the phases; false ok otherwise.
+func (l *qLink) evalStatic(tx plugintypes.TransactionState) (matched, ok bool) {
+	if l.op == nil || l.partial {
+		return false, false
+	}
+	for _, t := range l.targets {
+		if !staticVars[t.v] {
+			return false, false
+		}
+	}
+	return l.eval(tx)
 }
 
 // eval evaluates the link on tx's values: whether it matches, and false
