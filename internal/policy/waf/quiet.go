@@ -490,7 +490,7 @@ func parseQRule(o observedRule, texts []string) (*qRule, bool) {
 						return nil, false // another rule's match
 					}
 				} else {
-					inputs[qKey{v, strings.ToLower(key)}] = true
+					inputs[qKey{v, key}] = true
 				}
 				l.targets = append(l.targets, qTarget{v: v, key: key, count: count})
 			}
@@ -551,7 +551,7 @@ func parseQRule(o observedRule, texts []string) (*qRule, bool) {
 			if v == variables.TX || derivedVars[v] {
 				continue
 			}
-			inputs[qKey{v, strings.ToLower(key)}] = true
+			inputs[qKey{v, key}] = true
 		}
 		r.plain = r.plain && !l.partial
 		r.links = append(r.links, l)
