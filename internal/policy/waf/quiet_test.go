@@ -295,3 +295,49 @@ func BenchmarkQuiet(b *testing.B) {
 		})
 	}
 }
+
+// TestQuietCustomRules: the quiet path with the user's own rules, on
+// case-sensitive and case-insensitive keys, counts and cookies. A request
+// a custom rule refuses is refused; a request none touches is proved
+// quiet (the path is not simply off).
+func TestQuietCustomRules(t *testing.T) {
+	w := oursWAF(t, `directives:
+  - 'SecRule ARGS:Foo "@streq bad" "id:10001,phase:1,deny,status:403,log,msg:''custom arg''"'
+  - 'SecRule REQUEST_HEADERS:X-Debug "@streq 1" "id:10002,phase:1,deny,status:403,log,msg:''custom header''"'
+  - 'SecRule REQUEST_COOKIES:Session "@beginsWith admin" "id:10003,phase:2,deny,status:403,log,msg:''custom cookie''"'
+  - 'SecRule &ARGS:token "@gt 1" "id:10004,phase:2,deny,status:403,log,msg:''custom count''"'
+  - 'SecRule REMOTE_ADDR "@ipMatch 198.51.100.0/24" "id:10005,phase:1,deny,status:403,log,msg:''custom ip''"'
+`)
+	if w.quiet == nil {
+		t.Fatalf("no quiet path: %s", *quietWhy.Load())
+	}
+	for _, c := range []struct {
+		name   string
+		mutate func(*http.Request)
+		refuse bool
+	}{
+		{"plain", func(*http.Request) {}, false},
+		{"arg Foo=bad", func(r *http.Request) { r.URL.RawQuery = "Foo=bad" }, true},
+		{"arg foo=bad", func(r *http.Request) { r.URL.RawQuery = "foo=bad" }, true}, // Coraza's ARGS keys ignore case
+		{"arg Foo=good", func(r *http.Request) { r.URL.RawQuery = "Foo=good" }, false},
+		{"header", func(r *http.Request) { r.Header.Set("X-Debug", "1") }, true},
+		{"header lower", func(r *http.Request) { r.Header["x-debug"] = []string{"1"} }, true},
+		{"cookie", func(r *http.Request) { r.Header.Set("Cookie", "Session=admin-1") }, true},
+		{"cookie other", func(r *http.Request) { r.Header.Set("Cookie", "Session=user-1") }, false},
+		{"two tokens", func(r *http.Request) { r.URL.RawQuery = "token=a&token=b" }, true},
+		{"one token", func(r *http.Request) { r.URL.RawQuery = "token=a" }, false},
+		{"address", func(r *http.Request) { r.RemoteAddr = "198.51.100.7:4000" }, true},
+	} {
+		r := apiRequest("/api/products", "curl")
+		c.mutate(r)
+		got := blocked(t, w, r)
+		if got != c.refuse {
+			t.Errorf("%s: refused %v, want %v", c.name, got, c.refuse)
+		}
+		r = apiRequest("/api/products", "curl")
+		c.mutate(r)
+		if p := proved(w, r); p && c.refuse || !p && !c.refuse {
+			t.Errorf("%s: proved quiet %v", c.name, p)
+		}
+	}
+}
