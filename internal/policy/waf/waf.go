@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/corazawaf/coraza/v3"
 	"github.com/corazawaf/coraza/v3/experimental"
@@ -74,7 +75,7 @@ func New(cfg *config.Node, env *policy.Env) (policy.Policy, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &shared{w, g}, nil
+		return &shared{WAF: w, gate: g}, nil
 	})
 	if err != nil {
 		field := ""
@@ -93,7 +94,7 @@ func New(cfg *config.Node, env *policy.Env) (policy.Policy, error) {
 		matches: env.Telemetry().WAF(env.Route.Name, s.mode),
 	}
 	if eng.gate != nil {
-		w.quiet = w.calibrate(eng.gate.quiet)
+		w.quiet = eng.calibrated(w)
 	}
 	return w, nil
 }
@@ -102,6 +103,31 @@ func New(cfg *config.Node, env *policy.Env) (policy.Policy, error) {
 type shared struct {
 	coraza.WAF
 	gate *gateSet
+	// quiet are the calibrated quiet paths (quiet.go), by what feeding a
+	// request depends on: routes sharing the rules share them too, and
+	// 10,000 such routes calibrate once.
+	mu    sync.Mutex
+	quiet map[feedKey]*quietSet
+}
+
+// feedKey is what WAF.feedHeaders reads of the settings.
+type feedKey struct{ query, headers, cookies bool }
+
+// calibrated returns the quiet path for w's settings, calibrating it on
+// first use; nil when there is none.
+func (s *shared) calibrated(w *WAF) *quietSet {
+	k := feedKey{w.s.inspect.query, w.s.inspect.headers, w.s.inspect.cookies}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if q, ok := s.quiet[k]; ok {
+		return q
+	}
+	if s.quiet == nil {
+		s.quiet = map[feedKey]*quietSet{}
+	}
+	q := w.calibrate(s.gate.quiet)
+	s.quiet[k] = q
+	return q
 }
 
 func (s *shared) Close() error {
