@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unicode"
 
 	"github.com/corazawaf/coraza/v3/collection"
 	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
@@ -852,12 +853,19 @@ func (o *qOp) match(v string) bool {
 	return false
 }
 
-// transform applies a link's transformations to an ASCII value when each
-// leaves it as it is, lowers it or measures it (proof 5).
+// transform applies a link's transformations to v as Coraza 3.8.1 does,
+// when each step is one it can compute (proof 5): false when not.
+//
+// Exact everywhere: lowercase, length, removeNulls and removeWhitespace
+// (Coraza calls the same standard library functions), base64Decode
+// (base64DecodeStrict). Exact on ASCII: cmdLine (xform.go).
+// Other steps in transformTriggers: only when the value holds none of
+// their triggers, which leaves it unchanged; on a value with bytes of
+// 0x80 and above, only the steps that look at ASCII bytes alone
+// (byteSteps). TestQuietTransformsMatchCoraza checks every chain of the
+// rule set against Coraza's own.
 func transform(chain []string, v string) (string, bool) {
-	if !asciiOnly(v) {
-		return "", false
-	}
+	ascii := asciiOnly(v)
 	for _, t := range chain {
 		switch t {
 		case "lowercase":
@@ -865,11 +873,25 @@ func transform(chain []string, v string) (string, bool) {
 			continue
 		case "length":
 			v = strconv.Itoa(len(v))
+			ascii = true
+			continue
+		case "removenulls":
+			v = strings.ReplaceAll(v, "\x00", "")
+			continue
+		case "removewhitespace":
+			v = strings.Map(dropSpace, v)
+			continue
+		case "base64decode":
+			v = base64DecodeStrict(v)
+			ascii = asciiOnly(v)
 			continue
 		case "cmdline":
 			// Coraza's cmdLine lowers every letter, so its result is its
 			// own lowering, which cmdLineASCII computes from the input's
 			// (xform.go, TestExactTransforms).
+			if !ascii {
+				return "", false
+			}
 			v = cmdLineASCII(strings.ToLower(v))
 			continue
 		case "removecommentschar":
@@ -880,11 +902,75 @@ func transform(chain []string, v string) (string, bool) {
 			continue
 		}
 		trig, known := transformTriggers[t]
-		if !known || triggers(v)&trig != 0 {
+		if !known || !ascii && !byteSteps[t] || triggers(v)&trig&^trigHigh != 0 {
 			return "", false
 		}
 	}
 	return v, true
+}
+
+// byteSteps are the transformations that, on any bytes, change a value
+// only at ASCII bytes of their triggers: urlDecode(Uni) at % and +,
+// jsDecode at \, replaceComments at /*.
+var byteSteps = map[string]bool{"none": true, "urldecode": true, "urldecodeuni": true, "jsdecode": true, "replacecomments": true}
+
+// dropSpace is Coraza's removeWhitespace mapping.
+func dropSpace(r rune) rune {
+	if unicode.IsSpace(r) {
+		return -1
+	}
+	return r
+}
+
+// base64Dec maps the base64 alphabet to its values, 127 elsewhere.
+var base64Dec = func() (t [128]byte) {
+	for i := range t {
+		t[i] = 127
+	}
+	for i, c := range "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/" {
+		t[c] = byte(i)
+	}
+	return t
+}()
+
+// base64DecodeStrict is Coraza 3.8.1's t:base64Decode (doBase64decode,
+// Apache-2.0, restated): \r and \n are skipped, '=' or a space ends the
+// input, as does any byte outside the alphabet; a partial last group
+// gives its whole bytes.
+func base64DecodeStrict(src string) string {
+	if src == "" {
+		return src
+	}
+	var n, x int
+	var dst strings.Builder
+	dst.Grow(len(src))
+	for i := 0; i < len(src); i++ {
+		c := src[i]
+		if c == '\r' || c == '\n' {
+			continue
+		}
+		if c == '=' || c == ' ' || c > 127 || base64Dec[c] == 127 {
+			break
+		}
+		x = x<<6 | int(base64Dec[c]&0x3F)
+		n++
+		if n == 4 {
+			dst.WriteByte(byte(x >> 16))
+			dst.WriteByte(byte(x >> 8))
+			dst.WriteByte(byte(x))
+			n, x = 0, 0
+		}
+	}
+	switch n {
+	case 2:
+		x <<= 12
+		dst.WriteByte(byte(x >> 16))
+	case 3:
+		x <<= 6
+		dst.WriteByte(byte(x >> 16))
+		dst.WriteByte(byte(x >> 8))
+	}
+	return dst.String()
 }
 
 // quietSet is a calibrated quiet path; safe for concurrent use.
@@ -1329,33 +1415,73 @@ func (l *qLink) eval(tx plugintypes.TransactionState) (matched, ok bool) {
 }
 
 // test transforms v and runs the operator, negation included; with
-// multiMatch, on v and on every value a transformation changed, as
-// Coraza's executeTransformationsMultimatch does.
+// multiMatch, on v and on every value a transformation reported changed,
+// as Coraza's executeTransformationsMultimatch does.
 func (l *qLink) test(v string, ok *bool) bool {
 	if !l.multi {
 		tv, good := transform(l.chain, v)
 		*ok = good
 		return good && l.op.match(tv) != l.negated
 	}
-	*ok = asciiOnly(v)
-	if !*ok || l.op.match(v) != l.negated {
-		return *ok
+	vs, good := multiValues(l.chain, v)
+	*ok = good
+	if !good {
+		return false
 	}
-	cur := v
-	for _, t := range l.chain {
-		next, good := transform([]string{t}, cur)
-		if *ok = good; !good {
-			return false
-		}
-		if next == cur {
-			continue // unchanged: Coraza does not evaluate it again
-		}
-		cur = next
-		if l.op.match(cur) != l.negated {
+	for _, x := range vs {
+		if l.op.match(x) != l.negated {
 			return true
 		}
 	}
 	return false
+}
+
+// multiValues are the values a multiMatch operator sees for v: v, then
+// each value a transformation reported changed.
+func multiValues(chain []string, v string) ([]string, bool) {
+	out := []string{v}
+	cur := v
+	for _, t := range chain {
+		next, changed, ok := multiStep(t, cur)
+		if !ok {
+			return nil, false
+		}
+		if changed {
+			cur = next
+			out = append(out, cur)
+		}
+	}
+	return out, true
+}
+
+// multiStep is one transformation as multiMatch sees it: the value and
+// Coraza's changed flag (which, when false, leaves the previous value in
+// place even if the function's result differs: removeWhitespace on
+// invalid UTF-8). A step whose flag this cannot tell is refused; a flag
+// that says changed on an equal value only repeats an evaluation.
+func multiStep(t, v string) (next string, changed, ok bool) {
+	switch t {
+	case "lowercase":
+		next = strings.ToLower(v)
+		return next, next != v, true
+	case "removenulls":
+		next = strings.ReplaceAll(v, "\x00", "")
+		return next, len(next) != len(v), true
+	case "removewhitespace":
+		if strings.IndexFunc(v, unicode.IsSpace) < 0 {
+			return v, false, true
+		}
+		return strings.Map(dropSpace, v), true, true
+	case "base64decode":
+		return base64DecodeStrict(v), true, true
+	case "length":
+		return strconv.Itoa(len(v)), true, true
+	case "cmdline", "removecommentschar":
+		return "", false, false
+	}
+	// A step that leaves the value as it is.
+	next, ok = transform([]string{t}, v)
+	return next, false, ok && next == v
 }
 
 func asciiOnly(v string) bool {

@@ -2,13 +2,21 @@ package waf
 
 import (
 	"bytes"
+	"fmt"
 	"io"
+	"maps"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/corazawaf/coraza/v3"
+	"github.com/corazawaf/coraza/v3/experimental/plugins"
+	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
 
 	"github.com/gatehouse/gatehouse/internal/policy/policytest"
 )
@@ -229,6 +237,8 @@ func TestQuietMatchesRules(t *testing.T) {
 // request can catch would be a proof the corpus does not test.
 func TestQuietEveryProofMatters(t *testing.T) {
 	corpus := quietCorpus(t)
+	names := map[int]string{proofSame: "equal inputs (3)", proofPrefilter: "pre-filter (4)", proofEval: "evaluation (5)",
+		proofAlone: "run alone (7)", proofRestricted: "restricted headers (6)"}
 	for _, broken := range []int{proofSame, proofPrefilter, proofEval, proofAlone, proofRestricted} {
 		w := oursWAF(t, "")
 		if w.quiet == nil {
@@ -243,10 +253,10 @@ func TestQuietEveryProofMatters(t *testing.T) {
 			}
 		}
 		if caught == "" {
-			t.Errorf("proof %d assumed: no request of the corpus catches it", broken)
+			t.Errorf("proof %s assumed: no request of the corpus catches it", names[broken])
 			continue
 		}
-		t.Logf("proof %d assumed: caught by %s", broken, caught)
+		t.Logf("proof %s assumed: caught by %s", names[broken], caught)
 	}
 }
 
@@ -339,5 +349,114 @@ func TestQuietCustomRules(t *testing.T) {
 		if p := proved(w, r); p && c.refuse || !p && !c.refuse {
 			t.Errorf("%s: proved quiet %v", c.name, p)
 		}
+	}
+}
+
+// TestQuietTransformsMatchCoraza checks transform, on every chain of
+// transformations the rule set uses (paranoia level 4), against Coraza's
+// own: one rule per chain records what its operator sees, on random
+// values (ASCII biased to the bytes transformations act on, base64 text,
+// bytes of 0x80 and above) and API-like ones. Where transform gives a
+// value, it must be Coraza's.
+func TestQuietTransformsMatchCoraza(t *testing.T) {
+	recordOnce.Do(func() {
+		plugins.RegisterOperator("ghrecord", func(o plugintypes.OperatorOptions) (plugintypes.Operator, error) {
+			return recordOp{name: o.Arguments}, nil
+		})
+	})
+	w := oursWAF(t, "paranoia_level: 4")
+	if w.gate.quiet == nil {
+		t.Fatalf("no quiet rules: %s", *quietWhy.Load())
+	}
+	chains := map[string][]string{}
+	for _, r := range w.gate.quiet.rules {
+		for _, l := range r.links {
+			if len(l.chain) > 0 {
+				chains[strings.Join(l.chain, ",")] = l.chain
+			}
+		}
+	}
+	if len(chains) < 20 {
+		t.Fatalf("only %d chains", len(chains))
+	}
+	keys := slices.Sorted(maps.Keys(chains))
+	var rules strings.Builder
+	for i, k := range keys {
+		fmt.Fprintf(&rules, "SecRule ARGS_GET \"@ghrecord c%d\" \"id:%d,phase:1,pass,nolog,t:none,t:%s\"\n", i, 400+i, strings.Join(chains[k], ",t:"))
+		fmt.Fprintf(&rules, "SecRule ARGS_GET \"@ghrecord m%d\" \"id:%d,phase:1,pass,nolog,multiMatch,t:none,t:%s\"\n", i, 600+i, strings.Join(chains[k], ",t:"))
+	}
+	eng, err := coraza.NewWAF(coraza.NewWAFConfig().WithDirectives("SecRuleEngine On\n" + rules.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(11, 12))
+	const ascii = "aZbY09 ./\\:..;,\"'^()\t\n\r%+&#*-_=<>!x2f5c"
+	const b64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\r\n -._~"
+	values := []string{"/product/p-1001", "/api/products", "/v1/orders/42/items", "shoes", "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+		"curl/8.14.1", "*/*", "en-IE,en;q=0.8", "ZXZhbCgxKQ==", "Y29uc29sZS5sb2co", "/calibrate", "", "\x00", "é", "\xff\xfe"}
+	for range 2500 {
+		b := make([]byte, 1+rng.IntN(20))
+		alphabet := ascii
+		if rng.IntN(2) == 0 {
+			alphabet = b64
+		}
+		for i := range b {
+			b[i] = alphabet[rng.IntN(len(alphabet))]
+			if rng.IntN(25) == 0 {
+				b[i] = byte(0x80 + rng.IntN(0x80))
+			}
+		}
+		values = append(values, string(b))
+	}
+	computed, computedMulti := map[string]int{}, map[string]int{}
+	for _, v := range values {
+		recordedMu.Lock()
+		clear(recorded)
+		recordedMu.Unlock()
+		tx := eng.NewTransaction()
+		tx.ProcessURI("/?a="+url.QueryEscape(v), "GET", "HTTP/1.1")
+		tx.ProcessRequestHeaders()
+		tx.Close()
+		for i, k := range keys {
+			recordedMu.Lock()
+			got := recorded[fmt.Sprintf("c%d", i)]
+			recordedMu.Unlock()
+			if len(got) != 1 {
+				t.Fatalf("%s on %q: recorded %q, want one value", k, v, got)
+			}
+			recordedMu.Lock()
+			gotMulti := recorded[fmt.Sprintf("m%d", i)]
+			recordedMu.Unlock()
+			if ours, ok := multiValues(chains[k], v); ok {
+				computedMulti[k]++
+				if !slices.Equal(ours, gotMulti) {
+					t.Errorf("multiMatch t:%s on %q: ours %q, Coraza's %q", k, v, ours, gotMulti)
+				}
+			}
+			ours, ok := transform(chains[k], v)
+			if !ok {
+				continue
+			}
+			computed[k]++
+			if ours != got[0] {
+				t.Errorf("t:%s on %q: ours %q, Coraza's %q", k, v, ours, got[0])
+			}
+		}
+	}
+	n := 0
+	for _, k := range keys {
+		if computed[k] > 0 {
+			n++
+		}
+	}
+	m := 0
+	for _, k := range keys {
+		if computedMulti[k] > 0 {
+			m++
+		}
+	}
+	t.Logf("%d chains, %d computed on some value (%d with multiMatch); %d values", len(keys), n, m, len(values))
+	if n < len(keys)*3/4 {
+		t.Errorf("transform computed only %d of %d chains", n, len(keys))
 	}
 }
