@@ -16,7 +16,7 @@ import (
 // paranoia guards of every file (TX:DETECTION_PARANOIA_LEVEL "@lt 1"), the
 // initialisation rules that set a default unless the setup did
 // (&TX:blocking_paranoia_level "@eq 0"), the blocking evaluation's rules
-// of higher paranoia levels (TX:BLOCKING_PARANOIA_LEVEL "@ge 2"). foldIDs
+// of higher paranoia levels (TX:BLOCKING_PARANOIA_LEVEL "@ge 2"). foldWalk
 // finds, at build time, the rules whose condition is false on every
 // request; the gate action removes them (ctl-style, RemoveRuleByID) at the
 // start of each phase, before they would run.
@@ -366,17 +366,13 @@ const (
 	triFalse
 )
 
-// foldIDs returns, by phase (1, 2), the rules among observed whose
+// foldWalk returns, by phase (1, 2), the rules among observed whose
 // condition is false on every request (see the comment above), nil when
-// folding cannot be done for the rule set.
-func foldIDs(observed []observedRule, seclang string, root fs.FS) [3][]int {
-	return foldWalk(observed, seclang, root, nil)
-}
-
-// foldWalk is foldIDs calling visit, when not nil, with each rule of
-// phases 1 and 2 as the walk reaches it, and the abstract state there
-// (what every request's TX holds at that rule). A walk that gives up
-// (folding off) visits nothing more and returns no folded rules.
+// folding cannot be done for the rule set. On the way it calls visit,
+// when not nil, with each rule of phases 1 and 2 as the walk reaches it,
+// and the abstract state there (what every request's TX holds at that
+// rule): the quiet path's known TX values (quiet.go). A walk that gives
+// up visits nothing more.
 func foldWalk(observed []observedRule, seclang string, root fs.FS, visit func(o observedRule, get func(string) tvState)) [3][]int {
 	var out [3][]int
 	sts, ok := statements(seclang, root)

@@ -30,7 +30,7 @@ import (
 // a User-Agent and an Accept, from a documentation address) is run through
 // the rules of phases 1, 2 and 5, and must leave nothing the policy would
 // log or act on: no rule with a message matched, no interruption. Before a
-// bodiless request X is run, quietSet.holds tries to prove that every rule
+// bodiless request X is run, WAF.tryQuiet tries to prove that every rule
 // would behave on X exactly as it did on C; if so X's outcome is C's, and
 // the policy allows X without evaluating a single rule (Apply skips the
 // phases). A request the proof does not cover runs the rules as before.
@@ -1201,17 +1201,6 @@ type quietScratch struct {
 }
 
 var quietPool = sync.Pool{New: func() any { return &quietScratch{} }}
-
-// holds reports whether the rules would do on tx's request what they did
-// on C (see the comment at the top of this file). tx has been fed the
-// request's connection, URI and headers, and no body.
-func (s *quietSet) holds(tx plugintypes.TransactionState) bool {
-	ok, rest := s.check(tx, nil)
-	if ok && len(rest) == 0 {
-		s.taken.Add(1)
-	}
-	return ok && len(rest) == 0
-}
 
 // check runs proofs 3 to 6 and returns, with ok, the ids (sorted, added
 // to rest) of the rules that proof 7 must still show do not match.
