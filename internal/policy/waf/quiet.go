@@ -209,6 +209,8 @@ type qLink struct {
 	sets    []string // setvar arguments
 	// txRx are the regular-expression keys of its TX targets.
 	txRx []string
+	// chainID numbers its chain of transformations among the rule set's.
+	chainID int
 }
 
 // qTarget is one variable of a rule.
@@ -321,6 +323,18 @@ func buildQuietStatic(observed []observedRule, seclang string, root fs.FS, extra
 		}
 		r.raw = strings.ToLower(o.raw)
 		q.rules = append(q.rules, r)
+	}
+	chainIDs := map[string]int{}
+	for _, r := range q.rules {
+		for _, l := range r.links {
+			k := strings.Join(l.chain, ",")
+			id, ok := chainIDs[k]
+			if !ok {
+				id = len(chainIDs)
+				chainIDs[k] = id
+			}
+			l.chainID = id
+		}
 	}
 	if !q.checkTX() {
 		return nil, nil, "checkTX"
@@ -1198,16 +1212,61 @@ func readPairs(tx plugintypes.TransactionState, k qKey) []kv {
 type quietScratch struct {
 	same    []int8 // by key: 0 unknown, 1 same as C, -1 differs
 	widened []bool // by proof: a trimmer did not match (proof 3b)
+	// vals are the values read by target, xf the transformed values by
+	// chain and value: many rules read the same values through the same
+	// transformations.
+	vals map[qKey][]string
+	xf   map[xfKey]xfVal
 }
 
-var quietPool = sync.Pool{New: func() any { return &quietScratch{} }}
+type xfKey struct {
+	chain int
+	v     string
+}
+
+type xfVal struct {
+	out string
+	ok  bool
+}
+
+// values reads a target's values as Coraza's GetField reads them (without
+// exceptions), once per request.
+func (qs *quietScratch) values(tx plugintypes.TransactionState, t qTarget) []string {
+	k := qKey{t.v, t.key}
+	if vs, ok := qs.vals[k]; ok {
+		return vs
+	}
+	var vs []string
+	if col := tx.Collection(t.v); col != nil {
+		var ms []types.MatchData
+		if kc, isKeyed := col.(collection.Keyed); isKeyed && t.key != "" {
+			ms = kc.FindString(t.key)
+		} else {
+			ms = col.FindAll()
+		}
+		vs = make([]string, len(ms))
+		for i, m := range ms {
+			vs[i] = m.Value()
+		}
+	}
+	qs.vals[k] = vs
+	return vs
+}
+
+var quietPool = sync.Pool{New: func() any {
+	return &quietScratch{vals: map[qKey][]string{}, xf: map[xfKey]xfVal{}}
+}}
 
 // check runs proofs 3 to 6 and returns, with ok, the ids (sorted, added
 // to rest) of the rules that proof 7 must still show do not match.
 func (s *quietSet) check(tx plugintypes.TransactionState, rest []int) (ok bool, _ []int) {
 	s.tried.Add(1)
 	qs := quietPool.Get().(*quietScratch)
-	defer quietPool.Put(qs)
+	defer func() {
+		clear(qs.vals)
+		clear(qs.xf)
+		quietPool.Put(qs)
+	}()
 	qs.same = slices.Grow(qs.same[:0], len(s.keys))[:len(s.keys)]
 	clear(qs.same)
 	var sc *gateScratch
@@ -1225,7 +1284,7 @@ func (s *quietSet) check(tx plugintypes.TransactionState, rest []int) (ok bool, 
 		}
 		// Proof 3b: either it matches on X too (proof 5), or it does not
 		// and the rules it trims must do without proof 3.
-		m, good := p.r.links[0].evalStatic(tx)
+		m, good := p.r.links[0].evalStatic(tx, qs)
 		if !good {
 			return false, rest
 		}
@@ -1258,7 +1317,7 @@ func (s *quietSet) check(tx plugintypes.TransactionState, rest []int) (ok bool, 
 		if p.r.special && (s.assume == proofRestricted || restricted(tx, p.list)) {
 			continue // proof 6
 		}
-		if s.evaluates(tx, p) {
+		if s.evaluates(tx, qs, p) {
 			continue // proof 5
 		}
 		if p.alone {
@@ -1332,7 +1391,7 @@ func (s *quietSet) impossible(tx plugintypes.TransactionState, sc *gateScratch, 
 
 // evaluates is proof 5: the rule (or its first link, when it did not match
 // on C) evaluated exactly on the request gives C's outcome.
-func (s *quietSet) evaluates(tx plugintypes.TransactionState, p *quietProof) bool {
+func (s *quietSet) evaluates(tx plugintypes.TransactionState, qs *quietScratch, p *quietProof) bool {
 	links := p.r.links
 	if !p.matched {
 		links = links[:1]
@@ -1351,13 +1410,13 @@ func (s *quietSet) evaluates(tx plugintypes.TransactionState, p *quietProof) boo
 	if s.assume == proofEval {
 		return true
 	}
-	m, ok := l.eval(tx)
+	m, ok := l.eval(tx, qs)
 	return ok && m == p.matched
 }
 
 // evalStatic is eval for a link whose targets are request variables
 // nothing changes during the phases; false ok otherwise.
-func (l *qLink) evalStatic(tx plugintypes.TransactionState) (matched, ok bool) {
+func (l *qLink) evalStatic(tx plugintypes.TransactionState, qs *quietScratch) (matched, ok bool) {
 	if l.op == nil || l.partial {
 		return false, false
 	}
@@ -1366,24 +1425,16 @@ func (l *qLink) evalStatic(tx plugintypes.TransactionState) (matched, ok bool) {
 			return false, false
 		}
 	}
-	return l.eval(tx)
+	return l.eval(tx, qs)
 }
 
 // eval evaluates the link on tx's values: whether it matches, and false
 // ok when a value is not one transform can compute.
-func (l *qLink) eval(tx plugintypes.TransactionState) (matched, ok bool) {
+func (l *qLink) eval(tx plugintypes.TransactionState, qs *quietScratch) (matched, ok bool) {
 	for _, t := range l.targets {
-		col := tx.Collection(t.v)
-		var ms []types.MatchData
-		if col != nil {
-			if kc, isKeyed := col.(collection.Keyed); isKeyed && t.key != "" {
-				ms = kc.FindString(t.key)
-			} else {
-				ms = col.FindAll()
-			}
-		}
+		vs := qs.values(tx, t)
 		if t.count {
-			if l.test(strconv.Itoa(len(ms)), &ok) {
+			if l.test(qs, strconv.Itoa(len(vs)), &ok) {
 				return true, true
 			}
 			if !ok {
@@ -1391,8 +1442,8 @@ func (l *qLink) eval(tx plugintypes.TransactionState) (matched, ok bool) {
 			}
 			continue
 		}
-		for _, m := range ms {
-			if l.test(m.Value(), &ok) {
+		for _, v := range vs {
+			if l.test(qs, v, &ok) {
 				return true, true
 			}
 			if !ok {
@@ -1406,11 +1457,16 @@ func (l *qLink) eval(tx plugintypes.TransactionState) (matched, ok bool) {
 // test transforms v and runs the operator, negation included; with
 // multiMatch, on v and on every value a transformation reported changed,
 // as Coraza's executeTransformationsMultimatch does.
-func (l *qLink) test(v string, ok *bool) bool {
+func (l *qLink) test(qs *quietScratch, v string, ok *bool) bool {
 	if !l.multi {
-		tv, good := transform(l.chain, v)
-		*ok = good
-		return good && l.op.match(tv) != l.negated
+		k := xfKey{l.chainID, v}
+		x, seen := qs.xf[k]
+		if !seen {
+			x.out, x.ok = transform(l.chain, v)
+			qs.xf[k] = x
+		}
+		*ok = x.ok
+		return x.ok && l.op.match(x.out) != l.negated
 	}
 	vs, good := multiValues(l.chain, v)
 	*ok = good
