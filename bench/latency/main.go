@@ -125,6 +125,10 @@ func run(client *http.Client, u string, hdr headers, rate, conns int, d time.Dur
 				req, _ := http.NewRequest(http.MethodGet, u, nil)
 				for _, h := range hdr {
 					k, v, _ := strings.Cut(h, ":")
+					if strings.EqualFold(strings.TrimSpace(k), "Host") {
+						req.Host = strings.TrimSpace(v) // net/http sends req.Host, not a Host header
+						continue
+					}
 					req.Header.Set(strings.TrimSpace(k), strings.TrimSpace(v))
 				}
 				resp, err := client.Do(req)

@@ -1317,10 +1317,11 @@ func (s *quietSet) check(tx plugintypes.TransactionState, rest []int) (ok bool, 
 		if p.r.special && (s.assume == proofRestricted || restricted(tx, p.list)) {
 			continue // proof 6
 		}
-		if s.evaluates(tx, qs, p) {
+		same, exact := s.evaluates(tx, qs, p)
+		if same {
 			continue // proof 5
 		}
-		if p.alone {
+		if p.alone && !exact {
 			if s.assume != proofAlone {
 				rest = append(rest, p.r.id)
 			}
@@ -1391,27 +1392,36 @@ func (s *quietSet) impossible(tx plugintypes.TransactionState, sc *gateScratch, 
 
 // evaluates is proof 5: the rule (or its first link, when it did not match
 // on C) evaluated exactly on the request gives C's outcome.
-func (s *quietSet) evaluates(tx plugintypes.TransactionState, qs *quietScratch, p *quietProof) bool {
+//
+// exact, when same is false, means the evaluation was done and differs:
+// the rule's first link matches on X where the rule did not match on C
+// (and so may match, on a chain), or a rule that matched on C does not.
+// Proof 7 cannot help then, and check gives up at once.
+func (s *quietSet) evaluates(tx plugintypes.TransactionState, qs *quietScratch, p *quietProof) (same, exact bool) {
 	links := p.r.links
 	if !p.matched {
 		links = links[:1]
 	} else if len(links) > 1 || !p.r.plain || !p.r.pure || p.reduced {
-		return false
+		return false, false
 	}
 	l := links[0]
 	if l.op == nil {
-		return false
+		return false, false
 	}
 	for _, t := range l.targets {
 		if !staticVars[t.v] && !(bodyVars[t.v] && !t.count) {
-			return false
+			return false, false
 		}
 	}
 	if s.assume == proofEval {
-		return true
+		return true, false
 	}
 	m, ok := l.eval(tx, qs)
-	return ok && m == p.matched
+	if !ok {
+		return false, false
+	}
+	// A first link that matches while others follow says nothing final.
+	return m == p.matched, !p.matched && len(p.r.links) == 1 || p.matched
 }
 
 // evalStatic is eval for a link whose targets are request variables
