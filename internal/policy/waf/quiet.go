@@ -596,6 +596,17 @@ func requestOnly(keys []qKey) bool {
 	return true
 }
 
+// readsRequestOnly reports whether the link reads only request variables
+// nothing changes during a bodiless request's phases (and at least one).
+func (l *qLink) readsRequestOnly() bool {
+	for _, t := range l.targets {
+		if !staticVars[t.v] && !(bodyVars[t.v] && !t.count) {
+			return false
+		}
+	}
+	return len(l.targets) > 0
+}
+
 // readsTX reports whether a rule of r's chain reads TX: a target, or a
 // macro in its operator.
 func (r *qRule) readsTX() bool {
@@ -995,6 +1006,7 @@ type quietSet struct {
 	cand  *gateSet
 	// taken and tried count requests, for tests and figures.
 	taken, tried atomic.Uint64
+	cache        *proofCache
 	// onFail, when set (tests only, before the first request), receives
 	// the id of the rule no proof covered.
 	onFail func(id int)
@@ -1027,6 +1039,9 @@ type quietProof struct {
 	// affects are the proofs of the rules it trims (proof 3b).
 	trimmer bool
 	affects []int
+	// byValue: valuesHarmless applies (did not match on C; the first
+	// link reads only request variables nothing changes).
+	byValue bool
 	// alone: proof 7 applies. The rule did not match on C, is of phase 1
 	// or 2, and no rule of its chain reads TX: run alone on the request
 	// (all other rules removed), it matches if it would in the full run,
@@ -1060,7 +1075,7 @@ func (w *WAF) calibrate(q *quietStatic) *quietSet {
 	if !ok {
 		return calibrationFails("2")
 	}
-	s := &quietSet{cand: q.cand}
+	s := &quietSet{cand: q.cand, cache: &proofCache{m: map[string][]uint64{}}}
 	keyIdx := map[qKey]int{}
 	for _, rule := range q.rules {
 		for _, k := range rule.inputs {
@@ -1150,6 +1165,7 @@ func (w *WAF) calibrate(q *quietStatic) *quietSet {
 			p.cand = c
 		}
 		p.alone = !p.matched && rule.phase != types.PhaseLogging && !rule.readsTX() && requestOnly(rule.inputs)
+		p.byValue = !p.matched && rule.links[0].readsRequestOnly() && (p.cand != nil || rule.links[0].op != nil)
 		if rule.special {
 			if p.matched || rule.links[1].op == nil || rule.links[1].op.kind != "within" {
 				return calibrationFails("10")
@@ -1217,6 +1233,10 @@ type quietScratch struct {
 	// transformations.
 	vals map[qKey][]string
 	xf   map[xfKey]xfVal
+	// bits are the values' proofCache bits as this request sees them;
+	// learned the values it added bits to.
+	bits    map[string][]uint64
+	learned []string
 }
 
 type xfKey struct {
@@ -1254,7 +1274,7 @@ func (qs *quietScratch) values(tx plugintypes.TransactionState, t qTarget) []str
 }
 
 var quietPool = sync.Pool{New: func() any {
-	return &quietScratch{vals: map[qKey][]string{}, xf: map[xfKey]xfVal{}}
+	return &quietScratch{vals: map[qKey][]string{}, xf: map[xfKey]xfVal{}, bits: map[string][]uint64{}}
 }}
 
 // check runs proofs 3 to 6 and returns, with ok, the ids (sorted, added
@@ -1263,8 +1283,11 @@ func (s *quietSet) check(tx plugintypes.TransactionState, rest []int) (ok bool, 
 	s.tried.Add(1)
 	qs := quietPool.Get().(*quietScratch)
 	defer func() {
+		qs.flush(s.cache)
 		clear(qs.vals)
 		clear(qs.xf)
+		clear(qs.bits)
+		qs.learned = qs.learned[:0]
 		quietPool.Put(qs)
 	}()
 	qs.same = slices.Grow(qs.same[:0], len(s.keys))[:len(s.keys)]
@@ -1302,7 +1325,22 @@ func (s *quietSet) check(tx plugintypes.TransactionState, rest []int) (ok bool, 
 		if s.assume == proofSame || !qs.widened[i] && s.sameInputs(tx, qs, p.keys) {
 			continue // proof 3
 		}
-		if p.cand != nil {
+		if p.byValue {
+			if sc == nil {
+				sc = scratchPool.Get().(*gateScratch)
+				sc.reset(s.cand)
+			}
+			switch s.valuesHarmless(tx, qs, sc, i) {
+			case harmless:
+				continue // proofs 4 and 5, value by value
+			case harmful:
+				if s.onFail != nil {
+					s.onFail(p.r.id)
+				}
+				return false, rest
+			}
+		}
+		if !p.byValue && p.cand != nil {
 			if s.assume == proofPrefilter {
 				continue
 			}
@@ -1420,8 +1458,156 @@ func (s *quietSet) evaluates(tx plugintypes.TransactionState, qs *quietScratch, 
 	if !ok {
 		return false, false
 	}
-	// A first link that matches while others follow says nothing final.
-	return m == p.matched, !p.matched && len(p.r.links) == 1 || p.matched
+	// A first link that matches while others follow says nothing final,
+	// nor does a match on values the rule may not read (exclusions,
+	// targets a ctl takes away).
+	return m == p.matched, p.matched || len(p.r.links) == 1 && !l.partial && !p.reduced
+}
+
+// Outcomes of valuesHarmless.
+const (
+	undecided = iota
+	harmless
+	harmful
+)
+
+// valuesHarmless is proofs 4 and 5 for a rule that did not match on C,
+// value by value: the rule's first link reads values, and the rule can
+// only match if one of them makes the link's operator match. A value is
+// harmless when the gate's pre-filter rules it out, or when the operator,
+// evaluated exactly on it, does not match; both depend on the value
+// alone, so values seen on earlier requests (a client's token, its
+// User-Agent) are remembered as harmless for the rule (proofCache).
+// harmful means a value makes a one-link rule match, undecided that a
+// value could not be shown harmless.
+func (s *quietSet) valuesHarmless(tx plugintypes.TransactionState, qs *quietScratch, sc *gateScratch, i int) int {
+	p := &s.proof[i]
+	l := p.r.links[0]
+	// A value that makes the link match makes the rule match only when
+	// the rule is that one link and reads exactly its targets.
+	final := len(p.r.links) == 1 && !l.partial && !p.reduced
+	result := harmless
+	for _, t := range l.targets {
+		if t.count {
+			if l.op == nil {
+				return undecided
+			}
+			var ok bool
+			m := l.test(qs, strconv.Itoa(len(qs.values(tx, t))), &ok)
+			switch {
+			case !ok:
+				return undecided
+			case m && final:
+				return harmful
+			case m:
+				return undecided
+			}
+			continue
+		}
+		for _, v := range qs.values(tx, t) {
+			bits := qs.known(s.cache, v)
+			if bits != nil && bits[i>>6]&(1<<(i&63)) != 0 {
+				continue
+			}
+			if p.cand != nil && (s.assume == proofPrefilter || sc.impossible(p.cand, sc.value(v))) {
+				qs.learn(s.cache, v, i, len(s.proof))
+				continue
+			}
+			if l.op == nil {
+				result = undecided
+				continue
+			}
+			var ok bool
+			m := s.assume != proofEval && l.test(qs, v, &ok)
+			switch {
+			case s.assume == proofEval:
+			case !ok:
+				result = undecided
+				continue
+			case m && final:
+				return harmful
+			case m:
+				result = undecided
+				continue
+			}
+			qs.learn(s.cache, v, i, len(s.proof))
+		}
+	}
+	return result
+}
+
+// proofCache remembers, by value, the rules (proof indexes) the value is
+// known not to make match: a bounded map, oldest out first. Shared by the
+// requests of every route of a quietSet.
+type proofCache struct {
+	mu   sync.Mutex
+	m    map[string][]uint64
+	ring []string
+	next int
+}
+
+// Bounds of proofCache: values longer than cacheMaxLen are not kept.
+const (
+	cacheValues = 4096
+	cacheMaxLen = 2048
+)
+
+// known returns v's bits, from the request's copy or the cache.
+func (qs *quietScratch) known(c *proofCache, v string) []uint64 {
+	if b, ok := qs.bits[v]; ok {
+		return b
+	}
+	var b []uint64
+	if c != nil && len(v) <= cacheMaxLen {
+		c.mu.Lock()
+		if cb, ok := c.m[v]; ok {
+			b = slices.Clone(cb)
+		}
+		c.mu.Unlock()
+	}
+	qs.bits[v] = b
+	return b
+}
+
+// learn records that v cannot make proof i's rule match, for the rest of
+// the request (and, by flush, for later ones).
+func (qs *quietScratch) learn(c *proofCache, v string, i, n int) {
+	b := qs.known(c, v)
+	if b == nil {
+		b = make([]uint64, (n+63)/64)
+	}
+	b[i>>6] |= 1 << (i & 63)
+	qs.bits[v] = b
+	qs.learned = append(qs.learned, v)
+}
+
+// flush merges what the request learned into the cache.
+func (qs *quietScratch) flush(c *proofCache) {
+	if c == nil || len(qs.learned) == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, v := range qs.learned {
+		if len(v) > cacheMaxLen {
+			continue
+		}
+		b := qs.bits[v]
+		if cb, ok := c.m[v]; ok {
+			for j := range cb {
+				cb[j] |= b[j]
+			}
+			continue
+		}
+		if len(c.ring) < cacheValues {
+			c.ring = append(c.ring, v)
+		} else {
+			delete(c.m, c.ring[c.next])
+			c.ring[c.next] = v
+			c.next = (c.next + 1) % cacheValues
+		}
+		c.m[v] = slices.Clone(b)
+	}
 }
 
 // evalStatic is eval for a link whose targets are request variables
