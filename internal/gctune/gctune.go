@@ -72,6 +72,66 @@ func Start(floor uint64) (stop func()) {
 	}
 }
 
+// Loading relaxes the collector while a process loads and builds its
+// config, and returns the function that ends it. Parsing and building a
+// large config (10,000 routes) allocates several times what it keeps,
+// and at GOGC=100 the collector runs half a dozen times on the way up,
+// each time marking a heap that is almost all still in use: about a
+// fifth of the load's CPU. Until done is called GOGC is LoadPercent and
+// the soft memory limit at most LoadLimit (GOMEMLIMIT when lower), so the
+// peak stays bounded; a tuner (Start) leaves GOGC alone meanwhile. done
+// puts both back. With GOGC in the environment Loading does nothing.
+func Loading() (done func()) {
+	if _, set := os.LookupEnv("GOGC"); set {
+		return func() {}
+	}
+	loadingMu.Lock()
+	defer loadingMu.Unlock()
+	loading++
+	if loading > 1 {
+		return onceDone()
+	}
+	savedPercent = debug.SetGCPercent(LoadPercent)
+	savedLimit = debug.SetMemoryLimit(-1)
+	debug.SetMemoryLimit(min(savedLimit, LoadLimit))
+	return onceDone()
+}
+
+// The collector's settings while loading (Loading).
+const (
+	LoadPercent = 400
+	LoadLimit   = 1 << 30
+)
+
+var (
+	loadingMu    sync.Mutex
+	loading      int // Loadings not yet done
+	savedPercent int
+	savedLimit   int64
+)
+
+func onceDone() func() {
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			loadingMu.Lock()
+			defer loadingMu.Unlock()
+			loading--
+			if loading == 0 {
+				debug.SetGCPercent(savedPercent)
+				debug.SetMemoryLimit(savedLimit)
+			}
+		})
+	}
+}
+
+// isLoading reports whether a Loading is under way.
+func isLoading() bool {
+	loadingMu.Lock()
+	defer loadingMu.Unlock()
+	return loading > 0
+}
+
 type tuner struct {
 	floor         uint64
 	base, current int
@@ -94,6 +154,12 @@ func (t *tuner) afterGC() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.stopped {
+		return
+	}
+	if isLoading() {
+		// Loading owns GOGC until it is done; the next collection after
+		// it tunes again.
+		t.arm()
 		return
 	}
 	metrics.Read(liveMetric)

@@ -2,6 +2,7 @@ package gctune
 
 import (
 	"runtime"
+	"runtime/debug"
 	"runtime/metrics"
 	"testing"
 	"time"
@@ -77,5 +78,60 @@ func TestStartTunes(t *testing.T) {
 	stop()
 	if g := gogc(); g != 100 {
 		t.Errorf("after stop GOGC = %d, want 100", g)
+	}
+}
+
+func memoryLimit() int64 { return debug.SetMemoryLimit(-1) }
+
+// TestLoading: GOGC and the soft memory limit are relaxed until the last
+// of overlapping Loadings is done, and then put back; a running tuner
+// leaves them alone meanwhile.
+func TestLoading(t *testing.T) {
+	if g := gogc(); g != 100 {
+		t.Skipf("GOGC is %d in this process, not the default", g)
+	}
+	limit := memoryLimit()
+	stop := Start(1 << 30)
+	defer stop()
+	tuned := time.Now().Add(60 * time.Second)
+	for gogc() == 100 && time.Now().Before(tuned) {
+		runtime.GC()
+		time.Sleep(time.Millisecond)
+	}
+	before := gogc()
+	done1 := Loading()
+	done2 := Loading()
+	for range 5 {
+		runtime.GC() // the tuner must not take GOGC back
+		time.Sleep(time.Millisecond)
+	}
+	if g := gogc(); g != LoadPercent {
+		t.Errorf("while loading GOGC = %d, want %d", g, LoadPercent)
+	}
+	if l := memoryLimit(); l != min(limit, LoadLimit) {
+		t.Errorf("while loading the memory limit is %d, want %d", l, min(limit, LoadLimit))
+	}
+	done1()
+	done1() // twice is once
+	if g := gogc(); g != LoadPercent {
+		t.Errorf("with one Loading left GOGC = %d, want %d", g, LoadPercent)
+	}
+	done2()
+	if g := gogc(); g != before {
+		t.Errorf("after loading GOGC = %d, want %d back", g, before)
+	}
+	if l := memoryLimit(); l != limit {
+		t.Errorf("after loading the memory limit is %d, want %d back", l, limit)
+	}
+}
+
+// TestLoadingLeavesGOGCSet: with GOGC in the environment, Loading does
+// nothing.
+func TestLoadingLeavesGOGCSet(t *testing.T) {
+	t.Setenv("GOGC", "")
+	done := Loading()
+	defer done()
+	if g := gogc(); g != 100 {
+		t.Fatalf("with GOGC in the environment, GOGC = %d, want 100 untouched", g)
 	}
 }
