@@ -2,6 +2,7 @@ package waf
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -152,6 +153,21 @@ var (
 	recordOnce sync.Once
 )
 
+// recordRun runs v as the argument a of a GET through eng's phase 1 and
+// returns what each ghrecord operator saw, by name.
+func recordRun(eng coraza.WAF, v string) map[string][]string {
+	recordedMu.Lock()
+	clear(recorded)
+	recordedMu.Unlock()
+	tx := eng.NewTransaction()
+	tx.ProcessURI("/?a="+url.QueryEscape(v), "GET", "HTTP/1.1")
+	tx.ProcessRequestHeaders()
+	tx.Close()
+	recordedMu.Lock()
+	defer recordedMu.Unlock()
+	return maps.Clone(recorded)
+}
+
 type recordOp struct{ name string }
 
 func (o recordOp) Evaluate(_ plugintypes.TransactionState, v string) bool {
@@ -199,18 +215,10 @@ func TestTransformTriggers(t *testing.T) {
 	values = append(values, ".", "..", "./a", "a/./b", "a//b", "/*x*/", "a  b", "A B", "x (", "x /")
 	checked := map[string]int{}
 	for _, v := range values {
-		recordedMu.Lock()
-		clear(recorded)
-		recordedMu.Unlock()
-		tx := eng.NewTransaction()
-		tx.ProcessURI("/?a="+url.QueryEscape(v), "GET", "HTTP/1.1")
-		tx.ProcessRequestHeaders()
-		tx.Close()
+		rec := recordRun(eng, v)
 		tv := triggers(v)
 		for _, n := range names {
-			recordedMu.Lock()
-			got := recorded[n]
-			recordedMu.Unlock()
+			got := rec[n]
 			if len(got) != 1 {
 				t.Fatalf("%s on %q: recorded %q, want one value", n, v, got)
 			}

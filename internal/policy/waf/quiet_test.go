@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/corazawaf/coraza/v3"
 	"github.com/corazawaf/coraza/v3/experimental/plugins"
@@ -278,30 +277,10 @@ func BenchmarkQuiet(b *testing.B) {
 	}{{"wrk", "bearer", "/product/p-1001"}, {"curl", "curl", "/api/products?q=shoes&page=2"}, {"browser", "browser", "/api/products?q=shoes"}} {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
-			var cpu [2]time.Duration
-			const block = 50
-			n := 0
-			for b.Loop() {
-				n++
-				if n%block != 0 {
-					continue
-				}
-				for i, v := range []*WAF{w, &full} {
-					start := cpuTime()
-					for range block {
-						if blocked(b, v, apiRequest(c.target, c.client)) {
-							b.Fatal("blocked")
-						}
-					}
-					cpu[i] += cpuTime() - start
-				}
-			}
-			done := float64(n - n%block)
-			if done == 0 {
-				return
-			}
-			b.ReportMetric(float64(cpu[0].Microseconds())/done, "quiet-cpu-µs/op")
-			b.ReportMetric(float64(cpu[1].Microseconds())/done, "rules-cpu-µs/op")
+			cpu := alternating(b, func() { mustPass(b, w, apiRequest(c.target, c.client)) },
+				func() { mustPass(b, &full, apiRequest(c.target, c.client)) })
+			b.ReportMetric(cpu[0], "quiet-cpu-µs/op")
+			b.ReportMetric(cpu[1], "rules-cpu-µs/op")
 		})
 	}
 }
@@ -410,23 +389,13 @@ func TestQuietTransformsMatchCoraza(t *testing.T) {
 	}
 	computed, computedMulti := map[string]int{}, map[string]int{}
 	for _, v := range values {
-		recordedMu.Lock()
-		clear(recorded)
-		recordedMu.Unlock()
-		tx := eng.NewTransaction()
-		tx.ProcessURI("/?a="+url.QueryEscape(v), "GET", "HTTP/1.1")
-		tx.ProcessRequestHeaders()
-		tx.Close()
+		rec := recordRun(eng, v)
 		for i, k := range keys {
-			recordedMu.Lock()
-			got := recorded[fmt.Sprintf("c%d", i)]
-			recordedMu.Unlock()
+			got := rec[fmt.Sprintf("c%d", i)]
 			if len(got) != 1 {
 				t.Fatalf("%s on %q: recorded %q, want one value", k, v, got)
 			}
-			recordedMu.Lock()
-			gotMulti := recorded[fmt.Sprintf("m%d", i)]
-			recordedMu.Unlock()
+			gotMulti := rec[fmt.Sprintf("m%d", i)]
 			if ours, ok := multiValues(chains[k], v); ok {
 				computedMulti[k]++
 				if !slices.Equal(ours, gotMulti) {

@@ -3,7 +3,6 @@ package waf
 import (
 	"fmt"
 	"math/rand/v2"
-	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -50,17 +49,9 @@ func TestExactTransforms(t *testing.T) {
 	}
 	changed := map[string]int{}
 	for _, v := range values {
-		recordedMu.Lock()
-		clear(recorded)
-		recordedMu.Unlock()
-		tx := eng.NewTransaction()
-		tx.ProcessURI("/?a="+url.QueryEscape(v), "GET", "HTTP/1.1")
-		tx.ProcessRequestHeaders()
-		tx.Close()
+		rec := recordRun(eng, v)
 		for _, n := range names {
-			recordedMu.Lock()
-			got := recorded["x"+n]
-			recordedMu.Unlock()
+			got := rec["x"+n]
 			if len(got) != 1 {
 				t.Fatalf("%s on %q: recorded %q, want one value", n, v, got)
 			}
