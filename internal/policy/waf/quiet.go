@@ -75,7 +75,12 @@ import (
 //     slashed, is in the list the fold walk knows. The names it records
 //     in TX differ from C's, which is why, when it is used, no other rule
 //     may read TX names with its prefix, and no rule may read TX as a
-//     whole or the capture TX:0-9 it did not capture itself.
+//     whole or the capture TX:0-9 it did not capture itself. Likewise a
+//     rule shaped as CRS 920440, restricted extensions: its first rule
+//     captures from one value and sets a TX variable from the capture,
+//     which its chained rule looks up in a list; proof 6 computes that
+//     value from X and looks it up, and no other rule may read the
+//     variable.
 //  7. R did not match on C, is of phase 1 or 2, reads only request
 //     variables nothing changes during a bodiless request's phases, and no
 //     rule of its chain reads TX: Coraza runs it (with the other rules
@@ -130,7 +135,12 @@ type qRule struct {
 	skipAfter string
 	skip      bool
 	allow     bool
-	special   bool // proof 6
+	// shape is the form proof 6 knows the rule has (shapeNone: none);
+	// txName and template, for shapeCaptureWithin, the TX variable its
+	// first link sets and reads back, and the value it sets.
+	shape    int
+	txName   string
+	template string
 	// opaque: the rule could not be parsed; no proof applies.
 	opaque bool
 	// raw is the first statement's text, lowered (for tags).
@@ -692,13 +702,90 @@ func (q *quietStatic) checkTX() bool {
 		}
 		prefix := m[1]
 		if len(c.targets) != 1 || c.targets[0].v != variables.TX || c.targets[0].count || c.negated ||
-			c.opName != "within" || len(macroNames(c.rawArg)) != 1 || c.multi || c.capture {
+			c.opName != "within" || len(macroNames(c.rawArg)) != 1 || c.multi || c.capture ||
+			!slices.Equal(c.txRx, []string{"^" + prefix}) || len(c.chain) > 0 {
 			continue
 		}
 		if !q.onlyReader(prefix, r) {
 			continue
 		}
-		r.special = true
+		r.shape = shapeHeaderNames
+	}
+	// 920440's shape.
+	for _, r := range q.rules {
+		if r.id == 0 || len(r.links) != 2 || r.shape != shapeNone {
+			continue
+		}
+		h, c := r.links[0], r.links[1]
+		if len(h.targets) != 1 || !singleVars[h.targets[0].v] || h.targets[0].count || h.partial || h.negated ||
+			h.opName != operatorName || !h.capture || h.multi || len(h.sets) != 1 {
+			continue
+		}
+		m := captureSet.FindStringSubmatch(h.sets[0])
+		if m == nil {
+			continue
+		}
+		name, template := strings.ToLower(m[1]), m[2]
+		if len(c.targets) != 1 || c.targets[0].v != variables.TX || !strings.EqualFold(c.targets[0].key, name) ||
+			c.targets[0].count || c.negated || c.opName != "within" || len(macroNames(c.rawArg)) != 1 ||
+			c.multi || c.capture || len(c.txRx) > 0 || !(len(c.chain) == 0 || slices.Equal(c.chain, []string{"lowercase"})) {
+			continue
+		}
+		if !q.onlyReaderExact(name, r) {
+			continue
+		}
+		r.shape, r.txName, r.template = shapeCaptureWithin, name, template
+	}
+	return true
+}
+
+// Shapes of proof 6.
+const (
+	shapeNone          = iota
+	shapeHeaderNames   // 920450, 920451: every header name, lowered, in TX; listed?
+	shapeCaptureWithin // 920440: a capture of one value, in TX; listed?
+)
+
+// singleVars are request variables with one value.
+var singleVars = map[variables.RuleVariable]bool{
+	variables.RequestBasename: true, variables.RequestFilename: true, variables.RequestURI: true,
+	variables.RequestURIRaw: true, variables.QueryString: true, variables.RequestLine: true,
+	variables.RequestMethod: true, variables.RequestProtocol: true,
+}
+
+// captureSet matches a setvar of one TX variable to literal text and
+// capture groups (%{tx.N}).
+var captureSet = regexp.MustCompile(`^(?i:tx)\.([A-Za-z0-9_]+)=((?:[^%]|%\{(?i:tx)\.[0-9]\})*)$`)
+
+// onlyReaderExact reports whether no rule but r reads the TX variable
+// name (a target, a macro, or a regular-expression key it matches).
+func (q *quietStatic) onlyReaderExact(name string, r *qRule) bool {
+	for _, o := range q.rules {
+		if o == r || o.id == 0 {
+			continue
+		}
+		for _, l := range o.links {
+			for _, t := range l.targets {
+				if t.v == variables.TX && strings.EqualFold(t.key, name) {
+					return false
+				}
+			}
+			reads := macroNames(l.rawArg)
+			for _, st := range l.sets {
+				for n := range macroNames(st) {
+					reads[n] = true
+				}
+			}
+			if reads[name] {
+				return false
+			}
+			for _, k := range l.txRx {
+				re, err := regexp.Compile(k)
+				if err != nil || re.MatchString(name) {
+					return false
+				}
+			}
+		}
 	}
 	return true
 }
@@ -1030,8 +1117,11 @@ type quietProof struct {
 	keys    []int // inputs, in quietSet.keys
 	matched bool  // on C
 	cand    *gateRule
-	// list is the restricted list of a special rule (proof 6).
-	list string
+	// shape and list: proof 6 applies, with that restricted list;
+	// captureRe is a shapeCaptureWithin rule's expression.
+	shape     int
+	list      string
+	captureRe *regexp.Regexp
 	// reduced: a rule that matched on C removes some of its targets
 	// (ctl:ruleRemoveTarget*), so proof 5 cannot show it matches.
 	reduced bool
@@ -1166,11 +1256,11 @@ func (w *WAF) calibrate(q *quietStatic) *quietSet {
 		}
 		p.alone = !p.matched && rule.phase != types.PhaseLogging && !rule.readsTX() && requestOnly(rule.inputs)
 		p.byValue = !p.matched && rule.links[0].readsRequestOnly() && (p.cand != nil || rule.links[0].op != nil)
-		if rule.special {
-			if p.matched || rule.links[1].op == nil || rule.links[1].op.kind != "within" {
-				return calibrationFails("10")
+		if rule.shape != shapeNone && !p.matched && rule.links[1].op != nil && rule.links[1].op.kind == "within" {
+			p.shape, p.list = rule.shape, rule.links[1].op.arg
+			if rx, ok := rule.links[0].op.re.(*rx); ok && rule.shape == shapeCaptureWithin {
+				p.captureRe = rx.re
 			}
-			p.list = rule.links[1].op.arg
 		}
 		s.proof = append(s.proof, p)
 	}
@@ -1352,7 +1442,7 @@ func (s *quietSet) check(tx plugintypes.TransactionState, rest []int) (ok bool, 
 				continue // proof 4
 			}
 		}
-		if p.r.special && (s.assume == proofRestricted || restricted(tx, p.list)) {
+		if p.shape != shapeNone && (s.assume == proofRestricted || s.restricted(tx, qs, p)) {
 			continue // proof 6
 		}
 		same, exact := s.evaluates(tx, qs, p)
@@ -1734,21 +1824,64 @@ func asciiOnly(v string) bool {
 	return true
 }
 
-// restricted is proof 6: no header name of the request, lowered and
-// slashed, is in the restricted list.
-func restricted(tx plugintypes.TransactionState, list string) bool {
-	if list == "" {
+// restricted is proof 6: for shapeHeaderNames, no header name of the
+// request, lowered and slashed, is in the restricted list; for
+// shapeCaptureWithin, the value the first link would set from its
+// capture, through the second link's transformations, is not.
+func (s *quietSet) restricted(tx plugintypes.TransactionState, qs *quietScratch, p *quietProof) bool {
+	if p.list == "" {
 		return false
 	}
-	col := tx.Collection(variables.RequestHeadersNames)
-	if col == nil {
+	if p.shape == shapeHeaderNames {
+		col := tx.Collection(variables.RequestHeadersNames)
+		if col == nil {
+			return true
+		}
+		for _, m := range col.FindAll() {
+			name, ok := transform([]string{"lowercase"}, m.Value())
+			if !ok || strings.Contains(p.list, "/"+name+"/") {
+				return false
+			}
+		}
 		return true
 	}
-	for _, m := range col.FindAll() {
-		name, ok := transform([]string{"lowercase"}, m.Value())
-		if !ok || strings.Contains(list, "/"+name+"/") {
-			return false
+	h, c := p.r.links[0], p.r.links[1]
+	if p.captureRe == nil {
+		return false
+	}
+	vs := qs.values(tx, h.targets[0])
+	if len(vs) != 1 {
+		return len(vs) == 0 // no value: the first link cannot match
+	}
+	v, ok := transform(h.chain, vs[0])
+	if !ok {
+		return false
+	}
+	m := p.captureRe.FindStringSubmatchIndex(v)
+	if m == nil {
+		return true // the first link does not match
+	}
+	// As Coraza's capturing @rx: TX.0 to TX.8 are the groups, "" when
+	// a group did not take part.
+	var groups [9]string
+	for i := 0; i < len(m)/2 && i < 9; i++ {
+		if m[2*i] >= 0 {
+			groups[i] = v[m[2*i]:m[2*i+1]]
 		}
 	}
-	return true
+	known := true
+	set := macroRx.ReplaceAllStringFunc(p.r.template, func(mac string) string {
+		_, n, _ := strings.Cut(mac[2:len(mac)-1], ".")
+		i, err := strconv.Atoi(n)
+		if err != nil || i >= len(m)/2 || i > 8 {
+			known = false
+			return ""
+		}
+		return groups[i]
+	})
+	if !known {
+		return false
+	}
+	lv, ok := transform(c.chain, set)
+	return ok && !strings.Contains(p.list, lv)
 }

@@ -429,3 +429,36 @@ func TestQuietTransformsMatchCoraza(t *testing.T) {
 		t.Errorf("transform computed only %d of %d chains", n, len(keys))
 	}
 }
+
+// TestQuietRestrictedLists: proof 6 on its two shapes. A file extension
+// or a header name on CRS's restricted lists is refused and not proved
+// quiet; others are proved quiet.
+func TestQuietRestrictedLists(t *testing.T) {
+	w := oursWAF(t, "")
+	for _, c := range []struct {
+		target string
+		header string
+		flag   bool
+	}{
+		{"/static/app.js", "", false},
+		{"/v1/orders.json", "", false},
+		{"/report.PDF", "", false},
+		{"/db/backup.bak", "", true},
+		{"/site/web.config", "", true},
+		{"/db/dump.SQL", "", true},
+		{"/product/p-1001", "X-Trace", false},
+		{"/product/p-1001", "Proxy", true},
+		{"/product/p-1001", "Content-Range", true},
+	} {
+		r := apiRequest(c.target, "curl")
+		if c.header != "" {
+			r.Header.Set(c.header, "1")
+		}
+		if got := outcome(t, w, r); got != c.flag {
+			t.Errorf("%s %s: the rules flag it %v, want %v", c.target, c.header, got, c.flag)
+		}
+		if got := proved(w, r); got == c.flag {
+			t.Errorf("%s %s: proved quiet %v", c.target, c.header, got)
+		}
+	}
+}
