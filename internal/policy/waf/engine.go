@@ -197,7 +197,7 @@ func newEngineGate(seclang string, o engineOpts) (coraza.WAF, *gateSet, error) {
 	if g != nil {
 		g.maxPL = o.paranoia
 		var visit func(observedRule, func(string) tvState)
-		g.quiet, visit = newQuietStatic(g.observed, seclang, root, o.extra)
+		g.quiet, visit = newQuietStatic(g.observed, seclang, root)
 		g.folded = foldWalk(g.observed, seclang, root, visit)
 		if g.quiet != nil {
 			g.quiet.folded = map[int]bool{}
@@ -208,6 +208,9 @@ func newEngineGate(seclang string, o engineOpts) (coraza.WAF, *gateSet, error) {
 			}
 		}
 		g.build(o.extra)
+		if g.quiet != nil && !g.quiet.attach(g) {
+			g.quiet = nil
+		}
 	}
 	return w, g, nil
 }

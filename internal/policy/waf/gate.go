@@ -170,9 +170,13 @@ type chainStep struct {
 // gateRule is a rule the gate may remove, with its pre-filter restated
 // over the matcher's set ids.
 type gateRule struct {
-	id      int
-	targets int // index in gateSet.targets
-	trig    uint16
+	id int
+	// removable: the gate may remove the rule (not after a skip:N, not
+	// above the paranoia level); the others' pre-filters serve the quiet
+	// path only.
+	removable bool
+	targets   int // index in gateSet.targets
+	trig      uint16
 	// chain indexes gateSet.chains: the rule's transformations, walked
 	// on values that hold some of trig (see gateScratch.transformed);
 	// -1 for rules whose values must then run (multiMatch).
@@ -208,10 +212,6 @@ type gateSet struct {
 	// quiet is the rule set as the quiet path reads it (quiet.go); nil
 	// when it does not cover the rule set.
 	quiet *quietStatic
-	// all makes every candidate a gate rule, past skips and paranoia
-	// levels too: the quiet path's pre-filters (quiet.go), which remove
-	// nothing.
-	all bool
 }
 
 // observedRule is what the rule observer saw of one rule.
@@ -305,17 +305,17 @@ func (g *gateSet) build(extra []string) {
 		if hasSkip(o.raw) {
 			afterSkip = true
 		}
-		if !ok || (afterSkip && !g.all) || (o.phase != 1 && o.phase != 2) {
+		if !ok || (o.phase != 1 && o.phase != 2) {
 			continue
 		}
-		// CRS skips the rules of higher paranoia levels (skipAfter past
-		// them when TX:DETECTION_PARANOIA_LEVEL is lower): deciding about
-		// them would be wasted work. Not being a candidate is always safe
-		// (the rule is left to Coraza); if a directive raised the level,
-		// they simply run ungated.
-		if !g.all && g.maxPL > 0 && paranoiaTag(o.raw) > g.maxPL {
-			continue
-		}
+		// A rule after a skip:N is never removed (see 4. above), but its
+		// pre-filter still serves the quiet path (quiet.go), which
+		// removes nothing. CRS skips the rules of higher paranoia levels
+		// (skipAfter past them when TX:DETECTION_PARANOIA_LEVEL is
+		// lower): removing them would be wasted work; not removing is
+		// always safe (the rule is left to Coraza); if a directive raised
+		// the level, they simply run ungated.
+		removable := !afterSkip && !(g.maxPL > 0 && paranoiaTag(o.raw) > g.maxPL)
 		targets, vars, ok := parseTargets(r.vars)
 		if !ok {
 			continue
@@ -352,7 +352,7 @@ func (g *gateSet) build(extra []string) {
 			chain = c
 		}
 		p := r.pre
-		g.phase[o.phase] = append(g.phase[o.phase], gateRule{id: o.id, targets: i, trig: r.trig, chain: chain,
+		g.phase[o.phase] = append(g.phase[o.phase], gateRule{id: o.id, targets: i, trig: r.trig, chain: chain, removable: removable,
 			minLen: p.minLen, plainMinLen: p.plainMinLen, plainNever: p.plainNever,
 			sets: ids(p.sets), plainSets: ids(p.plainSets)})
 	}
@@ -622,6 +622,9 @@ func (a *gateAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Transac
 	removed := 0
 	for i := range g.phase[phase] {
 		r := &g.phase[phase][i]
+		if !r.removable {
+			continue
+		}
 		skip := true
 	targets:
 		for _, k := range g.targets[r.targets] {

@@ -126,19 +126,28 @@ func TestGateOffForWideningDirectives(t *testing.T) {
 	}
 }
 
-// A rule right after a skip:N rule is never a candidate (removing it
-// would shift what the skip skips); the next SecMarker ends that.
+// A rule right after a skip:N rule is never removed (removing it would
+// shift what the skip skips); the next SecMarker ends that. Its
+// pre-filter is still kept, for the quiet path.
 func TestGateSkipNeighbours(t *testing.T) {
 	w := oursWAF(t, "")
 	cand := map[int]bool{}
+	kept := map[int]bool{}
 	for _, p := range w.gate.phase {
 		for _, r := range p {
-			cand[r.id] = true
+			if r.removable {
+				cand[r.id] = true
+			} else {
+				kept[r.id] = true
+			}
 		}
 	}
 	// CRS 920539 (skip:1) precedes 920540 (@rx (?i)\x5cu[0-9a-f]{4}).
 	if cand[920540] {
-		t.Error("920540 follows a skip:1 rule and is a candidate")
+		t.Error("920540 follows a skip:1 rule and is removable")
+	}
+	if !kept[920540] {
+		t.Error("920540's pre-filter is not kept for the quiet path")
 	}
 	// 99 at paranoia level 1 (CRS 4.25, default platforms).
 	if len(cand) < 90 {

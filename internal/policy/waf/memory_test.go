@@ -49,7 +49,8 @@ func liveHeap() uint64 {
 // the live heap at the default GOGC), and the rule set is most of the
 // gateway's live heap. It was 15.7 MiB when every CRS paranoia level was
 // loaded, literal sets were 6.7 KB each and Coraza built the keyword
-// files' automata; 5.6 MiB since (CRS 4.25, Coraza 3.8.1, Go 1.26). A
+// files' automata; 5.6 MiB since (CRS 4.25, Coraza 3.8.1, Go 1.26), 6.3
+// MiB with the quiet path's parsed rules and proof cache (quiet.go). A
 // change that brings back rules that never run (9.9 MiB), Coraza's
 // @pmFromFile (7.8 MiB), or a per-expression structure that grows fails
 // here.

@@ -26,7 +26,7 @@ func TestPMCandidates(t *testing.T) {
 	cand := map[int]bool{}
 	for _, p := range w.gate.phase {
 		for _, r := range p {
-			cand[r.id] = true
+			cand[r.id] = r.removable
 		}
 	}
 	for _, id := range pmRules {

@@ -57,8 +57,8 @@ type qRule struct {
 	template string
 	// opaque: the rule could not be parsed; no proof applies.
 	opaque bool
-	// raw is the first statement's text, lowered (for tags).
-	raw string
+	// tags are its tags, lowered.
+	tags []string
 	// ctls are the arguments of its ctl actions.
 	ctls []string
 	// actions are the names of its actions, every link's.
@@ -109,10 +109,8 @@ func (src *qRule) trims(r *qRule) bool {
 			}
 		case "ruleremovetargetbytag":
 			// tag:'t', tag:"t" or tag:t, up to the next action.
-			for _, form := range []string{"tag:'" + what + "'", `tag:"` + what + `"`, "tag:" + what + ",", "tag:" + what + `"`} {
-				if strings.Contains(r.raw, form) {
-					return true
-				}
+			if slices.Contains(r.tags, what) {
+				return true
 			}
 		}
 	}
@@ -193,8 +191,8 @@ var derivedVars = map[variables.RuleVariable]bool{
 // newQuietStatic parses the rule set. get, when the fold walk reached a
 // rule, gives the TX state there (see foldWalk); nil means the quiet path
 // is off for this rule set.
-func newQuietStatic(observed []observedRule, seclang string, root fs.FS, extra []string) (*quietStatic, func(o observedRule, get func(string) tvState)) {
-	q, visit, why := buildQuietStatic(observed, seclang, root, extra)
+func newQuietStatic(observed []observedRule, seclang string, root fs.FS) (*quietStatic, func(o observedRule, get func(string) tvState)) {
+	q, visit, why := buildQuietStatic(observed, seclang, root)
 	quietWhy.Store(&why)
 	return q, visit
 }
@@ -202,7 +200,7 @@ func newQuietStatic(observed []observedRule, seclang string, root fs.FS, extra [
 // quietWhy is the last reason a rule set was not covered, for tests.
 var quietWhy atomic.Pointer[string]
 
-func buildQuietStatic(observed []observedRule, seclang string, root fs.FS, extra []string) (*quietStatic, func(o observedRule, get func(string) tvState), string) {
+func buildQuietStatic(observed []observedRule, seclang string, root fs.FS) (*quietStatic, func(o observedRule, get func(string) tvState), string) {
 	sts, ok := statements(seclang, root)
 	if !ok {
 		return nil, nil, "statements"
@@ -218,7 +216,7 @@ func buildQuietStatic(observed []observedRule, seclang string, root fs.FS, extra
 	q := &quietStatic{candR: map[int]*gateRule{}}
 	for _, o := range observed {
 		if o.secMark != "" {
-			q.rules = append(q.rules, &qRule{secMark: o.secMark})
+			q.rules = append(q.rules, &qRule{secMark: strings.Clone(o.secMark)})
 			continue
 		}
 		if o.phase != types.PhaseRequestHeaders && o.phase != types.PhaseRequestBody && o.phase != types.PhaseLogging {
@@ -245,7 +243,7 @@ func buildQuietStatic(observed []observedRule, seclang string, root fs.FS, extra
 			// less than its text says.
 			r.plain = false
 		}
-		r.raw = strings.ToLower(o.raw)
+		r.tags = ruleTags(o.raw)
 		q.rules = append(q.rules, r)
 	}
 	chainIDs := map[string]int{}
@@ -263,19 +261,6 @@ func buildQuietStatic(observed []observedRule, seclang string, root fs.FS, extra
 	if !q.checkTX() {
 		return nil, nil, "checkTX"
 	}
-	// The candidates' pre-filters, all of them (not only those the gate
-	// may remove in place: proof 4 removes nothing).
-	g := &gateSet{observed: observed, all: true}
-	g.build(extra)
-	if g.off {
-		return nil, nil, "gate off"
-	}
-	for p := 1; p <= 2; p++ {
-		for i := range g.phase[p] {
-			q.candR[g.phase[p][i].id] = &g.phase[p][i]
-		}
-	}
-	q.cand = g
 	byID := map[int]*qRule{}
 	for _, r := range q.rules {
 		if r.id > 0 {
@@ -311,6 +296,41 @@ func buildQuietStatic(observed []observedRule, seclang string, root fs.FS, extra
 		}
 	}
 	return q, visit, ""
+}
+
+// ruleTags returns the tags of a rule's text (tag:'t', tag:"t" or tag:t),
+// lowered.
+func ruleTags(raw string) []string {
+	_, rest, _ := strings.Cut(raw, " ")
+	var actions string
+	if _, _, a, ok := splitRule(rest); ok {
+		actions = a
+	} else {
+		actions = strings.Trim(strings.TrimSpace(rest), `"`)
+	}
+	var tags []string
+	for _, a := range splitActions(actions) {
+		name, arg, _ := strings.Cut(strings.TrimSpace(a), ":")
+		if strings.EqualFold(strings.TrimSpace(name), "tag") {
+			tags = append(tags, strings.Clone(strings.ToLower(strings.Trim(strings.TrimSpace(arg), `'"`))))
+		}
+	}
+	return tags
+}
+
+// attach gives q the gate's pre-filters, all of them (proof 4), once the
+// gate is built; false when the gate is off.
+func (q *quietStatic) attach(g *gateSet) bool {
+	if g.off {
+		return false
+	}
+	for p := 1; p <= 2; p++ {
+		for i := range g.phase[p] {
+			q.candR[g.phase[p][i].id] = &g.phase[p][i]
+		}
+	}
+	q.cand = g
+	return true
 }
 
 // macroNames returns the TX names of the %{tx.name} macros of s.
@@ -415,7 +435,7 @@ func parseQRule(o observedRule, texts []string) (*qRule, bool) {
 				rxKey := strings.HasPrefix(key, "/")
 				if rxKey || v == variables.XML {
 					if rxKey && v == variables.TX {
-						l.txRx = append(l.txRx, strings.TrimSuffix(strings.TrimPrefix(key, "/"), "/"))
+						l.txRx = append(l.txRx, strings.Clone(strings.TrimSuffix(strings.TrimPrefix(key, "/"), "/")))
 					}
 					l.partial = true
 					key = ""
@@ -429,9 +449,9 @@ func parseQRule(o observedRule, texts []string) (*qRule, bool) {
 						return nil, false // another rule's match
 					}
 				} else {
-					inputs[qKey{v, key}] = true
+					inputs[qKey{v, strings.Clone(key)}] = true
 				}
-				l.targets = append(l.targets, qTarget{v: v, key: key, count: count})
+				l.targets = append(l.targets, qTarget{v: v, key: strings.Clone(key), count: count})
 			}
 			neg := strings.HasPrefix(op, "!")
 			name, arg, _ := strings.Cut(strings.TrimPrefix(op, "!"), " ")
@@ -439,26 +459,26 @@ func parseQRule(o observedRule, texts []string) (*qRule, bool) {
 				// An operator-less argument is @rx.
 				name, arg = "@rx", strings.TrimPrefix(op, "!")
 			}
-			l.opName, l.negated, l.rawArg = strings.ToLower(strings.TrimPrefix(name, "@")), neg, arg
+			l.opName, l.negated, l.rawArg = strings.Clone(strings.ToLower(strings.TrimPrefix(name, "@"))), neg, strings.Clone(arg)
 		}
 		for _, a := range splitActions(actions) {
 			an, arg, _ := strings.Cut(strings.TrimSpace(a), ":")
 			arg = strings.Trim(strings.TrimSpace(arg), "'")
-			r.actions = append(r.actions, strings.ToLower(strings.TrimSpace(an)))
+			r.actions = append(r.actions, strings.Clone(strings.ToLower(strings.TrimSpace(an))))
 			switch strings.ToLower(strings.TrimSpace(an)) {
 			case "t":
 				t := strings.ToLower(arg)
 				if t == "none" {
 					l.chain = l.chain[:0]
 				} else {
-					l.chain = append(l.chain, t)
+					l.chain = append(l.chain, strings.Clone(t))
 				}
 			case "multimatch":
 				l.multi = true
 			case "capture":
 				l.capture = true
 			case "setvar":
-				l.sets = append(l.sets, arg)
+				l.sets = append(l.sets, strings.Clone(arg))
 				if strings.Contains(arg, "%{") && macroOutsideTX(arg) {
 					r.pure = false
 				}
@@ -466,9 +486,9 @@ func parseQRule(o observedRule, texts []string) (*qRule, bool) {
 				if strings.Contains(arg, "%{") {
 					r.pure = false
 				}
-				r.ctls = append(r.ctls, arg)
+				r.ctls = append(r.ctls, strings.Clone(arg))
 			case "skipafter":
-				r.skipAfter = arg
+				r.skipAfter = strings.Clone(arg)
 			case "skip":
 				r.skip = true
 			case "allow":
@@ -490,7 +510,7 @@ func parseQRule(o observedRule, texts []string) (*qRule, bool) {
 			if v == variables.TX || derivedVars[v] {
 				continue
 			}
-			inputs[qKey{v, key}] = true
+			inputs[qKey{v, strings.Clone(key)}] = true
 		}
 		r.plain = r.plain && !l.partial
 		r.links = append(r.links, l)
