@@ -23,11 +23,12 @@ import (
 // When a WAF is built, one bodiless request C (GET /calibrate with a Host,
 // a User-Agent and an Accept, from a documentation address) is run through
 // the rules of phases 1, 2 and 5, and must leave nothing the policy would
-// log or act on: no rule with a message matched, no interruption. Before a
-// bodiless request X is run, WAF.tryQuiet tries to prove that every rule
-// would behave on X exactly as it did on C; if so X's outcome is C's, and
-// the policy allows X without evaluating a single rule (Apply skips the
-// phases). A request the proof does not cover runs the rules as before.
+// log or act on: no rule that logs (a message, and not nolog) matched, no
+// interruption. Before a bodiless request X is run, WAF.tryQuiet tries to
+// prove that every rule would behave on X exactly as it did on C; if so
+// X's outcome is C's, and the policy allows X without evaluating a single
+// rule (Apply skips the phases). A request the proof does not cover runs
+// the rules as before.
 //
 // Why X's outcome is then C's, by induction over the rules in Coraza's
 // order (phase 1, phase 2, phase 5; each in load order). Suppose every rule
@@ -37,7 +38,7 @@ import (
 // during the phases (REQBODY_PROCESSOR, REQUEST_BODY, MATCHED_*) are the
 // same at R, since they are functions of the request's own variables,
 // which X and C feed alike (no body is fed to either), and of the rules'
-// effects. R then behaves alike when one of these holds (quietRule):
+// effects. R then behaves alike when one of these holds (quietProof):
 //
 //  1. R reads nothing of the request: its targets, chained rules and
 //     macros only name TX, MATCHED_* (set by R itself) or RULE. Most
@@ -123,7 +124,7 @@ const (
 	proofRestricted
 )
 
-// quietProof is what holds must show of one rule.
+// quietProof is what check must show of one rule.
 type quietProof struct {
 	r       *qRule
 	keys    []int // inputs, in quietSet.keys
