@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"github.com/corazawaf/coraza/v3/collection"
 	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
@@ -104,12 +103,7 @@ type quietSet struct {
 	calib [][]kv // C's pairs by key, sorted
 	proof []quietProof
 	cand  *gateSet
-	// taken and tried count requests, for tests and figures.
-	taken, tried atomic.Uint64
-	cache        *proofCache
-	// onFail, when set (tests only, before the first request), receives
-	// the id of the rule no proof covered.
-	onFail func(id int)
+	cache *proofCache
 	// assume, when set (tests only), is a proof taken to hold without
 	// checking: TestQuietEveryProofMatters shows the corpus catches each.
 	assume int
@@ -168,7 +162,7 @@ func calibrationRequest() *http.Request {
 // when C is not quiet or the rule set is not one the proof covers.
 func (w *WAF) calibrate(q *quietStatic) *quietSet {
 	if q == nil {
-		return calibrationFails("1")
+		return calibrationFails("no parsed rule set")
 	}
 	r := calibrationRequest()
 	tx := w.engine.NewTransaction()
@@ -176,7 +170,7 @@ func (w *WAF) calibrate(q *quietStatic) *quietSet {
 	w.feedHeaders(r, "192.0.2.1", tx)
 	ts, ok := tx.(plugintypes.TransactionState)
 	if !ok {
-		return calibrationFails("2")
+		return calibrationFails("no transaction state")
 	}
 	s := &quietSet{cand: q.cand, cache: &proofCache{m: map[string][]uint64{}}}
 	keyIdx := map[qKey]int{}
@@ -190,14 +184,14 @@ func (w *WAF) calibrate(q *quietStatic) *quietSet {
 		}
 	}
 	if it := tx.ProcessRequestHeaders(); it != nil {
-		return calibrationFails("3")
+		return calibrationFails("the calibration request was interrupted in phase 1")
 	}
 	if it, err := tx.ProcessRequestBody(); it != nil || err != nil {
-		return calibrationFails("4")
+		return calibrationFails("the calibration request was interrupted in phase 2")
 	}
 	tx.ProcessLogging()
 	if tx.IsInterrupted() {
-		return calibrationFails("5")
+		return calibrationFails("the calibration request was interrupted")
 	}
 	matched := map[int]bool{}
 	for _, m := range tx.MatchedRules() {
@@ -213,7 +207,7 @@ func (w *WAF) calibrate(q *quietStatic) *quietSet {
 			continue
 		}
 		if rule.skip || rule.allow || rule.opaque {
-			return calibrationFails("7")
+			return calibrationFails("a rule with skip, allow or no parse matched the calibration request")
 		}
 		if rule.skipAfter == "" {
 			continue
@@ -229,7 +223,7 @@ func (w *WAF) calibrate(q *quietStatic) *quietSet {
 			}
 		}
 		if !found {
-			return calibrationFails("8")
+			return calibrationFails("a skipAfter marker not found after its rule")
 		}
 	}
 	// The rules that matched on C and take targets away from others.
@@ -258,7 +252,7 @@ func (w *WAF) calibrate(q *quietStatic) *quietSet {
 			continue
 		}
 		if rule.opaque {
-			return calibrationFails("9")
+			return calibrationFails("a rule that could not be parsed is evaluated")
 		}
 		p := quietProof{r: rule, matched: matched[rule.id], reduced: isReduced(rule)}
 		for _, k := range rule.inputs {
@@ -383,7 +377,6 @@ var quietPool = sync.Pool{New: func() any {
 // check runs proofs 3 to 6 and returns, with ok, the ids (sorted, added
 // to rest) of the rules that proof 7 must still show do not match.
 func (s *quietSet) check(tx plugintypes.TransactionState, rest []int) (ok bool, _ []int) {
-	s.tried.Add(1)
 	qs := quietPool.Get().(*quietScratch)
 	defer func() {
 		qs.flush(s.cache)
@@ -437,9 +430,6 @@ func (s *quietSet) check(tx plugintypes.TransactionState, rest []int) (ok bool, 
 			case harmless:
 				continue // proofs 4 and 5, value by value
 			case harmful:
-				if s.onFail != nil {
-					s.onFail(p.r.id)
-				}
 				return false, rest
 			}
 		}
@@ -467,9 +457,6 @@ func (s *quietSet) check(tx plugintypes.TransactionState, rest []int) (ok bool, 
 				rest = append(rest, p.r.id)
 			}
 			continue // proof 7, by the caller
-		}
-		if s.onFail != nil {
-			s.onFail(p.r.id)
 		}
 		return false, rest
 	}

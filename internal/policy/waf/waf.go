@@ -196,7 +196,6 @@ func (w *WAF) tryQuiet(ex *policy.Exchange, tx types.Transaction) int {
 	case !proved:
 		return quietFed
 	case len(rest) == 0, w.quiet.alone(tx, rest):
-		w.quiet.taken.Add(1)
 		return quietProved
 	}
 	return quietUsedUp
