@@ -154,7 +154,7 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 			typ := names.name
 			env := &policy.Env{
 				Route:          r.info,
-				Logger:         g.log.With("route", rc.Name, "policy", spec.Type),
+				Logger:         policyLogger(g.log, rc.Name, spec.Type),
 				Now:            g.now,
 				TrustedProxies: rt.trusted,
 				ClientIPHeader: rt.clientIP.Header,
