@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +24,9 @@ type decoder struct {
 	// repeat the same upstream URLs and methods, and each copy would be
 	// held as long as the config (issue 23).
 	strs map[string]string
+	// forked marks a decoder decoding a piece of a long sequence, which
+	// does not split its own sequences further.
+	forked bool
 }
 
 // intern returns s, or an equal string decoded before.
@@ -301,10 +305,44 @@ func (dc *decoder) sliceValue(n, at *yaml.Node, path string, v reflect.Value) {
 		return
 	}
 	s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
-	for i, item := range n.Content {
-		dc.value(item, nil, path+indexSeg(i), s.Index(i))
+	if dc.forked || len(n.Content) < parallelItems || runtime.GOMAXPROCS(0) < 2 {
+		dc.items(n.Content, 0, path, s)
+		v.Set(s)
+		return
+	}
+	// A long list (10,000 routes) is decoded in as many pieces as there
+	// are cores (issue 23: the load time). The items are independent and
+	// the doc is only read, so each piece has its own decoder; their
+	// errors are joined in item order, as one decoder would report them.
+	pieces := min(runtime.GOMAXPROCS(0), 8)
+	forks := make([]decoder, pieces)
+	var wg sync.WaitGroup
+	for k := range forks {
+		lo, hi := k*len(n.Content)/pieces, (k+1)*len(n.Content)/pieces
+		f := &forks[k]
+		*f = decoder{d: dc.d, forked: true}
+		if dc.strs != nil {
+			f.strs = make(map[string]string)
+		}
+		wg.Go(func() { f.items(n.Content[lo:hi], lo, path, s) })
+	}
+	wg.Wait()
+	for _, f := range forks {
+		dc.errs = append(dc.errs, f.errs...)
 	}
 	v.Set(s)
+}
+
+// parallelItems is the length from which a sequence is decoded in
+// pieces: below it, starting goroutines costs more than it saves.
+var parallelItems = 512 // a variable for tests
+
+// items decodes the sequence items, the first of which is at index lo,
+// into s[lo:].
+func (dc *decoder) items(items []*yaml.Node, lo int, path string, s reflect.Value) {
+	for i, item := range items {
+		dc.value(item, nil, path+indexSeg(lo+i), s.Index(lo+i))
+	}
 }
 
 func (dc *decoder) mapValue(n, at *yaml.Node, path string, v reflect.Value) {
