@@ -119,7 +119,15 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 	targets := make(map[string]tracing.Target)
 	onError := proxy.ErrorHandler(g.proxyError) // one method value, not one a route
 	types := make(map[string]*linkNames)
+	// First each route and the policies it asks for, in order; then the
+	// policies, in parallel when there are many (policyBuilds); then each
+	// route's chain from them, in order, so that errors keep the order of
+	// the file.
+	var jobs []policyBuild
+	first := make([]int, len(cfg.Routes)+1) // route i's jobs are jobs[first[i]:first[i+1]]
+	early := make([][]error, len(cfg.Routes))
 	for i, rc := range cfg.Routes {
+		first[i] = len(jobs)
 		target, ok := targets[rc.Upstream.URL]
 		if !ok {
 			target = tracing.NewTarget(rc.Upstream.URL)
@@ -136,14 +144,10 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 		rt.routes = append(rt.routes, r)
 		var err error
 		if r.info.Realm, err = routeRealm(rc); err != nil {
-			errs = append(errs, err)
+			early[i] = append(early[i], err)
 		}
 		if err := tokenServiceName(cfg, i); err != nil {
-			errs = append(errs, err)
-		}
-		var protected []string // the chain's protected request fields (inbound.go)
-		if len(rc.Policies) > 0 {
-			r.chain = make([]link, 0, len(rc.Policies))
+			early[i] = append(early[i], err)
 		}
 		for _, spec := range rc.Policies {
 			names, ok := types[spec.Type]
@@ -151,8 +155,7 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 				names = &linkNames{name: spec.Type, spanName: "policy " + spec.Type}
 				types[spec.Type] = names
 			}
-			typ := names.name
-			env := &policy.Env{
+			jobs = append(jobs, policyBuild{spec: spec, names: names, env: &policy.Env{
 				Route:          r.info,
 				Logger:         policyLogger(g.log, rc.Name, spec.Type),
 				Now:            g.now,
@@ -163,16 +166,29 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 				Metrics:        g.metrics,
 				Revocations:    g.revocations,
 				Audit:          g.audit,
-			}
-			p, err := g.registry.Build(spec, env)
+			}})
+		}
+	}
+	first[len(cfg.Routes)] = len(jobs)
+	g.buildPolicies(jobs)
+	for i, rc := range cfg.Routes {
+		r := rt.routes[i]
+		errs = append(errs, early[i]...)
+		var protected []string // the chain's protected request fields (inbound.go)
+		if n := first[i+1] - first[i]; n > 0 {
+			r.chain = make([]link, 0, n)
+		}
+		for _, job := range jobs[first[i]:first[i+1]] {
+			p, err := job.policy, job.err
 			if err != nil {
 				errs = append(errs, err)
 				continue
 			}
+			typ := job.names.name
 			if c, ok := p.(policy.Closer); ok {
 				r.closers = append(r.closers, c)
 			}
-			r.chain = append(r.chain, link{linkNames: names, policy: p, duration: g.metrics.PolicyObserver(rc.Name, typ)})
+			r.chain = append(r.chain, link{linkNames: job.names, policy: p, duration: g.metrics.PolicyObserver(rc.Name, typ)})
 			if f, ok := p.(policy.ResponseFilter); ok {
 				r.filters = append(r.filters, filter{name: typ, filter: f})
 			}

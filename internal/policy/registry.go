@@ -55,6 +55,11 @@ type Env struct {
 // (defaults, files, keys, compilation). Every problem is returned as a
 // config error naming the file, the line and the field (cfg.Errorf), so a
 // bad config fails at load time, never per request.
+//
+// The gateway may call a factory from several goroutines at once, for
+// different specs (a large config is built on every core): what it
+// shares with other builds (package state, env.Pool) must be safe for
+// that.
 type Factory func(cfg *config.Node, env *Env) (Policy, error)
 
 // Unit is a named policy type.
