@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -34,6 +35,16 @@ func Install(t testing.TB, dir string, pinned map[string]string) string {
 	if installed(dir, pinned) {
 		return node
 	}
+	// Test packages run as parallel processes, and several drive the
+	// same peer: two `npm ci` in one directory delete each other's
+	// node_modules (a test then fails with MODULE_NOT_FOUND). The
+	// directory's lock makes them take turns; the one that waited finds
+	// the packages installed.
+	unlock := lockDir(t, dir)
+	defer unlock()
+	if installed(dir, pinned) {
+		return node
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund")
@@ -53,6 +64,24 @@ func Install(t testing.TB, dir string, pinned map[string]string) string {
 		}
 	}
 	return node
+}
+
+// lockDir takes an exclusive lock (flock) on dir, waiting for another
+// process that holds it, and returns its release.
+func lockDir(t testing.TB, dir string) (unlock func()) {
+	t.Helper()
+	f, err := os.Open(dir)
+	if err != nil {
+		t.Fatalf("npm peer directory: %v", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		t.Fatalf("locking %s: %v", dir, err)
+	}
+	return func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}
 }
 
 func installed(dir string, pinned map[string]string) bool {
