@@ -118,7 +118,7 @@ func TestBuildPoliciesInParallel(t *testing.T) {
 				parallelBuilds = threshold
 				var mu sync.Mutex
 				open := 0
-				g, err := New(load(t, c.yaml, nil), Options{Registry: countingRegistry(&mu, &open), Logger: slog.New(slog.DiscardHandler)})
+				g, err := New(load(t, c.yaml, nil), Options{Registry: countingRegistry(&mu, &open), Logger: slog.New(slog.DiscardHandler), BaseDir: t.TempDir()})
 				if err != nil {
 					if open != 0 {
 						t.Errorf("a failed build left %d policies open", open)
