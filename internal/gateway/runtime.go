@@ -123,7 +123,12 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 	// policies, in parallel when there are many (policyBuilds); then each
 	// route's chain from them, in order, so that errors keep the order of
 	// the file.
-	var jobs []policyBuild
+	n := 0
+	for _, rc := range cfg.Routes {
+		n += len(rc.Policies)
+	}
+	jobs := make([]policyBuild, 0, n)
+	rt.routes = make([]*route, 0, len(cfg.Routes))
 	first := make([]int, len(cfg.Routes)+1) // route i's jobs are jobs[first[i]:first[i+1]]
 	early := make([][]error, len(cfg.Routes))
 	for i, rc := range cfg.Routes {
