@@ -6,7 +6,8 @@
 #   gatehouse-plain  Gatehouse as a plain proxy (plain.yaml)
 #   gatehouse-jwt    plus jwt + scopes + a local rate limit (jwt.yaml)
 #   gatehouse-waf    plus the OWASP CRS WAF at paranoia level 1 (waf.yaml)
-#   nginx, caddy     plain reverse proxies, for reference (Debian's)
+#   nginx, caddy,    plain reverse proxies, for reference (Debian's)
+#   haproxy
 #   direct-soap      the demo SOAP upstream, POSTing a signed message
 #   gatehouse-wss    XML firewall + X.509 WS-Security check of it (wss.yaml)
 #
@@ -23,7 +24,7 @@
 #   bench/run.sh                         # 3 rounds of 5 s, 16 connections
 #   ROUNDS=5 DURATION=10s CONNS=64 bench/run.sh
 #
-# Needs wrk, caddy, nginx and xmlsec1 (Debian); installs them when missing
+# Needs wrk, caddy, nginx, haproxy and xmlsec1 (Debian); installs them when missing
 # and running as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,6 +56,7 @@ need() {
 need wrk
 need caddy
 need nginx
+need haproxy
 need xmlsec1
 
 go build -o bin/gatehouse ./cmd/gatehouse
@@ -69,6 +71,7 @@ WAF=127.0.0.1:$((BASE_PORT + 7))
 NGINX=127.0.0.1:$((BASE_PORT + 8))
 SOAP=127.0.0.1:$((BASE_PORT + 9))
 WSS=127.0.0.1:$((BASE_PORT + 10))
+HAPROXY=127.0.0.1:$((BASE_PORT + 11))
 pids=()
 tmp=$(mktemp -d)
 cleanup() {
@@ -141,9 +144,30 @@ nginx -c "$tmp/nginx.conf" 2>"$tmp/nginx-start.err" &
 pids+=($!)
 proc[nginx]=$!
 
-targets=(direct gatehouse-plain gatehouse-jwt gatehouse-waf nginx caddy direct-soap gatehouse-wss)
+# HAProxy as a plain reverse proxy: its defaults (one thread per core,
+# keep-alive on both sides, idle upstream connections reused safely), in
+# the foreground, no log.
+cat >"$tmp/haproxy.cfg" <<HAPROXY
+global
+	maxconn 4096
+defaults
+	mode http
+	timeout connect 5s
+	timeout client 300s
+	timeout server 300s
+frontend bench
+	bind $HAPROXY
+	default_backend demo
+backend demo
+	server demo $REST
+HAPROXY
+haproxy -db -f "$tmp/haproxy.cfg" >/dev/null 2>"$tmp/haproxy.err" &
+pids+=($!)
+proc[haproxy]=$!
+
+targets=(direct gatehouse-plain gatehouse-jwt gatehouse-waf nginx caddy haproxy direct-soap gatehouse-wss)
 declare -A addr=([direct]=$REST [gatehouse-plain]=$PLAIN [gatehouse-jwt]=$JWT [gatehouse-waf]=$WAF
-	[nginx]=$NGINX [caddy]=$CADDY [direct-soap]=$SOAP [gatehouse-wss]=$WSS)
+	[nginx]=$NGINX [caddy]=$CADDY [haproxy]=$HAPROXY [direct-soap]=$SOAP [gatehouse-wss]=$WSS)
 declare -A base=([gatehouse-wss]=direct-soap [direct-soap]=direct-soap)
 soap() { [ "${base[$1]:-}" = direct-soap ]; }
 url() { if soap "$1"; then echo "http://${addr[$1]}/soap/products"; else echo "http://${addr[$1]}$URLPATH"; fi; }
@@ -238,5 +262,5 @@ for n in "${targets[@]}"; do echo "  $n: ${rps[$n]}"; done
 if [ "$LAT_RATE" -gt 0 ]; then
 	echo
 	go run ./bench/latency -rate "$LAT_RATE" -conns "$CONNS" -duration "$LAT_DURATION" -H "Authorization: Bearer $jwt_token" -H "Host: $HOST" \
-		"$(url direct)" "$(url gatehouse-plain)" "$(url gatehouse-jwt)" "$(url nginx)" "$(url caddy)"
+		"$(url direct)" "$(url gatehouse-plain)" "$(url gatehouse-jwt)" "$(url nginx)" "$(url caddy)" "$(url haproxy)"
 fi

@@ -5,7 +5,7 @@
 #            gateway answers (and the CPU time it used by then: on a
 #            shared machine the wall clock says little), resident memory, CPU per proxied
 #            request (wrk) on one of them; nginx with as many locations
-#            beside it. Then the in-process measure (heap held per route),
+#            and HAProxy with as many map entries beside it. Then the in-process measure (heap held per route),
 #            and, with BASE=<git ref>, the same measure of that ref.
 #   keys     10 / 10k / 1M API keys in a keys_file: time until the gateway
 #            answers, RSS, CPU per authenticated request, and a reload
@@ -13,14 +13,15 @@
 #            previous whole-document loader and the streaming one, side by
 #            side (TestScaleKeys).
 #   idle     100 / 1k / 10k idle keep-alive connections (HTTP/1.1 and h2c)
-#            to the gateway, and HTTP/1.1 to nginx: RSS per connection.
+#            to the gateway, and HTTP/1.1 to nginx and HAProxy: RSS per
+#            connection.
 #
 #   bench/scale.sh
 #   ROUTES="10 1000" KEYS="10 10000" IDLE="100 1000" bench/scale.sh
 #   BASE=ab8b604 bench/scale.sh          # also the routes "before" of a ref
 #   SKIP=keys bench/scale.sh             # skip a section (routes, keys, idle)
 #
-# Needs wrk and nginx (Debian); installs them when missing and running as
+# Needs wrk, nginx and haproxy (Debian); installs them when missing and running as
 # root. Not part of `make test`: it takes a few minutes (the 1M-key
 # "before" alone about a minute on an idle machine).
 set -euo pipefail
@@ -46,6 +47,7 @@ need() {
 }
 need wrk
 need nginx
+need haproxy
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 go build -o bin/gatehouse ./cmd/gatehouse
@@ -57,6 +59,7 @@ REST=127.0.0.1:$((BASE_PORT + 3))
 SOAP=127.0.0.1:$((BASE_PORT + 4))
 GH=127.0.0.1:$((BASE_PORT + 5))
 NGINX=127.0.0.1:$((BASE_PORT + 6))
+HAPROXY=127.0.0.1:$((BASE_PORT + 7))
 tmp=$(mktemp -d)
 pids=()
 cleanup() {
@@ -111,7 +114,7 @@ gh() {
 	bin/gatehouse serve --config "$1" >/dev/null 2>"$tmp/gh.err" &
 	ghpid=$!
 	pids+=($ghpid)
-	secs=$(bin/ready -since "$t0" "${@:2}" "http://$GH/product/p-1001") || { cat "$tmp/gh.err" >&2; exit 1; }
+	secs=$(bin/ready -since "$t0" -pid $ghpid "${@:2}" "http://$GH/product/p-1001") || { cat "$tmp/gh.err" >&2; exit 1; }
 	ready=$(awk -v s="$secs" -v t="$(ticks $ghpid)" -v hz="$HZ" 'BEGIN{printf "%.2f %6.2f", s, t/hz}')
 }
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
@@ -149,8 +152,45 @@ start_nginx() {
 	nginx -c "$tmp/nginx.conf" 2>"$tmp/nginx-start.err" &
 	ngpid=$!
 	pids+=($ngpid)
-	secs=$(bin/ready -since "$t0" "http://$NGINX/product/p-1001") || { cat "$tmp"/nginx*.err >&2; exit 1; }
+	secs=$(bin/ready -since "$t0" -pid $ngpid "http://$NGINX/product/p-1001") || { cat "$tmp"/nginx*.err >&2; exit 1; }
 	ready=$(awk -v s="$secs" -v t="$(ticks $ngpid)" -v hz="$HZ" 'BEGIN{printf "%.2f %6.2f", s, t/hz}')
+}
+# haproxy_conf [MAP]: an HAProxy config proxying to the demo; with MAP, a
+# route table as bench/genscale writes it: the path's longest prefix in
+# MAP (a prefix tree) names the route, whose X-Route it sets, as nginx's
+# locations and the gateway's routes do; no entry, 404. Each route's
+# policies are the same for all, as in the other two: clients from
+# 127.0.0.0/8 and 10.0.0.0/8, a body of at most 1 MiB.
+haproxy_conf() {
+	local routing="default_backend demo"
+	if [ -n "${1:-}" ]; then
+		routing="http-request deny deny_status 403 unless { src 127.0.0.0/8 10.0.0.0/8 }
+	http-request return status 404 unless { path,map_beg($1) -m found }
+	http-request deny deny_status 413 if { req.hdr_val(content-length) gt 1048576 }
+	http-request set-header X-Route %[path,map_beg($1)]
+	default_backend demo"
+	fi
+	cat >"$tmp/haproxy.cfg" <<HAPROXY
+defaults
+	mode http
+	timeout connect 5s
+	timeout client 300s
+	timeout server 300s
+frontend bench
+	bind $HAPROXY
+	$routing
+backend demo
+	server demo $REST
+HAPROXY
+}
+start_haproxy() {
+	local t0 secs
+	t0=$(date +%s%N)
+	haproxy -db -f "$tmp/haproxy.cfg" >/dev/null 2>"$tmp/haproxy.err" &
+	hapid=$!
+	pids+=($hapid)
+	secs=$(bin/ready -since "$t0" -pid $hapid "http://$HAPROXY/product/p-1001") || { cat "$tmp/haproxy.err" >&2; exit 1; }
+	ready=$(awk -v s="$secs" -v t="$(ticks $hapid)" -v hz="$HZ" 'BEGIN{printf "%.2f %6.2f", s, t/hz}')
 }
 skip() { [[ " $SKIP " == *" $1 "* ]]; }
 
@@ -170,6 +210,10 @@ if ! skip routes; then
 		start_nginx
 		printf '%-8s %-10s %15s %8s %s\n' "$n" nginx "$ready" "$(rss $ngpid)" "$(cpureq $ngpid "http://$NGINX/product/p-1001")"
 		stop $ngpid
+		haproxy_conf "$tmp/haproxy-routes.map"
+		start_haproxy
+		printf '%-8s %-10s %15s %8s %s\n' "$n" haproxy "$ready" "$(rss $hapid)" "$(cpureq $hapid "http://$HAPROXY/product/p-1001")"
+		stop $hapid
 	done
 	echo
 	echo "## routes, in process (heap the gateway holds at rest; TestScaleRoutes)"
@@ -231,6 +275,7 @@ routes:
     upstream: {url: "http://$REST"}
 YAML
 	nginx_conf "location / { proxy_pass http://demo; proxy_http_version 1.1; proxy_set_header Connection \"\"; }"
+	haproxy_conf
 	go build -o "$tmp/idleconns" ./bench/idleconns
 	for n in $IDLE; do
 		gh "$tmp/idle.yaml"
@@ -242,5 +287,14 @@ YAML
 		start_nginx
 		echo "nginx:     $("$tmp/idleconns" -addr "$NGINX" -path /product/p-1001 -n "$n" -pid $ngpid)"
 		stop $ngpid
+		# HAProxy takes its connection limit from the file descriptor
+		# limit (two a connection, client and server side).
+		if [ "$n" -gt $((($(ulimit -n) - 200) / 2)) ]; then
+			echo "haproxy:   $n connections need $((2 * n)) file descriptors; the limit here is $(ulimit -n)"
+		else
+			start_haproxy
+			echo "haproxy:   $("$tmp/idleconns" -addr "$HAPROXY" -path /product/p-1001 -n "$n" -pid $hapid)"
+			stop $hapid
+		fi
 	done
 fi

@@ -1,12 +1,12 @@
 // Command genscale writes the configs of bench/scale.sh: a Gatehouse config
-// of n routes (and the nginx one with as many locations), or a keys_file
+// of n routes (and the nginx and HAProxy ones with as many), or a keys_file
 // of n API keys with a Gatehouse config using it.
 //
 //	go run ./bench/genscale -routes 10000 -listen 127.0.0.1:18801 -upstream http://127.0.0.1:18802 -dir /tmp/x
 //	go run ./bench/genscale -keys 1000000 -listen 127.0.0.1:18801 -upstream http://127.0.0.1:18802 -dir /tmp/x
 //
-// Routes: writes routes.yaml and nginx-routes.conf (a server block's
-// locations); route i matches /r<i>/ and the last one also /product, so
+// Routes: writes routes.yaml, nginx-routes.conf (a server block's
+// locations) and haproxy-routes.map; route i matches /r<i>/ and the last one also /product, so
 // that a load test can reach it. Keys: writes keys.yaml (key i is
 // gh_scale-<i>, so the load test sends gh_scale-0) and keys-gateway.yaml.
 package main
@@ -88,6 +88,17 @@ func writeRoutes(dir string, n int, listen, upstream string) {
 			path = "/product"
 		}
 		fmt.Fprintf(w, "location %s { allow 127.0.0.0/8; allow 10.0.0.0/8; deny all; client_max_body_size 1m; proxy_set_header X-Route r%d; proxy_pass http://demo; proxy_http_version 1.1; proxy_set_header Connection \"\"; }\n", path, i)
+	}
+	done(f, w)
+	// HAProxy's way with many routes: one map from path prefix to the
+	// route's X-Route value, looked up in a prefix tree (map_beg).
+	f, w = create(dir, "haproxy-routes.map")
+	for i := 0; i < n; i++ {
+		path := fmt.Sprintf("/r%d/", i)
+		if i == n-1 {
+			path = "/product"
+		}
+		fmt.Fprintf(w, "%s r%d\n", path, i)
 	}
 	done(f, w)
 }

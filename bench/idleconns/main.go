@@ -76,12 +76,16 @@ func main() {
 			h2 = append(h2, cc)
 			continue
 		}
+		// A server that stopped accepting (its connection limit) fails
+		// the run instead of hanging it.
+		c.SetDeadline(time.Now().Add(30 * time.Second))
 		fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", *path, *addr)
 		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 		if err != nil {
 			fail("request %d: %v", i, err)
 		}
 		drain(resp)
+		c.SetDeadline(time.Time{})
 	}
 	time.Sleep(*settle)
 	after := rss(ps)

@@ -4,7 +4,9 @@
 // polls 10 to 100 times less often and spends a core on the processes it
 // starts, taking it from the server being timed on a small machine.
 //
-//	t0=$(date +%s%N); gatehouse serve ... & go run ./bench/ready -since $t0 -H 'X-API-Key: k' URL
+//	t0=$(date +%s%N); gatehouse serve ... & go run ./bench/ready -since $t0 -pid $! -H 'X-API-Key: k' URL
+//
+// With -pid it gives up as soon as that process has exited.
 package main
 
 import (
@@ -24,6 +26,7 @@ func (h *headers) Set(v string) error { *h = append(*h, v); return nil }
 func main() {
 	since := flag.Int64("since", 0, "start time, Unix nanoseconds (default: now)")
 	timeout := flag.Duration("timeout", 5*time.Minute, "give up after this long")
+	pid := flag.Int("pid", 0, "the server's process: give up when it has exited")
 	var hs headers
 	flag.Var(&hs, "H", "request header 'Name: value' (repeatable)")
 	flag.Parse()
@@ -54,8 +57,24 @@ func main() {
 				return
 			}
 		}
+		if *pid != 0 && exited(*pid) {
+			fmt.Fprintf(os.Stderr, "ready: process %d exited before %s answered 200\n", *pid, flag.Arg(0))
+			os.Exit(1)
+		}
 		time.Sleep(2 * time.Millisecond)
 	}
 	fmt.Fprintf(os.Stderr, "ready: %s did not answer 200 within %v\n", flag.Arg(0), *timeout)
 	os.Exit(1)
+}
+
+// exited reports whether process pid is gone or a zombie (exited, not yet
+// reaped by the shell that started it).
+func exited(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] == 'Z' || s[i+2] == 'X'
 }
