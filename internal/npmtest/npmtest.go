@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
@@ -40,7 +39,10 @@ func Install(t testing.TB, dir string, pinned map[string]string) string {
 	// node_modules (a test then fails with MODULE_NOT_FOUND). The
 	// directory's lock makes them take turns; the one that waited finds
 	// the packages installed.
-	unlock := lockDir(t, dir)
+	unlock, err := peertest.Lock(dir)
+	if err != nil {
+		t.Fatalf("npm peer directory: %v", err)
+	}
 	defer unlock()
 	if installed(dir, pinned) {
 		return node
@@ -64,24 +66,6 @@ func Install(t testing.TB, dir string, pinned map[string]string) string {
 		}
 	}
 	return node
-}
-
-// lockDir takes an exclusive lock (flock) on dir, waiting for another
-// process that holds it, and returns its release.
-func lockDir(t testing.TB, dir string) (unlock func()) {
-	t.Helper()
-	f, err := os.Open(dir)
-	if err != nil {
-		t.Fatalf("npm peer directory: %v", err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		t.Fatalf("locking %s: %v", dir, err)
-	}
-	return func() {
-		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
-	}
 }
 
 func installed(dir string, pinned map[string]string) bool {

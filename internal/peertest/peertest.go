@@ -9,12 +9,16 @@ package peertest
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -105,10 +109,20 @@ func runApt(pkgs []string) error {
 	if _, err := exec.LookPath("apt-get"); err != nil {
 		return err
 	}
+	// Test packages run as parallel processes, and several install the
+	// same peers: apt-get refuses to run while another holds dpkg's lock,
+	// which on a fresh machine failed whichever came second. They take
+	// turns on a lock of their own, and wait for dpkg's (another apt on
+	// the machine) rather than fail.
+	unlock, err := Lock(filepath.Join(os.TempDir(), "gatehouse-peertest-apt.lock"))
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	env := append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-	install := append([]string{"install", "-y", "--no-install-recommends"}, pkgs...)
+	install := append([]string{"-o", "DPkg::Lock::Timeout=300", "install", "-y", "--no-install-recommends"}, pkgs...)
 	run := func(args ...string) ([]byte, error) {
 		cmd := exec.CommandContext(ctx, "apt-get", args...)
 		cmd.Env = env
@@ -118,13 +132,34 @@ func runApt(pkgs []string) error {
 		return nil
 	}
 	// The package lists may be missing or stale on a fresh machine.
-	if out, err := run("update"); err != nil {
+	if out, err := run("-o", "DPkg::Lock::Timeout=300", "update"); err != nil {
 		return fmt.Errorf("apt-get update: %v\n%s", err, tail(out))
 	}
 	if out, err := run(install...); err != nil {
 		return fmt.Errorf("apt-get install: %v\n%s", err, tail(out))
 	}
 	return nil
+}
+
+// Lock takes an exclusive flock on path, a directory or a file (created
+// when missing), waiting while another process holds it: how test
+// processes that install the same peer take turns. unlock releases it.
+func Lock(path string) (unlock func(), err error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		f, err = os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o666)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking %s: %v", path, err)
+	}
+	return func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
 }
 
 func tail(b []byte) []byte { return b[max(0, len(b)-2000):] }
