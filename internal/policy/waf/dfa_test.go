@@ -1,0 +1,173 @@
+package waf
+
+import (
+	"math/rand/v2"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/corazawaf/coraza/v3/experimental/plugins"
+	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
+)
+
+// dfaCheck is a ghrx operator that, besides evaluating, compares the
+// automaton's answer with the regexp's on every value it is given.
+type dfaCheck struct {
+	o *rx
+	c *dfaCheckLog
+}
+
+type dfaCheckLog struct {
+	mu               sync.Mutex
+	t                *testing.T
+	decided, checked int
+	wrong            int
+}
+
+func (d dfaCheck) Evaluate(tx plugintypes.TransactionState, value string) bool {
+	d.c.check(d.o, value)
+	return d.o.Evaluate(tx, value)
+}
+
+func (c *dfaCheckLog) check(o *rx, value string) {
+	want := o.re.MatchString(value)
+	got, ok := o.lazyDFA().match(value)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.checked++
+	if !ok {
+		return
+	}
+	c.decided++
+	if got != want {
+		c.wrong++
+		if c.wrong <= 10 {
+			c.t.Errorf("%q on %q: automaton %v, regexp %v", o.expr, value, got, want)
+		}
+	}
+}
+
+// TestDFAMatchesRegexp runs the CRS regression suite through the CRS
+// (ungated: every rule sees every value) with an operator that checks, on
+// every value an @rx rule is given, that the automaton (dfa.go) answers
+// as the regexp does; then every CRS expression on random inputs built
+// from its own literals, special bytes and non-ASCII runes.
+func TestDFAMatchesRegexp(t *testing.T) {
+	register()
+	c := &dfaCheckLog{t: t}
+	plugins.RegisterOperator(operatorName, func(opts plugintypes.OperatorOptions) (plugintypes.Operator, error) {
+		op, err := newRx(opts)
+		if o, ok := op.(*rx); ok {
+			return dfaCheck{o: o, c: c}, nil
+		}
+		return op, err
+	})
+	t.Cleanup(func() { plugins.RegisterOperator(operatorName, newRx) })
+	eng, err := newEngine(StockDirectives, engineOpts{fast: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := crsRegression(t)
+	step := 1
+	if raceEnabled {
+		step = 10
+	}
+	for i := 0; i < len(cases); i += step {
+		cases[i].run(eng)
+	}
+	t.Logf("CRS suite: %d values checked, %d decided by the automaton", c.checked, c.decided)
+	if c.checked < 10000 || c.decided*10 < c.checked*9 {
+		t.Errorf("the automaton decided %d of %d values: the comparison is too thin", c.decided, c.checked)
+	}
+
+	// Random inputs, per expression.
+	rng := rand.New(rand.NewPCG(1, 2))
+	n := 300
+	if raceEnabled {
+		n = 30
+	}
+	exprs := 0
+	c.checked, c.decided = 0, 0
+	compiled.Range(func(_, v any) bool {
+		o := v.(*rx)
+		exprs++
+		alphabet := dfaAlphabet(o)
+		for range n {
+			c.check(o, randomInput(rng, alphabet))
+		}
+		return true
+	})
+	t.Logf("random: %d expressions, %d values checked, %d decided", exprs, c.checked, c.decided)
+	if exprs < 50 || c.decided*10 < c.checked*9 {
+		t.Errorf("random: %d expressions, %d of %d decided", exprs, c.decided, c.checked)
+	}
+}
+
+// dfaAlphabet are the pieces random inputs for o are made of: the
+// expression's literals (both cases), single bytes that the CRS's
+// expressions treat specially, and runes that case folding or UTF-8
+// decoding treat specially.
+func dfaAlphabet(o *rx) []string {
+	out := []string{
+		"\n", "\r", "\t", " ", "\x0b", "\x00", "'", "\"", "`", "(", ")", "[", "]", "{", "}", "<", ">",
+		"\\", "/", "$", "|", "&", ";", ":", "=", "%", "+", "-", "*", "?", "!", "#", "@", ".", ",", "^", "~",
+		"a", "Z", "0", "9", "_", "é", "\u212a", "\u017f", "\xff", "\xc3", "日本", "\u2028", "%2f", "%00", "&#x3c;",
+	}
+	if o.pre != nil {
+		for _, ls := range append(o.pre.sets, o.pre.plainSets...) {
+			for _, s := range ls.strs {
+				out = append(out, s, strings.ToUpper(s))
+			}
+		}
+	}
+	// Literal runs of the expression itself.
+	for _, w := range regexp.MustCompile(`[A-Za-z]{2,}`).FindAllString(o.expr, 200) {
+		out = append(out, w, strings.ToUpper(w))
+	}
+	return out
+}
+
+func randomInput(rng *rand.Rand, alphabet []string) string {
+	var b strings.Builder
+	for range rng.IntN(24) {
+		b.WriteString(alphabet[rng.IntN(len(alphabet))])
+	}
+	return b.String()
+}
+
+// TestDFAKnown checks the automaton on expressions whose answers are
+// known, the empty-width assertions and rune decoding among them.
+func TestDFAKnown(t *testing.T) {
+	for _, c := range []struct {
+		expr, in string
+		want     bool
+	}{
+		{`(?sm)^$`, "", true},
+		{`(?sm)^$`, "a", false},
+		{`(?sm)^$`, "a\n\nb", true},
+		{`(?sm)^$`, "a\n", true},
+		{`(?sm)\bfoo\b`, "a foo.", true},
+		{`(?sm)\bfoo\b`, "afoo", false},
+		{`(?sm)\Bfoo`, "afoo", true},
+		{`(?sm)\Bfoo`, "foo", false},
+		{`(?sm)^a.c$`, "x\na\nc\ny", true},
+		{`(?sm)^a.c$`, "xa\ncy", false},
+		{`(?sm)\Aab\z`, "ab", true},
+		{`(?sm)\Aab\z`, "ab\n", false},
+		{`(?i)k`, "\u212a", true},
+		{`(?i)s`, "\u017f", true},
+		{`\x{FFFD}`, "\xff", true},
+		{`a[^b]c`, "a\xffc", true},
+		{`a.c`, "a日c", true},
+		{`a..c`, "a日c", false},
+		{`(?i)select.*from`, "SeLeCt x FROM", true},
+		{`(?i)select.*from`, "SeLeCt x FRO", false},
+	} {
+		o := &rx{re: regexp.MustCompile(c.expr), expr: c.expr}
+		got, ok := o.lazyDFA().match(c.in)
+		if !ok || got != c.want || o.re.MatchString(c.in) != c.want {
+			t.Errorf("%q on %q: automaton %v (decided %v), regexp %v, want %v", c.expr, c.in, got, ok, o.re.MatchString(c.in), c.want)
+		}
+	}
+}
