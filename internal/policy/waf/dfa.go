@@ -44,9 +44,14 @@ type dfa struct {
 	insts    []dinst
 	matchers []runeMatcher
 	start    uint32
-	class    [utf8.RuneSelf]uint8 // ASCII byte -> class
-	rep      []rune               // a representative byte of each class
-	nc       int
+	// caseSymmetric: every rune instruction accepts an ASCII letter
+	// exactly when it accepts its other case, so that the automaton
+	// answers the same for an ASCII value and its lowering (word
+	// characters, and so \b, are symmetric too).
+	caseSymmetric bool
+	class         [utf8.RuneSelf]uint8 // ASCII byte -> class
+	rep           []rune               // a representative byte of each class
+	nc            int
 
 	// chunks hold the states by index (see dstate.next), written under
 	// mu before their index is published.
@@ -121,6 +126,16 @@ func newDFA(expr string) *dfa {
 	}
 	d := &dfa{start: uint32(prog.Start), states: map[string]uint32{}, seen: make([]bool, len(prog.Inst))}
 	d.compact(prog)
+	d.caseSymmetric = true
+	for i := range d.matchers {
+		a := &d.matchers[i].ascii
+		for c := 'A'; c <= 'Z'; c++ {
+			lo := c + 'a' - 'A'
+			if (a[c>>6]>>(c&63))&1 != (a[lo>>6]>>(lo&63))&1 {
+				d.caseSymmetric = false
+			}
+		}
+	}
 	d.classes()
 	d.state([]uint32{d.start}, -1) // state 0, the start
 	return d

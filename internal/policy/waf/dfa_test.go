@@ -2,7 +2,9 @@ package waf
 
 import (
 	"math/rand/v2"
+	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -169,5 +171,49 @@ func TestDFAKnown(t *testing.T) {
 		if !ok || got != c.want || o.re.MatchString(c.in) != c.want {
 			t.Errorf("%q on %q: automaton %v (decided %v), regexp %v, want %v", c.expr, c.in, got, ok, o.re.MatchString(c.in), c.want)
 		}
+	}
+}
+
+// TestGateAutomaton checks the gate's use of the automata (gate.go,
+// noMatch) on rules whose expressions are case-sensitive or not, with and
+// without lowering and walked transformations: gated and ungated engines
+// must match the same rules, and the gate must remove the rule that only
+// the automaton can prove silent.
+func TestGateAutomaton(t *testing.T) {
+	rules := strings.Join([]string{
+		// Case-sensitive; the operator sees the lowering.
+		`SecRule ARGS "@ghrx ab+c" "id:10001,phase:2,pass,log,t:none,t:lowercase"`,
+		// Case-sensitive; the operator sees the value itself.
+		`SecRule ARGS "@ghrx AB+C" "id:10002,phase:2,pass,log,t:none"`,
+		`SecRule ARGS "@ghrx AB+C" "id:10003,phase:2,pass,log,t:none,t:lowercase"`,
+		// Walked (two spaces trigger compressWhitespace): the walk's
+		// result is lowered; only a case-symmetric automaton decides.
+		`SecRule ARGS "@ghrx X Y" "id:10004,phase:2,pass,log,t:none,t:compressWhitespace"`,
+		`SecRule ARGS "@ghrx (?i)X Y" "id:10005,phase:2,pass,log,t:none,t:compressWhitespace"`,
+		// The literals pass, the expression does not match.
+		`SecRule ARGS "@ghrx (?i)select\s+from" "id:10006,phase:2,pass,log,t:none"`,
+	}, "\n") + "\nSecRuleEngine On\nSecRequestBodyAccess On\n"
+	gated, g, err := newEngineGate(rules, engineOpts{fast: true, gate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	removed := map[int]int{}
+	var mu sync.Mutex
+	g.onRemove = func(id int) { mu.Lock(); removed[id]++; mu.Unlock() }
+	plain, err := newEngine(rules, engineOpts{fast: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"ABBC", "abbc", "AbBc", "X  Y", "x  y", "X  y", "X Y", "X  Z", "select_from", "SELECT  FROM", "other"} {
+		c := crsCase{method: "GET", uri: "/?a=" + url.QueryEscape(v), version: "HTTP/1.1"}
+		if got, want := c.run(gated), c.run(plain); !slices.Equal(got, want) {
+			t.Errorf("%q: gated matched %v, ungated %v", v, got, want)
+		}
+	}
+	if removed[10006] == 0 {
+		t.Error("the gate never removed 10006, which only the automaton proves silent on select_from")
+	}
+	if removed[10005] == 0 {
+		t.Error("the gate never removed 10005 (case-symmetric, walked) on X  Z")
 	}
 }

@@ -54,7 +54,16 @@ import (
 //     @pmFromFile it is the keyword list itself, read as Coraza reads it
 //     (pmPrefilter): on ASCII values, the operator matches exactly when
 //     the fold holds a keyword. Negated operators (!@rx) are never
-//     candidates.
+//     candidates. An @ghrx value that passes the pre-filter is put to the
+//     expression's automaton (dfa.go), which decides exactly whether the
+//     expression matches a given string. The rule is silent on an
+//     unwalked value when neither the value nor its lowering matches (the
+//     operator sees one of them); on a walked value (the lowering of what
+//     the operator sees, whose letters' case is unknown) only when the
+//     automaton is case-symmetric (every rune instruction treats an ASCII
+//     letter as its other case, so all ASCII values with one lowering
+//     answer alike) and the walk's result does not match. An automaton
+//     past its state bound decides nothing: the rule runs.
 //  4. Flow. A rule that does not match has no effect besides Coraza's
 //     per-rule RULE variables, which the next evaluated rule overwrites.
 //     skip:N counts rules that are neither removed nor of another phase,
@@ -185,6 +194,9 @@ type gateRule struct {
 	minLen, plainMinLen int
 	plainNever          bool
 	sets, plainSets     []int32
+	// rx is the rule's @ghrx operator, whose automaton decides what
+	// the pre-filter lets through; nil for @pm.
+	rx *rx
 }
 
 // gateSet is the gate of one compiled rule set. Built once, right after
@@ -352,7 +364,7 @@ func (g *gateSet) build(extra []string) {
 			chain = c
 		}
 		p := r.pre
-		g.phase[o.phase] = append(g.phase[o.phase], gateRule{id: o.id, targets: i, trig: r.trig, chain: chain, removable: removable,
+		g.phase[o.phase] = append(g.phase[o.phase], gateRule{id: o.id, targets: i, trig: r.trig, chain: chain, removable: removable, rx: r.rx,
 			minLen: p.minLen, plainMinLen: p.plainMinLen, plainNever: p.plainNever,
 			sets: ids(p.sets), plainSets: ids(p.plainSets)})
 	}
@@ -388,6 +400,7 @@ type parsedRule struct {
 	vars string
 	trig uint16
 	pre  *prefilter
+	rx   *rx // the @ghrx operator; nil for @pm
 	// chain are the rule's transformations (lowercased names) after its
 	// last t:none; multiMatch makes the operator see every intermediate.
 	chain      []string
@@ -408,13 +421,15 @@ func candidate(o observedRule) (parsedRule, bool) {
 		return parsedRule{}, false
 	}
 	var pre *prefilter
+	var re *rx
 	if strings.HasPrefix(op, "@"+operatorName+" ") {
 		// The operator argument as Coraza's rule parser hands it to newRx.
 		v, found := compiled.Load("(?sm)" + strings.TrimPrefix(op, "@"+operatorName+" "))
 		if !found || v.(*rx).pre == nil {
 			return parsedRule{}, false
 		}
-		pre = v.(*rx).pre
+		re = v.(*rx)
+		pre = re.pre
 	} else if pre, ok = pmPrefilter(op, o.file); !ok {
 		return parsedRule{}, false
 	}
@@ -451,7 +466,7 @@ func candidate(o observedRule) (parsedRule, bool) {
 		trig |= m
 		chain = append(chain, t)
 	}
-	return parsedRule{vars: vars, trig: trig, pre: pre, chain: chain, multiMatch: multiMatch}, true
+	return parsedRule{vars: vars, trig: trig, pre: pre, rx: re, chain: chain, multiMatch: multiMatch}, true
 }
 
 // hasSkip reports whether a rule's raw text has a skip:N action.
@@ -651,7 +666,12 @@ func (a *gateAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Transac
 // sees v or its lowering, whose fold is v's) and v fails the pre-filter;
 // or v is ASCII and r's chain, walked on v's lowering (transformed), gives
 // a value that fails it.
+//
+// Past the pre-filter, an @ghrx rule's automaton decides (see 3. above):
+// the operator sees v or its lowering, or, walked, a value whose lowering
+// is the walk's result.
 func (sc *gateScratch) impossible(r *gateRule, v *gateValue) bool {
+	walked := false
 	if v.trig&r.trig != 0 {
 		if v.trig&trigHigh != 0 || r.chain < 0 {
 			return false
@@ -659,8 +679,33 @@ func (sc *gateScratch) impossible(r *gateRule, v *gateValue) bool {
 		if v = sc.transformed(r.chain, v); v == nil {
 			return false
 		}
+		walked = true
 	}
-	return r.fails(v, sc.hits(v))
+	if r.fails(v, sc.hits(v)) {
+		return true
+	}
+	return r.rx != nil && noMatch(r.rx, v.value, walked)
+}
+
+// noMatch reports whether o's automaton proves that o matches no ASCII
+// value w with lower(w) == lower(s): w is s or its lowering, or, when
+// walked, any value whose lowering is s. On ASCII input a case-symmetric
+// automaton answers the same for a value and its lowering; another one
+// must be asked about both s and its lowering, and cannot answer for
+// every case of a walked value.
+func noMatch(o *rx, s string, walked bool) bool {
+	d := o.lazyDFA()
+	if !d.caseSymmetric {
+		if walked {
+			return false
+		}
+		if m, ok := d.match(s); !ok || m {
+			return false
+		}
+		s = strings.ToLower(s)
+	}
+	m, ok := d.match(s)
+	return ok && !m
 }
 
 // fails reports whether v's fold fails r's pre-filter, restated from
