@@ -46,7 +46,8 @@ import (
 //     (lowered), steps with an exact restatement (exactTransforms:
 //     removeWhitespace, cmdLine, normalizePath, ...) are computed, and the
 //     pre-filter is tested on the result; a step that would act on the
-//     value without an exact restatement (urlDecodeUni on '%'), non-ASCII
+//     value without an exact restatement (urlDecodeUni's %uXXXX, or bytes
+//     past ASCII that it decodes), non-ASCII
 //     values and multiMatch rules (the operator also sees intermediates)
 //     make the rule run.
 //  3. Operator. The pre-filter is the one @ghrx itself checks (prefilter,
@@ -856,7 +857,12 @@ func (sc *gateScratch) transformed(chain int32, v *gateValue) *gateValue {
 			stuck = true
 			break
 		}
-		cur = st.exact(cur)
+		if cur = st.exact(cur); !ascii(cur) {
+			// urlDecodeUni made bytes past ASCII (or an escape it
+			// does not restate): not a lowered ASCII value any more.
+			stuck = true
+			break
+		}
 	}
 	if !stuck {
 		out = sc.value(cur)
