@@ -192,6 +192,10 @@ func TestGateAutomaton(t *testing.T) {
 		`SecRule ARGS "@ghrx (?i)X Y" "id:10005,phase:2,pass,log,t:none,t:compressWhitespace"`,
 		// The literals pass, the expression does not match.
 		`SecRule ARGS "@ghrx (?i)select\s+from" "id:10006,phase:2,pass,log,t:none"`,
+		// multiMatch: the operator sees the value before the step too.
+		`SecRule ARGS "@ghrx (?i)a b" "id:10007,phase:2,pass,log,t:none,t:removeWhitespace,multiMatch"`,
+		`SecRule ARGS "@ghrx (?i)ab" "id:10008,phase:2,pass,log,t:none,t:removeWhitespace,multiMatch"`,
+		`SecRule ARGS "@ghrx A B" "id:10009,phase:2,pass,log,t:none,t:removeWhitespace,multiMatch"`,
 	}, "\n") + "\nSecRuleEngine On\nSecRequestBodyAccess On\n"
 	gated, g, err := newEngineGate(rules, engineOpts{fast: true, gate: true})
 	if err != nil {
@@ -204,7 +208,7 @@ func TestGateAutomaton(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, v := range []string{"ABBC", "abbc", "AbBc", "X  Y", "x  y", "X  y", "X Y", "X  Z", "select_from", "SELECT  FROM", "other"} {
+	for _, v := range []string{"ABBC", "abbc", "AbBc", "X  Y", "x  y", "X  y", "X Y", "X  Z", "select_from", "SELECT  FROM", "other", "a b", "A B", "a  b", "x y"} {
 		c := crsCase{method: "GET", uri: "/?a=" + url.QueryEscape(v), version: "HTTP/1.1"}
 		if got, want := c.run(gated), c.run(plain); !slices.Equal(got, want) {
 			t.Errorf("%q: gated matched %v, ungated %v", v, got, want)
@@ -212,6 +216,9 @@ func TestGateAutomaton(t *testing.T) {
 	}
 	if removed[10006] == 0 {
 		t.Error("the gate never removed 10006, which only the automaton proves silent on select_from")
+	}
+	if removed[10007] == 0 || removed[10008] == 0 {
+		t.Error("the gate never removed 10007 or 10008 (multiMatch, walked) on x y")
 	}
 	if removed[10005] == 0 {
 		t.Error("the gate never removed 10005 (case-symmetric, walked) on X  Z")

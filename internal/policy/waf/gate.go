@@ -47,9 +47,10 @@ import (
 //     removeWhitespace, cmdLine, normalizePath, ...) are computed, and the
 //     pre-filter is tested on the result; a step that would act on the
 //     value without an exact restatement (urlDecodeUni's %uXXXX, or bytes
-//     past ASCII that it decodes), non-ASCII
-//     values and multiMatch rules (the operator also sees intermediates)
-//     make the rule run.
+//     past ASCII that it decodes) and non-ASCII values make the rule run.
+//     A multiMatch operator also sees v and every value a step changed:
+//     their lowerings are v's and the walk's results after each computed
+//     step (gateScratch.intermediates), each tested as a walked value.
 //  3. Operator. The pre-filter is the one @ghrx itself checks (prefilter,
 //     literals.go): a necessary condition for a match. For @pm and
 //     @pmFromFile it is the keyword list itself, read as Coraza reads it
@@ -188,9 +189,11 @@ type gateRule struct {
 	targets   int // index in gateSet.targets
 	trig      uint16
 	// chain indexes gateSet.chains: the rule's transformations, walked
-	// on values that hold some of trig (see gateScratch.transformed);
-	// -1 for rules whose values must then run (multiMatch).
+	// on values that hold some of trig (see gateScratch.transformed).
 	chain int32
+	// multi: multiMatch, the operator also sees every intermediate
+	// value (see gateScratch.intermediates).
+	multi bool
 	// The prefilter's conditions (see prefilter.mayMatch).
 	minLen, plainMinLen int
 	plainNever          bool
@@ -349,8 +352,8 @@ func (g *gateSet) build(extra []string) {
 			g.targets = append(g.targets, list)
 			index[targets] = i
 		}
-		chain := int32(-1)
-		if !r.multiMatch {
+		var chain int32
+		{
 			key := strings.Join(r.chain, ",")
 			c, seen := chainIndex[key]
 			if !seen {
@@ -365,7 +368,7 @@ func (g *gateSet) build(extra []string) {
 			chain = c
 		}
 		p := r.pre
-		g.phase[o.phase] = append(g.phase[o.phase], gateRule{id: o.id, targets: i, trig: r.trig, chain: chain, removable: removable, rx: r.rx,
+		g.phase[o.phase] = append(g.phase[o.phase], gateRule{id: o.id, targets: i, trig: r.trig, chain: chain, multi: r.multiMatch, removable: removable, rx: r.rx,
 			minLen: p.minLen, plainMinLen: p.plainMinLen, plainNever: p.plainNever,
 			sets: ids(p.sets), plainSets: ids(p.plainSets)})
 	}
@@ -674,8 +677,11 @@ func (a *gateAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Transac
 func (sc *gateScratch) impossible(r *gateRule, v *gateValue) bool {
 	walked := false
 	if v.trig&r.trig != 0 {
-		if v.trig&trigHigh != 0 || r.chain < 0 {
+		if v.trig&trigHigh != 0 {
 			return false
+		}
+		if r.multi {
+			return sc.allImpossible(r, v)
 		}
 		if v = sc.transformed(r.chain, v); v == nil {
 			return false
@@ -686,6 +692,24 @@ func (sc *gateScratch) impossible(r *gateRule, v *gateValue) bool {
 		return true
 	}
 	return r.rx != nil && noMatch(r.rx, v.value, walked)
+}
+
+// allImpossible is impossible for a multiMatch rule and an ASCII value v
+// holding some of its triggers: the operator sees v and every value a
+// step changed, whose lowerings are the walk's intermediates
+// (intermediates); each must fail the pre-filter or, for the automaton,
+// as a walked value (its case unknown).
+func (sc *gateScratch) allImpossible(r *gateRule, v *gateValue) bool {
+	ws := sc.intermediates(r.chain, v)
+	if ws == nil {
+		return false
+	}
+	for _, w := range ws {
+		if !r.fails(w, sc.hits(w)) && (r.rx == nil || !noMatch(r.rx, w.value, true)) {
+			return false
+		}
+	}
+	return true
 }
 
 // noMatch reports whether o's automaton proves that o matches no ASCII
@@ -868,6 +892,29 @@ func (sc *gateScratch) transformed(chain int32, v *gateValue) *gateValue {
 		out = sc.value(cur)
 	}
 	sc.walked[key] = out
+	return out
+}
+
+// intermediates returns the gate's values of the lowerings of what a
+// multiMatch operator sees for the ASCII value v: v's lowering, then the
+// result of every step the walk computes (a step without its triggers
+// returns its input or its lowering: the same lowering); nil when the
+// walk is stuck (see transformed). Not cached: multiMatch rules are few.
+func (sc *gateScratch) intermediates(chain int32, v *gateValue) []*gateValue {
+	cur := strings.ToLower(v.value)
+	out := []*gateValue{sc.value(cur)}
+	for _, st := range sc.g.chains[chain] {
+		if triggers(cur)&st.trig == 0 {
+			continue
+		}
+		if st.exact == nil {
+			return nil
+		}
+		if cur = st.exact(cur); !ascii(cur) {
+			return nil
+		}
+		out = append(out, sc.value(cur))
+	}
 	return out
 }
 
