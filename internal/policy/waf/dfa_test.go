@@ -196,6 +196,8 @@ func TestGateAutomaton(t *testing.T) {
 		`SecRule ARGS "@ghrx (?i)a b" "id:10007,phase:2,pass,log,t:none,t:removeWhitespace,multiMatch"`,
 		`SecRule ARGS "@ghrx (?i)ab" "id:10008,phase:2,pass,log,t:none,t:removeWhitespace,multiMatch"`,
 		`SecRule ARGS "@ghrx A B" "id:10009,phase:2,pass,log,t:none,t:removeWhitespace,multiMatch"`,
+		// No pre-filter at all: the automaton alone.
+		`SecRule ARGS "@ghrx ^$" "id:10010,phase:2,pass,log,t:none,t:removeWhitespace"`,
 	}, "\n") + "\nSecRuleEngine On\nSecRequestBodyAccess On\n"
 	gated, g, err := newEngineGate(rules, engineOpts{fast: true, gate: true})
 	if err != nil {
@@ -208,7 +210,7 @@ func TestGateAutomaton(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, v := range []string{"ABBC", "abbc", "AbBc", "X  Y", "x  y", "X  y", "X Y", "X  Z", "select_from", "SELECT  FROM", "other", "a b", "A B", "a  b", "x y"} {
+	for _, v := range []string{"ABBC", "abbc", "AbBc", "X  Y", "x  y", "X  y", "X Y", "X  Z", "select_from", "SELECT  FROM", "other", "a b", "A B", "a  b", "x y", "", " "} {
 		c := crsCase{method: "GET", uri: "/?a=" + url.QueryEscape(v), version: "HTTP/1.1"}
 		if got, want := c.run(gated), c.run(plain); !slices.Equal(got, want) {
 			t.Errorf("%q: gated matched %v, ungated %v", v, got, want)
@@ -219,6 +221,9 @@ func TestGateAutomaton(t *testing.T) {
 	}
 	if removed[10007] == 0 || removed[10008] == 0 {
 		t.Error("the gate never removed 10007 or 10008 (multiMatch, walked) on x y")
+	}
+	if removed[10010] == 0 {
+		t.Error("the gate never removed 10010, whose expression has no pre-filter")
 	}
 	if removed[10005] == 0 {
 		t.Error("the gate never removed 10005 (case-symmetric, walked) on X  Z")

@@ -65,7 +65,9 @@ import (
 //     automaton is case-symmetric (every rune instruction treats an ASCII
 //     letter as its other case, so all ASCII values with one lowering
 //     answer alike) and the walk's result does not match. An automaton
-//     past its state bound decides nothing: the rule runs.
+//     past its state bound decides nothing: the rule runs. An expression
+//     without a pre-filter gets an empty one (every value passes it) and
+//     its automaton decides alone.
 //  4. Flow. A rule that does not match has no effect besides Coraza's
 //     per-rule RULE variables, which the next evaluated rule overwrites.
 //     skip:N counts rules that are neither removed nor of another phase,
@@ -412,9 +414,10 @@ type parsedRule struct {
 }
 
 // candidate reports whether o is a rule the gate can reason about: a
-// SecRule with a non-negated @ghrx whose expression has a pre-filter, or a
-// non-negated @pm/@pmFromFile (see pmPrefilter), and only transformations
-// listed in transformTriggers.
+// SecRule with a non-negated @ghrx (whose automaton decides where its
+// expression has no pre-filter, which is then empty), or a non-negated
+// @pm/@pmFromFile (see pmPrefilter), and only transformations listed in
+// transformTriggers.
 func candidate(o observedRule) (parsedRule, bool) {
 	dir, opts, _ := strings.Cut(o.raw, " ")
 	if !strings.EqualFold(dir, "SecRule") || o.id <= 0 {
@@ -429,11 +432,14 @@ func candidate(o observedRule) (parsedRule, bool) {
 	if strings.HasPrefix(op, "@"+operatorName+" ") {
 		// The operator argument as Coraza's rule parser hands it to newRx.
 		v, found := compiled.Load("(?sm)" + strings.TrimPrefix(op, "@"+operatorName+" "))
-		if !found || v.(*rx).pre == nil {
+		if !found {
 			return parsedRule{}, false
 		}
 		re = v.(*rx)
-		pre = re.pre
+		if pre = re.pre; pre == nil {
+			// Nothing to scan for: the automaton alone decides.
+			pre = &prefilter{}
+		}
 	} else if pre, ok = pmPrefilter(op, o.file); !ok {
 		return parsedRule{}, false
 	}
