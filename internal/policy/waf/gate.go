@@ -778,10 +778,16 @@ type gateScratch struct {
 	bits    []uint64
 	buf     []byte
 	vals    []gateValue
+	// inter caches intermediates (nil: stuck).
+	inter map[walkKey][]*gateValue
+	// marks and mark serve acMatcher.scanMarked; mark is new for each
+	// scan.
+	marks []uint32
+	mark  uint32
 }
 
 var scratchPool = sync.Pool{New: func() any {
-	return &gateScratch{byValue: map[string]*gateValue{}, walked: map[walkKey]*gateValue{}}
+	return &gateScratch{byValue: map[string]*gateValue{}, walked: map[walkKey]*gateValue{}, inter: map[walkKey][]*gateValue{}}
 }}
 
 func (sc *gateScratch) reset(g *gateSet) {
@@ -801,6 +807,7 @@ func (sc *gateScratch) release() {
 	}
 	clear(sc.byValue)
 	clear(sc.walked)
+	clear(sc.inter)
 	sc.bits = sc.bits[:0]
 	sc.vals = sc.vals[:0]
 	sc.g = nil
@@ -844,7 +851,14 @@ func (sc *gateScratch) value(s string) *gateValue {
 	w := sc.g.ac.words()
 	at := len(sc.bits)
 	sc.bits = append(sc.bits, make([]uint64, w)...)
-	sc.g.ac.scan(sc.buf, sc.bits[at:at+w])
+	if len(sc.marks) != len(sc.g.ac.nodes) {
+		sc.marks, sc.mark = make([]uint32, len(sc.g.ac.nodes)), 0
+	}
+	if sc.mark++; sc.mark == 0 {
+		clear(sc.marks)
+		sc.mark = 1
+	}
+	sc.g.ac.scanMarked(sc.buf, sc.bits[at:at+w], sc.marks, sc.mark)
 	// Values are few per request; allocate each (pointers into a growing
 	// slice would move).
 	v := &gateValue{n: len(sc.buf), plain: plain, trig: triggers(s), hit: at, value: s}
@@ -877,17 +891,21 @@ func (sc *gateScratch) transformed(chain int32, v *gateValue) *gateValue {
 		return w
 	}
 	cur := strings.ToLower(v.value)
+	trig := v.trig // ASCII lowering changes no trigger
 	var out *gateValue
 	stuck := false
 	for _, st := range sc.g.chains[chain] {
-		if triggers(cur)&st.trig == 0 {
+		if trig&st.trig == 0 {
 			continue
 		}
 		if st.exact == nil {
 			stuck = true
 			break
 		}
-		if cur = st.exact(cur); !ascii(cur) {
+		if next := st.exact(cur); next != cur {
+			cur, trig = next, triggers(next)
+		}
+		if !ascii(cur) {
 			// urlDecodeUni made bytes past ASCII (or an escape it
 			// does not restate): not a lowered ASCII value any more.
 			stuck = true
@@ -905,18 +923,32 @@ func (sc *gateScratch) transformed(chain int32, v *gateValue) *gateValue {
 // multiMatch operator sees for the ASCII value v: v's lowering, then the
 // result of every step the walk computes (a step without its triggers
 // returns its input or its lowering: the same lowering); nil when the
-// walk is stuck (see transformed). Not cached: multiMatch rules are few.
+// walk is stuck (see transformed).
 func (sc *gateScratch) intermediates(chain int32, v *gateValue) []*gateValue {
+	key := walkKey{chain: chain, v: v}
+	if out, ok := sc.inter[key]; ok {
+		return out
+	}
+	out := sc.walkAll(chain, v)
+	sc.inter[key] = out
+	return out
+}
+
+func (sc *gateScratch) walkAll(chain int32, v *gateValue) []*gateValue {
 	cur := strings.ToLower(v.value)
+	trig := v.trig
 	out := []*gateValue{sc.value(cur)}
 	for _, st := range sc.g.chains[chain] {
-		if triggers(cur)&st.trig == 0 {
+		if trig&st.trig == 0 {
 			continue
 		}
 		if st.exact == nil {
 			return nil
 		}
-		if cur = st.exact(cur); !ascii(cur) {
+		if next := st.exact(cur); next != cur {
+			cur, trig = next, triggers(next)
+		}
+		if !ascii(cur) {
 			return nil
 		}
 		out = append(out, sc.value(cur))
