@@ -36,8 +36,8 @@ import (
 // ASCII bytes go through a per-state table indexed by byte class (bytes
 // that every rune instruction, and the empty-width context, treats alike);
 // other runes through a per-state map under the lock. The number of
-// states is bounded (maxDFAStates): past it, match reports !ok and the
-// caller runs the regexp.
+// states is bounded (maxDFAStates per automaton, maxDFABytes for all):
+// past it, match reports !ok and the caller runs the regexp.
 type dfa struct {
 	// The program, compacted: one dinst per instruction, and the
 	// distinct rune tests of its rune instructions.
@@ -83,6 +83,13 @@ const (
 	// maxDFAStates bounds each automaton's memory (a state is about
 	// 4 bytes per byte class plus 4 per pc).
 	maxDFAStates = 4096
+	// maxDFABytes bounds all automata together (they live as long as
+	// the process's compiled expressions): past it, none grows, and
+	// values that would need a new state run the regexp.
+	maxDFABytes = 32 << 20
+	// dstateOverhead is a state's size besides its key and transitions:
+	// the struct, its map entry and chunk slot, allocation slack.
+	dstateOverhead = 128
 )
 
 // dinst is an instruction of the program: its op, Out and Arg, and for
@@ -109,6 +116,9 @@ func (m *runeMatcher) matches(r rune) bool {
 	}
 	return runeMatches(&m.in, r)
 }
+
+// dfaBytes is the approximate size of all automata's states.
+var dfaBytes atomic.Int64
 
 // ctx is the representative of the previous rune's class, -1 at start.
 func (s *dstate) ctx() rune { return rune(s.key[0]) - 1 }
@@ -246,7 +256,8 @@ func (d *dfa) state(pcs []uint32, ctx rune) uint32 {
 		return t
 	}
 	i := len(d.states)
-	if i >= maxDFAStates {
+	size := int64(dstateOverhead + len(d.key) + 4*d.nc)
+	if i >= maxDFAStates || dfaBytes.Add(size) > maxDFABytes {
 		d.full.Store(true)
 		return 0
 	}

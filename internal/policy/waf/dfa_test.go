@@ -229,3 +229,26 @@ func TestGateAutomaton(t *testing.T) {
 		t.Error("the gate never removed 10005 (case-symmetric, walked) on X  Z")
 	}
 }
+
+// TestDFAFull: an automaton that may not grow (its bound reached) decides
+// nothing it has not built, and the expression still answers as the
+// regexp does.
+func TestDFAFull(t *testing.T) {
+	expr := `(?sm)(?i)union\s+select`
+	o := &rx{re: regexp.MustCompile(expr), pre: newPrefilter(expr), expr: expr}
+	d := newDFA(expr)
+	d.full.Store(true)
+	o.dfa.Store(d)
+	undecided := 0
+	for _, in := range []string{"", "x", "UNION  SELECT 1", "union select", "unionselect", "a union\tselect b"} {
+		if _, ok := d.match(in); !ok {
+			undecided++
+		}
+		if got, want := o.MatchString(in), o.re.MatchString(in); got != want {
+			t.Errorf("%q: got %v, want %v", in, got, want)
+		}
+	}
+	if undecided < 4 {
+		t.Errorf("a full automaton decided %d of 6 inputs without building states", 6-undecided)
+	}
+}
