@@ -147,7 +147,9 @@ func newDFA(expr string) *dfa {
 		}
 	}
 	d.classes()
-	d.state([]uint32{d.start}, -1) // state 0, the start
+	if d.state([]uint32{d.start}, -1) != 2 { // state 0, the start
+		return nil // no room left (maxDFABytes)
+	}
 	return d
 }
 

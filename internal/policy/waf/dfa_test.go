@@ -252,3 +252,26 @@ func TestDFAFull(t *testing.T) {
 		t.Errorf("a full automaton decided %d of 6 inputs without building states", 6-undecided)
 	}
 }
+
+// TestDFAConcurrent: goroutines building and reading one automaton at
+// once get the regexp's answers (run it with -race).
+func TestDFAConcurrent(t *testing.T) {
+	expr := `(?sm)(?i)\b(?:union\s+select|sleep\s*\(|benchmark\s*\()|^\s*drop\s+table|é{2}`
+	o := &rx{re: regexp.MustCompile(expr), expr: expr}
+	alphabet := dfaAlphabet(o)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(g), 9))
+			for range 500 {
+				in := randomInput(rng, alphabet)
+				if got, ok := o.lazyDFA().match(in); ok && got != o.re.MatchString(in) {
+					t.Errorf("%q: automaton %v", in, got)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
