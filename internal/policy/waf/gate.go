@@ -354,20 +354,16 @@ func (g *gateSet) build(extra []string) {
 			g.targets = append(g.targets, list)
 			index[targets] = i
 		}
-		var chain int32
-		{
-			key := strings.Join(r.chain, ",")
-			c, seen := chainIndex[key]
-			if !seen {
-				var steps []chainStep
-				for _, t := range r.chain {
-					steps = append(steps, chainStep{trig: transformTriggers[t], exact: exactTransforms[t]})
-				}
-				c = int32(len(g.chains))
-				g.chains = append(g.chains, steps)
-				chainIndex[key] = c
+		chainKey := strings.Join(r.chain, ",")
+		chain, seen := chainIndex[chainKey]
+		if !seen {
+			var steps []chainStep
+			for _, t := range r.chain {
+				steps = append(steps, chainStep{trig: transformTriggers[t], exact: exactTransforms[t]})
 			}
-			chain = c
+			chain = int32(len(g.chains))
+			g.chains = append(g.chains, steps)
+			chainIndex[chainKey] = chain
 		}
 		p := r.pre
 		g.phase[o.phase] = append(g.phase[o.phase], gateRule{id: o.id, targets: i, trig: r.trig, chain: chain, multi: r.multiMatch, removable: removable, rx: r.rx,
