@@ -275,3 +275,25 @@ func TestDFAConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestWholeExpr: wholeExpr's one match is always the whole value, as the
+// regexp finds it.
+func TestWholeExpr(t *testing.T) {
+	re := regexp.MustCompile(wholeExpr)
+	o := &rx{re: re, expr: wholeExpr}
+	rng := rand.New(rand.NewPCG(5, 6))
+	alphabet := dfaAlphabet(o)
+	for i := range 3000 {
+		in := randomInput(rng, alphabet)
+		if i == 0 {
+			in = ""
+		}
+		m := re.FindStringSubmatchIndex(in)
+		if len(m) != 2 || m[0] != 0 || m[1] != len(in) {
+			t.Fatalf("%q: regexp's match %v, want the whole value", in, m)
+		}
+	}
+	if got, err := newRx(plugintypes.OperatorOptions{Arguments: "^.*$"}); err != nil || !got.(*rx).whole {
+		t.Errorf("@ghrx ^.*$ is not marked whole (%v)", err)
+	}
+}

@@ -45,7 +45,16 @@ type rx struct {
 	// first value passes the pre-filter, so that expressions that only
 	// see values the pre-filter rejects keep none.
 	dfa atomic.Pointer[dfa]
+	// whole: the expression is wholeExpr.
+	whole bool
 }
+
+// wholeExpr matches every string whole: its leftmost match starts at 0
+// (^ holds at the start of text), where the greedy .* (any rune, '\n'
+// too under s) takes the whole value, after which $ holds at the end of
+// text; it has no groups. CRS 920450 captures each request header name
+// with it, so Evaluate captures the value without running the regexp.
+const wholeExpr = "(?sm)^.*$"
 
 // binRx is @rx for expressions that match arbitrary bytes, as in Coraza.
 type binRx struct{ re *binaryregexp.Regexp }
@@ -75,11 +84,17 @@ func newRx(opts plugintypes.OperatorOptions) (plugintypes.Operator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("waf: @rx %q: %w", opts.Arguments, err)
 	}
-	v, _ := compiled.LoadOrStore(expr, &rx{re: re, pre: newPrefilter(expr), expr: expr})
+	v, _ := compiled.LoadOrStore(expr, &rx{re: re, pre: newPrefilter(expr), expr: expr, whole: expr == wholeExpr})
 	return v.(*rx), nil
 }
 
 func (o *rx) Evaluate(tx plugintypes.TransactionState, value string) bool {
+	if o.whole {
+		if tx.Capturing() {
+			tx.CaptureField(0, value)
+		}
+		return true
+	}
 	// Until a value passes the pre-filter the expression has no
 	// automaton; after, the automaton decides alone (it is exact, and
 	// cheaper than the pre-filter's scan).
