@@ -162,5 +162,26 @@ func (m *acMatcher) scan(folded []byte, hits []uint64) {
 	}
 }
 
+// scanMarked is scan for a caller that scans many values: marks (one
+// entry per node, len(m.nodes)) and mark record which nodes this scan has
+// already emitted. A node's outputs and those of its dictionary chain are
+// the same every time it is reached, and setting a bit twice sets it
+// once, so a node reached again (a repeated byte, a repeated keyword)
+// emits nothing new: the walk stops at the first marked node, whose chain
+// was emitted when it was marked. mark must differ from every mark of a
+// previous scan still in marks.
+func (m *acMatcher) scanMarked(folded []byte, hits []uint64, marks []uint32, mark uint32) {
+	n := int32(0)
+	for _, b := range folded {
+		n = m.next(n, b)
+		for o := n; o > 0 && marks[o] != mark; o = m.nodes[o].dict {
+			marks[o] = mark
+			for _, id := range m.outs[m.nodes[o].out:m.nodes[o+1].out] {
+				hits[id>>6] |= 1 << (id & 63)
+			}
+		}
+	}
+}
+
 // words is the length of a hits bitset.
 func (m *acMatcher) words() int { return (m.nsets + 63) / 64 }

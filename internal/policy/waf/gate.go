@@ -46,15 +46,28 @@ import (
 //     (lowered), steps with an exact restatement (exactTransforms:
 //     removeWhitespace, cmdLine, normalizePath, ...) are computed, and the
 //     pre-filter is tested on the result; a step that would act on the
-//     value without an exact restatement (urlDecodeUni on '%'), non-ASCII
-//     values and multiMatch rules (the operator also sees intermediates)
-//     make the rule run.
+//     value without an exact restatement (urlDecodeUni's %uXXXX, or bytes
+//     past ASCII that it decodes) and non-ASCII values make the rule run.
+//     A multiMatch operator also sees v and every value a step changed:
+//     their lowerings are v's and the walk's results after each computed
+//     step (gateScratch.intermediates), each tested as a walked value.
 //  3. Operator. The pre-filter is the one @ghrx itself checks (prefilter,
 //     literals.go): a necessary condition for a match. For @pm and
 //     @pmFromFile it is the keyword list itself, read as Coraza reads it
 //     (pmPrefilter): on ASCII values, the operator matches exactly when
 //     the fold holds a keyword. Negated operators (!@rx) are never
-//     candidates.
+//     candidates. An @ghrx value that passes the pre-filter is put to the
+//     expression's automaton (dfa.go), which decides exactly whether the
+//     expression matches a given string. The rule is silent on an
+//     unwalked value when neither the value nor its lowering matches (the
+//     operator sees one of them); on a walked value (the lowering of what
+//     the operator sees, whose letters' case is unknown) only when the
+//     automaton is case-symmetric (every rune instruction treats an ASCII
+//     letter as its other case, so all ASCII values with one lowering
+//     answer alike) and the walk's result does not match. An automaton
+//     past its state bound decides nothing: the rule runs. An expression
+//     without a pre-filter gets an empty one (every value passes it) and
+//     its automaton decides alone.
 //  4. Flow. A rule that does not match has no effect besides Coraza's
 //     per-rule RULE variables, which the next evaluated rule overwrites.
 //     skip:N counts rules that are neither removed nor of another phase,
@@ -178,13 +191,18 @@ type gateRule struct {
 	targets   int // index in gateSet.targets
 	trig      uint16
 	// chain indexes gateSet.chains: the rule's transformations, walked
-	// on values that hold some of trig (see gateScratch.transformed);
-	// -1 for rules whose values must then run (multiMatch).
+	// on values that hold some of trig (see gateScratch.transformed).
 	chain int32
+	// multi: multiMatch, the operator also sees every intermediate
+	// value (see gateScratch.intermediates).
+	multi bool
 	// The prefilter's conditions (see prefilter.mayMatch).
 	minLen, plainMinLen int
 	plainNever          bool
 	sets, plainSets     []int32
+	// rx is the rule's @ghrx operator, whose automaton decides what
+	// the pre-filter lets through; nil for @pm.
+	rx *rx
 }
 
 // gateSet is the gate of one compiled rule set. Built once, right after
@@ -336,23 +354,19 @@ func (g *gateSet) build(extra []string) {
 			g.targets = append(g.targets, list)
 			index[targets] = i
 		}
-		chain := int32(-1)
-		if !r.multiMatch {
-			key := strings.Join(r.chain, ",")
-			c, seen := chainIndex[key]
-			if !seen {
-				var steps []chainStep
-				for _, t := range r.chain {
-					steps = append(steps, chainStep{trig: transformTriggers[t], exact: exactTransforms[t]})
-				}
-				c = int32(len(g.chains))
-				g.chains = append(g.chains, steps)
-				chainIndex[key] = c
+		chainKey := strings.Join(r.chain, ",")
+		chain, seen := chainIndex[chainKey]
+		if !seen {
+			var steps []chainStep
+			for _, t := range r.chain {
+				steps = append(steps, chainStep{trig: transformTriggers[t], exact: exactTransforms[t]})
 			}
-			chain = c
+			chain = int32(len(g.chains))
+			g.chains = append(g.chains, steps)
+			chainIndex[chainKey] = chain
 		}
 		p := r.pre
-		g.phase[o.phase] = append(g.phase[o.phase], gateRule{id: o.id, targets: i, trig: r.trig, chain: chain, removable: removable,
+		g.phase[o.phase] = append(g.phase[o.phase], gateRule{id: o.id, targets: i, trig: r.trig, chain: chain, multi: r.multiMatch, removable: removable, rx: r.rx,
 			minLen: p.minLen, plainMinLen: p.plainMinLen, plainNever: p.plainNever,
 			sets: ids(p.sets), plainSets: ids(p.plainSets)})
 	}
@@ -388,6 +402,7 @@ type parsedRule struct {
 	vars string
 	trig uint16
 	pre  *prefilter
+	rx   *rx // the @ghrx operator; nil for @pm
 	// chain are the rule's transformations (lowercased names) after its
 	// last t:none; multiMatch makes the operator see every intermediate.
 	chain      []string
@@ -395,9 +410,10 @@ type parsedRule struct {
 }
 
 // candidate reports whether o is a rule the gate can reason about: a
-// SecRule with a non-negated @ghrx whose expression has a pre-filter, or a
-// non-negated @pm/@pmFromFile (see pmPrefilter), and only transformations
-// listed in transformTriggers.
+// SecRule with a non-negated @ghrx (whose automaton decides where its
+// expression has no pre-filter, which is then empty), or a non-negated
+// @pm/@pmFromFile (see pmPrefilter), and only transformations listed in
+// transformTriggers.
 func candidate(o observedRule) (parsedRule, bool) {
 	dir, opts, _ := strings.Cut(o.raw, " ")
 	if !strings.EqualFold(dir, "SecRule") || o.id <= 0 {
@@ -408,13 +424,18 @@ func candidate(o observedRule) (parsedRule, bool) {
 		return parsedRule{}, false
 	}
 	var pre *prefilter
+	var re *rx
 	if strings.HasPrefix(op, "@"+operatorName+" ") {
 		// The operator argument as Coraza's rule parser hands it to newRx.
 		v, found := compiled.Load("(?sm)" + strings.TrimPrefix(op, "@"+operatorName+" "))
-		if !found || v.(*rx).pre == nil {
+		if !found {
 			return parsedRule{}, false
 		}
-		pre = v.(*rx).pre
+		re = v.(*rx)
+		if pre = re.pre; pre == nil {
+			// Nothing to scan for: the automaton alone decides.
+			pre = &prefilter{}
+		}
 	} else if pre, ok = pmPrefilter(op, o.file); !ok {
 		return parsedRule{}, false
 	}
@@ -451,7 +472,7 @@ func candidate(o observedRule) (parsedRule, bool) {
 		trig |= m
 		chain = append(chain, t)
 	}
-	return parsedRule{vars: vars, trig: trig, pre: pre, chain: chain, multiMatch: multiMatch}, true
+	return parsedRule{vars: vars, trig: trig, pre: pre, rx: re, chain: chain, multiMatch: multiMatch}, true
 }
 
 // hasSkip reports whether a rule's raw text has a skip:N action.
@@ -651,16 +672,67 @@ func (a *gateAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Transac
 // sees v or its lowering, whose fold is v's) and v fails the pre-filter;
 // or v is ASCII and r's chain, walked on v's lowering (transformed), gives
 // a value that fails it.
+//
+// Past the pre-filter, an @ghrx rule's automaton decides (see 3. above):
+// the operator sees v or its lowering, or, walked, a value whose lowering
+// is the walk's result.
 func (sc *gateScratch) impossible(r *gateRule, v *gateValue) bool {
+	walked := false
 	if v.trig&r.trig != 0 {
-		if v.trig&trigHigh != 0 || r.chain < 0 {
+		if v.trig&trigHigh != 0 {
 			return false
+		}
+		if r.multi {
+			return sc.allImpossible(r, v)
 		}
 		if v = sc.transformed(r.chain, v); v == nil {
 			return false
 		}
+		walked = true
 	}
-	return r.fails(v, sc.hits(v))
+	if r.fails(v, sc.hits(v)) {
+		return true
+	}
+	return r.rx != nil && noMatch(r.rx, v.value, walked)
+}
+
+// allImpossible is impossible for a multiMatch rule and an ASCII value v
+// holding some of its triggers: the operator sees v and every value a
+// step changed, whose lowerings are the walk's intermediates
+// (intermediates); each must fail the pre-filter or, for the automaton,
+// as a walked value (its case unknown).
+func (sc *gateScratch) allImpossible(r *gateRule, v *gateValue) bool {
+	ws := sc.intermediates(r.chain, v)
+	if ws == nil {
+		return false
+	}
+	for _, w := range ws {
+		if !r.fails(w, sc.hits(w)) && (r.rx == nil || !noMatch(r.rx, w.value, true)) {
+			return false
+		}
+	}
+	return true
+}
+
+// noMatch reports whether o's automaton proves that o matches no ASCII
+// value w with lower(w) == lower(s): w is s or its lowering, or, when
+// walked, any value whose lowering is s. On ASCII input a case-symmetric
+// automaton answers the same for a value and its lowering; another one
+// must be asked about both s and its lowering, and cannot answer for
+// every case of a walked value.
+func noMatch(o *rx, s string, walked bool) bool {
+	d := o.lazyDFA()
+	if !d.caseSymmetric {
+		if walked {
+			return false
+		}
+		if m, ok := d.match(s); !ok || m {
+			return false
+		}
+		s = strings.ToLower(s)
+	}
+	m, ok := d.match(s)
+	return ok && !m
 }
 
 // fails reports whether v's fold fails r's pre-filter, restated from
@@ -702,10 +774,16 @@ type gateScratch struct {
 	bits    []uint64
 	buf     []byte
 	vals    []gateValue
+	// inter caches intermediates (nil: stuck).
+	inter map[walkKey][]*gateValue
+	// marks and mark serve acMatcher.scanMarked; mark is new for each
+	// scan.
+	marks []uint32
+	mark  uint32
 }
 
 var scratchPool = sync.Pool{New: func() any {
-	return &gateScratch{byValue: map[string]*gateValue{}, walked: map[walkKey]*gateValue{}}
+	return &gateScratch{byValue: map[string]*gateValue{}, walked: map[walkKey]*gateValue{}, inter: map[walkKey][]*gateValue{}}
 }}
 
 func (sc *gateScratch) reset(g *gateSet) {
@@ -725,6 +803,7 @@ func (sc *gateScratch) release() {
 	}
 	clear(sc.byValue)
 	clear(sc.walked)
+	clear(sc.inter)
 	sc.bits = sc.bits[:0]
 	sc.vals = sc.vals[:0]
 	sc.g = nil
@@ -768,7 +847,14 @@ func (sc *gateScratch) value(s string) *gateValue {
 	w := sc.g.ac.words()
 	at := len(sc.bits)
 	sc.bits = append(sc.bits, make([]uint64, w)...)
-	sc.g.ac.scan(sc.buf, sc.bits[at:at+w])
+	if len(sc.marks) != len(sc.g.ac.nodes) {
+		sc.marks, sc.mark = make([]uint32, len(sc.g.ac.nodes)), 0
+	}
+	if sc.mark++; sc.mark == 0 {
+		clear(sc.marks)
+		sc.mark = 1
+	}
+	sc.g.ac.scanMarked(sc.buf, sc.bits[at:at+w], sc.marks, sc.mark)
 	// Values are few per request; allocate each (pointers into a growing
 	// slice would move).
 	v := &gateValue{n: len(sc.buf), plain: plain, trig: triggers(s), hit: at, value: s}
@@ -801,22 +887,68 @@ func (sc *gateScratch) transformed(chain int32, v *gateValue) *gateValue {
 		return w
 	}
 	cur := strings.ToLower(v.value)
+	trig := v.trig // ASCII lowering changes no trigger
 	var out *gateValue
 	stuck := false
 	for _, st := range sc.g.chains[chain] {
-		if triggers(cur)&st.trig == 0 {
+		if trig&st.trig == 0 {
 			continue
 		}
 		if st.exact == nil {
 			stuck = true
 			break
 		}
-		cur = st.exact(cur)
+		if next := st.exact(cur); next != cur {
+			cur, trig = next, triggers(next)
+		}
+		if !ascii(cur) {
+			// urlDecodeUni made bytes past ASCII (or an escape it
+			// does not restate): not a lowered ASCII value any more.
+			stuck = true
+			break
+		}
 	}
 	if !stuck {
 		out = sc.value(cur)
 	}
 	sc.walked[key] = out
+	return out
+}
+
+// intermediates returns the gate's values of the lowerings of what a
+// multiMatch operator sees for the ASCII value v: v's lowering, then the
+// result of every step the walk computes (a step without its triggers
+// returns its input or its lowering: the same lowering); nil when the
+// walk is stuck (see transformed).
+func (sc *gateScratch) intermediates(chain int32, v *gateValue) []*gateValue {
+	key := walkKey{chain: chain, v: v}
+	if out, ok := sc.inter[key]; ok {
+		return out
+	}
+	out := sc.walkAll(chain, v)
+	sc.inter[key] = out
+	return out
+}
+
+func (sc *gateScratch) walkAll(chain int32, v *gateValue) []*gateValue {
+	cur := strings.ToLower(v.value)
+	trig := v.trig
+	out := []*gateValue{sc.value(cur)}
+	for _, st := range sc.g.chains[chain] {
+		if trig&st.trig == 0 {
+			continue
+		}
+		if st.exact == nil {
+			return nil
+		}
+		if next := st.exact(cur); next != cur {
+			cur, trig = next, triggers(next)
+		}
+		if !ascii(cur) {
+			return nil
+		}
+		out = append(out, sc.value(cur))
+	}
 	return out
 }
 

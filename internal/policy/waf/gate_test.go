@@ -353,13 +353,28 @@ func TestACMatcherMatchesContains(t *testing.T) {
 	for _, s := range sets {
 		ls = append(ls, newLitSet(s))
 	}
-	for _, in := range []string{"", "ushers", "xbabx", "aba", "1 union select", "x;y", "bbb", "hi s", "abab"} {
-		hits := make([]uint64, m.words())
+	inputs := []string{"", "ushers", "xbabx", "aba", "1 union select", "x;y", "bbb", "hi s", "abab", "hershers", "ababab", "aaaa"}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 2000 {
+		b := make([]byte, rng.IntN(16))
+		for i := range b {
+			b[i] = "abhesriunolct;| "[rng.IntN(16)]
+		}
+		inputs = append(inputs, string(b))
+	}
+	// scanMarked shares one marks slice across scans, as the gate does.
+	marks := make([]uint32, len(m.nodes))
+	for k, in := range inputs {
+		hits, marked := make([]uint64, m.words()), make([]uint64, m.words())
 		m.scan([]byte(in), hits)
+		m.scanMarked([]byte(in), marked, marks, uint32(k+1))
 		for i := range sets {
-			got, want := hits[0]&(1<<i) != 0, ls[i].contains([]byte(in))
-			if got != want {
+			want := ls[i].contains([]byte(in))
+			if got := hits[0]&(1<<i) != 0; got != want {
 				t.Errorf("set %v in %q: got %v, want %v", sets[i], in, got, want)
+			}
+			if got := marked[0]&(1<<i) != 0; got != want {
+				t.Errorf("scanMarked: set %v in %q: got %v, want %v", sets[i], in, got, want)
 			}
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/corazawaf/coraza/v3/experimental/plugins"
@@ -30,13 +31,30 @@ func register() {
 	})
 }
 
-// rx is @rx with a literal pre-filter: the same expression, compiled with
-// the same (?sm) flags as Coraza's @rx, the same capturing, but skipped when
-// the input lacks what every match needs (see prefilter).
+// rx is @rx with a literal pre-filter and an automaton: the same
+// expression, compiled with the same (?sm) flags as Coraza's @rx, the same
+// capturing, but skipped when the input lacks what every match needs (see
+// prefilter) or when the automaton (dfa.go) finds no match; the regexp
+// itself runs only to capture what a match captures, or when the automaton
+// is full.
 type rx struct {
-	re  *regexp.Regexp
-	pre *prefilter
+	re   *regexp.Regexp
+	pre  *prefilter
+	expr string
+	// dfa answers for the regexp in linear time (dfa.go); built when a
+	// first value passes the pre-filter, so that expressions that only
+	// see values the pre-filter rejects keep none.
+	dfa atomic.Pointer[dfa]
+	// whole: the expression is wholeExpr.
+	whole bool
 }
+
+// wholeExpr matches every string whole: its leftmost match starts at 0
+// (^ holds at the start of text), where the greedy .* (any rune, '\n'
+// too under s) takes the whole value, after which $ holds at the end of
+// text; it has no groups. CRS 920450 captures each request header name
+// with it, so Evaluate captures the value without running the regexp.
+const wholeExpr = "(?sm)^.*$"
 
 // binRx is @rx for expressions that match arbitrary bytes, as in Coraza.
 type binRx struct{ re *binaryregexp.Regexp }
@@ -66,12 +84,32 @@ func newRx(opts plugintypes.OperatorOptions) (plugintypes.Operator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("waf: @rx %q: %w", opts.Arguments, err)
 	}
-	v, _ := compiled.LoadOrStore(expr, &rx{re: re, pre: newPrefilter(expr)})
+	v, _ := compiled.LoadOrStore(expr, &rx{re: re, pre: newPrefilter(expr), expr: expr, whole: expr == wholeExpr})
 	return v.(*rx), nil
 }
 
 func (o *rx) Evaluate(tx plugintypes.TransactionState, value string) bool {
-	if !o.mayMatch(value) {
+	if o.whole {
+		if tx.Capturing() {
+			tx.CaptureField(0, value)
+		}
+		return true
+	}
+	// Until a value passes the pre-filter the expression has no
+	// automaton; after, the automaton decides alone (it is exact, and
+	// cheaper than the pre-filter's scan).
+	d := o.dfa.Load()
+	if d == nil {
+		if !o.mayMatch(value) {
+			return false
+		}
+		d = o.lazyDFA()
+	}
+	if m, ok := d.match(value); ok && !m {
+		return false
+	} else if ok && !tx.Capturing() {
+		return true
+	} else if !ok && !o.mayMatch(value) {
 		return false
 	}
 	if !tx.Capturing() {
@@ -90,6 +128,27 @@ func (o *rx) Evaluate(tx plugintypes.TransactionState, value string) bool {
 	}
 	return true
 }
+
+// lazyDFA returns o's automaton, building it on first use.
+func (o *rx) lazyDFA() *dfa {
+	if d := o.dfa.Load(); d != nil {
+		return d
+	}
+	dfaBuild.Lock()
+	defer dfaBuild.Unlock()
+	if d := o.dfa.Load(); d != nil {
+		return d
+	}
+	d := newDFA(o.expr)
+	if d == nil {
+		d = &dfa{} // decides nothing: the regexp runs
+	}
+	o.dfa.Store(d)
+	return d
+}
+
+// dfaBuild serializes building automata.
+var dfaBuild sync.Mutex
 
 // mayMatch is the pre-filter: false only when the expression cannot
 // match value.
@@ -114,7 +173,19 @@ func (o *rx) mayMatch(value string) bool {
 
 // MatchString reports whether the expression matches value, as Evaluate
 // does without capturing.
-func (o *rx) MatchString(value string) bool { return o.mayMatch(value) && o.re.MatchString(value) }
+func (o *rx) MatchString(value string) bool {
+	d := o.dfa.Load()
+	if d == nil {
+		if !o.mayMatch(value) {
+			return false
+		}
+		d = o.lazyDFA()
+	}
+	if m, ok := d.match(value); ok {
+		return m
+	}
+	return o.mayMatch(value) && o.re.MatchString(value)
+}
 
 func (o *binRx) Evaluate(tx plugintypes.TransactionState, value string) bool {
 	if !tx.Capturing() {

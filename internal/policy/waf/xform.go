@@ -19,7 +19,12 @@ import (
 // implementations. That equation is what lets the gate walk a rule's
 // chain on lowered values: case never changes what these functions do
 // (they look at spaces, punctuation, dots and slashes, never at letters,
-// except cmdLine, which lowers them).
+// except cmdLine, which lowers them, and urlDecodeUni, which reads hex
+// digits and %u in either case alike).
+//
+// urlDecodeUni's result need not be ASCII (%80 to %ff), and its %uXXXX
+// escapes go through a best-fit table not restated here: then it returns
+// a non-ASCII string, on which the walk stops (the rule runs).
 var exactTransforms = map[string]func(string) string{
 	"removewhitespace":   removeWhitespaceASCII,
 	"compresswhitespace": compressWhitespaceASCII,
@@ -28,6 +33,63 @@ var exactTransforms = map[string]func(string) string{
 	"normalizepath":      normalizePathASCII,
 	"normalisepath":      normalizePathASCII,
 	"normalizepathwin":   normalizePathWinASCII,
+	"urldecodeuni":       urlDecodeUniASCII,
+}
+
+// notRestated is what urlDecodeUniASCII returns where it does not restate
+// Coraza: not ASCII, so the walk stops.
+const notRestated = "\x80"
+
+// urlDecodeUniASCII is Coraza's urlDecodeUni (inplaceUniDecode), lowered:
+// '+' is a space, %XX a byte (hex digits of either case), an invalid or
+// truncated % or %u is kept; a valid %uXXXX escape, or a decoded byte past
+// ASCII, gives notRestated.
+func urlDecodeUniASCII(s string) string {
+	if !strings.ContainsAny(s, "%+") {
+		return s
+	}
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); {
+		c := s[i]
+		switch {
+		case c == '+':
+			b = append(b, ' ')
+			i++
+		case c != '%':
+			b = append(b, c)
+			i++
+		case i+1 < len(s) && (s[i+1] == 'u' || s[i+1] == 'U'):
+			if i+5 < len(s) && hexNibble(s[i+2]) >= 0 && hexNibble(s[i+3]) >= 0 && hexNibble(s[i+4]) >= 0 && hexNibble(s[i+5]) >= 0 {
+				return notRestated
+			}
+			b = append(b, s[i], s[i+1])
+			i += 2
+		case i+2 < len(s) && hexNibble(s[i+1]) >= 0 && hexNibble(s[i+2]) >= 0:
+			d := byte(hexNibble(s[i+1]))<<4 | byte(hexNibble(s[i+2]))
+			if d >= 0x80 {
+				return notRestated
+			}
+			b = append(b, d)
+			i += 3
+		default:
+			b = append(b, c)
+			i++
+		}
+	}
+	return strings.ToLower(string(b))
+}
+
+// hexNibble is the value of hex digit c, or -1.
+func hexNibble(c byte) int {
+	switch {
+	case '0' <= c && c <= '9':
+		return int(c - '0')
+	case 'a' <= c && c <= 'f':
+		return int(c-'a') + 10
+	case 'A' <= c && c <= 'F':
+		return int(c-'A') + 10
+	}
+	return -1
 }
 
 // isASCIISpace is unicode.IsSpace on ASCII.
