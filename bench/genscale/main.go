@@ -64,14 +64,13 @@ func done(f *os.File, w *bufio.Writer) {
 }
 
 func writeRoutes(dir string, n int, listen, upstream string) {
-	f, w := create(dir, "routes.yaml")
-	fmt.Fprintf(w, header, listen)
-	for i := 0; i < n; i++ {
-		path := fmt.Sprintf("/r%d/", i)
-		if i == n-1 {
-			path = "/product"
-		}
-		fmt.Fprintf(w, `  - name: route-%d
+	// Each file: its header, then one entry per route (path, index).
+	files := []struct {
+		name, header string
+		entry        func(w *bufio.Writer, path string, i int)
+	}{
+		{"routes.yaml", fmt.Sprintf(header, listen), func(w *bufio.Writer, path string, i int) {
+			fmt.Fprintf(w, `  - name: route-%d
     match: {path_prefix: %s, methods: [GET, POST]}
     upstream: {url: "%s"}
     policies:
@@ -79,28 +78,29 @@ func writeRoutes(dir string, n int, listen, upstream string) {
       - size_limit: {body: 1MiB, headers: 16KiB}
       - headers: {request: {set: {X-Route: "r%d"}}}
 `, i, path, upstream, i)
+		}},
+		{"nginx-routes.conf", "", func(w *bufio.Writer, path string, i int) {
+			fmt.Fprintf(w, "location %s { allow 127.0.0.0/8; allow 10.0.0.0/8; deny all; client_max_body_size 1m; proxy_set_header X-Route r%d; proxy_pass http://demo; proxy_http_version 1.1; proxy_set_header Connection \"\"; }\n", path, i)
+		}},
+		// HAProxy's way with many routes: one map from path prefix to
+		// the route's X-Route value, looked up in a prefix tree
+		// (map_beg).
+		{"haproxy-routes.map", "", func(w *bufio.Writer, path string, i int) {
+			fmt.Fprintf(w, "%s r%d\n", path, i)
+		}},
 	}
-	done(f, w)
-	f, w = create(dir, "nginx-routes.conf")
-	for i := 0; i < n; i++ {
-		path := fmt.Sprintf("/r%d/", i)
-		if i == n-1 {
-			path = "/product"
+	for _, file := range files {
+		f, w := create(dir, file.name)
+		w.WriteString(file.header)
+		for i := 0; i < n; i++ {
+			path := fmt.Sprintf("/r%d/", i)
+			if i == n-1 {
+				path = "/product"
+			}
+			file.entry(w, path, i)
 		}
-		fmt.Fprintf(w, "location %s { allow 127.0.0.0/8; allow 10.0.0.0/8; deny all; client_max_body_size 1m; proxy_set_header X-Route r%d; proxy_pass http://demo; proxy_http_version 1.1; proxy_set_header Connection \"\"; }\n", path, i)
+		done(f, w)
 	}
-	done(f, w)
-	// HAProxy's way with many routes: one map from path prefix to the
-	// route's X-Route value, looked up in a prefix tree (map_beg).
-	f, w = create(dir, "haproxy-routes.map")
-	for i := 0; i < n; i++ {
-		path := fmt.Sprintf("/r%d/", i)
-		if i == n-1 {
-			path = "/product"
-		}
-		fmt.Fprintf(w, "%s r%d\n", path, i)
-	}
-	done(f, w)
 }
 
 func writeKeys(dir string, n int, listen, upstream string) {

@@ -368,6 +368,34 @@ func build(t *testing.T, dir, name, text string) error {
 	return nil
 }
 
+// wrapped is an example of a unit's page made a whole config (wrap), or
+// why it could not be.
+type wrapped struct {
+	file string
+	line int
+	text string
+	err  error
+}
+
+// pageExamples reads the page of unit (an authenticator when authn) and
+// wraps each of its examples that is not a fragment, in page order.
+func pageExamples(t *testing.T, unit string, authn bool, policies, authenticators []string) []wrapped {
+	t.Helper()
+	p, err := readPage(filepath.Join(docsDir, unit+".md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []wrapped
+	for _, ex := range p.examples {
+		if isFragment(ex.text) {
+			continue
+		}
+		text, err := wrap(unit, authn, ex.text, policies, authenticators)
+		out = append(out, wrapped{file: p.file, line: ex.line, text: text, err: err})
+	}
+	return out
+}
+
 // TestUnitExamples builds every YAML example of every unit's page through
 // the config loader and the real registry: a documented config that does
 // not load is a bug in the page or in the unit.
@@ -380,21 +408,14 @@ func TestUnitExamples(t *testing.T) {
 	for _, name := range append(slices.Clone(policies), authenticators...) {
 		authn := slices.Contains(authenticators, name)
 		t.Run(name, func(t *testing.T) {
-			p, err := readPage(filepath.Join(docsDir, name+".md"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, ex := range p.examples {
-				if isFragment(ex.text) {
+			for _, ex := range pageExamples(t, name, authn, policies, authenticators) {
+				if ex.err != nil {
+					t.Errorf("%s:%d: %v", ex.file, ex.line, ex.err)
 					continue
 				}
-				text, err := wrap(name, authn, ex.text, policies, authenticators)
-				if err != nil {
-					t.Errorf("%s:%d: %v", p.file, ex.line, err)
-					continue
-				}
+				text := ex.text
 				file := fmt.Sprintf("%s-%d.yaml", name, ex.line)
-				err = build(t, dir, file, text)
+				err := build(t, dir, file, text)
 				if err != nil && strings.Contains(text, restRoute) {
 					soap := strings.Replace(text, restRoute, soapRoute, 1)
 					if soapErr := build(t, dir, file, soap); soapErr == nil {
@@ -404,7 +425,7 @@ func TestUnitExamples(t *testing.T) {
 					}
 				}
 				if err != nil {
-					t.Errorf("%s:%d: the example does not build: %v\n%s", p.file, ex.line, err, text)
+					t.Errorf("%s:%d: the example does not build: %v\n%s", ex.file, ex.line, err, text)
 				}
 			}
 		})

@@ -26,19 +26,11 @@ func TestExamplesBuildInParallel(t *testing.T) {
 	var routes []*yaml.Node
 	nPolicies, examples := 0, 0
 	for _, name := range append(slices.Clone(policies), authenticators...) {
-		authn := slices.Contains(authenticators, name)
-		p, err := readPage(filepath.Join(docsDir, name+".md"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, ex := range p.examples {
-			if isFragment(ex.text) {
-				continue
-			}
-			text, err := wrap(name, authn, ex.text, policies, authenticators)
-			if err != nil {
+		for _, ex := range pageExamples(t, name, slices.Contains(authenticators, name), policies, authenticators) {
+			if ex.err != nil {
 				continue // TestUnitExamples reports it
 			}
+			text := ex.text
 			if build(t, dir, "example.yaml", text) != nil {
 				soap := strings.Replace(text, restRoute, soapRoute, 1)
 				if build(t, dir, "example.yaml", soap) != nil {
