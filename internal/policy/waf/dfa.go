@@ -90,6 +90,14 @@ const (
 	// dstateOverhead is a state's size besides its key and transitions:
 	// the struct, its map entry and chunk slot, allocation slack.
 	dstateOverhead = 128
+	// maxWideRunes bounds each state's transitions on runes past ASCII,
+	// which are kept per rune, not per class: without it, values holding
+	// many distinct runes (a client chooses them) would grow every
+	// state's map without limit, outside maxDFABytes. Past it, such a
+	// rune runs the regexp. wideEntryBytes is what one entry is charged
+	// against maxDFABytes.
+	maxWideRunes   = 64
+	wideEntryBytes = 32
 )
 
 // dinst is an instruction of the program: its op, Out and Arg, and for
@@ -359,7 +367,7 @@ func (d *dfa) match(s string) (matched, ok bool) {
 		} else {
 			r, w := utf8.DecodeRuneInString(s[i:])
 			d.mu.Lock()
-			if t = st.wide[r]; t == 0 {
+			if t = st.wide[r]; t == 0 && len(st.wide) < maxWideRunes && dfaBytes.Add(wideEntryBytes) <= maxDFABytes {
 				if t = d.step(st, r); t != 0 {
 					if st.wide == nil {
 						st.wide = map[rune]uint32{}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/corazawaf/coraza/v3/experimental/plugins"
 	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
@@ -250,6 +251,39 @@ func TestDFAFull(t *testing.T) {
 	}
 	if undecided < 4 {
 		t.Errorf("a full automaton decided %d of 6 inputs without building states", 6-undecided)
+	}
+}
+
+// TestDFAWideBounded: values holding thousands of distinct runes past
+// ASCII (chosen by a client) leave each state at most maxWideRunes of
+// them, and the answers are the regexp's.
+func TestDFAWideBounded(t *testing.T) {
+	expr := `(?sm)(?i)union\s+select|é{2}|[\x{4e00}-\x{4e10}]x`
+	o := &rx{re: regexp.MustCompile(expr), expr: expr}
+	d := newDFA(expr)
+	o.dfa.Store(d)
+	var b strings.Builder
+	for r := rune(0x4e00); r < 0x4e00+5000; r++ {
+		b.WriteRune(r)
+		if r%7 == 0 {
+			b.WriteString("x union  select ")
+		}
+		in := b.String()[max(0, b.Len()-60):]
+		for !utf8.ValidString(in) {
+			in = in[1:]
+		}
+		if got, want := o.MatchString(in), o.re.MatchString(in); got != want {
+			t.Fatalf("%q: got %v, want %v", in, got, want)
+		}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	widest := 0
+	for _, i := range d.states {
+		widest = max(widest, len(d.at(i).wide))
+	}
+	if widest > maxWideRunes || widest == 0 {
+		t.Errorf("a state holds %d transitions on runes past ASCII, want 1 to %d", widest, maxWideRunes)
 	}
 }
 
