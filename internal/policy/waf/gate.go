@@ -886,33 +886,40 @@ func (sc *gateScratch) transformed(chain int32, v *gateValue) *gateValue {
 	if w, ok := sc.walked[key]; ok {
 		return w
 	}
-	cur := strings.ToLower(v.value)
-	trig := v.trig // ASCII lowering changes no trigger
 	var out *gateValue
-	stuck := false
+	if cur, ok := sc.walk(chain, v, nil); ok {
+		out = sc.value(cur)
+	}
+	sc.walked[key] = out
+	return out
+}
+
+// walk computes chain's steps on v's lowering, calling step (when not
+// nil) with the result of each step it computes, and returns the last
+// result; ok is false when the walk is stuck: a step with v's triggers
+// has no exact restatement, or its result is not ASCII (urlDecodeUni
+// decoded bytes past ASCII, or an escape it does not restate).
+func (sc *gateScratch) walk(chain int32, v *gateValue, step func(string)) (cur string, ok bool) {
+	cur = strings.ToLower(v.value)
+	trig := v.trig // ASCII lowering changes no trigger
 	for _, st := range sc.g.chains[chain] {
 		if trig&st.trig == 0 {
 			continue
 		}
 		if st.exact == nil {
-			stuck = true
-			break
+			return "", false
 		}
 		if next := st.exact(cur); next != cur {
 			cur, trig = next, triggers(next)
 		}
 		if !ascii(cur) {
-			// urlDecodeUni made bytes past ASCII (or an escape it
-			// does not restate): not a lowered ASCII value any more.
-			stuck = true
-			break
+			return "", false
+		}
+		if step != nil {
+			step(cur)
 		}
 	}
-	if !stuck {
-		out = sc.value(cur)
-	}
-	sc.walked[key] = out
-	return out
+	return cur, true
 }
 
 // intermediates returns the gate's values of the lowerings of what a
@@ -931,23 +938,9 @@ func (sc *gateScratch) intermediates(chain int32, v *gateValue) []*gateValue {
 }
 
 func (sc *gateScratch) walkAll(chain int32, v *gateValue) []*gateValue {
-	cur := strings.ToLower(v.value)
-	trig := v.trig
-	out := []*gateValue{sc.value(cur)}
-	for _, st := range sc.g.chains[chain] {
-		if trig&st.trig == 0 {
-			continue
-		}
-		if st.exact == nil {
-			return nil
-		}
-		if next := st.exact(cur); next != cur {
-			cur, trig = next, triggers(next)
-		}
-		if !ascii(cur) {
-			return nil
-		}
-		out = append(out, sc.value(cur))
+	out := []*gateValue{sc.value(strings.ToLower(v.value))}
+	if _, ok := sc.walk(chain, v, func(cur string) { out = append(out, sc.value(cur)) }); !ok {
+		return nil
 	}
 	return out
 }
