@@ -36,8 +36,13 @@ import (
 // ASCII bytes go through a per-state table indexed by byte class (bytes
 // that every rune instruction, and the empty-width context, treats alike);
 // other runes through a per-state map under the lock. The number of
-// states is bounded (maxDFAStates per automaton, maxDFABytes for all):
-// past it, match reports !ok and the caller runs the regexp.
+// states is bounded (maxDFAStates per automaton, dfaBudget for all):
+// past it, match reports !ok and the caller runs the regexp, until the
+// automaton's cache of states has paid for itself and is rebuilt from
+// empty (reset), as RE2 rebuilds its DFA's cache. Without the rebuild,
+// values made to visit new states (a client chooses them) would fill
+// the bounds once and leave every automaton on the regexp for the
+// process's life.
 type dfa struct {
 	// The program, compacted: one dinst per instruction, and the
 	// distinct rune tests of its rune instructions.
@@ -53,19 +58,40 @@ type dfa struct {
 	rep           []rune               // a representative byte of each class
 	nc            int
 
-	// chunks hold the states by index (see dstate.next), written under
-	// mu before their index is published.
-	chunks [maxDFAStates/dfaChunk + 1]atomic.Pointer[[dfaChunk]*dstate]
-	full   atomic.Bool // maxDFAStates reached: build no more
+	// maxStates is maxDFAStates; tests lower it.
+	maxStates int
 
-	mu     sync.Mutex
-	states map[string]uint32 // key -> index
+	// cache holds the states built so far. A walk loads it once and
+	// runs on it to its end, so that a state index is only ever looked
+	// up in the cache that made it; a reset publishes a new one.
+	cache  atomic.Pointer[dcache]
+	resets atomic.Int64 // how many times the cache was rebuilt
+
+	mu sync.Mutex // builds states (of any cache of d)
 	// scratch, under mu
 	seen  []bool
 	stack []uint32
 	runes []uint32
 	next  []uint32
 	key   []byte
+}
+
+// dcache is one generation of an automaton's states.
+type dcache struct {
+	// chunks hold the states by index (see dstate.next), written under
+	// dfa.mu before their index is published.
+	chunks [maxDFAStates/dfaChunk + 1]atomic.Pointer[[dfaChunk]*dstate]
+	start  *dstate     // state 0; nil when there was no room for it
+	full   atomic.Bool // a bound refused a state: build no more
+	n      atomic.Int64
+	// walked counts the bytes walks crossed on this cache: with n, it
+	// tells whether the cache paid for itself (see dfa.reset).
+	walked atomic.Int64
+
+	// Under dfa.mu:
+	states  map[string]uint32 // key -> index
+	bytes   int64             // charged to dfaBytes, given back by reset
+	retired bool              // replaced: grows no more, charges nothing
 }
 
 // dstate is one state. Transitions are state indexes plus 2; 0 is not yet
@@ -85,8 +111,16 @@ const (
 	maxDFAStates = 4096
 	// maxDFABytes bounds all automata together (they live as long as
 	// the process's compiled expressions): past it, none grows, and
-	// values that would need a new state run the regexp.
+	// values that would need a new state run the regexp, until an
+	// automaton that paid for itself is rebuilt and gives its bytes back.
 	maxDFABytes = 32 << 20
+	// resetWalk is how many bytes walks must cross per state of a cache
+	// before it may be rebuilt (RE2's rule, and its figure): a cache
+	// rebuilt more often costs more to build than the regexp it saves.
+	// Values made so that every byte needs a new state cannot make an
+	// automaton rebuild; the traffic that follows them, walking states
+	// already built, does.
+	resetWalk = 10
 	// dstateOverhead is a state's size besides its key and transitions:
 	// the struct, its map entry and chunk slot, allocation slack.
 	dstateOverhead = 128
@@ -125,14 +159,30 @@ func (m *runeMatcher) matches(r rune) bool {
 	return runeMatches(&m.in, r)
 }
 
-// dfaBytes is the approximate size of all automata's states.
-var dfaBytes atomic.Int64
+// dfaBytes is the approximate size of all automata's states, and
+// dfaBudget its bound (maxDFABytes; tests lower it).
+var (
+	dfaBytes  atomic.Int64
+	dfaBudget atomic.Int64
+)
+
+func init() { dfaBudget.Store(maxDFABytes) }
+
+// charge adds n bytes to dfaBytes if they fit in the budget.
+func charge(n int64) bool {
+	if dfaBytes.Add(n) > dfaBudget.Load() {
+		dfaBytes.Add(-n)
+		return false
+	}
+	return true
+}
 
 // ctx is the representative of the previous rune's class, -1 at start.
 func (s *dstate) ctx() rune { return rune(s.key[0]) - 1 }
 
 // newDFA compiles expr for the automaton; nil (which decides nothing) if
-// it does not parse.
+// it does not parse. With no room for its first state it decides nothing
+// until there is room (see reset).
 func newDFA(expr string) *dfa {
 	re, err := syntax.Parse(expr, syntax.Perl)
 	if err != nil {
@@ -142,7 +192,7 @@ func newDFA(expr string) *dfa {
 	if err != nil {
 		return nil
 	}
-	d := &dfa{start: uint32(prog.Start), states: map[string]uint32{}, seen: make([]bool, len(prog.Inst))}
+	d := &dfa{start: uint32(prog.Start), maxStates: maxDFAStates, seen: make([]bool, len(prog.Inst))}
 	d.compact(prog)
 	d.caseSymmetric = true
 	for i := range d.matchers {
@@ -155,10 +205,45 @@ func newDFA(expr string) *dfa {
 		}
 	}
 	d.classes()
-	if d.state([]uint32{d.start}, -1) != 2 { // state 0, the start
-		return nil // no room left (maxDFABytes)
-	}
+	d.cache.Store(d.newCache())
 	return d
+}
+
+// newCache returns an empty cache holding the start state, or none when
+// the budget has no room for it. Under mu, or before d is shared.
+func (d *dfa) newCache() *dcache {
+	c := &dcache{states: map[string]uint32{}}
+	if d.state(c, []uint32{d.start}, -1) == 2 {
+		c.start = c.at(2)
+	} else {
+		c.full.Store(true)
+	}
+	return c
+}
+
+// reset rebuilds d's cache from empty when c, the cache a walk found
+// full, is still d's and has paid for itself: walks crossed at least
+// resetWalk bytes per state since it was made. Its bytes go back to the
+// budget. Walks still running on c keep reading it; they build no more
+// states in it. Otherwise nothing changes, and values needing a state c
+// lacks run the regexp.
+func (d *dfa) reset(c *dcache) {
+	if c.walked.Load() < resetWalk*c.n.Load() {
+		return
+	}
+	if c.start == nil && dfaBytes.Load() >= dfaBudget.Load() {
+		return // no room for a start state yet: do not take the lock
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.cache.Load() != c {
+		return // another walk rebuilt it
+	}
+	c.retired = true
+	dfaBytes.Add(-c.bytes)
+	c.bytes = 0
+	d.cache.Store(d.newCache())
+	d.resets.Add(1)
 }
 
 // ctxOf is the representative of r's class as the previous rune.
@@ -249,37 +334,39 @@ func runeMatches(in *syntax.Inst, r rune) bool {
 }
 
 // at returns the state of transition value t (>= 2).
-func (d *dfa) at(t uint32) *dstate {
+func (c *dcache) at(t uint32) *dstate {
 	i := t - 2
-	return d.chunks[i/dfaChunk].Load()[i%dfaChunk]
+	return c.chunks[i/dfaChunk].Load()[i%dfaChunk]
 }
 
 // state returns the transition value of the state of pcs (sorted,
-// distinct) after a rune of class ctx, creating it; 0 when the bound is
-// reached. Under mu, or before the automaton is shared.
-func (d *dfa) state(pcs []uint32, ctx rune) uint32 {
+// distinct) after a rune of class ctx in c, creating it; 0 when a bound
+// is reached. Under mu, or before the automaton is shared.
+func (d *dfa) state(c *dcache, pcs []uint32, ctx rune) uint32 {
 	d.key = append(d.key[:0], byte(ctx+1))
 	for _, pc := range pcs {
 		d.key = binary.LittleEndian.AppendUint32(d.key, pc)
 	}
-	if t, ok := d.states[string(d.key)]; ok {
+	if t, ok := c.states[string(d.key)]; ok {
 		return t
 	}
-	i := len(d.states)
+	i := len(c.states)
 	size := int64(dstateOverhead + len(d.key) + 4*d.nc)
-	if i >= maxDFAStates || dfaBytes.Add(size) > maxDFABytes {
-		d.full.Store(true)
+	if c.retired || i >= d.maxStates || !charge(size) {
+		c.full.Store(true)
 		return 0
 	}
+	c.bytes += size
 	s := &dstate{key: string(d.key), next: make([]atomic.Uint32, d.nc)}
-	c := d.chunks[i/dfaChunk].Load()
-	if c == nil {
-		c = new([dfaChunk]*dstate)
-		d.chunks[i/dfaChunk].Store(c)
+	ch := c.chunks[i/dfaChunk].Load()
+	if ch == nil {
+		ch = new([dfaChunk]*dstate)
+		c.chunks[i/dfaChunk].Store(ch)
 	}
-	c[i%dfaChunk] = s
+	ch[i%dfaChunk] = s
 	t := uint32(i) + 2
-	d.states[s.key] = t
+	c.states[s.key] = t
+	c.n.Store(int64(len(c.states)))
 	return t
 }
 
@@ -322,8 +409,8 @@ func (d *dfa) closure(s *dstate, flag syntax.EmptyOp) bool {
 	return matched
 }
 
-// step computes s's transition on r. Under mu.
-func (d *dfa) step(s *dstate, r rune) uint32 {
+// step computes the transition on r of s, a state of c. Under mu.
+func (d *dfa) step(c *dcache, s *dstate, r rune) uint32 {
 	if d.closure(s, syntax.EmptyOpContext(s.ctx(), r)) {
 		return dfaMatch
 	}
@@ -336,7 +423,7 @@ func (d *dfa) step(s *dstate, r rune) uint32 {
 	slices.Sort(next)
 	next = slices.Compact(next)
 	d.next = next
-	return d.state(next, ctxOf(r))
+	return d.state(c, next, ctxOf(r))
 }
 
 // match reports whether the expression matches somewhere in s; ok is
@@ -345,21 +432,35 @@ func (d *dfa) match(s string) (matched, ok bool) {
 	if d == nil || d.nc == 0 {
 		return false, false
 	}
-	st := d.at(2)
+	c := d.cache.Load()
+	matched, ok, n := d.walk(c, s)
+	c.walked.Add(int64(n))
+	if !ok {
+		d.reset(c)
+	}
+	return matched, ok
+}
+
+// walk runs s through c; n is how many bytes it crossed.
+func (d *dfa) walk(c *dcache, s string) (matched, ok bool, n int) {
+	st := c.start
+	if st == nil {
+		return false, false, 0
+	}
 	for i := 0; i < len(s); {
-		c := s[i]
+		ch := s[i]
 		var t uint32
-		if c < utf8.RuneSelf {
-			cl := d.class[c]
+		if ch < utf8.RuneSelf {
+			cl := d.class[ch]
 			if t = st.next[cl].Load(); t == 0 {
-				if d.full.Load() {
-					return false, false
+				if c.full.Load() {
+					return false, false, i
 				}
 				d.mu.Lock()
-				t = d.step(st, d.rep[cl])
+				t = d.step(c, st, d.rep[cl])
 				d.mu.Unlock()
 				if t == 0 {
-					return false, false
+					return false, false, i
 				}
 				st.next[cl].Store(t)
 			}
@@ -367,30 +468,33 @@ func (d *dfa) match(s string) (matched, ok bool) {
 		} else {
 			r, w := utf8.DecodeRuneInString(s[i:])
 			d.mu.Lock()
-			if t = st.wide[r]; t == 0 && len(st.wide) < maxWideRunes && dfaBytes.Add(wideEntryBytes) <= maxDFABytes {
-				if t = d.step(st, r); t != 0 {
+			if t = st.wide[r]; t == 0 && len(st.wide) < maxWideRunes && !c.retired && charge(wideEntryBytes) {
+				if t = d.step(c, st, r); t != 0 {
 					if st.wide == nil {
 						st.wide = map[rune]uint32{}
 					}
 					st.wide[r] = t
+					c.bytes += wideEntryBytes
+				} else {
+					dfaBytes.Add(-wideEntryBytes)
 				}
 			}
 			d.mu.Unlock()
 			if t == 0 {
-				return false, false
+				return false, false, i
 			}
 			i += w
 		}
 		if t == dfaMatch {
-			return true, true
+			return true, true, i
 		}
-		st = d.at(t)
+		st = c.at(t)
 	}
 	switch st.end.Load() {
 	case 1:
-		return false, true
+		return false, true, len(s)
 	case 2:
-		return true, true
+		return true, true, len(s)
 	}
 	d.mu.Lock()
 	m := d.closure(st, syntax.EmptyOpContext(st.ctx(), -1))
@@ -400,5 +504,5 @@ func (d *dfa) match(s string) (matched, ok bool) {
 	} else {
 		st.end.Store(1)
 	}
-	return m, true
+	return m, true, len(s)
 }

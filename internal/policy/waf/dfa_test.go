@@ -238,7 +238,7 @@ func TestDFAFull(t *testing.T) {
 	expr := `(?sm)(?i)union\s+select`
 	o := &rx{re: regexp.MustCompile(expr), pre: newPrefilter(expr), expr: expr}
 	d := newDFA(expr)
-	d.full.Store(true)
+	d.cache.Load().full.Store(true)
 	o.dfa.Store(d)
 	undecided := 0
 	for _, in := range []string{"", "x", "UNION  SELECT 1", "union select", "unionselect", "a union\tselect b"} {
@@ -279,8 +279,9 @@ func TestDFAWideBounded(t *testing.T) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	widest := 0
-	for _, i := range d.states {
-		widest = max(widest, len(d.at(i).wide))
+	c := d.cache.Load()
+	for _, i := range c.states {
+		widest = max(widest, len(c.at(i).wide))
 	}
 	if widest > maxWideRunes || widest == 0 {
 		t.Errorf("a state holds %d transitions on runes past ASCII, want 1 to %d", widest, maxWideRunes)
@@ -330,4 +331,162 @@ func TestWholeExpr(t *testing.T) {
 	if got, err := newRx(plugintypes.OperatorOptions{Arguments: "^.*$"}); err != nil || !got.(*rx).whole {
 		t.Errorf("@ghrx ^.*$ is not marked whole (%v)", err)
 	}
+}
+
+// TestDFAReset: an automaton whose cache is full rebuilds it from empty
+// only once walks have crossed resetWalk bytes per state it holds; the
+// old cache's bytes go back to the budget, and the answers stay the
+// regexp's throughout.
+func TestDFAReset(t *testing.T) {
+	expr := `(?sm)(?i)\b(?:union\s+select|sleep\s*\(|benchmark\s*\()|^\s*drop\s+table|é{2}`
+	re := regexp.MustCompile(expr)
+	base := dfaBytes.Load()
+	d := newDFA(expr)
+	d.maxStates = 12
+	check := func(in string) bool {
+		got, ok := d.match(in)
+		if ok && got != re.MatchString(in) {
+			t.Fatalf("%q: automaton %v, regexp %v", in, got, !got)
+		}
+		return ok
+	}
+	// "aaaa" is walked on states built first; then values that each
+	// need states the cache lacks fill it.
+	const known = "aaaa"
+	if !check(known) {
+		t.Fatal("an empty cache did not decide aaaa")
+	}
+	first := d.cache.Load()
+	rng := rand.New(rand.NewPCG(1, 2))
+	alphabet := dfaAlphabet(&rx{re: re, expr: expr})
+	for i := 0; !first.full.Load() && i < 200; i++ {
+		check(randomInput(rng, alphabet))
+	}
+	if !first.full.Load() {
+		t.Fatal("the cache of 12 states never filled")
+	}
+	// Until walks cross 10 bytes per state (120 here), values needing
+	// states it lacks leave it as it is.
+	for range 50 {
+		first.walked.Store(0)
+		in := randomInput(rng, alphabet)
+		check(in[:min(len(in), 60)])
+	}
+	if d.cache.Load() != first || d.resets.Load() != 0 {
+		t.Fatalf("rebuilt after %d bytes walked on %d states", first.walked.Load(), first.n.Load())
+	}
+	// Walks over states it holds pay for it; then a value that needs a
+	// new state rebuilds it.
+	for first.walked.Load() < resetWalk*first.n.Load() {
+		if !check(known) {
+			t.Fatalf("%q left the states built", known)
+		}
+	}
+	for i := 0; d.cache.Load() == first && i < 1000; i++ {
+		check(randomInput(rng, alphabet))
+	}
+	now := d.cache.Load()
+	if now == first || d.resets.Load() == 0 {
+		t.Fatalf("a full cache that paid for itself was not rebuilt (walked %d, %d states)", first.walked.Load(), first.n.Load())
+	}
+	if !first.retired || first.bytes != 0 {
+		t.Errorf("the old cache: retired %v, %d bytes charged", first.retired, first.bytes)
+	}
+	for range 2000 {
+		check(randomInput(rng, alphabet))
+	}
+	d.mu.Lock()
+	held := d.cache.Load().bytes
+	d.mu.Unlock()
+	if got := dfaBytes.Load() - base; got != held {
+		t.Errorf("the budget holds %d bytes of this automaton, its cache %d", got, held)
+	}
+}
+
+// TestDFAWaitsForRoom: an automaton made when the budget had no room for
+// its first state decides nothing (the regexp answers), charges nothing
+// for the states it was refused, and builds its states once there is
+// room.
+func TestDFAWaitsForRoom(t *testing.T) {
+	old := dfaBudget.Load()
+	t.Cleanup(func() { dfaBudget.Store(old) })
+	full := dfaBytes.Load()
+	dfaBudget.Store(full)
+	expr := `(?i)union\s+select|é{2}`
+	o := &rx{re: regexp.MustCompile(expr), expr: expr}
+	d := newDFA(expr)
+	if d == nil || d.cache.Load().start != nil {
+		t.Fatal("want an automaton without states")
+	}
+	o.dfa.Store(d)
+	for _, in := range []string{"union select", "x", "UNION\tSELECT", "éé"} {
+		if _, ok := d.match(in); ok {
+			t.Errorf("%q: decided without states", in)
+		}
+		if got, want := o.MatchString(in), o.re.MatchString(in); got != want {
+			t.Errorf("%q: got %v, want %v", in, got, want)
+		}
+	}
+	if got := dfaBytes.Load(); got != full {
+		t.Errorf("refused states left %d bytes charged", got-full)
+	}
+	dfaBudget.Store(old)
+	d.match("x") // finds room: the cache is made
+	if m, ok := d.match("a union select"); !ok || !m {
+		t.Errorf("with room: match %v, decided %v", m, ok)
+	}
+}
+
+// TestDFAConcurrentResets: goroutines walking, filling and rebuilding one
+// small automaton at once get the regexp's answers (run it with -race).
+func TestDFAConcurrentResets(t *testing.T) {
+	expr := `(?sm)(?i)\b(?:union\s+select|sleep\s*\(|benchmark\s*\()|^\s*drop\s+table|é{2}`
+	re := regexp.MustCompile(expr)
+	d := newDFA(expr)
+	d.maxStates = 10
+	alphabet := dfaAlphabet(&rx{re: re, expr: expr})
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(g), 11))
+			for i := range 3000 {
+				in := randomInput(rng, alphabet)
+				if i%2 == 0 {
+					in = "aaaa" // walks built states: pays for rebuilds
+				}
+				if got, ok := d.match(in); ok && got != re.MatchString(in) {
+					t.Errorf("%q: automaton %v", in, got)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if d.resets.Load() == 0 {
+		t.Error("no rebuild happened")
+	}
+}
+
+// BenchmarkDFAMatch: one automaton's walks over the corpus's values,
+// its states built, from every core at once.
+func BenchmarkDFAMatch(b *testing.B) {
+	expr := `(?sm)(?i)\b(?:union\s+select|sleep\s*\(|benchmark\s*\()|^\s*drop\s+table|é{2}`
+	d := newDFA(expr)
+	values := corpusStrings(b)
+	for _, v := range values {
+		d.match(v)
+	}
+	var n int64
+	for _, v := range values {
+		n += int64(len(v))
+	}
+	b.SetBytes(n / int64(len(values)))
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			d.match(values[i%len(values)])
+			i++
+		}
+	})
 }
