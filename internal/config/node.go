@@ -245,6 +245,29 @@ func joinPath(base, rel string) string {
 	}
 }
 
+// keyPath is joinPath(base, KeySeg(k)) in one string allocation: the
+// decoder makes one for every value it decodes.
+func keyPath(base, k string) string {
+	if k == "" || !plainKey(k) {
+		return joinPath(base, KeySeg(k))
+	}
+	if base == "" {
+		return k
+	}
+	return base + "." + k
+}
+
+// plainKey reports whether KeySeg writes k as ".k".
+func plainKey(k string) bool {
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
 // KeySeg is the path segment of mapping key k: ".k" for plain keys, and
 // `["k"]` for keys that would not read back (dots, brackets, spaces).
 // Policies use it to name a field under a map key in Errorf, spelled as
