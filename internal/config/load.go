@@ -18,7 +18,8 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	return LoadBytes(path, data, os.LookupEnv)
+	// data is Load's own: the config keeps it as its text, uncopied.
+	return loaded(load(path, data, os.LookupEnv))
 }
 
 // LoadBytes parses data as a config file named file, expands environment
@@ -31,7 +32,12 @@ func Load(path string) (*Config, error) {
 // files are not read here: the gateway does that and reports with
 // Config.Errorf.
 func LoadBytes(file string, data []byte, lookupEnv func(string) (string, bool)) (*Config, error) {
-	c, errs := load(file, data, lookupEnv)
+	// The config keeps its text (load): a copy, data being the caller's.
+	return loaded(load(file, bytes.Clone(data), lookupEnv))
+}
+
+// loaded is LoadBytes' result from load's.
+func loaded(c *Config, errs Errors) (*Config, error) {
 	if err := errs.err(); err != nil {
 		return nil, err
 	}
@@ -39,7 +45,8 @@ func LoadBytes(file string, data []byte, lookupEnv func(string) (string, bool)) 
 }
 
 // load is LoadBytes returning the config decoded as far as it could be
-// (nil when the document did not parse) with every problem found.
+// (nil when the document did not parse) with every problem found. The
+// config keeps data as its text: the caller must not change it after.
 func load(file string, data []byte, lookupEnv func(string) (string, bool)) (*Config, Errors) {
 	d := newDoc(file, lookupEnv)
 	root, aliased, errs := parseDocument(file, data, false)
@@ -59,7 +66,7 @@ func load(file string, data []byte, lookupEnv func(string) (string, bool)) (*Con
 	dc.value(root, nil, "", reflect.ValueOf(&c).Elem())
 	errs = append(errs, dc.errs...)
 	c.root = &Node{y: root, d: d}
-	d.source = string(data)
+	d.source = data
 
 	applyDefaults(&c)
 	// A value that failed to decode was left unset, so validation would

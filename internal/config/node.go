@@ -42,9 +42,10 @@ type doc struct {
 	// environment. Such a value is taken as written where a string is
 	// expected: `name: ${NAME}` with NAME=yes or NAME=true is a string.
 	expanded map[*yaml.Node]bool
-	// source is the document's text, kept by LoadBytes so that a released
-	// config (Config.Released) can show its policies' settings again.
-	source string
+	// source is the document's text, kept by load so that a released
+	// config (Config.Released) can show its policies' settings again;
+	// nothing else holds it (Load's own, or LoadBytes' copy).
+	source []byte
 	// released marks the doc of a released config; sourceZ is then the
 	// deflated source.
 	released bool
