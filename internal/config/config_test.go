@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -632,5 +633,48 @@ i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h,*h]
 				t.Errorf("Msg = %q, want it to contain %q", e.Msg, tt.wantMsg)
 			}
 		})
+	}
+}
+
+// TestValidateSharedUpstreamURL: routes with the same upstream URL share
+// one parse of it (validateRoutes), and each is still checked as a whole
+// and reported at its own place.
+func TestValidateSharedUpstreamURL(t *testing.T) {
+	route := func(i int, upstream string) string {
+		return fmt.Sprintf("  - name: r%d\n    match: {path_prefix: /r%d/, methods: [GET, GET]}\n    upstream: %s\n", i, i, upstream)
+	}
+	src := "listeners: [{name: main, address: \"127.0.0.1:0\"}]\nroutes:\n" +
+		route(0, "{url: \"ftp://files\"}") +
+		route(1, "{url: \"https://u\"}") +
+		route(2, "{url: \"ftp://files\"}") +
+		route(3, "{url: \"https://u\", h2c: true}") +
+		route(4, "{url: \"http://u:0\"}") +
+		route(5, "{url: \"https://u\"}") +
+		route(6, "{url: \"http://u:0\"}")
+	_, err := LoadBytes("shared.yaml", []byte(src), nil)
+	var errs Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("got %v, want Errors", err)
+	}
+	var got []string
+	for _, e := range errs {
+		got = append(got, fmt.Sprintf("%d %s: %s", e.Line, e.Path, e.Msg))
+	}
+	want := []string{
+		`4 routes[0].match.methods[1]: duplicate method GET`,
+		`5 routes[0].upstream.url: URL "ftp://files": scheme must be http or https`,
+		`7 routes[1].match.methods[1]: duplicate method GET`,
+		`10 routes[2].match.methods[1]: duplicate method GET`,
+		`11 routes[2].upstream.url: URL "ftp://files": scheme must be http or https`,
+		`13 routes[3].match.methods[1]: duplicate method GET`,
+		`14 routes[3].upstream.h2c: h2c is only for http upstreams (https negotiates HTTP/2 through ALPN)`,
+		`16 routes[4].match.methods[1]: duplicate method GET`,
+		`17 routes[4].upstream.url: URL "http://u:0": invalid port "0"`,
+		`19 routes[5].match.methods[1]: duplicate method GET`,
+		`22 routes[6].match.methods[1]: duplicate method GET`,
+		`23 routes[6].upstream.url: URL "http://u:0": invalid port "0"`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

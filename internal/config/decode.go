@@ -358,7 +358,7 @@ func (dc *decoder) mapValue(n, at *yaml.Node, path string, v reflect.Value) {
 	m := reflect.MakeMapWithSize(v.Type(), len(pairs))
 	for _, p := range pairs {
 		elem := reflect.New(v.Type().Elem()).Elem()
-		dc.value(p.v, p.k, joinPath(path, KeySeg(p.k.Value)), elem)
+		dc.value(p.v, p.k, keyPath(path, p.k.Value), elem)
 		m.SetMapIndex(reflect.ValueOf(p.k.Value).Convert(v.Type().Key()), elem)
 	}
 	v.Set(m)
@@ -382,10 +382,10 @@ func (dc *decoder) structValue(n, at *yaml.Node, path string, v reflect.Value) {
 			if s := suggest(p.k.Value, fields.names); s != "" {
 				msg += fmt.Sprintf(" (did you mean %q?)", s)
 			}
-			dc.errorf(p.k, joinPath(path, KeySeg(p.k.Value)), "%s", msg)
+			dc.errorf(p.k, keyPath(path, p.k.Value), "%s", msg)
 			continue
 		}
-		dc.value(p.v, p.k, joinPath(path, KeySeg(p.k.Value)), fieldByIndexAlloc(v, f))
+		dc.value(p.v, p.k, keyPath(path, p.k.Value), fieldByIndexAlloc(v, f))
 	}
 }
 
@@ -519,11 +519,11 @@ func (dc *decoder) generic(n, at *yaml.Node, path string) (any, bool) {
 		ok := true
 		for _, p := range pairs {
 			p.v = resolveAlias(p.v)
-			if dc.d.bad[p.v] || !dc.knownTag(p.v, posFor(p.k, p.v), joinPath(path, KeySeg(p.k.Value))) {
+			if dc.d.bad[p.v] || !dc.knownTag(p.v, posFor(p.k, p.v), keyPath(path, p.k.Value)) {
 				ok = false
 				continue
 			}
-			g, gok := dc.generic(p.v, posFor(p.k, p.v), joinPath(path, KeySeg(p.k.Value)))
+			g, gok := dc.generic(p.v, posFor(p.k, p.v), keyPath(path, p.k.Value))
 			ok = ok && gok
 			m[p.k.Value] = g
 		}
@@ -600,6 +600,6 @@ func (dc *decoder) policySpec(n, at *yaml.Node, path string, v reflect.Value) {
 	}
 	v.Set(reflect.ValueOf(PolicySpec{
 		Type:   dc.intern(p.k.Value),
-		Config: &Node{y: resolveAlias(p.v), key: p.k, path: joinPath(path, KeySeg(p.k.Value)), d: dc.d},
+		Config: &Node{y: resolveAlias(p.v), key: p.k, path: keyPath(path, p.k.Value), d: dc.d},
 	}))
 }

@@ -762,3 +762,24 @@ func TestLargeDocumentWithoutAliases(t *testing.T) {
 		t.Errorf("len = %d, want %d", got, want)
 	}
 }
+
+// TestLoadExpandsEscapedReference: a config whose text has no "$" skips
+// the expansion walk (mayReference), but a double-quoted "\x24{NAME}" is a
+// reference all the same, and one to an unset variable an error.
+func TestLoadExpandsEscapedReference(t *testing.T) {
+	src := "listeners: [{name: \"main\\x24{SUFFIX}\", address: \"127.0.0.1:0\"}]\n"
+	c, err := LoadBytes("x.yaml", []byte(src), env(map[string]string{"SUFFIX": "-1"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Listeners[0].Name; got != "main-1" {
+		t.Errorf("listener name %q, want main-1", got)
+	}
+	_, err = LoadBytes("x.yaml", []byte(src), nil)
+	if err == nil || !strings.Contains(err.Error(), "environment variable SUFFIX is not set") {
+		t.Errorf("got %v, want SUFFIX not set", err)
+	}
+	if mayReference([]byte("a: b\nc: [d, 'e']\n")) || !mayReference([]byte("a: $b")) || !mayReference([]byte(`a: "\x24"`)) {
+		t.Error("mayReference is wrong")
+	}
+}

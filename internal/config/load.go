@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"fmt"
 	"net/netip"
 	"os"
@@ -17,7 +18,8 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	return LoadBytes(path, data, os.LookupEnv)
+	// data is Load's own: the config keeps it as its text, uncopied.
+	return loaded(load(path, data, os.LookupEnv))
 }
 
 // LoadBytes parses data as a config file named file, expands environment
@@ -30,7 +32,12 @@ func Load(path string) (*Config, error) {
 // files are not read here: the gateway does that and reports with
 // Config.Errorf.
 func LoadBytes(file string, data []byte, lookupEnv func(string) (string, bool)) (*Config, error) {
-	c, errs := load(file, data, lookupEnv)
+	// The config keeps its text (load): a copy, data being the caller's.
+	return loaded(load(file, bytes.Clone(data), lookupEnv))
+}
+
+// loaded is LoadBytes' result from load's.
+func loaded(c *Config, errs Errors) (*Config, error) {
 	if err := errs.err(); err != nil {
 		return nil, err
 	}
@@ -38,7 +45,8 @@ func LoadBytes(file string, data []byte, lookupEnv func(string) (string, bool)) 
 }
 
 // load is LoadBytes returning the config decoded as far as it could be
-// (nil when the document did not parse) with every problem found.
+// (nil when the document did not parse) with every problem found. The
+// config keeps data as its text: the caller must not change it after.
 func load(file string, data []byte, lookupEnv func(string) (string, bool)) (*Config, Errors) {
 	d := newDoc(file, lookupEnv)
 	root, aliased, errs := parseDocument(file, data, false)
@@ -49,14 +57,16 @@ func load(file string, data []byte, lookupEnv func(string) (string, bool)) (*Con
 		return nil, Errors{{File: file, Line: root.Line, Column: root.Column,
 			Msg: "the top level must be a mapping, got " + describe(root)}}
 	}
-	errs = append(errs, expandTree(root, d, aliased)...)
+	if mayReference(data) {
+		errs = append(errs, expandTree(root, d, aliased)...)
+	}
 
 	var c Config
 	dc := &decoder{d: d, strs: make(map[string]string)}
 	dc.value(root, nil, "", reflect.ValueOf(&c).Elem())
 	errs = append(errs, dc.errs...)
 	c.root = &Node{y: root, d: d}
-	d.source = string(data)
+	d.source = data
 
 	applyDefaults(&c)
 	// A value that failed to decode was left unset, so validation would
@@ -68,6 +78,14 @@ func load(file string, data []byte, lookupEnv func(string) (string, bool)) (*Con
 		}
 	}
 	return &c, errs
+}
+
+// mayReference reports whether a scalar of the document data may hold a
+// "$", the only values expandTree changes: a "$" in the text, or an escape
+// in a double-quoted scalar ("\x24"), is needed for one. Most configs have
+// neither, and are spared the walk of every node (15 ms at 10,000 routes).
+func mayReference(data []byte) bool {
+	return bytes.IndexByte(data, '$') >= 0 || bytes.IndexByte(data, '\\') >= 0
 }
 
 func overlapsAny(path string, errs Errors) bool {

@@ -42,9 +42,10 @@ type doc struct {
 	// environment. Such a value is taken as written where a string is
 	// expected: `name: ${NAME}` with NAME=yes or NAME=true is a string.
 	expanded map[*yaml.Node]bool
-	// source is the document's text, kept by LoadBytes so that a released
-	// config (Config.Released) can show its policies' settings again.
-	source string
+	// source is the document's text, kept by load so that a released
+	// config (Config.Released) can show its policies' settings again;
+	// nothing else holds it (Load's own, or LoadBytes' copy).
+	source []byte
 	// released marks the doc of a released config; sourceZ is then the
 	// deflated source.
 	released bool
@@ -243,6 +244,29 @@ func joinPath(base, rel string) string {
 	default:
 		return base + "." + rel
 	}
+}
+
+// keyPath is joinPath(base, KeySeg(k)) in one string allocation: the
+// decoder makes one for every value it decodes.
+func keyPath(base, k string) string {
+	if k == "" || !plainKey(k) {
+		return joinPath(base, KeySeg(k))
+	}
+	if base == "" {
+		return k
+	}
+	return base + "." + k
+}
+
+// plainKey reports whether KeySeg writes k as ".k".
+func plainKey(k string) bool {
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // KeySeg is the path segment of mapping key k: ".k" for plain keys, and

@@ -231,8 +231,35 @@ func mappingPairs(n *yaml.Node, errs *Errors, file, path string) []pair {
 				Path: joinPath(path, seg), Msg: fmt.Sprintf(format, args...)})
 		}
 	}
-	var own, merged []pair
-	first := make(map[string]*yaml.Node, len(n.Content)/2)
+	var merged []pair
+	own := make([]pair, 0, len(n.Content)/2)
+	// The keys seen so far: own's, looked for in own itself while it is
+	// short (most mappings of a config have a few keys, and a map for
+	// each would cost more than the search).
+	var first map[string]*yaml.Node
+	seen := func(k string) *yaml.Node {
+		if first != nil {
+			return first[k]
+		}
+		for _, p := range own {
+			if p.k.Value == k {
+				return p.k
+			}
+		}
+		return nil
+	}
+	add := func(p pair) {
+		own = append(own, p)
+		switch {
+		case first != nil:
+			first[p.k.Value] = p.k
+		case len(own) > smallMapping:
+			first = make(map[string]*yaml.Node, len(n.Content)/2)
+			for _, q := range own {
+				first[q.k.Value] = q.k
+			}
+		}
+	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := resolveAlias(n.Content[i]), n.Content[i+1]
 		if isMergeKey(k) {
@@ -243,21 +270,23 @@ func mappingPairs(n *yaml.Node, errs *Errors, file, path string) []pair {
 			report(k, indexSeg(i/2), "mapping keys must be scalars, got a %s", kindName(k))
 			continue
 		}
-		if f, dup := first[k.Value]; dup {
+		if f := seen(k.Value); f != nil {
 			report(k, KeySeg(k.Value), "duplicate key %q (first at line %d)", k.Value, f.Line)
 			continue
 		}
-		first[k.Value] = k
-		own = append(own, pair{k, v})
+		add(pair{k, v})
 	}
 	for _, p := range merged {
-		if _, set := first[p.k.Value]; !set {
-			first[p.k.Value] = p.k
-			own = append(own, p)
+		if seen(p.k.Value) == nil {
+			add(p)
 		}
 	}
 	return own
 }
+
+// smallMapping is the most keys mappingPairs finds duplicates among
+// without a map.
+const smallMapping = 8
 
 func mergeSources(v *yaml.Node, errs *Errors, file, path string, report func(*yaml.Node, string, string, ...any)) []pair {
 	src := resolveAlias(v)

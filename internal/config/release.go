@@ -82,13 +82,13 @@ var releasedNode = &Node{released: true}
 
 // compress returns s deflated: a config's text is repetitive (ten thousand
 // routes of 330 bytes each deflate to about a tenth).
-func compress(s string) []byte {
-	if s == "" {
+func compress(s []byte) []byte {
+	if len(s) == 0 {
 		return nil
 	}
 	var b bytes.Buffer
 	w, _ := flate.NewWriter(&b, flate.BestSpeed)
-	io.WriteString(w, s)
+	w.Write(s)
 	w.Close()
 	return bytes.Clone(b.Bytes())
 }

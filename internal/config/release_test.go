@@ -1,7 +1,10 @@
 package config
 
 import (
+	"bytes"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"unsafe"
@@ -174,5 +177,42 @@ routes:
 	}
 	if cc.Upstream.URL != "http://127.0.0.1:2" || a.Name != "a" || b.Name != "b" || a.Match.Methods[1] != "POST" {
 		t.Errorf("interning changed a value: %+v", c.Routes)
+	}
+}
+
+// TestLoadKeepsItsText: a loaded config keeps the text it was loaded from
+// for Released without a copy when it is Load's own (the file read), and a
+// copy of what LoadBytes is given, which its caller may change after.
+func TestLoadKeepsItsText(t *testing.T) {
+	src := []byte("listeners: [{name: main, address: \"127.0.0.1:8080\"}]\nadmin: {address: \"off\"}\nroutes:\n" +
+		"  - name: r1\n    match: {path: /a}\n    upstream: {url: \"http://127.0.0.1:1\"}\n    policies:\n      - headers: {request: {set: {X-A: \"1\"}}}\n")
+	path := filepath.Join(t.TempDir(), "gh.yaml")
+	if err := os.WriteFile(path, src, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fromFile, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	given := bytes.Clone(src)
+	fromBytes, err := LoadBytes(path, given, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range given {
+		given[i] = ' ' // the caller's buffer, reused
+	}
+	want, err := fromFile.Redacted()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]*Config{"Load": fromFile, "LoadBytes": fromBytes} {
+		got, err := c.Released().Redacted()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%s: released Redacted differs (-want +got):\n%s", name, diff)
+		}
 	}
 }

@@ -307,7 +307,7 @@ func (dc *decoder) secret(n, at *yaml.Node, path string, v reflect.Value) {
 		if len(pairs) == 1 {
 			// Place errors at the inner value, where the name or path is.
 			p := pairs[0]
-			at, path = posFor(p.k, p.v), joinPath(path, KeySeg(p.k.Value))
+			at, path = posFor(p.k, p.v), keyPath(path, p.k.Value)
 			if p.k.Value != "env" && p.k.Value != "file" {
 				at = p.k
 			}

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -152,72 +153,84 @@ func (c *Config) validateListeners(v *validator) {
 }
 
 func (c *Config) validateRoutes(v *validator) {
-	names := make(map[string]string)
+	// A route's paths are made only for its problems: ten thousand
+	// routes would otherwise format some fifty thousand strings to
+	// report nothing (issue 23).
+	first := make(map[string]int, len(c.Routes)) // route name -> index of its first route
+	urls := make(map[string]parsedURL)           // each distinct upstream URL parsed once
 	for i := range c.Routes {
 		r := &c.Routes[i]
-		p := fmt.Sprintf("routes[%d]", i)
-		switch first, dup := names[r.Name]; {
+		p := func() string { return "routes[" + strconv.Itoa(i) + "]" }
+		switch j, dup := first[r.Name]; {
 		case r.Name == "":
-			v.add(p+".name", "required field is missing")
+			v.add(p()+".name", "required field is missing")
 		case dup:
-			v.add(p+".name", "duplicate route name %q (first at line %d)", r.Name, v.line(first))
+			v.add(p()+".name", "duplicate route name %q (first at line %d)", r.Name, v.line("routes["+strconv.Itoa(j)+"].name"))
 		default:
-			names[r.Name] = p + ".name"
+			first[r.Name] = i
 		}
-		validateMatch(v, p+".match", &r.Match)
+		validateMatch(v, func() string { return p() + ".match" }, &r.Match)
 		if r.SOAP != "" && r.SOAP != "1.1" && r.SOAP != "1.2" {
-			v.add(p+".soap", "invalid SOAP version %q (want \"1.1\" or \"1.2\", or leave it out for REST)", r.SOAP)
+			v.add(p()+".soap", "invalid SOAP version %q (want \"1.1\" or \"1.2\", or leave it out for REST)", r.SOAP)
 		}
 		switch {
 		case r.SOAPFaultStatus != 0 && r.SOAPFaultStatus != 500:
-			v.add(p+".soap_fault_status", "invalid status %d (want 500, WS-I Basic Profile R1126, or leave it out)", r.SOAPFaultStatus)
+			v.add(p()+".soap_fault_status", "invalid status %d (want 500, WS-I Basic Profile R1126, or leave it out)", r.SOAPFaultStatus)
 		case r.SOAPFaultStatus != 0 && r.SOAP != "1.1":
-			v.add(p+".soap_fault_status", "only SOAP 1.1 routes (soap: \"1.1\") take a fault status; SOAP 1.2 maps faults to statuses itself")
+			v.add(p()+".soap_fault_status", "only SOAP 1.1 routes (soap: \"1.1\") take a fault status; SOAP 1.2 maps faults to statuses itself")
 		}
-		validateUpstream(v, p+".upstream", &r.Upstream)
+		pu, ok := urls[r.Upstream.URL]
+		if !ok {
+			pu.u, pu.err = url.Parse(r.Upstream.URL)
+			urls[r.Upstream.URL] = pu
+		}
+		validateUpstream(v, func() string { return p() + ".upstream" }, &r.Upstream, pu)
 	}
 }
 
-func validateMatch(v *validator, p string, m *Match) {
+// parsedURL is an upstream URL parsed (url.Parse), shared by the routes
+// with that URL: validateUpstream only reads it.
+type parsedURL struct {
+	u   *url.URL
+	err error
+}
+
+// validateMatch checks a route's match; p makes its path, for problems.
+func validateMatch(v *validator, p func() string, m *Match) {
 	switch {
 	case m.Path != "" && m.PathPrefix != "":
-		v.add(p+".path_prefix", "path and path_prefix are mutually exclusive")
+		v.add(p()+".path_prefix", "path and path_prefix are mutually exclusive")
 	case m.Path == "" && m.PathPrefix == "":
-		v.add(p, "one of path or path_prefix is required")
+		v.add(p(), "one of path or path_prefix is required")
 	case m.Path != "":
 		if err := checkPath(m.Path); err != nil {
-			v.add(p+".path", "%v", err)
+			v.add(p()+".path", "%v", err)
 		}
 	default:
 		if err := checkPath(m.PathPrefix); err != nil {
-			v.add(p+".path_prefix", "%v", err)
+			v.add(p()+".path_prefix", "%v", err)
 		}
 	}
-	seen := make(map[string]bool, len(m.Methods))
+	item := func(field string, i int) string { return p() + "." + field + "[" + strconv.Itoa(i) + "]" }
 	for i, meth := range m.Methods {
-		ip := fmt.Sprintf("%s.methods[%d]", p, i)
 		if msg := checkMethod(meth, len(m.Methods)); msg != "" {
-			v.add(ip, "%s", msg)
+			v.add(item("methods", i), "%s", msg)
 			continue
 		}
-		if seen[meth] {
-			v.add(ip, "duplicate method %s", meth)
+		if slices.Contains(m.Methods[:i], meth) {
+			v.add(item("methods", i), "duplicate method %s", meth)
 		}
-		seen[meth] = true
 	}
-	seen = make(map[string]bool, len(m.Hosts))
 	for i, h := range m.Hosts {
-		ip := fmt.Sprintf("%s.hosts[%d]", p, i)
 		h, err := normalizeHost(h)
 		if err != nil {
-			v.add(ip, "%v", err)
+			v.add(item("hosts", i), "%v", err)
 			continue
 		}
 		m.Hosts[i] = h
-		if seen[h] {
-			v.add(ip, "duplicate host %s", h)
+		if slices.Contains(m.Hosts[:i], h) {
+			v.add(item("hosts", i), "duplicate host %s", h)
 		}
-		seen[h] = true
 	}
 }
 
@@ -235,52 +248,54 @@ func checkPath(s string) error {
 	return nil
 }
 
-func validateUpstream(v *validator, p string, u *Upstream) {
+// validateUpstream checks a route's upstream, whose url parsed is; p
+// makes its path, for problems.
+func validateUpstream(v *validator, p func() string, u *Upstream, parsed parsedURL) {
 	if u.MaxIdleConnsPerHost < 0 {
-		v.add(p+".max_idle_conns_per_host", "must not be negative")
+		v.add(p()+".max_idle_conns_per_host", "must not be negative")
 	}
 	if u.URL == "" {
-		v.add(p+".url", "required field is missing")
+		v.add(p()+".url", "required field is missing")
 		return
 	}
-	pu, err := url.Parse(u.URL)
+	pu, err := parsed.u, parsed.err
 	if err != nil {
-		v.add(p+".url", "invalid URL %q: %v", u.URL, unwrapURLError(err))
+		v.add(p()+".url", "invalid URL %q: %v", u.URL, unwrapURLError(err))
 		return
 	}
 	switch {
 	case pu.Scheme != "http" && pu.Scheme != "https":
-		v.add(p+".url", "URL %q: scheme must be http or https", u.URL)
+		v.add(p()+".url", "URL %q: scheme must be http or https", u.URL)
 		return
 	case pu.Opaque != "" || pu.Host == "":
-		v.add(p+".url", "URL %q has no host", u.URL)
+		v.add(p()+".url", "URL %q has no host", u.URL)
 	case pu.User != nil:
-		v.add(p+".url", "URL %q must not contain user info; use a policy to add credentials", u.URL)
+		v.add(p()+".url", "URL %q must not contain user info; use a policy to add credentials", u.URL)
 	case pu.RawQuery != "" || pu.ForceQuery:
-		v.add(p+".url", "URL %q must not have a query", u.URL)
+		v.add(p()+".url", "URL %q must not have a query", u.URL)
 	case pu.Fragment != "" || strings.Contains(u.URL, "#"):
-		v.add(p+".url", "URL %q must not have a fragment", u.URL)
+		v.add(p()+".url", "URL %q must not have a fragment", u.URL)
 	default:
 		if port := pu.Port(); port != "" || strings.HasSuffix(pu.Host, ":") {
 			if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
-				v.add(p+".url", "URL %q: invalid port %q", u.URL, port)
+				v.add(p()+".url", "URL %q: invalid port %q", u.URL, port)
 			}
 		}
 	}
 	if pu.Scheme == "http" && u.TLS != nil {
-		v.add(p+".tls", "tls is only for https upstreams")
+		v.add(p()+".tls", "tls is only for https upstreams")
 	}
 	if pu.Scheme == "https" && u.H2C {
-		v.add(p+".h2c", "h2c is only for http upstreams (https negotiates HTTP/2 through ALPN)")
+		v.add(p()+".h2c", "h2c is only for http upstreams (https negotiates HTTP/2 through ALPN)")
 	}
 	if u.H2C && u.WebSocket {
-		v.add(p+".websocket", "an h2c upstream cannot take a WebSocket upgrade (it needs HTTP/1.1)")
+		v.add(p()+".websocket", "an h2c upstream cannot take a WebSocket upgrade (it needs HTTP/1.1)")
 	}
 	if t := u.TLS; t != nil && (t.CertFile == "") != (t.KeyFile == "") {
 		if t.CertFile == "" {
-			v.add(p+".tls.cert_file", "required with key_file")
+			v.add(p()+".tls.cert_file", "required with key_file")
 		} else {
-			v.add(p+".tls.key_file", "required with cert_file")
+			v.add(p()+".tls.key_file", "required with cert_file")
 		}
 	}
 }

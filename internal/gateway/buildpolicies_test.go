@@ -154,3 +154,131 @@ func TestBuildPoliciesInParallel(t *testing.T) {
 		})
 	}
 }
+
+// TestAssembleInParallel builds configs of many routes with their chains
+// and upstreams assembled in parallel (assemble) and the router, request
+// metrics and released config made aside (buildAside), and in order: each
+// route must get its own chain, upstream, metrics and router entry, and a
+// config that fails must give the errors an in-order build gives, in the
+// file's order.
+func TestAssembleInParallel(t *testing.T) {
+	const n = 300
+	routes := func(extra func(i int) string) string {
+		var b strings.Builder
+		b.WriteString("listeners: [{name: main, address: \"127.0.0.1:0\"}]\nadmin: {address: \"off\"}\nroutes:\n")
+		for i := range n {
+			up := fmt.Sprintf("{url: \"http://127.0.0.1:%d/u%d\"}", 1+i%7, i)
+			if e := extra(i); e != "" {
+				up = e
+			}
+			fmt.Fprintf(&b, "  - name: r%d\n    match: {path_prefix: /r%d/}\n    upstream: %s\n", i, i, up)
+			fmt.Fprintf(&b, "    policies:\n      - mark: {mark: a%d}\n      - mark: {mark: b%d}\n", i, i)
+		}
+		return b.String()
+	}
+	none := func(int) string { return "" }
+	cases := []struct {
+		name string
+		yaml string
+	}{
+		{"builds", routes(none)},
+		{"some upstreams fail", routes(func(i int) string {
+			if i%61 == 7 {
+				return fmt.Sprintf("{url: \"https://127.0.0.1:1\", tls: {ca_file: missing-%d.pem}}", i)
+			}
+			return ""
+		})},
+		{"routes overlap", strings.Replace(routes(none), "/r250/", "/r25/", 1)},
+	}
+	dir := t.TempDir()
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			build := func(threshold int) (out []string, errText string) {
+				defer func(b, a int) { parallelBuilds, parallelAssembly = b, a }(parallelBuilds, parallelAssembly)
+				parallelBuilds, parallelAssembly = threshold, threshold
+				var mu sync.Mutex
+				open := 0
+				cfg := load(t, c.yaml, nil)
+				g, err := New(cfg, Options{Registry: countingRegistry(&mu, &open), Logger: slog.New(slog.DiscardHandler), BaseDir: dir})
+				if err != nil {
+					return nil, err.Error()
+				}
+				defer g.Close()
+				rt := g.current.Load()
+				if len(rt.cfg.Routes) != n || rt.cfg == cfg || rt.cfg.Routes[0].Policies[0].Config == cfg.Routes[0].Policies[0].Config {
+					t.Errorf("the runtime's config is not the released one")
+				}
+				for i, r := range rt.routes {
+					var names []string
+					for _, l := range r.chain {
+						names = append(names, l.name+":"+l.policy.(*counted).name)
+					}
+					m := rt.router.Lookup("", "GET", fmt.Sprintf("/r%d/x", i))
+					if m.Value != r {
+						t.Errorf("route %d: /r%d/x routes to %v, not to the route", i, i, m.Name)
+					}
+					for range i%5 + 1 {
+						r.metrics.Count(200)
+					}
+					out = append(out, fmt.Sprintf("%s %s %s", r.info.Name, strings.Join(names, ","), r.upstream.Target()))
+				}
+				// Each route's request metrics are its own: route i
+				// counted i%5+1 requests.
+				families, err := g.metrics.Registry.Gather()
+				if err != nil {
+					t.Fatal(err)
+				}
+				counted := 0
+				for _, f := range families {
+					if f.GetName() != "gatehouse_requests_total" {
+						continue
+					}
+					for _, m := range f.GetMetric() {
+						var i int
+						for _, l := range m.GetLabel() {
+							if l.GetName() == "route" {
+								fmt.Sscanf(l.GetValue(), "r%d", &i)
+							}
+						}
+						if v := m.GetCounter().GetValue(); v != float64(i%5+1) {
+							t.Errorf("route r%d counted %v requests, want %d", i, v, i%5+1)
+						}
+						counted++
+					}
+				}
+				if counted != n {
+					t.Errorf("%d routes counted requests, want %d", counted, n)
+				}
+				return out, ""
+			}
+			want, wantErr := build(math.MaxInt)
+			got, gotErr := build(1)
+			if gotErr != wantErr {
+				t.Errorf("assembled in parallel, the errors are\n%s\nwant\n%s", gotErr, wantErr)
+			}
+			if strings.Join(got, "\n") != strings.Join(want, "\n") {
+				t.Errorf("assembled in parallel, the routes differ from those assembled in order")
+			}
+			for i, line := range got {
+				if w := fmt.Sprintf("r%d mark:a%d,mark:b%d http://127.0.0.1:%d/u%d", i, i, i, 1+i%7, i); line != w {
+					t.Errorf("route %d is %q, want %q", i, line, w)
+					break
+				}
+			}
+			switch c.name {
+			case "builds":
+				if len(got) != n {
+					t.Errorf("got %d routes, error %q", len(got), gotErr)
+				}
+			case "some upstreams fail":
+				if !strings.Contains(gotErr, "routes[7].upstream.tls.ca_file") || strings.Index(gotErr, "missing-7.pem") > strings.Index(gotErr, "missing-68.pem") {
+					t.Errorf("error %q does not name the upstreams at fault in order", gotErr)
+				}
+			case "routes overlap":
+				if !strings.Contains(gotErr, "routes[250].match") {
+					t.Errorf("error %q does not name the overlapping route", gotErr)
+				}
+			}
+		})
+	}
+}

@@ -111,24 +111,32 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 		}
 	}()
 
-	routes := make([]router.Route[*route], 0, len(cfg.Routes))
 	// What many routes would otherwise each hold a copy of, made once per
 	// load (issue 23): the tracing target of each upstream URL, and each
 	// policy type's names (a link is then 32 bytes, not 56). All are
 	// immutable.
 	targets := make(map[string]tracing.Target)
-	onError := proxy.ErrorHandler(g.proxyError) // one method value, not one a route
 	types := make(map[string]*linkNames)
+	// The routes, one allocation for all. While they are built, a second
+	// goroutine makes what needs only their names and matches, in the
+	// file's order (buildAside): their request metrics, the router and
+	// the released config.
+	routes := make([]route, len(cfg.Routes))
+	rt.routes = make([]*route, len(cfg.Routes))
+	for i := range routes {
+		rt.routes[i] = &routes[i]
+	}
+	aside := g.buildAside(cfg, rt.routes)
+	defer aside.wait() // on every return: nothing may still be writing
 	// First each route and the policies it asks for, in order; then the
 	// policies, in parallel when there are many (policyBuilds); then each
-	// route's chain from them, in order, so that errors keep the order of
-	// the file.
+	// route's chain and upstream from them, in parallel too (assemble);
+	// errors keep the order of the file.
 	n := 0
 	for _, rc := range cfg.Routes {
 		n += len(rc.Policies)
 	}
 	jobs := make([]policyBuild, 0, n)
-	rt.routes = make([]*route, 0, len(cfg.Routes))
 	first := make([]int, len(cfg.Routes)+1) // route i's jobs are jobs[first[i]:first[i+1]]
 	early := make([][]error, len(cfg.Routes))
 	for i, rc := range cfg.Routes {
@@ -138,15 +146,14 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 			target = tracing.NewTarget(rc.Upstream.URL)
 			targets[rc.Upstream.URL] = target
 		}
-		r := &route{
+		r := rt.routes[i]
+		*r = route{
 			info:      policy.Route{Name: rc.Name, Protocol: protocolOf(rc.SOAP), FaultStatus: rc.SOAPFaultStatus},
 			target:    target,
-			metrics:   g.metrics.Route(rc.Name),
 			telemetry: g.metrics,
 
 			methodOverride: rc.MethodOverride,
 		}
-		rt.routes = append(rt.routes, r)
 		var err error
 		if r.info.Realm, err = routeRealm(rc); err != nil {
 			early[i] = append(early[i], err)
@@ -160,74 +167,21 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 				names = &linkNames{name: spec.Type, spanName: "policy " + spec.Type}
 				types[spec.Type] = names
 			}
-			jobs = append(jobs, policyBuild{spec: spec, names: names, env: &policy.Env{
-				Route:          r.info,
-				Logger:         policyLogger(g.log, rc.Name, spec.Type),
-				Now:            g.now,
-				TrustedProxies: rt.trusted,
-				ClientIPHeader: rt.clientIP.Header,
-				Store:          g.store,
-				Pool:           g.pool,
-				Metrics:        g.metrics,
-				Revocations:    g.revocations,
-				Audit:          g.audit,
-			}})
+			jobs = append(jobs, policyBuild{spec: spec, names: names, route: r})
 		}
 	}
 	first[len(cfg.Routes)] = len(jobs)
-	g.buildPolicies(jobs)
-	for i, rc := range cfg.Routes {
-		r := rt.routes[i]
+	g.buildPolicies(jobs, g.policyEnv(rt))
+	late := g.assemble(cfg, rt, jobs, first)
+	for i := range cfg.Routes {
 		errs = append(errs, early[i]...)
-		var protected []string // the chain's protected request fields (inbound.go)
-		if n := first[i+1] - first[i]; n > 0 {
-			r.chain = make([]link, 0, n)
-		}
-		for _, job := range jobs[first[i]:first[i+1]] {
-			p, err := job.policy, job.err
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			typ := job.names.name
-			if c, ok := p.(policy.Closer); ok {
-				r.closers = append(r.closers, c)
-			}
-			r.chain = append(r.chain, link{linkNames: job.names, policy: p, duration: g.metrics.PolicyObserver(rc.Name, typ)})
-			if f, ok := p.(policy.ResponseFilter); ok {
-				r.filters = append(r.filters, filter{name: typ, filter: f})
-			}
-			protected = appendProtected(protected, p)
-		}
-		up, err := proxy.New(rc.Upstream, proxy.Options{
-			Protected:      protected,
-			TrustedProxies: rt.trusted,
-			ClientIPHeader: rt.clientIP.Header,
-			OnError:        onError,
-			ErrorLog:       g.upstreamErrorLog(rc.Name),
-			BaseDir:        g.baseDir,
-			Clients:        rt.clients,
-		})
-		if err != nil {
-			var fe *proxy.FieldError
-			if errors.As(err, &fe) {
-				err = cfg.Errorf(fmt.Sprintf("routes[%d].upstream.%s", i, fe.Field), "%v", fe.Err)
-			}
-			errs = append(errs, err)
-		} else {
-			r.upstream = up
-		}
-		routes = append(routes, router.Route[*route]{
-			Name:       rc.Name,
-			Hosts:      rc.Match.Hosts,
-			Path:       rc.Match.Path,
-			PathPrefix: rc.Match.PathPrefix,
-			Methods:    rc.Match.Methods,
-			Value:      r,
-		})
+		errs = append(errs, late[i]...)
 	}
-	rtr, err := router.New(routes)
-	if err != nil {
+	aside.wait()
+	for i, r := range rt.routes {
+		r.metrics = aside.metrics[i]
+	}
+	if err := aside.routerErr; err != nil {
 		var ae *router.AmbiguousError
 		var re *router.RouteError
 		switch {
@@ -238,7 +192,7 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 		}
 		errs = append(errs, err)
 	}
-	rt.router = rtr
+	rt.router = aside.router
 	// The STS first: the authorization server's token exchange trusts
 	// the assertions it issues (one login for SOAP and REST routes).
 	var stsIssuers []authserver.SAMLIssuer
@@ -281,8 +235,8 @@ func (g *Gateway) build(cfg *config.Config) (_ *runtime, err error) {
 		return nil, errors.Join(errs...)
 	}
 	// Built: keep the config without the YAML trees only the factories
-	// needed (issue 23: ~2 KiB per route).
-	rt.cfg = cfg.Released()
+	// needed (issue 23: ~2 KiB per route), made aside meanwhile.
+	rt.cfg = aside.released
 	return rt, nil
 }
 

@@ -358,6 +358,9 @@ func stripUpgrade(h http.Header) {
 	h["Connection"] = []string{strings.Join(keep, ", ")}
 }
 
+// Target returns the upstream's URL (url).
+func (u *Upstream) Target() string { return u.target.String() }
+
 // Close releases the upstream's idle connections (with Options.Clients,
 // those of the clients it shares). Requests in flight finish; their
 // connections are closed after them.
