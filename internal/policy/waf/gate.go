@@ -184,6 +184,9 @@ type chainStep struct {
 // over the matcher's set ids.
 type gateRule struct {
 	id int
+	// idx numbers the rule within its gate set (both phases), for the
+	// decisions a value remembers (gateValue.dec).
+	idx int32
 	// removable: the gate may remove the rule (not after a skip:N, not
 	// above the paranoia level); the others' pre-filters serve the quiet
 	// path only.
@@ -209,6 +212,7 @@ type gateRule struct {
 // the WAF is compiled and before its first transaction; read-only after.
 type gateSet struct {
 	off     bool
+	nrules  int           // rules in phase, both phases (gateRule.idx)
 	targets [][]int       // distinct target lists, as indexes in keys
 	keys    []gateTarget  // distinct targets
 	phase   [3][]gateRule // by phase (1, 2)
@@ -366,9 +370,10 @@ func (g *gateSet) build(extra []string) {
 			chainIndex[chainKey] = chain
 		}
 		p := r.pre
-		g.phase[o.phase] = append(g.phase[o.phase], gateRule{id: o.id, targets: i, trig: r.trig, chain: chain, multi: r.multiMatch, removable: removable, rx: r.rx,
+		g.phase[o.phase] = append(g.phase[o.phase], gateRule{id: o.id, idx: int32(g.nrules), targets: i, trig: r.trig, chain: chain, multi: r.multiMatch, removable: removable, rx: r.rx,
 			minLen: p.minLen, plainMinLen: p.plainMinLen, plainNever: p.plainNever,
 			sets: ids(p.sets), plainSets: ids(p.plainSets)})
+		g.nrules++
 	}
 	g.ac = newACMatcher(sets)
 }
@@ -677,6 +682,30 @@ func (a *gateAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Transac
 // the operator sees v or its lowering, or, walked, a value whose lowering
 // is the walk's result.
 func (sc *gateScratch) impossible(r *gateRule, v *gateValue) bool {
+	// A decision is a function of the rule and the value's string alone
+	// (the rule set is read-only), so a value remembers it: the same
+	// string met again, in another target, in phase 2 or in a later
+	// transaction (the scratch keeps its values, see reset), costs a
+	// bit test.
+	if int(r.idx) >= sc.g.nrules {
+		return sc.decide(r, v) // not built by build (tests)
+	}
+	w, bit := 2*int(r.idx>>6), uint64(1)<<(r.idx&63)
+	if v.dec == nil {
+		v.dec = make([]uint64, 2*((sc.g.nrules+63)/64))
+	} else if v.dec[w]&bit != 0 {
+		return v.dec[w+1]&bit != 0
+	}
+	imp := sc.decide(r, v)
+	v.dec[w] |= bit
+	if imp {
+		v.dec[w+1] |= bit
+	}
+	return imp
+}
+
+// decide is impossible without the remembered decisions.
+func (sc *gateScratch) decide(r *gateRule, v *gateValue) bool {
 	walked := false
 	if v.trig&r.trig != 0 {
 		if v.trig&trigHigh != 0 {
@@ -762,6 +791,10 @@ type gateValue struct {
 	trig  uint16
 	hit   int // offset of its hits in the scratch's bitsets
 	value string
+	// dec holds, for each rule (gateRule.idx), whether impossible has
+	// decided it on this value (even words) and what (odd words); nil
+	// before the first decision.
+	dec []uint64
 }
 
 // gateScratch holds one gate run's values, by target and by string.
@@ -780,7 +813,20 @@ type gateScratch struct {
 	// scan.
 	marks []uint32
 	mark  uint32
+	// cacheOf is the gate set whose values byValue, walked, inter and
+	// bits hold: they are kept from one run to the next (a value's fold,
+	// hits, walks and decisions depend on its string and the rule set
+	// only), up to maxCachedValues values or maxCachedBytes bytes of
+	// them; cached counts those bytes.
+	cacheOf *gateSet
+	cached  int
 }
+
+// The bounds of what a scratch remembers between runs (see cacheOf).
+const (
+	maxCachedValues = 4096
+	maxCachedBytes  = 1 << 20
+)
 
 var scratchPool = sync.Pool{New: func() any {
 	return &gateScratch{byValue: map[string]*gateValue{}, walked: map[walkKey]*gateValue{}, inter: map[walkKey][]*gateValue{}}
@@ -788,6 +834,14 @@ var scratchPool = sync.Pool{New: func() any {
 
 func (sc *gateScratch) reset(g *gateSet) {
 	sc.g = g
+	if sc.cacheOf != g || len(sc.byValue) > maxCachedValues || sc.cached > maxCachedBytes {
+		clear(sc.byValue)
+		clear(sc.walked)
+		clear(sc.inter)
+		sc.bits = sc.bits[:0]
+		sc.cached = 0
+		sc.cacheOf = g
+	}
 	if cap(sc.byKey) < len(g.keys) {
 		sc.byKey = make([][]*gateValue, len(g.keys))
 		sc.done = make([]bool, len(g.keys))
@@ -801,10 +855,6 @@ func (sc *gateScratch) release() {
 		sc.byKey[i] = sc.byKey[i][:0]
 		sc.done[i] = false
 	}
-	clear(sc.byValue)
-	clear(sc.walked)
-	clear(sc.inter)
-	sc.bits = sc.bits[:0]
 	sc.vals = sc.vals[:0]
 	sc.g = nil
 	scratchPool.Put(sc)
@@ -859,6 +909,7 @@ func (sc *gateScratch) value(s string) *gateValue {
 	// slice would move).
 	v := &gateValue{n: len(sc.buf), plain: plain, trig: triggers(s), hit: at, value: s}
 	sc.byValue[s] = v
+	sc.cached += len(s)
 	return v
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -117,5 +118,49 @@ func TestGateWalksChains(t *testing.T) {
 				t.Errorf("got impossible %v, want %v", got, c.impossible)
 			}
 		})
+	}
+}
+
+// TestGateRemembersDecisions: a scratch keeps its values, and each value
+// the gate's decisions, from one run to the next for the same gate set
+// (gateScratch.cacheOf), forgets them for another gate set, whose rules
+// decide differently, and past its bounds.
+func TestGateRemembersDecisions(t *testing.T) {
+	newGate := func(lit string) (*gateSet, *gateRule) {
+		g := &gateSet{chains: [][]chainStep{{}}, nrules: 1}
+		g.ac = newACMatcher([][]string{{lit}})
+		g.phase[1] = []gateRule{{id: 1, idx: 0, trig: trigHigh, minLen: len(lit), plainMinLen: len(lit), sets: []int32{0}, plainSets: []int32{0}}}
+		return g, &g.phase[1][0]
+	}
+	g1, r1 := newGate("unionselect")
+	g2, r2 := newGate("plainvalue")
+	sc := &gateScratch{byValue: map[string]*gateValue{}, walked: map[walkKey]*gateValue{}, inter: map[walkKey][]*gateValue{}}
+	run := func(g *gateSet, r *gateRule, value string) (bool, *gateValue) {
+		sc.reset(g)
+		defer func() { sc.g = nil }()
+		v := sc.value(value)
+		return sc.impossible(r, v), v
+	}
+	imp, v := run(g1, r1, "plainvalue")
+	if !imp {
+		t.Fatal("g1: plainvalue not impossible")
+	}
+	if v.dec == nil || v.dec[0]&1 == 0 || v.dec[1]&1 == 0 {
+		t.Fatalf("decision not remembered: %v", v.dec)
+	}
+	if imp, w := run(g1, r1, "plainvalue"); !imp || w != v {
+		t.Fatalf("second run: impossible %v, same value %v", imp, w == v)
+	}
+	if imp, _ := run(g2, r2, "plainvalue"); imp {
+		t.Fatal("g2 got g1's decision: plainvalue holds g2's literal")
+	}
+	sc.reset(g2)
+	for i := 0; i <= maxCachedValues; i++ {
+		sc.value("v" + strconv.Itoa(i))
+	}
+	sc.g = nil
+	sc.reset(g2)
+	if n := len(sc.byValue); n != 0 {
+		t.Fatalf("%d values kept past the bound of %d", n, maxCachedValues)
 	}
 }
