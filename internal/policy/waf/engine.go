@@ -244,6 +244,7 @@ func (c crsFS) ReadFile(name string) ([]byte, error) {
 	s := strings.ReplaceAll(string(b), `"@rx `, `"@`+operatorName+` `)
 	s = strings.ReplaceAll(s, `"!@rx `, `"!@`+operatorName+` `)
 	s = renamePMF(s)
+	s = renameCtlByTag(s)
 	if c.maxPL >= 1 && c.maxPL <= 3 {
 		s, _ = cutParanoia(s, c.maxPL)
 		s = dropUpdatesOf(s, cutIDs(c.maxPL))

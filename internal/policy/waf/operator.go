@@ -28,6 +28,7 @@ func register() {
 	registerOnce.Do(func() {
 		plugins.RegisterOperator(operatorName, newRx)
 		plugins.RegisterOperator(pmfOperatorName, newPMF)
+		registerCtl()
 	})
 }
 
