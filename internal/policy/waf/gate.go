@@ -2,6 +2,7 @@ package waf
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -104,6 +105,7 @@ const (
 	trigComment                        // "/*": replaceComments
 	trigColon                          // ':': normalizePathWin (NTFS streams, drive letters)
 	trigTrail                          // ends with '.' or ' ': normalizePathWin
+	trigRemComment                     // "*/", "--" or '#': removeCommentsChar
 )
 
 // transformTriggers maps each transformation (lowercased name) that the
@@ -127,6 +129,8 @@ const (
 //   - normalizePathWin: '\' to '/', normalizePath, then cuts at ':' and
 //     trims trailing dots and spaces of components: identity without
 //     '/', '\', ':', a final '.' or ' ', or the value ".".
+//   - removeCommentsChar: deletes "/*", "*/", "<!--", "-->", "--" and
+//     '#': identity without "/*", "*/", "--" and '#'.
 //
 // Others (base64Decode, hexDecode, length, sha1, normalizePathWin,
 // removeCommentsChar, ...) are not listed: rules using them always run.
@@ -148,6 +152,7 @@ var transformTriggers = map[string]uint16{
 	"normalizepath":      trigSlash,
 	"normalisepath":      trigSlash,
 	"normalizepathwin":   trigSlash | trigBackslash | trigColon | trigTrail,
+	"removecommentschar": trigComment | trigRemComment,
 }
 
 // gateCollections are the collections a candidate may read: request data
@@ -432,14 +437,21 @@ func candidate(o observedRule) (parsedRule, bool) {
 	var re *rx
 	if strings.HasPrefix(op, "@"+operatorName+" ") {
 		// The operator argument as Coraza's rule parser hands it to newRx.
-		v, found := compiled.Load("(?sm)" + strings.TrimPrefix(op, "@"+operatorName+" "))
-		if !found {
+		arg := strings.TrimPrefix(op, "@"+operatorName+" ")
+		v, found := compiled.Load("(?sm)" + arg)
+		switch {
+		case found:
+			re = v.(*rx)
+			if pre = re.pre; pre == nil {
+				// Nothing to scan for: the automaton alone decides.
+				pre = &prefilter{}
+			}
+		case matchesBytes("(?sm)"+arg) && bytesNeedHigh(arg):
+			// A binRx that no ASCII value matches: a pre-filter that
+			// every (ASCII) value fails.
+			pre = &prefilter{minLen: math.MaxInt, plainNever: true}
+		default:
 			return parsedRule{}, false
-		}
-		re = v.(*rx)
-		if pre = re.pre; pre == nil {
-			// Nothing to scan for: the automaton alone decides.
-			pre = &prefilter{}
 		}
 	} else if pre, ok = pmPrefilter(op, o.file); !ok {
 		return parsedRule{}, false
@@ -1032,6 +1044,16 @@ func triggers(s string) uint16 {
 			t |= trigCtlSpace
 		case c == '"' || c == '\'' || c == '^' || c == ',' || c == ';':
 			t |= trigCmd
+		case c == '#':
+			t |= trigRemComment
+		case c == '*':
+			if i+1 < len(s) && s[i+1] == '/' {
+				t |= trigRemComment
+			}
+		case c == '-':
+			if i+1 < len(s) && s[i+1] == '-' {
+				t |= trigRemComment
+			}
 		case c == ':':
 			t |= trigColon
 		case c == '/':

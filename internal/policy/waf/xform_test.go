@@ -11,6 +11,7 @@ import (
 	"github.com/corazawaf/coraza/v3"
 	"github.com/corazawaf/coraza/v3/experimental/plugins"
 	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
+	"rsc.io/binaryregexp"
 )
 
 // exactTransforms claims exact(lower(v)) == lower(coraza(v)) for every
@@ -38,9 +39,9 @@ func TestExactTransforms(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const alphabet = "aZbY09 ./\\:.. /;,\"'^()\t\n\r\v\f\x00-_%%%++uU4Af7"
+	const alphabet = "aZbY09 ./\\:.. /;,\"'^()\t\n\r\v\f\x00-_%%%++uU4Af7*#<!>--"
 	rng := rand.New(rand.NewPCG(7, 8))
-	values := []string{"%41", "%4a%4A", "%", "%4", "%zz", "a%u", "%u004", "%u0041", "%U0041x", "%u%41", "%%41", "+", "a+b", "%2b", "%80", "%7f", "%25", "%2525", "%e9", ".", "..", "...", "/", "./", "a/..", "/a/b/", "C:", "c:\\x", "a:b", "a/b:c/d:e", "x.", "x ", "a. /b", " ", "  ", "a,;b", "a /b", "a (b", "A\\\"B", "//a//", "a/./b/"}
+	values := []string{"%41", "%4a%4A", "%", "%4", "%zz", "a%u", "%u004", "%u0041", "%U0041x", "%u%41", "%%41", "+", "a+b", "%2b", "%80", "%7f", "%25", "%2525", "%e9", ".", "..", "...", "/", "./", "a/..", "/a/b/", "C:", "c:\\x", "a:b", "a/b:c/d:e", "x.", "x ", "a. /b", " ", "  ", "a,;b", "a /b", "a (b", "A\\\"B", "//a//", "a/./b/", "a/*b*/c", "<!--x-->", "a--b", "a---b", "<!-->", "x#y", "*/*", "/*/"}
 	for range 5000 {
 		b := make([]byte, 1+rng.IntN(14))
 		for i := range b {
@@ -162,5 +163,42 @@ func TestGateRemembersDecisions(t *testing.T) {
 	sc.reset(g2)
 	if n := len(sc.byValue); n != 0 {
 		t.Fatalf("%d values kept past the bound of %d", n, maxCachedValues)
+	}
+}
+
+// TestBytesNeedHigh: a byte-oriented expression is a gate candidate that
+// no ASCII value matches exactly when every match needs a byte past ASCII
+// (CRS 941310), and each such answer agrees with the expression itself on
+// ASCII inputs.
+func TestBytesNeedHigh(t *testing.T) {
+	for _, c := range []struct {
+		expr string
+		want bool
+	}{
+		{`\x{bc}[^>\x{be}]*[>\x{be}]|<[^\x{be}]*\x{be}`, true},
+		{`[\x{80}-\x{ff}]+`, true},
+		{`(?i)x\x{c0}`, true},
+		{`\x{bc}|a`, false},
+		{`^\x{bc}?$`, false},
+		{`<[^\x{be}]*>`, false},
+		{`\bfoo\x{ff}?`, false},
+	} {
+		if got := bytesNeedHigh(c.expr); got != c.want {
+			t.Errorf("bytesNeedHigh(%q) = %v, want %v", c.expr, got, c.want)
+		}
+		if !c.want {
+			continue
+		}
+		re := binaryregexp.MustCompile(c.expr)
+		rng := rand.New(rand.NewPCG(3, 4))
+		for range 2000 {
+			b := make([]byte, rng.IntN(12))
+			for i := range b {
+				b[i] = byte(rng.IntN(0x80))
+			}
+			if re.Match(b) {
+				t.Fatalf("%q matches ASCII %q", c.expr, b)
+			}
+		}
 	}
 }
