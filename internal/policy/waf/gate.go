@@ -14,6 +14,7 @@ import (
 	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
 	"github.com/corazawaf/coraza/v3/types"
 	"github.com/corazawaf/coraza/v3/types/variables"
+	"github.com/corazawaf/libinjection-go"
 )
 
 // The gate is a combined pre-filter run once per phase, before the CRS
@@ -211,6 +212,11 @@ type gateRule struct {
 	// rx is the rule's @ghrx operator, whose automaton decides what
 	// the pre-filter lets through; nil for @pm.
 	rx *rx
+	// match, when set, is the rule's operator itself (@detectSQLi,
+	// @detectXSS: the libinjection calls Coraza makes), asked about
+	// values the chain leaves unchanged or lowered (see decide); the
+	// pre-filter is then empty.
+	match func(string) bool
 }
 
 // gateSet is the gate of one compiled rule set. Built once, right after
@@ -375,7 +381,7 @@ func (g *gateSet) build(extra []string) {
 			chainIndex[chainKey] = chain
 		}
 		p := r.pre
-		g.phase[o.phase] = append(g.phase[o.phase], gateRule{id: o.id, idx: int32(g.nrules), targets: i, trig: r.trig, chain: chain, multi: r.multiMatch, removable: removable, rx: r.rx,
+		g.phase[o.phase] = append(g.phase[o.phase], gateRule{id: o.id, idx: int32(g.nrules), targets: i, trig: r.trig, chain: chain, multi: r.multiMatch, removable: removable, rx: r.rx, match: r.match,
 			minLen: p.minLen, plainMinLen: p.plainMinLen, plainNever: p.plainNever,
 			sets: ids(p.sets), plainSets: ids(p.plainSets)})
 		g.nrules++
@@ -413,6 +419,8 @@ type parsedRule struct {
 	trig uint16
 	pre  *prefilter
 	rx   *rx // the @ghrx operator; nil for @pm
+	// match is the operator, for @detectSQLi and @detectXSS.
+	match func(string) bool
 	// chain are the rule's transformations (lowercased names) after its
 	// last t:none; multiMatch makes the operator see every intermediate.
 	chain      []string
@@ -435,6 +443,7 @@ func candidate(o observedRule) (parsedRule, bool) {
 	}
 	var pre *prefilter
 	var re *rx
+	var match func(string) bool
 	if strings.HasPrefix(op, "@"+operatorName+" ") {
 		// The operator argument as Coraza's rule parser hands it to newRx.
 		arg := strings.TrimPrefix(op, "@"+operatorName+" ")
@@ -453,6 +462,8 @@ func candidate(o observedRule) (parsedRule, bool) {
 		default:
 			return parsedRule{}, false
 		}
+	} else if m := libinjectionOps[op]; m != nil {
+		pre, match = &prefilter{}, m
 	} else if pre, ok = pmPrefilter(op, o.file); !ok {
 		return parsedRule{}, false
 	}
@@ -489,7 +500,15 @@ func candidate(o observedRule) (parsedRule, bool) {
 		trig |= m
 		chain = append(chain, t)
 	}
-	return parsedRule{vars: vars, trig: trig, pre: pre, rx: re, chain: chain, multiMatch: multiMatch}, true
+	return parsedRule{vars: vars, trig: trig, pre: pre, rx: re, match: match, chain: chain, multiMatch: multiMatch}, true
+}
+
+// libinjectionOps are the operators the gate calls itself, by their text
+// in a rule: what Coraza 3.8.1's detectSQLi and detectXSS return (the
+// same libinjection-go functions, on the same value).
+var libinjectionOps = map[string]func(string) bool{
+	"@detectSQLi": func(s string) bool { m, _ := libinjection.IsSQLi(s); return m },
+	"@detectXSS":  libinjection.IsXSS,
 }
 
 // hasSkip reports whether a rule's raw text has a skip:N action.
@@ -718,6 +737,17 @@ func (sc *gateScratch) impossible(r *gateRule, v *gateValue) bool {
 
 // decide is impossible without the remembered decisions.
 func (sc *gateScratch) decide(r *gateRule, v *gateValue) bool {
+	if r.match != nil {
+		// Without the chain's triggers (bytes past ASCII among them),
+		// every step leaves v unchanged or lowered, every intermediate
+		// too (multiMatch): the operator sees v or its lowering, and is
+		// asked about both.
+		if v.trig&r.trig != 0 || r.match(v.value) {
+			return false
+		}
+		l := strings.ToLower(v.value)
+		return l == v.value || !r.match(l)
+	}
 	walked := false
 	if v.trig&r.trig != 0 {
 		if v.trig&trigHigh != 0 {

@@ -202,3 +202,35 @@ func TestBytesNeedHigh(t *testing.T) {
 		}
 	}
 }
+
+// TestGateLibinjection: a @detectSQLi or @detectXSS rule is removable on
+// values libinjection clears as the operator sees them, and runs on
+// values it flags or whose chain's triggers (here '%' for urlDecodeUni)
+// the gate does not walk for it.
+func TestGateLibinjection(t *testing.T) {
+	g := &gateSet{chains: [][]chainStep{{{trig: transformTriggers["urldecodeuni"], exact: exactTransforms["urldecodeuni"]}}}, nrules: 2}
+	g.ac = newACMatcher(nil)
+	sqli := &gateRule{id: 1, idx: 0, trig: trigHigh | trigPct, multi: true, match: libinjectionOps["@detectSQLi"]}
+	xss := &gateRule{id: 2, idx: 1, trig: trigHigh | trigPct, match: libinjectionOps["@detectXSS"]}
+	for _, c := range []struct {
+		r          *gateRule
+		value      string
+		impossible bool
+	}{
+		{sqli, "hello world", true},
+		{sqli, "Mozilla/5.0 (X11; Linux x86_64)", true},
+		{sqli, "1' or '1'='1", false},
+		{sqli, "1%27%20or%20%271%27%3D%271", false}, // '%': not walked
+		{sqli, "caf\u00e9", false},                  // not ASCII
+		{xss, "plain text", true},
+		{xss, "<script>alert(1)</script>", false},
+		{xss, "%3Cscript%3Ealert(1)%3C/script%3E", false},
+	} {
+		sc := scratchPool.Get().(*gateScratch)
+		sc.reset(g)
+		if got := sc.impossible(c.r, sc.value(c.value)); got != c.impossible {
+			t.Errorf("rule %d on %q: impossible %v, want %v", c.r.id, c.value, got, c.impossible)
+		}
+		sc.release()
+	}
+}
