@@ -213,9 +213,9 @@ type gateRule struct {
 	// the pre-filter lets through; nil for @pm.
 	rx *rx
 	// match, when set, is the rule's operator itself (@detectSQLi,
-	// @detectXSS: the libinjection calls Coraza makes), asked about
-	// values the chain leaves unchanged or lowered (see decide); the
-	// pre-filter is then empty.
+	// @detectXSS: the libinjection calls Coraza makes;
+	// @validateByteRange), asked about values the chain leaves unchanged
+	// or lowered (see decide); the pre-filter is then empty.
 	match func(string) bool
 }
 
@@ -419,7 +419,8 @@ type parsedRule struct {
 	trig uint16
 	pre  *prefilter
 	rx   *rx // the @ghrx operator; nil for @pm
-	// match is the operator, for @detectSQLi and @detectXSS.
+	// match is the operator, for @detectSQLi, @detectXSS and
+	// @validateByteRange.
 	match func(string) bool
 	// chain are the rule's transformations (lowercased names) after its
 	// last t:none; multiMatch makes the operator see every intermediate.
@@ -464,6 +465,11 @@ func candidate(o observedRule) (parsedRule, bool) {
 		}
 	} else if m := libinjectionOps[op]; m != nil {
 		pre, match = &prefilter{}, m
+	} else if arg, isVBR := strings.CutPrefix(op, "@validateByteRange "); isVBR {
+		if match = byteRangeOp(arg); match == nil {
+			return parsedRule{}, false
+		}
+		pre = &prefilter{}
 	} else if pre, ok = pmPrefilter(op, o.file); !ok {
 		return parsedRule{}, false
 	}
@@ -501,6 +507,40 @@ func candidate(o observedRule) (parsedRule, bool) {
 		chain = append(chain, t)
 	}
 	return parsedRule{vars: vars, trig: trig, pre: pre, rx: re, match: match, chain: chain, multiMatch: multiMatch}, true
+}
+
+// byteRangeOp is @validateByteRange with argument arg as Coraza 3.8.1
+// parses and evaluates it (it matches a value holding a byte outside the
+// ranges); nil for an argument it would refuse or take as "always".
+func byteRangeOp(arg string) func(string) bool {
+	if arg == "" {
+		return nil
+	}
+	var valid [256]bool
+	for _, br := range strings.Split(arg, ",") {
+		start, end, isRange := strings.Cut(strings.TrimSpace(br), "-")
+		s, err := strconv.Atoi(start)
+		if err != nil || s < 0 || s > 255 {
+			return nil
+		}
+		e := s
+		if isRange {
+			if e, err = strconv.Atoi(end); err != nil || e < 0 || e > 255 {
+				return nil
+			}
+		}
+		for i := s; i <= e; i++ {
+			valid[i] = true
+		}
+	}
+	return func(v string) bool {
+		for i := 0; i < len(v); i++ {
+			if !valid[v[i]] {
+				return true
+			}
+		}
+		return false
+	}
 }
 
 // libinjectionOps are the operators the gate calls itself, by their text

@@ -3,6 +3,7 @@ package waf
 import (
 	"fmt"
 	"math/rand/v2"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -232,5 +233,46 @@ func TestGateLibinjection(t *testing.T) {
 			t.Errorf("rule %d on %q: impossible %v, want %v", c.r.id, c.value, got, c.impossible)
 		}
 		sc.release()
+	}
+}
+
+// TestByteRangeOp: byteRangeOp parses and evaluates @validateByteRange
+// as Coraza does, on the CRS's arguments and random values.
+func TestByteRangeOp(t *testing.T) {
+	args := []string{"1-255", "9,10,13,32-126,128-255", "32-36,38-126", "38,44-46,48-58,61,65-90,95,97-122", " 65-70, 97"}
+	var rules strings.Builder
+	rules.WriteString("SecRuleEngine DetectionOnly\n")
+	for i, a := range args {
+		if byteRangeOp(a) == nil {
+			t.Fatalf("%q not parsed", a)
+		}
+		fmt.Fprintf(&rules, "SecRule ARGS_GET:a \"@validateByteRange %s\" \"id:%d,phase:1,pass,log,t:none\"\n", a, 400+i)
+	}
+	for _, bad := range []string{"", "1-256", "x", "5-", "-1", "65 - 70"} {
+		if byteRangeOp(bad) != nil {
+			t.Errorf("%q parsed", bad)
+		}
+	}
+	eng, err := coraza.NewWAF(coraza.NewWAFConfig().WithDirectives(rules.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	values := []string{"", "a", "\x00", "\xff", "%", "ABC", "A-Z&"}
+	for range 1000 {
+		b := make([]byte, 1+rng.IntN(6))
+		for i := range b {
+			b[i] = byte(rng.IntN(256))
+		}
+		values = append(values, string(b))
+	}
+	for _, v := range values {
+		c := &crsCase{method: "GET", uri: "/?a=" + url.QueryEscape(v), version: "HTTP/1.1"}
+		got := c.run(eng)
+		for i, a := range args {
+			if want := byteRangeOp(a)(v); want != slices.Contains(got, 400+i) {
+				t.Errorf("%q on %q: ours %v, Coraza matched %v", a, v, want, got)
+			}
+		}
 	}
 }
