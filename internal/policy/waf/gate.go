@@ -2,6 +2,7 @@ package waf
 
 import (
 	"fmt"
+	"io/fs"
 	"math"
 	"slices"
 	"strconv"
@@ -245,6 +246,20 @@ type gateSet struct {
 	// quiet is the rule set as the quiet path reads it (quiet.go); nil
 	// when it does not cover the rule set.
 	quiet *quietStatic
+	// removeFolded: the folded rules are in the compiled rule set, and
+	// the gate removes them from each transaction; else foldedAtBuild:
+	// they were removed from the set while compiling (foldAtBuild).
+	removeFolded, foldedAtBuild bool
+	// text is the SecLang being compiled, for foldAtBuild.
+	text string
+}
+
+// analyse reads the observed rule set: the quiet path's view of it and
+// the folded rules.
+func (g *gateSet) analyse(seclang string, root fs.FS) {
+	var visit func(observedRule, func(string) tvState)
+	g.quiet, visit = newQuietStatic(g.observed, seclang, root)
+	g.folded = foldWalk(g.observed, seclang, root, visit)
 }
 
 // observedRule is what the rule observer saw of one rule.
@@ -707,8 +722,10 @@ func (a *gateAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Transac
 	if !ok {
 		return
 	}
-	for _, id := range g.folded[phase] {
-		rm.RemoveRuleByID(id)
+	if g.removeFolded {
+		for _, id := range g.folded[phase] {
+			rm.RemoveRuleByID(id)
+		}
 	}
 	if g.off || len(g.phase[phase]) == 0 {
 		return
