@@ -41,7 +41,7 @@ func BenchmarkFold(b *testing.B) {
 	folded := oursWAF(b, "")
 	folded.quiet = nil // every rule runs: folding is what is measured
 	s := folded.s
-	eng, g, err := newEngineGate(directives(s), engineOpts{fast: true, gate: true, extra: s.directives, paranoia: s.paranoia, cutPL: cutLevel(s)})
+	eng, g, err := newEngineGate(directives(s), engineOpts{fast: true, gate: true, extra: s.directives, paranoia: s.paranoia, cutPL: cutLevel(s), noFold: true})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -307,3 +307,39 @@ func BenchmarkCRSRegression(b *testing.B) {
 		b.ReportMetric(float64(cpuTime()-start)/float64(time.Millisecond)/float64(n), "cpu-ms/suite")
 	})
 }
+
+// BenchmarkCRSRegressionAlternating runs the suite through stock and
+// through the policy's defaults (the engine, as "ours") in alternating
+// blocks of 50 stages, so that a shared machine's load falls on both
+// alike, and reports each one's process CPU per pass and their ratio.
+// GC work lands in whichever block runs when it does: it is shared by
+// time, not by who allocated, which flatters stock a little.
+func BenchmarkCRSRegressionAlternating(b *testing.B) {
+	cases := crsRegression(b)
+	e := newCRSEngines(b)
+	var stock, ours time.Duration
+	n := 0
+	for b.Loop() {
+		for i := 0; i < len(cases); i += 50 {
+			end := min(i+50, len(cases))
+			for k, eng := range []coraza.WAF{e.stock, e.ours} {
+				if n%2 == 1 {
+					eng = []coraza.WAF{e.ours, e.stock}[k]
+				}
+				start := cpuTime()
+				for j := i; j < end; j++ {
+					cases[j].run(eng)
+				}
+				if eng == e.stock {
+					stock += cpuTime() - start
+				} else {
+					ours += cpuTime() - start
+				}
+			}
+		}
+		n++
+	}
+	b.ReportMetric(float64(stock)/float64(time.Millisecond)/float64(n), "stock-cpu-ms/suite")
+	b.ReportMetric(float64(ours)/float64(time.Millisecond)/float64(n), "ours-cpu-ms/suite")
+	b.ReportMetric(float64(stock)/float64(ours), "stock/ours")
+}

@@ -3,6 +3,7 @@ package waf
 import (
 	"fmt"
 	"io/fs"
+	"path"
 	"strconv"
 	"strings"
 	"sync"
@@ -160,6 +161,11 @@ type engineOpts struct {
 	cutPL int
 	// onMatch receives every matched rule that logs.
 	onMatch func(types.MatchedRule)
+	// noFold (with gate) keeps the folded rules (fold.go) in the
+	// compiled rule set and removes them from each transaction instead
+	// (gateSet.removeFolded), so that tests can unfold by emptying
+	// gateSet.folded.
+	noFold bool
 }
 
 // newEngine compiles a Coraza WAF from SecLang.
@@ -182,6 +188,12 @@ func newEngineGate(seclang string, o engineOpts) (coraza.WAF, *gateSet, error) {
 		defer gates.Delete(token)
 		// First in their phases, before any CRS rule.
 		seclang = gateDirectives(token) + seclang
+		if !o.noFold {
+			// Last, once every rule has been added: the folded rules
+			// leave the rule set (crsFS.ReadFile, foldAtBuild).
+			g.text = seclang
+			seclang += "\nInclude " + foldFilePrefix + token + ".conf\n"
+		}
 	}
 	cfg := coraza.NewWAFConfig().WithRootFS(root).WithDirectives(seclang)
 	if g != nil {
@@ -196,9 +208,11 @@ func newEngineGate(seclang string, o engineOpts) (coraza.WAF, *gateSet, error) {
 	}
 	if g != nil {
 		g.maxPL = o.paranoia
-		var visit func(observedRule, func(string) tvState)
-		g.quiet, visit = newQuietStatic(g.observed, seclang, root)
-		g.folded = foldWalk(g.observed, seclang, root, visit)
+		if !g.foldedAtBuild {
+			g.analyse(seclang, root)
+			g.removeFolded = true
+		}
+		g.text = ""
 		if g.quiet != nil {
 			g.quiet.folded = map[int]bool{}
 			for _, ids := range g.folded {
@@ -233,6 +247,9 @@ type crsKey struct {
 func (crsFS) Open(name string) (fs.File, error) { return coreruleset.FS.Open(name) }
 
 func (c crsFS) ReadFile(name string) ([]byte, error) {
+	if token, ok := strings.CutPrefix(path.Base(name), foldFilePrefix); ok {
+		return foldAtBuild(strings.TrimSuffix(token, ".conf"), c)
+	}
 	key := crsKey{name, c.maxPL}
 	if v, ok := rewritten.Load(key); ok {
 		return v.([]byte), nil
@@ -244,6 +261,7 @@ func (c crsFS) ReadFile(name string) ([]byte, error) {
 	s := strings.ReplaceAll(string(b), `"@rx `, `"@`+operatorName+` `)
 	s = strings.ReplaceAll(s, `"!@rx `, `"!@`+operatorName+` `)
 	s = renamePMF(s)
+	s = renameCtlByTag(s)
 	if c.maxPL >= 1 && c.maxPL <= 3 {
 		s, _ = cutParanoia(s, c.maxPL)
 		s = dropUpdatesOf(s, cutIDs(c.maxPL))
@@ -251,6 +269,39 @@ func (c crsFS) ReadFile(name string) ([]byte, error) {
 	b = []byte(s)
 	rewritten.Store(key, b)
 	return b, nil
+}
+
+// foldFilePrefix names the file newEngineGate includes last: crsFS reads
+// it as the SecRuleRemoveById of the rules fold.go folds.
+const foldFilePrefix = "@gatehouse-fold-"
+
+// foldAtBuild analyses the rule set of the gate named token, whose rules
+// have all been added (the include is the last directive), and returns
+// the directive that removes its folded rules from the compiled rule set:
+// a rule no request can match then costs no transaction anything, not
+// even the removal (fold.go's argument is unchanged: the rules are the
+// same, removed for every transaction at once). Removing a rule from the
+// set is what removing it from each transaction at the start of its
+// phase does: no rule of the set refers to it any more (the include comes
+// after every directive), and skip:N counts neither.
+func foldAtBuild(token string, root fs.FS) ([]byte, error) {
+	v, ok := gates.Load(token)
+	if !ok {
+		return nil, fmt.Errorf("waf: unknown gate %q", token)
+	}
+	g := v.(*gateSet)
+	g.analyse(g.text, root)
+	var ids []string
+	for _, phase := range g.folded {
+		for _, id := range phase {
+			ids = append(ids, strconv.Itoa(id))
+		}
+	}
+	g.foldedAtBuild = true
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	return []byte("SecRuleRemoveById " + strings.Join(ids, " ") + "\n"), nil
 }
 
 // guardPrefix starts CRS's paranoia guards: in each request file, the

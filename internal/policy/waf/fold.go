@@ -261,7 +261,7 @@ func readText(sts []string) *foldText {
 			for _, a := range splitActions(actions) {
 				an, arg, _ := strings.Cut(strings.TrimSpace(a), ":")
 				arg = strings.Trim(strings.TrimSpace(arg), "'")
-				switch strings.ToLower(an) {
+				switch actionName(an) {
 				case "id":
 					if !inChain {
 						head, _ = strconv.Atoi(arg)
@@ -489,7 +489,7 @@ func foldRule(o observedRule, get func(string) tvState) (cond tri, sets map[stri
 	for _, a := range splitActions(actions) {
 		name, arg, _ := strings.Cut(strings.TrimSpace(a), ":")
 		arg = strings.Trim(strings.TrimSpace(arg), "'")
-		switch strings.ToLower(strings.TrimSpace(name)) {
+		switch actionName(name) {
 		case "t":
 			if !strings.EqualFold(arg, "none") {
 				transforms = true

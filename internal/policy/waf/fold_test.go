@@ -3,6 +3,9 @@ package waf
 import (
 	"slices"
 	"testing"
+
+	"github.com/corazawaf/coraza/v3"
+	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
 )
 
 // TestFoldIDs checks which rules folding removes from the policy's rule
@@ -107,7 +110,7 @@ func TestFoldedNeverMatch(t *testing.T) {
 			t.Fatalf("PL%s: nothing folded", pl)
 		}
 		s := folded.s
-		eng, g2, err := newEngineGate(directives(s), engineOpts{fast: true, gate: true, extra: s.directives, paranoia: s.paranoia, cutPL: cutLevel(s)})
+		eng, g2, err := newEngineGate(directives(s), engineOpts{fast: true, gate: true, extra: s.directives, paranoia: s.paranoia, cutPL: cutLevel(s), noFold: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -148,7 +151,7 @@ func TestCRSRegressionFoldedMatchesUnfolded(t *testing.T) {
 		w := oursWAF(t, yaml)
 		g := gateOf(t, w)
 		s := w.s
-		eng, g2, err := newEngineGate(directives(s), engineOpts{fast: true, gate: true, extra: s.directives, paranoia: s.paranoia, cutPL: cutLevel(s)})
+		eng, g2, err := newEngineGate(directives(s), engineOpts{fast: true, gate: true, extra: s.directives, paranoia: s.paranoia, cutPL: cutLevel(s), noFold: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -171,5 +174,55 @@ func TestCRSRegressionFoldedMatchesUnfolded(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestFoldedLeaveTheRuleSet: the policy's engine is compiled without its
+// folded rules (foldAtBuild), which the gate then does not remove from
+// each transaction; with noFold they stay in the set and the gate removes
+// them.
+func TestFoldedLeaveTheRuleSet(t *testing.T) {
+	w := oursWAF(t, "")
+	g := gateOf(t, w)
+	if !g.foldedAtBuild || g.removeFolded {
+		t.Fatalf("folded at build %v, removed per transaction %v", g.foldedAtBuild, g.removeFolded)
+	}
+	s := w.s
+	eng, g2, err := newEngineGate(directives(s), engineOpts{fast: true, gate: true, extra: s.directives, paranoia: s.paranoia, cutPL: cutLevel(s), noFold: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g2.foldedAtBuild || !g2.removeFolded {
+		t.Fatalf("noFold: folded at build %v, removed per transaction %v", g2.foldedAtBuild, g2.removeFolded)
+	}
+	rules := func(e coraza.WAF) map[int]bool {
+		tx := e.NewTransaction()
+		defer tx.Close()
+		// Every CRS rule is tagged OWASP_CRS.
+		ids, err := taggedRules(tx.(plugintypes.TransactionState), "OWASP_CRS")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[int]bool{}
+		for _, id := range ids {
+			m[id] = true
+		}
+		return m
+	}
+	in, kept := rules(w.engine), rules(eng)
+	n := 0
+	for _, ids := range g.folded {
+		for _, id := range ids {
+			n++
+			if in[id] {
+				t.Errorf("folded rule %d is in the compiled rule set", id)
+			}
+			if !kept[id] {
+				t.Errorf("noFold: folded rule %d is not in the compiled rule set", id)
+			}
+		}
+	}
+	if n == 0 || len(in) == 0 {
+		t.Fatalf("%d folded, %d rules", n, len(in))
 	}
 }

@@ -2,6 +2,8 @@ package waf
 
 import (
 	"fmt"
+	"io/fs"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,6 +15,7 @@ import (
 	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
 	"github.com/corazawaf/coraza/v3/types"
 	"github.com/corazawaf/coraza/v3/types/variables"
+	"github.com/corazawaf/libinjection-go"
 )
 
 // The gate is a combined pre-filter run once per phase, before the CRS
@@ -104,6 +107,7 @@ const (
 	trigComment                        // "/*": replaceComments
 	trigColon                          // ':': normalizePathWin (NTFS streams, drive letters)
 	trigTrail                          // ends with '.' or ' ': normalizePathWin
+	trigRemComment                     // "*/", "--" or '#': removeCommentsChar
 )
 
 // transformTriggers maps each transformation (lowercased name) that the
@@ -127,6 +131,8 @@ const (
 //   - normalizePathWin: '\' to '/', normalizePath, then cuts at ':' and
 //     trims trailing dots and spaces of components: identity without
 //     '/', '\', ':', a final '.' or ' ', or the value ".".
+//   - removeCommentsChar: deletes "/*", "*/", "<!--", "-->", "--" and
+//     '#': identity without "/*", "*/", "--" and '#'.
 //
 // Others (base64Decode, hexDecode, length, sha1, normalizePathWin,
 // removeCommentsChar, ...) are not listed: rules using them always run.
@@ -148,6 +154,7 @@ var transformTriggers = map[string]uint16{
 	"normalizepath":      trigSlash,
 	"normalisepath":      trigSlash,
 	"normalizepathwin":   trigSlash | trigBackslash | trigColon | trigTrail,
+	"removecommentschar": trigComment | trigRemComment,
 }
 
 // gateCollections are the collections a candidate may read: request data
@@ -184,6 +191,9 @@ type chainStep struct {
 // over the matcher's set ids.
 type gateRule struct {
 	id int
+	// idx numbers the rule within its gate set (both phases), for the
+	// decisions a value remembers (gateValue.dec).
+	idx int32
 	// removable: the gate may remove the rule (not after a skip:N, not
 	// above the paranoia level); the others' pre-filters serve the quiet
 	// path only.
@@ -203,12 +213,18 @@ type gateRule struct {
 	// rx is the rule's @ghrx operator, whose automaton decides what
 	// the pre-filter lets through; nil for @pm.
 	rx *rx
+	// match, when set, is the rule's operator itself (@detectSQLi,
+	// @detectXSS: the libinjection calls Coraza makes;
+	// @validateByteRange), asked about values the chain leaves unchanged
+	// or lowered (see decide); the pre-filter is then empty.
+	match func(string) bool
 }
 
 // gateSet is the gate of one compiled rule set. Built once, right after
 // the WAF is compiled and before its first transaction; read-only after.
 type gateSet struct {
 	off     bool
+	nrules  int           // rules in phase, both phases (gateRule.idx)
 	targets [][]int       // distinct target lists, as indexes in keys
 	keys    []gateTarget  // distinct targets
 	phase   [3][]gateRule // by phase (1, 2)
@@ -230,6 +246,20 @@ type gateSet struct {
 	// quiet is the rule set as the quiet path reads it (quiet.go); nil
 	// when it does not cover the rule set.
 	quiet *quietStatic
+	// removeFolded: the folded rules are in the compiled rule set, and
+	// the gate removes them from each transaction; else foldedAtBuild:
+	// they were removed from the set while compiling (foldAtBuild).
+	removeFolded, foldedAtBuild bool
+	// text is the SecLang being compiled, for foldAtBuild.
+	text string
+}
+
+// analyse reads the observed rule set: the quiet path's view of it and
+// the folded rules.
+func (g *gateSet) analyse(seclang string, root fs.FS) {
+	var visit func(observedRule, func(string) tvState)
+	g.quiet, visit = newQuietStatic(g.observed, seclang, root)
+	g.folded = foldWalk(g.observed, seclang, root, visit)
 }
 
 // observedRule is what the rule observer saw of one rule.
@@ -366,9 +396,10 @@ func (g *gateSet) build(extra []string) {
 			chainIndex[chainKey] = chain
 		}
 		p := r.pre
-		g.phase[o.phase] = append(g.phase[o.phase], gateRule{id: o.id, targets: i, trig: r.trig, chain: chain, multi: r.multiMatch, removable: removable, rx: r.rx,
+		g.phase[o.phase] = append(g.phase[o.phase], gateRule{id: o.id, idx: int32(g.nrules), targets: i, trig: r.trig, chain: chain, multi: r.multiMatch, removable: removable, rx: r.rx, match: r.match,
 			minLen: p.minLen, plainMinLen: p.plainMinLen, plainNever: p.plainNever,
 			sets: ids(p.sets), plainSets: ids(p.plainSets)})
+		g.nrules++
 	}
 	g.ac = newACMatcher(sets)
 }
@@ -403,6 +434,9 @@ type parsedRule struct {
 	trig uint16
 	pre  *prefilter
 	rx   *rx // the @ghrx operator; nil for @pm
+	// match is the operator, for @detectSQLi, @detectXSS and
+	// @validateByteRange.
+	match func(string) bool
 	// chain are the rule's transformations (lowercased names) after its
 	// last t:none; multiMatch makes the operator see every intermediate.
 	chain      []string
@@ -425,17 +459,32 @@ func candidate(o observedRule) (parsedRule, bool) {
 	}
 	var pre *prefilter
 	var re *rx
+	var match func(string) bool
 	if strings.HasPrefix(op, "@"+operatorName+" ") {
 		// The operator argument as Coraza's rule parser hands it to newRx.
-		v, found := compiled.Load("(?sm)" + strings.TrimPrefix(op, "@"+operatorName+" "))
-		if !found {
+		arg := strings.TrimPrefix(op, "@"+operatorName+" ")
+		v, found := compiled.Load("(?sm)" + arg)
+		switch {
+		case found:
+			re = v.(*rx)
+			if pre = re.pre; pre == nil {
+				// Nothing to scan for: the automaton alone decides.
+				pre = &prefilter{}
+			}
+		case matchesBytes("(?sm)"+arg) && bytesNeedHigh(arg):
+			// A binRx that no ASCII value matches: a pre-filter that
+			// every (ASCII) value fails.
+			pre = &prefilter{minLen: math.MaxInt, plainNever: true}
+		default:
 			return parsedRule{}, false
 		}
-		re = v.(*rx)
-		if pre = re.pre; pre == nil {
-			// Nothing to scan for: the automaton alone decides.
-			pre = &prefilter{}
+	} else if m := libinjectionOps[op]; m != nil {
+		pre, match = &prefilter{}, m
+	} else if arg, isVBR := strings.CutPrefix(op, "@validateByteRange "); isVBR {
+		if match = byteRangeOp(arg); match == nil {
+			return parsedRule{}, false
 		}
+		pre = &prefilter{}
 	} else if pre, ok = pmPrefilter(op, o.file); !ok {
 		return parsedRule{}, false
 	}
@@ -472,7 +521,49 @@ func candidate(o observedRule) (parsedRule, bool) {
 		trig |= m
 		chain = append(chain, t)
 	}
-	return parsedRule{vars: vars, trig: trig, pre: pre, rx: re, chain: chain, multiMatch: multiMatch}, true
+	return parsedRule{vars: vars, trig: trig, pre: pre, rx: re, match: match, chain: chain, multiMatch: multiMatch}, true
+}
+
+// byteRangeOp is @validateByteRange with argument arg as Coraza 3.8.1
+// parses and evaluates it (it matches a value holding a byte outside the
+// ranges); nil for an argument it would refuse or take as "always".
+func byteRangeOp(arg string) func(string) bool {
+	if arg == "" {
+		return nil
+	}
+	var valid [256]bool
+	for _, br := range strings.Split(arg, ",") {
+		start, end, isRange := strings.Cut(strings.TrimSpace(br), "-")
+		s, err := strconv.Atoi(start)
+		if err != nil || s < 0 || s > 255 {
+			return nil
+		}
+		e := s
+		if isRange {
+			if e, err = strconv.Atoi(end); err != nil || e < 0 || e > 255 {
+				return nil
+			}
+		}
+		for i := s; i <= e; i++ {
+			valid[i] = true
+		}
+	}
+	return func(v string) bool {
+		for i := 0; i < len(v); i++ {
+			if !valid[v[i]] {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// libinjectionOps are the operators the gate calls itself, by their text
+// in a rule: what Coraza 3.8.1's detectSQLi and detectXSS return (the
+// same libinjection-go functions, on the same value).
+var libinjectionOps = map[string]func(string) bool{
+	"@detectSQLi": func(s string) bool { m, _ := libinjection.IsSQLi(s); return m },
+	"@detectXSS":  libinjection.IsXSS,
 }
 
 // hasSkip reports whether a rule's raw text has a skip:N action.
@@ -631,8 +722,10 @@ func (a *gateAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Transac
 	if !ok {
 		return
 	}
-	for _, id := range g.folded[phase] {
-		rm.RemoveRuleByID(id)
+	if g.removeFolded {
+		for _, id := range g.folded[phase] {
+			rm.RemoveRuleByID(id)
+		}
 	}
 	if g.off || len(g.phase[phase]) == 0 {
 		return
@@ -677,6 +770,41 @@ func (a *gateAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Transac
 // the operator sees v or its lowering, or, walked, a value whose lowering
 // is the walk's result.
 func (sc *gateScratch) impossible(r *gateRule, v *gateValue) bool {
+	// A decision is a function of the rule and the value's string alone
+	// (the rule set is read-only), so a value remembers it: the same
+	// string met again, in another target, in phase 2 or in a later
+	// transaction (the scratch keeps its values, see reset), costs a
+	// bit test.
+	if int(r.idx) >= sc.g.nrules {
+		return sc.decide(r, v) // not built by build (tests)
+	}
+	w, bit := 2*int(r.idx>>6), uint64(1)<<(r.idx&63)
+	if v.dec == nil {
+		v.dec = make([]uint64, 2*((sc.g.nrules+63)/64))
+	} else if v.dec[w]&bit != 0 {
+		return v.dec[w+1]&bit != 0
+	}
+	imp := sc.decide(r, v)
+	v.dec[w] |= bit
+	if imp {
+		v.dec[w+1] |= bit
+	}
+	return imp
+}
+
+// decide is impossible without the remembered decisions.
+func (sc *gateScratch) decide(r *gateRule, v *gateValue) bool {
+	if r.match != nil {
+		// Without the chain's triggers (bytes past ASCII among them),
+		// every step leaves v unchanged or lowered, every intermediate
+		// too (multiMatch): the operator sees v or its lowering, and is
+		// asked about both.
+		if v.trig&r.trig != 0 || r.match(v.value) {
+			return false
+		}
+		l := strings.ToLower(v.value)
+		return l == v.value || !r.match(l)
+	}
 	walked := false
 	if v.trig&r.trig != 0 {
 		if v.trig&trigHigh != 0 {
@@ -762,6 +890,10 @@ type gateValue struct {
 	trig  uint16
 	hit   int // offset of its hits in the scratch's bitsets
 	value string
+	// dec holds, for each rule (gateRule.idx), whether impossible has
+	// decided it on this value (even words) and what (odd words); nil
+	// before the first decision.
+	dec []uint64
 }
 
 // gateScratch holds one gate run's values, by target and by string.
@@ -780,7 +912,20 @@ type gateScratch struct {
 	// scan.
 	marks []uint32
 	mark  uint32
+	// cacheOf is the gate set whose values byValue, walked, inter and
+	// bits hold: they are kept from one run to the next (a value's fold,
+	// hits, walks and decisions depend on its string and the rule set
+	// only), up to maxCachedValues values or maxCachedBytes bytes of
+	// them; cached counts those bytes.
+	cacheOf *gateSet
+	cached  int
 }
+
+// The bounds of what a scratch remembers between runs (see cacheOf).
+const (
+	maxCachedValues = 4096
+	maxCachedBytes  = 1 << 20
+)
 
 var scratchPool = sync.Pool{New: func() any {
 	return &gateScratch{byValue: map[string]*gateValue{}, walked: map[walkKey]*gateValue{}, inter: map[walkKey][]*gateValue{}}
@@ -788,6 +933,14 @@ var scratchPool = sync.Pool{New: func() any {
 
 func (sc *gateScratch) reset(g *gateSet) {
 	sc.g = g
+	if sc.cacheOf != g || len(sc.byValue) > maxCachedValues || sc.cached > maxCachedBytes {
+		clear(sc.byValue)
+		clear(sc.walked)
+		clear(sc.inter)
+		sc.bits = sc.bits[:0]
+		sc.cached = 0
+		sc.cacheOf = g
+	}
 	if cap(sc.byKey) < len(g.keys) {
 		sc.byKey = make([][]*gateValue, len(g.keys))
 		sc.done = make([]bool, len(g.keys))
@@ -801,10 +954,6 @@ func (sc *gateScratch) release() {
 		sc.byKey[i] = sc.byKey[i][:0]
 		sc.done[i] = false
 	}
-	clear(sc.byValue)
-	clear(sc.walked)
-	clear(sc.inter)
-	sc.bits = sc.bits[:0]
 	sc.vals = sc.vals[:0]
 	sc.g = nil
 	scratchPool.Put(sc)
@@ -859,6 +1008,7 @@ func (sc *gateScratch) value(s string) *gateValue {
 	// slice would move).
 	v := &gateValue{n: len(sc.buf), plain: plain, trig: triggers(s), hit: at, value: s}
 	sc.byValue[s] = v
+	sc.cached += len(s)
 	return v
 }
 
@@ -981,6 +1131,16 @@ func triggers(s string) uint16 {
 			t |= trigCtlSpace
 		case c == '"' || c == '\'' || c == '^' || c == ',' || c == ';':
 			t |= trigCmd
+		case c == '#':
+			t |= trigRemComment
+		case c == '*':
+			if i+1 < len(s) && s[i+1] == '/' {
+				t |= trigRemComment
+			}
+		case c == '-':
+			if i+1 < len(s) && s[i+1] == '-' {
+				t |= trigRemComment
+			}
 		case c == ':':
 			t |= trigColon
 		case c == '/':

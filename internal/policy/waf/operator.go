@@ -12,6 +12,7 @@ import (
 	"github.com/corazawaf/coraza/v3/experimental/plugins"
 	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
 	"rsc.io/binaryregexp"
+	binsyntax "rsc.io/binaryregexp/syntax"
 )
 
 // operatorName is the SecLang operator that our rule sets use in place of
@@ -28,6 +29,7 @@ func register() {
 	registerOnce.Do(func() {
 		plugins.RegisterOperator(operatorName, newRx)
 		plugins.RegisterOperator(pmfOperatorName, newPMF)
+		registerCtl()
 	})
 }
 
@@ -241,4 +243,51 @@ func matchesBytes(expr string) bool {
 		i += advance
 	}
 	return !utf8.Valid(decoded)
+}
+
+// bytesNeedHigh reports whether the byte-oriented expression expr (binRx,
+// compiled as newRx compiles it) can only match an input holding a byte
+// of 0x80 or above: in its program, no path from the start to a match
+// steps only on instructions that accept some ASCII byte. Empty-width
+// assertions are taken as passable, so a path is only over-approximated:
+// "true" is a proof, "false" may be wrong the safe way.
+func bytesNeedHigh(expr string) bool {
+	re, err := binsyntax.Parse(expr, binsyntax.Perl)
+	if err != nil {
+		return false
+	}
+	prog, err := binsyntax.Compile(re.Simplify())
+	if err != nil {
+		return false
+	}
+	seen := make([]bool, len(prog.Inst))
+	stack := []uint32{uint32(prog.Start)}
+	for len(stack) > 0 {
+		pc := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if seen[pc] {
+			continue
+		}
+		seen[pc] = true
+		in := &prog.Inst[pc]
+		switch in.Op {
+		case binsyntax.InstMatch:
+			return false
+		case binsyntax.InstFail:
+		case binsyntax.InstAlt, binsyntax.InstAltMatch:
+			stack = append(stack, in.Out, in.Arg)
+		case binsyntax.InstCapture, binsyntax.InstNop, binsyntax.InstEmptyWidth:
+			stack = append(stack, in.Out)
+		case binsyntax.InstRune, binsyntax.InstRune1, binsyntax.InstRuneAny, binsyntax.InstRuneAnyNotNL:
+			for c := rune(0); c < 0x80; c++ {
+				if in.MatchRune(c) {
+					stack = append(stack, in.Out)
+					break
+				}
+			}
+		default:
+			return false // an instruction not known here
+		}
+	}
+	return true
 }

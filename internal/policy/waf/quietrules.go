@@ -464,8 +464,8 @@ func parseQRule(o observedRule, texts []string) (*qRule, bool) {
 		for _, a := range splitActions(actions) {
 			an, arg, _ := strings.Cut(strings.TrimSpace(a), ":")
 			arg = strings.Trim(strings.TrimSpace(arg), "'")
-			r.actions = append(r.actions, strings.Clone(strings.ToLower(strings.TrimSpace(an))))
-			switch strings.ToLower(strings.TrimSpace(an)) {
+			r.actions = append(r.actions, strings.Clone(actionName(an)))
+			switch actionName(an) {
 			case "t":
 				t := strings.ToLower(arg)
 				if t == "none" {

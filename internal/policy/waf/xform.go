@@ -34,6 +34,36 @@ var exactTransforms = map[string]func(string) string{
 	"normalisepath":      normalizePathASCII,
 	"normalizepathwin":   normalizePathWinASCII,
 	"urldecodeuni":       urlDecodeUniASCII,
+	"removecommentschar": removeCommentsCharASCII,
+}
+
+// removeCommentsCharASCII is Coraza's removeCommentsChar: "/*", "*/",
+// "<!--", "-->", "--" and '#' deleted, scanning left to right (it never
+// looks at letters).
+func removeCommentsCharASCII(s string) string {
+	if !strings.Contains(s, "/*") && !strings.Contains(s, "*/") && !strings.Contains(s, "--") && strings.IndexByte(s, '#') < 0 {
+		return s
+	}
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); {
+		switch {
+		case s[i] == '/' && i+1 < len(s) && s[i+1] == '*',
+			s[i] == '*' && i+1 < len(s) && s[i+1] == '/':
+			i += 2
+		case strings.HasPrefix(s[i:], "<!--"):
+			i += 4
+		case strings.HasPrefix(s[i:], "-->"):
+			i += 3
+		case s[i] == '-' && i+1 < len(s) && s[i+1] == '-':
+			i += 2
+		case s[i] == '#':
+			i++
+		default:
+			b = append(b, s[i])
+			i++
+		}
+	}
+	return string(b)
 }
 
 // notRestated is what urlDecodeUniASCII returns where it does not restate
