@@ -185,3 +185,51 @@ func (t *tuner) set(p int) {
 		t.current = p
 	}
 }
+
+// Prefaulting: the heap a large load will touch, faulted in ahead.
+const (
+	// LoadBytesPerByte estimates the heap a config load allocates for
+	// each byte of its text: 160 MiB for the 2.9 MB of a 10,000-route
+	// file (the YAML library's tree alone is 25 bytes a byte).
+	LoadBytesPerByte = 48
+	// MinPrefault is the least Prefault touches: below it the faults
+	// saved are not worth a collection.
+	MinPrefault = 16 << 20
+	// MaxPrefault bounds what Prefault touches.
+	MaxPrefault = 256 << 20
+)
+
+// PrefaultLoad is Prefault sized for loading a config of text bytes.
+func PrefaultLoad(text int64) (done func()) {
+	return Prefault(int(min(text, MaxPrefault/LoadBytesPerByte) * LoadBytesPerByte))
+}
+
+// Prefault makes the heap's next n bytes of allocation (at most
+// MaxPrefault, at most half the soft memory limit, rounded down to 2 MiB)
+// already resident, and returns the function that ends it; call it when
+// the allocating work is done. It does nothing (and done nothing) below
+// MinPrefault, on systems other than Linux, or when GATEHOUSE_PREFAULT is
+// "off".
+//
+// Why: a fresh page costs a page fault at its first touch, and on a
+// virtual machine a fault is dear (8 µs measured here, a 10,000-route
+// start faulting 41,000 pages: half its CPU). Prefault takes n bytes
+// from the heap as one object, asks the kernel for transparent huge
+// pages over them (where its setting is "madvise" or "always") and
+// populates them in one system call (MADV_POPULATE_WRITE, Linux 5.14),
+// then collects the object, so that the heap carves the load's objects
+// out of those pages: a few hundred 2 MiB faults instead of tens of
+// thousands, and fewer TLB misses while the load walks its tree. done
+// withdraws the huge-page advice, so that later the kernel does not
+// assemble huge pages over memory the heap has given back.
+//
+// The cost: one collection (a millisecond on a young heap), zeroing the
+// pages, and resident memory the load would mostly have touched anyway;
+// what it does not use the runtime returns to the system in the
+// background as it returns any free heap.
+func Prefault(n int) (done func()) {
+	if n <= 0 || os.Getenv("GATEHOUSE_PREFAULT") == "off" {
+		return func() {}
+	}
+	return prefault(min(n, MaxPrefault))
+}
