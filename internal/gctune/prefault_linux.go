@@ -3,6 +3,7 @@ package gctune
 import (
 	"runtime"
 	"runtime/debug"
+	"sync"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -41,9 +42,21 @@ func prefaultRange(n int) (addr uintptr, size int, done func()) {
 	// "always"; with "never" the range is populated in base pages, which
 	// still saves a fault's entry and exit for each).
 	advised := unix.Madvise(r, unix.MADV_HUGEPAGE) == nil
-	// Fault the range in with one system call (Linux 5.14 and later;
-	// older kernels refuse the advice and nothing is touched).
-	_ = unix.Madvise(r, unix.MADV_POPULATE_WRITE)
+	// Fault the range in with a system call a core (Linux 5.14 and
+	// later; older kernels refuse the advice and nothing is touched):
+	// the kernel zeroes each page, and one core would take as long as
+	// the faults it saves take spread over every core.
+	workers := max(1, min(runtime.GOMAXPROCS(0), n/hugePage))
+	share := n / workers &^ (hugePage - 1)
+	var wg sync.WaitGroup
+	for w := range workers {
+		part := r[w*share:]
+		if w < workers-1 {
+			part = part[:share]
+		}
+		wg.Go(func() { _ = unix.Madvise(part, unix.MADV_POPULATE_WRITE) })
+	}
+	wg.Wait()
 	runtime.KeepAlive(b)
 	b, r = nil, nil
 	// Collect the object now, so that its pages are free in the heap and
