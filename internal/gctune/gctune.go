@@ -205,7 +205,8 @@ func PrefaultLoad(text int64) (done func()) {
 }
 
 // Prefault makes the heap's next n bytes of allocation (at most
-// MaxPrefault, at most half the soft memory limit, rounded down to 2 MiB)
+// MaxPrefault, half the soft memory limit, and a quarter of the memory
+// the system or the process's cgroup has room for; rounded down to 2 MiB)
 // already resident, and returns the function that ends it; call it when
 // the allocating work is done. It does nothing (and done nothing) below
 // MinPrefault, on systems other than Linux, or when GATEHOUSE_PREFAULT is

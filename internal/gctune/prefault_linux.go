@@ -27,6 +27,13 @@ func prefaultRange(n int) (addr uintptr, size int, done func()) {
 	if limit := debug.SetMemoryLimit(-1); limit > 0 && int64(n) > limit/2 {
 		n = int(limit / 2)
 	}
+	// So does the memory the system or the process's cgroup has room
+	// for: never more than a quarter of it. A config of long comments or
+	// inline documents allocates far less than its size suggests, and
+	// touching it ahead must not be what pushes a container to its limit.
+	if room, ok := memoryRoom(readFile); ok && int64(n) > room/4 {
+		n = int(room / 4)
+	}
 	n &^= hugePage - 1
 	if n < MinPrefault {
 		return 0, 0, func() {}

@@ -129,8 +129,9 @@ func TestPrefault(t *testing.T) {
 	}
 }
 
-// TestPrefaultNothing: below MinPrefault, with GATEHOUSE_PREFAULT=off, and
-// past half the memory limit's worth, nothing (or less) is touched.
+// TestPrefaultNothing: below MinPrefault, with GATEHOUSE_PREFAULT=off,
+// past a quarter of the memory available and past half the memory
+// limit, nothing (or less) is touched.
 func TestPrefaultNothing(t *testing.T) {
 	const MiB = 1 << 20
 	if _, size, done := prefaultRange(MinPrefault - 1); size != 0 {
@@ -144,6 +145,18 @@ func TestPrefaultNothing(t *testing.T) {
 	if grown := resident(t) - before; grown > 16*MiB {
 		t.Errorf("GATEHOUSE_PREFAULT=off: resident set grew by %d MiB", grown/MiB)
 	}
+	defer func(r func(string) ([]byte, error)) { readFile = r }(readFile)
+	readFile = func(name string) ([]byte, error) {
+		if name == "/proc/meminfo" {
+			return []byte("MemAvailable:   81920 kB\n"), nil
+		}
+		return nil, os.ErrNotExist
+	}
+	if _, size, done := prefaultRange(256 * MiB); size > 20*MiB {
+		done()
+		t.Errorf("with 80 MiB available: touched %d MiB, want at most 20", size/MiB)
+	}
+	readFile = os.ReadFile
 	old := debug.SetMemoryLimit(80 * MiB)
 	defer debug.SetMemoryLimit(old)
 	_, size, done := prefaultRange(256 * MiB)
