@@ -217,7 +217,8 @@ func PrefaultLoad(text int64) (done func()) {
 // start faulting 41,000 pages: half its CPU). Prefault takes n bytes
 // from the heap as one object, asks the kernel for transparent huge
 // pages over them (where its setting is "madvise" or "always") and
-// populates them in one system call (MADV_POPULATE_WRITE, Linux 5.14),
+// populates them with a system call a core (MADV_POPULATE_WRITE, Linux
+// 5.14),
 // then collects the object, so that the heap carves the load's objects
 // out of those pages: a few hundred 2 MiB faults instead of tens of
 // thousands, and fewer TLB misses while the load walks its tree. done

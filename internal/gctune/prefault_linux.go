@@ -65,9 +65,9 @@ func prefaultRange(n int) (addr uintptr, size int, done func()) {
 	}
 	wg.Wait()
 	runtime.KeepAlive(b)
-	b, r = nil, nil
-	// Collect the object now, so that its pages are free in the heap and
-	// the load's allocations are carved from them.
+	// Collect the object now (nothing refers to it past this point), so
+	// that its pages are free in the heap and the load's allocations are
+	// carved from them.
 	runtime.GC()
 	return addr, n, func() {
 		if advised {
