@@ -266,7 +266,8 @@ func cmdServe(args []string, _, stderr io.Writer) int {
 			return
 		}
 		_ = g.Reload(cfg) // logs its own failure
-		go debug.FreeOSMemory() // the parse's garbage and the replaced config's
+		// The parse's garbage and the replaced config's go back now.
+		go debug.FreeOSMemory()
 	}
 	stopWatch, err := watchFile(path, 250*time.Millisecond, func() { reload("file change") }, log)
 	if err != nil {
