@@ -728,12 +728,41 @@ func (d *Decrypter) unwrap(ek *etree.Element, want int) (key []byte, ok bool, ck
 	}
 	// The RSA operation runs in every case, refused algorithm or unknown
 	// key included; its result counts only when all else holds. Go's
-	// OAEP decoding is constant time and has one error.
-	k, err := rk.Key.Decrypt(nil, ct, opts)
-	if err != nil || !okAlg || !found || len(k) != want {
+	// OAEP decoding is constant time and has one error. But Go refuses a
+	// ciphertext of the wrong length, or not below the modulus, before
+	// its private-key operation: such a one (a key encrypted to a larger
+	// modulus than ours is one, with a fair chance) is replaced by a
+	// stand-in in range, so that it too is refused in the time of the
+	// operation and not in a twentieth of it.
+	in, inRange := ct, rsaInRange(rk.Key, ct)
+	if !inRange {
+		in = rsaStandIn(rk.Key)
+	}
+	k, err := rsaDecrypt(rk.Key, in, opts)
+	if err != nil || !inRange || !okAlg || !found || len(k) != want {
 		return nil, false, nil
 	}
 	return k, true, ck
+}
+
+// rsaDecrypt is the RSA-OAEP private-key operation; tests watch it.
+var rsaDecrypt = func(k *rsa.PrivateKey, ct []byte, opts *rsa.OAEPOptions) ([]byte, error) {
+	return k.Decrypt(nil, ct, opts)
+}
+
+// rsaInRange reports whether ct is a ciphertext k's private-key operation
+// takes: as long as the modulus, and below it. The modulus is public, so
+// the comparison need not be constant time.
+func rsaInRange(k *rsa.PrivateKey, ct []byte) bool {
+	return len(ct) == k.Size() && new(big.Int).SetBytes(ct).Cmp(k.N) < 0
+}
+
+// rsaStandIn is a ciphertext in k's range (a zero byte, then 0xff: below
+// any modulus of its length), whose decryption fails like any other.
+func rsaStandIn(k *rsa.PrivateKey) []byte {
+	b := bytes.Repeat([]byte{0xff}, k.Size())
+	b[0] = 0
+	return b
 }
 
 // oaepOptions reads an RSA-OAEP EncryptionMethod: DigestMethod SHA-1 (the

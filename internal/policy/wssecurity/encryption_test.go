@@ -429,6 +429,12 @@ func refusalClasses(t testing.TB, f *encFixture, now time.Time) []classMsg {
 		{"rsa15", mk(encOpts{to: f.pub(), edit: rsa15(t, f.pub())}, good)},
 		{"unsigned cbc", mk(encOpts{to: f.pub(), method: xmlenc.AES256CBC}, good+"       ")},
 		{"bomb", mk(encOpts{to: f.pub()}, bomb)},
+		// A key encrypted to a larger modulus than the gateway's is not
+		// below its modulus with a fair chance; Go refuses that before
+		// its private-key operation.
+		{"key above modulus", mk(encOpts{to: f.pub(), edit: func(ek *etree.Element, _ []*etree.Element) {
+			ek.FindElement("CipherData/CipherValue").SetText(base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xff}, f.pub().Size())))
+		}}, good)},
 	}
 }
 
