@@ -216,11 +216,10 @@ func PrefaultLoad(text int64) (done func()) {
 // virtual machine a fault is dear (8 µs measured here, a 10,000-route
 // start faulting 41,000 pages: half its CPU). Prefault takes n bytes
 // from the heap as one object, asks the kernel for transparent huge
-// pages over them (where its setting is "madvise" or "always") and
+// pages over them (where its setting is "madvise" or "always"),
 // populates them with a system call a core (MADV_POPULATE_WRITE, Linux
-// 5.14),
-// then collects the object, so that the heap carves the load's objects
-// out of those pages: a few hundred 2 MiB faults instead of tens of
+// 5.14), then collects the object, so that the heap carves the load's
+// objects out of those pages: a few hundred 2 MiB faults instead of tens of
 // thousands, and fewer TLB misses while the load walks its tree. done
 // withdraws the huge-page advice, so that later the kernel does not
 // assemble huge pages over memory the heap has given back.

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
+	"slices"
 	"strings"
 	"testing"
 	"unsafe"
@@ -77,15 +78,6 @@ func populateSupported() error {
 	return unix.Madvise(b, unix.MADV_POPULATE_WRITE)
 }
 
-func hasFlag(flags []string, f string) bool {
-	for _, x := range flags {
-		if x == f {
-			return true
-		}
-	}
-	return false
-}
-
 // TestPrefault: the range is resident, advised huge until done, and the
 // heap's next allocations are carved from it instead of fresh pages.
 func TestPrefault(t *testing.T) {
@@ -110,7 +102,7 @@ func TestPrefault(t *testing.T) {
 	}
 	_, thpErr := os.Stat("/sys/kernel/mm/transparent_hugepage/enabled")
 	thp := thpErr == nil // a kernel without THP refuses the advice
-	if f := vmFlags(t, addr); thp && !hasFlag(f, "hg") {
+	if f := vmFlags(t, addr); thp && !slices.Contains(f, "hg") {
 		t.Errorf("range not advised huge: VmFlags %v", f)
 	}
 	// Allocate 40 MiB of small objects, as a load does: it must not fault
@@ -126,7 +118,7 @@ func TestPrefault(t *testing.T) {
 	}
 	runtime.KeepAlive(keep)
 	done()
-	if f := vmFlags(t, addr); thp && (hasFlag(f, "hg") || !hasFlag(f, "nh")) {
+	if f := vmFlags(t, addr); thp && (slices.Contains(f, "hg") || !slices.Contains(f, "nh")) {
 		t.Errorf("done left the advice: VmFlags %v", f)
 	}
 }

@@ -113,4 +113,5 @@ func limitAndUsage(read func(string) ([]byte, error), limitFile, usageFile strin
 	return limit, usage, true
 }
 
+// readFile reads the files memoryRoom consults; tests replace it.
 var readFile = os.ReadFile
