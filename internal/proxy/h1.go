@@ -48,6 +48,7 @@ type h1Client struct {
 type h1Conn struct {
 	nc     net.Conn
 	cr     connReader
+	cw     connWriter
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	idleAt time.Time
@@ -73,7 +74,30 @@ type connReader struct {
 	ctx       context.Context
 	poll      time.Duration
 	hard      atomic.Int64 // the exchange's deadline, unix ns; 0: none
+	// sw, when armed, sends the request at the first read (sendWait).
+	sw sendWait
 }
+
+// connWriter is the connection under the request's write buffer. It notes
+// that bytes went out, which tells whether the whole request is still in the
+// buffer and its flush can be left to the first read of the response
+// (sendWait).
+type connWriter struct {
+	nc    net.Conn
+	wrote bool
+}
+
+func (w *connWriter) Write(p []byte) (int, error) {
+	w.wrote = true
+	return w.nc.Write(p)
+}
+
+// flushError is the failure to send the buffered request, met by the read
+// that was to send it (sendWait).
+type flushError struct{ err error }
+
+func (e flushError) Error() string { return e.err.Error() }
+func (e flushError) Unwrap() error { return e.err }
 
 var errHeadTooLarge = errors.New("upstream response head too large")
 
@@ -85,7 +109,17 @@ func (r *connReader) Read(p []byte) (int, error) {
 		p = p[:r.remaining]
 	}
 	for {
-		n, err := r.nc.Read(p)
+		var n int
+		var err error
+		if r.sw.armed {
+			n, err = r.sw.read(p)
+			if _, ok := err.(flushError); ok {
+				// No deadline of a read: the request did not go out.
+				return 0, err
+			}
+		} else {
+			n, err = r.nc.Read(p)
+		}
 		if r.remaining > 0 {
 			r.remaining -= int64(n)
 		}
@@ -171,7 +205,9 @@ func (c *h1Client) get(ctx context.Context, hard int64) (*h1Conn, error) {
 	pc.cr.nc, pc.cr.remaining, pc.cr.poll = nc, -1, c.poll
 	pc.cr.begin(ctx, hard, now)
 	pc.br = bufio.NewReaderSize(&pc.cr, 4<<10)
-	pc.bw = bufio.NewWriterSize(nc, 4<<10)
+	pc.cw.nc = nc
+	pc.bw = bufio.NewWriterSize(&pc.cw, 4<<10)
+	pc.cr.sw.init(nc, pc.bw)
 	return pc, nil
 }
 
@@ -384,9 +420,11 @@ func (ex *h1Exchange) sendHead(ctx context.Context, out *outbound, w http.Respon
 		// Nothing to wait for: the request is written at once, and the
 		// connection's buffers take it whole (inMemory bounds the body),
 		// so the write cannot block on an upstream that answers without
-		// reading.
+		// reading. When all of it is in the buffer, the first read of the
+		// response sends it (sendWait), which saves a system call.
+		pc.cw.wrote = false
 		err := out.write(pc.bw)
-		if err == nil {
+		if err == nil && (pc.cw.wrote || !pc.cr.sw.arm()) {
 			err = pc.bw.Flush()
 		}
 		if err != nil {
@@ -418,6 +456,14 @@ func (ex *h1Exchange) sendHead(ctx context.Context, out *outbound, w http.Respon
 	pc.cr.remaining = c.maxHeader
 	for n1xx := 0; ; n1xx++ {
 		if _, err := pc.br.Peek(1); err != nil {
+			if fe, ok := err.(flushError); ok {
+				// The request did not go out: as a failed flush above.
+				ex.fail()
+				if out.body != nil {
+					return fe.err
+				}
+				return errNothingReceived{fe.err}
+			}
 			if cause := ex.fail(); cause != nil {
 				return cause
 			}
