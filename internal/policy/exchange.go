@@ -242,7 +242,10 @@ func (ex *Exchange) Body(limit int64) ([]byte, error) {
 	}
 	var buf bytes.Buffer
 	if r.ContentLength > 0 {
-		buf.Grow(int(r.ContentLength))
+		// ReadFrom wants MinRead bytes of room for every read, the one
+		// that finds the end included: with only the body's length it
+		// would grow the buffer, and copy the body, once it was all in.
+		buf.Grow(int(r.ContentLength) + bytes.MinRead)
 	}
 	n, err := buf.ReadFrom(io.LimitReader(r.Body, limit+1))
 	if err != nil {
