@@ -49,6 +49,8 @@ import (
 	"sync"
 
 	"github.com/beevik/etree"
+
+	"github.com/gatehouse/gatehouse/internal/rsaverify"
 )
 
 // Namespaces.
@@ -529,6 +531,10 @@ func isAncestor(a, el *etree.Element) bool {
 	return false
 }
 
+// rsaVerifiers keeps the prepared moduli of the RSA keys signatures are
+// verified with: a client's certificate signs message after message.
+var rsaVerifiers = rsaverify.NewCache(256)
+
 func verifyValue(method string, key crypto.PublicKey, signed, value []byte) error {
 	switch method {
 	case AlgRSASHA1, AlgRSASHA256:
@@ -545,7 +551,7 @@ func verifyValue(method string, key crypto.PublicKey, signed, value []byte) erro
 			s1 := sha1.Sum(signed)
 			h, digest = crypto.SHA1, s1[:]
 		}
-		if err := rsa.VerifyPKCS1v15(pub, h, digest, value); err != nil {
+		if err := rsaVerifiers.Verify(pub, h, digest, value); err != nil {
 			return ErrBadSignature
 		}
 		return nil

@@ -19,6 +19,8 @@ import (
 	"sync/atomic"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
+
+	"github.com/gatehouse/gatehouse/internal/rsaverify"
 )
 
 // algSet is a set of the supported JWS algorithms, one bit each.
@@ -76,6 +78,10 @@ func (a *algInfo) fits(key any) bool {
 	return false
 }
 
+// rsaVerifiers keeps the prepared moduli of the RSA keys tokens are verified
+// with: an issuer signs token after token with one key.
+var rsaVerifiers = rsaverify.NewCache(256)
+
 // verify checks sig over input with key, which must fit a.
 func (a *algInfo) verify(key any, input string, sig []byte) bool {
 	if a.family == famEd25519 {
@@ -98,7 +104,7 @@ func (a *algInfo) verify(key any, input string, sig []byte) bool {
 	switch a.family {
 	case famRSA:
 		k, ok := key.(*rsa.PublicKey)
-		return ok && rsa.VerifyPKCS1v15(k, a.hash, digest, sig) == nil
+		return ok && rsaVerifiers.Verify(k, a.hash, digest, sig) == nil
 	case famPSS:
 		k, ok := key.(*rsa.PublicKey)
 		// RFC 7518 §3.5: the salt is as long as the hash.
