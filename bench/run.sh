@@ -23,6 +23,10 @@
 #
 #   bench/run.sh                         # 3 rounds of 5 s, 16 connections
 #   ROUNDS=5 DURATION=10s CONNS=64 bench/run.sh
+#   BEFORE=/tmp/gatehouse.old bench/run.sh
+#       ... adds plain-before and wss-before, the plain and wss targets
+#       served by an older build, interleaved with the rest: a change's
+#       before and after measured in one run.
 #
 # Needs wrk, caddy, nginx, haproxy and xmlsec1 (Debian); installs them when missing
 # and running as root.
@@ -43,6 +47,7 @@ BASE_PORT=${BASE_PORT:-18700}
 # its rate, and how long it sends to each target. LAT_RATE=0 skips it.
 LAT_RATE=${LAT_RATE:-2000}
 LAT_DURATION=${LAT_DURATION:-10s}
+BEFORE=${BEFORE:-}
 
 need() {
 	command -v "$1" >/dev/null && return
@@ -72,6 +77,8 @@ NGINX=127.0.0.1:$((BASE_PORT + 8))
 SOAP=127.0.0.1:$((BASE_PORT + 9))
 WSS=127.0.0.1:$((BASE_PORT + 10))
 HAPROXY=127.0.0.1:$((BASE_PORT + 11))
+PLAIN_BEFORE=127.0.0.1:$((BASE_PORT + 12))
+WSS_BEFORE=127.0.0.1:$((BASE_PORT + 13))
 pids=()
 tmp=$(mktemp -d)
 cleanup() {
@@ -85,9 +92,10 @@ trap cleanup EXIT
 bin/gatehouse demo --listen "$DEMO" --admin-listen "$ADMIN" --rest-listen "$REST" --soap-listen "$SOAP" >"$tmp/demo.out" 2>"$tmp/demo.err" &
 pids+=($!)
 serve() { # name config extra-env...
-	local name=$1 cfg=$2
+	local name=$1 cfg=$2 gh=bin/gatehouse
 	shift 2
-	env "$@" bin/gatehouse serve --config "$cfg" >/dev/null 2>"$tmp/$name.err" &
+	[[ $name == *-before ]] && gh=$BEFORE
+	env "$@" "$gh" serve --config "$cfg" >/dev/null 2>"$tmp/$name.err" &
 	pids+=($!)
 	proc[$name]=$!
 }
@@ -98,6 +106,10 @@ serve gatehouse-plain bench/plain.yaml BENCH_LISTEN=$PLAIN BENCH_UPSTREAM=http:/
 serve gatehouse-jwt bench/jwt.yaml BENCH_LISTEN=$JWT BENCH_UPSTREAM=http://$REST BENCH_JWKS=$tmp/jwks.json
 serve gatehouse-waf bench/waf.yaml BENCH_LISTEN=$WAF BENCH_UPSTREAM=http://$REST
 serve gatehouse-wss bench/wss.yaml BENCH_LISTEN=$WSS BENCH_UPSTREAM=http://$SOAP BENCH_DIR=$tmp
+if [ -n "$BEFORE" ]; then
+	serve plain-before bench/plain.yaml BENCH_LISTEN=$PLAIN_BEFORE BENCH_UPSTREAM=http://$REST
+	serve wss-before bench/wss.yaml BENCH_LISTEN=$WSS_BEFORE BENCH_UPSTREAM=http://$SOAP BENCH_DIR=$tmp
+fi
 
 cat >"$tmp/Caddyfile" <<CADDY
 {
@@ -166,9 +178,13 @@ pids+=($!)
 proc[haproxy]=$!
 
 targets=(direct gatehouse-plain gatehouse-jwt gatehouse-waf nginx caddy haproxy direct-soap gatehouse-wss)
+if [ -n "$BEFORE" ]; then
+	targets=(direct gatehouse-plain plain-before gatehouse-jwt gatehouse-waf nginx caddy haproxy direct-soap gatehouse-wss wss-before)
+fi
 declare -A addr=([direct]=$REST [gatehouse-plain]=$PLAIN [gatehouse-jwt]=$JWT [gatehouse-waf]=$WAF
-	[nginx]=$NGINX [caddy]=$CADDY [haproxy]=$HAPROXY [direct-soap]=$SOAP [gatehouse-wss]=$WSS)
-declare -A base=([gatehouse-wss]=direct-soap [direct-soap]=direct-soap)
+	[nginx]=$NGINX [caddy]=$CADDY [haproxy]=$HAPROXY [direct-soap]=$SOAP [gatehouse-wss]=$WSS
+	[plain-before]=$PLAIN_BEFORE [wss-before]=$WSS_BEFORE)
+declare -A base=([gatehouse-wss]=direct-soap [direct-soap]=direct-soap [wss-before]=direct-soap)
 soap() { [ "${base[$1]:-}" = direct-soap ]; }
 url() { if soap "$1"; then echo "http://${addr[$1]}/soap/products"; else echo "http://${addr[$1]}$URLPATH"; fi; }
 # args prints wrk's (and curl's) request arguments of target $1, one per line.

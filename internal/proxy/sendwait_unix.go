@@ -117,7 +117,7 @@ func (s *sendWait) step(fd uintptr) bool {
 		case err == syscall.EAGAIN || err == syscall.EWOULDBLOCK:
 			return false
 		case err != nil:
-			s.err = &net.OpError{Op: "read", Net: "tcp", Source: s.nc.LocalAddr(), Addr: s.nc.RemoteAddr(), Err: os.NewSyscallError("read", err)}
+			s.err = &net.OpError{Op: "read", Net: s.nc.LocalAddr().Network(), Source: s.nc.LocalAddr(), Addr: s.nc.RemoteAddr(), Err: os.NewSyscallError("read", err)}
 		case n == 0:
 			s.err = io.EOF
 		}

@@ -8,9 +8,15 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/config"
 )
 
 // tcpPair returns the two ends of a loopback TCP connection.
@@ -203,4 +209,58 @@ func TestSendWaitReadEnds(t *testing.T) {
 			t.Fatalf("the peer got %q", line)
 		}
 	})
+}
+
+// TestH1SendsFromTheRead: the proxy's requests that fit the write buffer
+// go out from the read that waits for their answer, and one that does not
+// fit is flushed first and still answered.
+func TestH1SendsFromTheRead(t *testing.T) {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok "+r.URL.Path)
+	}))
+	defer upstream.Close()
+	up, err := New(config.Upstream{URL: upstream.URL, ConnectTimeout: config.Duration(5 * time.Second),
+		ResponseHeaderTimeout: config.Duration(time.Minute), IdleConnTimeout: config.Duration(time.Minute),
+		MaxIdleConnsPerHost: 8}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Close()
+	front := httptest.NewServer(up)
+	defer front.Close()
+
+	var sent atomic.Int64
+	afterSend = func() { sent.Add(1) }
+	defer func() { afterSend = nil }()
+
+	get := func(path string, header string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, front.URL+path, nil)
+		if header != "" {
+			req.Header.Set("X-Big", header)
+		}
+		res, err := front.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || string(b) != "ok "+path {
+			t.Fatalf("GET %s: %d %q", path, res.StatusCode, b)
+		}
+	}
+	for i := range 20 {
+		get(fmt.Sprintf("/small/%d", i), "")
+	}
+	if n := sent.Load(); n != 20 {
+		t.Fatalf("%d of 20 small requests were sent by the read", n)
+	}
+	get("/big", strings.Repeat("x", 6<<10))
+	if n := sent.Load(); n != 20 {
+		t.Fatalf("a request larger than the write buffer was left to the read (%d)", n)
+	}
+	get("/after", "")
+	if n := sent.Load(); n != 21 {
+		t.Fatalf("after the large request: %d sent by the read, want 21", n)
+	}
 }
