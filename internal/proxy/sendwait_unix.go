@@ -24,6 +24,11 @@ import (
 // bytes already read) only costs a read that finds nothing, then the wait
 // goes on.
 //
+// Bytes an upstream sends unasked between the pooled connection's liveness
+// check and this read may have their readiness forgotten too: they are
+// then read with the answer, or when the read deadline (the connReader's
+// poll) ends the wait, and fail the exchange as they did before.
+//
 // It is used by the goroutine that runs the exchange only, and only when
 // all of the request is still in the connection's write buffer (see
 // connWriter): bytes written before the reset could be answered before it.
