@@ -462,7 +462,7 @@ func (ex *h1Exchange) sendHead(ctx context.Context, out *outbound, w http.Respon
 				if out.body != nil {
 					return fe.err
 				}
-				return errNothingReceived{fe.err}
+				return errNothingReceived{fe.Unwrap()}
 			}
 			if cause := ex.fail(); cause != nil {
 				return cause
