@@ -9,7 +9,7 @@ import (
 
 // sendWait has no raw access to a socket here: the request is flushed
 // before the response is read, as net.Conn allows.
-type sendWait struct{}
+type sendWait struct{ armed bool }
 
 func (*sendWait) init(net.Conn, *bufio.Writer) {}
 
