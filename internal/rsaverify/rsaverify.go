@@ -124,14 +124,14 @@ func (v *Verifier) Verify(hash crypto.Hash, hashed, sig []byte) error {
 // Past its bound it starts over: a stream of keys never seen again costs
 // what crypto/rsa costs, no more. It is safe for concurrent use.
 type Cache struct {
-	max int
-	mu  sync.RWMutex
-	m   map[*rsa.PublicKey]*Verifier
+	limit int
+	mu    sync.RWMutex
+	m     map[*rsa.PublicKey]*Verifier
 }
 
-// NewCache returns a Cache of at most max keys.
-func NewCache(max int) *Cache {
-	return &Cache{max: max, m: make(map[*rsa.PublicKey]*Verifier)}
+// NewCache returns a Cache of at most limit keys.
+func NewCache(limit int) *Cache {
+	return &Cache{limit: limit, m: make(map[*rsa.PublicKey]*Verifier)}
 }
 
 // Verify checks sig as Verifier.Verify does, with pub's kept Verifier or
@@ -156,7 +156,7 @@ func (c *Cache) verifier(pub *rsa.PublicKey) (*Verifier, error) {
 		return nil, err
 	}
 	c.mu.Lock()
-	if len(c.m) >= c.max {
+	if len(c.m) >= c.limit {
 		clear(c.m)
 	}
 	c.m[pub] = v
